@@ -1,0 +1,13 @@
+"""The gateway's own state, on SQLite (default) or PostgreSQL, with the same code."""
+
+from ._records import AuditEntry, IdempotencyRecord, IdempotencyState, Link, PartnerRecord
+from ._store import Store
+
+__all__ = [
+    "AuditEntry",
+    "IdempotencyRecord",
+    "IdempotencyState",
+    "Link",
+    "PartnerRecord",
+    "Store",
+]

@@ -1,0 +1,417 @@
+"""The gateway store: partners, links, idempotency, audit, webhook dedupe and flows.
+
+Every atomic decision (one owner per platform object, one claim per idempotency
+key, one acceptance per webhook delivery) rests on a primary key: the store
+tries the INSERT and treats IntegrityError as "someone got there first".  That
+behaves the same on SQLite and PostgreSQL and needs no locking reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert
+
+from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
+
+from ._engine import create_engine, normalise_url
+from ._records import AuditEntry, IdempotencyRecord, IdempotencyState, Link, PartnerRecord
+from ._tables import audit_log, deliveries, flows, idempotency, links, metadata, partners
+
+_LINK_KINDS = frozenset({"trader", "account"})
+# Keeps IN lists well under both backends' bound-parameter limits.
+_BATCH = 500
+# A row can vanish between a refused INSERT and the follow-up read (a concurrent
+# delete); a few retries settle that race without looping forever.
+_ATTEMPTS = 3
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), _BATCH):
+        yield unique[start : start + _BATCH]
+
+
+def _partner(row: Row[Any]) -> PartnerRecord:
+    return PartnerRecord(row.code, row.broker, row.display_name, row.created_at)
+
+
+def _link(row: Row[Any]) -> Link:
+    return Link(
+        row.partner_code, row.platform, row.kind, row.external_id, row.trader_id, row.created_at
+    )
+
+
+def _idempotency(row: Row[Any]) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        scope=row.scope,
+        key=row.key,
+        operation=row.operation,
+        request_hash=row.request_hash,
+        state=IdempotencyState(row.state),
+        response=row.response,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+    )
+
+
+def _audit(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        role=row.role,
+        operation=row.operation,
+        target=row.target,
+        outcome=row.outcome,
+        error_code=row.error_code,
+        upstream_ref=row.upstream_ref,
+        idempotency_key=row.idempotency_key,
+        details=row.details,
+    )
+
+
+class Store:
+    """Async access to the gateway's own state; open with :meth:`Store.open`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        engine = create_engine(normalise_url(url))
+        try:
+            await cls._create_schema(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    @staticmethod
+    async def _create_schema(engine: AsyncEngine) -> None:
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        except DBAPIError:
+            # Replicas starting together race on CREATE TABLE; the loser finds the
+            # tables on a second look.  A real fault fails again and propagates.
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._engine.dispose()
+
+    @property
+    def url_for_display(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    async def _try_insert(self, statement: Insert) -> bool:
+        """Run one INSERT in its own transaction; False when a constraint refused it.
+
+        Its own transaction because PostgreSQL aborts a transaction after an error.
+        """
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(statement)
+        except IntegrityError:
+            return False
+        return True
+
+    # -- partners ---------------------------------------------------------------
+
+    async def upsert_partner(
+        self, code: str, *, broker: str | None = None, display_name: str | None = None
+    ) -> PartnerRecord:
+        """Create the partner, or update it; a ``None`` argument keeps the stored value."""
+        changes = {
+            name: value
+            for name, value in (("broker", broker), ("display_name", display_name))
+            if value is not None
+        }
+        for _ in range(_ATTEMPTS):
+            if await self._try_insert(
+                insert(partners).values(
+                    code=code, broker=broker, display_name=display_name, created_at=_now()
+                )
+            ):
+                break
+            async with self._engine.begin() as conn:
+                if changes:
+                    await conn.execute(
+                        update(partners).where(partners.c.code == code).values(**changes)
+                    )
+                row = (
+                    await conn.execute(select(partners).where(partners.c.code == code))
+                ).one_or_none()
+            if row is not None:
+                return _partner(row)
+        record = (await self.get_partners([code]))[0]
+        if record is None:
+            raise Conflict(f"partner {code!r} was deleted while being saved")
+        return record
+
+    async def get_partners(self, codes: Sequence[str]) -> list[PartnerRecord | None]:
+        found: dict[str, PartnerRecord] = {}
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(codes):
+                rows = await conn.execute(select(partners).where(partners.c.code.in_(chunk)))
+                found.update((row.code, _partner(row)) for row in rows)
+        return [found.get(code) for code in codes]
+
+    async def list_partners(
+        self, *, brokers: Collection[str] | None, first: int, after: str | None
+    ) -> tuple[list[PartnerRecord], str | None]:
+        """One page ordered by code; the cursor is the last code of a non-final page."""
+        if first < 0:
+            raise ValueError("first must not be negative")
+        query = select(partners).order_by(partners.c.code).limit(first + 1)
+        if brokers is not None:
+            query = query.where(partners.c.broker.in_(list(brokers)))
+        if after is not None:
+            query = query.where(partners.c.code > after)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        page = [_partner(row) for row in rows[:first]]
+        if len(rows) <= first:
+            return page, None
+        return page, page[-1].code if page else after
+
+    async def delete_partner(self, code: str) -> bool:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(links).where(links.c.partner_code == code))
+            result = await conn.execute(delete(partners).where(partners.c.code == code))
+        return result.rowcount > 0
+
+    # -- links ------------------------------------------------------------------
+
+    async def link(
+        self,
+        link_partner_code: str,
+        platform: str,
+        kind: str,
+        external_id: str,
+        *,
+        trader_id: str | None = None,
+    ) -> Link:
+        """Link a platform object to a partner; repeating it is harmless.
+
+        A repeat with a ``trader_id`` records that trader; linking the object to
+        another partner raises ``Conflict``, and an unknown partner ``NotFound``.
+        """
+        if kind not in _LINK_KINDS:
+            raise InvalidInput(f"link kind must be one of {sorted(_LINK_KINDS)}", field=["kind"])
+        key = (
+            (links.c.platform == platform)
+            & (links.c.kind == kind)
+            & (links.c.external_id == external_id)
+        )
+        for _ in range(_ATTEMPTS):
+            created = Link(link_partner_code, platform, kind, external_id, trader_id, _now())
+            if await self._try_insert(insert(links).values(**dataclasses.asdict(created))):
+                return created
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(select(links).where(key))).one_or_none()
+                if row is None:
+                    # Nothing holds the key, so the foreign key refused the insert,
+                    # unless a concurrent unlink freed it: tell the two apart.
+                    exists = await conn.scalar(
+                        select(partners.c.code).where(partners.c.code == link_partner_code)
+                    )
+                    if exists is None:
+                        raise NotFound(f"partner {link_partner_code!r} does not exist")
+                    continue
+                if row.partner_code != link_partner_code:
+                    # The owner is not named: the caller may not be allowed to know it.
+                    raise Conflict(
+                        f"{platform} {kind} {external_id!r} is linked to another partner",
+                        details={"platform": platform, "kind": kind, "externalId": external_id},
+                    )
+                if trader_id is None or row.trader_id == trader_id:
+                    return _link(row)
+                await conn.execute(update(links).where(key).values(trader_id=trader_id))
+                return dataclasses.replace(_link(row), trader_id=trader_id)
+        raise Conflict(f"{platform} {kind} {external_id!r} changed while being linked")
+
+    async def unlink(self, platform: str, kind: str, external_id: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(links).where(
+                    (links.c.platform == platform)
+                    & (links.c.kind == kind)
+                    & (links.c.external_id == external_id)
+                )
+            )
+        return result.rowcount > 0
+
+    async def links_of_partner(
+        self, partner_code: str, *, platform: str | None = None, kind: str | None = None
+    ) -> list[Link]:
+        query = select(links).where(links.c.partner_code == partner_code)
+        if platform is not None:
+            query = query.where(links.c.platform == platform)
+        if kind is not None:
+            query = query.where(links.c.kind == kind)
+        query = query.order_by(links.c.platform, links.c.kind, links.c.external_id)
+        async with self._engine.connect() as conn:
+            return [_link(row) for row in await conn.execute(query)]
+
+    async def owners(
+        self, platform: str, kind: str, external_ids: Sequence[str]
+    ) -> list[str | None]:
+        owner: dict[str, str] = {}
+        async with self._engine.connect() as conn:
+            for chunk in _chunks(external_ids):
+                rows = await conn.execute(
+                    select(links.c.external_id, links.c.partner_code).where(
+                        (links.c.platform == platform)
+                        & (links.c.kind == kind)
+                        & links.c.external_id.in_(chunk)
+                    )
+                )
+                owner.update((row.external_id, row.partner_code) for row in rows)
+        return [owner.get(external_id) for external_id in external_ids]
+
+    # -- idempotency ------------------------------------------------------------
+
+    async def begin_idempotent(
+        self, scope: str, key: str, operation: str, request_hash: str
+    ) -> tuple[bool, IdempotencyRecord]:
+        """Claim ``(scope, key)``: ``(True, record)`` for the one caller that inserted it.
+
+        Everyone else gets ``(False, existing)``, which may still be STARTED (in
+        flight); reusing the key for another request raises ``IdempotencyConflict``.
+        """
+        for _ in range(_ATTEMPTS):
+            claim = IdempotencyRecord(
+                scope, key, operation, request_hash, IdempotencyState.STARTED, None, _now(), None
+            )
+            values = dataclasses.asdict(claim) | {"state": claim.state.value}
+            if await self._try_insert(insert(idempotency).values(**values)):
+                return True, claim
+            existing = await self.get_idempotent(scope, key)
+            if existing is None:
+                continue  # released meanwhile: try to claim it again
+            if existing.operation != operation or existing.request_hash != request_hash:
+                raise IdempotencyConflict(
+                    "this idempotency key was already used for a different request"
+                )
+            return False, existing
+        raise IdempotencyConflict("this idempotency key is being claimed and released repeatedly")
+
+    async def complete_idempotent(
+        self, scope: str, key: str, response: dict[str, Any]
+    ) -> IdempotencyRecord:
+        """Record the response of a STARTED claim; a completed one is never overwritten."""
+        where = (idempotency.c.scope == scope) & (idempotency.c.key == key)
+        async with self._engine.begin() as conn:
+            updated = await conn.execute(
+                update(idempotency)
+                .where(where & (idempotency.c.state == IdempotencyState.STARTED.value))
+                .values(
+                    state=IdempotencyState.COMPLETED.value,
+                    response=response,
+                    completed_at=_now(),
+                )
+            )
+            row = (await conn.execute(select(idempotency).where(where))).one_or_none()
+        if row is None:
+            raise NotFound("no idempotency claim exists for this key")
+        if updated.rowcount == 0:
+            raise IdempotencyConflict("this idempotency key was already completed")
+        return _idempotency(row)
+
+    async def release_idempotent(self, scope: str, key: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                delete(idempotency).where(
+                    (idempotency.c.scope == scope)
+                    & (idempotency.c.key == key)
+                    # A completed result must keep answering retries.
+                    & (idempotency.c.state == IdempotencyState.STARTED.value)
+                )
+            )
+
+    async def get_idempotent(self, scope: str, key: str) -> IdempotencyRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(idempotency).where(
+                        (idempotency.c.scope == scope) & (idempotency.c.key == key)
+                    )
+                )
+            ).one_or_none()
+        return None if row is None else _idempotency(row)
+
+    # -- audit ------------------------------------------------------------------
+
+    async def append_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append ``entry``; the database assigns the id, any given one is ignored."""
+        values: Mapping[str, Any] = {
+            column: value for column, value in dataclasses.asdict(entry).items() if column != "id"
+        }
+        async with self._engine.begin() as conn:
+            new_id = await conn.scalar(insert(audit_log).values(**values).returning(audit_log.c.id))
+        return dataclasses.replace(entry, id=new_id)
+
+    async def list_audit(
+        self, *, limit: int = 100, operation: str | None = None, actor: str | None = None
+    ) -> list[AuditEntry]:
+        """Newest first; entries with the same time keep their append order reversed."""
+        query = select(audit_log).order_by(audit_log.c.at.desc(), audit_log.c.id.desc())
+        if operation is not None:
+            query = query.where(audit_log.c.operation == operation)
+        if actor is not None:
+            query = query.where(audit_log.c.actor == actor)
+        async with self._engine.connect() as conn:
+            return [_audit(row) for row in await conn.execute(query.limit(limit))]
+
+    # -- webhook dedupe ---------------------------------------------------------
+
+    async def remember_delivery(self, source: str, delivery_id: str) -> bool:
+        """True the first time a delivery is seen, False on every redelivery."""
+        return await self._try_insert(
+            insert(deliveries).values(source=source, delivery_id=delivery_id, received_at=_now())
+        )
+
+    # -- flows ------------------------------------------------------------------
+
+    async def save_flow(self, flow_id: str, kind: str, state: dict[str, Any]) -> None:
+        values = {"kind": kind, "state": state, "updated_at": _now()}
+        for _ in range(_ATTEMPTS):
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    update(flows).where(flows.c.flow_id == flow_id).values(**values)
+                )
+            if result.rowcount > 0:
+                return
+            if await self._try_insert(insert(flows).values(flow_id=flow_id, **values)):
+                return
+        raise Conflict(f"flow {flow_id!r} is being saved and deleted concurrently")
+
+    async def get_flow(self, flow_id: str) -> dict[str, Any] | None:
+        async with self._engine.connect() as conn:
+            state: dict[str, Any] | None = await conn.scalar(
+                select(flows.c.state).where(flows.c.flow_id == flow_id)
+            )
+        return state
+
+    async def delete_flow(self, flow_id: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(flows).where(flows.c.flow_id == flow_id))

@@ -1,0 +1,126 @@
+"""The schema, in SQLAlchemy Core, portable between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on both backends.
+
+    SQLite keeps no offset: it would store an aware value's wall time and hand
+    back a naive one, so values are normalised to UTC going in and tagged as UTC
+    coming out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid alias).
+_AUTO_ID = BigInteger().with_variant(Integer, "sqlite")
+# none_as_null so a missing response is SQL NULL rather than the JSON text 'null'.
+_JSON = JSON(none_as_null=True)
+
+metadata = MetaData()
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("code", String, primary_key=True),
+    Column("broker", String, nullable=True, index=True),
+    Column("display_name", String, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# The primary key is what makes "one owner per platform object" hold under races.
+links = Table(
+    "links",
+    metadata,
+    Column("platform", String, primary_key=True),
+    Column("kind", String, primary_key=True),
+    Column("external_id", String, primary_key=True),
+    Column("partner_code", String, ForeignKey("partners.code"), nullable=False, index=True),
+    Column("trader_id", String, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# The primary key is the atomic claim of an idempotency key.
+idempotency = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String, primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("operation", String, nullable=False),
+    Column("request_hash", String, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("response", _JSON, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("operation", String, nullable=False),
+    Column("target", String, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("error_code", String, nullable=True),
+    Column("upstream_ref", String, nullable=True),
+    Column("idempotency_key", String, nullable=True),
+    Column("details", _JSON, nullable=False),
+    Index("ix_audit_log_at_id", "at", "id"),
+    Index("ix_audit_log_operation", "operation"),
+    Index("ix_audit_log_actor", "actor"),
+)
+
+# The primary key is the atomic "seen this delivery before" check.
+deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("source", String, primary_key=True),
+    Column("delivery_id", String, primary_key=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("flow_id", String, primary_key=True),
+    Column("kind", String, nullable=False),
+    Column("state", _JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
