@@ -1,0 +1,22 @@
+"""The one interface the HTTP and WebSocket layers authenticate through."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.auth._viewer import Viewer
+
+__all__ = ["Authenticator"]
+
+
+class Authenticator(Protocol):
+    """Turns a request's credentials into a :class:`Viewer`.
+
+    Call sites depend only on this, so RS256/JWKS or API-key authenticators (or a
+    chain of them) can replace the HS256 one without touching them.  WebSocket
+    ``connection_init`` passes the ``Authorization`` value from its payload here.
+    """
+
+    def viewer_from_authorization_header(self, value: str | None) -> Viewer:
+        """The viewer for ``value``; raise ``Unauthenticated`` if it proves no one."""
+        ...
