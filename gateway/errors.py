@@ -33,7 +33,6 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ERROR_CODES",
-    "error_class_for",
     "BrokerGraphError",
     "CapabilityNotSupported",
     "Conflict",
@@ -50,6 +49,7 @@ __all__ = [
     "UpstreamRejected",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "error_class_for",
 ]
 
 

@@ -1,0 +1,512 @@
+"""Connectors and their capability families.
+
+A connector is an async class serving one platform.  It *declares* what it can do
+in ``capabilities`` (as ccxt's ``has`` map does) and implements the family base
+class of each declared capability; the registry checks the two agree when it
+loads the class, so dispatch never discovers a missing method by trial.
+
+Every family method returns standard models (:mod:`gateway.models`) and raises
+only :mod:`gateway.errors`.  Batched reads take a sequence of ids and return a
+sequence of the same length and order (``None`` where nothing was found), which
+is what the gateway's DataLoaders need.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gateway.models import (
+    Account,
+    AccountAnalytics,
+    AccountEvent,
+    AccountStatus,
+    BalanceOperation,
+    BusinessPartner,
+    ClientReport,
+    ConnectorHealth,
+    Deal,
+    MarketDataSubscription,
+    MarketDataSubscriptionEvent,
+    Order,
+    OrderEvent,
+    OrderSide,
+    OrderType,
+    PartnerKind,
+    Position,
+    ReportFormat,
+    TaxCalculation,
+    TaxKind,
+    TimeInForce,
+    Trader,
+)
+
+if TYPE_CHECKING:
+    from gateway.cache import Cache
+    from gateway.events import EventBus
+    from gateway.store import Store
+
+__all__ = [
+    "AccountAnalyticsReads",
+    "AccountHistory",
+    "AccountReads",
+    "AccountStream",
+    "Bonus",
+    "CancelOrdersRequest",
+    "Capability",
+    "ClientReports",
+    "Connector",
+    "ConnectorContext",
+    "CreatePartnerRequest",
+    "CreateTraderRequest",
+    "Credit",
+    "DeactivateTraderRequest",
+    "Funding",
+    "MarketDataEntitlements",
+    "MoneyMovement",
+    "OpenAccountRequest",
+    "OrderReads",
+    "OrderRouting",
+    "OrderStream",
+    "PartnerDirectory",
+    "PlaceOrderRequest",
+    "ProvisioningResult",
+    "ProvisioningStep",
+    "ReactivateTraderRequest",
+    "ReplaceOrderRequest",
+    "ReportRequest",
+    "TaxCalculator",
+    "TaxRequest",
+    "TraderProvisioning",
+    "TradingAccess",
+    "UpdateAccountRequest",
+    "UpdatePartnerRequest",
+    "family_of",
+]
+
+
+class Capability(enum.Enum):
+    """What a connector may declare; each value has one family base class."""
+
+    PARTNER_DIRECTORY = "PARTNER_DIRECTORY"
+    TRADER_PROVISIONING = "TRADER_PROVISIONING"
+    ACCOUNT_READS = "ACCOUNT_READS"
+    ACCOUNT_HISTORY = "ACCOUNT_HISTORY"
+    ACCOUNT_ANALYTICS = "ACCOUNT_ANALYTICS"
+    FUNDING = "FUNDING"
+    CREDIT = "CREDIT"
+    BONUS = "BONUS"
+    ORDER_READS = "ORDER_READS"
+    ORDER_ROUTING = "ORDER_ROUTING"
+    ORDER_STREAM = "ORDER_STREAM"
+    ACCOUNT_STREAM = "ACCOUNT_STREAM"
+    MARKET_DATA_ENTITLEMENTS = "MARKET_DATA_ENTITLEMENTS"
+    TRADING_ACCESS = "TRADING_ACCESS"
+    TAX = "TAX"
+    CLIENT_REPORTS = "CLIENT_REPORTS"
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreatePartnerRequest:
+    code: str
+    name: str
+    kind: PartnerKind = PartnerKind.INDIVIDUAL
+    short_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    tax_id: str | None = None
+    residency: str | None = None
+    is_qualified_investor: bool = False
+    broker: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    sub_account_code: str | None = None
+    agreement_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdatePartnerRequest:
+    """Only the fields that are not ``None`` change; ``attributes`` merge key by key."""
+
+    code: str
+    name: str | None = None
+    short_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    tax_id: str | None = None
+    residency: str | None = None
+    is_qualified_investor: bool | None = None
+    kyc_passed: bool | None = None
+    attributes: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateTraderRequest:
+    """Create a person's login on a platform; ``options`` carries platform specifics."""
+
+    partner_code: str
+    email: str
+    name: str | None = None
+    password: str | None = field(default=None, repr=False)
+    group: str | None = None
+    currency: str | None = None
+    leverage: Decimal | None = None
+    is_live: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+    resume_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvisioningStep:
+    """One upstream step of a multi-call flow and how it ended."""
+
+    name: str
+    succeeded: bool
+    reference: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvisioningResult:
+    """What a provisioning flow produced; ``resume_token`` is set when it stopped midway."""
+
+    steps: Sequence[ProvisioningStep]
+    trader: Trader | None = None
+    accounts: Sequence[Account] = ()
+    resume_token: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.resume_token is None and all(step.succeeded for step in self.steps)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenAccountRequest:
+    trader_id: str
+    currency: str
+    group: str | None = None
+    leverage: Decimal | None = None
+    is_live: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateAccountRequest:
+    """Only the fields that are not ``None`` change (the connector handles PUT vs PATCH)."""
+
+    account_id: str
+    leverage: Decimal | None = None
+    status: AccountStatus | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeactivateTraderRequest:
+    trader_id: str
+    cancel_market_data_subscriptions: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReactivateTraderRequest:
+    trader_id: str
+    new_account: OpenAccountRequest | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoneyMovement:
+    """A deposit, withdrawal, credit or bonus change of ``amount`` (> 0, currency units).
+
+    ``idempotency_key`` is unique per account and operation; connectors pass it to
+    platforms that take a client-generated id, so a retry never moves money twice.
+    """
+
+    account_id: str
+    amount: Decimal
+    idempotency_key: str
+    currency: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceOrderRequest:
+    account_id: str
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    quantity: Decimal
+    idempotency_key: str
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaceOrderRequest:
+    account_id: str
+    order_id: str
+    idempotency_key: str
+    quantity: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrdersRequest:
+    account_id: str
+    order_ids: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaxRequest:
+    partner_code: str
+    kind: TaxKind
+    amount: Decimal | None = None
+    currency: str | None = None
+    period_from: datetime | None = None
+    period_to: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportRequest:
+    partner_code: str
+    format: ReportFormat
+    period_from: datetime
+    period_to: datetime
+
+
+# --------------------------------------------------------------------------- the connector
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorContext:
+    """What the gateway hands a connector: its settings section and shared services."""
+
+    name: str
+    settings: Mapping[str, Any]
+    store: Store
+    cache: Cache
+    events: EventBus
+    logger: logging.Logger
+
+
+class Connector(abc.ABC):
+    """Base of every connector.  Subclass it and the family classes you declare.
+
+    ``name`` is the key of the connector's settings section and of its entry in
+    ``connectors { ... }``; ``platform`` is the value accounts and traders carry
+    (one platform may in future be served by several named connectors).
+    """
+
+    name: ClassVar[str]
+    platform: ClassVar[str]
+    version: ClassVar[str] = "0"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Seconds the gateway may cache this connector's batched reads, per capability;
+    #: absent means "do not cache".  Respect the vendor's polling guidance here.
+    cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {}
+
+    def __init__(self, context: ConnectorContext) -> None:
+        self.context = context
+
+    async def start(self) -> None:  # noqa: B027  (optional hook, empty on purpose)
+        """Open sessions and pools; called once before the first request."""
+
+    async def close(self) -> None:  # noqa: B027  (optional hook, empty on purpose)
+        """Release everything :meth:`start` opened."""
+
+    @abc.abstractmethod
+    async def health(self) -> ConnectorHealth:
+        """A cheap liveness check of the upstream, used by ``/readyz``."""
+
+
+# --------------------------------------------------------------------------- families
+
+
+class PartnerDirectory(abc.ABC):
+    @abc.abstractmethod
+    async def get_partners(self, codes: Sequence[str]) -> Sequence[BusinessPartner | None]: ...
+
+    @abc.abstractmethod
+    async def create_partner(self, request: CreatePartnerRequest) -> BusinessPartner: ...
+
+    @abc.abstractmethod
+    async def update_partner(self, request: UpdatePartnerRequest) -> BusinessPartner: ...
+
+    @abc.abstractmethod
+    async def delete_partner(self, code: str) -> None: ...
+
+
+class TraderProvisioning(abc.ABC):
+    @abc.abstractmethod
+    async def create_trader(self, request: CreateTraderRequest) -> ProvisioningResult: ...
+
+    @abc.abstractmethod
+    async def open_account(self, request: OpenAccountRequest) -> Account: ...
+
+    @abc.abstractmethod
+    async def update_account(self, request: UpdateAccountRequest) -> Account: ...
+
+    @abc.abstractmethod
+    async def deactivate_trader(self, request: DeactivateTraderRequest) -> ProvisioningResult: ...
+
+    @abc.abstractmethod
+    async def reactivate_trader(self, request: ReactivateTraderRequest) -> ProvisioningResult: ...
+
+
+class AccountReads(abc.ABC):
+    @abc.abstractmethod
+    async def get_traders(self, trader_ids: Sequence[str]) -> Sequence[Trader | None]: ...
+
+    @abc.abstractmethod
+    async def get_accounts(self, account_ids: Sequence[str]) -> Sequence[Account | None]: ...
+
+    @abc.abstractmethod
+    async def get_trader_accounts(
+        self, trader_ids: Sequence[str]
+    ) -> Sequence[Sequence[Account]]: ...
+
+    @abc.abstractmethod
+    async def get_positions(self, account_ids: Sequence[str]) -> Sequence[Sequence[Position]]: ...
+
+
+class AccountHistory(abc.ABC):
+    @abc.abstractmethod
+    async def get_deals(
+        self, account_id: str, start: datetime, end: datetime
+    ) -> Sequence[Deal]: ...
+
+    @abc.abstractmethod
+    async def get_balance_operations(
+        self, account_id: str, start: datetime, end: datetime
+    ) -> Sequence[BalanceOperation]: ...
+
+
+class AccountAnalyticsReads(abc.ABC):
+    @abc.abstractmethod
+    async def get_analytics(
+        self, account_id: str, start: datetime, end: datetime
+    ) -> AccountAnalytics: ...
+
+
+class Funding(abc.ABC):
+    """Deposits and withdrawals; a withdrawal returns only after the platform debited."""
+
+    @abc.abstractmethod
+    async def deposit(self, movement: MoneyMovement) -> BalanceOperation: ...
+
+    @abc.abstractmethod
+    async def withdraw(self, movement: MoneyMovement) -> BalanceOperation: ...
+
+
+class Credit(abc.ABC):
+    """Non-withdrawable credit; a positive amount adds, a negative one removes."""
+
+    @abc.abstractmethod
+    async def change_credit(self, movement: MoneyMovement) -> BalanceOperation: ...
+
+
+class Bonus(abc.ABC):
+    @abc.abstractmethod
+    async def change_bonus(self, movement: MoneyMovement) -> BalanceOperation: ...
+
+
+class OrderReads(abc.ABC):
+    @abc.abstractmethod
+    async def get_orders(self, account_ids: Sequence[str]) -> Sequence[Sequence[Order]]: ...
+
+
+class OrderRouting(abc.ABC):
+    @abc.abstractmethod
+    async def place_order(self, request: PlaceOrderRequest) -> Order: ...
+
+    @abc.abstractmethod
+    async def cancel_order(self, account_id: str, order_id: str) -> Order: ...
+
+    @abc.abstractmethod
+    async def cancel_orders(self, request: CancelOrdersRequest) -> Sequence[Order]: ...
+
+    @abc.abstractmethod
+    async def cancel_orders_for_contract(self, account_id: str, symbol: str) -> Sequence[Order]: ...
+
+    @abc.abstractmethod
+    async def replace_order(self, request: ReplaceOrderRequest) -> Order: ...
+
+
+class OrderStream(abc.ABC):
+    @abc.abstractmethod
+    def order_events(self, account_id: str) -> AsyncIterator[OrderEvent]:
+        """Events of one account in order, starting with a snapshot of its working orders."""
+
+
+class AccountStream(abc.ABC):
+    @abc.abstractmethod
+    def account_events(self, account_id: str) -> AsyncIterator[AccountEvent]: ...
+
+
+class MarketDataEntitlements(abc.ABC):
+    @abc.abstractmethod
+    async def get_market_data_subscriptions(
+        self, trader_ids: Sequence[str]
+    ) -> Sequence[Sequence[MarketDataSubscription]]: ...
+
+    @abc.abstractmethod
+    def market_data_events(self, trader_id: str) -> AsyncIterator[MarketDataSubscriptionEvent]: ...
+
+
+class TradingAccess(abc.ABC):
+    @abc.abstractmethod
+    async def enable_trading(self, partner_code: str) -> None: ...
+
+    @abc.abstractmethod
+    async def set_trading_leverage(self, partner_code: str, leverage: Decimal) -> None: ...
+
+
+class TaxCalculator(abc.ABC):
+    @abc.abstractmethod
+    async def calculate_tax(self, request: TaxRequest) -> TaxCalculation: ...
+
+
+class ClientReports(abc.ABC):
+    @abc.abstractmethod
+    async def request_report(self, request: ReportRequest) -> ClientReport: ...
+
+    @abc.abstractmethod
+    async def get_reports(self, partner_code: str) -> Sequence[ClientReport]: ...
+
+    @abc.abstractmethod
+    async def download_report(self, partner_code: str, report_id: str) -> tuple[str, bytes]:
+        """The media type and content of a READY report; NotFound unless it is the partner's."""
+
+
+_FAMILIES: Mapping[Capability, type] = {
+    Capability.PARTNER_DIRECTORY: PartnerDirectory,
+    Capability.TRADER_PROVISIONING: TraderProvisioning,
+    Capability.ACCOUNT_READS: AccountReads,
+    Capability.ACCOUNT_HISTORY: AccountHistory,
+    Capability.ACCOUNT_ANALYTICS: AccountAnalyticsReads,
+    Capability.FUNDING: Funding,
+    Capability.CREDIT: Credit,
+    Capability.BONUS: Bonus,
+    Capability.ORDER_READS: OrderReads,
+    Capability.ORDER_ROUTING: OrderRouting,
+    Capability.ORDER_STREAM: OrderStream,
+    Capability.ACCOUNT_STREAM: AccountStream,
+    Capability.MARKET_DATA_ENTITLEMENTS: MarketDataEntitlements,
+    Capability.TRADING_ACCESS: TradingAccess,
+    Capability.TAX: TaxCalculator,
+    Capability.CLIENT_REPORTS: ClientReports,
+}
+
+
+def family_of(capability: Capability) -> type:
+    """The base class a connector must subclass to declare ``capability``."""
+    return _FAMILIES[capability]
