@@ -1,0 +1,164 @@
+"""GraphiQL served without internet access.
+
+Strawberry's bundled GraphiQL page loads seven files from unpkg.com.  This
+module serves the same page with those URLs pointing at copies vendored under
+``static/graphiql/`` (fetched and checked by ``scripts/vendor-graphiql``).
+The SRI ``integrity`` attributes are kept, so the browser still checks every
+file against the hash strawberry ships.
+
+Each ``https://unpkg.com/<package>@<version>/<folder>/<name>`` becomes
+``/static/graphiql/<package>@<version>/<name>``.  The versions are pinned in
+:data:`GRAPHIQL_ASSETS`.  When a strawberry upgrade changes its template (another
+version, another file), :func:`offline_graphiql_html` raises ``RuntimeError``
+instead of serving a page that would silently try to reach unpkg.com.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+from html.parser import HTMLParser
+from pathlib import PurePosixPath
+from typing import NamedTuple
+
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from strawberry.http.ides import get_graphql_ide_html
+
+__all__ = [
+    "GRAPHIQL_ASSETS",
+    "GRAPHIQL_STATIC_DIR",
+    "GRAPHIQL_STATIC_PREFIX",
+    "UNPKG_URL",
+    "GraphiQLAsset",
+    "graphiql_routes",
+    "offline_graphiql_html",
+]
+
+#: Folder holding the vendored GraphiQL assets and their licences.
+GRAPHIQL_STATIC_DIR: pathlib.Path = pathlib.Path(__file__).resolve().parent / "static" / "graphiql"
+
+#: URL path at which :func:`graphiql_routes` mounts :data:`GRAPHIQL_STATIC_DIR`.
+GRAPHIQL_STATIC_PREFIX = "/static/graphiql"
+
+#: Origin that strawberry's template loads its assets from.
+UNPKG_URL = "https://unpkg.com/"
+
+
+class GraphiQLAsset(NamedTuple):
+    """One file that strawberry's GraphiQL page loads from unpkg."""
+
+    #: npm package and exact version, e.g. ``"graphiql@3.8.3"``.
+    spec: str
+    #: The file's path inside the npm package, e.g. ``"dist/style.css"``.
+    file: str
+
+    @property
+    def unpkg_url(self) -> str:
+        """The URL in strawberry's template."""
+        return f"{UNPKG_URL}{self.spec}/{self.file}"
+
+    @property
+    def local_path(self) -> str:
+        """Path relative to :data:`GRAPHIQL_STATIC_DIR` (and to the URL prefix).
+
+        Flat per package (no ``dist/`` or ``umd/`` folders), so that a
+        ``dist/`` line in a .gitignore cannot drop vendored files.
+        """
+        return f"{self.spec}/{PurePosixPath(self.file).name}"
+
+    @property
+    def local_url(self) -> str:
+        """The URL in the offline page."""
+        return f"{GRAPHIQL_STATIC_PREFIX}/{self.local_path}"
+
+
+#: The assets referenced by strawberry 0.341's ``graphiql.html``.  Each
+#: package's licence is stored as ``GRAPHIQL_STATIC_DIR / spec / "LICENSE"``.
+GRAPHIQL_ASSETS: tuple[GraphiQLAsset, ...] = (
+    GraphiQLAsset("react@18.2.0", "umd/react.production.min.js"),
+    GraphiQLAsset("react-dom@18.2.0", "umd/react-dom.production.min.js"),
+    GraphiQLAsset("js-cookie@3.0.5", "dist/js.cookie.min.js"),
+    GraphiQLAsset("graphiql@3.8.3", "graphiql.min.css"),
+    GraphiQLAsset("graphiql@3.8.3", "graphiql.min.js"),
+    GraphiQLAsset("@graphiql/plugin-explorer@1.0.2", "dist/style.css"),
+    GraphiQLAsset("@graphiql/plugin-explorer@1.0.2", "dist/index.umd.js"),
+)
+
+# The line of strawberry's template that picks the URL GraphiQL posts to.
+_FETCH_URL_LINE = 'const fetchURL = window.location.href.split("?")[0];'
+
+
+class _ExternalRefs(HTMLParser):
+    """Collects src/href attributes that would make the browser leave the host."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name not in {"src", "href"} or value is None:
+                continue
+            ref = value.strip().lower()
+            if ref.startswith(("http:", "https:", "//")):
+                self.external.append(f"<{tag} {name}={value!r}>")
+
+
+def _replace_once(html: str, old: str, new: str) -> str:
+    count = html.count(old)
+    if count != 1:
+        raise RuntimeError(
+            f"strawberry's graphiql.html contains {old!r} {count} times, expected once; "
+            "strawberry's template changed: update GRAPHIQL_ASSETS in "
+            "gateway/http/graphiql.py and run scripts/vendor-graphiql"
+        )
+    return html.replace(old, new)
+
+
+@functools.cache
+def offline_graphiql_html(graphql_path: str = "/graphql") -> str:
+    """Strawberry's GraphiQL page, loading its assets from :data:`GRAPHIQL_STATIC_PREFIX`.
+
+    ``graphql_path`` is the URL GraphiQL sends its queries (and subscriptions,
+    as WebSocket) to, resolved against the page's own URL.  Strawberry's page
+    uses its own URL instead; both agree when the page is served at
+    ``graphql_path``.
+
+    Raises ``RuntimeError`` if strawberry's template no longer matches the pinned
+    assets, or if any reference to another host is left in the page.
+    """
+    html = get_graphql_ide_html("graphiql")
+    for asset in GRAPHIQL_ASSETS:
+        html = _replace_once(html, f'"{asset.unpkg_url}"', f'"{asset.local_url}"')
+    # "</" would end the <script> element early; JSON allows escaping "<".
+    path_literal = json.dumps(graphql_path).replace("<", "\\u003c")
+    html = _replace_once(
+        html,
+        _FETCH_URL_LINE,
+        f"const fetchURL = new URL({path_literal}, window.location.href).toString();",
+    )
+
+    refs = _ExternalRefs()
+    refs.feed(html)
+    refs.close()
+    if "unpkg" in html.lower() or refs.external:
+        left = ", ".join(refs.external) or "a mention of unpkg"
+        raise RuntimeError(
+            f"the offline GraphiQL page still references another host ({left}); "
+            "strawberry's template changed: update GRAPHIQL_ASSETS in "
+            "gateway/http/graphiql.py and run scripts/vendor-graphiql"
+        )
+    return html
+
+
+def graphiql_routes() -> list[BaseRoute]:
+    """The route serving the vendored assets at :data:`GRAPHIQL_STATIC_PREFIX`."""
+    return [
+        Mount(
+            GRAPHIQL_STATIC_PREFIX,
+            app=StaticFiles(directory=GRAPHIQL_STATIC_DIR),
+            name="graphiql-static",
+        )
+    ]
