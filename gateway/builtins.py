@@ -1,0 +1,73 @@
+"""Built-in features, registered as a plugin through the same hooks as any other:
+health and readiness routes, report downloads, and the core CLI commands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.cli_commands import CliCommand
+from gateway.connectors import Capability, ClientReports
+from gateway.errors import BrokerGraphError, NotFound
+from gateway.graphql.ids import decode_id
+from gateway.hookspecs import hookimpl
+from gateway.models import HealthStatus
+from gateway.services import GatewayServices
+
+READY_STATUSES = (HealthStatus.UP, HealthStatus.DEGRADED, HealthStatus.UNCONFIGURED)
+
+
+@hookimpl
+def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        health = await services.registry.health()
+        ready = all(h.status in READY_STATUSES for h in health.values())
+        body = {
+            "status": "ready" if ready else "not ready",
+            "connectors": {
+                name: {"status": h.status.value, "detail": h.detail, "latencyMs": h.latency_ms}
+                for name, h in sorted(health.items())
+            },
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def report_download(request: Request) -> Response:
+        """A client report's file, for a viewer who may see the report's partner."""
+        try:
+            viewer = services.authenticator.viewer_from_authorization_header(
+                request.headers.get("authorization")
+            )
+            _, parts = decode_id(request.path_params["report_id"], "ClientReport")
+            if len(parts) != 3:
+                raise NotFound("report not found")
+            platform, partner_code, report_id = parts
+            record = (await services.store.get_partners([partner_code]))[0]
+            if record is None or not viewer.can_see_partner(record.code, record.broker):
+                raise NotFound("report not found")
+            reports = services.registry.require(platform, Capability.CLIENT_REPORTS, ClientReports)
+            media_type, content = await reports.download_report(partner_code, report_id)
+        except BrokerGraphError as error:
+            status = {"UNAUTHENTICATED": 401, "NOT_FOUND": 404, "INVALID_INPUT": 404}.get(
+                error.code, 502
+            )
+            return JSONResponse({"error": {"code": error.code, "message": error.message}}, status)
+        return Response(content, media_type=media_type, headers={"Cache-Control": "no-store"})
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/reports/{report_id}", report_download, methods=["GET"]),
+    ]
+
+
+@hookimpl
+def brokergraph_cli_commands() -> Sequence[CliCommand]:
+    from gateway import cli
+
+    return cli.CORE_COMMANDS

@@ -1,0 +1,286 @@
+"""The ``brokergraph`` command line.  Plugins add subcommands through a hook."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import difflib
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.auth import JwtAuthenticator, JwtSettings, Role
+from gateway.cli_commands import CliCommand
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.graphql import build_schema
+from gateway.plugins import Plugins, load_plugins
+from gateway.runner import running_gateway
+from gateway.sandboxes import Sandbox
+
+__all__ = ["CORE_COMMANDS", "main"]
+
+logger = logging.getLogger("gateway.cli")
+DEFAULT_SCHEMA_FILE = Path("schema/schema.graphql")
+DEMO_BROKER = "demo-broker"
+DEMO_CLIENT = "DEMO-001"
+DEMO_TOKEN_TTL_SECONDS = 12 * 3600
+
+
+def _plugins_for(settings: Settings) -> Plugins:
+    return load_plugins(blocked=settings.plugins.blocked, strict=settings.plugins.strict)
+
+
+def _host_port(parser: argparse.ArgumentParser, default_port: int | None) -> None:
+    parser.add_argument("--host", help="interface to listen on (default: [server] host)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=default_port,
+        help="port to listen on; 0 picks a free one (default: [server] port)",
+    )
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    plugins = _plugins_for(settings)
+
+    async def run() -> None:
+        async with running_gateway(settings, plugins, host=args.host, port=args.port) as gateway:
+            print(f"brokergraph {__version__} serving {gateway.graphql_url}", flush=True)
+            await _wait_for_signal()
+
+    asyncio.run(run())
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo_tokens(secret: str) -> dict[str, str]:
+    issuer = JwtAuthenticator(JwtSettings(secret=secret))
+    ttl = DEMO_TOKEN_TTL_SECONDS
+    return {
+        "admin": issuer.issue(subject="demo-admin", role=Role.ADMIN, ttl_seconds=ttl),
+        "manager": issuer.issue(
+            subject="demo-manager", role=Role.MANAGER, brokers=[DEMO_BROKER], ttl_seconds=ttl
+        ),
+        "client": issuer.issue(
+            subject="demo-client", role=Role.CLIENT, partner_code=DEMO_CLIENT, ttl_seconds=ttl
+        ),
+    }
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    _host_port(parser, 8000)
+    parser.add_argument("--data-dir", default="var/demo", help="where the demo store lives")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    asyncio.run(run_demo(args.host or "127.0.0.1", args.port, Path(args.data_dir), args.config))
+    return 0
+
+
+def _reset_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+
+
+async def run_demo(
+    host: str,
+    port: int,
+    data_dir: Path,
+    config: str | None = None,
+    *,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Start every sandbox, a fresh store, and the gateway wired to them; print how to use it."""
+    store_file = data_dir / "demo.db"
+    # A fresh store each run: the sandboxes reseed too, so old links would dangle.
+    await asyncio.to_thread(_reset_file, store_file)
+    secret = secrets.token_urlsafe(48)
+    plugins = load_plugins()
+    sandboxes: list[Sandbox] = [cls() for cls in plugins.collect("brokergraph_sandboxes")]
+    async with contextlib.AsyncExitStack() as stack:
+        for sandbox in sandboxes:
+            await sandbox.start(host="127.0.0.1", port=0)
+            stack.push_async_callback(sandbox.stop)
+        settings = load_settings(
+            config,
+            overrides={
+                "auth": {"jwt_secret": secret},
+                "store": {"url": f"sqlite+aiosqlite:///{store_file}"},
+                "connectors": {s.name: dict(s.connector_settings()) for s in sandboxes},
+            },
+        )
+        gateway = await stack.enter_async_context(
+            running_gateway(settings, plugins, host=host, port=port)
+        )
+        store = gateway.services.store
+        await store.upsert_partner(DEMO_CLIENT, broker=DEMO_BROKER, display_name="Demo Client One")
+        await store.upsert_partner("DEMO-002", broker=DEMO_BROKER, display_name="Demo Client Two")
+        await store.upsert_partner(
+            "OTHER-001", broker="other-broker", display_name="Other Broker's Client"
+        )
+        for sandbox in sandboxes:
+            for link in sandbox.demo_links():
+                await store.upsert_partner(link.partner_code)
+                await store.link(
+                    link.partner_code,
+                    sandbox.name,
+                    link.kind,
+                    link.external_id,
+                    trader_id=link.trader_id,
+                )
+        lines = [
+            f"brokergraph {__version__} demo is running",
+            f"  GraphiQL:  {gateway.graphql_url}",
+            *(f"  sandbox {s.name}: {s.url}" for s in sandboxes),
+            '  Tokens (GraphiQL > Headers: {"Authorization": "Bearer <token>"}):',
+            *(f"    {role:8} {token}" for role, token in _demo_tokens(secret).items()),
+            f"  The client token is partner {DEMO_CLIENT}; the manager sees broker {DEMO_BROKER}.",
+            "  Press Ctrl+C to stop.",
+        ]
+        print("\n".join(lines), flush=True)
+        if ready is not None:
+            ready.set()
+        await _wait_for_signal()
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _schema(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    sdl = build_schema(_plugins_for(settings), settings.limits).as_str() + "\n"
+    if args.check:
+        path = Path(args.check)
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current == sdl:
+            print(f"{path} matches the schema")
+            return 0
+        diff = difflib.unified_diff(
+            current.splitlines(keepends=True), sdl.splitlines(keepends=True), str(path), "code"
+        )
+        sys.stdout.writelines(diff)
+        print(f"\n{path} is out of date: run `brokergraph schema --output {path}`")
+        return 1
+    if args.output:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def _configure_schema(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--output", metavar="FILE", help=f"write the SDL to FILE (e.g. {DEFAULT_SCHEMA_FILE})"
+    )
+    group.add_argument("--check", metavar="FILE", help="exit 1 and show a diff when FILE differs")
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    plugins = _plugins_for(settings)
+    print("plugins:")
+    for report in plugins.reports:
+        state = "loaded" if report.loaded else f"FAILED: {report.error}"
+        origin = f"{report.distribution} {report.version}" if report.distribution else "-"
+        print(f"  {report.name:32} {origin:28} {state}")
+    print("connectors:")
+    for name, cls in sorted(plugins.connector_classes.items()):
+        configured = "configured" if name in settings.connectors else "not configured"
+        capabilities = ", ".join(sorted(c.value for c in cls.capabilities)) or "-"
+        print(f"  {name:12} {cls.platform:12} {cls.version:10} {configured:15} {capabilities}")
+    return 0 if all(r.loaded for r in plugins.reports) else 1
+
+
+CORE_COMMANDS: tuple[CliCommand, ...] = (
+    CliCommand(
+        name="serve",
+        help="serve the gateway (GraphQL on /graphql, /healthz, /readyz) until interrupted",
+        run=_serve,
+        configure=lambda p: _host_port(p, None),
+    ),
+    CliCommand(
+        name="demo",
+        help="start every sandbox and a gateway wired to them; print the GraphiQL URL and tokens",
+        run=_demo,
+        configure=_configure_demo,
+    ),
+    CliCommand(
+        name="schema",
+        help="print, write or check the composed SDL of this install",
+        run=_schema,
+        configure=_configure_schema,
+    ),
+    CliCommand(
+        name="plugins",
+        help="list plugins (and why any failed), connectors and their capabilities",
+        run=_plugins,
+    ),
+)
+
+
+def build_parser(commands: Sequence[CliCommand]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brokergraph",
+        description="One GraphQL API over a broker's trading and back-office platforms.",
+        epilog="Configuration: --config FILE or $BROKERGRAPH_CONFIG (TOML), overridden by "
+        "BROKERGRAPH_<SECTION>__<KEY> environment variables. See the README.",
+    )
+    parser.add_argument("--version", action="version", version=f"brokergraph {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in commands:
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(child)
+        child.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plugins = load_plugins()
+    commands: list[Any] = plugins.collect("brokergraph_cli_commands")
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        result: int = args.run(args)
+    except ConfigError as error:
+        print(f"brokergraph: configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Configuration: a TOML file, then environment overrides, then validation.
+
+Environment variables override the file with ``BROKERGRAPH_<SECTION>__<KEY>``
+(double underscores separate levels), e.g. ``BROKERGRAPH_STORE__URL`` or
+``BROKERGRAPH_CONNECTORS__CTRADER__PASSWORD``.  A value is read as a TOML literal
+when it parses as one (``8000``, ``true``, ``["a", "b"]``), as a string otherwise.
+
+Secrets are wrapped in :class:`Secret`, whose ``repr`` and ``str`` are ``***``,
+so they never reach a log line or a printed settings dump by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AuthSettings",
+    "CacheSettings",
+    "ConfigError",
+    "EventSettings",
+    "LimitSettings",
+    "PluginSettings",
+    "Secret",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "BROKERGRAPH_"
+CONFIG_ENV = "BROKERGRAPH_CONFIG"
+SECRET_KEY_PARTS = ("password", "secret", "token", "key")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the setting, never its secret value."""
+
+
+class Secret:
+    """A string that refuses to be printed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for setting names that hold credentials (``password``, ``api_key``...)."""
+    lowered = key.lower()
+    return any(part in lowered for part in SECRET_KEY_PARTS)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    graphiql: bool = True
+    introspection: bool = True
+    allowed_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    jwt_secret: Secret | None = None
+    issuer: str = "brokergraph"
+    audience: str = "brokergraph"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    url: str = "sqlite+aiosqlite:///var/brokergraph.db"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    url: str = "memory://"
+    max_entries: int = 10_000
+    secret: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventSettings:
+    url: str = "memory://"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    max_body_bytes: int = 1_000_000
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5_000
+    max_page_size: int = 100
+    max_subscriptions_per_connection: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSettings:
+    strict: bool = False
+    blocked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    events: EventSettings = field(default_factory=EventSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    plugins: PluginSettings = field(default_factory=PluginSettings)
+    #: One section per connector name; secret-looking keys hold :class:`Secret`.
+    connectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as plain data, every secret shown as ``***`` (safe to log)."""
+        described: dict[str, Any] = _plain(self)
+        return described
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "auth": AuthSettings,
+    "store": StoreSettings,
+    "cache": CacheSettings,
+    "events": EventSettings,
+    "limits": LimitSettings,
+    "plugins": PluginSettings,
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return str(value)
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name} overrides a value that is not a section")
+            node = child
+        node[path[-1]] = _parse_env_value(raw)
+
+
+def _build_section(cls: type[Any], name: str, data: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"[{name}] has unknown settings: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        expected = str(known[key].type)
+        if "Secret" in expected:
+            if not isinstance(value, str):
+                raise ConfigError(f"[{name}] {key} must be a string")
+            values[key] = Secret(value)
+        elif "tuple" in expected:
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"[{name}] {key} must be a list of strings")
+            values[key] = tuple(value)
+        elif expected == "int":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"[{name}] {key} must be a non-negative integer, got {value!r}")
+            values[key] = value
+        elif expected == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")
+            values[key] = value
+        else:
+            if not isinstance(value, str):
+                raise ConfigError(f"[{name}] {key} must be a string, got {type(value).__name__}")
+            values[key] = value
+    return cls(**values)
+
+
+def _connector_section(name: str, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[connectors.{name}] must be a table")
+    return {
+        key: Secret(value) if is_secret_key(key) and isinstance(value, str) else value
+        for key, value in data.items()
+    }
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read ``path`` (or ``$BROKERGRAPH_CONFIG``), apply the environment, then ``overrides``."""
+    env = os.environ if environ is None else environ
+    path = path or env.get(CONFIG_ENV)
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise ConfigError(f"configuration file {path} does not exist") from error
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {error}") from error
+    _apply_env(data, env)
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    unknown = sorted(set(data) - set(_SECTIONS) - {"connectors"})
+    if unknown:
+        raise ConfigError(f"unknown configuration sections: {', '.join(unknown)}")
+    sections = {
+        name: _build_section(cls, name, data.get(name, {})) for name, cls in _SECTIONS.items()
+    }
+    connectors_data = data.get("connectors", {})
+    if not isinstance(connectors_data, dict):
+        raise ConfigError("[connectors] must be a table of tables")
+    connectors = {name: _connector_section(name, v) for name, v in connectors_data.items()}
+    return Settings(**sections, connectors=connectors)

@@ -1,0 +1,57 @@
+"""Who may see what: every resolver asks here before it reads or writes.
+
+Objects the viewer may not see are reported as NOT_FOUND, never as
+PERMISSION_DENIED, so a client cannot probe which ids exist.  An account or
+trader not linked to any partner is visible to admins only.
+"""
+
+from __future__ import annotations
+
+from gateway.auth import Role
+from gateway.errors import NotFound
+from gateway.graphql.context import RequestContext
+from gateway.store import PartnerRecord
+
+__all__ = [
+    "require_account",
+    "require_partner",
+    "require_trader",
+    "visible_partner",
+]
+
+
+async def visible_partner(ctx: RequestContext, code: str) -> PartnerRecord | None:
+    record = await ctx.loaders.partners.load(code)
+    viewer = ctx.require_viewer()
+    if record is None or not viewer.can_see_partner(record.code, record.broker):
+        return None
+    return record
+
+
+async def require_partner(ctx: RequestContext, code: str) -> PartnerRecord:
+    record = await visible_partner(ctx, code)
+    if record is None:
+        raise NotFound(f"business partner {code!r} not found", field=["partnerCode"])
+    return record
+
+
+async def _require_owned(ctx: RequestContext, owner: str | None, what: str) -> str | None:
+    viewer = ctx.require_viewer()
+    if owner is None:
+        if viewer.role is Role.ADMIN:
+            return None
+        raise NotFound(f"{what} not found")
+    if await visible_partner(ctx, owner) is None:
+        raise NotFound(f"{what} not found")
+    return owner
+
+
+async def require_account(ctx: RequestContext, platform: str, account_id: str) -> str | None:
+    """The owning partner's code (``None`` for an unlinked account seen by an admin)."""
+    owner = await ctx.loaders.account_owners.load((platform, account_id))
+    return await _require_owned(ctx, owner, "account")
+
+
+async def require_trader(ctx: RequestContext, platform: str, trader_id: str) -> str | None:
+    owner = await ctx.loaders.trader_owners.load((platform, trader_id))
+    return await _require_owned(ctx, owner, "trader")

@@ -1,0 +1,192 @@
+"""Typed errors in mutation payloads, and masking of everything unexpected.
+
+Mutations never fail with a bare GraphQL error for a domain problem: the payload's
+``errors`` list carries a typed object (``InsufficientFundsError`` ...) with the
+stable ``code`` of :mod:`gateway.errors`.  Queries raise the same exceptions and
+graphql-core copies their ``extensions`` (with ``code``) onto the GraphQL error.
+Any other exception is a bug: it is logged once with an error id and the client
+sees only "Internal error" and that id.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from gateway import errors as domain
+
+__all__ = [
+    "CapabilityNotSupportedError",
+    "ConflictError",
+    "ErrorCode",
+    "InsufficientFundsError",
+    "InvalidInputError",
+    "MaskUnexpectedErrors",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "UpstreamFailureError",
+    "UserError",
+    "to_user_error",
+]
+
+logger = logging.getLogger("gateway.errors")
+
+
+@strawberry.enum(description="Stable machine-readable error codes; see the README's error table.")
+class ErrorCode(enum.Enum):
+    """gateway.errors.ERROR_CODES plus INTERNAL (masked bugs); a test keeps them equal."""
+
+    CAPABILITY_NOT_SUPPORTED = "CAPABILITY_NOT_SUPPORTED"
+    CONFLICT = "CONFLICT"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    UPSTREAM_BUSY = "UPSTREAM_BUSY"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    UPSTREAM_PROTOCOL_ERROR = "UPSTREAM_PROTOCOL_ERROR"
+    UPSTREAM_REJECTED = "UPSTREAM_REJECTED"
+    UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+@strawberry.interface(description="A typed error of a mutation; `code` is stable.")
+class UserError:
+    code: ErrorCode
+    message: str
+    field: list[str] | None = None
+
+
+@strawberry.type
+class InvalidInputError(UserError):
+    pass
+
+
+@strawberry.type
+class NotFoundError(UserError):
+    pass
+
+
+@strawberry.type
+class PermissionDeniedError(UserError):
+    pass
+
+
+@strawberry.type
+class ConflictError(UserError):
+    pass
+
+
+@strawberry.type
+class InsufficientFundsError(UserError):
+    pass
+
+
+@strawberry.type
+class CapabilityNotSupportedError(UserError):
+    platform: str | None = None
+    capability: str | None = None
+
+
+@strawberry.type
+class RateLimitedError(UserError):
+    retry_after: float | None = None
+
+
+@strawberry.type(description="The platform failed or is unreachable; `code` tells which.")
+class UpstreamFailureError(UserError):
+    platform: str | None = None
+
+
+ERROR_TYPES: tuple[type, ...] = (
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ConflictError,
+    InsufficientFundsError,
+    CapabilityNotSupportedError,
+    RateLimitedError,
+    UpstreamFailureError,
+)
+
+_TYPE_OF: tuple[tuple[type[domain.BrokerGraphError], type], ...] = (
+    (domain.InvalidInput, InvalidInputError),
+    (domain.NotFound, NotFoundError),
+    (domain.PermissionDenied, PermissionDeniedError),
+    (domain.Conflict, ConflictError),
+    (domain.InsufficientFunds, InsufficientFundsError),
+    (domain.CapabilityNotSupported, CapabilityNotSupportedError),
+    (domain.RateLimited, RateLimitedError),
+    (domain.UpstreamError, UpstreamFailureError),
+)
+
+
+def to_user_error(error: domain.BrokerGraphError) -> UserError:
+    """The typed payload error for a domain exception."""
+    code = ErrorCode[error.code]
+    base: dict[str, Any] = {
+        "code": code,
+        "message": error.message,
+        "field": list(error.field) or None,
+    }
+    for exc_type, gql_type in _TYPE_OF:
+        if isinstance(error, exc_type):
+            if gql_type is CapabilityNotSupportedError:
+                base["platform"] = error.details.get("platform")
+                base["capability"] = error.details.get("capability")
+            elif gql_type is RateLimitedError:
+                base["retry_after"] = getattr(error, "retry_after", None)
+            elif gql_type is UpstreamFailureError:
+                base["platform"] = error.details.get("platform")
+            result: UserError = gql_type(**base)
+            return result
+    return UpstreamFailureError(**base)
+
+
+def user_error_from_dict(data: dict[str, Any]) -> UserError:
+    """Rebuild a stored typed error (an idempotent replay returns the first result)."""
+    error_class = domain.error_class_for(data["code"])
+    rebuilt = error_class(data["message"], field=data.get("field"), details=data.get("details"))
+    return to_user_error(rebuilt)
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    """Replace errors that are not ours or graphql-core's by a generic one with an id."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [self._mask(error) for error in result.errors]
+
+    @staticmethod
+    def _mask(error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError | domain.BrokerGraphError):
+            return error
+        error_id = uuid.uuid4().hex[:16]
+        logger.error(
+            "unexpected error %s at %s",
+            error_id,
+            ".".join(str(p) for p in error.path or ()),
+            exc_info=(type(original), original, original.__traceback__),
+        )
+        return GraphQLError(
+            "Internal error",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL", "errorId": error_id},
+        )

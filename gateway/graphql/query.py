@@ -1,0 +1,199 @@
+"""Root query fields of the core schema."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.auth import Role
+from gateway.errors import BrokerGraphError, InvalidInput, NotFound
+from gateway.graphql import access
+from gateway.graphql.context import RequestContext, context_of
+from gateway.graphql.ids import decode_id, encode_id
+from gateway.graphql.types import (
+    Account,
+    BusinessPartner,
+    Connection,
+    ConnectorHealth,
+    ConnectorInfo,
+    Node,
+    Order,
+    Trader,
+    ViewerInfo,
+    account_type,
+    connection,
+    load_account,
+    load_order,
+    load_partner,
+    load_trader,
+)
+from gateway.models import Account as AccountModel
+
+__all__ = ["CoreQuery", "resolve_node"]
+
+MAX_NODES = 100
+
+
+def check_page_size(ctx: RequestContext, first: int) -> None:
+    limit = ctx.services.settings.limits.max_page_size
+    if not 1 <= first <= limit:
+        raise InvalidInput(f"`first` must be between 1 and {limit}", field=["first"])
+
+
+async def resolve_node(ctx: RequestContext, global_id: str) -> Node:
+    """Any Node by its global id, after the same access checks as its own field."""
+    type_name, parts = decode_id(global_id)
+    try:
+        if type_name == "BusinessPartner" and len(parts) == 1:
+            return await load_partner(ctx, parts[0])
+        if type_name == "Trader" and len(parts) == 2:
+            return await load_trader(ctx, parts[0], parts[1])
+        if type_name == "Account" and len(parts) == 2:
+            return await load_account(ctx, parts[0], parts[1])
+        if type_name == "Order" and len(parts) == 3:
+            return await load_order(ctx, parts[0], parts[1], parts[2])
+    except ValueError as error:
+        raise InvalidInput(str(error), field=["id"]) from error
+    raise NotFound(f"no node with id {global_id[:40]!r}")
+
+
+@strawberry.type
+class CoreQuery:
+    @strawberry.field(description="Any object by its global id.")
+    async def node(self, info: Info[Any, Any], id: strawberry.ID) -> Node | None:
+        return await resolve_node(context_of(info), id)
+
+    @strawberry.field(description="Several objects by global id, in order; at most 100.")
+    async def nodes(self, info: Info[Any, Any], ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > MAX_NODES:
+            raise InvalidInput(f"at most {MAX_NODES} ids per call", field=["ids"])
+        ctx = context_of(info)
+
+        async def one(global_id: str) -> Node | None:
+            try:
+                return await resolve_node(ctx, global_id)
+            except BrokerGraphError:
+                return None
+
+        return list(await asyncio.gather(*(one(i) for i in ids)))
+
+    @strawberry.field(description="The authenticated viewer.")
+    def viewer(self, info: Info[Any, Any]) -> ViewerInfo:
+        viewer = context_of(info).require_viewer()
+        return ViewerInfo(
+            subject=viewer.subject,
+            role=viewer.role.value,
+            partner_code=viewer.partner_code,
+            brokers=sorted(viewer.brokers),
+        )
+
+    @strawberry.field(description="The viewer's own business partner (clients only).")
+    async def me(self, info: Info[Any, Any]) -> BusinessPartner | None:
+        ctx = context_of(info)
+        viewer = ctx.require_viewer()
+        if viewer.role is not Role.CLIENT or viewer.partner_code is None:
+            return None
+        return await load_partner(ctx, viewer.partner_code)
+
+    @strawberry.field
+    async def business_partner(self, info: Info[Any, Any], code: str) -> BusinessPartner | None:
+        ctx = context_of(info)
+        if await access.visible_partner(ctx, code) is None:
+            return None
+        return await load_partner(ctx, code)
+
+    @strawberry.field(description="Partners the viewer may see, by code.")
+    async def business_partners(
+        self, info: Info[Any, Any], first: int = 50, after: str | None = None
+    ) -> Connection[BusinessPartner]:
+        ctx = context_of(info)
+        check_page_size(ctx, first)
+        viewer = ctx.require_viewer()
+        if viewer.role is Role.CLIENT:
+            own = [viewer.partner_code] if viewer.partner_code and not after else []
+            records = [r for r in await ctx.services.store.get_partners(own) if r is not None]
+            next_cursor = None
+        else:
+            brokers = None if viewer.role is Role.ADMIN else viewer.brokers
+            records, next_cursor = await ctx.services.store.list_partners(
+                brokers=brokers, first=first, after=after
+            )
+        details = await ctx.loaders.partner_details.load_many([r.code for r in records])
+        nodes = [
+            (
+                r.code,
+                BusinessPartner.from_records(r, d if not isinstance(d, BaseException) else None),
+            )
+            for r, d in zip(records, details, strict=True)
+        ]
+        return connection(nodes, next_cursor)
+
+    @strawberry.field
+    async def trader(self, info: Info[Any, Any], id: strawberry.ID) -> Trader:
+        _, (platform, native_id) = decode_id(id, "Trader")
+        return await load_trader(context_of(info), platform, native_id)
+
+    @strawberry.field
+    async def account(self, info: Info[Any, Any], id: strawberry.ID) -> Account:
+        _, (platform, native_id) = decode_id(id, "Account")
+        return await load_account(context_of(info), platform, native_id)
+
+    @strawberry.field(description="Accounts linked to partners the viewer may see.")
+    async def accounts(
+        self,
+        info: Info[Any, Any],
+        partner_code: str,
+        platform: str | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> Connection[Account]:
+        ctx = context_of(info)
+        check_page_size(ctx, first)
+        await access.require_partner(ctx, partner_code)
+        links = await ctx.services.store.links_of_partner(
+            partner_code, platform=platform, kind="account"
+        )
+        keys = sorted((link.platform, link.external_id) for link in links)
+        cursors = [encode_id("cursor", p, i) for p, i in keys]
+        start = cursors.index(after) + 1 if after in cursors else 0
+        if after is not None and after not in cursors:
+            raise InvalidInput("unknown cursor", field=["after"])
+        page = keys[start : start + first]
+        found = await ctx.loaders.accounts.load_many(page)
+        nodes = [
+            (encode_id("cursor", a.platform, a.id), account_type(ctx, a))
+            for a in found
+            if isinstance(a, AccountModel)
+        ]
+        more = start + first < len(keys)
+        return connection(nodes, cursors[start + first - 1] if more else None, total=len(keys))
+
+    @strawberry.field
+    async def order(self, info: Info[Any, Any], id: strawberry.ID) -> Order:
+        _, (platform, account_id, order_id) = decode_id(id, "Order")
+        return await load_order(context_of(info), platform, account_id, order_id)
+
+    @strawberry.field(description="Installed connectors, what they declare and their health.")
+    async def connectors(self, info: Info[Any, Any]) -> list[ConnectorInfo]:
+        ctx = context_of(info)
+        ctx.require_viewer()
+        registry = ctx.services.registry
+        health = await registry.health()
+        return [
+            ConnectorInfo(
+                name=item.name,
+                platform=item.platform,
+                version=item.version,
+                capabilities=sorted(item.capabilities, key=lambda c: c.value),
+                configured=item.configured,
+                health=ConnectorHealth(
+                    status=health[item.name].status,
+                    detail=health[item.name].detail,
+                    latency_ms=health[item.name].latency_ms,
+                ),
+            )
+            for item in registry.installed()
+        ]

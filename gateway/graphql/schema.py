@@ -1,0 +1,123 @@
+"""Assembling the schema at start-up: the core types plus what plugins contribute.
+
+Plugins add root fields (merged into Query/Mutation/Subscription), platform types
+(``CTraderAccount`` implementing ``Account``) and any other type.  A field name
+two contributions both define is a contract error, never a silent override.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+from strawberry.types.base import has_object_definition
+
+from gateway.config import LimitSettings
+from gateway.graphql.errors import ERROR_TYPES, MaskUnexpectedErrors
+from gateway.graphql.mutations import CoreMutation
+from gateway.graphql.query import CoreQuery
+from gateway.graphql.scalars import SCALAR_MAP
+from gateway.graphql.subscriptions import CoreSubscription
+from gateway.graphql.types import CORE_TYPES, Account
+from gateway.plugins import PluginContractError, Plugins
+
+__all__ = ["BrokerGraphSchema", "build_schema"]
+
+logger = logging.getLogger("gateway.graphql")
+FEDERATION_VERSION: Final = "2.11"
+DOCUMENT_CACHE_SIZE = 256
+
+
+class BrokerGraphSchema(strawberry.federation.Schema):
+    """The federation subgraph schema, remembering which type serves each platform."""
+
+    account_types: Mapping[str, type] = {}
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Unexpected errors were logged with an id by MaskUnexpectedErrors; the rest are
+        # the client's business (bad input, not found) and would only flood the log.
+        for error in errors:
+            logger.debug("graphql error: %s", error.message)
+
+
+def _merge(name: str, core: type, contributed: Sequence[type]) -> type:
+    seen: dict[str, str] = {}
+    for part in (core, *contributed):
+        if not has_object_definition(part):
+            raise PluginContractError(f"{part!r} contributed to {name} is not a Strawberry type")
+        for field in part.__strawberry_definition__.fields:
+            if field.name in seen:
+                raise PluginContractError(
+                    f"{name}.{field.name} is defined by both {seen[field.name]} and "
+                    f"{part.__qualname__}"
+                )
+            seen[field.name] = part.__qualname__
+    merged: type = strawberry.type(type(name, (core, *contributed), {}))
+    return merged
+
+
+def _ignore_introspection(context: IgnoreContext) -> bool:
+    return context.field_name.startswith("__")
+
+
+def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
+    extensions: list[Any] = [
+        MaskUnexpectedErrors,
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth, should_ignore=_ignore_introspection),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return extensions
+
+
+def build_schema(
+    plugins: Plugins, limits: LimitSettings | None = None, *, introspection: bool = True
+) -> BrokerGraphSchema:
+    """The schema of this install: core plus every loaded plugin's contributions."""
+    limits = limits or LimitSettings()
+    account_types = plugins.collect_mapping("brokergraph_account_types")
+    for platform, cls in account_types.items():
+        if not (isinstance(cls, type) and issubclass(cls, Account)):
+            raise PluginContractError(f"account type for {platform!r} must subclass Account")
+    query = _merge("Query", CoreQuery, plugins.collect("brokergraph_query_fields"))
+    mutation = _merge("Mutation", CoreMutation, plugins.collect("brokergraph_mutation_fields"))
+    subscription = _merge(
+        "Subscription", CoreSubscription, plugins.collect("brokergraph_subscription_fields")
+    )
+    types: list[Any] = [
+        *CORE_TYPES,
+        *ERROR_TYPES,
+        *account_types.values(),
+        *plugins.collect("brokergraph_schema_types"),
+    ]
+    schema = BrokerGraphSchema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        types=types,
+        extensions=_extensions(limits, introspection),
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        federation_version=FEDERATION_VERSION,
+    )
+    schema.account_types = dict(account_types)
+    return schema

@@ -1,0 +1,755 @@
+"""The unified object types.  Leaves are plain attributes (copied from the standard
+models once), so only list- and object-level fields resolve asynchronously, through
+the request's DataLoaders.  Entities carry Apollo Federation ``@key(fields: "id")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from gateway import models
+from gateway.connectors import (
+    AccountAnalyticsReads,
+    AccountHistory,
+    Capability,
+    ClientReports,
+    OrderReads,
+)
+from gateway.errors import InvalidInput, NotFound
+from gateway.graphql import access
+from gateway.graphql.context import RequestContext, context_of
+from gateway.graphql.ids import decode_id, encode_id
+
+if TYPE_CHECKING:
+    from gateway.store import PartnerRecord
+
+T = TypeVar("T")
+MAX_PERIOD = timedelta(days=366)
+
+PartnerKind = strawberry.enum(models.PartnerKind, name="PartnerKind")
+TraderStatus = strawberry.enum(models.TraderStatus, name="TraderStatus")
+AccountStatus = strawberry.enum(models.AccountStatus, name="AccountStatus")
+OrderSide = strawberry.enum(models.OrderSide, name="OrderSide")
+OrderType = strawberry.enum(models.OrderType, name="OrderType")
+TimeInForce = strawberry.enum(models.TimeInForce, name="TimeInForce")
+OrderStatus = strawberry.enum(models.OrderStatus, name="OrderStatus")
+BalanceOperationKind = strawberry.enum(models.BalanceOperationKind, name="BalanceOperationKind")
+TaxKind = strawberry.enum(models.TaxKind, name="TaxKind")
+ReportFormat = strawberry.enum(models.ReportFormat, name="ReportFormat")
+ReportStatus = strawberry.enum(models.ReportStatus, name="ReportStatus")
+HealthStatus = strawberry.enum(models.HealthStatus, name="HealthStatus")
+OrderEventKind = strawberry.enum(models.OrderEventKind, name="OrderEventKind")
+
+From = Annotated[datetime, strawberry.argument(name="from", description="Start, inclusive.")]
+To = Annotated[datetime, strawberry.argument(description="End, exclusive.")]
+
+
+def check_period(start: datetime, end: datetime) -> None:
+    """A period is ``start < end`` and at most a year long; connectors split it further."""
+    if start >= end:
+        raise InvalidInput("`from` must be before `to`", field=["from"])
+    if end - start > MAX_PERIOD:
+        raise InvalidInput("a period may span at most 366 days", field=["to"])
+
+
+@strawberry.type(description="An exact amount of money.")
+class Money:
+    amount: Decimal
+    currency: str
+
+    @staticmethod
+    def of(value: models.Money | None) -> Money | None:
+        return None if value is None else Money(amount=value.amount, currency=value.currency)
+
+    @staticmethod
+    def required(value: models.Money) -> Money:
+        return Money(amount=value.amount, currency=value.currency)
+
+
+@strawberry.interface(description="An object with a global, opaque id (Relay).")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+    total_count: int | None = None
+
+
+def connection(
+    nodes: Sequence[tuple[str, T]], next_cursor: str | None, total: int | None = None
+) -> Connection[T]:
+    """A connection from ``(cursor, node)`` pairs and the cursor of the next page."""
+    return Connection(
+        edges=[Edge(cursor=cursor, node=node) for cursor, node in nodes],
+        page_info=PageInfo(has_next_page=next_cursor is not None, end_cursor=next_cursor),
+        total_count=total,
+    )
+
+
+@strawberry.type
+class Position:
+    external_id: str
+    platform: str
+    account_id: strawberry.ID
+    symbol: str
+    side: OrderSide  # type: ignore[valid-type]
+    volume: Decimal
+    open_price: Decimal
+    opened_at: datetime
+    current_price: Decimal | None
+    unrealized_pnl: Money | None
+    swap: Money | None
+    commission: Money | None
+
+    @classmethod
+    def from_model(cls, m: models.Position) -> Position:
+        return cls(
+            external_id=m.id,
+            platform=m.platform,
+            account_id=strawberry.ID(encode_id("Account", m.platform, m.account_id)),
+            symbol=m.symbol,
+            side=m.side,
+            volume=m.volume,
+            open_price=m.open_price,
+            opened_at=m.opened_at,
+            current_price=m.current_price,
+            unrealized_pnl=Money.of(m.unrealized_pnl),
+            swap=Money.of(m.swap),
+            commission=Money.of(m.commission),
+        )
+
+
+@strawberry.type(description="A closing deal or fill.")
+class Deal:
+    external_id: str
+    platform: str
+    symbol: str
+    side: OrderSide  # type: ignore[valid-type]
+    volume: Decimal
+    price: Decimal
+    executed_at: datetime
+    position_id: str | None
+    realized_pnl: Money | None
+    commission: Money | None
+    swap: Money | None
+
+    @classmethod
+    def from_model(cls, m: models.Deal) -> Deal:
+        return cls(
+            external_id=m.id,
+            platform=m.platform,
+            symbol=m.symbol,
+            side=m.side,
+            volume=m.volume,
+            price=m.price,
+            executed_at=m.executed_at,
+            position_id=m.position_id,
+            realized_pnl=Money.of(m.realized_pnl),
+            commission=Money.of(m.commission),
+            swap=Money.of(m.swap),
+        )
+
+
+@strawberry.type
+class BalanceOperation:
+    external_id: str
+    platform: str
+    account_id: strawberry.ID
+    kind: BalanceOperationKind  # type: ignore[valid-type]
+    amount: Money
+    at: datetime
+    balance_after: Money | None
+    comment: str | None
+
+    @classmethod
+    def from_model(cls, m: models.BalanceOperation) -> BalanceOperation:
+        return cls(
+            external_id=m.id,
+            platform=m.platform,
+            account_id=strawberry.ID(encode_id("Account", m.platform, m.account_id)),
+            kind=m.kind,
+            amount=Money.required(m.amount),
+            at=m.at,
+            balance_after=Money.of(m.balance_after),
+            comment=m.comment,
+        )
+
+
+@strawberry.type
+class MarketDataSubscription:
+    external_id: str
+    platform: str
+    name: str
+    active: bool
+    ends_at: datetime | None
+
+    @classmethod
+    def from_model(cls, m: models.MarketDataSubscription) -> MarketDataSubscription:
+        return cls(
+            external_id=m.id, platform=m.platform, name=m.name, active=m.active, ends_at=m.ends_at
+        )
+
+
+@strawberry.type
+class TaxCalculation:
+    platform: str
+    partner_code: str
+    kind: TaxKind  # type: ignore[valid-type]
+    tax_base: Money
+    tax_amount: Money
+    period_from: datetime | None
+    period_to: datetime | None
+    calculated_at: datetime | None
+
+    @classmethod
+    def from_model(cls, m: models.TaxCalculation) -> TaxCalculation:
+        return cls(
+            platform=m.platform,
+            partner_code=m.partner_code,
+            kind=m.kind,
+            tax_base=Money.required(m.tax_base),
+            tax_amount=Money.required(m.tax_amount),
+            period_from=m.period_from,
+            period_to=m.period_to,
+            calculated_at=m.calculated_at,
+        )
+
+
+@strawberry.type
+class ClientReport(Node):
+    id: strawberry.ID
+    platform: str
+    external_id: str
+    partner_code: str
+    status: ReportStatus  # type: ignore[valid-type]
+    format: ReportFormat  # type: ignore[valid-type]
+    requested_at: datetime
+    period_from: datetime | None
+    period_to: datetime | None
+    ready_at: datetime | None
+    download_url: str | None = strawberry.field(
+        description="Relative URL to fetch the file with the same bearer token, once READY."
+    )
+
+    @classmethod
+    def from_model(cls, m: models.ClientReport) -> ClientReport:
+        global_id = encode_id("ClientReport", m.platform, m.partner_code, m.id)
+        ready = m.status is models.ReportStatus.READY
+        return cls(
+            id=strawberry.ID(global_id),
+            platform=m.platform,
+            external_id=m.id,
+            partner_code=m.partner_code,
+            status=m.status,
+            format=m.format,
+            requested_at=m.requested_at,
+            period_from=m.period_from,
+            period_to=m.period_to,
+            ready_at=m.ready_at,
+            download_url=f"/reports/{global_id}" if ready else None,
+        )
+
+
+@strawberry.type
+class SymbolVolume:
+    symbol: str
+    volume: Decimal
+    deals: int
+
+
+@strawberry.type
+class CopySubAccount:
+    account_id: strawberry.ID
+    balance: Money
+    equity: Money | None
+
+
+@strawberry.type(
+    description="Realised P&L, win/loss, most-traded symbols and open volume of a period."
+)
+class AccountAnalytics:
+    period_from: datetime
+    period_to: datetime
+    realized_pnl: Money
+    wins: int
+    losses: int
+    win_ratio: Decimal | None
+    most_traded_symbols: list[SymbolVolume]
+    open_volume: Decimal
+    copy_sub_accounts: list[CopySubAccount]
+
+    @classmethod
+    def from_model(cls, m: models.AccountAnalytics, platform: str) -> AccountAnalytics:
+        return cls(
+            period_from=m.period_from,
+            period_to=m.period_to,
+            realized_pnl=Money.required(m.realized_pnl),
+            wins=m.wins,
+            losses=m.losses,
+            win_ratio=m.win_ratio,
+            most_traded_symbols=[
+                SymbolVolume(symbol=s.symbol, volume=s.volume, deals=s.deals)
+                for s in m.most_traded_symbols
+            ],
+            open_volume=m.open_volume,
+            copy_sub_accounts=[
+                CopySubAccount(
+                    account_id=strawberry.ID(encode_id("Account", platform, c.account_id)),
+                    balance=Money.required(c.balance),
+                    equity=Money.of(c.equity),
+                )
+                for c in m.copy_sub_accounts
+            ],
+        )
+
+
+def account_type(ctx: RequestContext, model: models.Account) -> Account:
+    """The platform's Account type (contributed by its plugin) or GenericAccount."""
+    cls: type[Account] = ctx.account_types.get(model.platform, GenericAccount)
+    result: Account = cls.from_model(model)
+    return result
+
+
+async def load_account(ctx: RequestContext, platform: str, native_id: str) -> Account:
+    """An account the viewer may see, or NotFound."""
+    await access.require_account(ctx, platform, native_id)
+    model = await ctx.loaders.accounts.load((platform, native_id))
+    if model is None:
+        raise NotFound("account not found")
+    return account_type(ctx, model)
+
+
+@strawberry.federation.interface(keys=["id"], description="A trading account on one platform.")
+class Account(Node):
+    id: strawberry.ID
+    platform: str
+    external_id: str
+    number: str
+    currency: str
+    status: AccountStatus  # type: ignore[valid-type]
+    is_live: bool
+    group: str | None
+    leverage: Decimal | None
+    balance: Money | None
+    equity: Money | None
+    credit: Money | None
+    bonus: Money | None
+    margin: Money | None
+    free_margin: Money | None
+    trader_external_id: strawberry.Private[str | None]
+
+    @classmethod
+    def from_model(cls, m: models.Account) -> Self:
+        return cls(**account_fields(m))
+
+    @classmethod
+    async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Account:
+        _, (platform, native_id) = decode_id(id, "Account")
+        return await load_account(context_of(info), platform, native_id)
+
+    @strawberry.field
+    async def positions(self, info: Info[Any, Any]) -> list[Position]:
+        positions = await context_of(info).loaders.positions.load((self.platform, self.external_id))
+        return [Position.from_model(p) for p in positions]
+
+    @strawberry.field
+    async def orders(self, info: Info[Any, Any]) -> list[Order]:
+        ctx = context_of(info)
+        ctx.services.registry.require(self.platform, Capability.ORDER_READS, OrderReads)
+        orders = await ctx.loaders.orders.load((self.platform, self.external_id))
+        return [Order.from_model(o) for o in orders]
+
+    @strawberry.field
+    async def deals(self, info: Info[Any, Any], from_: From, to: To) -> list[Deal]:
+        check_period(from_, to)
+        history = context_of(info).services.registry.require(
+            self.platform, Capability.ACCOUNT_HISTORY, AccountHistory
+        )
+        return [Deal.from_model(d) for d in await history.get_deals(self.external_id, from_, to)]
+
+    @strawberry.field
+    async def balance_operations(
+        self, info: Info[Any, Any], from_: From, to: To
+    ) -> list[BalanceOperation]:
+        check_period(from_, to)
+        history = context_of(info).services.registry.require(
+            self.platform, Capability.ACCOUNT_HISTORY, AccountHistory
+        )
+        operations = await history.get_balance_operations(self.external_id, from_, to)
+        return [BalanceOperation.from_model(o) for o in operations]
+
+    @strawberry.field
+    async def analytics(self, info: Info[Any, Any], from_: From, to: To) -> AccountAnalytics:
+        check_period(from_, to)
+        reader = context_of(info).services.registry.require(
+            self.platform, Capability.ACCOUNT_ANALYTICS, AccountAnalyticsReads
+        )
+        result = await reader.get_analytics(self.external_id, from_, to)
+        return AccountAnalytics.from_model(result, self.platform)
+
+    @strawberry.field
+    async def trader(self, info: Info[Any, Any]) -> Trader | None:
+        if self.trader_external_id is None:
+            return None
+        return await load_trader(context_of(info), self.platform, self.trader_external_id)
+
+    @strawberry.field
+    async def partner(self, info: Info[Any, Any]) -> BusinessPartner | None:
+        ctx = context_of(info)
+        owner = await ctx.loaders.account_owners.load((self.platform, self.external_id))
+        return None if owner is None else await load_partner(ctx, owner)
+
+
+def account_fields(m: models.Account) -> dict[str, Any]:
+    """The Account interface's fields of a model; platform types add their own to it."""
+    return {
+        "id": strawberry.ID(encode_id("Account", m.platform, m.id)),
+        "platform": m.platform,
+        "external_id": m.id,
+        "number": m.number,
+        "currency": m.currency,
+        "status": m.status,
+        "is_live": m.is_live,
+        "group": m.group,
+        "leverage": m.leverage,
+        "balance": Money.of(m.balance),
+        "equity": Money.of(m.equity),
+        "credit": Money.of(m.credit),
+        "bonus": Money.of(m.bonus),
+        "margin": Money.of(m.margin),
+        "free_margin": Money.of(m.free_margin),
+        "trader_external_id": m.trader_id,
+    }
+
+
+@strawberry.federation.type(
+    keys=["id"], description="An account of a platform without its own type."
+)
+class GenericAccount(Account):
+    pass
+
+
+async def load_trader(ctx: RequestContext, platform: str, native_id: str) -> Trader:
+    await access.require_trader(ctx, platform, native_id)
+    model = await ctx.loaders.traders.load((platform, native_id))
+    if model is None:
+        raise NotFound("trader not found")
+    return Trader.from_model(model)
+
+
+@strawberry.federation.type(keys=["id"], description="One person's login on one platform.")
+class Trader(Node):
+    id: strawberry.ID
+    platform: str
+    external_id: str
+    login: str | None
+    email: str | None
+    name: str | None
+    status: TraderStatus  # type: ignore[valid-type]
+    created_at: datetime | None
+
+    @classmethod
+    def from_model(cls, m: models.Trader) -> Trader:
+        return cls(
+            id=strawberry.ID(encode_id("Trader", m.platform, m.id)),
+            platform=m.platform,
+            external_id=m.id,
+            login=m.login,
+            email=m.email,
+            name=m.name,
+            status=m.status,
+            created_at=m.created_at,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Trader:
+        _, (platform, native_id) = decode_id(id, "Trader")
+        return await load_trader(context_of(info), platform, native_id)
+
+    @strawberry.field
+    async def partner(self, info: Info[Any, Any]) -> BusinessPartner | None:
+        ctx = context_of(info)
+        owner = await ctx.loaders.trader_owners.load((self.platform, self.external_id))
+        return None if owner is None else await load_partner(ctx, owner)
+
+    @strawberry.field
+    async def accounts(self, info: Info[Any, Any]) -> list[Account]:
+        ctx = context_of(info)
+        accounts = await ctx.loaders.trader_accounts.load((self.platform, self.external_id))
+        return [account_type(ctx, a) for a in accounts]
+
+    @strawberry.field
+    async def market_data_subscriptions(self, info: Info[Any, Any]) -> list[MarketDataSubscription]:
+        ctx = context_of(info)
+        subscriptions = await ctx.loaders.market_data_subscriptions.load(
+            (self.platform, self.external_id)
+        )
+        return [MarketDataSubscription.from_model(s) for s in subscriptions]
+
+
+async def load_partner(ctx: RequestContext, code: str) -> BusinessPartner:
+    record = await access.require_partner(ctx, code)
+    details = await ctx.loaders.partner_details.load(code)
+    return BusinessPartner.from_records(record, details)
+
+
+@strawberry.federation.type(keys=["id"], description="A client or counterparty of the broker.")
+class BusinessPartner(Node):
+    id: strawberry.ID
+    code: str
+    name: str
+    kind: PartnerKind | None  # type: ignore[valid-type]
+    short_name: str | None
+    email: str | None
+    phone: str | None
+    tax_id: str | None
+    residency: str | None
+    is_qualified_investor: bool | None
+    kyc_passed: bool | None
+    broker: str | None
+    attributes: JSON = strawberry.field(
+        description="Data-model extension fields of the back office."
+    )
+
+    @classmethod
+    def from_records(
+        cls, record: PartnerRecord, details: models.BusinessPartner | None
+    ) -> BusinessPartner:
+        return cls(
+            id=strawberry.ID(encode_id("BusinessPartner", record.code)),
+            code=record.code,
+            name=(details.name if details else None) or record.display_name or record.code,
+            kind=details.kind if details else None,
+            short_name=details.short_name if details else None,
+            email=details.email if details else None,
+            phone=details.phone if details else None,
+            tax_id=details.tax_id if details else None,
+            residency=details.residency if details else None,
+            is_qualified_investor=details.is_qualified_investor if details else None,
+            kyc_passed=details.kyc_passed if details else None,
+            broker=record.broker,
+            attributes=JSON(dict(details.attributes) if details else {}),
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> BusinessPartner:
+        _, (code,) = decode_id(id, "BusinessPartner")
+        return await load_partner(context_of(info), code)
+
+    @strawberry.field
+    async def traders(self, info: Info[Any, Any], platform: str | None = None) -> list[Trader]:
+        ctx = context_of(info)
+        links = await ctx.services.store.links_of_partner(
+            self.code, platform=platform, kind="trader"
+        )
+        found = await ctx.loaders.traders.load_many(
+            [(link.platform, link.external_id) for link in links]
+        )
+        return [Trader.from_model(t) for t in found if isinstance(t, models.Trader)]
+
+    @strawberry.field
+    async def accounts(self, info: Info[Any, Any], platform: str | None = None) -> list[Account]:
+        ctx = context_of(info)
+        links = await ctx.services.store.links_of_partner(
+            self.code, platform=platform, kind="account"
+        )
+        found = await ctx.loaders.accounts.load_many(
+            [(link.platform, link.external_id) for link in links]
+        )
+        return [account_type(ctx, a) for a in found if isinstance(a, models.Account)]
+
+    @strawberry.field
+    async def reports(self, info: Info[Any, Any]) -> list[ClientReport]:
+        ctx = context_of(info)
+        platforms = ctx.services.registry.platforms_with(Capability.CLIENT_REPORTS)
+        reports: list[ClientReport] = []
+        for platform in platforms:
+            connector = ctx.services.registry.require(
+                platform, Capability.CLIENT_REPORTS, ClientReports
+            )
+            reports.extend(
+                ClientReport.from_model(r) for r in await connector.get_reports(self.code)
+            )
+        return reports
+
+
+async def load_order(ctx: RequestContext, platform: str, account_id: str, order_id: str) -> Order:
+    await access.require_account(ctx, platform, account_id)
+    ctx.services.registry.require(platform, Capability.ORDER_READS, OrderReads)
+    for order in await ctx.loaders.orders.load((platform, account_id)):
+        if order.id == order_id:
+            return Order.from_model(order)
+    raise NotFound("order not found")
+
+
+@strawberry.federation.type(keys=["id"])
+class Order(Node):
+    id: strawberry.ID
+    platform: str
+    external_id: str
+    account_id: strawberry.ID
+    symbol: str
+    side: OrderSide  # type: ignore[valid-type]
+    type: OrderType  # type: ignore[valid-type]
+    quantity: Decimal
+    filled_quantity: Decimal
+    status: OrderStatus  # type: ignore[valid-type]
+    time_in_force: TimeInForce  # type: ignore[valid-type]
+    price: Decimal | None
+    stop_price: Decimal | None
+    average_fill_price: Decimal | None
+    expires_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    client_order_id: str | None
+    reject_reason: str | None
+
+    @classmethod
+    def from_model(cls, m: models.Order) -> Order:
+        return cls(
+            id=strawberry.ID(encode_id("Order", m.platform, m.account_id, m.id)),
+            platform=m.platform,
+            external_id=m.id,
+            account_id=strawberry.ID(encode_id("Account", m.platform, m.account_id)),
+            symbol=m.symbol,
+            side=m.side,
+            type=m.type,
+            quantity=m.quantity,
+            filled_quantity=m.filled_quantity,
+            status=m.status,
+            time_in_force=m.time_in_force,
+            price=m.price,
+            stop_price=m.stop_price,
+            average_fill_price=m.average_fill_price,
+            expires_at=m.expires_at,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            client_order_id=m.client_order_id,
+            reject_reason=m.reject_reason,
+        )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Order:
+        _, (platform, account_id, order_id) = decode_id(id, "Order")
+        return await load_order(context_of(info), platform, account_id, order_id)
+
+
+@strawberry.type
+class OrderEvent:
+    account_id: strawberry.ID
+    sequence: int = strawberry.field(description="Grows by one per account; a jump means a gap.")
+    kind: OrderEventKind  # type: ignore[valid-type]
+    at: datetime
+    order: Order | None
+    position: Position | None
+    account: Account | None
+    text: str | None
+
+    @classmethod
+    def from_model(cls, ctx: RequestContext, m: models.OrderEvent) -> OrderEvent:
+        return cls(
+            account_id=strawberry.ID(encode_id("Account", m.platform, m.account_id)),
+            sequence=m.sequence,
+            kind=m.kind,
+            at=m.at,
+            order=Order.from_model(m.order) if m.order else None,
+            position=Position.from_model(m.position) if m.position else None,
+            account=account_type(ctx, m.account) if m.account else None,
+            text=m.text,
+        )
+
+
+@strawberry.type
+class AccountEvent:
+    account_id: strawberry.ID
+    sequence: int
+    at: datetime
+    account: Account | None
+    balance_operation: BalanceOperation | None
+    text: str | None
+
+    @classmethod
+    def from_model(cls, ctx: RequestContext, m: models.AccountEvent) -> AccountEvent:
+        return cls(
+            account_id=strawberry.ID(encode_id("Account", m.platform, m.account_id)),
+            sequence=m.sequence,
+            at=m.at,
+            account=account_type(ctx, m.account) if m.account else None,
+            balance_operation=(
+                BalanceOperation.from_model(m.balance_operation) if m.balance_operation else None
+            ),
+            text=m.text,
+        )
+
+
+@strawberry.type
+class MarketDataSubscriptionEvent:
+    trader_id: strawberry.ID
+    kind: str
+    at: datetime
+    subscription: MarketDataSubscription | None
+
+    @classmethod
+    def from_model(cls, m: models.MarketDataSubscriptionEvent) -> MarketDataSubscriptionEvent:
+        return cls(
+            trader_id=strawberry.ID(encode_id("Trader", m.platform, m.trader_id)),
+            kind=m.kind,
+            at=m.at,
+            subscription=MarketDataSubscription.from_model(m.subscription)
+            if m.subscription
+            else None,
+        )
+
+
+strawberry.enum(Capability, name="Capability")
+
+
+@strawberry.type
+class ConnectorHealth:
+    status: HealthStatus  # type: ignore[valid-type]
+    detail: str | None
+    latency_ms: float | None
+
+
+@strawberry.type(description="An installed connector, what it declares and how it is.")
+class ConnectorInfo:
+    name: str
+    platform: str
+    version: str
+    capabilities: list[Capability]
+    configured: bool
+    health: ConnectorHealth
+
+
+@strawberry.type(description="Who is asking: the authenticated viewer and their scope.")
+class ViewerInfo:
+    subject: str
+    role: str
+    partner_code: str | None
+    brokers: list[str]
+
+
+#: Types the schema must list explicitly (they are reached only through interfaces).
+CORE_TYPES: tuple[type, ...] = (GenericAccount,)

@@ -1,0 +1,38 @@
+"""The Starlette application: GraphQL over HTTP and WebSocket, GraphiQL, plugin routes."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from gateway.graphql import BrokerGraphSchema
+from gateway.http.graphiql import graphiql_routes
+from gateway.http.graphql_http import GraphQLHTTPHandler
+from gateway.http.websocket import GraphQLWebSocket
+from gateway.services import GatewayServices
+
+__all__ = ["create_app"]
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> Starlette:
+    """The app of a running gateway; routes contributed by plugins come after the core's."""
+    http = GraphQLHTTPHandler(services, schema)
+
+    async def graphql_endpoint(request: Request) -> Response:
+        return await http(request)
+
+    routes: list[BaseRoute] = [
+        # Every method reaches the handler so that it can answer 405 in GraphQL's shape.
+        Route("/graphql", graphql_endpoint, methods=ALL_METHODS),
+        WebSocketRoute("/graphql", GraphQLWebSocket(services, schema)),
+        *graphiql_routes(),
+        *services.plugins.collect("brokergraph_routes", services=services),
+    ]
+    app = Starlette(routes=routes)
+    app.state.services = services
+    app.state.schema = schema
+    return app

@@ -1,0 +1,73 @@
+"""``/graphql`` over WebSocket: graphql-transport-ws only, authenticated at connection_init.
+
+Strawberry's view does the protocol; we give it a context per connection and
+check the bearer token from the ``connection_init`` payload, as the HTTP side
+checks the header.  A socket that never authenticates is closed with 4403 (bad
+credentials) or 4408 (no connection_init in time).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from gateway.errors import Unauthenticated
+from gateway.graphql import BrokerGraphSchema, RequestContext
+from gateway.services import GatewayServices
+
+__all__ = ["GraphQLWebSocket"]
+
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+
+
+def authorization_from_params(params: dict[str, Any] | None) -> str | None:
+    """``{"Authorization": "Bearer …"}`` as most clients send it, or ``{"token": "…"}``."""
+    if not params:
+        return None
+    for key in ("Authorization", "authorization"):
+        value = params.get(key)
+        if isinstance(value, str):
+            return value
+    token = params.get("token")
+    return f"Bearer {token}" if isinstance(token, str) else None
+
+
+class GraphQLWebSocket(GraphQL[RequestContext, None]):
+    def __init__(self, services: GatewayServices, schema: BrokerGraphSchema) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=services.settings.limits.max_subscriptions_per_connection,
+            allowed_origins=services.settings.server.allowed_origins,
+        )
+        self.services = services
+        self.account_types = schema.account_types
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> RequestContext:
+        # Loader caches would go stale over a long-lived connection: batch, don't cache.
+        return RequestContext(
+            services=self.services,
+            account_types=self.account_types,
+            request=request,
+            response=response,
+            loaders_cache=False,
+        )
+
+    async def on_ws_connect(self, context: RequestContext) -> None:
+        header = authorization_from_params(context.connection_params)
+        try:
+            context.viewer = self.services.authenticator.viewer_from_authorization_header(header)
+        except Unauthenticated as error:
+            raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None

@@ -1,0 +1,77 @@
+"""Running a gateway: services, schema and app under uvicorn, in the current event loop.
+
+``brokergraph serve``, ``brokergraph demo`` and the test suite all start the
+gateway through :func:`running_gateway`, so tests exercise the real server over
+real sockets, exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from gateway.config import Settings
+from gateway.graphql import BrokerGraphSchema, build_schema
+from gateway.http.app import create_app
+from gateway.plugins import Plugins
+from gateway.services import GatewayServices
+
+__all__ = ["RunningGateway", "running_gateway"]
+
+WS_MAX_MESSAGE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunningGateway:
+    url: str
+    services: GatewayServices
+    schema: BrokerGraphSchema
+    server: uvicorn.Server
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}/graphql"
+
+    @property
+    def websocket_url(self) -> str:
+        return self.graphql_url.replace("http://", "ws://", 1)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    settings: Settings, plugins: Plugins, *, host: str | None = None, port: int | None = None
+) -> AsyncIterator[RunningGateway]:
+    """Open everything, serve until the block exits, then close everything."""
+    services = await GatewayServices.open(settings, plugins)
+    try:
+        schema = build_schema(plugins, settings.limits, introspection=settings.server.introspection)
+        app = create_app(services, schema)
+        config = uvicorn.Config(
+            app,
+            host=host or settings.server.host,
+            port=settings.server.port if port is None else port,
+            lifespan="off",
+            log_config=None,
+            server_header=False,
+            ws_max_size=WS_MAX_MESSAGE_BYTES,
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()  # surfaces the bind error
+                raise RuntimeError("the server stopped before it started")
+            await asyncio.sleep(0.01)
+        bound_host, bound_port = server.servers[0].sockets[0].getsockname()[:2]
+        try:
+            yield RunningGateway(f"http://{bound_host}:{bound_port}", services, schema, server)
+        finally:
+            server.should_exit = True
+            await task
+    finally:
+        await services.close()

@@ -1,0 +1,93 @@
+"""Everything a running gateway holds, opened and closed in one place.
+
+``GatewayServices`` is built once at start-up from settings and loaded plugins;
+the HTTP app, the schema's context and plugin routes all receive this object.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from gateway.auth import JwtAuthenticator, JwtSettings
+from gateway.cache import Cache, create_cache
+from gateway.config import Secret, Settings
+from gateway.connectors import ConnectorContext
+from gateway.events import EventBus, create_event_bus
+from gateway.plugins import Plugins
+from gateway.registry import ConnectorRegistry
+from gateway.store import Store
+
+__all__ = ["GatewayServices"]
+
+logger = logging.getLogger("gateway")
+
+
+@dataclass
+class GatewayServices:
+    settings: Settings
+    plugins: Plugins
+    store: Store
+    cache: Cache
+    events: EventBus
+    registry: ConnectorRegistry
+    authenticator: JwtAuthenticator
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    async def open(cls, settings: Settings, plugins: Plugins) -> GatewayServices:
+        """Open the store, cache and event bus, then instantiate and start the connectors."""
+        if settings.auth.jwt_secret is None:
+            raise ValueError(
+                "auth.jwt_secret is not set: set [auth] jwt_secret in the configuration file "
+                "or BROKERGRAPH_AUTH__JWT_SECRET (at least 32 bytes)"
+            )
+        authenticator = JwtAuthenticator(
+            JwtSettings(
+                secret=settings.auth.jwt_secret.reveal(),
+                issuer=settings.auth.issuer,
+                audience=settings.auth.audience,
+            )
+        )
+        # Cache values in Redis are signed; without a configured secret a per-process
+        # one is fine for memory, but replicas sharing Redis must configure the same one.
+        cache_secret = (settings.cache.secret or Secret(secrets.token_hex(32))).reveal().encode()
+        store = await Store.open(settings.store.url)
+        cache = create_cache(
+            settings.cache.url, secret=cache_secret, max_entries=settings.cache.max_entries
+        )
+        events = create_event_bus(settings.events.url, secret=cache_secret)
+        contexts = {
+            name: ConnectorContext(
+                name=name,
+                settings=section,
+                store=store,
+                cache=cache,
+                events=events,
+                logger=logging.getLogger(f"gateway.connectors.{name}"),
+            )
+            for name, section in settings.connectors.items()
+            if name in plugins.connector_classes
+        }
+        for name in settings.connectors:
+            if name not in plugins.connector_classes:
+                logger.warning("settings name connector %r but no plugin provides it", name)
+        registry = ConnectorRegistry(plugins.connector_classes, contexts)
+        await registry.start()
+        logger.info(
+            "gateway ready: store=%s cache=%s connectors=%s",
+            store.url_for_display,
+            settings.cache.url.split("@")[-1],
+            ",".join(registry.platforms()) or "none",
+        )
+        return cls(settings, plugins, store, cache, events, registry, authenticator)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.registry.close()
+        await self.events.close()
+        await self.cache.close()
+        await self.store.close()
