@@ -22,7 +22,7 @@ from gateway.connectors import (
     ClientReports,
     OrderReads,
 )
-from gateway.errors import InvalidInput, NotFound
+from gateway.errors import CapabilityNotSupported, InvalidInput, NotFound
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
@@ -584,6 +584,11 @@ class BusinessPartner(Node):
     async def reports(self, info: Info[Any, Any]) -> list[ClientReport]:
         ctx = context_of(info)
         platforms = ctx.services.registry.platforms_with(Capability.CLIENT_REPORTS)
+        if not platforms:
+            raise CapabilityNotSupported(
+                "no configured platform provides client reports",
+                details={"capability": Capability.CLIENT_REPORTS.value},
+            )
         reports: list[ClientReport] = []
         for platform in platforms:
             connector = ctx.services.registry.require(
