@@ -52,6 +52,17 @@ async def require_account(ctx: RequestContext, platform: str, account_id: str) -
     return await _require_owned(ctx, owner, "account")
 
 
+async def require_linked_account(ctx: RequestContext, platform: str, account_id: str) -> str:
+    """For writes: the account must be linked to a partner the viewer may see, whatever
+    the role, so an unknown or mistyped id fails here without any upstream call."""
+    owner = await ctx.loaders.account_owners.load((platform, account_id))
+    if owner is None or await visible_partner(ctx, owner) is None:
+        raise NotFound(
+            "account not found (link it to a business partner first)", field=["accountId"]
+        )
+    return owner
+
+
 async def require_trader(ctx: RequestContext, platform: str, trader_id: str) -> str | None:
     owner = await ctx.loaders.trader_owners.load((platform, trader_id))
     return await _require_owned(ctx, owner, "trader")

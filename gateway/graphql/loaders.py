@@ -26,7 +26,7 @@ from gateway.connectors import (
 )
 from gateway.models import Account, BusinessPartner, MarketDataSubscription, Order, Position, Trader
 from gateway.services import GatewayServices
-from gateway.store import PartnerRecord
+from gateway.store import Link, PartnerRecord
 
 __all__ = ["Loaders", "PlatformKey", "cache_key"]
 
@@ -51,6 +51,10 @@ class Loaders:
         )
         self.partner_details: DataLoader[str, BusinessPartner | None] = DataLoader(
             self._load_partner_details, cache=cache
+        )
+        # Links resolve together so that sibling fields' upstream reads land in one batch.
+        self.partner_links: DataLoader[tuple[str, str], list[Link]] = DataLoader(
+            self._load_partner_links, cache=cache
         )
         self.account_owners: DataLoader[PlatformKey, str | None] = DataLoader(
             self._owners("account"), cache=cache
@@ -105,6 +109,12 @@ class Loaders:
 
     async def _load_partners(self, codes: list[str]) -> list[PartnerRecord | None]:
         return await self._services.store.get_partners(codes)
+
+    async def _load_partner_links(self, keys: list[tuple[str, str]]) -> list[list[Link]]:
+        store = self._services.store
+        return list(
+            await asyncio.gather(*(store.links_of_partner(code, kind=kind) for code, kind in keys))
+        )
 
     async def _load_partner_details(self, codes: list[str]) -> Sequence[BusinessPartner | None]:
         registry = self._services.registry

@@ -526,7 +526,7 @@ async def _money(
         amount = check_amount(data.amount, signed=signed)
         key = check_idempotency_key(data.idempotency_key)
         comment = check_text(data.comment, "comment") if data.comment else None
-        await access.require_account(ctx, platform, account_id)
+        await access.require_linked_account(ctx, platform, account_id)
         connector = ctx.services.registry.require(platform, capability, _FAMILY[capability])
         movement = MoneyMovement(
             account_id=account_id, amount=amount, idempotency_key=key, comment=comment
@@ -910,7 +910,7 @@ class CoreMutation:
                 raise InvalidInput("nothing to change", field=["leverage"])
             if input.leverage is not None:
                 check_amount(input.leverage, field="leverage")
-            await access.require_account(ctx, platform, account_id)
+            await access.require_linked_account(ctx, platform, account_id)
             provisioning = ctx.services.registry.require(
                 platform, Capability.TRADER_PROVISIONING, TraderProvisioning
             )
@@ -1064,7 +1064,7 @@ class CoreMutation:
                     check_amount(value, field=name)
             if input.time_in_force is models.TimeInForce.GTD and input.expires_at is None:
                 raise InvalidInput("a GTD order needs expiresAt", field=["expiresAt"])
-            await access.require_account(ctx, platform, account_id)
+            await access.require_linked_account(ctx, platform, account_id)
             router = ctx.services.registry.require(platform, Capability.ORDER_ROUTING, OrderRouting)
             request = PlaceOrderRequest(
                 account_id=account_id,
@@ -1112,7 +1112,7 @@ class CoreMutation:
     async def cancel_order(self, info: Info[Any, Any], input: CancelOrderInput) -> OrderPayload:
         async def body(ctx: RequestContext, viewer: Viewer) -> OrderPayload:
             platform, account_id, order_id = _decode_order(input.order_id)
-            await access.require_account(ctx, platform, account_id)
+            await access.require_linked_account(ctx, platform, account_id)
             router = ctx.services.registry.require(platform, Capability.ORDER_ROUTING, OrderRouting)
             order = await router.cancel_order(account_id, order_id)
             await invalidate_account(ctx, platform, account_id)
@@ -1139,7 +1139,7 @@ class CoreMutation:
                 if (order_platform, order_account) != (platform, account_id):
                     raise InvalidInput("every order must belong to the account", field=["orderIds"])
                 order_ids.append(order_id)
-            await access.require_account(ctx, platform, account_id)
+            await access.require_linked_account(ctx, platform, account_id)
             router = ctx.services.registry.require(platform, Capability.ORDER_ROUTING, OrderRouting)
             orders = await router.cancel_orders(
                 CancelOrdersRequest(account_id=account_id, order_ids=order_ids)
@@ -1163,7 +1163,7 @@ class CoreMutation:
         async def body(ctx: RequestContext, viewer: Viewer) -> OrdersPayload:
             platform, account_id = decode_account(input.account_id)
             symbol = check_text(input.symbol, "symbol", max_length=64)
-            await access.require_account(ctx, platform, account_id)
+            await access.require_linked_account(ctx, platform, account_id)
             router = ctx.services.registry.require(platform, Capability.ORDER_ROUTING, OrderRouting)
             orders = await router.cancel_orders_for_contract(account_id, symbol)
             await invalidate_account(ctx, platform, account_id)
@@ -1192,7 +1192,7 @@ class CoreMutation:
             ):
                 if value is not None:
                     check_amount(value, field=name)
-            await access.require_account(ctx, platform, account_id)
+            await access.require_linked_account(ctx, platform, account_id)
             router = ctx.services.registry.require(platform, Capability.ORDER_ROUTING, OrderRouting)
             request = ReplaceOrderRequest(
                 account_id=account_id,

@@ -561,9 +561,11 @@ class BusinessPartner(Node):
     @strawberry.field
     async def traders(self, info: Info[Any, Any], platform: str | None = None) -> list[Trader]:
         ctx = context_of(info)
-        links = await ctx.services.store.links_of_partner(
-            self.code, platform=platform, kind="trader"
-        )
+        links = [
+            link
+            for link in await ctx.loaders.partner_links.load((self.code, "trader"))
+            if platform is None or link.platform == platform
+        ]
         found = await ctx.loaders.traders.load_many(
             [(link.platform, link.external_id) for link in links]
         )
@@ -572,9 +574,11 @@ class BusinessPartner(Node):
     @strawberry.field
     async def accounts(self, info: Info[Any, Any], platform: str | None = None) -> list[Account]:
         ctx = context_of(info)
-        links = await ctx.services.store.links_of_partner(
-            self.code, platform=platform, kind="account"
-        )
+        links = [
+            link
+            for link in await ctx.loaders.partner_links.load((self.code, "account"))
+            if platform is None or link.platform == platform
+        ]
         found = await ctx.loaders.accounts.load_many(
             [(link.platform, link.external_id) for link in links]
         )
