@@ -7,4 +7,4 @@ sets BROKERGRAPH_SKIP_SERVICES=1 on a machine without them (CI never does).
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.services", "tests.gateway_fixtures"]
