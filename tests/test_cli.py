@@ -38,8 +38,13 @@ def test_plugins_command_reports_the_builtins(capsys: pytest.CaptureFixture[str]
 def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BROKERGRAPH_")}
     result = subprocess.run(
-        [*BROKERGRAPH, "serve", "--port", "0"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=60, check=False,
+        [*BROKERGRAPH, "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "auth.jwt_secret is not set" in result.stderr
@@ -48,7 +53,10 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
 def test_demo_serves_graphql_and_prints_tokens(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [*BROKERGRAPH, "demo", "--port", "0", "--data-dir", str(tmp_path / "demo")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -63,8 +71,10 @@ def test_demo_serves_graphql_and_prints_tokens(tmp_path: Path) -> None:
         tokens = dict(re.findall(r"^\s+(admin|manager|client)\s+(\S+)$", output, re.M))
         assert url and set(tokens) == {"admin", "manager", "client"}, output
         response = httpx.post(
-            url.group(1), json={"query": "{ viewer { role } }"},
-            headers={"Authorization": f"Bearer {tokens['manager']}"}, timeout=10,
+            url.group(1),
+            json={"query": "{ viewer { role } }"},
+            headers={"Authorization": f"Bearer {tokens['manager']}"},
+            timeout=10,
         )
         assert response.json() == {"data": {"viewer": {"role": "manager"}}}
         page = httpx.get(url.group(1), headers={"Accept": "text/html"}, timeout=10)
@@ -79,9 +89,20 @@ def test_demo_serves_graphql_and_prints_tokens(tmp_path: Path) -> None:
 
 def test_the_wheel_ships_graphiql_assets_for_the_container(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        check=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
     )
     (wheel,) = tmp_path.glob("brokergraph-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

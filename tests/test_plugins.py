@@ -59,18 +59,22 @@ def brokergraph_connectors():
 def test_broken_plugins_are_reported_and_the_good_one_loads(site: Path) -> None:
     install_distribution(site, "bgtest-good", {"bgtest_good": GOOD}, "good = bgtest_good")
     install_distribution(
-        site, "bgtest-broken",
+        site,
+        "bgtest-broken",
         {"bgtest_broken": "import a_module_that_does_not_exist\n"},
         "broken = bgtest_broken",
     )
     install_distribution(
-        site, "bgtest-typo",
-        {"bgtest_typo": """
+        site,
+        "bgtest-typo",
+        {
+            "bgtest_typo": """
             from gateway.contract import hookimpl
             @hookimpl
             def brokergraph_conectors():
                 return []
-        """},
+        """
+        },
         "typo = bgtest_typo",
     )
     plugins = load_plugins()
@@ -86,7 +90,8 @@ def test_broken_plugins_are_reported_and_the_good_one_loads(site: Path) -> None:
 
 def test_strict_mode_turns_a_failure_into_an_error(site: Path) -> None:
     install_distribution(
-        site, "bgtest-broken2",
+        site,
+        "bgtest-broken2",
         {"bgtest_broken2": "raise RuntimeError('boom at import')\n"},
         "broken2 = bgtest_broken2",
     )
@@ -96,7 +101,8 @@ def test_strict_mode_turns_a_failure_into_an_error(site: Path) -> None:
 
 def test_blocked_plugins_are_not_imported(site: Path) -> None:
     install_distribution(
-        site, "bgtest-blocked",
+        site,
+        "bgtest-blocked",
         {"bgtest_blocked": "raise RuntimeError('must not be imported')\n"},
         "blocked = bgtest_blocked",
     )
