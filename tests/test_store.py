@@ -391,6 +391,20 @@ async def test_flows_save_get_delete(store: Store) -> None:
     await store.delete_flow("f1")
 
 
+async def test_flows_list_by_kind_and_prefix(store: Store) -> None:
+    await store.save_flow("op:9001:2", "ledger", {"n": 2})
+    await store.save_flow("op:9001:1", "ledger", {"n": 1})
+    await store.save_flow("op:9002:1", "ledger", {"n": 3})
+    await store.save_flow("op:9001:x", "other", {"n": 4})
+    await store.save_flow("op_9001_1", "ledger", {"n": 5})  # "_" must not act as a wildcard
+    assert await store.list_flows("ledger", prefix="op:9001:") == [
+        ("op:9001:1", {"n": 1}),
+        ("op:9001:2", {"n": 2}),
+    ]
+    assert len(await store.list_flows("ledger")) == 4
+    assert len(await store.list_flows("ledger", limit=2)) == 2
+
+
 # -- open -----------------------------------------------------------------------
 
 

@@ -412,6 +412,20 @@ class Store:
             )
         return state
 
+    async def list_flows(
+        self, kind: str, *, prefix: str = "", limit: int = 1000
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(flow_id, state)`` of one kind whose id starts with ``prefix``, by id."""
+        query = (
+            select(flows.c.flow_id, flows.c.state)
+            .where(flows.c.kind == kind, flows.c.flow_id.startswith(prefix, autoescape=True))
+            .order_by(flows.c.flow_id)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.flow_id, row.state) for row in rows]
+
     async def delete_flow(self, flow_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(delete(flows).where(flows.c.flow_id == flow_id))
