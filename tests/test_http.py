@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -140,3 +141,15 @@ async def test_graphiql_page_is_served_offline(gateway: Any, client: Any) -> Non
     page = await client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "/static/graphiql/" in page.text and "unpkg" not in page.text
+
+
+@pytest.mark.browser
+async def test_graphiql_renders_from_the_real_gateway_with_the_network_blocked(
+    gateway: Any,
+) -> None:
+    from tests import browser
+
+    # chromium blocks; run it in a thread so this loop keeps serving the gateway
+    dom = await asyncio.to_thread(browser.dump_dom, gateway.graphql_url)
+    assert "graphiql-container" in dom
+    assert "Loading..." not in dom
