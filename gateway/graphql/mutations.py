@@ -200,6 +200,46 @@ async def invalidate_account(ctx: RequestContext, platform: str, account_id: str
     )
 
 
+M = TypeVar("M")
+
+
+async def run_write_once(
+    ctx: RequestContext,
+    *,
+    scope: str,
+    key: str,
+    operation: str,
+    request: Any,
+    model: type[M],
+    call: Callable[[], Awaitable[M]],
+    platform: str,
+    account_id: str,
+) -> tuple[M | None, list[UserError], bool]:
+    """Run an idempotent write: the model (or typed errors) and whether it was a replay.
+
+    ``request`` (a request dataclass) is fingerprinted without its idempotency key, so
+    the same key with a different request is refused as IDEMPOTENCY_CONFLICT.
+    """
+
+    async def upstream() -> Any:
+        return to_jsonable(await call())
+
+    fingerprint = {k: v for k, v in to_jsonable(request).items() if k != "idempotency_key"}
+    result = await run_once(
+        ctx.services.store,
+        scope=scope,
+        key=key,
+        operation=operation,
+        request=fingerprint,
+        call=upstream,
+    )
+    if not result.replayed:
+        await invalidate_account(ctx, platform, account_id)
+    if result.error is not None:
+        return None, [user_error_from_dict(dict(result.error))], result.replayed
+    return from_jsonable(model, result.value), [], result.replayed
+
+
 async def require_partner_for_staff(ctx: RequestContext, viewer: Viewer, code: str) -> None:
     viewer.require_role(*STAFF)
     await access.require_partner(ctx, code)
@@ -531,27 +571,21 @@ async def _money(
         movement = MoneyMovement(
             account_id=account_id, amount=amount, idempotency_key=key, comment=comment
         )
-
-        async def upstream() -> Any:
-            return to_jsonable(await call(connector, movement))
-
-        result = await run_once(
-            ctx.services.store,
+        operation_model, errors, replayed = await run_write_once(
+            ctx,
             scope=f"money:{platform}:{account_id}",
             key=key,
             operation=operation,
-            request={"amount": format(amount, "f"), "comment": comment},
-            call=upstream,
+            request=movement,
+            model=models.BalanceOperation,
+            call=lambda: call(connector, movement),
+            platform=platform,
+            account_id=account_id,
         )
-        if not result.replayed:
-            await invalidate_account(ctx, platform, account_id)
-        if result.error is not None:
-            return MoneyMovementPayload(
-                replayed=result.replayed, errors=[user_error_from_dict(dict(result.error))]
-            )
-        operation_model = from_jsonable(models.BalanceOperation, result.value)
         return MoneyMovementPayload(
-            operation=BalanceOperation.from_model(operation_model), replayed=result.replayed
+            operation=BalanceOperation.from_model(operation_model) if operation_model else None,
+            replayed=replayed,
+            errors=errors,
         )
 
     return await perform(
@@ -1079,24 +1113,20 @@ class CoreMutation:
                 expires_at=input.expires_at,
             )
 
-            async def upstream() -> Any:
-                return to_jsonable(await router.place_order(request))
-
-            result = await run_once(
-                ctx.services.store,
+            order, errors, replayed = await run_write_once(
+                ctx,
                 scope=f"order:{platform}:{account_id}",
                 key=key,
                 operation="placeOrder",
-                request={k: v for k, v in to_jsonable(request).items() if k != "idempotency_key"},
-                call=upstream,
+                request=request,
+                model=models.Order,
+                call=lambda: router.place_order(request),
+                platform=platform,
+                account_id=account_id,
             )
-            await invalidate_account(ctx, platform, account_id)
-            if result.error is not None:
-                return OrderPayload(
-                    replayed=result.replayed, errors=[user_error_from_dict(dict(result.error))]
-                )
-            order = from_jsonable(models.Order, result.value)
-            return OrderPayload(order=Order.from_model(order), replayed=result.replayed)
+            return OrderPayload(
+                order=Order.from_model(order) if order else None, replayed=replayed, errors=errors
+            )
 
         return await perform(
             info,
@@ -1203,24 +1233,20 @@ class CoreMutation:
                 stop_price=input.stop_price,
             )
 
-            async def upstream() -> Any:
-                return to_jsonable(await router.replace_order(request))
-
-            result = await run_once(
-                ctx.services.store,
+            order, errors, replayed = await run_write_once(
+                ctx,
                 scope=f"order:{platform}:{account_id}",
                 key=key,
                 operation="replaceOrder",
-                request={k: v for k, v in to_jsonable(request).items() if k != "idempotency_key"},
-                call=upstream,
+                request=request,
+                model=models.Order,
+                call=lambda: router.replace_order(request),
+                platform=platform,
+                account_id=account_id,
             )
-            await invalidate_account(ctx, platform, account_id)
-            if result.error is not None:
-                return OrderPayload(
-                    replayed=result.replayed, errors=[user_error_from_dict(dict(result.error))]
-                )
-            order = from_jsonable(models.Order, result.value)
-            return OrderPayload(order=Order.from_model(order), replayed=result.replayed)
+            return OrderPayload(
+                order=Order.from_model(order) if order else None, replayed=replayed, errors=errors
+            )
 
         return await perform(
             info,
