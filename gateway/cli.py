@@ -133,6 +133,8 @@ async def run_demo(
         gateway = await stack.enter_async_context(
             running_gateway(settings, plugins, host=host, port=port)
         )
+        for sandbox in sandboxes:
+            sandbox.attach_gateway(gateway.url)
         store = gateway.services.store
         await store.upsert_partner(DEMO_CLIENT, broker=DEMO_BROKER, display_name="Demo Client One")
         await store.upsert_partner("DEMO-002", broker=DEMO_BROKER, display_name="Demo Client Two")

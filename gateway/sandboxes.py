@@ -46,6 +46,9 @@ class Sandbox(abc.ABC):
     def connector_settings(self) -> Mapping[str, Any]:
         """The connector settings section that points a connector at this sandbox."""
 
+    def attach_gateway(self, base_url: str) -> None:  # noqa: B027  (optional, empty on purpose)
+        """Learn the running gateway's URL (e.g. to send webhooks to it); ignored by default."""
+
     def demo_links(self) -> Sequence[DemoLink]:
         """Seeded traders/accounts the demo links to partners; none by default."""
         return ()
