@@ -134,6 +134,8 @@ class Settings:
     plugins: PluginSettings = field(default_factory=PluginSettings)
     #: One section per connector name; secret-looking keys hold :class:`Secret`.
     connectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Upstream guards: plain keys are defaults, ``[resilience.<connector>]`` tables override.
+    resilience: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """The settings as plain data, every secret shown as ``***`` (safe to log)."""
@@ -245,7 +247,7 @@ def load_settings(
     _apply_env(data, env)
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
-    unknown = sorted(set(data) - set(_SECTIONS) - {"connectors"})
+    unknown = sorted(set(data) - set(_SECTIONS) - {"connectors", "resilience"})
     if unknown:
         raise ConfigError(f"unknown configuration sections: {', '.join(unknown)}")
     sections = {
@@ -255,4 +257,7 @@ def load_settings(
     if not isinstance(connectors_data, dict):
         raise ConfigError("[connectors] must be a table of tables")
     connectors = {name: _connector_section(name, v) for name, v in connectors_data.items()}
-    return Settings(**sections, connectors=connectors)
+    resilience = data.get("resilience", {})
+    if not isinstance(resilience, dict):
+        raise ConfigError("[resilience] must be a table")
+    return Settings(**sections, connectors=connectors, resilience=resilience)

@@ -18,6 +18,7 @@ from typing import TypeVar, cast
 from gateway.connectors import Capability, Connector, ConnectorContext, family_of
 from gateway.errors import CapabilityNotSupported, NotFound
 from gateway.models import ConnectorHealth, HealthStatus
+from gateway.resilience import BreakerState, GuardedConnector, ResiliencePolicy, Upstream
 
 __all__ = ["ConnectorInfo", "ConnectorRegistry"]
 
@@ -40,10 +41,15 @@ class ConnectorRegistry:
         self,
         classes: Mapping[str, type[Connector]],
         contexts: Mapping[str, ConnectorContext],
+        policies: Mapping[str, ResiliencePolicy] | None = None,
     ) -> None:
         self._classes = dict(classes)
         self._instances: dict[str, Connector] = {
             name: cls(contexts[name]) for name, cls in classes.items() if name in contexts
+        }
+        self.upstreams: dict[str, Upstream] = {
+            name: Upstream(name, (policies or {}).get(name, ResiliencePolicy()))
+            for name in self._instances
         }
         self._by_platform: dict[str, Connector] = {}
         for connector in self._instances.values():
@@ -108,7 +114,7 @@ class ConnectorRegistry:
                 details={"platform": platform, "capability": capability.value},
             )
         assert family is family_of(capability)
-        return cast(F, connector)
+        return cast(F, GuardedConnector(connector, self.upstreams[connector.name]))
 
     def only(self, capability: Capability, family: type[F], platform: str | None = None) -> F:
         """The connector for ``capability``; ``platform`` may be omitted when exactly one has it."""
@@ -127,6 +133,12 @@ class ConnectorRegistry:
         """Each installed connector's health, checked concurrently with a timeout."""
 
         async def check(connector: Connector) -> ConnectorHealth:
+            breaker = self.upstreams[connector.name].breaker
+            if breaker.state is BreakerState.OPEN:
+                return ConnectorHealth(
+                    status=HealthStatus.DOWN,
+                    detail=f"circuit open; next trial in {breaker.retry_in_seconds:.0f} s",
+                )
             started = time.perf_counter()
             try:
                 health = await asyncio.wait_for(connector.health(), HEALTH_TIMEOUT_SECONDS)

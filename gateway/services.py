@@ -12,14 +12,33 @@ from dataclasses import dataclass, field
 
 from gateway.auth import JwtAuthenticator, JwtSettings
 from gateway.cache import Cache, create_cache
-from gateway.config import Secret, Settings
+from gateway.config import ConfigError, Secret, Settings
 from gateway.connectors import ConnectorContext
 from gateway.events import EventBus, create_event_bus
 from gateway.plugins import Plugins
 from gateway.registry import ConnectorRegistry
+from gateway.resilience import ResiliencePolicy
 from gateway.store import Store
 
-__all__ = ["GatewayServices"]
+__all__ = ["GatewayServices", "resilience_policies"]
+
+
+def resilience_policies(settings: Settings) -> dict[str, ResiliencePolicy]:
+    """One policy per configured connector: the defaults, then its own table."""
+    raw = dict(settings.resilience)
+    overrides = {k: v for k, v in raw.items() if isinstance(v, dict)}
+    defaults = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    unknown = sorted(set(overrides) - set(settings.connectors))
+    if unknown:
+        raise ConfigError(f"[resilience] names unconfigured connectors: {', '.join(unknown)}")
+    try:
+        return {
+            name: ResiliencePolicy.from_mapping({**defaults, **overrides.get(name, {})})
+            for name in settings.connectors
+        }
+    except ValueError as error:
+        raise ConfigError(f"[resilience] {error}") from error
+
 
 logger = logging.getLogger("gateway")
 
@@ -43,6 +62,7 @@ class GatewayServices:
                 "auth.jwt_secret is not set: set [auth] jwt_secret in the configuration file "
                 "or BROKERGRAPH_AUTH__JWT_SECRET (at least 32 bytes)"
             )
+        policies = resilience_policies(settings)  # validated before anything opens
         authenticator = JwtAuthenticator(
             JwtSettings(
                 secret=settings.auth.jwt_secret.reveal(),
@@ -73,7 +93,7 @@ class GatewayServices:
         for name in settings.connectors:
             if name not in plugins.connector_classes:
                 logger.warning("settings name connector %r but no plugin provides it", name)
-        registry = ConnectorRegistry(plugins.connector_classes, contexts)
+        registry = ConnectorRegistry(plugins.connector_classes, contexts, policies)
         await registry.start()
         logger.info(
             "gateway ready: store=%s cache=%s connectors=%s",

@@ -10,9 +10,11 @@ sandbox: tests that move money or place orders must not assume seeded balances
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +36,7 @@ __all__ = [
     "GatewayUnderTest",
     "account_gid",
     "gateway",
+    "open_gateway",
     "toy_sandbox",
     "trader_gid",
 ]
@@ -112,19 +115,23 @@ async def toy_sandbox() -> AsyncIterator[ToySandbox]:
         await sandbox.stop()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def gateway(
-    toy_sandbox: ToySandbox, tmp_path_factory: pytest.TempPathFactory
+@contextlib.asynccontextmanager
+async def open_gateway(
+    sandbox: ToySandbox, store_dir: Path, **overrides: Mapping[str, Any]
 ) -> AsyncIterator[GatewayUnderTest]:
+    """A gateway wired to ``sandbox``, seeded with the demo partners and links.
+
+    ``overrides`` are extra settings sections (e.g. ``resilience={...}``).
+    """
     plugins = load_plugins(entry_points=False, extra=[tests.toy.plugin], strict=True)
-    store_path = tmp_path_factory.mktemp("gateway") / "store.db"
     settings = load_settings(
         environ={},
         overrides={
             "auth": {"jwt_secret": TEST_JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{store_path}"},
+            "store": {"url": f"sqlite+aiosqlite:///{store_dir / 'store.db'}"},
             "plugins": {"strict": True},
-            "connectors": {"toy": dict(toy_sandbox.connector_settings())},
+            "connectors": {"toy": dict(sandbox.connector_settings())},
+            **overrides,
         },
     )
     async with (
@@ -134,8 +141,8 @@ async def gateway(
         store = running.services.store
         for code, broker in PARTNERS.items():
             await store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
-        platform = plugins.connector_classes[toy_sandbox.name].platform
-        for link in toy_sandbox.demo_links():
+        platform = plugins.connector_classes[sandbox.name].platform
+        for link in sandbox.demo_links():
             await store.link(
                 link.partner_code, platform, link.kind, link.external_id, trader_id=link.trader_id
             )
@@ -154,7 +161,15 @@ async def gateway(
             websocket_url=running.websocket_url,
             services=running.services,
             schema=running.schema,
-            sandbox=toy_sandbox,
+            sandbox=sandbox,
             tokens=tokens,
             http=http,
         )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def gateway(
+    toy_sandbox: ToySandbox, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[GatewayUnderTest]:
+    async with open_gateway(toy_sandbox, tmp_path_factory.mktemp("gateway")) as running:
+        yield running
