@@ -211,8 +211,10 @@ async def test_missing_capability_is_a_typed_error_not_a_crash(gateway: Any) -> 
         "capability": "TRADING_ACCESS",
     }
     _, body = await gateway.query('{ businessPartner(code: "DEMO-001") { code reports { id } } }')
-    assert body["data"]["businessPartner"] is None
+    # the rest of the partner still answers; only the unsupported field is null
+    assert body["data"]["businessPartner"] == {"code": "DEMO-001", "reports": None}
     assert body["errors"][0]["extensions"]["code"] == "CAPABILITY_NOT_SUPPORTED"
+    assert body["errors"][0]["path"] == ["businessPartner", "reports"]
 
 
 async def test_connectors_lists_capabilities_and_health(gateway: Any) -> None:

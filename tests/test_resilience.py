@@ -10,11 +10,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+import tests.toy.plugin
+from gateway.auth import Role
+from gateway.config import load_settings
 from gateway.errors import RateLimited
+from gateway.hookspecs import hookimpl
+from gateway.plugins import load_plugins
 from gateway.resilience import BreakerState, CircuitBreaker, ResiliencePolicy, TokenBucket
-from tests.gateway_fixtures import GatewayUnderTest, open_gateway
+from gateway.runner import running_gateway
+from tests.gateway_fixtures import TEST_JWT_SECRET, GatewayUnderTest, open_gateway
+from tests.toy.connector import ToyConnector
 from tests.toy.sandbox import ToySandbox
 
 
@@ -181,3 +189,67 @@ async def test_a_sandbox_killed_and_restarted_is_recovered_by_itself(
     await asyncio.sleep(0.6)
     data, errors = await read_balance(guarded)
     assert errors is None and data["account"]
+
+
+class Toy2Connector(ToyConnector):
+    name = "toy2"
+    platform = "toy2"
+
+
+class Toy2Sandbox(ToySandbox):
+    name = "toy2"
+
+
+class Toy2Plugin:
+    @hookimpl
+    def brokergraph_connectors(self) -> list[type[ToyConnector]]:
+        return [Toy2Connector]
+
+
+async def test_one_platform_down_still_answers_the_others(tmp_path: Path) -> None:
+    """Partial results: the failed platform's items are null and carry UPSTREAM_UNAVAILABLE."""
+    toy, toy2 = ToySandbox(), Toy2Sandbox()
+    await toy.start()
+    await toy2.start()
+    plugins = load_plugins(entry_points=False, extra=[tests.toy.plugin, Toy2Plugin()], strict=True)
+    settings = load_settings(
+        environ={},
+        overrides={
+            "auth": {"jwt_secret": TEST_JWT_SECRET},
+            "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
+            "connectors": {
+                "toy": dict(toy.connector_settings()),
+                "toy2": dict(toy2.connector_settings()),
+            },
+            "resilience": {"read_retries": 0, "timeout_seconds": 2},
+        },
+    )
+    try:
+        async with running_gateway(settings, plugins, host="127.0.0.1", port=0) as running:
+            store = running.services.store
+            await store.upsert_partner("P-1", broker="b")
+            await store.link("P-1", "toy", "account", "1001")
+            await store.link("P-1", "toy2", "account", "2001")
+            token = running.services.authenticator.issue(subject="t", role=Role.ADMIN)
+            await toy2.stop()
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(
+                    running.graphql_url,
+                    json={
+                        "query": '{ businessPartner(code: "P-1") { code '
+                        "accounts { platform externalId balance { amount } } } }"
+                    },
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            body = response.json()
+            accounts = body["data"]["businessPartner"]["accounts"]
+            assert {"platform": "toy", "externalId": "1001"}.items() <= next(
+                a for a in accounts if a
+            ).items()
+            assert None in accounts
+            (error,) = body["errors"]
+            assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+            assert error["path"][:2] == ["businessPartner", "accounts"]
+            assert accounts[error["path"][2]] is None
+    finally:
+        await toy.stop()

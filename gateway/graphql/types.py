@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -370,19 +370,19 @@ class Account(Node):
         return await load_account(context_of(info), platform, native_id)
 
     @strawberry.field
-    async def positions(self, info: Info[Any, Any]) -> list[Position]:
+    async def positions(self, info: Info[Any, Any]) -> list[Position] | None:
         positions = await context_of(info).loaders.positions.load((self.platform, self.external_id))
         return [Position.from_model(p) for p in positions]
 
     @strawberry.field
-    async def orders(self, info: Info[Any, Any]) -> list[Order]:
+    async def orders(self, info: Info[Any, Any]) -> list[Order] | None:
         ctx = context_of(info)
         ctx.services.registry.require(self.platform, Capability.ORDER_READS, OrderReads)
         orders = await ctx.loaders.orders.load((self.platform, self.external_id))
         return [Order.from_model(o) for o in orders]
 
     @strawberry.field
-    async def deals(self, info: Info[Any, Any], from_: From, to: To) -> list[Deal]:
+    async def deals(self, info: Info[Any, Any], from_: From, to: To) -> list[Deal] | None:
         check_period(from_, to)
         history = context_of(info).services.registry.require(
             self.platform, Capability.ACCOUNT_HISTORY, AccountHistory
@@ -392,7 +392,7 @@ class Account(Node):
     @strawberry.field
     async def balance_operations(
         self, info: Info[Any, Any], from_: From, to: To
-    ) -> list[BalanceOperation]:
+    ) -> list[BalanceOperation] | None:
         check_period(from_, to)
         history = context_of(info).services.registry.require(
             self.platform, Capability.ACCOUNT_HISTORY, AccountHistory
@@ -401,7 +401,7 @@ class Account(Node):
         return [BalanceOperation.from_model(o) for o in operations]
 
     @strawberry.field
-    async def analytics(self, info: Info[Any, Any], from_: From, to: To) -> AccountAnalytics:
+    async def analytics(self, info: Info[Any, Any], from_: From, to: To) -> AccountAnalytics | None:
         check_period(from_, to)
         reader = context_of(info).services.registry.require(
             self.platform, Capability.ACCOUNT_ANALYTICS, AccountAnalyticsReads
@@ -495,18 +495,31 @@ class Trader(Node):
         return None if owner is None else await load_partner(ctx, owner)
 
     @strawberry.field
-    async def accounts(self, info: Info[Any, Any]) -> list[Account]:
+    async def accounts(self, info: Info[Any, Any]) -> list[Account] | None:
         ctx = context_of(info)
         accounts = await ctx.loaders.trader_accounts.load((self.platform, self.external_id))
         return [account_type(ctx, a) for a in accounts]
 
     @strawberry.field
-    async def market_data_subscriptions(self, info: Info[Any, Any]) -> list[MarketDataSubscription]:
+    async def market_data_subscriptions(
+        self, info: Info[Any, Any]
+    ) -> list[MarketDataSubscription] | None:
         ctx = context_of(info)
         subscriptions = await ctx.loaders.market_data_subscriptions.load(
             (self.platform, self.external_id)
         )
         return [MarketDataSubscription.from_model(s) for s in subscriptions]
+
+
+async def _linked(
+    ctx: RequestContext, code: str, kind: str, platform: str | None
+) -> list[tuple[str, str]]:
+    links = await ctx.loaders.partner_links.load((code, kind))
+    return [
+        (link.platform, link.external_id)
+        for link in links
+        if platform is None or link.platform == platform
+    ]
 
 
 async def load_partner(ctx: RequestContext, code: str) -> BusinessPartner:
@@ -558,34 +571,40 @@ class BusinessPartner(Node):
         _, (code,) = decode_id(id, "BusinessPartner")
         return await load_partner(context_of(info), code)
 
-    @strawberry.field
-    async def traders(self, info: Info[Any, Any], platform: str | None = None) -> list[Trader]:
+    @strawberry.field(
+        description="The partner's traders; one that cannot be read is null with its error."
+    )
+    async def traders(
+        self, info: Info[Any, Any], platform: str | None = None
+    ) -> list[Trader | None]:
         ctx = context_of(info)
-        links = [
-            link
-            for link in await ctx.loaders.partner_links.load((self.code, "trader"))
-            if platform is None or link.platform == platform
-        ]
-        found = await ctx.loaders.traders.load_many(
-            [(link.platform, link.external_id) for link in links]
-        )
-        return [Trader.from_model(t) for t in found if isinstance(t, models.Trader)]
+
+        async def one(key: tuple[str, str]) -> Trader | None:
+            model = await ctx.loaders.traders.load(key)
+            return None if model is None else Trader.from_model(model)
+
+        keys = await _linked(ctx, self.code, "trader", platform)
+        return cast(list[Trader | None], [one(key) for key in keys])
+
+    @strawberry.field(
+        description="The partner's accounts; one whose platform fails is null with its error, "
+        "the others still answer."
+    )
+    async def accounts(
+        self, info: Info[Any, Any], platform: str | None = None
+    ) -> list[Account | None]:
+        ctx = context_of(info)
+
+        async def one(key: tuple[str, str]) -> Account | None:
+            model = await ctx.loaders.accounts.load(key)
+            return None if model is None else account_type(ctx, model)
+
+        keys = await _linked(ctx, self.code, "account", platform)
+        # Awaitables as items: graphql-core completes each one, locating a failure at its index.
+        return cast(list[Account | None], [one(key) for key in keys])
 
     @strawberry.field
-    async def accounts(self, info: Info[Any, Any], platform: str | None = None) -> list[Account]:
-        ctx = context_of(info)
-        links = [
-            link
-            for link in await ctx.loaders.partner_links.load((self.code, "account"))
-            if platform is None or link.platform == platform
-        ]
-        found = await ctx.loaders.accounts.load_many(
-            [(link.platform, link.external_id) for link in links]
-        )
-        return [account_type(ctx, a) for a in found if isinstance(a, models.Account)]
-
-    @strawberry.field
-    async def reports(self, info: Info[Any, Any]) -> list[ClientReport]:
+    async def reports(self, info: Info[Any, Any]) -> list[ClientReport] | None:
         ctx = context_of(info)
         platforms = ctx.services.registry.platforms_with(Capability.CLIENT_REPORTS)
         if not platforms:
