@@ -114,6 +114,8 @@ class LimitSettings:
     max_aliases: int = 30
     max_tokens: int = 5_000
     max_page_size: int = 100
+    max_cost: int = 20_000
+    default_list_size: int = 20
     max_subscriptions_per_connection: int = 20
 
 

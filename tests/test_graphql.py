@@ -242,3 +242,33 @@ async def test_every_mutation_is_audited_without_secrets(gateway: Any) -> None:
     assert deposit.actor == "test-admin" and deposit.upstream_ref
     trader = next(e for e in entries if e.operation == "createTrader")
     assert "Secret-Pass-1" not in repr(trader.details)
+
+
+CREATE_PARTNER = """mutation($input: CreateBusinessPartnerInput!) {
+  createBusinessPartner(input: $input) { businessPartner { code name broker } errors { code } } }"""
+
+
+async def test_partners_are_created_in_the_store_without_a_back_office(gateway: Any) -> None:
+    code = f"NEW-{uuid.uuid4().hex[:8]}"
+    _, body = await gateway.query(
+        CREATE_PARTNER,
+        {"input": {"code": code, "name": "New Client", "broker": "demo-broker"}},
+        token="manager",
+    )
+    payload = body["data"]["createBusinessPartner"]
+    assert payload["errors"] == []
+    assert payload["businessPartner"] == {
+        "code": code,
+        "name": "New Client",
+        "broker": "demo-broker",
+    }
+    _, body = await gateway.query(
+        CREATE_PARTNER,
+        {"input": {"code": f"{code}-X", "name": "Elsewhere", "broker": "other-broker"}},
+        token="manager",
+    )
+    assert body["data"]["createBusinessPartner"]["errors"] == [{"code": "PERMISSION_DENIED"}]
+    _, body = await gateway.query(
+        CREATE_PARTNER, {"input": {"code": "X-1", "name": "Me"}}, token="client"
+    )
+    assert body["data"]["createBusinessPartner"]["errors"] == [{"code": "PERMISSION_DENIED"}]

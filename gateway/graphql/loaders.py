@@ -11,6 +11,7 @@ any loader is asked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -106,6 +107,15 @@ class Loaders:
             ).get_market_data_subscriptions(ids),
             cache,
         )
+
+    def forget_partner(self, code: str) -> None:
+        """Drop what this operation loaded about a partner (after a mutation changed it)."""
+        for loader in (self.partners, self.partner_details):
+            with contextlib.suppress(KeyError):  # DataLoader.clear raises for unknown keys
+                loader.clear(code)
+        for kind in ("trader", "account"):
+            with contextlib.suppress(KeyError):
+                self.partner_links.clear((code, kind))
 
     async def _load_partners(self, codes: list[str]) -> list[PartnerRecord | None]:
         return await self._services.store.get_partners(codes)

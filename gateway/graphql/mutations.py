@@ -654,8 +654,7 @@ class CoreMutation:
                     )
                 )
             await ctx.services.store.upsert_partner(code, broker=broker, display_name=name)
-            ctx.loaders.partners.clear(code)
-            ctx.loaders.partner_details.clear(code)
+            ctx.loaders.forget_partner(code)
             return BusinessPartnerPayload(business_partner=await load_partner(ctx, code))
 
         return await perform(
@@ -697,8 +696,7 @@ class CoreMutation:
                 await ctx.services.store.upsert_partner(
                     input.code, broker=record.broker, display_name=input.name
                 )
-            ctx.loaders.partners.clear(input.code)
-            ctx.loaders.partner_details.clear(input.code)
+            ctx.loaders.forget_partner(input.code)
             return BusinessPartnerPayload(business_partner=await load_partner(ctx, input.code))
 
         return await perform(

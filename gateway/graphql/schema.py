@@ -14,6 +14,7 @@ from typing import Any, Final
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -27,6 +28,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
 
 from gateway.config import LimitSettings
+from gateway.graphql.cost import cost_limit_rule
 from gateway.graphql.errors import ERROR_TYPES, MaskUnexpectedErrors
 from gateway.graphql.mutations import CoreMutation
 from gateway.graphql.query import CoreQuery
@@ -84,6 +86,7 @@ def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: QueryDepthLimiter(max_depth=limits.max_depth, should_ignore=_ignore_introspection),
         lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules([cost_limit_rule(limits.max_cost, limits.default_list_size)]),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
