@@ -6,6 +6,7 @@ a name is added here deliberately, and never removed without a deprecation.
 """
 
 from gateway.cli_commands import CliCommand
+from gateway.config import Secret
 from gateway.connectors import (
     AccountAnalyticsReads,
     AccountHistory,
@@ -63,6 +64,7 @@ from gateway.errors import (
 )
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
+from gateway.graphql.loaders import cache_key
 from gateway.graphql.types import Account as AccountType
 from gateway.graphql.types import account_fields
 from gateway.hookspecs import hookimpl
@@ -180,6 +182,7 @@ __all__ = [
     "ReportStatus",
     "RequestContext",
     "Sandbox",
+    "Secret",
     "SymbolVolume",
     "TaxCalculation",
     "TaxCalculator",
@@ -199,6 +202,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "account_fields",
+    "cache_key",
     "context_of",
     "decode_id",
     "encode_id",

@@ -110,6 +110,8 @@ PINNED_CONTRACT = [
     "encode_id",
     "ensure_utc",
     "hookimpl",
+    "Secret",
+    "cache_key",
 ]
 
 PINNED_ERROR_CODES = (

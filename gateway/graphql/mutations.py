@@ -240,6 +240,14 @@ async def run_write_once(
     return from_jsonable(model, result.value), [], result.replayed
 
 
+async def invalidate_trader(ctx: RequestContext, platform: str, trader_id: str) -> None:
+    await ctx.services.cache.delete(
+        cache_key("trader", platform, trader_id),
+        cache_key("trader-accounts", platform, trader_id),
+        cache_key("md-subscriptions", platform, trader_id),
+    )
+
+
 async def require_partner_for_staff(ctx: RequestContext, viewer: Viewer, code: str) -> None:
     viewer.require_role(*STAFF)
     await access.require_partner(ctx, code)
@@ -983,6 +991,9 @@ class CoreMutation:
                     cancel_market_data_subscriptions=input.cancel_market_data_subscriptions,
                 )
             )
+            await invalidate_trader(ctx, platform, trader_id)
+            for account in result.accounts:
+                await invalidate_account(ctx, platform, account.id)
             return provisioning_payload(ctx, result)
 
         return await perform(
@@ -1021,6 +1032,7 @@ class CoreMutation:
                     ),
                 )
             )
+            await invalidate_trader(ctx, platform, trader_id)
             if owner is not None:
                 await _link_result(ctx, owner, result)
             return provisioning_payload(ctx, result)
