@@ -18,6 +18,16 @@ from gateway.models import HealthStatus
 from gateway.services import GatewayServices
 
 READY_STATUSES = (HealthStatus.UP, HealthStatus.DEGRADED, HealthStatus.UNCONFIGURED)
+#: Report download errors as HTTP statuses; an unknown report and one the viewer may
+#: not see are both 404, a report not READY yet is 409, platform trouble 502.
+DOWNLOAD_STATUS = {
+    "UNAUTHENTICATED": 401,
+    "NOT_FOUND": 404,
+    "INVALID_INPUT": 404,
+    "CONFLICT": 409,
+    "UPSTREAM_UNAVAILABLE": 503,
+    "UPSTREAM_BUSY": 503,
+}
 
 
 @hookimpl
@@ -40,7 +50,7 @@ def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
     async def report_download(request: Request) -> Response:
         """A client report's file, for a viewer who may see the report's partner."""
         try:
-            viewer = services.authenticator.viewer_from_authorization_header(
+            viewer = await services.authenticator.viewer_from_authorization_header(
                 request.headers.get("authorization")
             )
             _, parts = decode_id(request.path_params["report_id"], "ClientReport")
@@ -53,9 +63,7 @@ def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
             reports = services.registry.require(platform, Capability.CLIENT_REPORTS, ClientReports)
             media_type, content = await reports.download_report(partner_code, report_id)
         except BrokerGraphError as error:
-            status = {"UNAUTHENTICATED": 401, "NOT_FOUND": 404, "INVALID_INPUT": 404}.get(
-                error.code, 502
-            )
+            status = DOWNLOAD_STATUS.get(error.code, 502)
             return JSONResponse({"error": {"code": error.code, "message": error.message}}, status)
         return Response(content, media_type=media_type, headers={"Cache-Control": "no-store"})
 

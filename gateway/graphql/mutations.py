@@ -640,9 +640,13 @@ class CoreMutation:
                 if broker not in viewer.brokers:
                     raise PermissionDenied("managers create partners of their own brokers only")
             registry = ctx.services.registry
+            directory_platform: str | None = None
             if input.platform is not None or registry.platforms_with(Capability.PARTNER_DIRECTORY):
                 directory: PartnerDirectory = _platform_for(
                     ctx, Capability.PARTNER_DIRECTORY, PartnerDirectory, input.platform
+                )
+                directory_platform = (
+                    input.platform or registry.platforms_with(Capability.PARTNER_DIRECTORY)[0]
                 )
                 await directory.create_partner(
                     CreatePartnerRequest(
@@ -662,6 +666,15 @@ class CoreMutation:
                     )
                 )
             await ctx.services.store.upsert_partner(code, broker=broker, display_name=name)
+            if (
+                directory_platform
+                and input.sub_account_code
+                and registry.has(directory_platform, Capability.ACCOUNT_READS)
+            ):
+                # The back office created the sub-account with the partner: it is an account.
+                await ctx.services.store.link(
+                    code, directory_platform, "account", input.sub_account_code
+                )
             ctx.loaders.forget_partner(code)
             return BusinessPartnerPayload(business_partner=await load_partner(ctx, code))
 
