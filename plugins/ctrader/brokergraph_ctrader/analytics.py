@@ -1,0 +1,77 @@
+"""The five client-area analytics of seed 003, computed from WebServices reads.
+
+WebServices has no analytics call: the connector fetches the account, its closing
+deals (4.13, split into ≤ 2-day windows), its open positions (4.12) and its Copy
+sub-accounts (4.4 + trader reads), and this module turns them into
+:class:`gateway.contract.AccountAnalytics`, exactly (Decimal throughout):
+
+a. **realised P&L** — the sum of ``pnl`` of every deal *closed* in ``[from, to)``;
+b. **most-traded symbols** — per symbol, the volume and number of deals closed in the
+   period, largest volume first (ties: more deals, then the symbol's name);
+c. **open volume** — the total ``volume`` of the positions open now;
+d. **Copy sub-accounts** — each one's balance and equity;
+e. **wins / losses** — deals of the period with ``pnl > 0`` / ``pnl < 0`` (a deal
+   at exactly zero is neither); the ratio is wins / (wins + losses).
+
+``closedPositions`` filters on the *position's creation time*, not the deal's, so a
+deal closed inside the period may belong to a position opened before it: the
+connector therefore also reads a look-back (``deals_lookback_days``, default 90)
+before ``from`` and keeps the deals whose close time falls in the period.  A
+position opened earlier than the look-back and closed inside the period is missed;
+raise the setting when accounts hold positions longer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from gateway.contract import (
+    AccountAnalytics,
+    CopySubAccount,
+    Deal,
+    Money,
+    Position,
+    SymbolVolume,
+)
+
+__all__ = ["MAX_SYMBOLS", "summarize"]
+
+#: How many symbols ``most_traded_symbols`` lists.
+MAX_SYMBOLS = 10
+
+
+def summarize(
+    *,
+    account_id: str,
+    currency: str,
+    start: datetime,
+    end: datetime,
+    deals: Sequence[Deal],
+    positions: Sequence[Position],
+    copy_sub_accounts: Sequence[CopySubAccount] = (),
+) -> AccountAnalytics:
+    """The analytics of ``deals`` closed in ``[start, end)`` (others are ignored)."""
+    closed = [d for d in deals if start <= d.executed_at < end]
+    pnl = [d.realized_pnl.amount for d in closed if d.realized_pnl is not None]
+    volume: dict[str, Decimal] = defaultdict(Decimal)
+    count: dict[str, int] = defaultdict(int)
+    for deal in closed:
+        volume[deal.symbol] += deal.volume
+        count[deal.symbol] += 1
+    ranked = sorted(volume, key=lambda s: (-volume[s], -count[s], s))[:MAX_SYMBOLS]
+    return AccountAnalytics(
+        account_id=account_id,
+        period_from=start,
+        period_to=end,
+        realized_pnl=Money(sum(pnl, Decimal(0)), currency),
+        wins=sum(1 for p in pnl if p > 0),
+        losses=sum(1 for p in pnl if p < 0),
+        most_traded_symbols=[
+            SymbolVolume(symbol=s, volume=volume[s], deals=count[s]) for s in ranked
+        ],
+        open_volume=sum((p.volume for p in positions), Decimal(0)),
+        copy_sub_accounts=list(copy_sub_accounts),
+    )

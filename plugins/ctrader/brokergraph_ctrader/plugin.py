@@ -1,0 +1,32 @@
+"""The cTrader plugin: entry point ``ctrader`` in group ``brokergraph.plugins``.
+
+Hooks only declare things (pluggy cannot await): the connector class, its sandbox
+and the ``CTraderAccount`` type that serves accounts of platform ``ctrader``.
+Everything else reaches GraphQL through the core's unified schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from brokergraph_ctrader.connector import CTraderConnector
+from brokergraph_ctrader.schema import CTraderAccount
+from gateway.contract import Connector, Sandbox, hookimpl
+
+
+@hookimpl
+def brokergraph_connectors() -> Sequence[type[Connector]]:
+    return [CTraderConnector]
+
+
+@hookimpl
+def brokergraph_sandboxes() -> Sequence[type[Sandbox]]:
+    from brokergraph_ctrader.sandbox import CTraderSandbox
+
+    return [CTraderSandbox]
+
+
+@hookimpl
+def brokergraph_account_types() -> Mapping[str, type[Any]]:
+    return {CTraderConnector.platform: CTraderAccount}

@@ -1,0 +1,196 @@
+"""``CTraderSandbox``: the cTrader WebServices API on a local port, with test knobs.
+
+A Starlette app served by uvicorn on 127.0.0.1 (port 0 picks a free port).  Every
+routed request is counted in ``calls`` ("METHOD /template"), then passes the gate,
+in this order: ``latency_seconds`` of sleep; ``fail_next`` (answers its status with an
+UNKNOWN_ERROR body); the IP allow-list (``allowed_ips``, the client's host; 403
+NOT_ENOUGH_RIGHTS); the ``?token=`` (403 NOT_ENOUGH_RIGHTS when missing or unknown;
+the token call itself needs none); the hourly non-GET limit per token
+(``rate_limit_per_hour``, a sliding hour; 429 REQUEST_FREQUENCY_EXCEEDED).
+``list_chunk_size`` is the traders list's chunk (100,000 as documented).
+``reset()`` restores the seed and every knob to its constructor value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from brokergraph_ctrader.sandbox.app import ENDPOINTS, Call, Endpoint
+from brokergraph_ctrader.sandbox.errors import CTraderError, no_rights
+from brokergraph_ctrader.sandbox.model import Manager
+from brokergraph_ctrader.sandbox.state import State
+from brokergraph_ctrader.sandbox.times import utc
+from brokergraph_ctrader.sandbox.wire import error_reply
+from gateway.contract import DemoLink, Sandbox
+
+DEFAULT_CHUNK = 100_000
+HOUR = 3600.0
+
+
+class CTraderSandbox(Sandbox):
+    """The cTrader WebServices sandbox; see the module docstring for the knobs."""
+
+    name: ClassVar[str] = "ctrader"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 3,
+        latency_seconds: float = 0.0,
+        rate_limit_per_hour: int = 1000,
+        allowed_ips: Sequence[str] = ("127.0.0.1", "::1"),
+        now: datetime | None = None,
+    ) -> None:
+        self.seed = seed
+        self._fixed_now = utc(now) if now is not None else None
+        self._defaults = (latency_seconds, rate_limit_per_hour, tuple(allowed_ips))
+        #: Seconds every request waits before it is answered.
+        self.latency_seconds = latency_seconds
+        #: Accepted non-GET requests per token in any sliding hour.
+        self.rate_limit_per_hour = rate_limit_per_hour
+        #: Client hosts allowed to call.
+        self.allowed_ips: Sequence[str] = tuple(allowed_ips)
+        #: The traders list's chunk size (hasMore beyond it).
+        self.list_chunk_size = DEFAULT_CHUNK
+        #: Requests per endpoint, keyed "METHOD /template".
+        self.calls: Counter[str] = Counter()
+        self._fail_remaining = 0
+        self._fail_status = 503
+        self._spent: dict[str, deque[float]] = {}
+        self.state = State(seed, self.now)
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._url: str | None = None
+
+    # -- knobs ----------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The sandbox's clock: the ``now`` it was given (frozen), else the real time."""
+        return self._fixed_now or datetime.now(UTC)
+
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """The next ``n`` requests answer ``status`` with an UNKNOWN_ERROR body."""
+        self._fail_remaining, self._fail_status = n, status
+
+    def reset(self) -> None:
+        """Restore the seeded state and the constructor's knobs; clear the counters."""
+        self.state = State(self.seed, self.now)
+        self.latency_seconds, self.rate_limit_per_hour, self.allowed_ips = self._defaults
+        self.list_chunk_size = DEFAULT_CHUNK
+        self._fail_remaining, self._fail_status = 0, 503
+        self._spent.clear()
+        self.calls.clear()
+
+    # -- the Sandbox contract -----------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        config = uvicorn.Config(
+            Starlette(routes=self._routes()),
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the cTrader sandbox stopped before it started")
+            await asyncio.sleep(0.01)
+        bound_host, bound_port = self._server.servers[0].sockets[0].getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self._url = f"http://{shown}:{bound_port}"
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        self._server = self._task = None
+        self._url = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the cTrader sandbox is not started")
+        return self._url
+
+    def connector_settings(self) -> Mapping[str, Any]:
+        return {
+            "url": self.url,
+            "login": 30017,
+            "password": "manager-pass",
+            "broker_name": "DEMOBROKER",
+            "environment": "demo",
+        }
+
+    def demo_links(self) -> Sequence[DemoLink]:
+        return [
+            DemoLink("DEMO-001", "trader", "1001"),
+            DemoLink("DEMO-001", "account", "9000001", trader_id="1001"),
+            DemoLink("DEMO-001", "account", "9000002", trader_id="1001"),
+            DemoLink("DEMO-002", "trader", "1002"),
+            DemoLink("DEMO-002", "account", "9000003", trader_id="1002"),
+            DemoLink("OTHER-001", "trader", "1003"),
+            DemoLink("OTHER-001", "account", "9000004", trader_id="1003"),
+        ]
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _gate(self, request: Request, endpoint: Endpoint) -> Manager | None:
+        if self.latency_seconds > 0:
+            await asyncio.sleep(self.latency_seconds)
+        if self._fail_remaining > 0:
+            self._fail_remaining -= 1
+            raise CTraderError("UNKNOWN_ERROR", "injected failure", status=self._fail_status)
+        host = request.client.host if request.client is not None else ""
+        if host not in self.allowed_ips:
+            raise no_rights(f"calls from {host} are not allowed")
+        if endpoint.public:
+            return None
+        token = request.query_params.get("token")
+        manager = self.state.manager_for_token(token)
+        if endpoint.method != "GET" and token is not None:
+            self._spend(token)
+        return manager
+
+    def _spend(self, token: str) -> None:
+        """One non-GET request of a token, refused beyond the hourly limit."""
+        spent = self._spent.setdefault(token, deque())
+        cutoff = time.monotonic() - HOUR
+        while spent and spent[0] <= cutoff:
+            spent.popleft()
+        if len(spent) >= self.rate_limit_per_hour:
+            raise CTraderError(
+                "REQUEST_FREQUENCY_EXCEEDED",
+                f"more than {self.rate_limit_per_hour} non-GET requests in an hour",
+            )
+        spent.append(time.monotonic())
+
+    def _route(self, endpoint: Endpoint, path: str) -> Route:
+        async def serve(request: Request) -> Response:
+            self.calls[endpoint.key] += 1
+            try:
+                manager = await self._gate(request, endpoint)
+                call = Call(request, self.state, manager, self.list_chunk_size, endpoint.json_only)
+                return await endpoint.handler(call)
+            except CTraderError as error:
+                return error_reply(request, error, endpoint.json_only)
+
+        return Route(path, serve, methods=[endpoint.method])
+
+    def _routes(self) -> list[Route]:
+        return [self._route(e, path) for e in ENDPOINTS for path in e.paths]

@@ -1,0 +1,1 @@
+"""Tests of the cTrader plugin: sandbox, connector, conformance, GraphQL end to end."""

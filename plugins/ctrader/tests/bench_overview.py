@@ -1,0 +1,300 @@
+"""Benchmark: a client-area account overview through the gateway vs. direct calls.
+
+Run from the repository root (bounded: ~30 iterations per case, stops by itself)::
+
+    .venv/bin/python plugins/ctrader/tests/bench_overview.py [--iterations N]
+    .venv/bin/python -m plugins.ctrader.tests.bench_overview
+
+It starts the cTrader sandbox and a gateway wired to it (one process, real sockets),
+then measures, in the same run:
+
+* **gateway cold** — the overview query (partner → accounts → balance, equity,
+  positions, analytics of 30 days) with every cache cleared before each iteration;
+* **gateway warm** — the same query with caches left in place (within their TTLs);
+* **gateway, 1 min later** — the steady state of a page refreshed once a minute: every
+  60 s entry expired, only the closedPositions windows that can no longer change kept;
+* **direct** — the same data fetched with plain httpx from the sandbox, the way a CRM
+  without the gateway would: the same WebServices calls (trader reads, openPositions,
+  closedPositions in 2-day windows over the period and the 90-day look-back, 4 at a
+  time, Copy sub-accounts), parsed and summed, no cache.
+
+It prints a markdown table of p50/p95 latencies, upstream calls per iteration, and
+the ratios gateway/direct (cold and warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import hashlib
+import io
+import statistics
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import brokergraph_ctrader.plugin
+import httpx
+from brokergraph_ctrader.sandbox import CTraderSandbox
+
+from gateway.auth import Role
+from gateway.config import load_settings
+from gateway.plugins import load_plugins
+from gateway.runner import running_gateway
+
+PARTNER = "DEMO-001"
+START, END = datetime(2026, 10, 16, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC)
+LOOKBACK = timedelta(days=90)
+WINDOW = timedelta(days=2)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SECRET = "brokergraph-ctrader-bench-secret-0123456789abcdef"
+#: Cache entries with the 60 s TTL: the gateway's reads and the connector's own.
+READ_PREFIXES = (
+    "account:",
+    "trader:",
+    "trader-accounts:",
+    "positions:",
+    "ctrader:analytics:",
+    "ctrader:subaccounts:",
+    "ctrader:groups",
+    "ctrader:deposit-assets",
+)
+
+OVERVIEW = """
+query($from: DateTime!, $to: DateTime!) {
+  businessPartner(code: "PARTNER") {
+    accounts(platform: "ctrader") {
+      externalId currency
+      balance { amount } equity { amount }
+      positions { externalId symbol volume openPrice }
+      analytics(from: $from, to: $to) {
+        realizedPnl { amount currency } wins losses winRatio openVolume
+        mostTradedSymbols { symbol volume deals }
+        copySubAccounts { accountId balance { amount } equity { amount } }
+      }
+    }
+  }
+}""".replace("PARTNER", PARTNER)
+
+
+def _stamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+def _windows(start: datetime, end: datetime) -> list[datetime]:
+    current = EPOCH + WINDOW * ((start - EPOCH) // WINDOW)
+    starts = []
+    while current < end:
+        starts.append(current)
+        current += WINDOW
+    return starts
+
+
+async def direct_overview(
+    http: httpx.AsyncClient, token: str, logins: list[int]
+) -> list[dict[str, Any]]:
+    """The overview's data from WebServices by hand (no gateway, no cache)."""
+    params = {"token": token}
+
+    async def get(path: str, **extra: str) -> httpx.Response:
+        response = await http.get(path, params={**params, **extra})
+        response.raise_for_status()
+        return response
+
+    async def one(login: int) -> dict[str, Any]:
+        gate = asyncio.Semaphore(4)  # windows of one account, 4 at a time (as the connector)
+        trader = (await get(f"/v2/webserv/traders/{login}")).json()
+        digits = int(trader.get("moneyDigits", 2))
+        open_rows = list(
+            csv.DictReader(
+                io.StringIO((await get("/v2/webserv/openPositions", login=str(login))).text)
+            )
+        )
+
+        async def window(start: datetime) -> list[dict[str, str]]:
+            async with gate:
+                text = (
+                    await get(
+                        "/v2/webserv/closedPositions",
+                        login=str(login),
+                        **{"from": _stamp(start), "to": _stamp(start + WINDOW)},
+                    )
+                ).text
+            return list(csv.DictReader(io.StringIO(text)))
+
+        async def subs() -> list[dict[str, Any]]:
+            data = (await get(f"/v2/webserv/traders/{login}/subaccounts")).json()
+            found = data.get("subAccountLogins", {}).get("login", [])
+            return [(await get(f"/v2/webserv/traders/{s}")).json() for s in found]
+
+        chunks, sub_accounts = await asyncio.gather(
+            asyncio.gather(*(window(s) for s in _windows(START - LOOKBACK, END))), subs()
+        )
+        deals = {
+            row["dealId"]: row
+            for chunk in chunks
+            for row in chunk
+            if _stamp(START) <= row["closeTimestamp"] < _stamp(END)
+        }
+        pnl = [Decimal(row["pnl"]) for row in deals.values()]
+        volume: Counter[str] = Counter()
+        for row in deals.values():
+            volume[row["symbol"]] += Decimal(row["volume"])  # type: ignore[assignment]
+        return {
+            "login": login,
+            "balance": Decimal(trader["balance"]).scaleb(-digits),
+            "equity": Decimal(trader["equity"]).scaleb(-digits),
+            "positions": open_rows,
+            "realizedPnl": sum(pnl, Decimal(0)),
+            "wins": sum(1 for p in pnl if p > 0),
+            "losses": sum(1 for p in pnl if p < 0),
+            "openVolume": sum((Decimal(r["volume"]) for r in open_rows), Decimal(0)),
+            "symbols": volume.most_common(10),
+            "subs": [(s["login"], s["balance"], s["equity"]) for s in sub_accounts],
+        }
+
+    return list(await asyncio.gather(*(one(login) for login in logins)))
+
+
+async def measure(
+    iterations: int, run: Callable[[], Awaitable[None]], before: Callable[[], Awaitable[None]]
+) -> list[float]:
+    timings = []
+    for _ in range(iterations):
+        await before()
+        started = time.perf_counter()
+        await run()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+async def main(iterations: int) -> None:
+    sandbox = CTraderSandbox()
+    await sandbox.start()
+    try:
+        plugins = load_plugins(entry_points=False, extra=[brokergraph_ctrader.plugin], strict=True)
+        settings = load_settings(
+            environ={},
+            overrides={
+                "auth": {"jwt_secret": SECRET},
+                "store": {"url": "sqlite+aiosqlite:///:memory:"},
+                "connectors": {"ctrader": dict(sandbox.connector_settings())},
+            },
+        )
+        async with (
+            running_gateway(settings, plugins, host="127.0.0.1", port=0) as gateway,
+            httpx.AsyncClient(timeout=60) as client,
+            httpx.AsyncClient(
+                base_url=sandbox.url, headers={"Accept": "application/json"}, timeout=60
+            ) as upstream,
+        ):
+            store = gateway.services.store
+            await store.upsert_partner(PARTNER, broker="demo-broker", display_name="Demo")
+            logins = []
+            for link in sandbox.demo_links():
+                if link.partner_code != PARTNER:
+                    continue
+                await store.link(
+                    PARTNER, "ctrader", link.kind, link.external_id, trader_id=link.trader_id
+                )
+                if link.kind == "account":
+                    logins.append(int(link.external_id))
+            token = gateway.services.authenticator.issue(subject="bench", role=Role.ADMIN)
+            headers = {"Authorization": f"Bearer {token}"}
+            variables = {"from": START.isoformat(), "to": END.isoformat()}
+            manager = sandbox.connector_settings()
+            reply = await upstream.post(
+                "/v2/webserv/managers/token",
+                json={
+                    "login": manager["login"],
+                    "hashedPassword": hashlib.md5(manager["password"].encode()).hexdigest(),
+                },
+            )
+            webserv_token = reply.json()["webservToken"]
+
+            async def via_gateway() -> None:
+                response = await client.post(
+                    gateway.graphql_url,
+                    json={"query": OVERVIEW, "variables": variables},
+                    headers=headers,
+                )
+                body = response.json()
+                assert response.status_code == 200, body
+                assert "errors" not in body, body
+                assert len(body["data"]["businessPartner"]["accounts"]) == len(logins)
+
+            async def direct() -> None:
+                data = await direct_overview(upstream, webserv_token, logins)
+                assert len(data) == len(logins)
+
+            async def clear() -> None:
+                await gateway.services.cache.delete_prefix("")
+
+            async def nothing() -> None:
+                return None
+
+            async def a_minute_later() -> None:
+                # Every 60 s entry has expired; closedPositions windows that can no longer
+                # change (past, no position opened in them still open) stay for a day.
+                cache = gateway.services.cache
+                for prefix in READ_PREFIXES:
+                    await cache.delete_prefix(prefix)
+                for position in sandbox.state.positions:
+                    if position.login in logins:
+                        start = _windows(position.opened_at, position.opened_at)[0]
+                        await cache.delete(f"ctrader:closed:{position.login}:{_stamp(start)}")
+
+            await via_gateway()  # connector token, schema caches: not part of any case
+            await direct()
+            results: dict[str, tuple[list[float], float]] = {}
+            for name, run, before in (
+                ("gateway cold", via_gateway, clear),
+                ("gateway warm", via_gateway, nothing),
+                ("gateway, 1 min later", via_gateway, a_minute_later),
+                ("direct (httpx)", direct, nothing),
+            ):
+                calls_before = sum(sandbox.calls.values())
+                timings = await measure(iterations, run, before)
+                calls = (sum(sandbox.calls.values()) - calls_before) / iterations
+                results[name] = (timings, calls)
+    finally:
+        await sandbox.stop()
+
+    print(
+        f"cTrader account overview: partner {PARTNER}, {len(logins)} accounts, analytics "
+        f"{START:%Y-%m-%d}..{END:%Y-%m-%d} (+{LOOKBACK.days} d look-back), "
+        f"{iterations} iterations each\n"
+    )
+    print("| case | p50 ms | p95 ms | upstream calls / iteration |")
+    print("|---|---:|---:|---:|")
+    for name, (timings, calls) in results.items():
+        print(
+            f"| {name} | {percentile(timings, 50):.1f} | {percentile(timings, 95):.1f} "
+            f"| {calls:.1f} |"
+        )
+    direct_p50 = percentile(results["direct (httpx)"][0], 50)
+    direct_p95 = percentile(results["direct (httpx)"][0], 95)
+    print("\n| ratio gateway/direct | p50 | p95 |")
+    print("|---|---:|---:|")
+    for name in ("gateway cold", "gateway warm", "gateway, 1 min later"):
+        timings = results[name][0]
+        print(
+            f"| {name.removeprefix('gateway').strip(' ,')} "
+            f"| {percentile(timings, 50) / direct_p50:.2f} "
+            f"| {percentile(timings, 95) / direct_p95:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=30)
+    arguments = parser.parse_args()
+    asyncio.run(main(max(2, min(arguments.iterations, 200))))

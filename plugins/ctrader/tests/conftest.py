@@ -1,0 +1,150 @@
+"""Fixtures of the cTrader plugin's tests: a real sandbox, a real connector, a real gateway.
+
+Everything talks over real sockets: the sandbox (uvicorn, local port), the connector
+(httpx), and a gateway (uvicorn) loaded with this plugin only, as
+``tests/gateway_fixtures.py`` does for the toy.  The session shares one sandbox:
+tests that move money read before and compare after, and count upstream calls as
+differences of ``sandbox.calls``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import brokergraph_ctrader.plugin
+import httpx
+import pytest
+import pytest_asyncio
+from brokergraph_ctrader.connector import CTraderConnector
+from brokergraph_ctrader.sandbox import CTraderSandbox
+
+from gateway.auth import Role
+from gateway.config import load_settings
+from gateway.contract import GatewayServices, encode_id
+from gateway.plugins import load_plugins
+from gateway.runner import running_gateway
+from gateway.testing import open_connector
+
+TEST_JWT_SECRET = "brokergraph-ctrader-test-secret-0123456789abcdef"
+#: Partner code -> broker (white label), as the demo seeds them.
+PARTNERS = {"DEMO-001": "demo-broker", "DEMO-002": "demo-broker", "OTHER-001": "other-broker"}
+PLATFORM = "ctrader"
+
+
+def account_gid(login: str | int) -> str:
+    return encode_id("Account", PLATFORM, str(login))
+
+
+def trader_gid(user_id: str | int) -> str:
+    return encode_id("Trader", PLATFORM, str(user_id))
+
+
+def writes(calls: Counter[str]) -> int:
+    """Non-GET requests in a ``sandbox.calls`` counter (or a difference of two)."""
+    return sum(n for key, n in calls.items() if not key.startswith("GET ") and "token" not in key)
+
+
+def delta(before: Counter[str], after: Counter[str]) -> Counter[str]:
+    return Counter({k: after[k] - before[k] for k in after if after[k] != before[k]})
+
+
+async def seed_links(services_store: Any, sandbox: CTraderSandbox) -> None:
+    """The demo's partners and links, as ``brokergraph demo`` writes them."""
+    for code, broker in PARTNERS.items():
+        await services_store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
+    for link in sandbox.demo_links():
+        await services_store.link(
+            link.partner_code, PLATFORM, link.kind, link.external_id, trader_id=link.trader_id
+        )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def sandbox() -> AsyncIterator[CTraderSandbox]:
+    started = CTraderSandbox()
+    await started.start()
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def connector(
+    sandbox: CTraderSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[CTraderConnector]:
+    """A started connector with the demo links in its (own) store."""
+    directory: Path = tmp_path_factory.mktemp("ctrader-connector")
+    async with open_connector(CTraderConnector, sandbox.connector_settings(), directory) as started:
+        await seed_links(started.context.store, sandbox)
+        yield started
+
+
+@dataclass(frozen=True)
+class GatewayUnderTest:
+    url: str
+    graphql_url: str
+    services: GatewayServices
+    sandbox: CTraderSandbox
+    #: Bearer tokens by name: admin, manager (broker demo-broker), client (DEMO-001).
+    tokens: Mapping[str, str]
+    http: httpx.AsyncClient
+
+    async def query(
+        self, query: str, variables: Mapping[str, Any] | None = None, token: str = "admin"
+    ) -> dict[str, Any]:
+        """POST an operation; the decoded body (asserting HTTP 200)."""
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = dict(variables)
+        response = await self.http.post(
+            self.graphql_url,
+            json=body,
+            headers={"Authorization": f"Bearer {self.tokens.get(token, token)}"},
+        )
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def clear_cache(self) -> None:
+        await self.services.cache.delete_prefix("")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def gateway(
+    sandbox: CTraderSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[GatewayUnderTest]:
+    plugins = load_plugins(entry_points=False, extra=[brokergraph_ctrader.plugin], strict=True)
+    store_path = tmp_path_factory.mktemp("ctrader-gateway") / "store.db"
+    settings = load_settings(
+        environ={},
+        overrides={
+            "auth": {"jwt_secret": TEST_JWT_SECRET},
+            "store": {"url": f"sqlite+aiosqlite:///{store_path}"},
+            "plugins": {"strict": True},
+            "connectors": {sandbox.name: dict(sandbox.connector_settings())},
+        },
+    )
+    async with (
+        running_gateway(settings, plugins, host="127.0.0.1", port=0) as running,
+        httpx.AsyncClient(timeout=60) as http,
+    ):
+        await seed_links(running.services.store, sandbox)
+        issue = functools.partial(running.services.authenticator.issue, ttl_seconds=24 * 3600)
+        tokens = {
+            "admin": issue(subject="test-admin", role=Role.ADMIN),
+            "manager": issue(subject="test-manager", role=Role.MANAGER, brokers=["demo-broker"]),
+            "client": issue(subject="test-client", role=Role.CLIENT, partner_code="DEMO-001"),
+        }
+        yield GatewayUnderTest(
+            url=running.url,
+            graphql_url=running.graphql_url,
+            services=running.services,
+            sandbox=sandbox,
+            tokens=tokens,
+            http=http,
+        )
