@@ -1,0 +1,65 @@
+"""The DXtrade plugin's hooks (entry point ``brokergraph.plugins: dxtrade``).
+
+Hooks only declare: the connector class, its sandbox, the ``DxTradeAccount`` type and
+the dxFeed callback route.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from brokergraph_dxtrade.connector import DxTradeConnector
+from brokergraph_dxtrade.sandbox import DxTradeSandbox
+from brokergraph_dxtrade.schema import DxTradeAccount
+from brokergraph_dxtrade.settings import DxTradeSettings
+from brokergraph_dxtrade.webhook import dxfeed_route
+from gateway.contract import Connector, GatewayServices, Sandbox, hookimpl
+
+__all__ = [
+    "brokergraph_account_types",
+    "brokergraph_connectors",
+    "brokergraph_routes",
+    "brokergraph_sandboxes",
+]
+
+logger = logging.getLogger("brokergraph_dxtrade")
+
+
+@hookimpl
+def brokergraph_connectors() -> Sequence[type[Connector]]:
+    return [DxTradeConnector]
+
+
+@hookimpl
+def brokergraph_sandboxes() -> Sequence[type[Sandbox]]:
+    return [DxTradeSandbox]
+
+
+@hookimpl
+def brokergraph_account_types() -> Mapping[str, type[Any]]:
+    return {DxTradeConnector.platform: DxTradeAccount}
+
+
+@hookimpl
+def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
+    """``POST /webhooks/dxtrade/dxfeed``, when the dxtrade connector is configured.
+
+    The route verifies callbacks with the connector section's ``webhook_secret``
+    (and ``webhook_previous_secret``); without a secret it refuses every callback
+    (503) rather than accept unsigned ones.
+    """
+    section = services.settings.connectors.get(DxTradeConnector.name)
+    if section is None:
+        return []
+    settings = DxTradeSettings.from_section(DxTradeConnector.name, section)
+    if not settings.webhook_secrets:
+        logger.warning(
+            "[connectors.%s] has no webhook_secret: dxFeed callbacks will be refused",
+            DxTradeConnector.name,
+        )
+    secrets = settings.webhook_secrets
+    return [dxfeed_route(services, lambda: secrets)]
