@@ -1,0 +1,675 @@
+"""QORT's web-services module over SOAP 1.1, through zeep (the only module that touches it).
+
+zeep builds and parses every envelope from the WSDL; this module adds what the
+gateway needs around it:
+
+* **async all the way.**  zeep's :class:`~zeep.transports.AsyncTransport` posts
+  operations with an ``httpx.AsyncClient`` but would load the WSDL with a
+  *blocking* client, which stalls the event loop (and deadlocks against a sandbox
+  served on the same loop).  We fetch the WSDL once with the async client and hand
+  zeep the bytes through an in-memory ``httpx.MockTransport``; the parsed client
+  is cached for the connector's lifetime.  A ``wsdl`` setting may point at a local
+  file instead (the vendor's real WSDL, when a broker has it).
+* **one error table** (:data:`FAULTS`): QORT's fault codes, transport failures and
+  per-record ``IsProcessed=4`` results become :mod:`gateway.contract` errors whose
+  message carries QORT's own text.
+* **the one session** (:class:`~brokergraph_qort.session.QortSession`): every
+  operation but ``Login`` runs with the shared token.
+
+zeep ships no type hints, so its few uses sit here behind ``Any``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import httpx
+import zeep
+import zeep.exceptions
+import zeep.helpers
+import zeep.proxy
+import zeep.transports
+
+from brokergraph_qort.session import LoginResult, QortFault, QortSession
+from gateway.contract import (
+    BrokerGraphError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ProtocolError,
+    UpstreamBusy,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+__all__ = [
+    "ET_DELETE",
+    "ET_INSERT",
+    "ET_UPDATE",
+    "FAULTS",
+    "FIELD_NAMES",
+    "NAMESPACE",
+    "ClientReportState",
+    "FirmPacket",
+    "QortClient",
+    "QortSettings",
+    "RecordError",
+    "TaxResult",
+    "record_error",
+]
+
+logger = logging.getLogger("brokergraph_qort.client")
+
+NAMESPACE: Final = "urn:brokergraph:qort:v1"
+BINDING: Final = f"{{{NAMESPACE}}}QortBinding"
+PLATFORM: Final = "qort"
+
+#: IDB operation codes (ET_Const): a bit set, as QORT users write them.
+ET_INSERT: Final = 2
+ET_UPDATE: Final = 4
+ET_DELETE: Final = 8
+#: Per-record outcome (IsProcessed): 3 done, 4 error with ErrorLog.
+PROCESSED_OK: Final = 3
+PROCESSED_ERROR: Final = 4
+
+Row = dict[str, str]
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _reveal(value: Any) -> Any:
+    # The gateway wraps secret-looking settings (password...) in a Secret whose
+    # ``reveal()`` gives the value; Secret is not in gateway.contract, so duck-type.
+    reveal = getattr(value, "reveal", None)
+    return reveal() if callable(reveal) else value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QortSettings:
+    """The ``[connectors.qort]`` section.
+
+    ``url`` is the module's base URL (``https://`` in production); the endpoint is
+    ``{url}/qort`` and the WSDL ``{url}/qort?wsdl`` unless ``endpoint``/``wsdl`` say
+    otherwise (``wsdl`` may be a local file).
+    """
+
+    url: str
+    login: str
+    password: str = field(repr=False)
+    app_name: str = "brokergraph-gateway"
+    endpoint: str | None = None
+    wsdl: str | None = None
+    timeout_seconds: float = 10.0
+    #: TLS: verify the server (default), or the path of a CA bundle to verify against.
+    verify_tls: bool | str = True
+    #: After QORT answers BUSY (another application holds it), fail fast this long.
+    busy_cooldown_seconds: float = 5.0
+    #: Ping to keep the token alive; the interval defaults to a third of its lifetime.
+    keepalive: bool = True
+    keepalive_seconds: float | None = None
+    #: GetFirmPacket calls in flight at once for one batch of partners.
+    max_concurrency: int = 4
+    #: New sub-accounts' currency, agreements' type, and the country IsResident='y' means.
+    default_currency: str = "RUB"
+    agreement_type: str = "BA"  # ClientAgreeTypes.ShortName: brokerage agreement
+    home_country: str = "RU"
+
+    @classmethod
+    def from_mapping(cls, section: Mapping[str, Any]) -> QortSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"unknown [connectors.qort] settings: {', '.join(unknown)}")
+        missing = [name for name in ("url", "login", "password") if not section.get(name)]
+        if missing:
+            raise ValueError(f"[connectors.qort] needs {', '.join(missing)}")
+        values = {name: _reveal(value) for name, value in section.items()}
+        values["url"] = str(values["url"]).rstrip("/")
+        return cls(**values)
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.endpoint or f"{self.url}/qort"
+
+    @property
+    def wsdl_location(self) -> str:
+        return self.wsdl or f"{self.url}/qort?wsdl"
+
+
+# --------------------------------------------------------------------------- error table
+
+#: QORT fault code -> our error class.  INVALID_TOKEN never reaches it: the session
+#: logs in again and repeats the operation once.
+FAULTS: Final[Mapping[str, type[BrokerGraphError]]] = {
+    "VALIDATION": InvalidInput,
+    "NOT_FOUND": NotFound,
+    "BUSY": UpstreamBusy,
+    "LEVERAGE_WITHOUT_UPLOAD": Conflict,
+    "REPORT_NOT_READY": Conflict,
+    "INVALID_CREDENTIALS": UpstreamRejected,  # the gateway's credentials, not the viewer's
+    "APP_NOT_ALLOWED": UpstreamRejected,
+    "INVALID_TOKEN": UpstreamRejected,  # only when the repeat with a new token fails too
+    "INTERNAL": UpstreamUnavailable,
+}
+
+#: What a fault means for the caller, appended to QORT's own text where it helps.
+_HINTS: Final[Mapping[str, str]] = {
+    "LEVERAGE_WITHOUT_UPLOAD": (
+        "QORT changes the leverage only after the limits were uploaded to QUIK the same "
+        "day: run enableTrading first"
+    ),
+    "REPORT_NOT_READY": "the report is still being generated: poll its status until READY",
+}
+
+#: QORT column -> the GraphQL input field it comes from, to name the field at fault.
+FIELD_NAMES: Final[Mapping[str, str]] = {
+    "BOCode": "code",
+    "OwnerFirm_BOCode": "code",
+    "FirmBOCode": "code",
+    "Name": "name",
+    "FirmShortName": "shortName",
+    "Emails": "email",
+    "Phones": "phone",
+    "INN": "taxId",
+    "IsResident": "residency",
+    "IsQualified": "isQualifiedInvestor",
+    "IsCheckedKYC": "kycPassed",
+    "SubAccCode": "subAccountCode",
+    "SubaccName": "subAccountCode",
+    "Num": "agreementNumber",
+    "Value": "attributes",
+    "Currency": "currency",
+    "Leverage": "leverage",
+    "Amount": "amount",
+    "DateFrom": "periodFrom",
+    "DateTo": "periodTo",
+}
+
+
+def fault_error(fault: QortFault) -> BrokerGraphError:
+    """The gateway error of a QORT fault, carrying QORT's message."""
+    cls = FAULTS.get(fault.code, UpstreamUnavailable if fault.server else UpstreamRejected)
+    hint = _HINTS.get(fault.code)
+    message = f"QORT: {fault.message}" + (f" ({hint})" if hint else "")
+    details = {"platform": PLATFORM, "vendorCode": fault.code, "operation": fault.operation}
+    return cls(message, field=_field_in(fault.message), details=details)
+
+
+def _field_in(text: str) -> list[str] | None:
+    """The input field a QORT message names ("unknown OwnerFirm_BOCode 'X'"), if any."""
+    for word in re.findall(r"[A-Za-z_]+", text):
+        if word in FIELD_NAMES:
+            return [FIELD_NAMES[word]]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """One record QORT refused (IsProcessed=4) and its ErrorLog."""
+
+    table: str
+    index: int
+    error_log: str
+    key: str | None = None
+
+
+_DUPLICATE = re.compile(r"\b(duplicate|already exists)\b", re.IGNORECASE)
+_UNKNOWN = re.compile(
+    r"\b(unknown|not found|does not exist|no such|no \w+ record)\b", re.IGNORECASE
+)
+
+
+def record_error(
+    errors: Sequence[RecordError], *, missing_is_not_found: str | None = None
+) -> BrokerGraphError:
+    """One typed error for the refused records of an ImportRecords call.
+
+    A duplicate code is a Conflict; an unknown code is NotFound when it is the very
+    record's own key (``missing_is_not_found``, for updates and deletes), else
+    InvalidInput (a bad reference or value).  The message is QORT's ErrorLog text.
+    """
+    first = errors[0]
+    text = "; ".join(f"{e.table}: {e.error_log}" for e in errors)
+    details: dict[str, Any] = {
+        "platform": PLATFORM,
+        "vendorCode": "IsProcessed=4",
+        "records": [
+            {"table": e.table, "index": e.index, "errorLog": e.error_log}
+            | ({"key": e.key} if e.key else {})
+            for e in errors
+        ],
+    }
+    field = _field_in(first.error_log)
+    cls: type[BrokerGraphError]
+    if _DUPLICATE.search(first.error_log):
+        cls = Conflict
+    elif (
+        missing_is_not_found is not None
+        and _UNKNOWN.search(first.error_log)
+        and missing_is_not_found in first.error_log
+    ):
+        cls = NotFound
+    else:
+        cls = InvalidInput
+    return cls(f"QORT refused the record: {text}", field=field, details=details)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class FirmPacket:
+    """GetFirmPacket: a firm with its sub-accounts, agreements, accounts and attributes."""
+
+    firm: Row
+    subaccs: list[Row]
+    client_agrees: list[Row]
+    firm_accounts: list[Row]
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TaxResult:
+    tax_base: Decimal
+    tax_amount: Decimal
+    currency: str
+    rows: list[Row]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientReportState:
+    report_id: str
+    status: str
+    format: str | None
+    owner_code: str | None
+    content_type: str | None
+    content: bytes | None
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class _QortTransport(zeep.transports.AsyncTransport):
+    """zeep's async transport, without logging envelopes (they hold the password)."""
+
+    async def post(self, address: str, message: bytes, headers: dict[str, str]) -> Any:
+        return await self.client.post(address, content=message, headers=headers)
+
+
+class QortClient:
+    """QORT's operations as async methods; each maps faults through :data:`FAULTS`.
+
+    ``open()`` loads the WSDL and logs in (best effort: a busy or unreachable QORT
+    is reported by the first request instead); ``close()`` logs out.
+    """
+
+    def __init__(
+        self,
+        settings: QortSettings,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """``http`` (optional) is handed over: :meth:`close` closes it."""
+        self.settings = settings
+        self._http = http or httpx.AsyncClient(
+            timeout=settings.timeout_seconds, verify=_tls(settings.verify_tls)
+        )
+        self._wsdl_http: httpx.Client | None = None
+        self._service: Any = None
+        session_options: dict[str, Any] = {
+            "platform": PLATFORM,
+            "busy_cooldown_seconds": settings.busy_cooldown_seconds,
+            "keepalive": settings.keepalive,
+            "keepalive_seconds": settings.keepalive_seconds,
+        }
+        if clock is not None:
+            session_options["clock"] = clock
+        self.session = QortSession(_Backend(self), **session_options)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        """Load the WSDL (once) and build zeep's client bound to the endpoint."""
+        if self._service is not None:
+            return
+        location = self.settings.wsdl_location
+        documents: dict[str, bytes] = {}
+        if location.startswith(("http://", "https://")):
+            documents[location] = await self._fetch(location)
+
+        def serve(request: httpx.Request) -> httpx.Response:
+            content = documents.get(str(request.url))
+            if content is None:
+                return httpx.Response(404, text=f"not prefetched: {request.url}")
+            return httpx.Response(200, content=content)
+
+        self._wsdl_http = httpx.Client(transport=httpx.MockTransport(serve))
+        transport = _QortTransport(client=self._http, wsdl_client=self._wsdl_http)  # type: ignore[no-untyped-call]
+        settings = zeep.Settings(strict=True, xml_huge_tree=False, forbid_entities=True)
+        try:
+            client = zeep.AsyncClient(location, transport=transport, settings=settings)  # type: ignore[no-untyped-call]
+            binding = client.wsdl.bindings[BINDING]
+        except (zeep.exceptions.Error, KeyError, OSError) as error:
+            raise ProtocolError(
+                f"QORT's WSDL at {location} cannot be used: {error}",
+                details={"platform": PLATFORM},
+            ) from None
+        self._service = zeep.proxy.AsyncServiceProxy(  # type: ignore[no-untyped-call]
+            client, binding, address=self.settings.endpoint_url
+        )
+
+    async def _fetch(self, url: str) -> bytes:
+        try:
+            response = await self._http.get(url)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(
+                "QORT did not send its WSDL in time", details={"platform": PLATFORM}
+            ) from None
+        except httpx.HTTPError as error:
+            raise UpstreamUnavailable(
+                f"QORT is unreachable: {type(error).__name__}", details={"platform": PLATFORM}
+            ) from None
+        if response.status_code != 200:
+            raise UpstreamUnavailable(
+                f"QORT's WSDL answered HTTP {response.status_code}",
+                details={"platform": PLATFORM},
+            )
+        return response.content
+
+    async def close(self) -> None:
+        try:
+            if self._service is not None:
+                await self.session.close()
+        finally:
+            await self._http.aclose()
+            if self._wsdl_http is not None:
+                self._wsdl_http.close()
+
+    # ------------------------------------------------------------------ calling
+
+    async def call(self, operation: str, **arguments: Any) -> Any:
+        """One SOAP operation without a token; faults raise :class:`QortFault`."""
+        await self.open()
+        proxy = self._service[operation]
+        try:
+            result = await proxy(**arguments)
+        except zeep.exceptions.Fault as fault:
+            raise _qort_fault(fault, operation) from None
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(
+                f"QORT did not answer {operation} in time",
+                details={"platform": PLATFORM, "operation": operation},
+            ) from None
+        except httpx.HTTPError as error:
+            raise UpstreamUnavailable(
+                f"QORT is unreachable ({type(error).__name__})",
+                details={"platform": PLATFORM, "operation": operation},
+            ) from None
+        except zeep.exceptions.TransportError as error:
+            status = getattr(error, "status_code", 0) or 0
+            cls = UpstreamUnavailable if status >= 500 or status == 0 else ProtocolError
+            raise cls(
+                f"QORT answered {operation} with HTTP {status}",
+                details={"platform": PLATFORM, "operation": operation},
+            ) from None
+        except zeep.exceptions.Error as error:
+            raise ProtocolError(
+                f"QORT's answer to {operation} cannot be read: {error}",
+                details={"platform": PLATFORM, "operation": operation},
+            ) from None
+        return zeep.helpers.serialize_object(result, target_cls=dict)  # type: ignore[no-untyped-call]
+
+    async def run(self, operation: str, **arguments: Any) -> Any:
+        """An operation with the shared token; QORT faults become gateway errors."""
+        try:
+            return await self.session.run(
+                lambda token: self.call(operation, Token=token, **arguments)
+            )
+        except QortFault as fault:
+            raise fault_error(fault) from None
+
+    # ------------------------------------------------------------------ session
+
+    async def login(self) -> LoginResult:
+        s = self.settings
+        result = await self.call("Login", Login=s.login, Password=s.password, AppName=s.app_name)
+        expires = _get(result, "ExpiresInSeconds")
+        return LoginResult(str(_get(result, "Token")), float(expires) if expires else None)
+
+    async def logout(self, token: str) -> None:
+        await self.call("Logout", Token=token)
+
+    async def ping(self, token: str) -> float | None:
+        result = await self.call("Ping", Token=token)
+        expires = _get(result, "ExpiresInSeconds")
+        return float(expires) if expires else None
+
+    async def connect(self) -> None:
+        """Log in now (the gateway holds QORT from start-up)."""
+        await self.session.token()
+
+    # ------------------------------------------------------------------ records
+
+    async def import_records(
+        self, table: str, records: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> list[RecordError]:
+        """ImportRecords of one table; the refused records (an empty list: all done)."""
+        payload = [{"ET_Const": et_const, "Field": _fields(values)} for et_const, values in records]
+        results = _list(
+            await self.run("ImportRecords", Table=table, Record=payload), "RecordResult"
+        )
+        if len(results) != len(records):
+            raise ProtocolError(
+                f"QORT answered {len(results)} results for {len(records)} {table} records",
+                details={"platform": PLATFORM, "operation": "ImportRecords"},
+            )
+        errors: list[RecordError] = []
+        for index, (result, (_, values)) in enumerate(zip(results, records, strict=True)):
+            state = int(_get(result, "IsProcessed") or 0)
+            if state == PROCESSED_OK:
+                continue
+            log = str(_get(result, "ErrorLog") or f"IsProcessed={state}")
+            key = next(
+                (str(values[k]) for k in ("BOCode", "SubAccCode", "Num", "Name") if k in values),
+                None,
+            )
+            errors.append(RecordError(table, index, log, key))
+        return errors
+
+    async def export_records(self, table: str, **filters: Any) -> list[Row]:
+        result = await self.run("ExportRecords", Table=table, Field=_fields(filters))
+        return [_row(row) for row in _list(result, "Row")]
+
+    async def get_firm_packet(self, code: str) -> FirmPacket | None:
+        """The firm's aggregate in one call, or None when QORT does not know the code."""
+        try:
+            result = await self.run("GetFirmPacket", BOCode=code)
+        except NotFound:
+            return None
+        if not isinstance(result, dict) or not result.get("Firm"):
+            raise ProtocolError(
+                "QORT's GetFirmPacket answer has no Firm",
+                details={"platform": PLATFORM, "operation": "GetFirmPacket"},
+            )
+        return FirmPacket(
+            firm=_row(result["Firm"]),
+            subaccs=[_row(r) for r in result.get("Subacc") or []],
+            client_agrees=[_row(r) for r in result.get("ClientAgree") or []],
+            firm_accounts=[_row(r) for r in result.get("FirmAccount") or []],
+            attributes=_pairs(result.get("Attribute") or []),
+        )
+
+    # ------------------------------------------------------------------ procedures
+
+    async def upload_quik_limits(self, code: str) -> dict[str, Any]:
+        result = await self.run("UploadQuikLimits", BOCode=code)
+        return dict(result) if isinstance(result, dict) else {"Status": result}
+
+    async def set_quik_leverage(self, subacc_code: str, leverage: Decimal) -> str:
+        result = await self.run("SetQuikLeverage", SubAccCode=subacc_code, Leverage=leverage)
+        return str(_get(result, "Status"))
+
+    async def calc_pit_withdrawal(
+        self, subacc_code: str, currency: str, amount: Decimal, date: int
+    ) -> TaxResult:
+        result = await self.run(
+            "CalcPitWithdrawal", SubAccCode=subacc_code, Currency=currency, Amount=amount, Date=date
+        )
+        return _tax(result, "CalcPitWithdrawal")
+
+    async def calc_pit_period(self, date_from: int, date_to: int, code: str | None) -> TaxResult:
+        result = await self.run("CalcPitPeriod", DateFrom=date_from, DateTo=date_to, BOCode=code)
+        return _tax(result, "CalcPitPeriod")
+
+    async def request_client_report(
+        self, subacc_code: str, date_from: int, date_to: int, report_format: str
+    ) -> tuple[str, str]:
+        result = await self.run(
+            "RequestClientReport",
+            SubAccCode=subacc_code,
+            DateFrom=date_from,
+            DateTo=date_to,
+            Format=report_format,
+        )
+        return str(_get(result, "ReportId")), str(_get(result, "Status"))
+
+    async def get_client_report(self, report_id: str) -> ClientReportState:
+        result = await self.run("GetClientReport", ReportId=report_id)
+        content = _get(result, "Content")
+        if isinstance(content, str):  # zeep decodes base64Binary; be lenient with text
+            content = base64.b64decode(content)
+        return ClientReportState(
+            report_id=str(_get(result, "ReportId")),
+            status=str(_get(result, "Status")),
+            format=_opt(_get(result, "Format")),
+            owner_code=_opt(_get(result, "OwnerBOCode")),
+            content_type=_opt(_get(result, "ContentType")),
+            content=bytes(content) if content is not None else None,
+        )
+
+
+class _Backend:
+    """The session's view of the client: Login, Logout and Ping without the table."""
+
+    def __init__(self, client: QortClient) -> None:
+        self._client = client
+
+    async def login(self) -> LoginResult:
+        return await self._client.login()
+
+    async def logout(self, token: str) -> None:
+        await self._client.logout(token)
+
+    async def ping(self, token: str) -> float | None:
+        return await self._client.ping(token)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _qort_fault(fault: Any, operation: str) -> QortFault:
+    detail = fault.detail
+    code = message = None
+    if detail is not None and hasattr(detail, "xpath"):
+        codes = detail.xpath(".//*[local-name()='Code']/text()")
+        messages = detail.xpath(".//*[local-name()='Message']/text()")
+        code = str(codes[0]).strip() if codes else None
+        message = str(messages[0]).strip() if messages else None
+    server = str(fault.code or "").endswith("Server")
+    return QortFault(
+        code or ("INTERNAL" if server else "VALIDATION"),
+        message or str(fault.message or "QORT fault without a message"),
+        operation=operation,
+        server=server,
+    )
+
+
+def _tls(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx's ``verify``: a CA bundle path becomes an SSLContext (httpx 0.28 wants one)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
+
+
+def _text(value: Any) -> str:
+    """A value as QORT's IDB text: booleans 'y'/'n', Decimals without exponent."""
+    if isinstance(value, bool):
+        return "y" if value else "n"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _fields(values: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [
+        {"Name": name, "Value": _text(value)} for name, value in values.items() if value is not None
+    ]
+
+
+def _get(result: Any, name: str) -> Any:
+    """A child of a response; zeep unwraps single-child responses, so accept either."""
+    if isinstance(result, dict):
+        return result.get(name)
+    return result
+
+
+def _list(result: Any, name: str) -> list[Any]:
+    value = _get(result, name)
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _pairs(fields: Sequence[Any]) -> dict[str, str]:
+    return {
+        str(f["Name"]): "" if f.get("Value") is None else str(f["Value"])
+        for f in fields
+        if isinstance(f, dict) and f.get("Name")
+    }
+
+
+def _row(row: Any) -> Row:
+    if isinstance(row, dict):
+        return _pairs(row.get("Field") or [])
+    return _pairs(row or [])
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _decimal(value: Any, what: str, operation: str) -> Decimal:
+    try:
+        result = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        result = Decimal("NaN")
+    if not result.is_finite():
+        raise ProtocolError(
+            f"QORT's {operation} answered a {what} that is not a number: {value!r}",
+            details={"platform": PLATFORM, "operation": operation},
+        )
+    return result
+
+
+def _tax(result: Any, operation: str) -> TaxResult:
+    if not isinstance(result, dict):
+        raise ProtocolError(
+            f"QORT's {operation} answer is incomplete",
+            details={"platform": PLATFORM, "operation": operation},
+        )
+    return TaxResult(
+        tax_base=_decimal(result.get("TaxBase"), "TaxBase", operation),
+        tax_amount=_decimal(result.get("TaxAmount"), "TaxAmount", operation),
+        currency=str(result.get("Currency") or ""),
+        rows=[_row(r) for r in result.get("Row") or []],
+    )

@@ -1,0 +1,26 @@
+"""The QORT plugin's hooks (entry point ``brokergraph.plugins: qort``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from brokergraph_qort.connector import QortConnector
+from brokergraph_qort.sandbox import QortSandbox
+from brokergraph_qort.schema import QortSubaccount
+from gateway.contract import Connector, Sandbox, hookimpl
+
+
+@hookimpl
+def brokergraph_connectors() -> Sequence[type[Connector]]:
+    return [QortConnector]
+
+
+@hookimpl
+def brokergraph_sandboxes() -> Sequence[type[Sandbox]]:
+    return [QortSandbox]
+
+
+@hookimpl
+def brokergraph_account_types() -> Mapping[str, type[Any]]:
+    return {QortConnector.platform: QortSubaccount}

@@ -1,0 +1,218 @@
+"""``QortSandbox``: the QORT web-services module on a local port (SOAP 1.1 over HTTP/HTTPS).
+
+GET ``/qort?wsdl`` (or ``/qort/service.wsdl``) serves the WSDL; POST ``/qort`` takes
+SOAP requests, dispatched by the body element (``<Op>Request``), which must agree
+with the SOAPAction header when one is given.  Knobs for tests: ``latency_seconds``,
+``fail_next(n)``, ``calls`` (a Counter by operation name), ``today`` (the sandbox
+clock's date), ``force_expire_tokens()`` and ``reset()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from brokergraph_qort.sandbox.faults import QortFault
+from brokergraph_qort.sandbox.operations import OPERATIONS, Operations
+from brokergraph_qort.sandbox.quik import Quik
+from brokergraph_qort.sandbox.reports import Reports
+from brokergraph_qort.sandbox.sessions import ALLOWED_APPLICATIONS, Sessions
+from brokergraph_qort.sandbox.soap import envelope, fault_envelope, parse_request
+from brokergraph_qort.sandbox.store import Store
+from brokergraph_qort.sandbox.tax import Pit
+from brokergraph_qort.sandbox.wsdl import wsdl_for
+from gateway.sandboxes import DemoLink, Sandbox
+
+__all__ = ["MAX_BODY_BYTES", "QortSandbox"]
+
+logger = logging.getLogger(__name__)
+
+#: Largest SOAP request accepted (413 with a VALIDATION fault above it).
+MAX_BODY_BYTES = 1_000_000
+_XML = "text/xml; charset=utf-8"
+_APP = "brokergraph-gateway"
+
+
+class QortSandbox(Sandbox):
+    """The seeded QORT web service on 127.0.0.1; ``reset()`` re-seeds it."""
+
+    name: ClassVar[str] = "qort"
+
+    def __init__(
+        self,
+        *,
+        latency_seconds: float = 0.0,
+        token_ttl_seconds: int = 900,
+        report_delay_seconds: float = 0.5,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> None:
+        self._initial_latency = latency_seconds
+        self.token_ttl_seconds = token_ttl_seconds
+        self.report_delay_seconds = report_delay_seconds
+        self.ssl_certfile = ssl_certfile
+        self.ssl_keyfile = ssl_keyfile
+        #: Largest request body accepted, in bytes.
+        self.max_body_bytes = MAX_BODY_BYTES
+        #: Calls per operation name (counted before the knobs and the token check).
+        self.calls: Counter[str] = Counter()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._url: str | None = None
+        self.reset()
+
+    # -- knobs -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Re-seed the data, end every session, clear the knobs and the counters."""
+        #: Seconds every operation waits before answering.
+        self.latency_seconds = self._initial_latency
+        #: The sandbox clock's date (None: today in UTC); drives the same-day upload rule.
+        self.today: date | None = None
+        self._fail_next = 0
+        self.calls.clear()
+        self.sessions = Sessions(self.token_ttl_seconds)
+        self.store = Store()
+        self.quik = Quik(self.store, self.current_date)
+        self.reports = Reports(self.store, self.report_delay_seconds, self.current_date)
+        self.operations = Operations(
+            sessions=self.sessions,
+            store=self.store,
+            quik=self.quik,
+            pit=Pit(self.store),
+            reports=self.reports,
+        )
+
+    def current_date(self) -> date:
+        return self.today if self.today is not None else datetime.now(UTC).date()
+
+    def fail_next(self, n: int = 1) -> None:
+        """The next ``n`` operations answer a soap:Server INTERNAL fault."""
+        self._fail_next = n
+
+    def force_expire_tokens(self) -> None:
+        """Every live token expires now; the service is free for any application."""
+        self.sessions.expire_all()
+
+    # -- the Sandbox contract -----------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        config = uvicorn.Config(
+            Starlette(routes=self._routes()),
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            ssl_certfile=self.ssl_certfile,
+            ssl_keyfile=self.ssl_keyfile,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the QORT sandbox stopped before it started")
+            await asyncio.sleep(0.01)
+        bound_host, bound_port = self._server.servers[0].sockets[0].getsockname()[:2]
+        scheme = "https" if self.ssl_certfile else "http"
+        self._url = f"{scheme}://{bound_host}:{bound_port}"
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        self._server = self._task = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("the QORT sandbox is not started")
+        return self._url
+
+    def connector_settings(self) -> Mapping[str, Any]:
+        login, password = ALLOWED_APPLICATIONS[_APP]
+        return {"url": self.url, "login": login, "password": password, "app_name": _APP}
+
+    def demo_links(self) -> Sequence[DemoLink]:
+        return [
+            DemoLink("DEMO-001", "account", "DEMO-001-01"),
+            DemoLink("DEMO-001", "account", "DEMO-001-02"),
+            DemoLink("DEMO-002", "account", "DEMO-002-01"),
+            DemoLink("OTHER-001", "account", "OTHER-001-01"),
+        ]
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/qort", self._get_wsdl, methods=["GET"]),
+            Route("/qort/service.wsdl", self._wsdl, methods=["GET"]),
+            Route("/qort", self._soap, methods=["POST"]),
+        ]
+
+    async def _get_wsdl(self, request: Request) -> Response:
+        if "wsdl" not in request.query_params:
+            return PlainTextResponse("GET /qort?wsdl for the WSDL; POST SOAP 1.1 here", 404)
+        return await self._wsdl(request)
+
+    async def _wsdl(self, request: Request) -> Response:
+        endpoint = f"{request.url.scheme}://{request.url.netloc}/qort"
+        return Response(wsdl_for(endpoint), media_type=_XML)
+
+    async def _soap(self, request: Request) -> Response:
+        try:
+            body = await self._read_body(request)
+            operation, payload = parse_request(body)
+            if operation not in OPERATIONS:
+                raise QortFault("VALIDATION", f"unknown operation {operation!r}", http_status=400)
+            action = request.headers.get("soapaction", "").strip().strip('"')
+            if action and action.rpartition("/")[2] != operation:
+                raise QortFault(
+                    "VALIDATION",
+                    f"SOAPAction {action!r} does not match the body element {operation}Request",
+                    http_status=400,
+                )
+            self.calls[operation] += 1
+            if self.latency_seconds > 0:
+                await asyncio.sleep(self.latency_seconds)
+            if self._fail_next > 0:
+                self._fail_next -= 1
+                raise QortFault("INTERNAL", "the QORT server failed (fail_next)")
+            response = self.operations.call(operation, payload)
+        except QortFault as fault:
+            return Response(fault_envelope(fault), fault.http_status, media_type=_XML)
+        except Exception:
+            logger.exception("QORT sandbox: unexpected error")
+            internal = QortFault("INTERNAL", "unexpected error in the QORT sandbox")
+            return Response(fault_envelope(internal), 500, media_type=_XML)
+        return Response(envelope(response), media_type=_XML)
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, refused (413) past ``max_body_bytes`` without reading the rest."""
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "text/xml":
+            raise QortFault("VALIDATION", "SOAP 1.1 requests are text/xml", http_status=415)
+        too_big = QortFault(
+            "VALIDATION", f"the request is larger than {self.max_body_bytes} bytes", http_status=413
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise too_big
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise too_big
+        return bytes(body)

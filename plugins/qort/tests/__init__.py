@@ -1,0 +1,1 @@
+"""Tests of the QORT plugin: sandbox, connector, GraphQL end to end."""
