@@ -18,7 +18,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Generic, TypeVar
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+RATIO_PLACES = Decimal("0.0001")
 
 
 def ensure_utc(value: datetime, name: str = "datetime") -> datetime:
@@ -447,9 +448,11 @@ class AccountAnalytics:
 
     @property
     def win_ratio(self) -> Decimal | None:
-        """Wins over closed deals, or ``None`` when nothing was closed."""
+        """Wins over closed deals to 4 places (0.6667), or ``None`` when nothing closed."""
         total = self.wins + self.losses
-        return None if total == 0 else Decimal(self.wins) / Decimal(total)
+        if total == 0:
+            return None
+        return (Decimal(self.wins) / Decimal(total)).quantize(RATIO_PLACES, ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

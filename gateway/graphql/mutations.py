@@ -47,7 +47,7 @@ from gateway.connectors import (
     UpdateAccountRequest,
     UpdatePartnerRequest,
 )
-from gateway.errors import BrokerGraphError, InvalidInput, PermissionDenied
+from gateway.errors import BrokerGraphError, InvalidInput, PermissionDenied, UpstreamError
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
@@ -334,7 +334,19 @@ class LinkPayload:
 
 
 def provisioning_payload(ctx: RequestContext, result: ProvisioningResult) -> ProvisioningPayload:
+    errors: list[UserError] = []
+    if not result.complete:
+        failed = next((s for s in result.steps if not s.succeeded), None)
+        where = f"at step {failed.name!r}" if failed else "midway"
+        detail = f": {failed.message}" if failed and failed.message else ""
+        then = "; send resumeToken to continue" if result.resume_token else ""
+        errors.append(
+            to_user_error(
+                UpstreamError(f"the flow stopped {where}{detail}; what was created is linked{then}")
+            )
+        )
     return ProvisioningPayload(
+        errors=errors,
         trader=Trader.from_model(result.trader) if result.trader else None,
         accounts=[account_type(ctx, a) for a in result.accounts],
         steps=[
