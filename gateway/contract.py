@@ -66,6 +66,7 @@ from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
 from gateway.graphql.loaders import cache_key
 from gateway.graphql.types import Account as AccountType
+from gateway.graphql.types import Money as MoneyType
 from gateway.graphql.types import account_fields
 from gateway.hookspecs import hookimpl
 from gateway.models import (
@@ -155,6 +156,7 @@ __all__ = [
     "MarketDataSubscriptionEvent",
     "Money",
     "MoneyMovement",
+    "MoneyType",
     "NotFound",
     "OpenAccountRequest",
     "Order",

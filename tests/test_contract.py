@@ -112,6 +112,7 @@ PINNED_CONTRACT = [
     "hookimpl",
     "Secret",
     "cache_key",
+    "MoneyType",
 ]
 
 PINNED_ERROR_CODES = (

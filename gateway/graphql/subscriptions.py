@@ -8,8 +8,9 @@ with a snapshot and numbers events per account, so gaps are visible.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -22,6 +23,19 @@ from gateway.graphql.types import AccountEvent, MarketDataSubscriptionEvent, Ord
 
 __all__ = ["CoreSubscription"]
 
+T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """Close a connector's stream when the subscriber leaves (if it can be closed)."""
+    try:
+        yield stream
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
 
 @strawberry.type
 class CoreSubscription:
@@ -33,8 +47,11 @@ class CoreSubscription:
         platform, native_id = decode_account(account_id)
         await access.require_account(ctx, platform, native_id)
         stream = ctx.services.registry.require(platform, Capability.ORDER_STREAM, OrderStream)
-        async for event in stream.order_events(native_id):
-            yield OrderEvent.from_model(ctx, event)
+        # When the client leaves, the connector's stream is closed at once,
+        # not whenever the async generator happens to be finalised.
+        async with closing(stream.order_events(native_id)) as events:
+            async for event in events:
+                yield OrderEvent.from_model(ctx, event)
 
     @strawberry.subscription(description="Balance and state changes of an account.")
     async def account_events(
@@ -44,8 +61,9 @@ class CoreSubscription:
         platform, native_id = decode_account(account_id)
         await access.require_account(ctx, platform, native_id)
         stream = ctx.services.registry.require(platform, Capability.ACCOUNT_STREAM, AccountStream)
-        async for event in stream.account_events(native_id):
-            yield AccountEvent.from_model(ctx, event)
+        async with closing(stream.account_events(native_id)) as events:
+            async for event in events:
+                yield AccountEvent.from_model(ctx, event)
 
     @strawberry.subscription(description="Market-data entitlement changes of a trader.")
     async def market_data_subscription_events(
@@ -57,5 +75,6 @@ class CoreSubscription:
         entitlements = ctx.services.registry.require(
             platform, Capability.MARKET_DATA_ENTITLEMENTS, MarketDataEntitlements
         )
-        async for event in entitlements.market_data_events(native_id):
-            yield MarketDataSubscriptionEvent.from_model(event)
+        async with closing(entitlements.market_data_events(native_id)) as events:
+            async for event in events:
+                yield MarketDataSubscriptionEvent.from_model(event)
