@@ -1,0 +1,1 @@
+"""brokergraph connector for QST order routing."""

@@ -1,0 +1,594 @@
+"""The QST connector: order entry, order reads and the live order stream of QST's
+Binary Order Routing API, over one :class:`~brokergraph_qst.session.QstSession`.
+
+Models: a *trader* is the QST username of the configured credential, an *account* a
+QST order-entry account of that user (the OE login lists them), positions are QST's
+net positions (one per contract, id ``<account>:<contract>``), orders are keyed by
+QST's order number.  Switching the session's current account is done here, as each
+request needs it (see :class:`~brokergraph_qst.session.AccountGate`).
+
+Order state is kept per account in :mod:`brokergraph_qst.streams`: every Order
+notification moves it forward (never back: a crossed, stale order book is ignored),
+every order book read is diffed against it, and so is the snapshot taken after each
+reconnect — which is how a change made while the connection was down still reaches
+subscribers, once, in order.
+
+Writes return when QST has acknowledged them: the response *and* the order
+notification that follows (placeOrder: the first one, with the order number of the
+PlaceOrderResponse; cancels: the canceled state).  Rejects arrive as a FAILED status
+and an error text notification; :data:`brokergraph_qst.session.SERVER_ERRORS` maps
+their text to our errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from brokergraph_qst import wire
+from brokergraph_qst.session import QstSession, SessionConfig, error_for_text
+from brokergraph_qst.streams import RESTING, AccountFeed, Feeds
+from gateway.contract import (
+    Account,
+    AccountReads,
+    BrokerGraphError,
+    CancelOrdersRequest,
+    Capability,
+    Connector,
+    ConnectorContext,
+    ConnectorHealth,
+    HealthStatus,
+    Money,
+    NotFound,
+    Order,
+    OrderEvent,
+    OrderEventKind,
+    OrderReads,
+    OrderRouting,
+    OrderSide,
+    OrderStatus,
+    OrderStream,
+    OrderType,
+    PlaceOrderRequest,
+    Position,
+    ReplaceOrderRequest,
+    Trader,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+
+__all__ = ["QstConnector"]
+
+PLATFORM = wire.PLATFORM
+TERMINAL = frozenset(OrderStatus) - RESTING
+#: How long a write waits, after QST's response, for the order notification it causes.
+DEFAULT_ACK_SECONDS = 10.0
+#: How long a refusal waits for the error text that says why.
+REASON_WAIT_SECONDS = 2.0
+#: Reject reasons remembered for order reads (the order book does not carry them).
+MAX_REJECT_REASONS = 10_000
+
+
+def _secret(value: Any) -> str | None:
+    """Settings whose key looks secret arrive wrapped (``gateway.config.Secret``)."""
+    reveal = getattr(value, "reveal", None)
+    if callable(reveal):
+        value = reveal()
+    return value if isinstance(value, str) and value else None
+
+
+class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStream):
+    name: ClassVar[str] = "qst"
+    platform: ClassVar[str] = PLATFORM
+    version: ClassVar[str] = "0.1.0"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.ACCOUNT_READS,
+            Capability.ORDER_READS,
+            Capability.ORDER_ROUTING,
+            Capability.ORDER_STREAM,
+        }
+    )
+
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        self._log = context.logger
+        self._session: QstSession | None = None
+        self.feeds = Feeds(PLATFORM, max_lag=int(context.settings.get("max_subscriber_lag", 1000)))
+        self._ack_seconds = float(context.settings.get("ack_timeout_seconds", DEFAULT_ACK_SECONDS))
+        self._load_locks: dict[str, asyncio.Lock] = {}
+        self._waiters: dict[str, list[tuple[Callable[[Order], bool], asyncio.Future[Order]]]] = {}
+        #: Error texts as they arrive: (arrival number, notice), for refusals to explain.
+        self._errors: deque[tuple[int, wire.TextNotice]] = deque(maxlen=256)
+        self._error_numbers = itertools.count(1)
+        self._last_error_number = 0
+        self._error_waiters: list[asyncio.Future[None]] = []
+        #: Why an order was rejected (the text that follows its Rejected notification).
+        self._reject_reasons: dict[str, str] = {}
+        self._last_rejected: dict[str, str] = {}
+        #: Changes found by diffing order books after a reconnect (tests, README).
+        self.resync_changes = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def session(self) -> QstSession:
+        if self._session is None:
+            raise RuntimeError("the QST connector is not started")
+        return self._session
+
+    @property
+    def username(self) -> str:
+        return self.session.config.username
+
+    def _config(self) -> SessionConfig:
+        settings = self.context.settings
+        section = f"[connectors.{self.context.name}]"
+
+        def required(key: str) -> str:
+            value = _secret(settings.get(key))
+            if value is None:
+                raise ValueError(f"{section} {key} must be set")
+            return value
+
+        def seconds(key: str, default: float) -> float:
+            return float(settings.get(key, default))
+
+        password = required("password")
+        return SessionConfig(
+            url=required("url"),
+            username=required("username"),
+            password_hash=hashlib.sha256(password.encode()).hexdigest(),
+            client_unique_id=required("client_unique_id"),
+            provider=str(settings.get("order_entry_provider", "QOR")),
+            request_timeout=seconds("request_timeout_seconds", 10.0),
+            ready_wait=seconds("reconnect_wait_seconds", 5.0),
+            backoff_initial=seconds("reconnect_initial_seconds", 0.2),
+            backoff_max=seconds("reconnect_max_seconds", 10.0),
+            busy_backoff=seconds("busy_backoff_seconds", 30.0),
+        )
+
+    async def start(self) -> None:
+        self._session = QstSession(
+            self._config(), on_notice=self._on_notice, on_ready=self._resync, logger=self._log
+        )
+        await self._session.start()
+
+    async def close(self) -> None:
+        self.feeds.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def health(self) -> ConnectorHealth:
+        session = self._session
+        if session is None:
+            return ConnectorHealth(status=HealthStatus.DOWN, detail="not started")
+        if session.ready:
+            return ConnectorHealth(status=HealthStatus.UP)
+        if session.busy or not session.logged_in_once:
+            error = session.last_error
+            detail = error.code if error is not None else session.state.value
+            return ConnectorHealth(status=HealthStatus.DOWN, detail=detail)
+        # Was logged in, is reconnecting: streams continue once it is back.
+        return ConnectorHealth(status=HealthStatus.DEGRADED, detail="RECONNECTING")
+
+    # -- notifications (called in arrival order by the session's reader) ---------------
+
+    def _on_notice(self, notice: wire.Notice) -> None:
+        if isinstance(notice, wire.OrderNotice):
+            self._on_order(notice.order)
+        elif isinstance(notice, wire.TextNotice):
+            self._on_text(notice)
+        elif isinstance(notice, wire.PositionNotice):
+            feed = self.feeds[notice.position.account_id]
+            feed.publish(OrderEventKind.POSITION, position=self._position(feed, notice.position))
+        elif isinstance(notice, wire.AccountInfoNotice):
+            feed = self.feeds[notice.info.account_id]
+            feed.publish(OrderEventKind.ACCOUNT, account=self._account(notice.info))
+        else:  # account status (login, switch, logout) and connection status: session noise
+            self._log.debug("QST notice %r", notice)
+
+    def _on_order(self, order: Order) -> None:
+        if order.status is OrderStatus.REJECTED:
+            self._last_rejected[order.account_id] = order.id
+        self._apply(self.feeds[order.account_id], order)
+
+    def _apply(self, feed: AccountFeed, order: Order, kind: OrderEventKind | None = None) -> bool:
+        """Move an order forward (publishing it) and wake whoever waits on it."""
+        changed = feed.apply_order(order, kind) is not None
+        state = feed.order(order.id) or order
+        for predicate, future in self._waiters.get(order.id, ()):
+            if not future.done() and predicate(state):
+                future.set_result(state)
+        return changed
+
+    def _on_text(self, notice: wire.TextNotice) -> None:
+        account = notice.account_id or self.session.home_account
+        if account is None:
+            self._log.info("QST text without an account: %s", notice.title)
+            return
+        raw = {"title": notice.title, "body": notice.body}
+        self.feeds[account].publish(OrderEventKind.TEXT, text=notice.body, raw=raw)
+        if not notice.is_error:
+            return
+        rejected = self._last_rejected.pop(account, None)
+        if rejected is not None and notice.reason:
+            self._reject_reasons[rejected] = notice.reason
+            if len(self._reject_reasons) > MAX_REJECT_REASONS:  # oldest first (dict order)
+                del self._reject_reasons[next(iter(self._reject_reasons))]
+        self._last_error_number = next(self._error_numbers)
+        self._errors.append((self._last_error_number, notice))
+        waiters, self._error_waiters = self._error_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- conversions ----------------------------------------------------------------------
+
+    def _currency(self, account_id: str) -> str:
+        summary = self.session.accounts.get(account_id)
+        return summary.currency if summary is not None else "USD"
+
+    def _position(self, feed: AccountFeed, p: wire.NetPosition) -> Position:
+        previous = feed.positions.get(p.contract)
+        if p.net_quantity > 0:
+            side = OrderSide.BUY
+        elif p.net_quantity < 0:
+            side = OrderSide.SELL
+        else:
+            side = previous.side if previous is not None else OrderSide.BUY
+        opened = previous.opened_at if previous is not None and previous.volume else None
+        currency = self._currency(p.account_id)
+        return Position(
+            platform=PLATFORM,
+            id=f"{p.account_id}:{p.contract}",
+            account_id=p.account_id,
+            symbol=p.contract,
+            side=side,
+            volume=abs(p.net_quantity),
+            open_price=p.average_price or Decimal(0),
+            opened_at=opened or datetime.now(UTC),
+            unrealized_pnl=None if p.open_pnl is None else Money(p.open_pnl, currency),
+            raw={
+                "net_quantity": str(p.net_quantity),
+                "realized_pnl": None if p.realized_pnl is None else str(p.realized_pnl),
+            },
+        )
+
+    def _account(self, info: wire.AccountInfo) -> Account:
+        summary = self.session.accounts.get(info.account_id)
+        currency = info.currency or self._currency(info.account_id)
+
+        def money(value: Decimal | None) -> Money | None:
+            return None if value is None else Money(value, currency)
+
+        return Account(
+            platform=PLATFORM,
+            id=info.account_id,
+            number=info.account_id,
+            currency=currency,
+            trader_id=self.username,
+            is_live=summary.is_live if summary is not None else info.is_live,
+            balance=money(info.balance),
+            equity=money(info.equity),
+            margin=money(info.margin),
+            free_margin=money(info.available_funds),
+        )
+
+    def _summary_account(self, summary: wire.AccountSummary) -> Account:
+        return Account(
+            platform=PLATFORM,
+            id=summary.account_id,
+            number=summary.account_id,
+            currency=summary.currency,
+            trader_id=self.username,
+            is_live=summary.is_live,
+        )
+
+    def _with_reason(self, order: Order) -> Order:
+        reason = self._reject_reasons.get(order.id)
+        if reason is None or order.reject_reason is not None:
+            return order
+        return dataclasses.replace(order, reject_reason=reason)
+
+    # -- order state --------------------------------------------------------------------
+
+    def _reconcile(self, feed: AccountFeed, book: wire.OrderBook) -> list[Order]:
+        """Apply an order book; publish what it changed; the merged orders, book order."""
+        first = not feed.loaded
+        changes = 0
+        for order in book.orders:
+            kind = OrderEventKind.ORDER_BOOK_SNAPSHOT if first else None
+            if self._apply(feed, order, kind):
+                changes += 1
+        for net in book.positions:
+            position = self._position(feed, net)
+            previous = feed.positions.get(net.contract)
+            same = previous is not None and (
+                (previous.side, previous.volume, previous.open_price)
+                == (position.side, position.volume, position.open_price)
+            )
+            if first:
+                feed.positions[net.contract] = position
+            elif not same:
+                feed.publish(OrderEventKind.POSITION, position=position)
+                changes += 1
+        feed.loaded = True
+        if not first:
+            self.resync_changes += changes
+        return [self._with_reason(feed.order(o.id) or o) for o in book.orders]
+
+    async def _load_book(self, account_id: str, *, internal: bool = False) -> list[Order]:
+        book = await self.session.call(wire.order_book(), account=account_id, internal=internal)
+        return self._reconcile(self.feeds[account_id], book)
+
+    async def _ensure_loaded(self, account_id: str) -> AccountFeed:
+        feed = self.feeds[account_id]
+        if feed.loaded:
+            return feed
+        lock = self._load_locks.setdefault(account_id, asyncio.Lock())
+        async with lock:
+            if not feed.loaded:
+                await self._load_book(account_id)
+        return feed
+
+    async def _resync(self, session: QstSession, relogin: bool) -> None:
+        """After every (re)login: snapshot the followed accounts and emit what changed."""
+        home = session.home_account
+        accounts = [f.account_id for f in self.feeds.loaded() if f.account_id in session.accounts]
+        if home is not None and home not in accounts:
+            accounts.append(home)
+        accounts.sort(key=lambda a: a != home)  # the current account first: no switch
+        for account in accounts:
+            try:
+                await self._load_book(account, internal=True)
+            except NotFound:  # no longer this user's: nothing to follow there
+                self._log.warning("QST account %s is gone; its feed is not resynchronised", account)
+        if home is not None:
+            await session.activate(home, internal=True)
+        if relogin:
+            self._log.info("QST resynchronised %d accounts after a reconnect", len(accounts))
+
+    async def _await_order(
+        self, account_id: str, order_id: str, predicate: Callable[[Order], bool], what: str
+    ) -> Order:
+        current = self.feeds[account_id].order(order_id)
+        if current is not None and predicate(current):
+            return current
+        future: asyncio.Future[Order] = asyncio.get_running_loop().create_future()
+        entry = (predicate, future)
+        self._waiters.setdefault(order_id, []).append(entry)
+        try:
+            async with asyncio.timeout(self._ack_seconds):
+                return await future
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"QST acknowledged the request but sent no {what} of order {order_id} in time",
+                details={"platform": PLATFORM, "orderId": order_id},
+            ) from None
+        finally:
+            entries = self._waiters.get(order_id, [])
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                self._waiters.pop(order_id, None)
+
+    async def _refusal(self, account_id: str, mark: int, order_id: str | None) -> BrokerGraphError:
+        """The error for a FAILED status: from the error text QST sends with it."""
+        deadline = time.monotonic() + REASON_WAIT_SECONDS
+        while True:
+            found = [
+                n
+                for number, n in self._errors
+                if number > mark and (n.account_id in (None, account_id))
+            ]
+            if order_id is not None:
+                found = [n for n in found if f"#{order_id}" in n.body] or found
+            if found:
+                notice = found[0]
+                return error_for_text(notice.reason or notice.body)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return UpstreamRejected(
+                    "QST refused the request without saying why", details={"platform": PLATFORM}
+                )
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._error_waiters.append(waiter)
+            try:
+                async with asyncio.timeout(remaining):
+                    await waiter
+            except TimeoutError:
+                pass
+
+    # -- account reads --------------------------------------------------------------------
+
+    async def get_traders(self, trader_ids: Sequence[str]) -> Sequence[Trader | None]:
+        await self._ready()
+        return [
+            Trader(platform=PLATFORM, id=i, login=i) if i == self.username else None
+            for i in trader_ids
+        ]
+
+    async def _ready(self) -> None:
+        """Reads of what the OE login told us still need a logged-in session once."""
+        if not self.session.accounts:
+            await self.session.wait_ready()
+
+    async def get_accounts(self, account_ids: Sequence[str]) -> Sequence[Account | None]:
+        await self._ready()
+        found: dict[str, Account] = {}
+        for account_id in dict.fromkeys(account_ids):
+            summary = self.session.accounts.get(account_id)
+            if summary is None:
+                continue
+            info = await self.session.call(wire.account_info(summary.currency), account=account_id)
+            found[account_id] = self._account(info)
+        return [found.get(i) for i in account_ids]
+
+    async def get_trader_accounts(self, trader_ids: Sequence[str]) -> Sequence[Sequence[Account]]:
+        await self._ready()
+        if self.username not in trader_ids:
+            return [[] for _ in trader_ids]
+        mine = [a for a in await self.get_accounts(list(self.session.accounts)) if a is not None]
+        return [mine if i == self.username else [] for i in trader_ids]
+
+    async def get_positions(self, account_ids: Sequence[str]) -> Sequence[Sequence[Position]]:
+        await self._ready()
+        found: dict[str, list[Position]] = {}
+        for account_id in dict.fromkeys(account_ids):
+            if account_id not in self.session.accounts:
+                continue
+            await self._load_book(account_id)
+            positions = self.feeds[account_id].positions.values()
+            found[account_id] = [p for p in positions if p.volume]
+        return [found.get(i, []) for i in account_ids]
+
+    # -- QST extras (the QstAccount GraphQL type) ----------------------------------------
+
+    async def get_activity(self, account_id: str) -> list[wire.ActivityItem]:
+        """The order activity log of an account (what QST recorded while subscribed)."""
+        items: tuple[wire.ActivityItem, ...] = await self.session.call(
+            wire.activity_items(), account=account_id
+        )
+        return list(items)
+
+    async def get_account_information(self, account_id: str, currency: str) -> wire.AccountInfo:
+        """QST's account information, money converted into ``currency`` (invalid: USD)."""
+        info: wire.AccountInfo = await self.session.call(
+            wire.account_info(currency), account=account_id
+        )
+        return info
+
+    # -- order reads ------------------------------------------------------------------------
+
+    async def get_orders(self, account_ids: Sequence[str]) -> Sequence[Sequence[Order]]:
+        await self._ready()
+        found: dict[str, list[Order]] = {}
+        for account_id in dict.fromkeys(account_ids):
+            if account_id in self.session.accounts:
+                found[account_id] = await self._load_book(account_id)
+        return [found.get(i, []) for i in account_ids]
+
+    # -- order routing ----------------------------------------------------------------------
+
+    async def place_order(self, request: PlaceOrderRequest) -> Order:
+        account_id = request.account_id
+        spec = wire.OrderSpec(
+            contract=request.symbol,
+            side=request.side,
+            type=request.type,
+            quantity=request.quantity,
+            time_in_force=request.time_in_force,
+            price=request.price,
+            stop_price=request.stop_price,
+            expires_at=request.expires_at,
+        )
+        await self._ensure_loaded(account_id)
+        mark = self._last_error_number
+        placed: wire.Placed = await self.session.call(wire.place_order(spec), account=account_id)
+        if not placed.order_number:
+            raise await self._refusal(account_id, mark, None)
+        order = await self._await_order(
+            account_id, placed.order_number, lambda o: True, "notification"
+        )
+        if not placed.ok or order.status is OrderStatus.REJECTED:
+            raise await self._refusal(account_id, mark, None)
+        return order
+
+    async def _cancelled(self, account_id: str, order_id: str) -> Order:
+        return await self._await_order(
+            account_id, order_id, lambda o: o.status in TERMINAL, "cancellation"
+        )
+
+    async def cancel_order(self, account_id: str, order_id: str) -> Order:
+        await self._ensure_loaded(account_id)
+        mark = self._last_error_number
+        status: wire.Status = await self.session.call(
+            wire.cancel_order(order_id), account=account_id
+        )
+        if not status.ok:
+            raise await self._refusal(account_id, mark, order_id)
+        return await self._cancelled(account_id, order_id)
+
+    async def cancel_orders(self, request: CancelOrdersRequest) -> Sequence[Order]:
+        account_id, ids = request.account_id, list(dict.fromkeys(request.order_ids))
+        await self._ensure_loaded(account_id)
+        mark = self._last_error_number
+        status: wire.Status = await self.session.call(wire.cancel_orders(ids), account=account_id)
+        if not status.ok:
+            error = await self._refusal(account_id, mark, None)
+            texts = " ".join(n.body for number, n in self._errors if number > mark)
+            error.details["refusedOrderIds"] = [i for i in ids if f"#{i} " in texts] or ids
+            raise error
+        return list(await asyncio.gather(*(self._cancelled(account_id, i) for i in ids)))
+
+    async def cancel_orders_for_contract(self, account_id: str, symbol: str) -> Sequence[Order]:
+        await self._ensure_loaded(account_id)
+        # A fresh book first: the working orders QST will cancel, even ones placed elsewhere.
+        await self._load_book(account_id)
+        expected = [o.id for o in self.feeds[account_id].working() if o.symbol == symbol]
+        mark = self._last_error_number
+        status: wire.Status = await self.session.call(
+            wire.cancel_orders_for_contract(symbol), account=account_id
+        )
+        if not status.ok:
+            raise await self._refusal(account_id, mark, None)
+        return list(await asyncio.gather(*(self._cancelled(account_id, i) for i in expected)))
+
+    async def replace_order(self, request: ReplaceOrderRequest) -> Order:
+        account_id = request.account_id
+        feed = await self._ensure_loaded(account_id)
+        old = feed.order(request.order_id)
+        if old is None or old.status not in RESTING:
+            await self._load_book(account_id)
+            old = feed.order(request.order_id)
+        if old is None:
+            raise NotFound("order not found", details={"platform": PLATFORM})
+        price, stop_price = old.price, old.stop_price
+        if request.price is not None and old.type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            price = request.price
+        if request.stop_price is not None and old.type in (OrderType.STOP, OrderType.STOP_LIMIT):
+            stop_price = request.stop_price
+        spec = wire.OrderSpec(
+            contract=old.symbol,
+            side=old.side,
+            type=old.type,
+            quantity=request.quantity or old.quantity,
+            time_in_force=old.time_in_force,
+            price=price,
+            stop_price=stop_price,
+            expires_at=old.expires_at,
+        )
+        mark = self._last_error_number
+        placed: wire.Placed = await self.session.call(
+            wire.cancel_replace_order(old.id, spec), account=account_id
+        )
+        if not placed.ok or not placed.order_number:
+            raise await self._refusal(account_id, mark, old.id)
+        return await self._await_order(
+            account_id, placed.order_number, lambda o: True, "notification"
+        )
+
+    # -- order stream -------------------------------------------------------------------------
+
+    async def order_events(self, account_id: str) -> AsyncIterator[OrderEvent]:
+        """A snapshot of the working orders, then every event of the account, numbered.
+
+        Subscribers share one upstream session and one feed per account; a reconnect
+        does not end the stream (the changes it missed follow once resynchronised).
+        """
+        await self._ready()
+        self.session.known_account(account_id)
+        feed = await self._ensure_loaded(account_id)
+        async with contextlib.aclosing(feed.follow()) as events:
+            async for event in events:
+                yield event

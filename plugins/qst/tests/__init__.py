@@ -1,0 +1,1 @@
+"""Tests of the QST plugin (its own package: pytest runs in importlib mode)."""

@@ -1,0 +1,260 @@
+"""Helpers of the QST plugin's tests: a real sandbox, a real gateway, a real GraphQL
+WebSocket client.  Everything talks over sockets; nothing of ours is mocked.
+
+Modelled on tests/gateway_fixtures.py: the plugin is loaded explicitly (not through
+its entry point) and strictly, the demo links of the sandbox are stored, and bearer
+tokens are issued for an admin and two clients (DEMO-001 owns 297999 and 297998,
+OTHER-001 owns 400001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import brokergraph_qst.plugin
+import httpx
+import websockets
+from brokergraph_qst.connector import QstConnector
+from brokergraph_qst.sandbox import QstSandbox
+from websockets.asyncio.client import ClientConnection
+
+from gateway.auth import Role
+from gateway.config import load_settings
+from gateway.contract import encode_id
+from gateway.plugins import load_plugins
+from gateway.runner import running_gateway
+from gateway.services import GatewayServices
+
+TEST_JWT_SECRET = "brokergraph-qst-test-secret-0123456789abcdefghij"
+PARTNERS = {"DEMO-001": "demo-broker", "OTHER-001": "other-broker"}
+PROTOCOL = "graphql-transport-ws"
+WAIT = 15.0
+#: Connector settings that keep the tests quick: reconnects and the 4101 back-off are short.
+FAST_RECOVERY = {
+    "reconnect_initial_seconds": 0.05,
+    "reconnect_max_seconds": 0.5,
+    "busy_backoff_seconds": 1.0,
+    "reconnect_wait_seconds": 8.0,
+}
+
+
+def account_gid(native_id: str) -> str:
+    return encode_id("Account", "qst", native_id)
+
+
+def order_gid(account_id: str, order_id: str) -> str:
+    return encode_id("Order", "qst", account_id, order_id)
+
+
+@dataclass
+class QstGateway:
+    """A running gateway wired to a QST sandbox."""
+
+    graphql_url: str
+    websocket_url: str
+    services: GatewayServices
+    sandbox: QstSandbox
+    tokens: Mapping[str, str]
+    http: httpx.AsyncClient
+
+    @property
+    def connector(self) -> QstConnector:
+        connector = self.services.registry.require_any("qst")
+        assert isinstance(connector, QstConnector)
+        return connector
+
+    async def query(
+        self, query: str, variables: Mapping[str, Any] | None = None, token: str = "client"
+    ) -> dict[str, Any]:
+        """POST an operation; asserts HTTP 200 and returns the decoded body."""
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = dict(variables)
+        headers = {"Authorization": f"Bearer {self.tokens.get(token, token)}"}
+        response = await self.http.post(self.graphql_url, json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def data(
+        self, query: str, variables: Mapping[str, Any] | None = None, token: str = "client"
+    ) -> dict[str, Any]:
+        """``data`` of an operation that must not fail."""
+        result = await self.query(query, variables, token)
+        assert "errors" not in result, result
+        data: dict[str, Any] = result["data"]
+        return data
+
+
+@contextlib.asynccontextmanager
+async def qst_gateway_on(
+    sandbox: QstSandbox, directory: Path, **settings: Any
+) -> AsyncIterator[QstGateway]:
+    """A gateway serving the QST plugin against ``sandbox`` until the block exits."""
+    plugins = load_plugins(entry_points=False, extra=[brokergraph_qst.plugin], strict=True)
+    connector_settings = {**sandbox.connector_settings(), **FAST_RECOVERY, **settings}
+    config = load_settings(
+        environ={},
+        overrides={
+            "auth": {"jwt_secret": TEST_JWT_SECRET},
+            "store": {"url": f"sqlite+aiosqlite:///{directory / 'store.db'}"},
+            "plugins": {"strict": True},
+            "connectors": {"qst": connector_settings},
+        },
+    )
+    async with (
+        running_gateway(config, plugins, host="127.0.0.1", port=0) as running,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        store = running.services.store
+        for code, broker in PARTNERS.items():
+            await store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
+        for link in sandbox.demo_links():
+            await store.link(
+                link.partner_code, "qst", link.kind, link.external_id, trader_id=link.trader_id
+            )
+        issue = functools.partial(running.services.authenticator.issue, ttl_seconds=3600)
+        tokens = {
+            "admin": issue(subject="qst-admin", role=Role.ADMIN),
+            "client": issue(subject="qst-client", role=Role.CLIENT, partner_code="DEMO-001"),
+            "other_client": issue(
+                subject="qst-other-client", role=Role.CLIENT, partner_code="OTHER-001"
+            ),
+        }
+        yield QstGateway(
+            graphql_url=running.graphql_url,
+            websocket_url=running.websocket_url,
+            services=running.services,
+            sandbox=sandbox,
+            tokens=tokens,
+            http=http,
+        )
+
+
+@contextlib.asynccontextmanager
+async def started_sandbox(**knobs: Any) -> AsyncIterator[QstSandbox]:
+    sandbox = QstSandbox(**knobs)
+    await sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+# --------------------------------------------------------------------------- GraphQL over WS
+
+ORDER_EVENTS = """
+subscription($id: ID!) {
+  orderEvents(accountId: $id) {
+    sequence kind at text
+    order { id externalId status symbol quantity price filledQuantity rejectReason }
+    position { externalId symbol side volume }
+    account { externalId balance { amount currency } }
+  }
+}
+"""
+
+
+@dataclass
+class Subscription:
+    """One graphql-transport-ws subscription, read by a task into ``events``."""
+
+    socket: ClientConnection
+    operation_id: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)
+    completed: bool = False
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _pump(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for text in self.socket:
+                message = json.loads(text)
+                if message.get("id") != self.operation_id:
+                    continue
+                if message["type"] == "next":
+                    payload = message["payload"]
+                    if payload.get("errors"):
+                        self.errors.extend(payload["errors"])
+                    if payload.get("data"):
+                        self.events.append(payload["data"]["orderEvents"])
+                elif message["type"] == "error":
+                    self.errors.extend(message["payload"])
+                elif message["type"] == "complete":
+                    self.completed = True
+                self._changed.set()
+        self.completed = True
+        self._changed.set()
+
+    async def wait_for(self, predicate: Any, what: str, wait: float = WAIT) -> dict[str, Any]:
+        """The first event (old or new) matching ``predicate``."""
+        try:
+            async with asyncio.timeout(wait):
+                while True:
+                    for event in self.events:
+                        if predicate(event):
+                            return event
+                    if self.errors or self.completed:
+                        raise AssertionError(f"subscription ended: {self.errors}")
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            tail = self.events[-5:]
+            raise AssertionError(f"no event {what} in {wait} s; last: {tail}") from None
+
+    async def wait_order(self, order_id: str, status: str) -> dict[str, Any]:
+        return await self.wait_for(
+            lambda e: (
+                e["order"] is not None
+                and e["order"]["externalId"] == order_id
+                and e["order"]["status"] == status
+            ),
+            f"order {order_id} {status}",
+        )
+
+    def sequences(self) -> list[int]:
+        return [e["sequence"] for e in self.events]
+
+
+@contextlib.asynccontextmanager
+async def subscribe(
+    gateway: QstGateway, account_id: str, token: str = "client", query: str = ORDER_EVENTS
+) -> AsyncIterator[Subscription]:
+    async with websockets.connect(gateway.websocket_url, subprotocols=[PROTOCOL]) as socket:
+        init = {"Authorization": f"Bearer {gateway.tokens.get(token, token)}"}
+        await socket.send(json.dumps({"type": "connection_init", "payload": init}))
+        ack = json.loads(await asyncio.wait_for(socket.recv(), WAIT))
+        assert ack["type"] == "connection_ack", ack
+        operation_id = str(uuid.uuid4())
+        payload = {"query": query, "variables": {"id": account_gid(account_id)}}
+        await socket.send(json.dumps({"id": operation_id, "type": "subscribe", "payload": payload}))
+        subscription = Subscription(socket, operation_id)
+        task = asyncio.create_task(subscription._pump())
+        try:
+            yield subscription
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def wait_until(condition: Callable[[], object], what: str, seconds: float = WAIT) -> None:
+    """Poll ``condition`` (state owned by the code under test) until true, bounded."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not condition():  # noqa: ASYNC110 (no event to wait on: we observe)
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"not {what} within {seconds} s") from None
+
+
+def new_key() -> str:
+    return f"qst-test-{uuid.uuid4().hex}"

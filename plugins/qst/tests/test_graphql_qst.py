@@ -1,0 +1,397 @@
+"""QST through the gateway: seed 001 driven over GraphQL (HTTP mutations and queries)
+while a graphql-transport-ws ``orderEvents`` subscription receives every event; the
+sandbox restarted, connections dropped and the user logged in elsewhere mid-stream;
+entitlement; idempotency and typed rejects."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from brokergraph_qst import wire
+from brokergraph_qst.sandbox import QstSandbox
+from brokergraph_qst.session import QstSession, SessionConfig
+
+from gateway.contract import OrderSide, OrderType, TimeInForce
+from plugins.qst.tests.qst_testkit import (
+    QstGateway,
+    Subscription,
+    account_gid,
+    new_key,
+    order_gid,
+    qst_gateway_on,
+    started_sandbox,
+    subscribe,
+    wait_until,
+)
+
+ORDER_PAYLOAD = "order { id externalId status quantity price } replayed errors { code message }"
+PLACE = (
+    f"""mutation($input: PlaceOrderInput!) {{ placeOrder(input: $input) {{ {ORDER_PAYLOAD} }} }}"""
+)
+CANCEL = f"""mutation($id: ID!) {{ cancelOrder(input: {{orderId: $id}}) {{ {ORDER_PAYLOAD} }} }}"""
+REPLACE = f"""mutation($input: ReplaceOrderInput!) {{
+  replaceOrder(input: $input) {{ {ORDER_PAYLOAD} }} }}"""
+CANCEL_MANY = """mutation($input: CancelOrdersInput!) {
+  cancelOrders(input: $input) { orders { externalId status } errors { code message } } }"""
+CANCEL_CONTRACT = """mutation($input: CancelOrdersForContractInput!) {
+  cancelOrdersForContract(input: $input) { orders { externalId status symbol }
+  errors { code message } } }"""
+BOOK = """query($id: ID!) { account(id: $id) {
+  externalId
+  orders { externalId status symbol quantity price }
+  positions { externalId symbol side volume openPrice }
+} }"""
+QST_ACCOUNT = """query($id: ID!, $currency: String!) { account(id: $id) {
+  __typename externalId number balance { amount currency }
+  ... on QstAccount {
+    activity { orderId orderNumber action status description at }
+    accountInformation(currencyCode: $currency) {
+      accountId name currencyCode oeProvider isLiveTrading
+      balance { amount currency } equity { amount currency } availableFunds { amount }
+    }
+  }
+} }"""
+
+
+def limit_input(price: str, account: str = "297999", symbol: str = "ESZ26", **more: Any) -> Any:
+    return {
+        "accountId": account_gid(account),
+        "symbol": symbol,
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "1",
+        "price": price,
+        "timeInForce": "GTC",
+        "idempotencyKey": new_key(),
+        **more,
+    }
+
+
+async def place(gateway: QstGateway, price: str, **more: Any) -> dict[str, Any]:
+    data = await gateway.data(PLACE, {"input": limit_input(price, **more)})
+    payload: dict[str, Any] = data["placeOrder"]
+    assert payload["errors"] == [], payload
+    return payload
+
+
+def check_sequences(subscription: Subscription) -> None:
+    """Strictly increasing; after the snapshot, one by one (no gap, no repeat)."""
+    sequences = subscription.sequences()
+    assert sequences == sorted(set(sequences)), f"not strictly increasing: {sequences}"
+    live = [e["sequence"] for e in subscription.events if e["kind"] != "ORDER_BOOK_SNAPSHOT"]
+    start = max(
+        (e["sequence"] for e in subscription.events if e["kind"] == "ORDER_BOOK_SNAPSHOT"),
+        default=live[0] - 1 if live else 0,
+    )
+    assert live == list(range(start + 1, start + 1 + len(live))), f"a gap: {sequences}"
+
+
+def order_events(subscription: Subscription) -> list[tuple[str, str]]:
+    return [
+        (e["order"]["externalId"], e["order"]["status"])
+        for e in subscription.events
+        if e["order"] is not None and e["kind"] != "ORDER_BOOK_SNAPSHOT"
+    ]
+
+
+def raw_session(sandbox: QstSandbox, **changes: Any) -> QstSession:
+    """Another client of the same QST user, as a second application would be."""
+    settings = sandbox.connector_settings()
+    config = SessionConfig(
+        url=settings["url"],
+        username=settings["username"],
+        password_hash=hashlib.sha256(settings["password"].encode()).hexdigest(),
+        client_unique_id=settings["client_unique_id"],
+        busy_backoff=60.0,
+        **changes,
+    )
+    return QstSession(config, on_notice=lambda notice: None)
+
+
+async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
+    emitted: list[str] = []
+    async with started_sandbox(tick_seconds=0, response_jitter_seconds=0.005) as sandbox:
+        sandbox.on_emit = lambda number, _at: emitted.append(number)
+        async with qst_gateway_on(sandbox, tmp_path) as gateway:
+            # 1-2. Login and OE login: done by the connector as it started.
+            data = await gateway.data(
+                "{ connectors { name capabilities health { status } } }", token="admin"
+            )
+            (qst,) = [c for c in data["connectors"] if c["name"] == "qst"]
+            assert qst["health"]["status"] == "UP"
+            assert set(qst["capabilities"]) == {
+                "ACCOUNT_READS",
+                "ORDER_READS",
+                "ORDER_ROUTING",
+                "ORDER_STREAM",
+            }
+            assert sandbox.requests["LoginRequest"] == sandbox.requests["OELoginRequest"] == 1
+            # 3. The order book of the account.
+            book = (await gateway.data(BOOK, {"id": account_gid("297999")}))["account"]
+            assert book["orders"] == []
+            assert book["positions"] == []
+            # 4. Subscribe: the stream opens with a snapshot (no working order yet).
+            async with subscribe(gateway, "297999") as events:
+                first = await events.wait_for(lambda e: True, "the snapshot")
+                assert first["kind"] == "ORDER_BOOK_SNAPSHOT"
+                assert first["order"] is None
+                # 5. Place, 6. find it in the order book, 7. cancel it.
+                placed = (await place(gateway, "1000"))["order"]
+                assert placed["status"] in ("PENDING", "WORKING")  # "New Order", or later
+                await events.wait_order(placed["externalId"], "PENDING")
+                await events.wait_order(placed["externalId"], "WORKING")
+                book = (await gateway.data(BOOK, {"id": account_gid("297999")}))["account"]
+                assert book["orders"][-1]["externalId"] == placed["externalId"]
+                cancelled = (await gateway.data(CANCEL, {"id": placed["id"]}))["cancelOrder"]
+                assert cancelled["order"]["status"] == "CANCELLED", cancelled
+                await events.wait_order(placed["externalId"], "CANCELLED")
+                # 8. Three places, then cancel them all.
+                three = [(await place(gateway, p))["order"] for p in ("1000", "1000.25", "1000.5")]
+                ids = [o["id"] for o in three]
+                result = await gateway.data(
+                    CANCEL_MANY, {"input": {"accountId": account_gid("297999"), "orderIds": ids}}
+                )
+                assert {o["status"] for o in result["cancelOrders"]["orders"]} == {"CANCELLED"}
+                for o in three:
+                    await events.wait_order(o["externalId"], "CANCELLED")
+                # 9. Three places on one contract, then cancel for that contract.
+                euro = [
+                    (await place(gateway, p, symbol="6EZ26"))["order"]
+                    for p in ("1.0500", "1.05005", "1.0501")
+                ]
+                result = await gateway.data(
+                    CANCEL_CONTRACT,
+                    {"input": {"accountId": account_gid("297999"), "symbol": "6EZ26"}},
+                )
+                by_contract = result["cancelOrdersForContract"]["orders"]
+                assert sorted(o["externalId"] for o in by_contract) == sorted(
+                    o["externalId"] for o in euro
+                )
+                assert {o["status"] for o in by_contract} == {"CANCELLED"}
+                # 10. Place, then cancel-replace it (QST gives the replacement a new number).
+                original = (await place(gateway, "1000"))["order"]
+                replaced = (
+                    await gateway.data(
+                        REPLACE,
+                        {
+                            "input": {
+                                "orderId": original["id"],
+                                "quantity": "2",
+                                "price": "1001",
+                                "idempotencyKey": new_key(),
+                            }
+                        },
+                    )
+                )["replaceOrder"]
+                assert replaced["errors"] == [], replaced
+                new = replaced["order"]
+                assert new["externalId"] != original["externalId"]
+                assert Decimal(new["quantity"]) == 2
+                assert Decimal(new["price"]) == 1001
+                await events.wait_order(original["externalId"], "CANCELLED")
+                await events.wait_order(new["externalId"], "WORKING")
+                # 11. The order book again: only the replacement works.
+                book = (await gateway.data(BOOK, {"id": account_gid("297999")}))["account"]
+                working = [o["externalId"] for o in book["orders"] if o["status"] == "WORKING"]
+                assert working == [new["externalId"]]
+                # 12. Activity items and 13. account information.
+                account = (
+                    await gateway.data(
+                        QST_ACCOUNT, {"id": account_gid("297999"), "currency": "USD"}
+                    )
+                )["account"]
+                assert account["__typename"] == "QstAccount"
+                actions = [(i["orderNumber"], i["action"]) for i in account["activity"]]
+                assert (placed["externalId"], "Place") in actions
+                assert (placed["externalId"], "Cancel") in actions
+                assert (new["externalId"], "Replace") in actions
+                assert account["activity"][0]["orderId"] == order_gid(
+                    "297999", account["activity"][0]["orderNumber"]
+                )
+                info = account["accountInformation"]
+                assert (info["name"], info["currencyCode"], info["oeProvider"]) == (
+                    "Demo Futures 1",
+                    "USD",
+                    "QOR",
+                )
+                assert info["balance"] == {"amount": "100000.00", "currency": "USD"}
+                # 14. Switch account: reading the other account switches inside the connector.
+                switches = sandbox.requests["OESwitchAccountRequest"]
+                other = (
+                    await gateway.data(
+                        QST_ACCOUNT, {"id": account_gid("297998"), "currency": "EUR"}
+                    )
+                )["account"]
+                assert other["accountInformation"]["name"] == "Demo Futures 2"
+                assert other["accountInformation"]["currencyCode"] == "EUR"
+                assert sandbox.requests["OESwitchAccountRequest"] > switches
+                assert sandbox.sessions["demo-trader"].current_account == "297998"
+                # ... and the stream of 297999 goes on: a placement there switches back.
+                last = (await place(gateway, "999.75"))["order"]
+                await events.wait_order(last["externalId"], "WORKING")
+                cancelled = (await gateway.data(CANCEL, {"id": last["id"]}))["cancelOrder"]
+                await events.wait_order(last["externalId"], "CANCELLED")
+                await asyncio.sleep(0.1)  # the trailing text notification
+            # Every Order notification QST emitted reached the subscriber, once, in order.
+            seen = [number for number, _ in order_events(events)]
+            assert Counter(emitted) == Counter(seen)
+            check_sequences(events)
+            kinds = {e["kind"] for e in events.events}
+            assert {"ORDER_BOOK_SNAPSHOT", "ORDER", "TEXT"} <= kinds, kinds
+            texts = [e for e in events.events if e["kind"] == "TEXT"]
+            assert len(texts) >= len(seen), "every order event comes with its text"
+            assert sandbox.requests["OELogoutRequest"] == 0
+        # 15-16. OE logout and logout: the connector closes the session with the gateway.
+        assert sandbox.requests["OELogoutRequest"] == 1
+        assert sandbox.requests["LogoutRequest"] == 1
+        assert sandbox.closes[1000] == 1
+
+
+async def test_a_restart_mid_stream_loses_no_order_state(tmp_path: Path) -> None:
+    async with (
+        started_sandbox(tick_seconds=0) as sandbox,
+        # A long first reconnect delay leaves a window in which the connector is away.
+        qst_gateway_on(
+            sandbox, tmp_path, reconnect_initial_seconds=1.0, reconnect_max_seconds=2.0
+        ) as gateway,
+        subscribe(gateway, "297999") as events,
+    ):
+        resting = (await place(gateway, "5000"))["order"]["externalId"]
+        await events.wait_order(resting, "WORKING")
+        connector = gateway.connector
+        relogins = connector.session.relogins
+        await sandbox.restart()
+        # While the connector is away: the market fills one order, and another
+        # application of the same user places one.
+        sandbox.set_price("ESZ26", Decimal("4999.75"))
+        other = raw_session(sandbox)
+        await other.start()
+        sell = wire.OrderSpec(
+            contract="CLF27",
+            side=OrderSide.SELL,
+            type=OrderType.LIMIT,
+            quantity=Decimal(1),
+            time_in_force=TimeInForce.GTC,
+            price=Decimal("99.00"),
+        )
+        placed_elsewhere = await other.call(wire.place_order(sell), account="297999")
+        await other.close()
+        assert connector.session.relogins == relogins, "the connector came back too early"
+        # The subscription resumes and reports both, once, in order.
+        await events.wait_order(resting, "FILLED")
+        await events.wait_order(placed_elsewhere.order_number, "WORKING")
+        await events.wait_for(
+            lambda e: e["kind"] == "POSITION" and e["position"]["symbol"] == "ESZ26",
+            "the ESZ26 position",
+        )
+        assert connector.session.relogins == relogins + 1
+        assert connector.resync_changes >= 3
+        # Live again: a new order arrives as usual.
+        live = (await place(gateway, "1000"))["order"]["externalId"]
+        await events.wait_order(live, "WORKING")
+        sandbox.set_price("ESZ26", Decimal("6000.00"))
+    check_sequences(events)
+    pairs = order_events(events)
+    assert len(pairs) == len(set(pairs)), f"an order state was reported twice: {pairs}"
+
+
+async def test_dropped_connections_are_reconnected(qst_gateway: QstGateway) -> None:
+    sandbox = qst_gateway.sandbox
+    async with subscribe(qst_gateway, "297999") as events:
+        await events.wait_for(lambda e: True, "the snapshot")
+        relogins = qst_gateway.connector.session.relogins
+        await sandbox.drop_connections()
+        # A placement during the reconnect waits for it (bounded) instead of failing.
+        placed = (await place(qst_gateway, "1000"))["order"]
+        await events.wait_order(placed["externalId"], "WORKING")
+        assert qst_gateway.connector.session.relogins == relogins + 1
+        await qst_gateway.data(CANCEL, {"id": placed["id"]})
+        await events.wait_order(placed["externalId"], "CANCELLED")
+    check_sequences(events)
+
+
+async def test_another_session_of_the_user_is_handled(qst_gateway: QstGateway) -> None:
+    sandbox = qst_gateway.sandbox
+    connector = qst_gateway.connector
+    async with subscribe(qst_gateway, "297999") as events:
+        await events.wait_for(lambda e: True, "the snapshot")
+        other = raw_session(sandbox)
+        await other.start()  # QST closes the gateway's session with 4101
+        try:
+            await wait_until(lambda: connector.session.busy, "busy (4101)")
+            result = await qst_gateway.data(PLACE, {"input": limit_input("1000")})
+            (error,) = result["placeOrder"]["errors"]
+            assert error["code"] == "UPSTREAM_BUSY", error
+            health = await qst_gateway.data(
+                "{ connectors { name health { status detail } } }", token="admin"
+            )
+            (qst,) = [c for c in health["connectors"] if c["name"] == "qst"]
+            assert qst["health"] == {"status": "DOWN", "detail": "UPSTREAM_BUSY"}
+        finally:
+            await other.close()
+        # After its back-off the gateway's session returns; the subscription never ended.
+        await wait_until(lambda: connector.session.ready, "back after the back-off")
+        placed = (await place(qst_gateway, "1000"))["order"]
+        await events.wait_order(placed["externalId"], "WORKING")
+        await qst_gateway.data(CANCEL, {"id": placed["id"]})
+        await events.wait_order(placed["externalId"], "CANCELLED")
+    assert not events.errors
+    check_sequences(events)
+
+
+async def test_only_entitled_viewers_get_an_accounts_events(qst_gateway: QstGateway) -> None:
+    async with subscribe(qst_gateway, "297999", token="other_client") as events:
+        await wait_until(lambda: events.errors, "refused")
+    assert events.errors[0]["extensions"]["code"] == "NOT_FOUND"
+    assert events.events == []
+    before = qst_gateway.sandbox.requests["PlaceOrderRequest"]
+    result = await qst_gateway.data(PLACE, {"input": limit_input("1000")}, token="other_client")
+    assert result["placeOrder"]["errors"][0]["code"] == "NOT_FOUND"
+    assert qst_gateway.sandbox.requests["PlaceOrderRequest"] == before, "nothing went upstream"
+    # The owner of 400001 is linked, but the gateway's QST credential is demo-trader's.
+    result = await qst_gateway.query(
+        QST_ACCOUNT, {"id": account_gid("400001"), "currency": "USD"}, token="other_client"
+    )
+    assert result["data"] is None or result["data"]["account"] is None
+
+
+async def test_a_retried_placement_returns_the_first_order(qst_gateway: QstGateway) -> None:
+    sandbox = qst_gateway.sandbox
+    arguments = {"input": limit_input("1000")}
+    before = sandbox.requests["PlaceOrderRequest"]
+    first = (await qst_gateway.data(PLACE, arguments))["placeOrder"]
+    again = (await qst_gateway.data(PLACE, arguments))["placeOrder"]
+    assert (first["replayed"], again["replayed"]) == (False, True)
+    assert first["order"]["externalId"] == again["order"]["externalId"]
+    assert sandbox.requests["PlaceOrderRequest"] == before + 1
+    await qst_gateway.data(CANCEL, {"id": first["order"]["id"]})
+
+
+async def test_qst_refusals_are_typed_errors(qst_gateway: QstGateway) -> None:
+    result = await qst_gateway.data(PLACE, {"input": limit_input("1000.10")})
+    (error,) = result["placeOrder"]["errors"]
+    assert error == {"code": "UPSTREAM_REJECTED", "message": "Invalid price: 1000.10"}
+    missing = order_gid("297999", "999999999")
+    result = await qst_gateway.data(CANCEL, {"id": missing})
+    assert result["cancelOrder"]["errors"][0]["code"] == "NOT_FOUND"
+
+
+async def test_account_information_currency(qst_gateway: QstGateway) -> None:
+    query = """query($id: ID!) { account(id: $id) { ... on QstAccount {
+      usd: accountInformation { currencyCode balance { currency } }
+      unknown: accountInformation(currencyCode: "XYZ") { currencyCode }
+    } } }"""
+    account = (await qst_gateway.data(query, {"id": account_gid("297998")}))["account"]
+    assert account["usd"] == {"currencyCode": "USD", "balance": {"currency": "USD"}}
+    assert account["unknown"]["currencyCode"] == "USD", "QST answers an unknown currency in USD"
+    result = await qst_gateway.query(
+        """query($id: ID!) { account(id: $id) { ... on QstAccount {
+          accountInformation(currencyCode: "not a code") { currencyCode } } } }""",
+        {"id": account_gid("297998")},
+    )
+    assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT"

@@ -1,0 +1,277 @@
+"""QstSession against the real sandbox: the login sequence and strict state machine,
+request-id correlation with responses out of order, account switching, reconnect with
+re-login, 4101 (another session of the user) without a reconnect fight, and the
+per-account fan-out of :mod:`brokergraph_qst.streams`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from brokergraph_qst import wire
+from brokergraph_qst.sandbox import QstSandbox
+from brokergraph_qst.session import AccountGate, QstSession, SessionConfig, SessionState
+from brokergraph_qst.streams import AccountFeed, is_newer
+
+from gateway.contract import (
+    NotFound,
+    Order,
+    OrderEventKind,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    RateLimited,
+    TimeInForce,
+    UpstreamBusy,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+from plugins.qst.tests.qst_testkit import started_sandbox, wait_until
+
+S = SessionState
+
+
+def config(sandbox: QstSandbox, **changes: Any) -> SessionConfig:
+    settings = sandbox.connector_settings()
+    values: dict[str, Any] = {
+        "url": settings["url"],
+        "username": settings["username"],
+        "password_hash": hashlib.sha256(settings["password"].encode()).hexdigest(),
+        "client_unique_id": settings["client_unique_id"],
+        "backoff_initial": 0.05,
+        "backoff_max": 0.5,
+        "busy_backoff": 1.0,
+        "ready_wait": 5.0,
+    }
+    values.update(changes)
+    return SessionConfig(**values)
+
+
+@contextlib.asynccontextmanager
+async def session_on(sandbox: QstSandbox, **changes: Any) -> AsyncIterator[QstSession]:
+    notices: list[wire.Notice] = []
+    session = QstSession(config(sandbox, **changes), on_notice=notices.append)
+    session.notices = notices  # type: ignore[attr-defined]
+    await session.start()
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
+def spec(price: str = "1000") -> wire.OrderSpec:
+    return wire.OrderSpec(
+        contract="ESZ26",
+        side=OrderSide.BUY,
+        type=OrderType.LIMIT,
+        quantity=Decimal(1),
+        time_in_force=TimeInForce.GTC,
+        price=Decimal(price),
+    )
+
+
+async def test_the_login_sequence_and_logout() -> None:
+    async with started_sandbox(tick_seconds=0) as sandbox:
+        session = QstSession(config(sandbox, ready_wait=0.2), on_notice=lambda n: None)
+        # Before start: nothing may leave, and nothing does.
+        with pytest.raises(UpstreamUnavailable):
+            await session.call(wire.order_book(), account="297999")
+        assert sum(sandbox.requests.values()) == 0
+        await session.start()
+        try:
+            assert session.state is S.OE_LOGGED_IN
+            assert list(session.history) == [
+                S.DISCONNECTED,
+                S.CONNECTED,
+                S.LOGGED_IN,
+                S.OE_LOGGED_IN,
+            ]
+            assert set(session.accounts) == {"297999", "297998"}
+            assert session.home_account == "297999"
+            assert sandbox.requests["LoginRequest"] == 1
+            assert sandbox.requests["OELoginRequest"] == 1
+            assert sandbox.requests["ChangeOALSubscriptionLevelRequest"] == 1
+            assert sandbox.sessions["demo-trader"].oal_subscribed
+        finally:
+            await session.close()
+        assert session.state is S.CLOSED
+        assert sandbox.requests["OELogoutRequest"] == 1
+        assert sandbox.requests["LogoutRequest"] == 1
+        assert sandbox.closes[1000] == 1, "QST answers a logout by closing with 1000"
+        with pytest.raises(UpstreamUnavailable):
+            await session.call(wire.order_book(), account="297999")
+
+
+async def test_a_bad_password_is_refused_not_retried_in_a_loop() -> None:
+    async with started_sandbox(tick_seconds=0) as sandbox:
+        changes = {"password_hash": "0" * 64, "ready_wait": 0.2, "backoff_max": 30.0}
+        async with session_on(sandbox, **changes) as session:
+            assert session.state is not S.OE_LOGGED_IN
+            with pytest.raises(UpstreamRejected, match="Invalid username or password"):
+                await session.call(wire.order_book(), account="297999")
+            await asyncio.sleep(0.3)
+            assert sandbox.requests["LoginRequest"] == 1, "a refused login waits the long backoff"
+
+
+async def test_responses_out_of_order_reach_their_requests() -> None:
+    async with (
+        started_sandbox(tick_seconds=0, response_jitter_seconds=0.03) as sandbox,
+        session_on(sandbox) as session,
+    ):
+        accounts = ["297999", "297998"] * 10
+        infos = await asyncio.gather(
+            *(session.call(wire.account_info("USD"), account=a) for a in accounts)
+        )
+        assert [i.account_id for i in infos] == accounts
+        # Switches were serialised: far fewer than one per request.
+        assert sandbox.requests["OESwitchAccountRequest"] < len(accounts)
+        with pytest.raises(NotFound):
+            await session.call(wire.order_book(), account="400001")
+        assert sandbox.requests["OrderBookRequest"] == 0, "unknown accounts never leave"
+
+
+async def test_placements_land_on_the_account_asked_for() -> None:
+    async with (
+        started_sandbox(tick_seconds=0, response_jitter_seconds=0.02) as sandbox,
+        session_on(sandbox) as session,
+    ):
+        accounts = ["297999", "297998", "297998", "297999", "297998", "297999"]
+        placed = await asyncio.gather(
+            *(session.call(wire.place_order(spec()), account=a) for a in accounts)
+        )
+        for account, result in zip(accounts, placed, strict=True):
+            assert sandbox.book.orders[result.order_number].account == account
+
+
+async def test_a_dropped_connection_reconnects_and_logs_in_again() -> None:
+    async with started_sandbox(tick_seconds=0) as sandbox, session_on(sandbox) as session:
+        await session.activate("297998")
+        await session.call(wire.place_order(spec()), account="297998")
+        activity = await session.call(wire.activity_items(), account="297998")
+        assert activity
+        await sandbox.drop_connections()
+        await wait_until(lambda: session.relogins == 1 and session.ready, "a re-login")
+        assert sandbox.closes[1011] == 1
+        history = list(session.history)[-5:]
+        assert history == [S.OE_LOGGED_IN, S.DISCONNECTED, S.CONNECTED, S.LOGGED_IN, S.OE_LOGGED_IN]
+        # Re-login (is_relogin=true) kept the QST session: its activity log and, switched
+        # back, its current account.
+        assert sandbox.sessions["demo-trader"].current_account == "297998"
+        assert session.gate.current == "297998"
+        again = await session.call(wire.activity_items(), account="297998")
+        assert [i.order_number for i in again] == [i.order_number for i in activity]
+        assert sandbox.sessions["demo-trader"].oal_subscribed
+
+
+async def test_another_session_of_the_user_is_not_fought() -> None:
+    async with started_sandbox(tick_seconds=0) as sandbox, session_on(sandbox) as first:
+        connections = sandbox.connections
+        async with session_on(sandbox, busy_backoff=60.0) as second:
+            await wait_until(lambda: first.busy, "the first session to see 4101")
+            assert sandbox.closes[4101] == 1
+            with pytest.raises(UpstreamBusy) as busy:
+                await first.call(wire.order_book(), account="297999")
+            assert busy.value.details["retryAfter"] > 0
+            await asyncio.sleep(0.5)
+            assert sandbox.connections == connections + 1, "no reconnect during the back-off"
+            assert second.ready
+        # The other session logged out: after its back-off the first one comes back.
+        await wait_until(lambda: first.ready, "the first session back", seconds=5)
+        book = await first.call(wire.order_book(), account="297999")
+        assert isinstance(book, wire.OrderBook)
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+async def test_the_gate_never_switches_under_a_request_in_flight() -> None:
+    gate = AccountGate()
+    current: list[str] = []
+    in_flight: dict[str, int] = {"a": 0, "b": 0}
+    switches: list[str] = []
+
+    async def switch(account: str) -> None:
+        assert not any(in_flight.values()), "switched while a request was in flight"
+        switches.append(account)
+        await asyncio.sleep(0.001)
+        current[:] = [account]
+
+    async def request(account: str) -> None:
+        async with gate.use(account, switch):
+            assert current == [account]
+            in_flight[account] += 1
+            await asyncio.sleep(0.002)
+            in_flight[account] -= 1
+
+    await asyncio.gather(*(request("a" if i % 3 else "b") for i in range(60)))
+    assert len(switches) < 60
+    assert gate.current in ("a", "b")
+
+
+# --------------------------------------------------------------------------- the fan-out
+
+
+def order(order_id: str, status: OrderStatus, filled: str = "0") -> Order:
+    return Order(
+        platform="qst",
+        id=order_id,
+        account_id="297999",
+        symbol="ESZ26",
+        side=OrderSide.BUY,
+        type=OrderType.LIMIT,
+        quantity=Decimal(1),
+        status=status,
+        filled_quantity=Decimal(filled),
+        price=Decimal(1000),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_order_state_only_moves_forward() -> None:
+    working, filled = order("1", OrderStatus.WORKING), order("1", OrderStatus.FILLED, "1")
+    assert is_newer(None, working)
+    assert is_newer(working, filled)
+    assert not is_newer(filled, working), "a stale book must not undo a fill"
+    assert not is_newer(working, order("1", OrderStatus.WORKING)), "same state is no event"
+    assert not is_newer(filled, order("1", OrderStatus.CANCELLED)), "terminal is final"
+
+
+async def test_a_subscription_starts_with_a_snapshot_then_counts_on() -> None:
+    feed = AccountFeed("qst", "297999")
+    feed.apply_order(order("1", OrderStatus.WORKING))  # 1
+    feed.apply_order(order("2", OrderStatus.WORKING))  # 2
+    feed.apply_order(order("1", OrderStatus.CANCELLED))  # 3
+    feed.publish(OrderEventKind.TEXT, text="Order canceled")  # 4
+    subscriber = feed.subscribe()
+    snapshot = [await subscriber.next() for _ in range(2)]
+    assert [(e.kind, e.sequence) for e in snapshot] == [
+        (OrderEventKind.ORDER_BOOK_SNAPSHOT, 2),
+        (OrderEventKind.ORDER_BOOK_SNAPSHOT, 4),
+    ]
+    assert snapshot[0].order is not None
+    assert snapshot[0].order.id == "2"
+    assert snapshot[1].order is None, "the closing snapshot event carries the current number"
+    feed.apply_order(order("2", OrderStatus.FILLED, "1"))
+    live = await subscriber.next()
+    assert (live.kind, live.sequence) == (OrderEventKind.FILL, 5)
+    assert feed.apply_order(order("2", OrderStatus.WORKING)) is None
+    assert feed.sequence == 5
+
+
+async def test_a_slow_subscriber_is_cut_off_not_silently_skipped() -> None:
+    feed = AccountFeed("qst", "297999", max_lag=3)
+    slow, fast = feed.subscribe(), feed.subscribe()
+    await slow.next(), await fast.next()  # the (empty) snapshots
+    for n in range(4):
+        feed.publish(OrderEventKind.TEXT, text=f"event {n}")
+        await fast.next()
+    with pytest.raises(RateLimited) as cut:
+        await slow.next()
+    assert cut.value.details["reason"] == "SLOW_CONSUMER"
+    assert feed.subscriber_count == 1
