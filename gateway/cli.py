@@ -11,17 +11,25 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.auth import JwtAuthenticator, JwtSettings, Role
+from gateway.auth import (
+    DEFAULT_CACHE_TTL_SECONDS,
+    JwtAuthenticator,
+    JwtSettings,
+    Role,
+    create_api_key,
+)
 from gateway.cli_commands import CliCommand
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.graphql import build_schema
 from gateway.plugins import Plugins, load_plugins
 from gateway.runner import running_gateway
 from gateway.sandboxes import Sandbox
+from gateway.store import Store
 
 __all__ = ["CORE_COMMANDS", "main"]
 
@@ -219,6 +227,106 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0 if all(r.loaded for r in plugins.reports) else 1
 
 
+# --------------------------------------------------------------------------- api-key
+
+
+def _configure_api_key(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="api_key_action", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create",
+        help="create a key and print it once",
+        description="Create an API key for a server-to-server caller and print it once: "
+        "only its hash is stored. Callers send `Authorization: ApiKey <key>`.",
+    )
+    create.add_argument(
+        "--role", required=True, choices=[role.value for role in Role], help="the key's role"
+    )
+    scope = create.add_mutually_exclusive_group()
+    scope.add_argument("--partner", metavar="CODE", help="the partner of a client key")
+    scope.add_argument(
+        "--brokers", metavar="B1,B2", help="comma-separated brokers of a manager key"
+    )
+    create.add_argument("--name", help="a label for the listing (who uses the key)")
+    actions.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = actions.add_parser("revoke", help="revoke a key for good")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the id shown by create and list")
+
+
+def _api_key(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if not settings.auth.api_keys:
+        print("brokergraph: note: auth.api_keys is false; the gateway refuses API keys")
+    return asyncio.run(_api_key_action(args, settings))
+
+
+async def _api_key_action(args: argparse.Namespace, settings: Settings) -> int:
+    store = await Store.open(settings.store.url)
+    try:
+        if args.api_key_action == "create":
+            return await _api_key_create(args, store)
+        if args.api_key_action == "list":
+            return await _api_key_list(store)
+        return await _api_key_revoke(args.key_id, store)
+    finally:
+        await store.close()
+
+
+async def _api_key_create(args: argparse.Namespace, store: Store) -> int:
+    brokers = [b.strip() for b in (args.brokers or "").split(",") if b.strip()]
+    try:
+        created = await create_api_key(
+            store, role=Role(args.role), partner_code=args.partner, brokers=brokers, name=args.name
+        )
+    except ValueError as error:
+        print(
+            f"brokergraph: {error} (--partner for a client, --brokers for a manager)",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"created API key {created.key_id} ({_scope(args.role, args.partner, brokers)})")
+    print("The key is shown only this once; store it now:")
+    print(created.key)
+    return 0
+
+
+def _scope(role: str, partner: str | None, brokers: Sequence[str]) -> str:
+    if partner:
+        return f"{role}, partner {partner}"
+    if brokers:
+        return f"{role}, brokers {','.join(sorted(brokers))}"
+    return role
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _api_key_list(store: Store) -> int:
+    keys = await store.list_api_keys()
+    print(f"{'KEY_ID':16}  {'STATUS':7}  {'CREATED':20}  {'LAST USED':20}  SCOPE  NAME")
+    for key in keys:
+        status = "active" if key.active else "revoked"
+        scope = _scope(key.role, key.partner_code, key.brokers)
+        print(
+            f"{key.key_id:16}  {status:7}  {_when(key.created_at):20}  "
+            f"{_when(key.last_used_at):20}  {scope}  {key.name or '-'}"
+        )
+    return 0
+
+
+async def _api_key_revoke(key_id: str, store: Store) -> int:
+    record = await store.revoke_api_key(key_id)
+    if record is None:
+        print(f"brokergraph: no API key {key_id!r}", file=sys.stderr)
+        return 1
+    # Another process (a running gateway) keeps a verified key for its cache's TTL.
+    print(
+        f"revoked API key {key_id} at {_when(record.revoked_at)}; running gateways refuse it "
+        f"within {int(DEFAULT_CACHE_TTL_SECONDS)} s"
+    )
+    return 0
+
+
 CORE_COMMANDS: tuple[CliCommand, ...] = (
     CliCommand(
         name="serve",
@@ -237,6 +345,12 @@ CORE_COMMANDS: tuple[CliCommand, ...] = (
         help="print, write or check the composed SDL of this install",
         run=_schema,
         configure=_configure_schema,
+    ),
+    CliCommand(
+        name="api-key",
+        help="create, list or revoke API keys for server-to-server callers",
+        run=_api_key,
+        configure=_configure_api_key,
     ),
     CliCommand(
         name="plugins",

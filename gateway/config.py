@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from gateway.auth import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS
+
 __all__ = [
     "AuthSettings",
     "CacheSettings",
@@ -85,9 +87,79 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
+    """How callers authenticate; combinations are checked here, key files when serving.
+
+    Each token algorithm needs its own key material: HS* the shared
+    ``jwt_secret``, RS*/ES* a ``jwt_public_key_file`` or a ``jwks_file``.  A
+    configuration that lists an algorithm without its keys, or keys without an
+    algorithm for them, is refused rather than left half-working.
+    """
+
     jwt_secret: Secret | None = None
+    algorithms: tuple[str, ...] = ("HS256",)
+    jwt_public_key_file: str | None = None
+    jwks_file: str | None = None
     issuer: str = "brokergraph"
     audience: str = "brokergraph"
+    api_keys: bool = True
+
+    def __post_init__(self) -> None:
+        # Frozen: normalise a list handed over directly, so the settings hash.
+        object.__setattr__(self, "algorithms", tuple(self.algorithms))
+        _check_auth(self)
+
+    @property
+    def hmac_algorithms(self) -> tuple[str, ...]:
+        return tuple(a for a in self.algorithms if a in HMAC_ALGORITHMS)
+
+    @property
+    def public_key_algorithms(self) -> tuple[str, ...]:
+        return tuple(a for a in self.algorithms if a in PUBLIC_KEY_ALGORITHMS)
+
+
+def _check_auth(auth: AuthSettings) -> None:
+    supported = sorted(HMAC_ALGORITHMS) + sorted(PUBLIC_KEY_ALGORITHMS)
+    if not auth.algorithms:
+        raise ConfigError("[auth] algorithms must list at least one algorithm")
+    for algorithm in auth.algorithms:
+        if algorithm not in supported:
+            raise ConfigError(
+                f"[auth] algorithms: {algorithm!r} is not supported; use {', '.join(supported)}"
+            )
+    if not auth.issuer or not auth.audience:
+        raise ConfigError("[auth] issuer and audience must not be empty")
+    if auth.jwt_secret is not None and not auth.jwt_secret:
+        raise ConfigError("[auth] jwt_secret must not be empty")
+    for name in ("jwt_public_key_file", "jwks_file"):
+        if getattr(auth, name) == "":
+            raise ConfigError(f"[auth] {name} must not be empty")
+    if auth.jwt_public_key_file is not None and auth.jwks_file is not None:
+        raise ConfigError("[auth] set jwt_public_key_file or jwks_file, not both")
+    key_file = "jwt_public_key_file" if auth.jwt_public_key_file is not None else None
+    key_file = "jwks_file" if auth.jwks_file is not None else key_file
+    public, hmac = auth.public_key_algorithms, auth.hmac_algorithms
+    if key_file is not None and not public:
+        raise ConfigError(
+            f"[auth] {key_file} is set but algorithms lists no public-key algorithm "
+            f'({", ".join(sorted(PUBLIC_KEY_ALGORITHMS))}); add one, e.g. algorithms = ["RS256"]'
+        )
+    if public and key_file is None:
+        raise ConfigError(
+            f"[auth] algorithms lists {', '.join(public)} but neither jwt_public_key_file "
+            "nor jwks_file is set"
+        )
+    if auth.jwt_secret is not None and not hmac:
+        raise ConfigError(
+            "[auth] jwt_secret is set but algorithms lists no HS* algorithm; "
+            'remove the secret or add "HS256"'
+        )
+    if hmac and auth.jwt_secret is None and key_file is not None:
+        # With only public keys configured an HS* token must never be accepted
+        # (algorithm confusion); say so instead of silently ignoring the entry.
+        raise ConfigError(
+            f"[auth] algorithms lists {', '.join(hmac)} but jwt_secret is not set; remove "
+            "the HS* entries to accept only public-key tokens"
+        )
 
 
 @dataclass(frozen=True, slots=True)

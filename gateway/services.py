@@ -10,9 +10,18 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
-from gateway.auth import JwtAuthenticator, JwtSettings
+from gateway.auth import (
+    ApiKeyAuthenticator,
+    AuthenticatorChain,
+    JwtAuthenticator,
+    JwtSettings,
+    PublicKeyJwtAuthenticator,
+    PublicKeys,
+    PublicKeySettings,
+    TokenVerifier,
+)
 from gateway.cache import Cache, create_cache
-from gateway.config import ConfigError, Secret, Settings
+from gateway.config import AuthSettings, ConfigError, Secret, Settings
 from gateway.connectors import ConnectorContext
 from gateway.events import EventBus, create_event_bus
 from gateway.plugins import Plugins
@@ -43,6 +52,53 @@ def resilience_policies(settings: Settings) -> dict[str, ResiliencePolicy]:
 logger = logging.getLogger("gateway")
 
 
+def jwt_verifiers(auth: AuthSettings) -> list[TokenVerifier]:
+    """The JWT verifiers ``auth`` configures (HS* and/or RS*/ES*); key files are read here."""
+    verifiers: list[TokenVerifier] = []
+    try:
+        if auth.jwt_secret is not None and auth.hmac_algorithms:
+            verifiers.append(
+                JwtAuthenticator(
+                    JwtSettings(
+                        secret=auth.jwt_secret.reveal(),
+                        issuer=auth.issuer,
+                        audience=auth.audience,
+                        algorithms=auth.hmac_algorithms,
+                    )
+                )
+            )
+        if auth.public_key_algorithms:
+            if auth.jwks_file is not None:
+                keys = PublicKeys.from_jwks_file(auth.jwks_file)
+            elif auth.jwt_public_key_file is not None:
+                keys = PublicKeys.from_pem_file(auth.jwt_public_key_file)
+            else:  # AuthSettings refuses this; kept so a bypass cannot accept every key
+                raise ValueError("public-key algorithms need jwt_public_key_file or jwks_file")
+            verifiers.append(
+                PublicKeyJwtAuthenticator(
+                    PublicKeySettings(
+                        keys=keys,
+                        issuer=auth.issuer,
+                        audience=auth.audience,
+                        algorithms=auth.public_key_algorithms,
+                    )
+                )
+            )
+    except ValueError as error:
+        # Messages name the rule or the file, never the secret.
+        raise ConfigError(f"[auth] {error}") from None
+    return verifiers
+
+
+def _nobody_can_authenticate(why: str) -> ConfigError:
+    return ConfigError(
+        "auth.jwt_secret is not set (nor auth.jwt_public_key_file or auth.jwks_file) and "
+        f"{why}, so no caller could authenticate: set [auth] jwt_secret in the configuration "
+        "file or BROKERGRAPH_AUTH__JWT_SECRET (at least 32 bytes), configure public keys, "
+        "or create an API key with `brokergraph api-key create`"
+    )
+
+
 @dataclass
 class GatewayServices:
     settings: Settings
@@ -51,29 +107,33 @@ class GatewayServices:
     cache: Cache
     events: EventBus
     registry: ConnectorRegistry
-    authenticator: JwtAuthenticator
+    authenticator: AuthenticatorChain
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
     async def open(cls, settings: Settings, plugins: Plugins) -> GatewayServices:
         """Open the store, cache and event bus, then instantiate and start the connectors."""
-        if settings.auth.jwt_secret is None:
-            raise ValueError(
-                "auth.jwt_secret is not set: set [auth] jwt_secret in the configuration file "
-                "or BROKERGRAPH_AUTH__JWT_SECRET (at least 32 bytes)"
-            )
+        verifiers = jwt_verifiers(settings.auth)  # key files read before anything opens
+        if not verifiers and not settings.auth.api_keys:
+            raise _nobody_can_authenticate("auth.api_keys is false")
         policies = resilience_policies(settings)  # validated before anything opens
-        authenticator = JwtAuthenticator(
-            JwtSettings(
-                secret=settings.auth.jwt_secret.reveal(),
-                issuer=settings.auth.issuer,
-                audience=settings.auth.audience,
-            )
-        )
         # Cache values in Redis are signed; without a configured secret a per-process
         # one is fine for memory, but replicas sharing Redis must configure the same one.
         cache_secret = (settings.cache.secret or Secret(secrets.token_hex(32))).reveal().encode()
         store = await Store.open(settings.store.url)
+        if not verifiers:
+            # API keys alone serve server-to-server callers, but only once one exists.
+            try:
+                active_keys = await store.list_api_keys(include_revoked=False)
+            except BaseException:
+                await store.close()
+                raise
+            if not active_keys:
+                await store.close()
+                raise _nobody_can_authenticate("the store holds no active API key")
+        authenticator = AuthenticatorChain(
+            verifiers, ApiKeyAuthenticator(store) if settings.auth.api_keys else None
+        )
         cache = create_cache(
             settings.cache.url, secret=cache_secret, max_entries=settings.cache.max_entries
         )

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,6 +77,19 @@ def _refused(call: Callable[[], object], *secrets_: str) -> Unauthenticated:
     return error
 
 
+def _run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never suspends (the JWT check awaits nothing) without a loop.
+
+    Keeps the refusal helpers and the Hypothesis properties synchronous.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coroutine.close()
+    raise AssertionError("the coroutine suspended")
+
+
 # --- round trip ---------------------------------------------------------------------
 
 
@@ -95,7 +108,9 @@ def _refused(call: Callable[[], object], *secrets_: str) -> Unauthenticated:
     ],
     ids=["client", "manager", "admin"],
 )
-def test_issue_then_verify_roundtrip(kwargs: dict[str, Any], expected: dict[str, Any]) -> None:
+async def test_issue_then_verify_roundtrip(
+    kwargs: dict[str, Any], expected: dict[str, Any]
+) -> None:
     token = AUTH.issue(subject="user-1", **kwargs)
     viewer = AUTH.viewer_from_token(token)
     assert viewer.subject == "user-1"
@@ -103,7 +118,7 @@ def test_issue_then_verify_roundtrip(kwargs: dict[str, Any], expected: dict[str,
     assert viewer.partner_code == expected["partner_code"]
     assert viewer.brokers == expected["brokers"]
     assert viewer.token_id  # issue() always sets a jti for the audit log
-    assert AUTH.viewer_from_authorization_header(f"Bearer {token}") == viewer
+    assert await AUTH.viewer_from_authorization_header(f"Bearer {token}") == viewer
 
 
 def test_issued_token_claims() -> None:
@@ -139,10 +154,11 @@ def test_scope_claims_of_other_roles_are_ignored() -> None:
     assert viewer.brokers == frozenset({"wl-a"})
 
 
-def test_authenticator_protocol() -> None:
+async def test_authenticator_protocol() -> None:
     authenticator: Authenticator = AUTH
     token = AUTH.issue(subject="x", role=Role.ADMIN)
-    assert authenticator.viewer_from_authorization_header(f"bEaReR {token}").role is Role.ADMIN
+    viewer = await authenticator.viewer_from_authorization_header(f"bEaReR {token}")
+    assert viewer.role is Role.ADMIN
 
 
 @pytest.mark.parametrize("role", [Role.CLIENT, Role.MANAGER])
@@ -320,21 +336,21 @@ def test_malformed_token_refused(token: str) -> None:
     ],
 )
 def test_bad_authorization_header(value: str | None, message: str) -> None:
-    error = _refused(lambda: AUTH.viewer_from_authorization_header(value))
+    error = _refused(lambda: _run_sync(AUTH.viewer_from_authorization_header(value)))
     assert error.message == message
     assert error.code == "UNAUTHENTICATED"
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
-def test_bearer_scheme_is_case_insensitive(scheme: str) -> None:
+async def test_bearer_scheme_is_case_insensitive(scheme: str) -> None:
     token = AUTH.issue(subject="x", role=Role.ADMIN)
-    assert AUTH.viewer_from_authorization_header(f"{scheme} {token}").subject == "x"
-    assert AUTH.viewer_from_authorization_header(f"  {scheme}   {token} ").subject == "x"
+    assert (await AUTH.viewer_from_authorization_header(f"{scheme} {token}")).subject == "x"
+    assert (await AUTH.viewer_from_authorization_header(f"  {scheme}   {token} ")).subject == "x"
 
 
 def test_basic_scheme_with_a_valid_token_refused() -> None:
     token = AUTH.issue(subject="x", role=Role.ADMIN)
-    _refused(lambda: AUTH.viewer_from_authorization_header(f"Basic {token}"), token)
+    _refused(lambda: _run_sync(AUTH.viewer_from_authorization_header(f"Basic {token}")), token)
 
 
 # --- settings -----------------------------------------------------------------------
@@ -496,7 +512,7 @@ def test_arbitrary_token_raises_only_unauthenticated(token: str) -> None:
 @given(st.one_of(st.none(), st.text(max_size=300), st.text(max_size=300).map("Bearer ".__add__)))
 def test_arbitrary_header_raises_only_unauthenticated(value: str | None) -> None:
     with pytest.raises(Unauthenticated) as info:
-        AUTH.viewer_from_authorization_header(value)
+        _run_sync(AUTH.viewer_from_authorization_header(value))
     assert info.value.message in {
         "authentication required",
         "malformed Authorization header",

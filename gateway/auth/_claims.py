@@ -1,7 +1,7 @@
 """Mapping between verified token claims and a :class:`Viewer`.
 
-Kept apart from the JWT mechanics so a later RS256/JWKS authenticator reads the
-same claims the same way.
+Kept apart from the JWT mechanics so the HS* and the RS*/ES* authenticators read
+the same claims the same way.
 """
 
 from __future__ import annotations

@@ -12,11 +12,12 @@ __all__ = ["Authenticator"]
 class Authenticator(Protocol):
     """Turns a request's credentials into a :class:`Viewer`.
 
-    Call sites depend only on this, so RS256/JWKS or API-key authenticators (or a
-    chain of them) can replace the HS256 one without touching them.  WebSocket
-    ``connection_init`` passes the ``Authorization`` value from its payload here.
+    Call sites depend only on this, so any authenticator (JWT, API key, or the
+    chain of them a gateway runs) serves them unchanged.  It is async because
+    checking an API key reads the store.  WebSocket ``connection_init`` passes
+    the ``Authorization`` value from its payload here.
     """
 
-    def viewer_from_authorization_header(self, value: str | None) -> Viewer:
+    async def viewer_from_authorization_header(self, value: str | None) -> Viewer:
         """The viewer for ``value``; raise ``Unauthenticated`` if it proves no one."""
         ...

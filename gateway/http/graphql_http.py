@@ -121,7 +121,7 @@ class GraphQLHTTPHandler:
             return _plain_error(406, f"accept {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}")
         try:
             params = await self._params(request)
-            viewer = self.services.authenticator.viewer_from_authorization_header(
+            viewer = await self.services.authenticator.viewer_from_authorization_header(
                 request.headers.get("authorization")
             )
         except RequestRejected as rejected:

@@ -68,6 +68,8 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
     async def on_ws_connect(self, context: RequestContext) -> None:
         header = authorization_from_params(context.connection_params)
         try:
-            context.viewer = self.services.authenticator.viewer_from_authorization_header(header)
+            context.viewer = await self.services.authenticator.viewer_from_authorization_header(
+                header
+            )
         except Unauthenticated as error:
             raise ConnectionRejectionError({"message": error.message, "code": error.code}) from None

@@ -1,9 +1,17 @@
 """The gateway's own state, on SQLite (default) or PostgreSQL, with the same code."""
 
-from ._records import AuditEntry, IdempotencyRecord, IdempotencyState, Link, PartnerRecord
+from ._records import (
+    ApiKeyRecord,
+    AuditEntry,
+    IdempotencyRecord,
+    IdempotencyState,
+    Link,
+    PartnerRecord,
+)
 from ._store import Store
 
 __all__ = [
+    "ApiKeyRecord",
     "AuditEntry",
     "IdempotencyRecord",
     "IdempotencyState",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -62,3 +62,27 @@ class AuditEntry:
     upstream_ref: str | None
     idempotency_key: str | None
     details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored API key: who it speaks for, never the key itself.
+
+    ``role``, ``partner_code`` and ``brokers`` describe the viewer the key
+    authenticates as; ``secret_hash`` is the salted hash to check a presented
+    secret against (kept out of ``repr`` so a printed record shows no hash).
+    """
+
+    key_id: str
+    name: str | None
+    role: str
+    partner_code: str | None
+    brokers: tuple[str, ...]
+    secret_hash: str = field(repr=False)
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

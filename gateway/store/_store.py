@@ -1,4 +1,4 @@
-"""The gateway store: partners, links, idempotency, audit, webhook dedupe and flows.
+"""The gateway store: partners, links, idempotency, audit, webhook dedupe, flows, API keys.
 
 Every atomic decision (one owner per platform object, one claim per idempotency
 key, one acceptance per webhook delivery) rests on a primary key: the store
@@ -9,6 +9,7 @@ behaves the same on SQLite and PostgreSQL and needs no locking reads.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +22,24 @@ from sqlalchemy.sql.dml import Insert
 from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 
 from ._engine import create_engine, normalise_url
-from ._records import AuditEntry, IdempotencyRecord, IdempotencyState, Link, PartnerRecord
-from ._tables import audit_log, deliveries, flows, idempotency, links, metadata, partners
+from ._records import (
+    ApiKeyRecord,
+    AuditEntry,
+    IdempotencyRecord,
+    IdempotencyState,
+    Link,
+    PartnerRecord,
+)
+from ._tables import (
+    api_keys,
+    audit_log,
+    deliveries,
+    flows,
+    idempotency,
+    links,
+    metadata,
+    partners,
+)
 
 _LINK_KINDS = frozenset({"trader", "account"})
 # Keeps IN lists well under both backends' bound-parameter limits.
@@ -30,6 +47,10 @@ _BATCH = 500
 # A row can vanish between a refused INSERT and the follow-up read (a concurrent
 # delete); a few retries settle that race without looping forever.
 _ATTEMPTS = 3
+_API_KEY_ROLES = frozenset({"client", "manager", "admin"})
+# 64 random bits of id: collisions are rare enough that a few retries settle them.
+# gateway.auth parses keys expecting exactly this shape (16 lowercase hex digits).
+_API_KEY_ID_BYTES = 8
 
 
 def _now() -> datetime:
@@ -62,6 +83,20 @@ def _idempotency(row: Row[Any]) -> IdempotencyRecord:
         response=row.response,
         created_at=row.created_at,
         completed_at=row.completed_at,
+    )
+
+
+def _api_key(row: Row[Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=row.key_id,
+        name=row.name,
+        role=row.role,
+        partner_code=row.partner_code,
+        brokers=tuple(row.brokers),
+        secret_hash=row.secret_hash,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
     )
 
 
@@ -429,3 +464,81 @@ class Store:
     async def delete_flow(self, flow_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(delete(flows).where(flows.c.flow_id == flow_id))
+
+    # -- API keys ---------------------------------------------------------------
+
+    async def create_api_key(
+        self,
+        *,
+        secret_hash: str,
+        role: str,
+        partner_code: str | None = None,
+        brokers: Collection[str] = (),
+        name: str | None = None,
+    ) -> str:
+        """Store a new key's hash and scope; return the fresh public ``key_id``.
+
+        The store picks the id so its primary key settles uniqueness; hashing the
+        secret (and checking the scope) is the caller's business, never the key.
+        """
+        if role not in _API_KEY_ROLES:
+            raise InvalidInput(f"role must be one of {sorted(_API_KEY_ROLES)}", field=["role"])
+        if isinstance(brokers, str):
+            raise InvalidInput("brokers must be a list of broker codes", field=["brokers"])
+        if not secret_hash:
+            raise InvalidInput("secret_hash must not be empty", field=["secretHash"])
+        for _ in range(_ATTEMPTS):
+            key_id = secrets.token_hex(_API_KEY_ID_BYTES)
+            if await self._try_insert(
+                insert(api_keys).values(
+                    key_id=key_id,
+                    name=name,
+                    role=role,
+                    partner_code=partner_code,
+                    brokers=sorted(brokers),
+                    secret_hash=secret_hash,
+                    created_at=_now(),
+                    last_used_at=None,
+                    revoked_at=None,
+                )
+            ):
+                return key_id
+        raise Conflict("could not pick an unused API key id")
+
+    async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))
+            ).one_or_none()
+        return None if row is None else _api_key(row)
+
+    async def revoke_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """Revoke the key (for good); ``None`` when no such key exists.
+
+        Revoking twice keeps the first revocation time.
+        """
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(api_keys)
+                .where((api_keys.c.key_id == key_id) & api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=_now())
+            )
+            row = (
+                await conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))
+            ).one_or_none()
+        return None if row is None else _api_key(row)
+
+    async def list_api_keys(self, *, include_revoked: bool = True) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+        query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.key_id)
+        if not include_revoked:
+            query = query.where(api_keys.c.revoked_at.is_(None))
+        async with self._engine.connect() as conn:
+            return [_api_key(row) for row in await conn.execute(query)]
+
+    async def mark_api_key_used(self, key_id: str) -> None:
+        """Record that the key was just accepted (callers may do this less than every use)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(api_keys).where(api_keys.c.key_id == key_id).values(last_used_at=_now())
+            )

@@ -124,3 +124,21 @@ flows = Table(
     Column("state", _JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# Server-to-server credentials.  Only a salted hash of each key's secret is kept
+# (the key itself is shown once, by whoever created it); the primary key is the
+# public id inside the key, so checking a key reads exactly one row.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("name", String, nullable=True),
+    Column("role", String(16), nullable=False),
+    # No foreign key to partners: a client token needs no partner row either.
+    Column("partner_code", String, nullable=True),
+    Column("brokers", _JSON, nullable=False),
+    Column("secret_hash", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
