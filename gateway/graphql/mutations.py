@@ -144,7 +144,11 @@ def json_object(value: object, field: str) -> dict[str, Any]:
 def audit_details(value: Any) -> dict[str, Any]:
     """The input as stored in the audit log: secrets removed, Decimals as strings."""
     data = to_jsonable(value) if dataclasses.is_dataclass(value) else {}
-    return {k: ("***" if is_secret_key(k) else v) for k, v in data.items()}
+    return {
+        k: ("***" if is_secret_key(k) else v)
+        for k, v in data.items()
+        if v is not strawberry.UNSET  # an omitted optional input field
+    }
 
 
 # --------------------------------------------------------------------------- the common path
