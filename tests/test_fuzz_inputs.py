@@ -14,7 +14,11 @@ ACCOUNT = encode_id("Account", "toy", "1001")
 NO_UPSTREAM_CODES = {"INVALID_INPUT", "NOT_FOUND", "PERMISSION_DENIED", "IDEMPOTENCY_CONFLICT"}
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=60)
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=60),
 )
 amounts = st.one_of(
     json_scalars,
