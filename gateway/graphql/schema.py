@@ -12,17 +12,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import IgnoreContext
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
@@ -79,14 +79,19 @@ def _ignore_introspection(context: IgnoreContext) -> bool:
 
 
 def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
+    # The rule classes are built once: the validation cache keys on (schema, document,
+    # rules), so classes made per request (as the limiter extensions do) never hit it.
+    rules: list[type[ASTValidationRule]] = [
+        depth_rule(limits.max_depth, _ignore_introspection, None),
+        aliases_rule(limits.max_aliases),
+        cost_limit_rule(limits.max_cost, limits.default_list_size),
+    ]
     extensions: list[Any] = [
         MaskUnexpectedErrors,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth, should_ignore=_ignore_introspection),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-        lambda: AddValidationRules([cost_limit_rule(limits.max_cost, limits.default_list_size)]),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
