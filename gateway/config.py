@@ -189,6 +189,7 @@ class LimitSettings:
     max_cost: int = 20_000
     default_list_size: int = 20
     max_subscriptions_per_connection: int = 20
+    idempotency_lease_seconds: int = 60
 
 
 @dataclass(frozen=True, slots=True)

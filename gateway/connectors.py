@@ -313,6 +313,11 @@ class Connector(abc.ABC):
     #: Seconds the gateway may cache this connector's batched reads, per capability;
     #: absent means "do not cache".  Respect the vendor's polling guidance here.
     cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {}
+    #: True when every write passes the request's idempotency key to the platform
+    #: (cTrader externalId, DXtrade's cash ids...), so repeating a write with the same
+    #: key cannot apply it twice.  Only then does the gateway re-drive a write whose
+    #: outcome was lost (crash, timeout) once its claim has gone stale.
+    idempotent_writes: ClassVar[bool] = False
 
     def __init__(self, context: ConnectorContext) -> None:
         self.context = context

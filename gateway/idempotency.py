@@ -11,8 +11,10 @@ What happens to the claim when the call fails depends on what we know:
 * UPSTREAM_UNAVAILABLE means the request was not delivered: the claim is
   released so the client may retry with the same key;
 * anything else (timeout, crash) leaves the outcome unknown: the claim stays
-  STARTED and retries get IDEMPOTENCY_CONFLICT until it is reconciled, because
-  guessing could move money twice.
+  STARTED and retries get IDEMPOTENCY_CONFLICT, because guessing could move money
+  twice — until the claim is older than the lease and the platform dedupes writes
+  by the key (``Connector.idempotent_writes``): then a retry re-drives the call
+  with the same key and the platform returns the first result.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.errors import (
@@ -71,10 +74,19 @@ async def run_once(
     operation: str,
     request: Mapping[str, Any],
     call: Callable[[], Awaitable[Any]],
+    redrive_after: float | None = None,
 ) -> IdempotentResult:
-    """Run ``call`` unless ``key`` already ran in ``scope``; ``call`` returns JSON-safe data."""
+    """Run ``call`` unless ``key`` already ran in ``scope``; ``call`` returns JSON-safe data.
+
+    ``redrive_after`` (seconds), given only for platforms that dedupe writes by the
+    key, lets a retry take over a claim left STARTED that long ago and call again:
+    the platform answers with the first result instead of applying it twice.
+    """
     fingerprint = request_fingerprint(operation, request)
     claimed, record = await store.begin_idempotent(scope, key, operation, fingerprint)
+    if not claimed and record.state is IdempotencyState.STARTED and redrive_after is not None:
+        stale_before = datetime.now(UTC) - timedelta(seconds=redrive_after)
+        claimed = await store.reclaim_idempotent(scope, key, stale_before)
     if not claimed:
         if record.state is IdempotencyState.COMPLETED and record.response is not None:
             return IdempotentResult(

@@ -4,6 +4,8 @@ against a real sandbox (5xx bursts, latency spikes, a sandbox killed and restart
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -14,9 +16,10 @@ import httpx
 import pytest
 
 import tests.toy.plugin
-from gateway.auth import Role
+from gateway.auth import JwtAuthenticator, JwtSettings, Role
 from gateway.config import load_settings
 from gateway.errors import RateLimited
+from gateway.graphql.ids import encode_id
 from gateway.hookspecs import hookimpl
 from gateway.plugins import load_plugins
 from gateway.resilience import BreakerState, CircuitBreaker, ResiliencePolicy, TokenBucket
@@ -24,6 +27,8 @@ from gateway.runner import running_gateway
 from tests.gateway_fixtures import TEST_JWT_SECRET, GatewayUnderTest, open_gateway
 from tests.toy.connector import ToyConnector
 from tests.toy.sandbox import ToySandbox
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class FakeClock:
@@ -253,3 +258,68 @@ async def test_one_platform_down_still_answers_the_others(tmp_path: Path) -> Non
             assert accounts[error["path"][2]] is None
     finally:
         await toy.stop()
+
+
+async def test_a_crash_after_the_upstream_call_never_moves_money_twice(tmp_path: Path) -> None:
+    """The gateway process is killed while the platform has applied a deposit but not yet
+    answered. A new gateway on the same store re-drives the stale claim with the same
+    key: the platform dedupes it, the client gets the first result, money moved once."""
+    sandbox = ToySandbox()
+    await sandbox.start()
+    key = f"crash-{uuid.uuid4()}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.crashable_gateway",
+        sandbox.url,
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        assert process.stdout is not None
+        url = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
+        token = JwtAuthenticator(JwtSettings(secret=TEST_JWT_SECRET)).issue(
+            subject="crash-test", role=Role.ADMIN
+        )
+        account = encode_id("Account", "toy", "1001")
+        variables = {"input": {"accountId": account, "amount": "25", "idempotencyKey": key}}
+        before = sandbox.state.accounts["1001"].balance
+        sandbox.respond_delay_seconds = 30  # applied upstream, answer held back
+        async with httpx.AsyncClient(timeout=60) as http:
+            in_flight = asyncio.create_task(
+                http.post(
+                    f"{url}/graphql",
+                    json={"query": DEPOSIT, "variables": variables},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            )
+            for _ in range(500):  # until the sandbox has applied the deposit
+                if sandbox.calls["POST /accounts/{id}/balance"]:
+                    break
+                await asyncio.sleep(0.01)
+            process.kill()  # the crash: no store write after the upstream call
+            await process.wait()
+            with contextlib.suppress(httpx.HTTPError):
+                await in_flight
+        sandbox.respond_delay_seconds = 0
+        assert sandbox.state.accounts["1001"].balance == before + 25
+        async with open_gateway(
+            sandbox,
+            tmp_path,
+            resilience={"read_retries": 0},
+            limits={"idempotency_lease_seconds": 1},
+        ) as second:
+            _, body = await second.query(DEPOSIT, variables)
+            assert body["data"]["deposit"]["errors"] == [{"code": "IDEMPOTENCY_CONFLICT"}]
+            await asyncio.sleep(1.2)  # the crashed claim's lease runs out
+            _, body = await second.query(DEPOSIT, variables)
+            assert body["data"]["deposit"]["errors"] == [], body
+            assert sandbox.state.accounts["1001"].balance == before + 25  # once, not twice
+            _, again = await second.query(DEPOSIT, variables)  # from now on it replays
+            assert again["data"]["deposit"]["operation"] == body["data"]["deposit"]["operation"]
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await sandbox.stop()

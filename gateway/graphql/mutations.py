@@ -229,6 +229,8 @@ async def run_write_once(
         return to_jsonable(await call())
 
     fingerprint = {k: v for k, v in to_jsonable(request).items() if k != "idempotency_key"}
+    connector = ctx.services.registry.require_any(platform)
+    lease = ctx.services.settings.limits.idempotency_lease_seconds
     result = await run_once(
         ctx.services.store,
         scope=scope,
@@ -236,6 +238,7 @@ async def run_write_once(
         operation=operation,
         request=fingerprint,
         call=upstream,
+        redrive_after=lease if connector.idempotent_writes else None,
     )
     if not result.replayed:
         await invalidate_account(ctx, platform, account_id)

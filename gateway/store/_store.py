@@ -372,6 +372,22 @@ class Store:
             raise IdempotencyConflict("this idempotency key was already completed")
         return _idempotency(row)
 
+    async def reclaim_idempotent(self, scope: str, key: str, older_than: datetime) -> bool:
+        """Take over a STARTED claim made before ``older_than`` (its owner crashed or
+        timed out); True for the one caller whose update moved the claim's clock."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(idempotency)
+                .where(
+                    (idempotency.c.scope == scope)
+                    & (idempotency.c.key == key)
+                    & (idempotency.c.state == IdempotencyState.STARTED.value)
+                    & (idempotency.c.created_at < older_than)
+                )
+                .values(created_at=_now())
+            )
+        return bool(result.rowcount == 1)
+
     async def release_idempotent(self, scope: str, key: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(

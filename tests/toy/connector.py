@@ -115,6 +115,8 @@ class ToyConnector(
         Capability.CLIENT_REPORTS,
     }
     cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {Capability.ACCOUNT_READS: 30.0}
+    # Money and order writes carry the key (clientId, clientOrderId); the sandbox dedupes.
+    idempotent_writes: ClassVar[bool] = True
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)

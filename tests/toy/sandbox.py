@@ -67,6 +67,8 @@ class ToySandbox(Sandbox):
         self.latency_seconds = 0.0
         #: The next n API calls answer 503.
         self.fail_next_n = 0
+        #: Seconds to hold an answer AFTER the change was applied (a lost response).
+        self.respond_delay_seconds = 0.0
         #: Calls per endpoint, keyed "METHOD /path/{template}" ("WS ..." for streams).
         self.calls: Counter[str] = Counter()
         self._server: uvicorn.Server | None = None
@@ -125,7 +127,7 @@ class ToySandbox(Sandbox):
     def reset(self) -> None:
         """Re-seed the state and clear the knobs and counters (open streams keep old feeds)."""
         self.state = ToyState()
-        self.latency_seconds, self.fail_next_n = 0.0, 0
+        self.latency_seconds, self.fail_next_n, self.respond_delay_seconds = 0.0, 0, 0.0
         self.calls.clear()
 
     # -- plumbing -------------------------------------------------------------------
@@ -150,7 +152,10 @@ class ToySandbox(Sandbox):
                 refused = await self._gate(key, request.headers)
                 if refused is not None:
                     raise refused
-                return JSONResponse(await handler(request, self.state))
+                result = await handler(request, self.state)
+                if self.respond_delay_seconds > 0:  # done, but the answer is slow or lost
+                    await asyncio.sleep(self.respond_delay_seconds)
+                return JSONResponse(result)
             except ToyError as error:
                 body = {"error": error.code, "message": error.message}
                 return JSONResponse(body, status_code=error.status)

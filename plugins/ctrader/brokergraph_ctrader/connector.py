@@ -164,6 +164,8 @@ class CTraderConnector(
     )
     #: cTrader asks CRMs to refresh about once a minute, never every second.
     cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {Capability.ACCOUNT_READS: 60.0}
+    # changebalance/changebonus carry the key as externalId, which cTrader dedupes.
+    idempotent_writes: ClassVar[bool] = True
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)

@@ -261,6 +261,8 @@ class DxTradeConnector(
         Capability.ACCOUNT_READS: 5.0,
         Capability.MARKET_DATA_ENTITLEMENTS: 5.0,
     }
+    # Cash operations use the key as DXtrade's client-generated id, which DXtrade dedupes.
+    idempotent_writes: ClassVar[bool] = True
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
