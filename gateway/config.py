@@ -190,6 +190,9 @@ class LimitSettings:
     default_list_size: int = 20
     max_subscriptions_per_connection: int = 20
     idempotency_lease_seconds: int = 60
+    max_batch: int = 10
+    persisted_operations_file: str | None = None
+    persisted_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,8 @@ async def test_get_query_works_and_get_mutation_is_405(gateway: Any, client: Any
         ("application/json", b'"a string"', 400),
         ("application/json", b'{"query": 42}', 400),
         ("application/json", b'{"query": "{ viewer { role } }", "variables": [1]}', 400),
-        ("application/json", b'[{"query": "{ viewer { role } }"}]', 400),
+        ("application/json", b"[]", 400),
+        ("application/json", b'[{"query": "{ viewer { role } }"}, 5]', 400),
         ("application/json", b"{}", 400),
     ],
 )
@@ -153,3 +154,18 @@ async def test_graphiql_renders_from_the_real_gateway_with_the_network_blocked(
     dom = await asyncio.to_thread(browser.dump_dom, gateway.graphql_url)
     assert "graphiql-container" in dom
     assert "Loading..." not in dom
+
+
+async def test_a_bounded_batch_answers_an_array_in_order(gateway: Any, client: Any) -> None:
+    batch = [{"query": "{ viewer { role } }"}, {"query": "{ nope }"}, {"query": "{ me { code } }"}]
+    response = await client.post("/graphql", json=batch, headers=auth(gateway, "client"))
+    assert response.status_code == 200
+    first, second, third = response.json()
+    assert first == {"data": {"viewer": {"role": "client"}}}
+    assert "nope" in second["errors"][0]["message"]
+    assert third == {"data": {"me": {"code": "DEMO-001"}}}
+    limit = gateway.services.settings.limits.max_batch
+    too_many = [{"query": "{ viewer { role } }"}] * (limit + 1)
+    refused = await client.post("/graphql", json=too_many, headers=auth(gateway))
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["extensions"]["code"] == "BATCH_TOO_LARGE"

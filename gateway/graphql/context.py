@@ -39,6 +39,10 @@ class RequestContext:
             self._loaders = Loaders(self.services, cache=self.loaders_cache)
         return self._loaders
 
+    def reset_loaders(self) -> None:
+        """Start the next operation of a batch with empty loader caches."""
+        self._loaders = None
+
     def require_viewer(self) -> Viewer:
         if self.viewer is None:
             raise Unauthenticated("authentication required")

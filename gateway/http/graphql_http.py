@@ -2,8 +2,9 @@
 
 Strawberry's HTTP view answers 400 where the spec wants 415 and never speaks
 ``application/graphql-response+json``, so the HTTP side is ours and small: it
-negotiates the media type, bounds the body, authenticates, executes on the
-Strawberry schema and picks the status code the spec asks for:
+negotiates the media type, bounds the body and the batch, authenticates, resolves
+persisted operations, executes on the Strawberry schema and picks the status code
+the spec asks for (a batch — a JSON array of operations — answers 200 with an array):
 
 =====================================  ==================  ==================
 situation                              graphql-response     application/json
@@ -15,6 +16,7 @@ mutation over GET                      405 (Allow: POST)    405
 POST content type not JSON             415                  415
 Accept names nothing we speak          406                  406
 body over the limit                    413                  413
+batch of more than limits.max_batch    400                  400
 no or bad credentials                  401                  401
 =====================================  ==================  ==================
 """
@@ -30,13 +32,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from gateway.config import ConfigError
 from gateway.errors import BrokerGraphError, Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
 from gateway.http.graphiql import offline_graphiql_html
+from gateway.http.persisted import PersistedOperationRefused, PersistedOperations
 from gateway.services import GatewayServices
 
 __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLHTTPHandler"]
@@ -107,7 +110,14 @@ class GraphQLHTTPHandler:
         self.schema = schema
         limits = services.settings.limits
         self.max_body_bytes = limits.max_body_bytes
+        self.max_batch = limits.max_batch
         self.graphiql = services.settings.server.graphiql
+        try:
+            self.persisted = PersistedOperations.from_file(
+                limits.persisted_operations_file, only=limits.persisted_only
+            )
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"[limits] persisted operations: {error}") from error
 
     async def __call__(self, request: Request) -> Response:
         if request.method not in ("GET", "POST"):
@@ -120,7 +130,7 @@ class GraphQLHTTPHandler:
         if media is None:
             return _plain_error(406, f"accept {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}")
         try:
-            params = await self._params(request)
+            operations, batched = await self._params(request)
             viewer = await self.services.authenticator.viewer_from_authorization_header(
                 request.headers.get("authorization")
             )
@@ -142,31 +152,40 @@ class GraphQLHTTPHandler:
             viewer=viewer,
             request=request,
         )
+        query_only = request.method == "GET"
+        if not batched:
+            status, body, headers = await self._execute(operations[0], context, query_only, media)
+            return Response(orjson.dumps(body), status, headers=headers, media_type=media)
+        # A batch answers 200 with one result per operation, in order; each operation gets
+        # its own loaders so one cannot observe another's cached reads mid-batch.
+        results = []
+        for operation in operations:
+            context.reset_loaders()
+            results.append((await self._execute(operation, context, query_only, media))[1])
+        return Response(orjson.dumps(results), 200, media_type=media)
+
+    async def _execute(
+        self, params: dict[str, Any], context: RequestContext, query_only: bool, media: str
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """One operation: ``(status, body, headers)`` as the spec's status table says."""
         try:
+            query = self.persisted.resolve(params)
             result = await self.schema.execute(
-                params["query"],
+                query,
                 variable_values=params["variables"],
                 context_value=context,
                 operation_name=params["operationName"],
-                allowed_operation_types=_QUERY_ONLY if request.method == "GET" else None,
+                allowed_operation_types=_QUERY_ONLY if query_only else None,
             )
+        except PersistedOperationRefused as refused:
+            return 400, _error_body(refused.message, refused.code), {}
         except MissingQueryError:
-            return _error_response(
-                400, media, "no GraphQL query found in the request", "BAD_REQUEST"
-            )
+            return 400, _error_body("no GraphQL query found in the request", "BAD_REQUEST"), {}
         except CannotGetOperationTypeError as error:
-            return _error_response(400, media, error.as_http_error_reason(), "BAD_REQUEST")
+            return 400, _error_body(error.as_http_error_reason(), "BAD_REQUEST"), {}
         except InvalidOperationTypeError:
-            return _error_response(
-                405,
-                media,
-                "only queries may be sent with GET; use POST",
-                "BAD_REQUEST",
-                {"Allow": "POST"},
-            )
-        return self._result_response(result, media)
-
-    def _result_response(self, result: ExecutionResult, media: str) -> Response:
+            refusal = _error_body("only queries may be sent with GET; use POST", "BAD_REQUEST")
+            return 405, refusal, {"Allow": "POST"}
         request_error = isinstance(result, PreExecutionError)
         body: dict[str, Any] = {}
         if result.errors:
@@ -176,42 +195,33 @@ class GraphQLHTTPHandler:
         if result.extensions:
             body["extensions"] = result.extensions
         status = 400 if request_error and media == GRAPHQL_RESPONSE_JSON else 200
-        return Response(orjson.dumps(body), status_code=status, media_type=media)
+        return status, body, {}
 
-    async def _params(self, request: Request) -> dict[str, Any]:
+    async def _params(self, request: Request) -> tuple[list[dict[str, Any]], bool]:
+        """The request's operations and whether they came as a batch."""
         if request.method == "GET":
-            raw: Mapping[str, Any] = request.query_params
-            variables = _json_param(raw.get("variables"), "variables")
-            extensions = _json_param(raw.get("extensions"), "extensions")
-        else:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != APPLICATION_JSON:
+            return [_operation(request.query_params, from_query_string=True)], False
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != APPLICATION_JSON:
+            raise RequestRejected(
+                415, f"POST bodies must be {APPLICATION_JSON}", code="UNSUPPORTED_MEDIA_TYPE"
+            )
+        body = await self._read_body(request)
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise RequestRejected(400, "the body is not valid JSON") from None
+        if isinstance(parsed, list):
+            if not 1 <= len(parsed) <= self.max_batch:
                 raise RequestRejected(
-                    415, f"POST bodies must be {APPLICATION_JSON}", code="UNSUPPORTED_MEDIA_TYPE"
+                    400, f"a batch holds 1 to {self.max_batch} operations", code="BATCH_TOO_LARGE"
                 )
-            body = await self._read_body(request)
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise RequestRejected(400, "the body is not valid JSON") from None
-            if isinstance(parsed, list):
-                raise RequestRejected(400, "batched requests are not supported; send one operation")
-            if not isinstance(parsed, dict):
-                raise RequestRejected(400, "the body must be a JSON object")
-            raw = parsed
-            variables = raw.get("variables")
-            extensions = raw.get("extensions")
-        query = raw.get("query")
-        operation_name = raw.get("operationName")
-        if not isinstance(query, str) or not query.strip():
-            raise RequestRejected(400, "the request has no `query` string")
-        if operation_name is not None and not isinstance(operation_name, str):
-            raise RequestRejected(400, "`operationName` must be a string")
-        if variables is not None and not isinstance(variables, dict):
-            raise RequestRejected(400, "`variables` must be an object")
-        if extensions is not None and not isinstance(extensions, dict):
-            raise RequestRejected(400, "`extensions` must be an object")
-        return {"query": query, "variables": variables, "operationName": operation_name}
+            if not all(isinstance(item, dict) for item in parsed):
+                raise RequestRejected(400, "every operation of a batch must be a JSON object")
+            return [_operation(item, from_query_string=False) for item in parsed], True
+        if not isinstance(parsed, dict):
+            raise RequestRejected(400, "the body must be a JSON object")
+        return [_operation(parsed, from_query_string=False)], False
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -231,6 +241,37 @@ class GraphQLHTTPHandler:
         return b"".join(chunks)
 
 
+def _operation(raw: Mapping[str, Any], *, from_query_string: bool) -> dict[str, Any]:
+    """Validate one operation's parameters (GraphQL-over-HTTP request parameters)."""
+    if from_query_string:
+        variables = _json_param(raw.get("variables"), "variables")
+        extensions = _json_param(raw.get("extensions"), "extensions")
+    else:
+        variables = raw.get("variables")
+        extensions = raw.get("extensions")
+    query = raw.get("query")
+    operation_name = raw.get("operationName")
+    document_id = raw.get("documentId")
+    if query is not None and not isinstance(query, str):
+        raise RequestRejected(400, "`query` must be a string")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise RequestRejected(400, "`operationName` must be a string")
+    if variables is not None and not isinstance(variables, dict):
+        raise RequestRejected(400, "`variables` must be an object")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestRejected(400, "`extensions` must be an object")
+    persisted = isinstance(extensions, dict) and "persistedQuery" in extensions
+    if not (query and query.strip()) and document_id is None and not persisted:
+        raise RequestRejected(400, "the request has no `query` string")
+    return {
+        "query": query,
+        "variables": variables,
+        "operationName": operation_name,
+        "extensions": extensions,
+        "documentId": document_id,
+    }
+
+
 def _json_param(value: str | None, name: str) -> Any:
     if value is None:
         return None
@@ -248,12 +289,18 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
+def _error_body(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
 def _error_response(
     status: int, media: str, message: str, code: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(
-        orjson.dumps(body), status_code=status, media_type=media, headers=dict(headers or {})
+        orjson.dumps(_error_body(message, code)),
+        status_code=status,
+        media_type=media,
+        headers=dict(headers or {}),
     )
 
 
