@@ -5,6 +5,7 @@ built-in connectors do the same.  ``tests/test_contract.py`` pins ``__all__``:
 a name is added here deliberately, and never removed without a deprecation.
 """
 
+from gateway.asgi_server import ServedApp, serve_asgi
 from gateway.cli_commands import CliCommand
 from gateway.config import Secret
 from gateway.connectors import (
@@ -185,6 +186,7 @@ __all__ = [
     "RequestContext",
     "Sandbox",
     "Secret",
+    "ServedApp",
     "SymbolVolume",
     "TaxCalculation",
     "TaxCalculator",
@@ -210,4 +212,5 @@ __all__ = [
     "encode_id",
     "ensure_utc",
     "hookimpl",
+    "serve_asgi",
 ]

@@ -7,13 +7,13 @@ real sockets, exactly as deployed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
 
+from gateway.asgi_server import serve_asgi
 from gateway.config import Settings
 from gateway.graphql import BrokerGraphSchema, build_schema
 from gateway.http.app import create_app
@@ -50,28 +50,17 @@ async def running_gateway(
     try:
         schema = build_schema(plugins, settings.limits, introspection=settings.server.introspection)
         app = create_app(services, schema)
-        config = uvicorn.Config(
+        served = await serve_asgi(
             app,
             host=host or settings.server.host,
             port=settings.server.port if port is None else port,
-            lifespan="off",
-            log_config=None,
+            name="the gateway",
             server_header=False,
             ws_max_size=WS_MAX_MESSAGE_BYTES,
-            access_log=False,
         )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()  # surfaces the bind error
-                raise RuntimeError("the server stopped before it started")
-            await asyncio.sleep(0.01)
-        bound_host, bound_port = server.servers[0].sockets[0].getsockname()[:2]
         try:
-            yield RunningGateway(f"http://{bound_host}:{bound_port}", services, schema, server)
+            yield RunningGateway(served.url, services, schema, served.server)
         finally:
-            server.should_exit = True
-            await task
+            await served.stop()
     finally:
         await services.close()

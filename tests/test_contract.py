@@ -113,6 +113,8 @@ PINNED_CONTRACT = [
     "Secret",
     "cache_key",
     "MoneyType",
+    "ServedApp",
+    "serve_asgi",
 ]
 
 PINNED_ERROR_CODES = (

@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.contract import ServedApp, serve_asgi
 from gateway.sandboxes import DemoLink, Sandbox
 from tests.toy._state import Feed, ToyError, ToyState, iso, now
 
@@ -71,44 +71,25 @@ class ToySandbox(Sandbox):
         self.respond_delay_seconds = 0.0
         #: Calls per endpoint, keyed "METHOD /path/{template}" ("WS ..." for streams).
         self.calls: Counter[str] = Counter()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._url: str | None = None
+        self._served: ServedApp | None = None
 
     # -- the Sandbox contract -------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(
-            Starlette(routes=self._routes()),
-            host=host,
-            port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            # Streams are closed by the shutdown itself; the bound is only a safety net.
-            timeout_graceful_shutdown=5,
+        self._served = await serve_asgi(
+            Starlette(routes=self._routes()), host=host, port=port, name="the toy sandbox"
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("the toy sandbox stopped before it started")
-            await asyncio.sleep(0.01)
-        bound_host, bound_port = self._server.servers[0].sockets[0].getsockname()[:2]
-        self._url = f"http://{bound_host}:{bound_port}"
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self._server = self._task = None
+        if self._served is not None:
+            await self._served.stop()
+        self._served = None
 
     @property
     def url(self) -> str:
-        if self._url is None:
+        if self._served is None:
             raise RuntimeError("the toy sandbox is not started")
-        return self._url
+        return self._served.url
 
     def connector_settings(self) -> Mapping[str, Any]:
         return {"url": self.url, "api_key": API_KEY}

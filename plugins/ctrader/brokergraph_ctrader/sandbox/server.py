@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,7 +31,7 @@ from brokergraph_ctrader.sandbox.model import Manager
 from brokergraph_ctrader.sandbox.state import State
 from brokergraph_ctrader.sandbox.times import utc
 from brokergraph_ctrader.sandbox.wire import error_reply
-from gateway.contract import DemoLink, Sandbox
+from gateway.contract import DemoLink, Sandbox, ServedApp, serve_asgi
 
 DEFAULT_CHUNK = 100_000
 HOUR = 3600.0
@@ -69,9 +68,7 @@ class CTraderSandbox(Sandbox):
         self._fail_status = 503
         self._spent: dict[str, deque[float]] = {}
         self.state = State(seed, self.now)
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._url: str | None = None
+        self._served: ServedApp | None = None
 
     # -- knobs ----------------------------------------------------------------------
 
@@ -95,38 +92,20 @@ class CTraderSandbox(Sandbox):
     # -- the Sandbox contract -----------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(
-            Starlette(routes=self._routes()),
-            host=host,
-            port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
+        self._served = await serve_asgi(
+            Starlette(routes=self._routes()), host=host, port=port, name="the cTrader sandbox"
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("the cTrader sandbox stopped before it started")
-            await asyncio.sleep(0.01)
-        bound_host, bound_port = self._server.servers[0].sockets[0].getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self._server = self._task = None
-        self._url = None
+        if self._served is not None:
+            await self._served.stop()
+        self._served = None
 
     @property
     def url(self) -> str:
-        if self._url is None:
+        if self._served is None:
             raise RuntimeError("the cTrader sandbox is not started")
-        return self._url
+        return self._served.url
 
     def connector_settings(self) -> Mapping[str, Any]:
         return {

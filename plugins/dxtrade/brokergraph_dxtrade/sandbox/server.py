@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +21,7 @@ from brokergraph_dxtrade.sandbox.errors import DxError, forbidden, unavailable
 from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD
 from brokergraph_dxtrade.sandbox.state import DxState, FeedEvent
 from brokergraph_dxtrade.sandbox.wire import DxJSONResponse
-from gateway.contract import DemoLink, Sandbox
+from gateway.contract import DemoLink, Sandbox, ServedApp, serve_asgi
 
 DEFAULT_WEBHOOK_SECRET = "dxfeed-demo-webhook-secret-0123456789"
 
@@ -59,44 +58,29 @@ class DxTradeSandbox(Sandbox):
         self._sender = CallbackSender(webhook_secret)
         self._fail_statuses: list[int] = []
         self._gateway_url: str | None = None
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._url: str | None = None
+        self._served: ServedApp | None = None
 
     # -- the Sandbox contract -------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(
+        self._served = await serve_asgi(
             Starlette(routes=[self._route(api) for api in self._table()]),
             host=host,
             port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
+            name="the DXtrade sandbox",
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("the DXtrade sandbox stopped before it started")
-            await asyncio.sleep(0.01)
-        bound_host, bound_port = self._server.servers[0].sockets[0].getsockname()[:2]
-        self._url = f"http://{bound_host}:{bound_port}"
 
     async def stop(self) -> None:
         await self._sender.close()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self._server = self._task = None
+        if self._served is not None:
+            await self._served.stop()
+        self._served = None
 
     @property
     def url(self) -> str:
-        if self._url is None:
+        if self._served is None:
             raise RuntimeError("the DXtrade sandbox is not started")
-        return self._url
+        return self._served.url
 
     def connector_settings(self) -> Mapping[str, Any]:
         return {

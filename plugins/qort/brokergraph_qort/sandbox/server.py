@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -31,6 +30,7 @@ from brokergraph_qort.sandbox.soap import envelope, fault_envelope, parse_reques
 from brokergraph_qort.sandbox.store import Store
 from brokergraph_qort.sandbox.tax import Pit
 from brokergraph_qort.sandbox.wsdl import wsdl_for
+from gateway.contract import ServedApp, serve_asgi
 from gateway.sandboxes import DemoLink, Sandbox
 
 __all__ = ["MAX_BODY_BYTES", "QortSandbox"]
@@ -66,9 +66,7 @@ class QortSandbox(Sandbox):
         self.max_body_bytes = MAX_BODY_BYTES
         #: Calls per operation name (counted before the knobs and the token check).
         self.calls: Counter[str] = Counter()
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._url: str | None = None
+        self._served: ServedApp | None = None
         self.reset()
 
     # -- knobs -------------------------------------------------------------------------
@@ -107,39 +105,25 @@ class QortSandbox(Sandbox):
     # -- the Sandbox contract -----------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(
+        self._served = await serve_asgi(
             Starlette(routes=self._routes()),
             host=host,
             port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
+            name="the QORT sandbox",
             ssl_certfile=self.ssl_certfile,
             ssl_keyfile=self.ssl_keyfile,
-            timeout_graceful_shutdown=5,
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("the QORT sandbox stopped before it started")
-            await asyncio.sleep(0.01)
-        bound_host, bound_port = self._server.servers[0].sockets[0].getsockname()[:2]
-        scheme = "https" if self.ssl_certfile else "http"
-        self._url = f"{scheme}://{bound_host}:{bound_port}"
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-        self._server = self._task = None
+        if self._served is not None:
+            await self._served.stop()
+        self._served = None
 
     @property
     def url(self) -> str:
-        if self._url is None:
+        if self._served is None:
             raise RuntimeError("the QORT sandbox is not started")
-        return self._url
+        return self._served.url
 
     def connector_settings(self) -> Mapping[str, Any]:
         login, password = ALLOWED_APPLICATIONS[_APP]
