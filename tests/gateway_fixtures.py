@@ -11,7 +11,6 @@ sandbox: tests that move money or place orders must not assume seeded balances
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,10 @@ import pytest
 import pytest_asyncio
 
 import tests.toy.plugin
-from gateway.auth import Role
-from gateway.config import load_settings
 from gateway.graphql import BrokerGraphSchema
 from gateway.graphql.ids import encode_id
-from gateway.plugins import load_plugins
-from gateway.runner import running_gateway
 from gateway.services import GatewayServices
+from gateway.testing import TEST_JWT_SECRET, open_test_gateway
 from tests.toy.sandbox import ToySandbox
 
 __all__ = [
@@ -41,10 +37,6 @@ __all__ = [
     "trader_gid",
 ]
 
-#: 48 characters: above HS256's 32-byte minimum, fixed so failures are reproducible.
-TEST_JWT_SECRET = "brokergraph-test-secret-0123456789abcdefghijklmn"
-#: Partner code -> broker, as the demo seeds them.
-PARTNERS = {"DEMO-001": "demo-broker", "DEMO-002": "demo-broker", "OTHER-001": "other-broker"}
 
 
 def account_gid(native_id: str, platform: str = "toy") -> str:
@@ -123,38 +115,7 @@ async def open_gateway(
 
     ``overrides`` are extra settings sections (e.g. ``resilience={...}``).
     """
-    plugins = load_plugins(entry_points=False, extra=[tests.toy.plugin], strict=True)
-    settings = load_settings(
-        environ={},
-        overrides={
-            "auth": {"jwt_secret": TEST_JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{store_dir / 'store.db'}"},
-            "plugins": {"strict": True},
-            "connectors": {"toy": dict(sandbox.connector_settings())},
-            **overrides,
-        },
-    )
-    async with (
-        running_gateway(settings, plugins, host="127.0.0.1", port=0) as running,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        store = running.services.store
-        for code, broker in PARTNERS.items():
-            await store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
-        platform = plugins.connector_classes[sandbox.name].platform
-        for link in sandbox.demo_links():
-            await store.link(
-                link.partner_code, platform, link.kind, link.external_id, trader_id=link.trader_id
-            )
-        issue = functools.partial(running.services.authenticator.issue, ttl_seconds=24 * 3600)
-        tokens = {
-            "admin": issue(subject="test-admin", role=Role.ADMIN),
-            "manager": issue(subject="test-manager", role=Role.MANAGER, brokers=["demo-broker"]),
-            "client": issue(subject="test-client", role=Role.CLIENT, partner_code="DEMO-001"),
-            "other_client": issue(
-                subject="test-other-client", role=Role.CLIENT, partner_code="OTHER-001"
-            ),
-        }
+    async with open_test_gateway(tests.toy.plugin, [sandbox], store_dir, **overrides) as running:
         yield GatewayUnderTest(
             url=running.url,
             graphql_url=running.graphql_url,
@@ -162,8 +123,8 @@ async def open_gateway(
             services=running.services,
             schema=running.schema,
             sandbox=sandbox,
-            tokens=tokens,
-            http=http,
+            tokens=running.tokens,
+            http=running.http,
         )
 
 

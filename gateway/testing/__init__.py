@@ -40,6 +40,12 @@ if TYPE_CHECKING:
         check_trader,
     )
     from gateway.testing._gate import requires
+    from gateway.testing._gateway import (
+        DEMO_PARTNERS,
+        TEST_JWT_SECRET,
+        TestGateway,
+        open_test_gateway,
+    )
     from gateway.testing._harness import EventWatcher, assert_increasing, open_connector
     from gateway.testing._sample import Sample, need
     from gateway.testing._suite import ConformanceSuite
@@ -48,9 +54,12 @@ if TYPE_CHECKING:
 # entry point) in every run of an environment where brokergraph is installed, and
 # the suite pulls in the store, the cache and pytest-asyncio (over a second).
 __all__ = [
+    "DEMO_PARTNERS",
+    "TEST_JWT_SECRET",
     "ConformanceSuite",
     "EventWatcher",
     "Sample",
+    "TestGateway",
     "assert_increasing",
     "check_account",
     "check_account_event",
@@ -70,9 +79,14 @@ __all__ = [
     "need",
     "new_key",
     "open_connector",
+    "open_test_gateway",
     "requires",
 ]
 _MODULES = {
+    "DEMO_PARTNERS": "_gateway",
+    "TEST_JWT_SECRET": "_gateway",
+    "TestGateway": "_gateway",
+    "open_test_gateway": "_gateway",
     "ConformanceSuite": "_suite",
     "EventWatcher": "_harness",
     "Sample": "_sample",

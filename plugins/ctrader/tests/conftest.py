@@ -9,7 +9,6 @@ differences of ``sandbox.calls``.
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -23,12 +22,8 @@ import pytest_asyncio
 from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
-from gateway.auth import Role
-from gateway.config import load_settings
 from gateway.contract import GatewayServices, encode_id
-from gateway.plugins import load_plugins
-from gateway.runner import running_gateway
-from gateway.testing import open_connector
+from gateway.testing import open_connector, open_test_gateway
 
 TEST_JWT_SECRET = "brokergraph-ctrader-test-secret-0123456789abcdef"
 #: Partner code -> broker (white label), as the demo seeds them.
@@ -118,33 +113,13 @@ class GatewayUnderTest:
 async def gateway(
     sandbox: CTraderSandbox, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[GatewayUnderTest]:
-    plugins = load_plugins(entry_points=False, extra=[brokergraph_ctrader.plugin], strict=True)
-    store_path = tmp_path_factory.mktemp("ctrader-gateway") / "store.db"
-    settings = load_settings(
-        environ={},
-        overrides={
-            "auth": {"jwt_secret": TEST_JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{store_path}"},
-            "plugins": {"strict": True},
-            "connectors": {sandbox.name: dict(sandbox.connector_settings())},
-        },
-    )
-    async with (
-        running_gateway(settings, plugins, host="127.0.0.1", port=0) as running,
-        httpx.AsyncClient(timeout=60) as http,
-    ):
-        await seed_links(running.services.store, sandbox)
-        issue = functools.partial(running.services.authenticator.issue, ttl_seconds=24 * 3600)
-        tokens = {
-            "admin": issue(subject="test-admin", role=Role.ADMIN),
-            "manager": issue(subject="test-manager", role=Role.MANAGER, brokers=["demo-broker"]),
-            "client": issue(subject="test-client", role=Role.CLIENT, partner_code="DEMO-001"),
-        }
+    directory = tmp_path_factory.mktemp("ctrader-gateway")
+    async with open_test_gateway(brokergraph_ctrader.plugin, [sandbox], directory) as running:
         yield GatewayUnderTest(
             url=running.url,
             graphql_url=running.graphql_url,
             services=running.services,
             sandbox=sandbox,
-            tokens=tokens,
-            http=http,
+            tokens=running.tokens,
+            http=running.http,
         )

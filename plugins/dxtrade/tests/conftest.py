@@ -10,7 +10,6 @@ tests create their own users (unique logins) instead of relying on seeded balanc
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -26,11 +25,8 @@ import websockets
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from websockets.asyncio.client import ClientConnection
 
-from gateway.auth import Role
-from gateway.config import load_settings
 from gateway.contract import GatewayServices, encode_id
-from gateway.plugins import load_plugins
-from gateway.runner import running_gateway
+from gateway.testing import open_test_gateway
 
 JWT_SECRET = "brokergraph-dxtrade-test-secret-0123456789abcdef"
 PARTNERS = {"DEMO-001": "demo-broker", "DEMO-002": "demo-broker", "OTHER-001": "other-broker"}
@@ -134,44 +130,14 @@ async def dx_sandbox() -> AsyncIterator[DxTradeSandbox]:
 async def dx_gateway(
     dx_sandbox: DxTradeSandbox, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[DxGateway]:
-    plugins = load_plugins(entry_points=False, extra=[brokergraph_dxtrade.plugin], strict=True)
-    store_path = tmp_path_factory.mktemp("dx-gateway") / "store.db"
-    settings = load_settings(
-        environ={},
-        overrides={
-            "auth": {"jwt_secret": JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{store_path}"},
-            "plugins": {"strict": True},
-            "connectors": {"dxtrade": dict(dx_sandbox.connector_settings())},
-        },
-    )
-    async with (
-        running_gateway(settings, plugins, host="127.0.0.1", port=0) as running,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        dx_sandbox.attach_gateway(running.url)
-        store = running.services.store
-        for code, broker in PARTNERS.items():
-            await store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
-        for link in dx_sandbox.demo_links():
-            await store.link(
-                link.partner_code, "dxtrade", link.kind, link.external_id, trader_id=link.trader_id
-            )
-        issue = functools.partial(running.services.authenticator.issue, ttl_seconds=24 * 3600)
-        tokens = {
-            "admin": issue(subject="test-admin", role=Role.ADMIN),
-            "manager": issue(subject="test-manager", role=Role.MANAGER, brokers=["demo-broker"]),
-            "client": issue(subject="test-client", role=Role.CLIENT, partner_code="DEMO-001"),
-            "other_client": issue(
-                subject="test-other-client", role=Role.CLIENT, partner_code="OTHER-001"
-            ),
-        }
+    directory = tmp_path_factory.mktemp("dx-gateway")
+    async with open_test_gateway(brokergraph_dxtrade.plugin, [dx_sandbox], directory) as running:
         yield DxGateway(
             url=running.url,
             graphql_url=running.graphql_url,
             websocket_url=running.websocket_url,
             services=running.services,
             sandbox=dx_sandbox,
-            tokens=tokens,
-            http=http,
+            tokens=running.tokens,
+            http=running.http,
         )

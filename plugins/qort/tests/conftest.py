@@ -20,10 +20,8 @@ from brokergraph_qort.client import QortClient, QortSettings
 from brokergraph_qort.sandbox import QortSandbox
 
 from gateway.auth import Role
-from gateway.config import load_settings
-from gateway.plugins import load_plugins
-from gateway.runner import running_gateway
 from gateway.services import GatewayServices
+from gateway.testing import open_test_gateway
 
 JWT_SECRET = "brokergraph-qort-test-secret-0123456789abcdefgh"
 #: Partner code -> broker, as the demo seeds the gateway store.
@@ -119,42 +117,16 @@ async def qort_gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[QortGateway]:
     module_sandbox.reset()
-    plugins = load_plugins(entry_points=False, extra=[brokergraph_qort.plugin], strict=True)
-    store_path = tmp_path_factory.mktemp("qort-gateway") / "store.db"
-    settings = load_settings(
-        environ={},
-        overrides={
-            "auth": {"jwt_secret": JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{store_path}"},
-            "plugins": {"strict": True},
-            "connectors": {
-                "qort": {
-                    **module_sandbox.connector_settings(),
-                    "busy_cooldown_seconds": BUSY_COOLDOWN_SECONDS,
-                }
-            },
-        },
-    )
-    async with (
-        running_gateway(settings, plugins, host="127.0.0.1", port=0) as running,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        store = running.services.store
-        for code, broker in PARTNERS.items():
-            await store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
-        for link in module_sandbox.demo_links():
-            await store.link(link.partner_code, "qort", link.kind, link.external_id)
-        issue = functools.partial(running.services.authenticator.issue, ttl_seconds=3600)
+    directory = tmp_path_factory.mktemp("qort-gateway")
+    extra = {"qort": {"busy_cooldown_seconds": BUSY_COOLDOWN_SECONDS}}
+    async with open_test_gateway(
+        brokergraph_qort.plugin, [module_sandbox], directory, connector_settings=extra
+    ) as running:
         tokens = {
-            "admin": issue(subject="qort-admin", role=Role.ADMIN),
-            "manager": issue(subject="qort-manager", role=Role.MANAGER, brokers=["demo-broker"]),
-            "client": issue(subject="qort-client", role=Role.CLIENT, partner_code=NEW_PARTNER),
-            "demo_client": issue(
-                subject="qort-demo-client", role=Role.CLIENT, partner_code="DEMO-001"
-            ),
-            "other_client": issue(
-                subject="qort-other-client", role=Role.CLIENT, partner_code="OTHER-001"
-            ),
+            **running.tokens,
+            # the client is the partner a test onboards; DEMO-001's client is demo_client
+            "client": running.issue(Role.CLIENT, subject="qort-client", partner_code=NEW_PARTNER),
+            "demo_client": running.tokens["client"],
         }
         yield QortGateway(
             url=running.url,
@@ -162,6 +134,6 @@ async def qort_gateway(
             services=running.services,
             sandbox=module_sandbox,
             tokens=tokens,
-            http=http,
+            http=running.http,
             busy_cooldown_seconds=BUSY_COOLDOWN_SECONDS,
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -26,12 +25,9 @@ from brokergraph_qst.connector import QstConnector
 from brokergraph_qst.sandbox import QstSandbox
 from websockets.asyncio.client import ClientConnection
 
-from gateway.auth import Role
-from gateway.config import load_settings
 from gateway.contract import encode_id
-from gateway.plugins import load_plugins
-from gateway.runner import running_gateway
 from gateway.services import GatewayServices
+from gateway.testing import open_test_gateway
 
 TEST_JWT_SECRET = "brokergraph-qst-test-secret-0123456789abcdefghij"
 PARTNERS = {"DEMO-001": "demo-broker", "OTHER-001": "other-broker"}
@@ -99,43 +95,17 @@ async def qst_gateway_on(
     sandbox: QstSandbox, directory: Path, **settings: Any
 ) -> AsyncIterator[QstGateway]:
     """A gateway serving the QST plugin against ``sandbox`` until the block exits."""
-    plugins = load_plugins(entry_points=False, extra=[brokergraph_qst.plugin], strict=True)
-    connector_settings = {**sandbox.connector_settings(), **FAST_RECOVERY, **settings}
-    config = load_settings(
-        environ={},
-        overrides={
-            "auth": {"jwt_secret": TEST_JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{directory / 'store.db'}"},
-            "plugins": {"strict": True},
-            "connectors": {"qst": connector_settings},
-        },
-    )
-    async with (
-        running_gateway(config, plugins, host="127.0.0.1", port=0) as running,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        store = running.services.store
-        for code, broker in PARTNERS.items():
-            await store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
-        for link in sandbox.demo_links():
-            await store.link(
-                link.partner_code, "qst", link.kind, link.external_id, trader_id=link.trader_id
-            )
-        issue = functools.partial(running.services.authenticator.issue, ttl_seconds=3600)
-        tokens = {
-            "admin": issue(subject="qst-admin", role=Role.ADMIN),
-            "client": issue(subject="qst-client", role=Role.CLIENT, partner_code="DEMO-001"),
-            "other_client": issue(
-                subject="qst-other-client", role=Role.CLIENT, partner_code="OTHER-001"
-            ),
-        }
+    extra = {"qst": {**FAST_RECOVERY, **settings}}
+    async with open_test_gateway(
+        brokergraph_qst.plugin, [sandbox], directory, connector_settings=extra
+    ) as running:
         yield QstGateway(
             graphql_url=running.graphql_url,
             websocket_url=running.websocket_url,
             services=running.services,
             sandbox=sandbox,
-            tokens=tokens,
-            http=http,
+            tokens=running.tokens,
+            http=running.http,
         )
 
 
