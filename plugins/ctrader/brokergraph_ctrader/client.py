@@ -320,5 +320,5 @@ def _json(response: httpx.Response) -> Any:
     try:
         # Numbers with a fraction stay exact: no float ever enters the connector.
         return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json allows
         raise ProtocolError("cTrader answered something that is not JSON") from None

@@ -124,18 +124,22 @@ def _rows(text: str, required: Sequence[str], what: str) -> Iterator[dict[str, s
     body = text.lstrip("\ufeff")
     if not body.strip():
         return
-    reader = csv.DictReader(io.StringIO(body))
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise ProtocolError(f"cTrader's {what} grid lacks the columns {', '.join(missing)}")
-    reader.fieldnames = header
-    for row in reader:
-        if not any((value or "").strip() for value in row.values()):
-            continue  # a blank line
-        if None in row or any(row.get(name) is None for name in required):
-            raise ProtocolError(f"cTrader's {what} grid has a row of the wrong width")
-        yield {key: (value or "").strip() for key, value in row.items() if key is not None}
+    try:
+        # newline="": the csv module reads line ends itself (a lone CR, CRLF in quotes).
+        reader = csv.DictReader(io.StringIO(body, newline=""))
+        header = [name.strip() for name in (reader.fieldnames or [])]
+        missing = [name for name in required if name not in header]
+        if missing:
+            raise ProtocolError(f"cTrader's {what} grid lacks the columns {', '.join(missing)}")
+        reader.fieldnames = header
+        for row in reader:
+            if not any((value or "").strip() for value in row.values()):
+                continue  # a blank line
+            if None in row or any(row.get(name) is None for name in required):
+                raise ProtocolError(f"cTrader's {what} grid has a row of the wrong width")
+            yield {key: (value or "").strip() for key, value in row.items() if key is not None}
+    except csv.Error as error:  # a field over the csv module's limit, a stray quote...
+        raise ProtocolError(f"cTrader's {what} grid is not CSV: {error}") from None
 
 
 def _direction(text: str) -> str:

@@ -70,11 +70,13 @@ def epoch_ms(value: Any, what: str = "timestamp") -> datetime | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise ProtocolError(f"cTrader sent a {what} that is not epoch milliseconds")
+    if isinstance(value, Decimal) and not (value.is_finite() and value.adjusted() < 20):
+        # Before int(): int(Decimal("1E+999999999")) would build a billion-digit integer.
+        raise ProtocolError(f"cTrader sent a {what} that is not epoch milliseconds")
     try:
-        millis = int(value)
-    except (ValueError, ArithmeticError):
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    except (ValueError, ArithmeticError, OSError):  # not a number, or out of datetime's range
         raise ProtocolError(f"cTrader sent a {what} that is not epoch milliseconds") from None
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 def account_from_trader(
@@ -121,7 +123,8 @@ def account_from_trader(
             created_at=epoch_ms(data.get("registrationTimestamp"), "registrationTimestamp"),
             raw=dict(data),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+        # ArithmeticError: a number beyond Decimal's precision (leverageInCents 10**40)
         raise ProtocolError("cTrader sent an incomplete trader object") from error
 
 

@@ -456,7 +456,10 @@ class QortClient:
 
     async def connect(self) -> None:
         """Log in now (the gateway holds QORT from start-up)."""
-        await self.session.token()
+        try:
+            await self.session.token()
+        except QortFault as fault:  # a Login fault the session does not map (VALIDATION...)
+            raise fault_error(fault) from None
 
     # ------------------------------------------------------------------ records
 

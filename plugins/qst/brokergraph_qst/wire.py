@@ -257,6 +257,21 @@ def _time(millis: str | int) -> datetime | None:
         raise ProtocolError(f"QST sent a malformed time {text[:32]!r}") from None
 
 
+def _id(text: str, what: str) -> str:
+    """An id or code QST must send (order number, account, contract): never blank."""
+    if not text.strip():
+        raise ProtocolError(f"QST sent no {what}")
+    return text
+
+
+def _currency(text: str) -> str:
+    """A currency code; none means USD (QST's default), a long text is no currency."""
+    code = text.strip() or "USD"
+    if len(code) > 12:
+        raise ProtocolError(f"QST sent a malformed currency code {code[:16]!r}")
+    return code
+
+
 def _millis(value: datetime | None) -> int:
     return 0 if value is None else int(value.timestamp() * 1000)
 
@@ -521,7 +536,8 @@ def _raw(message: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for descriptor, value in message.ListFields():
         enum = descriptor.enum_type
-        raw[descriptor.name] = enum.values_by_number[value].name if enum is not None else value
+        known = enum.values_by_number.get(value) if enum is not None else None
+        raw[descriptor.name] = known.name if known is not None else value  # unknown: the number
     return raw
 
 
@@ -536,6 +552,7 @@ def to_order(m: Any, account_id: str | None = None) -> Order:
     side = _SIDES_IN.get(m.side)
     if order_type is None or side is None:
         raise ProtocolError(f"QST sent order {m.order_number!r} without a side or type")
+    number = _id(m.order_number, "order number")
     price = decimal_or_none(m.price)
     limit = decimal_or_none(m.limit)
     if order_type is OrderType.LIMIT:
@@ -546,14 +563,11 @@ def to_order(m: Any, account_id: str | None = None) -> Order:
         limit_price, stop_price = limit, price
     else:
         limit_price, stop_price = None, None
-    number = m.order_number or ""
-    if not number:
-        raise ProtocolError("QST sent an order without an order number")
     return Order(
         platform=PLATFORM,
         id=number,
-        account_id=m.account_number or account_id or "",
-        symbol=m.contract,
+        account_id=_id(m.account_number or account_id or "", f"account of order {number}"),
+        symbol=_id(m.contract, f"contract of order {number}"),
         side=side,
         type=order_type,
         quantity=_decimal(m.quantity, "order quantity"),
@@ -571,8 +585,8 @@ def to_order(m: Any, account_id: str | None = None) -> Order:
 
 def _net_position(m: Any) -> NetPosition:
     return NetPosition(
-        account_id=m.account_number,
-        contract=m.contract,
+        account_id=_id(m.account_number, "account of a net position"),
+        contract=_id(m.contract, "contract of a net position"),
         net_quantity=decimal_or_none(m.net_quantity) or Decimal(0),
         average_price=decimal_or_none(m.average_price),
         open_pnl=decimal_or_none(m.open_pnl),
@@ -582,8 +596,8 @@ def _net_position(m: Any) -> NetPosition:
 
 def _account_info(m: Any) -> AccountInfo:
     return AccountInfo(
-        account_id=m.account_id,
-        currency=m.currency_code or "USD",
+        account_id=_id(m.account_id, "account id"),
+        currency=_currency(m.currency_code),
         balance=decimal_or_none(m.balance),
         equity=decimal_or_none(m.equity),
         margin=decimal_or_none(m.margin),
@@ -644,10 +658,10 @@ def _body(kind: str, m: Any) -> Any:
     if kind == "oe_login":
         accounts = tuple(
             AccountSummary(
-                account_id=a.account_id,
+                account_id=_id(a.account_id, "account id"),
                 name=a.name,
                 is_live=bool(a.is_live_trading),
-                currency=a.currency_code or "USD",
+                currency=_currency(a.currency_code),
             )
             for a in m.accounts
         )

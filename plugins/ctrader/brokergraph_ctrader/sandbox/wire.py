@@ -54,7 +54,7 @@ async def read_body(request: Request, json_only: bool = False) -> dict[str, Any]
         return xmlwire.parse(raw)
     try:
         body = json.loads(raw, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json allows
         raise invalid("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise invalid("the body must be a JSON object")

@@ -86,7 +86,10 @@ def parse(body: bytes) -> dict[str, Any]:
     and ElementTree never fetches external entities."""
     try:
         root = ET.fromstring(body)  # noqa: S314 - see the docstring
-    except ET.ParseError as error:
+    except (ET.ParseError, LookupError, ValueError) as error:  # also unknown/multi-byte encodings
         raise invalid(f"the body is not well-formed XML: {error}") from None
-    value = _value(root)
+    try:
+        value = _value(root)
+    except RecursionError:
+        raise invalid("the body's XML is nested too deeply") from None
     return value if isinstance(value, dict) else {}

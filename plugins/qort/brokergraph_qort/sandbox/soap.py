@@ -69,6 +69,8 @@ def safe_parse(body: bytes) -> ET.Element:
         parser.Parse(body, True)
     except expat.ExpatError as error:
         raise QortFault("VALIDATION", f"malformed XML: {error}", http_status=400) from None
+    except (LookupError, ValueError) as error:  # an encoding Python or expat does not read
+        raise QortFault("VALIDATION", f"unreadable XML: {error}", http_status=400) from None
     return builder.close()
 
 
