@@ -247,6 +247,31 @@ async def run_write_once(
     return from_jsonable(model, result.value), [], result.replayed
 
 
+async def order_write(
+    ctx: RequestContext,
+    platform: str,
+    account_id: str,
+    operation: str,
+    request: PlaceOrderRequest | ReplaceOrderRequest,
+    call: Callable[[], Awaitable[models.Order]],
+) -> OrderPayload:
+    """An order write run once under its idempotency key, as an OrderPayload."""
+    order, errors, replayed = await run_write_once(
+        ctx,
+        scope=f"order:{platform}:{account_id}",
+        key=request.idempotency_key,
+        operation=operation,
+        request=request,
+        model=models.Order,
+        call=call,
+        platform=platform,
+        account_id=account_id,
+    )
+    return OrderPayload(
+        order=Order.from_model(order) if order else None, replayed=replayed, errors=errors
+    )
+
+
 async def invalidate_trader(ctx: RequestContext, platform: str, trader_id: str) -> None:
     await ctx.services.cache.delete(
         cache_key("trader", platform, trader_id),
@@ -1155,19 +1180,13 @@ class CoreMutation:
                 expires_at=input.expires_at,
             )
 
-            order, errors, replayed = await run_write_once(
+            return await order_write(
                 ctx,
-                scope=f"order:{platform}:{account_id}",
-                key=key,
-                operation="placeOrder",
-                request=request,
-                model=models.Order,
-                call=lambda: router.place_order(request),
-                platform=platform,
-                account_id=account_id,
-            )
-            return OrderPayload(
-                order=Order.from_model(order) if order else None, replayed=replayed, errors=errors
+                platform,
+                account_id,
+                "placeOrder",
+                request,
+                lambda: router.place_order(request),
             )
 
         return await perform(
@@ -1275,19 +1294,13 @@ class CoreMutation:
                 stop_price=input.stop_price,
             )
 
-            order, errors, replayed = await run_write_once(
+            return await order_write(
                 ctx,
-                scope=f"order:{platform}:{account_id}",
-                key=key,
-                operation="replaceOrder",
-                request=request,
-                model=models.Order,
-                call=lambda: router.replace_order(request),
-                platform=platform,
-                account_id=account_id,
-            )
-            return OrderPayload(
-                order=Order.from_model(order) if order else None, replayed=replayed, errors=errors
+                platform,
+                account_id,
+                "replaceOrder",
+                request,
+                lambda: router.replace_order(request),
             )
 
         return await perform(
