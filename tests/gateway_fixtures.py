@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 
-
 def account_gid(native_id: str, platform: str = "toy") -> str:
     """The GraphQL global id of an account (``account_gid("1001")``)."""
     return encode_id("Account", platform, native_id)
