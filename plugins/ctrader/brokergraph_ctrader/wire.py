@@ -64,15 +64,21 @@ def access_rights_for(status: AccountStatus, field: str = "status") -> str:
     return rights
 
 
+def _bounded(value: Any, what: str) -> Any:
+    """``value``, unless it is a JSON number int() must not see: ``1e999999999`` (a Decimal)
+    would become a billion-digit integer, minutes of CPU in the event loop."""
+    if isinstance(value, Decimal) and not (value.is_finite() and value.adjusted() < 20):
+        raise ProtocolError(f"cTrader sent a {what} that is out of range")
+    return value
+
+
 def epoch_ms(value: Any, what: str = "timestamp") -> datetime | None:
     """An epoch-milliseconds JSON timestamp as aware UTC (None when absent)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise ProtocolError(f"cTrader sent a {what} that is not epoch milliseconds")
-    if isinstance(value, Decimal) and not (value.is_finite() and value.adjusted() < 20):
-        # Before int(): int(Decimal("1E+999999999")) would build a billion-digit integer.
-        raise ProtocolError(f"cTrader sent a {what} that is not epoch milliseconds")
+    _bounded(value, what)
     try:
         return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     except (ValueError, ArithmeticError, OSError):  # not a number, or out of datetime's range
@@ -88,7 +94,7 @@ def account_from_trader(
 ) -> Account:
     """A trader object (4.1/4.2, items of 4.3) as an Account."""
     try:
-        login = str(int(data["login"]))
+        login = str(int(_bounded(data["login"], "login")))
         currency = data["depositCurrency"]
         if not isinstance(currency, str) or not currency:
             raise ProtocolError("cTrader sent a trader without depositCurrency")

@@ -51,11 +51,11 @@ from gateway.contract import ProtocolError
 from gateway.testing import check_account, check_deal, check_position
 
 FUZZ = settings(
-    max_examples=600,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-HTTP_FUZZ = settings(FUZZ, max_examples=400)
+HTTP_FUZZ = settings(FUZZ, max_examples=80)
 PLATFORM = "ctrader"
 WEBSERV = "/v2/webserv"
 JSON = "application/json"
@@ -345,6 +345,7 @@ NASTY = [
 @example(base=TRADERS[0], changes={"leverageInCents": 10**40})
 @example(base=TRADERS[1], changes={"registrationTimestamp": 10**30})
 @example(base=TRADERS[0], changes={"registrationTimestamp": Decimal("1E+999999999")})
+@example(base=TRADERS[1], changes={"login": Decimal("1E+999999999")})
 def test_trader_objects_with_arbitrary_values(
     base: dict[str, Any], changes: dict[str, Any]
 ) -> None:
@@ -372,11 +373,11 @@ def test_trader_objects_with_arbitrary_values(
     content=st.one_of(
         st.binary(max_size=200),
         json_values.map(lambda v: json.dumps(v, default=str).encode()),
-        st.integers(1, 50_000).map(lambda n: b"[" * n + b"]" * n),
-        st.integers(1, 50_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
+        st.integers(1, 5_000).map(lambda n: b"[" * n + b"]" * n),
+        st.integers(1, 3_000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n),
     )
 )
-@example(content=b"[" * 100_000)
+@example(content=b"[" * 5_000)  # past json's recursion limit (a failure prints it whole)
 def test_any_json_answer_decodes_or_is_a_protocol_error(content: bytes) -> None:
     response = httpx.Response(200, content=content, headers={"content-type": JSON})
     with contextlib.suppress(ProtocolError):  # any other exception fails the property
@@ -458,7 +459,7 @@ XML_TRICKS = [
     b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r><comment>&x;</comment></r>',
     b"<r><login>&undefined;</login></r>",
     b"<r><type>DEPOSIT</type><preciseAmount>1</preciseAmount><type>WITHDRAW</type></r>",
-    b"<r>" + b"<a>" * 5000 + b"</a>" * 5000 + b"</r>",
+    b"<r>" + b"<a>" * 2000 + b"</a>" * 2000 + b"</r>",  # deeper than the recursion limit
     b"<r" * 1000,
     b"<?xml version='1.0' encoding='ebcdic'?><r/>",
     b"<?xml version='1.0' encoding='utf-7'?><r/>",
@@ -504,7 +505,7 @@ def bodies(login: str, operation: str) -> st.SearchStrategy[tuple[bytes, str | N
         json_values.map(lambda v: _literal(v).encode()),
         xml_trees.map(lambda e: ET.tostring(e)),
         st.sampled_from(XML_TRICKS),
-        st.integers(1, 20_000).map(lambda n: b"[" * n + b"]" * n),
+        st.integers(1, 5_000).map(lambda n: b"[" * n + b"]" * n),
     )
     content_types = st.sampled_from([JSON, "application/xml", "text/plain", None])
     return st.one_of(near_valid(login, operation), st.tuples(anything, content_types))

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from brokergraph_qort.client import QortClient, QortSettings, record_error
 from brokergraph_qort.sandbox import QortSandbox
 from brokergraph_qort.sandbox.faults import CODES
@@ -327,6 +328,15 @@ class Fuzzed:
     soap_action: str | None = None
     chunked: bool = False
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """Short (hypothesis prints a failing example whole and warns past 30 kB, which
+        would hide the failure behind a 1 MB body); the test notes the body's start."""
+        more = f"... ({len(self.body)} bytes)" if len(self.body) > 300 else ""
+        printer.text(
+            f"Fuzzed({self.body[:300]!r}{more}, content_type={self.content_type!r}, "
+            f"soap_action={self.soap_action!r}, chunked={self.chunked})"
+        )
+
 
 #: Header values are latin-1 on the wire; control characters never pass HTTP parsing.
 soap_actions = st.one_of(
@@ -420,30 +430,45 @@ def _fault(response: httpx.Response) -> tuple[str, str, str]:
     )
 
 
-async def exchange(sandbox: QortSandbox, request: Fuzzed) -> None:
+#: The live token of the sandbox's current session; None: reset and log in first.
+_session: dict[QortSandbox, str] = {}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """One client for the module (a new one per example costs ~40 ms of TLS set-up)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
+
+
+async def exchange(sandbox: QortSandbox, http: httpx.AsyncClient, request: Fuzzed) -> None:
     """Send ``request`` (with a live token where it says so) and check the answer: an
-    accepted known operation, or a documented fault that changed nothing."""
-    sandbox.reset()
+    accepted known operation, or a documented fault that changed nothing.  The sandbox
+    is re-seeded (and logged in again) only after an accepted request: a refused one
+    changes nothing, which is what this checks."""
     url = f"{sandbox.url}/qort"
-    async with httpx.AsyncClient(timeout=30) as http:
-        token = await _login(http, url)
-        body = request.body.replace(LIVE_TOKEN.encode(), token.encode())
-        body = body.replace(
-            LIVE_TOKEN.replace("<", "&lt;").replace(">", "&gt;").encode(), token.encode()
-        )
-        note(repr(body[:2000]))
-        headers: dict[str, bytes] = {}
-        if request.content_type is not None:
-            headers["Content-Type"] = request.content_type.encode()
-        if request.soap_action is not None:
-            headers["SOAPAction"] = f'"{request.soap_action}"'.encode("latin-1")
-        before = snapshot(sandbox)
-        content: Any = _chunks(body)() if request.chunked else body
-        response = await http.post(url, content=content, headers=headers)
+    token = _session.get(sandbox)
+    if token is None:
+        sandbox.reset()
+        token = _session[sandbox] = await _login(http, url)
+    body = request.body.replace(LIVE_TOKEN.encode(), token.encode())
+    body = body.replace(
+        LIVE_TOKEN.replace("<", "&lt;").replace(">", "&gt;").encode(), token.encode()
+    )
+    note(repr(body[:2000]))
+    headers: dict[str, bytes] = {}
+    if request.content_type is not None:
+        headers["Content-Type"] = request.content_type.encode()
+    if request.soap_action is not None:
+        headers["SOAPAction"] = f'"{request.soap_action}"'.encode("latin-1")
+    before = snapshot(sandbox)
+    content: Any = _chunks(body)() if request.chunked else body
+    response = await http.post(url, content=content, headers=headers)
     after = snapshot(sandbox)
     event(f"HTTP {response.status_code}")
     assert response.headers["content-type"].startswith("text/xml"), response.headers
     if response.status_code == 200:
+        _session.pop(sandbox, None)  # it may have changed anything (a Logout, a new firm)
         # Accepted: one <Op>Response of a known operation.
         soap_body = ET.fromstring(response.content).find(_soap("Body"))
         assert soap_body is not None and len(soap_body) == 1, response.text
@@ -466,20 +491,20 @@ async def exchange(sandbox: QortSandbox, request: Fuzzed) -> None:
 @example(request=Fuzzed(TRICKS[10]))  # an encoding Python does not know
 @example(request=Fuzzed(TRICKS[11]))  # a multi-byte encoding expat refuses
 async def test_sandbox_refuses_malformed_soap_without_a_state_change(
-    module_sandbox: QortSandbox, request: Fuzzed
+    module_sandbox: QortSandbox, http: httpx.AsyncClient, request: Fuzzed
 ) -> None:
-    await exchange(module_sandbox, request)
+    await exchange(module_sandbox, http, request)
 
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
 @settings(FUZZ, max_examples=25)
 @given(data=st.data())
 async def test_sandbox_operation_with_arbitrary_children(
-    module_sandbox: QortSandbox, operation: str, data: st.DataObject
+    module_sandbox: QortSandbox, http: httpx.AsyncClient, operation: str, data: st.DataObject
 ) -> None:
     """Each operation's own children holding anything (missing, doubled, nested)."""
     payload = data.draw(operation_payloads(operation), label="payload")
-    await exchange(module_sandbox, Fuzzed(envelope(payload)))
+    await exchange(module_sandbox, http, Fuzzed(envelope(payload)))
 
 
 # --------------------------------------------------------------------------- the connector
