@@ -77,7 +77,7 @@ SUBSCRIPTION_TYPES = (
     "subscription.removed",
 )
 PLATFORM = "dxtrade"
-_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}\Z")  # \Z: "$" would allow a final newline
 _SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 
 logger = logging.getLogger("brokergraph_dxtrade.webhook")
@@ -170,7 +170,10 @@ def _moment(value: Any) -> datetime:
         raise WebhookRefused(400, "occurredAt is not an ISO-8601 time") from None
     if parsed.tzinfo is None:
         raise WebhookRefused(400, "occurredAt must carry a UTC offset")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past datetime.max in UTC
+        raise WebhookRefused(400, "occurredAt is out of range") from None
 
 
 def _subscription(raw: Any) -> dict[str, Any]:
@@ -197,7 +200,7 @@ def parse_callback(body: bytes, delivery_header: str | None) -> Callback:
     """The callback in ``body`` (already verified), or :class:`WebhookRefused` (400)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json allows
         raise WebhookRefused(400, "the body is not JSON") from None
     if not isinstance(data, dict):
         raise WebhookRefused(400, "the body must be a JSON object")
@@ -337,7 +340,7 @@ async def _verified(
     signature = request.headers.get("X-DxFeed-Signature")
     if timestamp is None or signature is None:
         raise WebhookRefused(401, "unsigned: X-DxFeed-Timestamp and X-DxFeed-Signature required")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:  # not "²"
         raise WebhookRefused(401, "X-DxFeed-Timestamp must be unix seconds")
     if not verify_signature(secrets, timestamp, body, signature):
         raise WebhookRefused(401, "bad signature")

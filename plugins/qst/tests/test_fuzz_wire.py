@@ -42,7 +42,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 SOCKET_FUZZ = settings(FUZZ, max_examples=50)
-WAIT = 2.0
+WAIT = 5.0
 USER, PASSWORD = "demo-trader", "demo-pass"
 OTHER_USER, OTHER_PASSWORD = "other-trader", "other-pass"
 
