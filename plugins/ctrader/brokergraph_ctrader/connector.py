@@ -49,6 +49,7 @@ from brokergraph_ctrader.wire import (
     access_rights_for,
     account_from_trader,
     deal_from_row,
+    epoch_ms,
     position_from_row,
 )
 from gateway.contract import (
@@ -334,14 +335,16 @@ class CTraderConnector(
             if not isinstance(page, list):
                 raise ProtocolError("cTrader's trader list is not a list")
             traders.extend(t for t in page if isinstance(t, dict))
+            # epoch_ms bounds and types the value (a huge or non-numeric one is a ProtocolError)
             stamps = [
-                int(t["registrationTimestamp"])
+                stamp
                 for t in page
-                if isinstance(t, dict) and t.get("registrationTimestamp") is not None
+                if isinstance(t, dict)
+                and (stamp := epoch_ms(t.get("registrationTimestamp"), "registrationTimestamp"))
             ]
             if not data.get("hasMore") or not stamps:
                 break
-            earliest = datetime.fromtimestamp(min(stamps) / 1000, tz=UTC)
+            earliest = min(stamps)
             if earliest >= upper:
                 break  # no progress: never loop on a server that ignores `to`
             upper = earliest

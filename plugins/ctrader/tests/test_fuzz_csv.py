@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 from brokergraph_ctrader.client import _json
 from brokergraph_ctrader.csvwire import (
@@ -613,3 +614,31 @@ async def test_sandbox_money_changes_refuse_bad_bodies(
     assert {k: v for k, v in after.items() if k != key} == {
         k: v for k, v in before.items() if k != key
     }
+
+
+NASTY_BODIES = [
+    *XML_TRICKS,
+    b"[" * 5_000 + b"]" * 5_000,
+    b'{"login":' * 3_000 + b"1" + b"}" * 3_000,
+    b'{"login": 1e1000000, "type": "DEPOSIT", "preciseAmount": 1}',
+]
+
+
+@pytest.mark.parametrize("body", NASTY_BODIES, ids=range(len(NASTY_BODIES)))
+@pytest.mark.parametrize("wants_json", [True, False], ids=["json", "xml"])
+async def test_sandbox_refuses_each_known_nasty_body(
+    fuzz_sandbox: CTraderSandbox, sandbox_http: httpx.AsyncClient, body: bytes, wants_json: bool
+) -> None:
+    """Every trick above, always (the property draws them at random): a documented 4xx
+    within the client's timeout, and no money moved."""
+    fuzz_sandbox.reset()
+    before = await _money(sandbox_http, "9000001")
+    response = await sandbox_http.post(
+        f"{WEBSERV}/traders/9000001/changebalance",
+        content=body,
+        headers={"Accept": JSON if wants_json else "application/xml"},
+    )
+    assert 400 <= response.status_code < 500, response.text
+    code = _error_code(response, wants_json)
+    assert STATUS.get(code) == response.status_code, code
+    assert await _money(sandbox_http, "9000001") == before
