@@ -28,7 +28,7 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.graphql import build_schema
 from gateway.plugins import Plugins, load_plugins
 from gateway.runner import running_gateway
-from gateway.sandboxes import Sandbox
+from gateway.sandboxes import Sandbox, seed_demo
 from gateway.store import Store
 
 __all__ = ["CORE_COMMANDS", "main"]
@@ -143,22 +143,9 @@ async def run_demo(
         )
         for sandbox in sandboxes:
             sandbox.attach_gateway(gateway.url)
-        store = gateway.services.store
-        await store.upsert_partner(DEMO_CLIENT, broker=DEMO_BROKER, display_name="Demo Client One")
-        await store.upsert_partner("DEMO-002", broker=DEMO_BROKER, display_name="Demo Client Two")
-        await store.upsert_partner(
-            "OTHER-001", broker="other-broker", display_name="Other Broker's Client"
+        await seed_demo(
+            gateway.services.store, sandboxes, lambda n: plugins.connector_classes[n].platform
         )
-        for sandbox in sandboxes:
-            for link in sandbox.demo_links():
-                await store.upsert_partner(link.partner_code)
-                await store.link(
-                    link.partner_code,
-                    sandbox.name,
-                    link.kind,
-                    link.external_id,
-                    trader_id=link.trader_id,
-                )
         lines = [
             f"brokergraph {__version__} demo is running",
             f"  GraphiQL:  {gateway.graphql_url}",

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-__all__ = ["DemoLink", "Sandbox"]
+if TYPE_CHECKING:
+    from gateway.store import Store
+
+__all__ = ["DEMO_PARTNERS", "DemoLink", "Sandbox", "seed_demo"]
+
+#: The demo's business partners: code -> (broker, display name).
+DEMO_PARTNERS: Mapping[str, tuple[str, str]] = {
+    "DEMO-001": ("demo-broker", "Demo Client One"),
+    "DEMO-002": ("demo-broker", "Demo Client Two"),
+    "OTHER-001": ("other-broker", "Other Broker's Client"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +62,19 @@ class Sandbox(abc.ABC):
     def demo_links(self) -> Sequence[DemoLink]:
         """Seeded traders/accounts the demo links to partners; none by default."""
         return ()
+
+
+async def seed_demo(
+    store: Store, sandboxes: Sequence[Sandbox], platform_of: Callable[[str], str]
+) -> None:
+    """Write the demo partners and link each sandbox's seeded traders and accounts to them
+    (``platform_of`` maps a sandbox name to its connector's platform)."""
+    for code, (broker, name) in DEMO_PARTNERS.items():
+        await store.upsert_partner(code, broker=broker, display_name=name)
+    for sandbox in sandboxes:
+        platform = platform_of(sandbox.name)
+        for link in sandbox.demo_links():
+            await store.upsert_partner(link.partner_code)
+            await store.link(
+                link.partner_code, platform, link.kind, link.external_id, trader_id=link.trader_id
+            )

@@ -23,7 +23,8 @@ from gateway.config import load_settings
 from gateway.graphql import BrokerGraphSchema
 from gateway.plugins import load_plugins
 from gateway.runner import RunningGateway, running_gateway
-from gateway.sandboxes import Sandbox
+from gateway.sandboxes import DEMO_PARTNERS as DEMO_SEED
+from gateway.sandboxes import Sandbox, seed_demo
 from gateway.services import GatewayServices
 
 __all__ = ["DEMO_PARTNERS", "TEST_JWT_SECRET", "TestGateway", "open_test_gateway"]
@@ -31,11 +32,7 @@ __all__ = ["DEMO_PARTNERS", "TEST_JWT_SECRET", "TestGateway", "open_test_gateway
 #: 48 characters: above HS256's minimum, fixed so failures are reproducible.
 TEST_JWT_SECRET = "brokergraph-test-secret-0123456789abcdefghijklmn"
 #: Partner code -> broker, as ``brokergraph demo`` seeds them.
-DEMO_PARTNERS: Mapping[str, str] = {
-    "DEMO-001": "demo-broker",
-    "DEMO-002": "demo-broker",
-    "OTHER-001": "other-broker",
-}
+DEMO_PARTNERS: Mapping[str, str] = {code: broker for code, (broker, _) in DEMO_SEED.items()}
 TOKEN_TTL_SECONDS = 24 * 3600
 
 
@@ -139,21 +136,11 @@ async def open_test_gateway(
         running_gateway(settings, plugins, host="127.0.0.1", port=0) as running,
         httpx.AsyncClient(timeout=60) as http,
     ):
-        store = running.services.store
-        for code, broker in DEMO_PARTNERS.items():
-            await store.upsert_partner(code, broker=broker, display_name=f"Partner {code}")
         for sandbox in sandboxes:
             sandbox.attach_gateway(running.url)
-            platform = plugins.connector_classes[sandbox.name].platform
-            for link in sandbox.demo_links():
-                await store.upsert_partner(link.partner_code)
-                await store.link(
-                    link.partner_code,
-                    platform,
-                    link.kind,
-                    link.external_id,
-                    trader_id=link.trader_id,
-                )
+        await seed_demo(
+            running.services.store, sandboxes, lambda n: plugins.connector_classes[n].platform
+        )
         issue = functools.partial(
             running.services.authenticator.issue, ttl_seconds=TOKEN_TTL_SECONDS
         )
