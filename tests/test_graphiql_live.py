@@ -62,7 +62,7 @@ class DevTools:
             json.dumps({"id": self.next_id, "method": method, "params": params})
         )
         while True:
-            message = json.loads(await asyncio.wait_for(self.connection.recv(), 30))
+            message = json.loads(await asyncio.wait_for(self.connection.recv(), 90))
             if message.get("id") == self.next_id:
                 result: dict[str, Any] = message.get("result", {})
                 return result
@@ -71,7 +71,7 @@ class DevTools:
         result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
         return result.get("result", {}).get("value")
 
-    async def wait_for(self, expression: str, seconds: float = 30) -> Any:
+    async def wait_for(self, expression: str, seconds: float = 90) -> Any:
         for _ in range(int(seconds * 10)):
             value = await self.evaluate(expression)
             if value:
@@ -96,7 +96,7 @@ async def chromium_at(url: str) -> AsyncIterator[DevTools]:
         )
         try:
             async with httpx.AsyncClient() as http:
-                for _ in range(100):
+                for _ in range(600):  # chromium starts slowly on a busy 2-core machine
                     with contextlib.suppress(httpx.HTTPError):
                         targets = (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
                         pages = [t for t in targets if t.get("type") == "page"]
