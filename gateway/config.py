@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.auth import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS
+from gateway.contract._settings import Secret
 
 __all__ = [
     "AuthSettings",
@@ -41,33 +42,6 @@ SECRET_KEY_PARTS = ("password", "secret", "token", "key")
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the setting, never its secret value."""
-
-
-class Secret:
-    """A string that refuses to be printed."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
 
 
 def is_secret_key(key: str) -> bool:

@@ -20,17 +20,18 @@ import pluggy
 
 from gateway import hookspecs
 from gateway.connectors import Capability, Connector, family_of
+from gateway.contract._version import CONTRACT_ATTRIBUTE, CONTRACT_VERSION, ENTRY_POINT_GROUP
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginContractError",
     "PluginReport",
     "Plugins",
+    "check_contract_version",
     "load_plugins",
     "validate_connector_class",
 ]
 
-ENTRY_POINT_GROUP = "brokergraph.plugins"
 BUILTIN_PLUGINS = ("gateway.builtins",)
 
 logger = logging.getLogger("gateway.plugins")
@@ -78,6 +79,24 @@ def validate_connector_class(cls: type[Any]) -> None:
         missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
         raise PluginContractError(
             f"{cls.__name__} leaves abstract methods unimplemented: {missing}"
+        )
+
+
+def check_contract_version(plugin: object, name: str, *, required: bool) -> None:
+    """Refuse a plugin built for another contract version (or, if ``required``, for none)."""
+    declared = getattr(plugin, CONTRACT_ATTRIBUTE, None)
+    if declared is None:
+        if required:
+            raise PluginContractError(
+                f"plugin {name} declares no contract version; add "
+                f"{CONTRACT_ATTRIBUTE} = {CONTRACT_VERSION} to its plugin module"
+            )
+        return
+    if declared != CONTRACT_VERSION:
+        raise PluginContractError(
+            f"plugin {name} was built for brokergraph contract {declared!r}, but this "
+            f"gateway speaks contract {CONTRACT_VERSION}; install a release of the plugin "
+            "built for it"
         )
 
 
@@ -149,7 +168,19 @@ def load_plugins(
         manager.set_blocked(name)
     reports: list[PluginReport] = []
 
-    def register(plugin: object, name: str, dist: str | None, version: str | None) -> None:
+    def register(
+        plugin: object, name: str, dist: str | None, version: str | None, *, installed: bool
+    ) -> None:
+        try:
+            # Installed plugins must say which contract they were built for; in-process
+            # ones (tests, embedding code) are checked when they say.
+            check_contract_version(plugin, name, required=installed)
+        except PluginContractError as error:
+            if strict:
+                raise
+            logger.warning("plugin %s skipped: %s", name, _first_line(error))
+            reports.append(PluginReport(name, dist, version, loaded=False, error=str(error)))
+            return
         try:
             manager.register(plugin, name=name)
             manager.check_pending()
@@ -166,7 +197,13 @@ def load_plugins(
         reports.append(PluginReport(name, dist, version, loaded=True))
 
     for module_name in BUILTIN_PLUGINS:
-        register(importlib.import_module(module_name), module_name, "brokergraph", _version())
+        register(
+            importlib.import_module(module_name),
+            module_name,
+            "brokergraph",
+            _version(),
+            installed=True,
+        )
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in blocked_names:
@@ -184,10 +221,10 @@ def load_plugins(
                     PluginReport(ep.name, _dist(ep), _dist_version(ep), False, _first_line(error))
                 )
                 continue
-            register(plugin, ep.name, _dist(ep), _dist_version(ep))
+            register(plugin, ep.name, _dist(ep), _dist_version(ep), installed=True)
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
-        register(plugin, name, None, None)
+        register(plugin, name, None, None, installed=False)
     plugins = Plugins(manager, reports)
     if strict and not all(report.loaded for report in plugins.reports):
         failures = "; ".join(f"{r.name}: {r.error}" for r in plugins.reports if not r.loaded)

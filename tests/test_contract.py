@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
+import subprocess
+import sys
+import typing
 from pathlib import Path
+
+import pytest
 
 import gateway.contract
 from gateway import hookspecs
@@ -25,7 +31,6 @@ PINNED_CONTRACT = [
     "AccountReads",
     "AccountStatus",
     "AccountStream",
-    "AccountType",
     "BalanceOperation",
     "BalanceOperationKind",
     "Bonus",
@@ -39,21 +44,24 @@ PINNED_CONTRACT = [
     "ClientReports",
     "Conflict",
     "Connector",
+    "ConnectorCache",
     "ConnectorContext",
     "ConnectorHealth",
+    "ConnectorSettings",
+    "ConnectorStore",
     "CopySubAccount",
     "CreatePartnerRequest",
     "CreateTraderRequest",
     "Credit",
     "DeactivateTraderRequest",
     "Deal",
-    "DemoLink",
+    "EventLog",
     "Funding",
-    "GatewayServices",
     "HealthStatus",
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidInput",
+    "IssuedToken",
     "MarketDataEntitlements",
     "MarketDataSubscription",
     "MarketDataSubscriptionEvent",
@@ -70,10 +78,13 @@ PINNED_CONTRACT = [
     "OrderStatus",
     "OrderStream",
     "OrderType",
+    "Outcome",
     "PartnerDirectory",
+    "PartnerLink",
     "PartnerKind",
     "PermissionDenied",
     "PlaceOrderRequest",
+    "PluginServices",
     "Position",
     "ProtocolError",
     "ProvisioningResult",
@@ -84,14 +95,15 @@ PINNED_CONTRACT = [
     "ReportFormat",
     "ReportRequest",
     "ReportStatus",
-    "RequestContext",
-    "Sandbox",
+    "Secret",
+    "SettingsError",
     "SymbolVolume",
     "TaxCalculation",
     "TaxCalculator",
     "TaxKind",
     "TaxRequest",
     "TimeInForce",
+    "TokenSession",
     "Trader",
     "TraderProvisioning",
     "TraderStatus",
@@ -104,18 +116,30 @@ PINNED_CONTRACT = [
     "UpstreamRejected",
     "UpstreamTimeout",
     "UpstreamUnavailable",
+    "VendorError",
+    "VendorErrorTable",
+    "ensure_utc",
+    "exact_json_dumps",
+    "exact_json_loads",
+    "hookimpl",
+    "may_have_arrived",
+    "reveal",
+    "setting",
+    "transport_error",
+]
+
+PINNED_SCHEMA_FACE = [
+    "AccountType",
+    "MoneyType",
+    "RequestContext",
     "account_fields",
+    "cache_key",
     "context_of",
     "decode_id",
     "encode_id",
-    "ensure_utc",
-    "hookimpl",
-    "Secret",
-    "cache_key",
-    "MoneyType",
-    "ServedApp",
-    "serve_asgi",
 ]
+
+PINNED_SANDBOX_FACE = ["ASGIApp", "AsgiSandbox", "DemoLink", "Sandbox", "ServedApp", "serve_asgi"]
 
 PINNED_ERROR_CODES = (
     "CAPABILITY_NOT_SUPPORTED",
@@ -144,10 +168,60 @@ def hook_names() -> list[str]:
     )
 
 
-def test_contract_exports_are_pinned() -> None:
-    assert sorted(gateway.contract.__all__) == sorted(PINNED_CONTRACT)
-    for name in gateway.contract.__all__:
-        assert hasattr(gateway.contract, name), name
+@pytest.mark.parametrize(
+    ("face", "pinned"),
+    [
+        ("gateway.contract", PINNED_CONTRACT),
+        ("gateway.contract.schema", PINNED_SCHEMA_FACE),
+        ("gateway.contract.sandbox", PINNED_SANDBOX_FACE),
+    ],
+)
+def test_each_face_exports_exactly_its_pinned_names(face: str, pinned: list[str]) -> None:
+    module = importlib.import_module(face)
+    assert sorted(module.__all__) == sorted(pinned)
+    for name in module.__all__:
+        assert hasattr(module, name), name
+
+
+@pytest.mark.parametrize("face", ["gateway.contract", "gateway.contract.sandbox"])
+def test_public_classes_and_functions_live_at_their_public_path(face: str) -> None:
+    module = importlib.import_module(face)
+    for name in module.__all__:
+        value = getattr(module, name)
+        if isinstance(value, type) or inspect.isfunction(value):
+            assert value.__module__ == face, name
+
+
+def test_importing_the_contract_loads_no_strawberry_and_no_sqlalchemy() -> None:
+    # A fresh interpreter: this one has long imported everything.
+    code = (
+        "import sys, gateway.contract\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'strawberry', 'sqlalchemy', 'graphql', 'starlette', 'uvicorn'})\n"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_a_moved_name_still_works_with_a_deprecation_warning() -> None:
+    from gateway.contract.schema import AccountType
+
+    with pytest.warns(DeprecationWarning, match=r"gateway\.contract\.schema"):
+        moved = gateway.contract.AccountType  # type: ignore[attr-defined]
+    assert moved is AccountType
+    with pytest.raises(AttributeError):
+        gateway.contract.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_resolved_annotations_keep_models_serialisable() -> None:
+    # publish() moved __module__; type hints must still resolve (serialisation uses them).
+    hints = typing.get_type_hints(gateway.contract.Account)
+    assert hints["balance"] == gateway.contract.Money | None
+    hints = typing.get_type_hints(gateway.contract.ConnectorContext)
+    assert hints["store"] is gateway.contract.ConnectorStore
 
 
 def test_error_codes_are_pinned_and_in_the_graphql_enum() -> None:

@@ -43,6 +43,8 @@ def site(tmp_path: Path) -> Iterator[Path]:
 GOOD = """
 from gateway.contract import hookimpl, Connector, ConnectorHealth, HealthStatus
 
+BROKERGRAPH_CONTRACT = 1
+
 class GoodConnector(Connector):
     name = "good"
     platform = "good"
@@ -70,6 +72,7 @@ def test_broken_plugins_are_reported_and_the_good_one_loads(site: Path) -> None:
         {
             "bgtest_typo": """
             from gateway.contract import hookimpl
+            BROKERGRAPH_CONTRACT = 1
             @hookimpl
             def brokergraph_conectors():
                 return []
@@ -86,6 +89,25 @@ def test_broken_plugins_are_reported_and_the_good_one_loads(site: Path) -> None:
     assert not reports["typo"].loaded
     assert "brokergraph_conectors" in (reports["typo"].error or "")
     assert "good" in plugins.connector_classes  # installed plugins load beside it
+
+
+def test_a_plugin_built_for_another_contract_is_refused_with_a_clear_message(
+    site: Path,
+) -> None:
+    future = GOOD.replace("BROKERGRAPH_CONTRACT = 1", "BROKERGRAPH_CONTRACT = 2")
+    install_distribution(site, "bgtest-future", {"bgtest_future": future}, "future = bgtest_future")
+    undeclared = GOOD.replace("BROKERGRAPH_CONTRACT = 1", "")
+    install_distribution(site, "bgtest-old", {"bgtest_old": undeclared}, "old = bgtest_old")
+    plugins = load_plugins()
+    reports = {r.name: r for r in plugins.reports}
+    assert not reports["future"].loaded
+    assert "built for brokergraph contract 2" in (reports["future"].error or "")
+    assert "speaks contract 1" in (reports["future"].error or "")
+    assert not reports["old"].loaded
+    assert "BROKERGRAPH_CONTRACT = 1" in (reports["old"].error or "")
+    assert "good" not in plugins.connector_classes  # neither registered its connector
+    with pytest.raises(PluginContractError, match="contract 2"):
+        load_plugins(strict=True)
 
 
 def test_strict_mode_turns_a_failure_into_an_error(site: Path) -> None:

@@ -1,13 +1,32 @@
-"""The public plugin contract: everything a connector plugin may import, from one place.
+"""The public contract for connector authors: everything a connector may import.
 
-A plugin imports only from here (``from gateway.contract import ...``); the
-built-in connectors do the same.  ``tests/test_contract.py`` pins ``__all__``:
-a name is added here deliberately, and never removed without a deprecation.
+Three faces, one per audience, each a thin namespace over private modules that
+sit on the ground floor of the house (they import nothing of the gateway's GraphQL
+layer, store or server, so importing this module loads neither Strawberry nor
+SQLAlchemy):
+
+* ``gateway.contract`` — connector authors: capability families and their request
+  types, the standard models, the error tree, ``Capability``, the narrow services a
+  connector receives, settings, and the connector toolkit (vendor error tables,
+  transport-failure mapping, exact-decimal JSON, single-flight token sessions);
+* ``gateway.contract.schema`` — schema contributors: what a plugin needs to add
+  GraphQL types and fields, and the one road for a field's upstream reads;
+* ``gateway.contract.sandbox`` — sandbox authors: the sandbox base classes.
+
+``tests/test_contract.py`` pins each face's ``__all__``: a name is added
+deliberately, and never removed without a deprecation (a moved name keeps working
+here with a ``DeprecationWarning``).  A plugin declares the contract version it was
+built for as ``BROKERGRAPH_CONTRACT = 1`` in its plugin module; the loader refuses
+one built for another version.
 """
 
-from gateway.asgi_server import ServedApp, serve_asgi
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
 from gateway.cli_commands import CliCommand
-from gateway.config import Secret
 from gateway.connectors import (
     AccountAnalyticsReads,
     AccountHistory,
@@ -44,6 +63,20 @@ from gateway.connectors import (
     UpdateAccountRequest,
     UpdatePartnerRequest,
 )
+from gateway.contract._json import exact_json_dumps, exact_json_loads
+from gateway.contract._public import publish
+from gateway.contract._services import (
+    ConnectorCache,
+    ConnectorStore,
+    EventLog,
+    PartnerLink,
+    PluginServices,
+)
+from gateway.contract._settings import ConnectorSettings, Secret, SettingsError, reveal, setting
+from gateway.contract._token_session import IssuedToken, TokenSession
+from gateway.contract._transport import may_have_arrived, transport_error
+from gateway.contract._vendor_errors import Outcome, VendorError, VendorErrorTable
+from gateway.contract._version import CONTRACT_VERSION, ENTRY_POINT_GROUP
 from gateway.errors import (
     ERROR_CODES,
     BrokerGraphError,
@@ -63,12 +96,6 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.graphql.context import RequestContext, context_of
-from gateway.graphql.ids import decode_id, encode_id
-from gateway.graphql.loaders import cache_key
-from gateway.graphql.types import Account as AccountType
-from gateway.graphql.types import Money as MoneyType
-from gateway.graphql.types import account_fields
 from gateway.hookspecs import hookimpl
 from gateway.models import (
     Account,
@@ -104,12 +131,6 @@ from gateway.models import (
     TraderStatus,
     ensure_utc,
 )
-from gateway.plugins import ENTRY_POINT_GROUP
-from gateway.sandboxes import DemoLink, Sandbox
-from gateway.services import GatewayServices
-
-#: Bumped only on a breaking change of this module, the hooks or the families.
-CONTRACT_VERSION = 1
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -123,7 +144,6 @@ __all__ = [
     "AccountReads",
     "AccountStatus",
     "AccountStream",
-    "AccountType",
     "BalanceOperation",
     "BalanceOperationKind",
     "Bonus",
@@ -137,27 +157,29 @@ __all__ = [
     "ClientReports",
     "Conflict",
     "Connector",
+    "ConnectorCache",
     "ConnectorContext",
     "ConnectorHealth",
+    "ConnectorSettings",
+    "ConnectorStore",
     "CopySubAccount",
     "CreatePartnerRequest",
     "CreateTraderRequest",
     "Credit",
     "DeactivateTraderRequest",
     "Deal",
-    "DemoLink",
+    "EventLog",
     "Funding",
-    "GatewayServices",
     "HealthStatus",
     "IdempotencyConflict",
     "InsufficientFunds",
     "InvalidInput",
+    "IssuedToken",
     "MarketDataEntitlements",
     "MarketDataSubscription",
     "MarketDataSubscriptionEvent",
     "Money",
     "MoneyMovement",
-    "MoneyType",
     "NotFound",
     "OpenAccountRequest",
     "Order",
@@ -169,10 +191,13 @@ __all__ = [
     "OrderStatus",
     "OrderStream",
     "OrderType",
+    "Outcome",
     "PartnerDirectory",
     "PartnerKind",
+    "PartnerLink",
     "PermissionDenied",
     "PlaceOrderRequest",
+    "PluginServices",
     "Position",
     "ProtocolError",
     "ProvisioningResult",
@@ -183,16 +208,15 @@ __all__ = [
     "ReportFormat",
     "ReportRequest",
     "ReportStatus",
-    "RequestContext",
-    "Sandbox",
     "Secret",
-    "ServedApp",
+    "SettingsError",
     "SymbolVolume",
     "TaxCalculation",
     "TaxCalculator",
     "TaxKind",
     "TaxRequest",
     "TimeInForce",
+    "TokenSession",
     "Trader",
     "TraderProvisioning",
     "TraderStatus",
@@ -205,12 +229,47 @@ __all__ = [
     "UpstreamRejected",
     "UpstreamTimeout",
     "UpstreamUnavailable",
-    "account_fields",
-    "cache_key",
-    "context_of",
-    "decode_id",
-    "encode_id",
+    "VendorError",
+    "VendorErrorTable",
     "ensure_utc",
+    "exact_json_dumps",
+    "exact_json_loads",
     "hookimpl",
-    "serve_asgi",
+    "may_have_arrived",
+    "reveal",
+    "setting",
+    "transport_error",
 ]
+
+publish(__name__, globals(), __all__)
+
+#: Names that lived here before the contract had faces: where they are now.
+_MOVED = {
+    "AccountType": "gateway.contract.schema",
+    "MoneyType": "gateway.contract.schema",
+    "RequestContext": "gateway.contract.schema",
+    "account_fields": "gateway.contract.schema",
+    "cache_key": "gateway.contract.schema",
+    "context_of": "gateway.contract.schema",
+    "decode_id": "gateway.contract.schema",
+    "encode_id": "gateway.contract.schema",
+    "DemoLink": "gateway.contract.sandbox",
+    "Sandbox": "gateway.contract.sandbox",
+    "ServedApp": "gateway.contract.sandbox",
+    "serve_asgi": "gateway.contract.sandbox",
+    "GatewayServices": "gateway.services",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A moved name still works for one minor release, with a DeprecationWarning."""
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    replacement = "gateway.contract.PluginServices" if name == "GatewayServices" else home
+    warnings.warn(
+        f"gateway.contract.{name} moved; import it from {replacement}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)

@@ -1,0 +1,18 @@
+"""The public face for sandbox authors: a local server speaking one vendor's protocol.
+
+An HTTP vendor's sandbox subclasses :class:`AsgiSandbox` (its ASGI app, its
+connector settings, optionally its error body and reset) and gets start/stop/url
+and the standard misbehaviour knobs the conformance kit drives.  A sandbox that
+speaks another transport (QST's WebSocket) subclasses :class:`Sandbox` directly.
+"""
+
+from __future__ import annotations
+
+from gateway.asgi_server import ServedApp, serve_asgi
+from gateway.contract._asgi_sandbox import ASGIApp, AsgiSandbox
+from gateway.contract._public import publish
+from gateway.sandboxes import DemoLink, Sandbox
+
+__all__ = ["ASGIApp", "AsgiSandbox", "DemoLink", "Sandbox", "ServedApp", "serve_asgi"]
+
+publish(__name__, globals(), __all__)

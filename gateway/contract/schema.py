@@ -1,0 +1,32 @@
+"""The public face for schema contributors: what a plugin needs to add GraphQL types.
+
+A platform's ``Account`` implementation subclasses :data:`AccountType` and fills
+the interface's fields with :func:`account_fields`; its own fields reach the
+request context with :func:`context_of` and build global ids with
+:func:`encode_id`.  Money in a plugin's fields is :data:`MoneyType`, the schema's
+one ``Money`` type.  Importing this module builds the core's GraphQL types, so it
+loads Strawberry: connectors that add no schema import only ``gateway.contract``.
+"""
+
+from __future__ import annotations
+
+from gateway.contract._public import publish
+from gateway.graphql.context import RequestContext, context_of
+from gateway.graphql.ids import decode_id, encode_id
+from gateway.graphql.loaders import cache_key
+from gateway.graphql.types import Account as AccountType
+from gateway.graphql.types import Money as MoneyType
+from gateway.graphql.types import account_fields
+
+__all__ = [
+    "AccountType",
+    "MoneyType",
+    "RequestContext",
+    "account_fields",
+    "cache_key",
+    "context_of",
+    "decode_id",
+    "encode_id",
+]
+
+publish(__name__, globals(), __all__)
