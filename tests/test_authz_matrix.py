@@ -15,11 +15,12 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 import pytest_asyncio
 import websockets
+from websockets.typing import Subprotocol
 
 from gateway.graphql.ids import encode_id
 from tests.gateway_fixtures import GatewayUnderTest, open_gateway
@@ -27,7 +28,16 @@ from tests.toy.sandbox import ToySandbox
 
 DENIED = {"NOT_FOUND", "PERMISSION_DENIED", "UNAUTHENTICATED"}
 ROLES = ("client", "manager", "admin")
-TARGETS = {
+
+
+class Target(TypedDict):
+    partner: str
+    account: str
+    trader: str
+    order: str | None  # None: the target has no order to read
+
+
+TARGETS: dict[str, Target] = {
     "own": {"partner": "DEMO-001", "account": "1001", "trader": "T1", "order": "O1"},
     "other": {"partner": "OTHER-001", "account": "3001", "trader": "T3", "order": None},
 }
@@ -403,7 +413,7 @@ async def first_subscription_answer(
     gateway: GatewayUnderTest, role: str, query: str, variables: dict[str, Any]
 ) -> dict[str, Any]:
     async with websockets.connect(
-        gateway.websocket_url, subprotocols=["graphql-transport-ws"]
+        gateway.websocket_url, subprotocols=[Subprotocol("graphql-transport-ws")]
     ) as ws:
         await ws.send(
             json.dumps(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Subprotocol
 
 from gateway.cli import build_parser
 from gateway.plugins import load_plugins
@@ -54,7 +55,7 @@ async def check_mutation_fields(gateway: Any, capsys: Any) -> None:
 
 async def check_subscription_fields(gateway: Any, capsys: Any) -> None:
     async with websockets.connect(
-        gateway.websocket_url, subprotocols=["graphql-transport-ws"]
+        gateway.websocket_url, subprotocols=[Subprotocol("graphql-transport-ws")]
     ) as socket:
         init = {"Authorization": f"Bearer {gateway.tokens['client']}"}
         await socket.send(json.dumps({"type": "connection_init", "payload": init}))

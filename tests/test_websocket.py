@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from gateway.graphql.ids import encode_id
 
-PROTOCOL = "graphql-transport-ws"
+PROTOCOL = Subprotocol("graphql-transport-ws")
 ACCOUNT = encode_id("Account", "toy", "1001")
 WAIT = 10.0
 
