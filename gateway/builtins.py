@@ -30,6 +30,9 @@ DOWNLOAD_STATUS = {
 }
 
 
+#: The plugin contract version this plugin is built for (checked by the loader).
+BROKERGRAPH_CONTRACT = 1
+
 @hookimpl
 def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
     async def healthz(request: Request) -> Response:

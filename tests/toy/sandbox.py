@@ -21,8 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.contract import ServedApp, serve_asgi
-from gateway.sandboxes import DemoLink, Sandbox
+from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
 from tests.toy._state import Feed, ToyError, ToyState, iso, now
 
 API_KEY = "toy-secret-key"

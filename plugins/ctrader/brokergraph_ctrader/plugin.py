@@ -12,7 +12,11 @@ from typing import Any
 
 from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.schema import CTraderAccount
-from gateway.contract import Connector, Sandbox, hookimpl
+from gateway.contract import Connector, hookimpl
+from gateway.contract.sandbox import Sandbox
+
+#: The plugin contract version this plugin is built for (checked by the loader).
+BROKERGRAPH_CONTRACT = 1
 
 
 @hookimpl

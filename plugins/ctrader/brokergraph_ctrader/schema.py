@@ -18,16 +18,8 @@ import strawberry
 from strawberry.types import Info
 
 from brokergraph_ctrader.wire import epoch_ms
-from gateway.contract import (
-    Account,
-    AccountReads,
-    AccountType,
-    Capability,
-    CopySubAccount,
-    account_fields,
-    context_of,
-    encode_id,
-)
+from gateway.contract import Account, AccountReads, Capability, CopySubAccount
+from gateway.contract.schema import AccountType, account_fields, context_of, encode_id
 
 __all__ = ["CTraderAccessRights", "CTraderAccount", "CTraderAccountKind", "CTraderCopySubAccount"]
 

@@ -22,7 +22,8 @@ import pytest_asyncio
 from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
-from gateway.contract import GatewayServices, encode_id
+from gateway.services import GatewayServices
+from gateway.contract.schema import encode_id
 from gateway.testing import open_connector, open_test_gateway
 
 TEST_JWT_SECRET = "brokergraph-ctrader-test-secret-0123456789abcdef"

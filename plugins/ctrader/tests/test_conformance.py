@@ -20,7 +20,8 @@ import pytest_asyncio
 from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
-from gateway.contract import Connector, MoneyMovement, Sandbox
+from gateway.contract import Connector, MoneyMovement
+from gateway.contract.sandbox import Sandbox
 from gateway.testing import ConformanceSuite, Sample, new_key, open_connector
 
 from .conftest import seed_links

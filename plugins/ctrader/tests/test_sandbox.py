@@ -25,7 +25,7 @@ from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_ctrader.sandbox.market import BY_NAME, rate
 from brokergraph_ctrader.sandbox.state import State
 
-from gateway.contract import DemoLink
+from gateway.contract.sandbox import DemoLink
 
 JSON = {"Accept": "application/json"}
 WEBSERV = "/v2/webserv"

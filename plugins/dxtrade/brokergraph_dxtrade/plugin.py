@@ -17,7 +17,8 @@ from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_dxtrade.schema import DxTradeAccount
 from brokergraph_dxtrade.settings import DxTradeSettings
 from brokergraph_dxtrade.webhook import dxfeed_route
-from gateway.contract import Connector, GatewayServices, Sandbox, hookimpl
+from gateway.contract import Connector, PluginServices, hookimpl
+from gateway.contract.sandbox import Sandbox
 
 __all__ = [
     "brokergraph_account_types",
@@ -27,6 +28,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("brokergraph_dxtrade")
+
+
+#: The plugin contract version this plugin is built for (checked by the loader).
+BROKERGRAPH_CONTRACT = 1
 
 
 @hookimpl
@@ -45,7 +50,7 @@ def brokergraph_account_types() -> Mapping[str, type[Any]]:
 
 
 @hookimpl
-def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
+def brokergraph_routes(services: PluginServices) -> Sequence[BaseRoute]:
     """``POST /webhooks/dxtrade/dxfeed``, when the dxtrade connector is configured.
 
     The route verifies callbacks with the connector section's ``webhook_secret``

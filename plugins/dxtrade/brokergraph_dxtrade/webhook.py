@@ -44,9 +44,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.contract import (
-    GatewayServices,
     MarketDataSubscription,
     MarketDataSubscriptionEvent,
+    PluginServices,
 )
 
 __all__ = [
@@ -283,7 +283,7 @@ def _safe(value: str | None) -> str:
     return value if _ID.match(value) else "<invalid>"
 
 
-def dxfeed_route(services: GatewayServices, secrets: Callable[[], Sequence[str]]) -> BaseRoute:
+def dxfeed_route(services: PluginServices, secrets: Callable[[], Sequence[str]]) -> BaseRoute:
     """The Starlette route; ``secrets`` gives the accepted secrets (current first)."""
 
     async def receive(request: Request) -> Response:

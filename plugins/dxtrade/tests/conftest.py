@@ -25,7 +25,8 @@ import websockets
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from websockets.asyncio.client import ClientConnection
 
-from gateway.contract import GatewayServices, encode_id
+from gateway.services import GatewayServices
+from gateway.contract.schema import encode_id
 from gateway.testing import open_test_gateway
 
 JWT_SECRET = "brokergraph-dxtrade-test-secret-0123456789abcdef"

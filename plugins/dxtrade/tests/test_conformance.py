@@ -16,7 +16,8 @@ from brokergraph_dxtrade.connector import DxTradeConnector
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_dxtrade.webhook import parse_callback, topic_for
 
-from gateway.contract import Capability, Connector, Sandbox
+from gateway.contract import Capability, Connector
+from gateway.contract.sandbox import Sandbox
 from gateway.testing import (
     ConformanceSuite,
     EventWatcher,

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from gateway.contract import encode_id
+from gateway.contract.schema import encode_id
 
 DxGateway = Any  # the conftest's DxGateway (fixture dx_gateway)
 

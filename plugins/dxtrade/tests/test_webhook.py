@@ -22,7 +22,7 @@ from brokergraph_dxtrade.webhook import (
     verify_signature,
 )
 
-from gateway.contract import encode_id
+from gateway.contract.schema import encode_id
 
 DxGateway = Any  # the conftest's DxGateway (fixture dx_gateway)
 SECRET = DEFAULT_WEBHOOK_SECRET

@@ -8,7 +8,11 @@ from typing import Any
 from brokergraph_qort.connector import QortConnector
 from brokergraph_qort.sandbox import QortSandbox
 from brokergraph_qort.schema import QortSubaccount
-from gateway.contract import Connector, Sandbox, hookimpl
+from gateway.contract import Connector, hookimpl
+from gateway.contract.sandbox import Sandbox
+
+#: The plugin contract version this plugin is built for (checked by the loader).
+BROKERGRAPH_CONTRACT = 1
 
 
 @hookimpl

@@ -13,7 +13,8 @@ from typing import Any, Self
 
 import strawberry
 
-from gateway.contract import Account, AccountType, account_fields
+from gateway.contract import Account
+from gateway.contract.schema import AccountType, account_fields
 
 __all__ = ["QortSubaccount"]
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from brokergraph_qort.connector import QortConnector
 from brokergraph_qort.sandbox import QortSandbox
 
-from gateway.contract import Capability, Connector, Sandbox
+from gateway.contract import Capability, Connector
+from gateway.contract.sandbox import Sandbox
 from gateway.testing import ConformanceSuite, Sample, requires
 
 QORT_SAMPLE = Sample(

@@ -18,7 +18,7 @@ import httpx
 from brokergraph_qort.sandbox import QortSandbox
 from brokergraph_qort.sandbox.tables import FIRMS, SUBACCS
 
-from gateway.contract import encode_id
+from gateway.contract.schema import encode_id
 
 PARTNER_FIELDS = "code name email taxId residency broker kind isQualifiedInvestor attributes"
 ERRORS = "errors { __typename code message field }"

@@ -9,7 +9,8 @@ from typing import Any
 from brokergraph_qst.connector import QstConnector
 from brokergraph_qst.sandbox import QstSandbox
 from brokergraph_qst.schema import QstAccount, QstAccountInformation, QstActivityItem
-from gateway.contract import Connector, Sandbox, hookimpl
+from gateway.contract import Connector, hookimpl
+from gateway.contract.sandbox import Sandbox
 
 __all__ = [
     "brokergraph_account_types",
@@ -17,6 +18,10 @@ __all__ = [
     "brokergraph_sandboxes",
     "brokergraph_schema_types",
 ]
+
+
+#: The plugin contract version this plugin is built for (checked by the loader).
+BROKERGRAPH_CONTRACT = 1
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from brokergraph_qst.connector import QstConnector
 from brokergraph_qst.sandbox import QstSandbox
 from websockets.asyncio.client import ClientConnection
 
-from gateway.contract import encode_id
+from gateway.contract.schema import encode_id
 from gateway.services import GatewayServices
 from gateway.testing import open_test_gateway
 

@@ -19,10 +19,10 @@ from gateway.contract import (
     OrderStatus,
     OrderType,
     PlaceOrderRequest,
-    Sandbox,
     TimeInForce,
     UpstreamRejected,
 )
+from gateway.contract.sandbox import Sandbox
 from gateway.testing import ConformanceSuite, EventWatcher, Sample, assert_increasing, new_key
 
 QST_SAMPLE = Sample(

@@ -31,7 +31,7 @@ from brokergraph_ctrader.sandbox.model import Manager
 from brokergraph_ctrader.sandbox.state import State
 from brokergraph_ctrader.sandbox.times import utc
 from brokergraph_ctrader.sandbox.wire import error_reply
-from gateway.contract import DemoLink, Sandbox, ServedApp, serve_asgi
+from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
 
 DEFAULT_CHUNK = 100_000
 HOUR = 3600.0

@@ -21,7 +21,7 @@ from brokergraph_dxtrade.sandbox.errors import DxError, forbidden, unavailable
 from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD
 from brokergraph_dxtrade.sandbox.state import DxState, FeedEvent
 from brokergraph_dxtrade.sandbox.wire import DxJSONResponse
-from gateway.contract import DemoLink, Sandbox, ServedApp, serve_asgi
+from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
 
 DEFAULT_WEBHOOK_SECRET = "dxfeed-demo-webhook-secret-0123456789"
 

@@ -30,8 +30,7 @@ from brokergraph_qort.sandbox.soap import envelope, fault_envelope, parse_reques
 from brokergraph_qort.sandbox.store import Store
 from brokergraph_qort.sandbox.tax import Pit
 from brokergraph_qort.sandbox.wsdl import wsdl_for
-from gateway.contract import ServedApp, serve_asgi
-from gateway.sandboxes import DemoLink, Sandbox
+from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
 
 __all__ = ["MAX_BODY_BYTES", "QortSandbox"]
 

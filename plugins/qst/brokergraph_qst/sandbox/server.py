@@ -37,7 +37,7 @@ from brokergraph_qst.sandbox.handler import ConnectionHandler
 from brokergraph_qst.sandbox.market import Market
 from brokergraph_qst.sandbox.outbox import Outbox
 from brokergraph_qst.sandbox.session import ActivityItem, UserSession
-from gateway.sandboxes import DemoLink, Sandbox
+from gateway.contract.sandbox import DemoLink, Sandbox
 
 CLIENT_UNIQUE_ID = "6a1f0c1e-0000-4000-8000-000000000001"
 #: Seconds a server-side close waits for the client's close frame before dropping TCP.
