@@ -103,6 +103,34 @@ class TestGateway:
             body["variables"] = dict(variables)
         return await self.http.post(self.graphql_url, json=body, headers=sent)
 
+    async def query(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        token: str | None = "admin",  # noqa: S107 (a name in tokens, not a secret)
+    ) -> dict[str, Any]:
+        """POST one operation; assert HTTP 200 and return the decoded body (errors included)."""
+        response = await self.post(query, variables, token)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        token: str | None = "admin",  # noqa: S107 (a name in tokens, not a secret)
+    ) -> dict[str, Any]:
+        """``data`` of an operation that must not fail (asserts no ``errors``)."""
+        body = await self.query(query, variables, token)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def clear_cache(self) -> None:
+        """Forget every cached upstream read, so the next query reaches the platform."""
+        await self.services.cache.delete_prefix("")
+
 
 @contextlib.asynccontextmanager
 async def open_test_gateway(
