@@ -86,7 +86,9 @@ class AsgiSandbox(Sandbox):
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._app = self.asgi_app()
-        self._served = await serve_asgi(self._serve, host=host, port=port, name=self.display_name)
+        self._served = await serve_asgi(
+            self._serve, host=host, port=port, name=self.display_name, interface="asgi3"
+        )
 
     async def stop(self) -> None:
         if self._served is not None:

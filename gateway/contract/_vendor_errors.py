@@ -75,8 +75,9 @@ class VendorErrorTable:
         """The rule an answer falls under (see the lookup order above)."""
         if code is not None and str(code) in self.codes:
             return self.codes[str(code)]
+        flat = " ".join(text.split())  # vendors wrap their texts; patterns see one line
         for pattern, rule in self._compiled:
-            if text and pattern.search(text):
+            if flat and pattern.search(flat):
                 return rule
         if status is not None:
             if status in self.statuses:
