@@ -139,7 +139,15 @@ PINNED_SCHEMA_FACE = [
     "encode_id",
 ]
 
-PINNED_SANDBOX_FACE = ["ASGIApp", "AsgiSandbox", "DemoLink", "Sandbox", "ServedApp", "serve_asgi"]
+PINNED_SANDBOX_FACE = [
+    "ASGIApp",
+    "AsgiSandbox",
+    "DemoLink",
+    "Misbehaving",
+    "Sandbox",
+    "ServedApp",
+    "serve_asgi",
+]
 
 PINNED_ERROR_CODES = (
     "CAPABILITY_NOT_SUPPORTED",

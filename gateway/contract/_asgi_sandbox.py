@@ -20,18 +20,31 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from gateway.asgi_server import ServedApp, serve_asgi
 from gateway.sandboxes import Sandbox
 
-__all__ = ["ASGIApp", "AsgiSandbox"]
+__all__ = ["ASGIApp", "AsgiSandbox", "Misbehaving"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@runtime_checkable
+class Misbehaving(Protocol):
+    """The standard knobs; every built-in sandbox has them, whatever its transport."""
+
+    latency_seconds: float
+
+    def fail_next(self, n: int, status: int = 503) -> None: ...
+
+    def drop_next(self, n: int = 1, *, after_apply: bool = False) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 class _ConnectionDropped(Exception):

@@ -9,10 +9,18 @@ speaks another transport (QST's WebSocket) subclasses :class:`Sandbox` directly.
 from __future__ import annotations
 
 from gateway.asgi_server import ServedApp, serve_asgi
-from gateway.contract._asgi_sandbox import ASGIApp, AsgiSandbox
+from gateway.contract._asgi_sandbox import ASGIApp, AsgiSandbox, Misbehaving
 from gateway.contract._public import publish
 from gateway.sandboxes import DemoLink, Sandbox
 
-__all__ = ["ASGIApp", "AsgiSandbox", "DemoLink", "Sandbox", "ServedApp", "serve_asgi"]
+__all__ = [
+    "ASGIApp",
+    "AsgiSandbox",
+    "DemoLink",
+    "Misbehaving",
+    "Sandbox",
+    "ServedApp",
+    "serve_asgi",
+]
 
 publish(__name__, globals(), __all__)

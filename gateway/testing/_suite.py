@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.testing._cases_backoffice import BackOfficeCases
+from gateway.testing._cases_faults import FaultCases
 from gateway.testing._cases_money import MoneyCases
 from gateway.testing._cases_orders import OrderCases
 from gateway.testing._cases_reads import ReadCases
@@ -11,8 +12,8 @@ __all__ = ["ConformanceSuite"]
 
 
 # Bases in reverse: pytest collects base-class methods first, so reads (validation,
-# health) come first and provisioning last.
-class ConformanceSuite(BackOfficeCases, OrderCases, MoneyCases, ReadCases):
+# health) come first, then provisioning, and the fault cases (which re-seed) last.
+class ConformanceSuite(FaultCases, BackOfficeCases, OrderCases, MoneyCases, ReadCases):
     """The standard cases any connector and its sandbox must pass.
 
     Subclass it in a test module (the class name must start with ``Test``)::

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
+from gateway.contract.sandbox import ASGIApp, AsgiSandbox, DemoLink
 from tests.toy._state import Feed, ToyError, ToyState, iso, now
 
 API_KEY = "toy-secret-key"
@@ -55,40 +55,30 @@ def _decimal(value: Any) -> Decimal:
     return result
 
 
-class ToySandbox(Sandbox):
-    """The toy platform on 127.0.0.1; ``reset()`` re-seeds it."""
+class ToySandbox(AsgiSandbox):
+    """The toy platform on 127.0.0.1; ``reset()`` re-seeds it.
+
+    ``latency_seconds`` and ``fail_next`` act after the call is counted and the key
+    checked (so tests count retries), hence the toy's own gate instead of the base's.
+    """
 
     name: ClassVar[str] = "toy"
+    display_name: ClassVar[str] = "the toy sandbox"
 
     def __init__(self) -> None:
+        super().__init__()
         self.state = ToyState()
-        #: Seconds every API call waits before answering.
-        self.latency_seconds = 0.0
         #: The next n API calls answer 503.
         self.fail_next_n = 0
         #: Seconds to hold an answer AFTER the change was applied (a lost response).
         self.respond_delay_seconds = 0.0
         #: Calls per endpoint, keyed "METHOD /path/{template}" ("WS ..." for streams).
         self.calls: Counter[str] = Counter()
-        self._served: ServedApp | None = None
 
     # -- the Sandbox contract -------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._served = await serve_asgi(
-            Starlette(routes=self._routes()), host=host, port=port, name="the toy sandbox"
-        )
-
-    async def stop(self) -> None:
-        if self._served is not None:
-            await self._served.stop()
-        self._served = None
-
-    @property
-    def url(self) -> str:
-        if self._served is None:
-            raise RuntimeError("the toy sandbox is not started")
-        return self._served.url
+    def asgi_app(self) -> ASGIApp:
+        return Starlette(routes=self._routes())
 
     def connector_settings(self) -> Mapping[str, Any]:
         return {"url": self.url, "api_key": API_KEY}
@@ -104,10 +94,14 @@ class ToySandbox(Sandbox):
             DemoLink("OTHER-001", "account", "3001", trader_id="T3"),
         ]
 
-    def reset(self) -> None:
-        """Re-seed the state and clear the knobs and counters (open streams keep old feeds)."""
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """The next ``n`` API calls are counted, then answer 503 (the toy has one failure)."""
+        self.fail_next_n += n
+
+    def reset_state(self) -> None:
+        """Re-seed, clear the toy's knobs and counters (open streams keep their old feeds)."""
         self.state = ToyState()
-        self.latency_seconds, self.fail_next_n, self.respond_delay_seconds = 0.0, 0, 0.0
+        self.fail_next_n, self.respond_delay_seconds = 0, 0.0
         self.calls.clear()
 
     # -- plumbing -------------------------------------------------------------------
