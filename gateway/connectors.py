@@ -9,18 +9,24 @@ Every family method returns standard models (:mod:`gateway.models`) and raises
 only :mod:`gateway.errors`.  Batched reads take a sequence of ids and return a
 sequence of the same length and order (``None`` where nothing was found), which
 is what the gateway's DataLoaders need.
+
+Every family method is marked :func:`read`, :func:`write` or :func:`stream`; the
+gateway's guards (:mod:`gateway.resilience`) decide retries by that mark, never by
+the method's name.  A connector's own extra methods, reached through the guards
+from its plugin's schema fields, carry one of the same marks.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+import functools
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from gateway.models import (
     Account,
@@ -48,9 +54,8 @@ from gateway.models import (
 )
 
 if TYPE_CHECKING:
-    from gateway.cache import Cache
-    from gateway.events import EventBus
-    from gateway.store import Store
+    # Type-only: the contract's protocols sit above this module in the import order.
+    from gateway.contract._services import ConnectorCache, ConnectorStore, EventLog
 
 __all__ = [
     "AccountAnalyticsReads",
@@ -69,6 +74,7 @@ __all__ = [
     "DeactivateTraderRequest",
     "Funding",
     "MarketDataEntitlements",
+    "MethodKind",
     "MoneyMovement",
     "OpenAccountRequest",
     "OrderReads",
@@ -88,6 +94,10 @@ __all__ = [
     "UpdateAccountRequest",
     "UpdatePartnerRequest",
     "family_of",
+    "method_kind",
+    "read",
+    "stream",
+    "write",
 ]
 
 
@@ -288,13 +298,13 @@ class ReportRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectorContext:
-    """What the gateway hands a connector: its settings section and shared services."""
+    """What the gateway hands a connector: its settings section and narrow shared services."""
 
     name: str
     settings: Mapping[str, Any]
-    store: Store
-    cache: Cache
-    events: EventBus
+    store: ConnectorStore
+    cache: ConnectorCache
+    events: EventLog
     logger: logging.Logger
 
 
@@ -333,63 +343,144 @@ class Connector(abc.ABC):
         """A cheap liveness check of the upstream, used by ``/readyz``."""
 
 
+# --------------------------------------------------------------------------- method marks
+
+
+class MethodKind(enum.Enum):
+    """How the gateway may call a connector method (see :mod:`gateway.resilience`)."""
+
+    #: No upstream side effect: retried on upstream failure, cacheable.
+    READ = "READ"
+    #: Changes upstream state: called once, never retried by the gateway.
+    WRITE = "WRITE"
+    #: Returns an async iterator of events: the breaker is checked when it starts.
+    STREAM = "STREAM"
+
+
+_MARK = "__brokergraph_method_kind__"
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _marked(function: Method, kind: MethodKind) -> Method:
+    existing = getattr(function, _MARK, None)
+    if existing is not None and existing is not kind:
+        raise TypeError(f"{function.__qualname__} is marked both {existing.value} and {kind.value}")
+    setattr(function, _MARK, kind)
+    return function
+
+
+def read(function: Method) -> Method:
+    """Mark a connector method as a read (no side effect upstream; retried, cacheable)."""
+    return _marked(function, MethodKind.READ)
+
+
+def write(function: Method) -> Method:
+    """Mark a connector method as a write (changes upstream state; called once)."""
+    return _marked(function, MethodKind.WRITE)
+
+
+def stream(function: Method) -> Method:
+    """Mark a connector method as a stream (returns an async iterator of events)."""
+    return _marked(function, MethodKind.STREAM)
+
+
+@functools.cache
+def method_kind(cls: type, name: str) -> MethodKind:
+    """The mark of method ``name`` of a family or connector class.
+
+    The mark is looked up through the MRO, so a connector's override of a family
+    method keeps the family's mark without repeating it; a connector's own extra
+    methods carry their mark themselves.  ``LookupError`` when no class marks it,
+    ``TypeError`` when two classes of the MRO mark it differently.
+    """
+    found: MethodKind | None = None
+    for klass in cls.__mro__:
+        kind = getattr(vars(klass).get(name), _MARK, None)
+        if kind is None:
+            continue
+        if found is not None and kind is not found:
+            raise TypeError(
+                f"{cls.__qualname__}.{name} is marked {found.value} but "
+                f"{klass.__qualname__} marks it {kind.value}"
+            )
+        found = kind
+    if found is None:
+        raise LookupError(f"{cls.__qualname__}.{name} has no read/write/stream mark")
+    return found
+
+
 # --------------------------------------------------------------------------- families
 
 
 class PartnerDirectory(abc.ABC):
     @abc.abstractmethod
+    @read
     async def get_partners(self, codes: Sequence[str]) -> Sequence[BusinessPartner | None]: ...
 
     @abc.abstractmethod
+    @write
     async def create_partner(self, request: CreatePartnerRequest) -> BusinessPartner: ...
 
     @abc.abstractmethod
+    @write
     async def update_partner(self, request: UpdatePartnerRequest) -> BusinessPartner: ...
 
     @abc.abstractmethod
+    @write
     async def delete_partner(self, code: str) -> None: ...
 
 
 class TraderProvisioning(abc.ABC):
     @abc.abstractmethod
+    @write
     async def create_trader(self, request: CreateTraderRequest) -> ProvisioningResult: ...
 
     @abc.abstractmethod
+    @write
     async def open_account(self, request: OpenAccountRequest) -> Account: ...
 
     @abc.abstractmethod
+    @write
     async def update_account(self, request: UpdateAccountRequest) -> Account: ...
 
     @abc.abstractmethod
+    @write
     async def deactivate_trader(self, request: DeactivateTraderRequest) -> ProvisioningResult: ...
 
     @abc.abstractmethod
+    @write
     async def reactivate_trader(self, request: ReactivateTraderRequest) -> ProvisioningResult: ...
 
 
 class AccountReads(abc.ABC):
     @abc.abstractmethod
+    @read
     async def get_traders(self, trader_ids: Sequence[str]) -> Sequence[Trader | None]: ...
 
     @abc.abstractmethod
+    @read
     async def get_accounts(self, account_ids: Sequence[str]) -> Sequence[Account | None]: ...
 
     @abc.abstractmethod
+    @read
     async def get_trader_accounts(
         self, trader_ids: Sequence[str]
     ) -> Sequence[Sequence[Account]]: ...
 
     @abc.abstractmethod
+    @read
     async def get_positions(self, account_ids: Sequence[str]) -> Sequence[Sequence[Position]]: ...
 
 
 class AccountHistory(abc.ABC):
     @abc.abstractmethod
+    @read
     async def get_deals(
         self, account_id: str, start: datetime, end: datetime
     ) -> Sequence[Deal]: ...
 
     @abc.abstractmethod
+    @read
     async def get_balance_operations(
         self, account_id: str, start: datetime, end: datetime
     ) -> Sequence[BalanceOperation]: ...
@@ -397,6 +488,7 @@ class AccountHistory(abc.ABC):
 
 class AccountAnalyticsReads(abc.ABC):
     @abc.abstractmethod
+    @read
     async def get_analytics(
         self, account_id: str, start: datetime, end: datetime
     ) -> AccountAnalytics: ...
@@ -406,9 +498,11 @@ class Funding(abc.ABC):
     """Deposits and withdrawals; a withdrawal returns only after the platform debited."""
 
     @abc.abstractmethod
+    @write
     async def deposit(self, movement: MoneyMovement) -> BalanceOperation: ...
 
     @abc.abstractmethod
+    @write
     async def withdraw(self, movement: MoneyMovement) -> BalanceOperation: ...
 
 
@@ -416,78 +510,96 @@ class Credit(abc.ABC):
     """Non-withdrawable credit; a positive amount adds, a negative one removes."""
 
     @abc.abstractmethod
+    @write
     async def change_credit(self, movement: MoneyMovement) -> BalanceOperation: ...
 
 
 class Bonus(abc.ABC):
     @abc.abstractmethod
+    @write
     async def change_bonus(self, movement: MoneyMovement) -> BalanceOperation: ...
 
 
 class OrderReads(abc.ABC):
     @abc.abstractmethod
+    @read
     async def get_orders(self, account_ids: Sequence[str]) -> Sequence[Sequence[Order]]: ...
 
 
 class OrderRouting(abc.ABC):
     @abc.abstractmethod
+    @write
     async def place_order(self, request: PlaceOrderRequest) -> Order: ...
 
     @abc.abstractmethod
+    @write
     async def cancel_order(self, account_id: str, order_id: str) -> Order: ...
 
     @abc.abstractmethod
+    @write
     async def cancel_orders(self, request: CancelOrdersRequest) -> Sequence[Order]: ...
 
     @abc.abstractmethod
+    @write
     async def cancel_orders_for_contract(self, account_id: str, symbol: str) -> Sequence[Order]: ...
 
     @abc.abstractmethod
+    @write
     async def replace_order(self, request: ReplaceOrderRequest) -> Order: ...
 
 
 class OrderStream(abc.ABC):
     @abc.abstractmethod
+    @stream
     def order_events(self, account_id: str) -> AsyncIterator[OrderEvent]:
         """Events of one account in order, starting with a snapshot of its working orders."""
 
 
 class AccountStream(abc.ABC):
     @abc.abstractmethod
+    @stream
     def account_events(self, account_id: str) -> AsyncIterator[AccountEvent]: ...
 
 
 class MarketDataEntitlements(abc.ABC):
     @abc.abstractmethod
+    @read
     async def get_market_data_subscriptions(
         self, trader_ids: Sequence[str]
     ) -> Sequence[Sequence[MarketDataSubscription]]: ...
 
     @abc.abstractmethod
+    @stream
     def market_data_events(self, trader_id: str) -> AsyncIterator[MarketDataSubscriptionEvent]: ...
 
 
 class TradingAccess(abc.ABC):
     @abc.abstractmethod
+    @write
     async def enable_trading(self, partner_code: str) -> None: ...
 
     @abc.abstractmethod
+    @write
     async def set_trading_leverage(self, partner_code: str, leverage: Decimal) -> None: ...
 
 
 class TaxCalculator(abc.ABC):
     @abc.abstractmethod
+    @write
     async def calculate_tax(self, request: TaxRequest) -> TaxCalculation: ...
 
 
 class ClientReports(abc.ABC):
     @abc.abstractmethod
+    @write
     async def request_report(self, request: ReportRequest) -> ClientReport: ...
 
     @abc.abstractmethod
+    @read
     async def get_reports(self, partner_code: str) -> Sequence[ClientReport]: ...
 
     @abc.abstractmethod
+    @read
     async def download_report(self, partner_code: str, report_id: str) -> tuple[str, bytes]:
         """The media type and content of a READY report; NotFound unless it is the partner's."""
 

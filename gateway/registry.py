@@ -106,14 +106,26 @@ class ConnectorRegistry:
         return connector
 
     def require(self, platform: str, capability: Capability, family: type[F]) -> F:
-        """The connector of ``platform`` as ``family``, or a typed error saying why not."""
+        """The connector of ``platform`` as ``family``, behind its guards, or a typed error.
+
+        ``family`` is the capability's family class, or a connector class when a
+        plugin calls its own connector's extra (marked) methods: the platform's
+        connector must then be an instance of it.
+        """
         connector = self.require_any(platform)
         if capability not in connector.capabilities:
             raise CapabilityNotSupported(
                 f"platform {platform!r} does not support {capability.value}",
                 details={"platform": platform, "capability": capability.value},
             )
-        assert family is family_of(capability)
+        if issubclass(family, Connector):
+            if not isinstance(connector, family):
+                raise CapabilityNotSupported(
+                    f"the {platform!r} connector is not a {family.__name__}",
+                    details={"platform": platform, "capability": capability.value},
+                )
+        else:
+            assert family is family_of(capability)
         return cast(F, GuardedConnector(connector, self.upstreams[connector.name]))
 
     def only(self, capability: Capability, family: type[F], platform: str | None = None) -> F:

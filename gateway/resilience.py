@@ -12,9 +12,14 @@ that wraps each family method with, per upstream (one connector instance):
 * retries with exponential backoff and full jitter — for reads only.  Writes are
   never retried here: they run once under the mutation's idempotency key.
 
-Reads are the family methods named ``get_*``; streams (async iterators) only
-check the breaker when they start.  Domain errors (not found, insufficient
-funds, rejected...) mean the platform answered: they count as successes.
+Whether a method is a read, a write or a stream is its mark
+(:func:`gateway.connectors.method_kind`), set on the family classes and inherited
+by every connector, never guessed from its name.  Streams only check the breaker
+when they start.  A connector's own extra methods carry the same marks; a public
+coroutine method without one is still guarded but run once, as a write, and
+logged: retrying a call whose effect nobody declared could apply it twice.
+Domain errors (not found, insufficient funds, rejected...) mean the platform
+answered: they count as successes.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from gateway.connectors import Connector
+from gateway.connectors import Connector, MethodKind, method_kind
 from gateway.errors import (
     BrokerGraphError,
     ProtocolError,
@@ -191,8 +196,8 @@ class Upstream:
                 },
             )
 
-    async def call(self, method: str, is_read: bool, call: Callable[[], Awaitable[Any]]) -> Any:
-        attempts = 1 + (self.policy.read_retries if is_read else 0)
+    async def call(self, method: str, kind: MethodKind, call: Callable[[], Awaitable[Any]]) -> Any:
+        attempts = 1 + (self.policy.read_retries if kind is MethodKind.READ else 0)
         for attempt in range(1, attempts + 1):
             await self.bucket.acquire(self.policy.rate_limit_wait_seconds)
             self.check_breaker()
@@ -239,15 +244,10 @@ class GuardedConnector:
         attribute = getattr(self._connector, name)
         if name.startswith("_") or not callable(attribute):
             return attribute
-        if inspect.iscoroutinefunction(attribute):
-            is_read = name.startswith("get_")
-
-            @functools.wraps(attribute)
-            async def guarded(*args: Any, **kwargs: Any) -> Any:
-                return await self._upstream.call(name, is_read, lambda: attribute(*args, **kwargs))
-
-            return guarded
-        if inspect.isasyncgenfunction(attribute) or name.endswith("_events"):
+        kind = _kind_of(type(self._connector), name)
+        if kind is None:
+            return attribute
+        if kind is MethodKind.STREAM:
 
             @functools.wraps(attribute)
             def stream(*args: Any, **kwargs: Any) -> Any:
@@ -255,4 +255,30 @@ class GuardedConnector:
                 return attribute(*args, **kwargs)
 
             return stream
-        return attribute
+
+        @functools.wraps(attribute)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            return await self._upstream.call(name, kind, lambda: attribute(*args, **kwargs))
+
+        return guarded
+
+
+@functools.cache  # also makes the warning below once per method
+def _kind_of(cls: type[Connector], name: str) -> MethodKind | None:
+    """How the guard calls ``cls.name``: its mark; ``None`` to hand it out unguarded."""
+    try:
+        return method_kind(cls, name)
+    except LookupError:
+        pass
+    attribute = getattr(cls, name, None)
+    if inspect.isasyncgenfunction(attribute):
+        return MethodKind.STREAM
+    if inspect.iscoroutinefunction(attribute):
+        logger.warning(
+            "%s.%s has no read/write/stream mark: called once, never retried",
+            cls.__qualname__,
+            name,
+        )
+        return MethodKind.WRITE
+    # A plain function cannot await the upstream: a helper, nothing to guard.
+    return None
