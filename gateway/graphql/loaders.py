@@ -1,11 +1,16 @@
 """Per-operation DataLoaders: batch by platform, dedupe, and read through the cache.
 
+Every upstream read of a resolver takes one road: resolver → loader (here) →
+gateway cache, for the TTL the connector declares for that capability (none when
+it declares none) → :meth:`ConnectorRegistry.require` → the connector behind its
+guards (breaker, rate limit, timeout, retries by the method's read mark).
+
 One loader call per (platform, capability) per tick of the event loop: a query
 for 50 accounts with their positions makes one ``get_accounts`` and one
-``get_positions`` call per platform, whatever the shape of the query.  Entries
-are cached for the TTL the connector declares for that capability (none when it
-declares none); the data is not viewer-scoped because access is checked before
-any loader is asked.
+``get_positions`` call per platform, whatever the shape of the query.  Reads with
+arguments (a period of deals, a plugin's own field) go through :meth:`Loaders.read`,
+deduplicated per operation and cached under their arguments.  The data is not
+viewer-scoped because access is checked before any loader is asked.
 """
 
 from __future__ import annotations
@@ -14,31 +19,93 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
+from urllib.parse import quote
 
 from strawberry.dataloader import DataLoader
 
 from gateway.connectors import (
+    AccountAnalyticsReads,
+    AccountHistory,
     AccountReads,
     Capability,
+    ClientReports,
     MarketDataEntitlements,
     OrderReads,
     PartnerDirectory,
 )
-from gateway.models import Account, BusinessPartner, MarketDataSubscription, Order, Position, Trader
+from gateway.models import (
+    Account,
+    AccountAnalytics,
+    BalanceOperation,
+    BusinessPartner,
+    ClientReport,
+    Deal,
+    MarketDataSubscription,
+    Order,
+    Position,
+    Trader,
+    ensure_utc,
+)
 from gateway.services import GatewayServices
 from gateway.store import Link, PartnerRecord
 
-__all__ = ["Loaders", "PlatformKey", "cache_key"]
+__all__ = [
+    "ACCOUNT_PERIOD_KINDS",
+    "Loaders",
+    "PlatformKey",
+    "account_period_prefixes",
+    "cache_key",
+    "period_key",
+]
 
+F = TypeVar("F")
 V = TypeVar("V")
 PlatformKey = tuple[str, str]
 Fetch = Callable[[str, list[str]], Awaitable[Sequence[V]]]
+
+#: Kinds of the cached period reads of one account (the first part of their keys).
+ACCOUNT_PERIOD_KINDS = ("deals", "balance-operations", "analytics")
 
 
 def cache_key(kind: str, platform: str, native_id: str) -> str:
     """The cache key of one object read; mutations delete the keys they change."""
     return f"{kind}:{platform}:{native_id}"
+
+
+def period_key(account_id: str, start: datetime, end: datetime) -> str:
+    """The ``native_id`` part of the cache key of a read of one account over a period.
+
+    The account id is quoted so that its own ``:`` cannot run into the period, which
+    keeps :func:`account_period_prefixes` exact.
+    """
+    period = f"{ensure_utc(start).isoformat()}:{ensure_utc(end).isoformat()}"
+    return f"{quote(account_id, safe='')}:{period}"
+
+
+def account_period_prefixes(platform: str, account_id: str) -> list[str]:
+    """Cache-key prefixes of every cached period read of one account.
+
+    A write that changes the account's history (money movement, fill) makes these
+    stale: delete them with ``cache.delete_prefix``.
+    """
+    return [
+        cache_key(kind, platform, f"{quote(account_id, safe='')}:") for kind in ACCOUNT_PERIOD_KINDS
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Read(Generic[F, V]):
+    """One keyed read; two reads with the same kind, platform and key are the same read."""
+
+    kind: str
+    platform: str
+    key: str
+    capability: Capability = field(compare=False)
+    family: type[F] = field(compare=False)
+    fetch: Callable[[F], Awaitable[V]] = field(compare=False)
 
 
 class Loaders:
@@ -63,6 +130,9 @@ class Loaders:
         self.trader_owners: DataLoader[PlatformKey, str | None] = DataLoader(
             self._owners("trader"), cache=cache
         )
+        self._keyed: DataLoader[_Read[Any, Any], Any] = DataLoader(self._load_keyed, cache=cache)
+        # Partners a mutation changed: their next detail read skips the gateway cache.
+        self._changed_partners: set[str] = set()
 
         def reads(platform: str) -> AccountReads:
             return registry.require(platform, Capability.ACCOUNT_READS, AccountReads)
@@ -108,14 +178,88 @@ class Loaders:
             cache,
         )
 
+    async def read(
+        self,
+        platform: str,
+        capability: Capability,
+        family: type[F],
+        kind: str,
+        key: str,
+        fetch: Callable[[F], Awaitable[V]],
+    ) -> V:
+        """One upstream read on the gateway's road, for core and plugin fields alike.
+
+        ``fetch`` gets the platform's connector as ``family`` behind its guards
+        (``family`` is ``capability``'s family class, or the plugin's connector class
+        for its own methods marked ``read``) and makes the read.  The read is made
+        once per operation for one ``(kind, platform, key)`` — ``key`` must therefore
+        identify every argument ``fetch`` passes — and cached under
+        ``cache_key(kind, platform, key)`` for the TTL the connector declares for
+        ``capability``.  A ``None`` result is not cached.
+        """
+        return cast(
+            V, await self._keyed.load(_Read(kind, platform, key, capability, family, fetch))
+        )
+
+    async def deals(
+        self, platform: str, account_id: str, start: datetime, end: datetime
+    ) -> Sequence[Deal]:
+        return await self.read(
+            platform,
+            Capability.ACCOUNT_HISTORY,
+            AccountHistory,
+            "deals",
+            period_key(account_id, start, end),
+            lambda history: history.get_deals(account_id, start, end),
+        )
+
+    async def balance_operations(
+        self, platform: str, account_id: str, start: datetime, end: datetime
+    ) -> Sequence[BalanceOperation]:
+        return await self.read(
+            platform,
+            Capability.ACCOUNT_HISTORY,
+            AccountHistory,
+            "balance-operations",
+            period_key(account_id, start, end),
+            lambda history: history.get_balance_operations(account_id, start, end),
+        )
+
+    async def analytics(
+        self, platform: str, account_id: str, start: datetime, end: datetime
+    ) -> AccountAnalytics:
+        return await self.read(
+            platform,
+            Capability.ACCOUNT_ANALYTICS,
+            AccountAnalyticsReads,
+            "analytics",
+            period_key(account_id, start, end),
+            lambda reader: reader.get_analytics(account_id, start, end),
+        )
+
+    async def reports(self, platform: str, partner_code: str) -> Sequence[ClientReport]:
+        return await self.read(
+            platform,
+            Capability.CLIENT_REPORTS,
+            ClientReports,
+            "reports",
+            partner_code,
+            lambda reports: reports.get_reports(partner_code),
+        )
+
     def forget_partner(self, code: str) -> None:
-        """Drop what this operation loaded about a partner (after a mutation changed it)."""
+        """Drop what this operation loaded about a partner (after a mutation changed it).
+
+        Its cached details are dropped by its next detail read, which a mutation
+        answering with the partner makes at once.
+        """
         for loader in (self.partners, self.partner_details):
             with contextlib.suppress(KeyError):  # DataLoader.clear raises for unknown keys
                 loader.clear(code)
         for kind in ("trader", "account"):
             with contextlib.suppress(KeyError):
                 self.partner_links.clear((code, kind))
+        self._changed_partners.add(code)
 
     async def _load_partners(self, codes: list[str]) -> list[PartnerRecord | None]:
         return await self._services.store.get_partners(codes)
@@ -131,8 +275,34 @@ class Loaders:
         platforms = registry.platforms_with(Capability.PARTNER_DIRECTORY)
         if not platforms:
             return [None] * len(codes)
-        directory = registry.require(platforms[0], Capability.PARTNER_DIRECTORY, PartnerDirectory)
-        return await directory.get_partners(codes)
+        platform = platforms[0]
+        changed = self._changed_partners.intersection(codes)
+        if changed:
+            self._changed_partners -= changed
+            await self._services.cache.delete(*(cache_key("partner", platform, c) for c in changed))
+
+        async def fetch(platform: str, codes: list[str]) -> Sequence[BusinessPartner | None]:
+            directory = registry.require(platform, Capability.PARTNER_DIRECTORY, PartnerDirectory)
+            return await directory.get_partners(codes)
+
+        return await self._cached("partner", Capability.PARTNER_DIRECTORY, fetch)(platform, codes)
+
+    async def _load_keyed(self, reads: list[_Read[Any, Any]]) -> list[Any]:
+        registry = self._services.registry
+
+        async def one(read: _Read[Any, Any]) -> Any:
+            async def fetch(platform: str, keys: list[str]) -> Sequence[Any]:
+                return [await read.fetch(registry.require(platform, read.capability, read.family))]
+
+            try:
+                (value,) = await self._cached(read.kind, read.capability, fetch)(
+                    read.platform, [read.key]
+                )
+            except Exception as error:  # the DataLoader raises it for this read only
+                return error
+            return value
+
+        return list(await asyncio.gather(*(one(read) for read in reads)))
 
     def _owners(self, kind: str) -> Callable[[list[PlatformKey]], Awaitable[list[Any]]]:
         store = self._services.store
@@ -148,6 +318,9 @@ class Loaders:
         return DataLoader(_grouped(self._cached(kind, capability, fetch)), cache=cache)
 
     def _cached(self, kind: str, capability: Capability, fetch: Fetch[V]) -> Fetch[V]:
+        """``fetch`` read through the cache: ``ids`` are the ``native_id`` parts of the keys
+        (object ids for batched reads, :func:`period_key` or a plugin's key for keyed ones).
+        """
         services = self._services
 
         async def load(platform: str, ids: list[str]) -> Sequence[V]:

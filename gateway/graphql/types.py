@@ -5,6 +5,7 @@ the request's DataLoaders.  Entities carry Apollo Federation ``@key(fields: "id"
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -15,13 +16,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from gateway import models
-from gateway.connectors import (
-    AccountAnalyticsReads,
-    AccountHistory,
-    Capability,
-    ClientReports,
-    OrderReads,
-)
+from gateway.connectors import Capability, OrderReads
 from gateway.errors import CapabilityNotSupported, InvalidInput, NotFound
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext, context_of
@@ -384,29 +379,24 @@ class Account(Node):
     @strawberry.field
     async def deals(self, info: Info[Any, Any], from_: From, to: To) -> list[Deal] | None:
         check_period(from_, to)
-        history = context_of(info).services.registry.require(
-            self.platform, Capability.ACCOUNT_HISTORY, AccountHistory
-        )
-        return [Deal.from_model(d) for d in await history.get_deals(self.external_id, from_, to)]
+        deals = await context_of(info).loaders.deals(self.platform, self.external_id, from_, to)
+        return [Deal.from_model(d) for d in deals]
 
     @strawberry.field
     async def balance_operations(
         self, info: Info[Any, Any], from_: From, to: To
     ) -> list[BalanceOperation] | None:
         check_period(from_, to)
-        history = context_of(info).services.registry.require(
-            self.platform, Capability.ACCOUNT_HISTORY, AccountHistory
-        )
-        operations = await history.get_balance_operations(self.external_id, from_, to)
+        loaders = context_of(info).loaders
+        operations = await loaders.balance_operations(self.platform, self.external_id, from_, to)
         return [BalanceOperation.from_model(o) for o in operations]
 
     @strawberry.field
     async def analytics(self, info: Info[Any, Any], from_: From, to: To) -> AccountAnalytics | None:
         check_period(from_, to)
-        reader = context_of(info).services.registry.require(
-            self.platform, Capability.ACCOUNT_ANALYTICS, AccountAnalyticsReads
+        result = await context_of(info).loaders.analytics(
+            self.platform, self.external_id, from_, to
         )
-        result = await reader.get_analytics(self.external_id, from_, to)
         return AccountAnalytics.from_model(result, self.platform)
 
     @strawberry.field
@@ -612,15 +602,8 @@ class BusinessPartner(Node):
                 "no configured platform provides client reports",
                 details={"capability": Capability.CLIENT_REPORTS.value},
             )
-        reports: list[ClientReport] = []
-        for platform in platforms:
-            connector = ctx.services.registry.require(
-                platform, Capability.CLIENT_REPORTS, ClientReports
-            )
-            reports.extend(
-                ClientReport.from_model(r) for r in await connector.get_reports(self.code)
-            )
-        return reports
+        found = await asyncio.gather(*(ctx.loaders.reports(p, self.code) for p in platforms))
+        return [ClientReport.from_model(r) for reports in found for r in reports]
 
 
 async def load_order(ctx: RequestContext, platform: str, account_id: str, order_id: str) -> Order:
