@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 from brokergraph_qst import wire
 from brokergraph_qst.session import QstSession, SessionConfig, error_for_text
 from brokergraph_qst.streams import RESTING, AccountFeed, Feeds
+from gateway.connectors import read
 from gateway.contract import (
     Account,
     AccountReads,
@@ -454,6 +455,7 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
 
     # -- QST extras (the QstAccount GraphQL type) ----------------------------------------
 
+    @read
     async def get_activity(self, account_id: str) -> list[wire.ActivityItem]:
         """The order activity log of an account (what QST recorded while subscribed)."""
         items: tuple[wire.ActivityItem, ...] = await self.session.call(
@@ -461,6 +463,7 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         )
         return list(items)
 
+    @read
     async def get_account_information(self, account_id: str, currency: str) -> wire.AccountInfo:
         """QST's account information, money converted into ``currency`` (invalid: USD)."""
         info: wire.AccountInfo = await self.session.call(

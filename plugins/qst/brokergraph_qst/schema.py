@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import strawberry
 from strawberry.types import Info
@@ -13,44 +13,15 @@ from strawberry.types import Info
 from brokergraph_qst import wire
 from brokergraph_qst.connector import QstConnector
 from gateway.contract import Account as AccountModel
-from gateway.contract import (
-    AccountType,
-    CapabilityNotSupported,
-    InvalidInput,
-    account_fields,
-    context_of,
-    encode_id,
-)
-
-if TYPE_CHECKING:
-    # The GraphQL Money type is not (yet) in gateway.contract; at run time it is taken
-    # from the Account interface's ``balance`` field below, so this plugin's fields
-    # use the core type and the schema has one Money.
-    from gateway.graphql.types import Money
-else:
-
-    def _interface_type(field_name: str) -> Any:
-        for field in AccountType.__strawberry_definition__.fields:
-            if field.name == field_name:
-                return getattr(field.type, "of_type", field.type)
-        raise LookupError(f"Account has no field {field_name!r}")
-
-    Money = _interface_type("balance")
+from gateway.contract import Capability, InvalidInput
+from gateway.contract.schema import AccountType, account_fields, context_of, encode_id
+from gateway.contract.schema import MoneyType as Money
 
 __all__ = ["QstAccount", "QstAccountInformation", "QstActivityItem"]
 
 
 def _money(amount: Decimal | None, currency: str) -> Money | None:
     return None if amount is None else Money(amount=amount, currency=currency)
-
-
-def _connector(info: Info[Any, Any], platform: str) -> QstConnector:
-    connector = context_of(info).services.registry.require_any(platform)
-    if not isinstance(connector, QstConnector):
-        raise CapabilityNotSupported(
-            f"the {platform!r} connector is not QST's", details={"platform": platform}
-        )
-    return connector
 
 
 @strawberry.type(description="One entry of QST's order activity log.")
@@ -112,8 +83,18 @@ class QstAccountInformation:
 
 
 async def _activity(root: QstAccount, info: Info[Any, Any]) -> list[QstActivityItem]:
-    items = await _connector(info, root.platform).get_activity(root.external_id)
-    return [QstActivityItem.from_item(root.external_id, item) for item in items]
+    # The gateway's read road: guarded (breaker, rate limit, retries) and made once
+    # per operation.  Not cached: QST declares no TTL, the log grows as orders move.
+    account_id = root.external_id
+    items = await context_of(info).loaders.read(
+        root.platform,
+        Capability.ORDER_READS,
+        QstConnector,
+        "qst-activity",
+        account_id,
+        lambda qst: qst.get_activity(account_id),
+    )
+    return [QstActivityItem.from_item(account_id, item) for item in items]
 
 
 async def _account_information(
@@ -122,7 +103,15 @@ async def _account_information(
     code = (currency_code or "USD").strip().upper()
     if not (code.isalpha() and 3 <= len(code) <= 5):
         raise InvalidInput("currencyCode must be a currency code", field=["currencyCode"])
-    result = await _connector(info, root.platform).get_account_information(root.external_id, code)
+    account_id = root.external_id
+    result = await context_of(info).loaders.read(
+        root.platform,
+        Capability.ACCOUNT_READS,
+        QstConnector,
+        "qst-account-information",
+        f"{account_id}:{code}",  # the code is letters only: the key stays unambiguous
+        lambda qst: qst.get_account_information(account_id, code),
+    )
     return QstAccountInformation.from_info(result)
 
 
