@@ -1,9 +1,11 @@
 """Built-in features, registered as a plugin through the same hooks as any other:
-health and readiness routes, report downloads, and the core CLI commands."""
+the core's root query, mutation and subscription fields, health and readiness
+routes, report downloads, and the core CLI commands."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -13,6 +15,9 @@ from gateway.cli_commands import CliCommand
 from gateway.connectors import Capability, ClientReports
 from gateway.errors import BrokerGraphError, NotFound
 from gateway.graphql.ids import decode_id
+from gateway.graphql.mutations import MUTATION_TYPES
+from gateway.graphql.query import CoreQuery
+from gateway.graphql.subscriptions import CoreSubscription
 from gateway.hookspecs import hookimpl
 from gateway.models import HealthStatus
 from gateway.services import GatewayServices
@@ -32,6 +37,24 @@ DOWNLOAD_STATUS = {
 
 #: The plugin contract version this plugin is built for (checked by the loader).
 BROKERGRAPH_CONTRACT = 1
+
+
+# tryfirst: pluggy calls the last registered plugin first, and the built-ins register
+# first; the core's root fields must come first so the SDL does not depend on plugins.
+@hookimpl(tryfirst=True)
+def brokergraph_query_fields() -> Sequence[type[Any]]:
+    return [CoreQuery]
+
+
+@hookimpl(tryfirst=True)
+def brokergraph_mutation_fields() -> Sequence[type[Any]]:
+    return MUTATION_TYPES
+
+
+@hookimpl(tryfirst=True)
+def brokergraph_subscription_fields() -> Sequence[type[Any]]:
+    return [CoreSubscription]
+
 
 @hookimpl
 def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:

@@ -1,6 +1,8 @@
 """Assembling the schema at start-up: the core types plus what plugins contribute.
 
-Plugins add root fields (merged into Query/Mutation/Subscription), platform types
+Root fields come only through the hooks (``brokergraph_query_fields`` ...): the
+core's own are contributed by :mod:`gateway.builtins` like any plugin's, first, so
+they lead each root type in the SDL.  Plugins also add platform types
 (``CTraderAccount`` implementing ``Account``) and any other type.  A field name
 two contributions both define is a contract error, never a silent override.
 """
@@ -30,10 +32,7 @@ from strawberry.types.base import has_object_definition
 from gateway.config import LimitSettings
 from gateway.graphql.cost import cost_limit_rule
 from gateway.graphql.errors import ERROR_TYPES, MaskUnexpectedErrors
-from gateway.graphql.mutations import CoreMutation
-from gateway.graphql.query import CoreQuery
 from gateway.graphql.scalars import SCALAR_MAP
-from gateway.graphql.subscriptions import CoreSubscription
 from gateway.graphql.types import CORE_TYPES, Account
 from gateway.plugins import PluginContractError, Plugins
 
@@ -58,9 +57,10 @@ class BrokerGraphSchema(strawberry.federation.Schema):
             logger.debug("graphql error: %s", error.message)
 
 
-def _merge(name: str, core: type, contributed: Sequence[type]) -> type:
+def _merge(name: str, contributed: Sequence[type]) -> type:
+    """One root type holding every contribution's fields, in contribution order."""
     seen: dict[str, str] = {}
-    for part in (core, *contributed):
+    for part in contributed:
         if not has_object_definition(part):
             raise PluginContractError(f"{part!r} contributed to {name} is not a Strawberry type")
         for field in part.__strawberry_definition__.fields:
@@ -70,7 +70,8 @@ def _merge(name: str, core: type, contributed: Sequence[type]) -> type:
                     f"{part.__qualname__}"
                 )
             seen[field.name] = part.__qualname__
-    merged: type = strawberry.type(type(name, (core, *contributed), {}))
+    # Strawberry lists the fields of the bases in base order: the first contribution first.
+    merged: type = strawberry.type(type(name, tuple(contributed), {}))
     return merged
 
 
@@ -107,11 +108,9 @@ def build_schema(
     for platform, cls in account_types.items():
         if not (isinstance(cls, type) and issubclass(cls, Account)):
             raise PluginContractError(f"account type for {platform!r} must subclass Account")
-    query = _merge("Query", CoreQuery, plugins.collect("brokergraph_query_fields"))
-    mutation = _merge("Mutation", CoreMutation, plugins.collect("brokergraph_mutation_fields"))
-    subscription = _merge(
-        "Subscription", CoreSubscription, plugins.collect("brokergraph_subscription_fields")
-    )
+    query = _merge("Query", plugins.collect("brokergraph_query_fields"))
+    mutation = _merge("Mutation", plugins.collect("brokergraph_mutation_fields"))
+    subscription = _merge("Subscription", plugins.collect("brokergraph_subscription_fields"))
     types: list[Any] = [
         *CORE_TYPES,
         *ERROR_TYPES,

@@ -1,0 +1,241 @@
+"""The one write path of the core mutations: authorise → validate → idempotency → dispatch → audit.
+
+A mutation states its path in one call of :func:`write`::
+
+    return await write(
+        info, input, "withdraw", target=input.account_id,
+        authorise=STAFF, validate=_WITHDRAW, once=MONEY, reference=_reference,
+    )
+
+* **authorise**: the viewer must hold one of these roles (none named: any viewer);
+* **validate**: checks the input, then resolves what it names — the account must be
+  linked to a partner the viewer may see, the platform must declare the capability —
+  so a bad or foreign id fails here, before any upstream call;
+* **idempotency** (``once``, money and order writes): the upstream call runs at most
+  once per key (:func:`gateway.idempotency.run_once`), a retry replays the first result,
+  and a claim left open is re-driven only when the connector dedupes by the key;
+* **dispatch**: the upstream call and its bookkeeping (links, cache invalidation);
+* **audit**: one audit row whatever the outcome.  A domain error anywhere becomes a
+  typed error in the payload, never a GraphQL error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+import strawberry
+from strawberry.types import Info
+
+from gateway.auth import Role
+from gateway.config import is_secret_key
+from gateway.errors import BrokerGraphError
+from gateway.graphql.context import RequestContext, context_of
+from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
+from gateway.graphql.loaders import cache_key
+from gateway.idempotency import run_once
+from gateway.serialization import from_jsonable, to_jsonable
+from gateway.store import AuditEntry
+
+__all__ = [
+    "ADMIN",
+    "STAFF",
+    "AccountWrite",
+    "Once",
+    "invalidate_account",
+    "send",
+    "write",
+]
+
+STAFF = (Role.MANAGER, Role.ADMIN)
+ADMIN = (Role.ADMIN,)
+
+
+class Payload(Protocol):
+    errors: list[UserError]
+
+
+class Keyed(Protocol):
+    """A request that carries its idempotency key (MoneyMovement, PlaceOrderRequest ...)."""
+
+    @property
+    def idempotency_key(self) -> str: ...
+
+
+In = TypeVar("In")  # the mutation's input
+R = TypeVar("R")  # what validate hands to dispatch
+P = TypeVar("P", bound=Payload)
+M = TypeVar("M")  # the model an upstream call returns
+Q = TypeVar("Q")  # the request an upstream call takes
+K = TypeVar("K", bound=Keyed)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AccountWrite(Generic[Q, M]):
+    """A validated write to one account: the request and the connector method taking it."""
+
+    platform: str
+    account_id: str
+    request: Q
+    send: Callable[[Q], Awaitable[M]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Once(Generic[M, P]):
+    """The idempotency step of a family of writes.
+
+    ``scope`` prefixes the key's scope (``money:<platform>:<account>``); ``model`` is
+    the stored result's type, rebuilt on a replay; ``present`` makes the payload of a
+    result, its errors and whether it was a replay.
+    """
+
+    scope: str
+    model: type[M]
+    present: Callable[[M | None, list[UserError], bool], P]
+
+
+def _no_reference(payload: Any) -> None:
+    return None
+
+
+@overload
+async def write(
+    info: Info[Any, Any],
+    input: In,
+    operation: str,
+    *,
+    target: str | None,
+    validate: Callable[[RequestContext, In], Awaitable[R]],
+    dispatch: Callable[[RequestContext, R], Awaitable[P]],
+    payload: Callable[..., P],
+    authorise: Sequence[Role] = (),
+    reference: Callable[[P], str | None] = _no_reference,
+) -> P: ...
+
+
+@overload
+async def write(
+    info: Info[Any, Any],
+    input: In,
+    operation: str,
+    *,
+    target: str | None,
+    validate: Callable[[RequestContext, In], Awaitable[AccountWrite[K, M]]],
+    once: Once[M, P],
+    authorise: Sequence[Role] = (),
+    reference: Callable[[P], str | None] = _no_reference,
+) -> P: ...
+
+
+async def write(
+    info: Info[Any, Any],
+    input: Any,
+    operation: str,
+    *,
+    target: str | None,
+    validate: Callable[[RequestContext, Any], Awaitable[Any]],
+    dispatch: Callable[[RequestContext, Any], Awaitable[Any]] | None = None,
+    payload: Callable[..., Any] | None = None,
+    once: Once[Any, Any] | None = None,
+    authorise: Sequence[Role] = (),
+    reference: Callable[[Any], str | None] = _no_reference,
+) -> Any:
+    """Run ``operation``'s write path for ``input`` (see the module docstring)."""
+    ctx = context_of(info)
+    viewer = ctx.require_viewer()
+    error_code: str | None = None
+    try:
+        if authorise:
+            viewer.require_role(*authorise)
+        checked = await validate(ctx, input)
+        if once is not None:
+            result = await _once(ctx, operation, once, checked)
+        else:
+            assert dispatch is not None  # the overloads require dispatch without once
+            result = await dispatch(ctx, checked)
+        outcome = "replayed" if getattr(result, "replayed", False) else "ok"
+        if result.errors:
+            error_code = result.errors[0].code.value
+            outcome = "replayed" if outcome == "replayed" else "error"
+    except BrokerGraphError as error:
+        errors = [to_user_error(error)]
+        if once is not None:
+            result = once.present(None, errors, False)
+        else:
+            assert payload is not None  # the overloads require payload without once
+            result = payload(errors=errors)
+        outcome, error_code = "error", error.code
+    await ctx.services.store.append_audit(
+        AuditEntry(
+            id=None,
+            at=datetime.now(UTC),
+            actor=viewer.subject,
+            role=viewer.role.value,
+            operation=operation,
+            target=target,
+            outcome=outcome,
+            error_code=error_code,
+            upstream_ref=reference(result) if not result.errors else None,
+            idempotency_key=getattr(input, "idempotency_key", None),
+            details=audit_details(input),
+        )
+    )
+    return result
+
+
+async def _once(
+    ctx: RequestContext, operation: str, once: Once[M, P], checked: AccountWrite[K, M]
+) -> P:
+    """Send ``checked`` at most once per key; a replay returns the first result.
+
+    The request is fingerprinted without its key, so the same key with a different
+    request is refused as IDEMPOTENCY_CONFLICT.
+    """
+
+    async def upstream() -> Any:
+        return to_jsonable(await checked.send(checked.request))
+
+    request = {k: v for k, v in to_jsonable(checked.request).items() if k != "idempotency_key"}
+    connector = ctx.services.registry.require_any(checked.platform)
+    lease = ctx.services.settings.limits.idempotency_lease_seconds
+    result = await run_once(
+        ctx.services.store,
+        scope=f"{once.scope}:{checked.platform}:{checked.account_id}",
+        key=checked.request.idempotency_key,
+        operation=operation,
+        request=request,
+        call=upstream,
+        redrive_after=lease if connector.idempotent_writes else None,
+    )
+    if not result.replayed:
+        await invalidate_account(ctx, checked.platform, checked.account_id)
+    if result.error is not None:
+        return once.present(None, [user_error_from_dict(dict(result.error))], result.replayed)
+    return once.present(from_jsonable(once.model, result.value), [], result.replayed)
+
+
+async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:
+    """Dispatch a write that needs no key, then drop the account's cached reads."""
+    result = await checked.send(checked.request)
+    await invalidate_account(ctx, checked.platform, checked.account_id)
+    return result
+
+
+async def invalidate_account(ctx: RequestContext, platform: str, account_id: str) -> None:
+    await ctx.services.cache.delete(
+        cache_key("account", platform, account_id),
+        cache_key("positions", platform, account_id),
+        cache_key("orders", platform, account_id),
+    )
+
+
+def audit_details(value: Any) -> dict[str, Any]:
+    """The input as stored in the audit log: secrets removed, Decimals as strings."""
+    data = to_jsonable(value) if dataclasses.is_dataclass(value) else {}
+    return {
+        k: ("***" if is_secret_key(k) else v)
+        for k, v in data.items()
+        if v is not strawberry.UNSET  # an omitted optional input field
+    }

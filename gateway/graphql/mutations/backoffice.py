@@ -1,0 +1,361 @@
+"""Back-office mutations: business partners, trading access, tax and client reports.
+
+Partners live in the gateway's store and, when a back office is installed, in its
+partner directory too; ``platform`` names the back office when several are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import strawberry
+from strawberry.types import Info
+
+from gateway import models
+from gateway.auth import Role
+from gateway.connectors import (
+    Capability,
+    ClientReports,
+    CreatePartnerRequest,
+    PartnerDirectory,
+    ReportRequest,
+    TaxCalculator,
+    TaxRequest,
+    TradingAccess,
+    UpdatePartnerRequest,
+)
+from gateway.errors import InvalidInput, PermissionDenied
+from gateway.graphql import access
+from gateway.graphql.context import RequestContext
+from gateway.graphql.mutations._inputs import (
+    CalculateTaxInput,
+    CreateBusinessPartnerInput,
+    DeleteBusinessPartnerInput,
+    PartnerOnPlatformInput,
+    RequestClientReportInput,
+    SetTradingLeverageInput,
+    UpdateBusinessPartnerInput,
+)
+from gateway.graphql.mutations._payloads import (
+    BusinessPartnerPayload,
+    ClientReportPayload,
+    DeleteBusinessPartnerPayload,
+    TaxPayload,
+)
+from gateway.graphql.mutations._validate import check_amount, check_text, json_object
+from gateway.graphql.mutations._write_path import STAFF, write
+from gateway.graphql.types import ClientReport, TaxCalculation, check_period, load_partner
+
+__all__ = ["BackOfficeMutation"]
+
+
+@strawberry.type
+class BackOfficeMutation:
+    @strawberry.mutation(description="Create a business partner (and in the back office, if any).")
+    async def create_business_partner(
+        self, info: Info[Any, Any], input: CreateBusinessPartnerInput
+    ) -> BusinessPartnerPayload:
+        return await write(
+            info,
+            input,
+            "createBusinessPartner",
+            target=input.code,
+            authorise=STAFF,
+            validate=_new_partner,
+            dispatch=_create_partner,
+            payload=BusinessPartnerPayload,
+        )
+
+    @strawberry.mutation
+    async def update_business_partner(
+        self, info: Info[Any, Any], input: UpdateBusinessPartnerInput
+    ) -> BusinessPartnerPayload:
+        return await write(
+            info,
+            input,
+            "updateBusinessPartner",
+            target=input.code,
+            authorise=STAFF,
+            validate=_visible_code,
+            dispatch=_update_partner,
+            payload=BusinessPartnerPayload,
+        )
+
+    @strawberry.mutation
+    async def delete_business_partner(
+        self, info: Info[Any, Any], input: DeleteBusinessPartnerInput
+    ) -> DeleteBusinessPartnerPayload:
+        return await write(
+            info,
+            input,
+            "deleteBusinessPartner",
+            target=input.code,
+            authorise=STAFF,
+            validate=_visible_code,
+            dispatch=_delete_partner,
+            payload=DeleteBusinessPartnerPayload,
+        )
+
+    @strawberry.mutation(
+        description="Upload positions/limits to the trading system: onboarding done."
+    )
+    async def enable_trading(
+        self, info: Info[Any, Any], input: PartnerOnPlatformInput
+    ) -> BusinessPartnerPayload:
+        return await write(
+            info,
+            input,
+            "enableTrading",
+            target=input.partner_code,
+            authorise=STAFF,
+            validate=_visible_partner,
+            dispatch=_enable_trading,
+            payload=BusinessPartnerPayload,
+        )
+
+    @strawberry.mutation
+    async def set_trading_leverage(
+        self, info: Info[Any, Any], input: SetTradingLeverageInput
+    ) -> BusinessPartnerPayload:
+        return await write(
+            info,
+            input,
+            "setTradingLeverage",
+            target=input.partner_code,
+            authorise=STAFF,
+            validate=_leverage,
+            dispatch=_set_trading_leverage,
+            payload=BusinessPartnerPayload,
+        )
+
+    @strawberry.mutation(description="Personal income tax for a withdrawal or a period.")
+    async def calculate_tax(self, info: Info[Any, Any], input: CalculateTaxInput) -> TaxPayload:
+        return await write(
+            info,
+            input,
+            "calculateTax",
+            target=input.partner_code,
+            validate=_tax,
+            dispatch=_calculate_tax,
+            payload=TaxPayload,
+        )
+
+    @strawberry.mutation
+    async def request_client_report(
+        self, info: Info[Any, Any], input: RequestClientReportInput
+    ) -> ClientReportPayload:
+        return await write(
+            info,
+            input,
+            "requestClientReport",
+            target=input.partner_code,
+            validate=_report,
+            dispatch=_request_report,
+            payload=ClientReportPayload,
+            reference=lambda p: p.report.external_id if p.report else None,
+        )
+
+
+# --------------------------------------------------------------------------- validate
+
+
+class _NamesPartner(Protocol):
+    partner_code: str
+
+
+class _NamesCode(Protocol):
+    code: str
+
+
+NP = TypeVar("NP", bound=_NamesPartner)
+NC = TypeVar("NC", bound=_NamesCode)
+
+
+async def _visible_partner(ctx: RequestContext, input: NP) -> NP:
+    await access.require_partner(ctx, input.partner_code)
+    return input
+
+
+async def _visible_code(ctx: RequestContext, input: NC) -> NC:
+    await access.require_partner(ctx, input.code)
+    return input
+
+
+@dataclass(frozen=True, slots=True)
+class _NewPartner:
+    input: CreateBusinessPartnerInput
+    code: str
+    name: str
+    broker: str | None
+
+
+async def _new_partner(ctx: RequestContext, input: CreateBusinessPartnerInput) -> _NewPartner:
+    code = check_text(input.code, "code", max_length=64)
+    name = check_text(input.name, "name")
+    broker = None if input.broker is strawberry.UNSET else input.broker
+    viewer = ctx.require_viewer()
+    if viewer.role is Role.MANAGER:
+        if broker is None and len(viewer.brokers) == 1:
+            broker = next(iter(viewer.brokers))
+        if broker not in viewer.brokers:
+            raise PermissionDenied("managers create partners of their own brokers only")
+    return _NewPartner(input, code, name, broker)
+
+
+async def _leverage(ctx: RequestContext, input: SetTradingLeverageInput) -> SetTradingLeverageInput:
+    await access.require_partner(ctx, input.partner_code)
+    check_amount(input.leverage, field="leverage")
+    return input
+
+
+async def _tax(ctx: RequestContext, input: CalculateTaxInput) -> CalculateTaxInput:
+    await access.require_partner(ctx, input.partner_code)
+    if input.kind is models.TaxKind.WITHDRAWAL:
+        if input.amount is None:
+            raise InvalidInput("a withdrawal tax needs an amount", field=["amount"])
+        check_amount(input.amount)
+    elif input.period_from is None or input.period_to is None:
+        raise InvalidInput("a period tax needs periodFrom and periodTo", field=["periodFrom"])
+    else:
+        check_period(input.period_from, input.period_to)
+    return input
+
+
+async def _report(ctx: RequestContext, input: RequestClientReportInput) -> RequestClientReportInput:
+    await access.require_partner(ctx, input.partner_code)
+    check_period(input.period_from, input.period_to)
+    return input
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+async def _create_partner(ctx: RequestContext, new: _NewPartner) -> BusinessPartnerPayload:
+    input, registry = new.input, ctx.services.registry
+    directory_platform: str | None = None
+    # Without a back office the gateway's store is the partner directory.
+    if input.platform is not None or registry.platforms_with(Capability.PARTNER_DIRECTORY):
+        directory = registry.only(Capability.PARTNER_DIRECTORY, PartnerDirectory, input.platform)
+        directory_platform = (
+            input.platform or registry.platforms_with(Capability.PARTNER_DIRECTORY)[0]
+        )
+        await directory.create_partner(
+            CreatePartnerRequest(
+                code=new.code,
+                name=new.name,
+                kind=input.kind,
+                short_name=input.short_name,
+                email=input.email,
+                phone=input.phone,
+                tax_id=input.tax_id,
+                residency=input.residency,
+                is_qualified_investor=input.is_qualified_investor,
+                broker=new.broker,
+                attributes=json_object(input.attributes, "attributes"),
+                sub_account_code=input.sub_account_code,
+                agreement_number=input.agreement_number,
+            )
+        )
+    await ctx.services.store.upsert_partner(new.code, broker=new.broker, display_name=new.name)
+    if (
+        directory_platform
+        and input.sub_account_code
+        and registry.has(directory_platform, Capability.ACCOUNT_READS)
+    ):
+        # The back office created the sub-account with the partner: it is an account.
+        await ctx.services.store.link(
+            new.code, directory_platform, "account", input.sub_account_code
+        )
+    ctx.loaders.forget_partner(new.code)
+    return BusinessPartnerPayload(business_partner=await load_partner(ctx, new.code))
+
+
+async def _update_partner(
+    ctx: RequestContext, input: UpdateBusinessPartnerInput
+) -> BusinessPartnerPayload:
+    registry = ctx.services.registry
+    directory = registry.only(Capability.PARTNER_DIRECTORY, PartnerDirectory, input.platform)
+    await directory.update_partner(
+        UpdatePartnerRequest(
+            code=input.code,
+            name=input.name,
+            short_name=input.short_name,
+            email=input.email,
+            phone=input.phone,
+            tax_id=input.tax_id,
+            residency=input.residency,
+            is_qualified_investor=input.is_qualified_investor,
+            kyc_passed=input.kyc_passed,
+            attributes=None
+            if input.attributes is None
+            else json_object(input.attributes, "attributes"),
+        )
+    )
+    if input.name:
+        record = await access.require_partner(ctx, input.code)
+        await ctx.services.store.upsert_partner(
+            input.code, broker=record.broker, display_name=input.name
+        )
+    ctx.loaders.forget_partner(input.code)
+    return BusinessPartnerPayload(business_partner=await load_partner(ctx, input.code))
+
+
+async def _delete_partner(
+    ctx: RequestContext, input: DeleteBusinessPartnerInput
+) -> DeleteBusinessPartnerPayload:
+    registry = ctx.services.registry
+    if input.platform is not None or registry.platforms_with(Capability.PARTNER_DIRECTORY):
+        directory = registry.only(Capability.PARTNER_DIRECTORY, PartnerDirectory, input.platform)
+        await directory.delete_partner(input.code)
+    await ctx.services.store.delete_partner(input.code)
+    return DeleteBusinessPartnerPayload(deleted_code=input.code)
+
+
+async def _enable_trading(
+    ctx: RequestContext, input: PartnerOnPlatformInput
+) -> BusinessPartnerPayload:
+    registry = ctx.services.registry
+    trading = registry.only(Capability.TRADING_ACCESS, TradingAccess, input.platform)
+    await trading.enable_trading(input.partner_code)
+    return BusinessPartnerPayload(business_partner=await load_partner(ctx, input.partner_code))
+
+
+async def _set_trading_leverage(
+    ctx: RequestContext, input: SetTradingLeverageInput
+) -> BusinessPartnerPayload:
+    registry = ctx.services.registry
+    trading = registry.only(Capability.TRADING_ACCESS, TradingAccess, input.platform)
+    await trading.set_trading_leverage(input.partner_code, input.leverage)
+    return BusinessPartnerPayload(business_partner=await load_partner(ctx, input.partner_code))
+
+
+async def _calculate_tax(ctx: RequestContext, input: CalculateTaxInput) -> TaxPayload:
+    calculator = ctx.services.registry.only(Capability.TAX, TaxCalculator, input.platform)
+    result = await calculator.calculate_tax(
+        TaxRequest(
+            partner_code=input.partner_code,
+            kind=input.kind,
+            amount=input.amount,
+            currency=input.currency,
+            period_from=input.period_from,
+            period_to=input.period_to,
+        )
+    )
+    return TaxPayload(calculation=TaxCalculation.from_model(result))
+
+
+async def _request_report(
+    ctx: RequestContext, input: RequestClientReportInput
+) -> ClientReportPayload:
+    registry = ctx.services.registry
+    reports = registry.only(Capability.CLIENT_REPORTS, ClientReports, input.platform)
+    report = await reports.request_report(
+        ReportRequest(
+            partner_code=input.partner_code,
+            format=input.format,
+            period_from=input.period_from,
+            period_to=input.period_to,
+        )
+    )
+    return ClientReportPayload(report=ClientReport.from_model(report))
