@@ -44,6 +44,7 @@ from gateway.connectors import (
     DeactivateTraderRequest,
     Funding,
     MarketDataEntitlements,
+    MethodKind,
     MoneyMovement,
     OpenAccountRequest,
     OrderReads,
@@ -62,6 +63,10 @@ from gateway.connectors import (
     TradingAccess,
     UpdateAccountRequest,
     UpdatePartnerRequest,
+    method_kind,
+    read,
+    stream,
+    write,
 )
 from gateway.contract._json import exact_json_dumps, exact_json_loads
 from gateway.contract._public import publish
@@ -178,6 +183,7 @@ __all__ = [
     "MarketDataEntitlements",
     "MarketDataSubscription",
     "MarketDataSubscriptionEvent",
+    "MethodKind",
     "Money",
     "MoneyMovement",
     "NotFound",
@@ -236,9 +242,13 @@ __all__ = [
     "exact_json_loads",
     "hookimpl",
     "may_have_arrived",
+    "method_kind",
+    "read",
     "reveal",
     "setting",
+    "stream",
     "transport_error",
+    "write",
 ]
 
 publish(__name__, globals(), __all__)

@@ -6,6 +6,11 @@ request context with :func:`context_of` and build global ids with
 :func:`encode_id`.  Money in a plugin's fields is :data:`MoneyType`, the schema's
 one ``Money`` type.  Importing this module builds the core's GraphQL types, so it
 loads Strawberry: connectors that add no schema import only ``gateway.contract``.
+
+A field that reads its platform takes the one road every read takes —
+``context_of(info).loaders.read(...)`` (:class:`Loaders`): batched per operation,
+cached for the connector's declared TTL, dispatched through the breaker, rate
+limit and retry policy of a method marked ``read``.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from __future__ import annotations
 from gateway.contract._public import publish
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
-from gateway.graphql.loaders import cache_key
+from gateway.graphql.loaders import Loaders, cache_key
 from gateway.graphql.types import Account as AccountType
 from gateway.graphql.types import Money as MoneyType
 from gateway.graphql.types import account_fields
 
 __all__ = [
     "AccountType",
+    "Loaders",
     "MoneyType",
     "RequestContext",
     "account_fields",
