@@ -1,37 +1,36 @@
 """The HTTP client of DXtrade's two REST surfaces (vendor notes B2, B3, B5, B7).
 
 * ``/dxweb/rest`` (DxRegister: users, accounts, cash, credit) and ``/dxsca-web``
-  (trading and reporting reads) live on one host.  Each surface gets its own session:
-  ``POST {surface}/login`` with ``{username, domain, password}`` gives a
-  ``sessionToken`` and its lifetime in milliseconds, sent as ``Authorization: DXAPI
-  <token>`` on every call.  A session close to its end is extended with ``POST
-  {surface}/ping`` (falling back to a fresh login), and a 401 answered to a token we
-  hold makes the client log in again once and repeat the call: the call was refused,
-  so repeating it is safe even for a write.
+  (trading and reporting reads) live on one host.  Each surface gets its own session
+  (a :class:`~gateway.contract.TokenSession`): ``POST {surface}/login`` with
+  ``{username, domain, password}`` gives a ``sessionToken`` and its lifetime in
+  milliseconds, sent as ``Authorization: DXAPI <token>`` on every call.  A session
+  close to its end is extended with ``POST {surface}/ping`` (falling back to a fresh
+  login), and a 401 answered to a token we hold makes the client log in again once
+  and repeat the call: the call was refused, so repeating it is safe even for a write.
 * Reads on ``/dxsca-web`` are limited to ``reads_per_second`` per session (10 by
   default, B7) by a small sliding-window limiter, so a batch of loader calls never
   trips the platform's 429.  A 429 that happens anyway is retried once for a read,
   after ``Retry-After``.
 * Query parameters are kebab-case (``include-positions``, ``time-from``) and the
   ``clearingCode:accountCode`` path segment is URL-encoded (``default%3Aalice-usd``).
-* Amounts travel as plain JSON numbers: requests are encoded by :func:`dumps` (Decimal
-  written exactly, never through float) and responses decoded with ``Decimal`` floats.
+* Amounts travel as plain JSON numbers, exact both ways (``exact_json_dumps`` /
+  ``exact_json_loads``: never through float).
 * Vendor errors (dxweb ``{errorCode:int, errorMessage, errorId}``, dxsca ``{errorCode:str,
-  description}``) become :mod:`gateway.contract` errors through one table,
-  :func:`error_for`.  The vendor's text is logged, never copied into a client-visible
-  message.  The password and session tokens are never logged.
+  description}``) become :mod:`gateway.contract` errors through one table, :data:`ERRORS`.
+  The vendor's text is logged, never copied into a client-visible message.  The
+  password and session tokens are never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
@@ -42,25 +41,30 @@ from gateway.contract import (
     Conflict,
     InsufficientFunds,
     InvalidInput,
+    IssuedToken,
     NotFound,
+    Outcome,
     ProtocolError,
     RateLimited,
+    TokenSession,
     UpstreamError,
     UpstreamRejected,
-    UpstreamTimeout,
     UpstreamUnavailable,
+    VendorError,
+    VendorErrorTable,
+    exact_json_dumps,
+    exact_json_loads,
+    transport_error,
 )
 
 __all__ = [
     "DXSCA",
     "DXWEB",
+    "ERRORS",
     "DxTradeClient",
     "ReadLimiter",
     "Response",
     "account_segment",
-    "dumps",
-    "error_for",
-    "loads",
     "segment",
 ]
 
@@ -70,38 +74,12 @@ DXWEB: Final[Surface] = "/dxweb/rest"
 DXSCA: Final[Surface] = "/dxsca-web"
 #: Extend a session when less than this is left of it.
 RENEW_MARGIN_SECONDS = 60.0
-#: The vendor's code for "insufficient balance" on a withdrawal (HTTP 422, B3/B7).
-INSUFFICIENT_BALANCE = 30005
+#: A session's lifetime when the platform does not say (a probe saw 30 minutes).
+DEFAULT_SESSION_SECONDS = 1800.0
 MAX_RETRY_AFTER_SECONDS = 5.0
 LIMIT_WINDOW_SECONDS = 1.05
 
 logger = logging.getLogger("brokergraph_dxtrade.client")
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def dumps(value: Any) -> bytes:
-    """JSON with ``Decimal`` written as an exact number (``json`` would refuse it)."""
-    return _encode(value).encode("utf-8")
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("a non-finite Decimal cannot be sent")
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        items = (f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def loads(content: bytes) -> Any:
-    """JSON with every non-integer number as ``Decimal`` (money is never a float)."""
-    return json.loads(content, parse_float=Decimal)
 
 
 def segment(value: str) -> str:
@@ -116,6 +94,71 @@ def account_segment(clearing_code: str, account_code: str) -> str:
 
 # --------------------------------------------------------------------------- errors
 
+_REFUSED_CREDENTIALS = VendorError(
+    UpstreamRejected,
+    "DXtrade refused the gateway's credentials (check the connector's username, "
+    "domain and password)",
+)
+
+#: DXtrade's error answers (looked up by vendor code, then HTTP status).  The choices
+#: worth a word:
+#:
+#: ======================  ==========================================================
+#: 404                     NotFound (unknown user, account, or cash record)
+#: 409                     Conflict (login/accountCode taken, cash ``{id}`` reused with
+#:                         another body, ``orderCode`` reused)
+#: 412                     Conflict (``If-Match`` ETag is stale: someone changed it)
+#: 422 + ``30005``         InsufficientFunds (withdrawal above the withdrawable amount;
+#:                         the vendor's only published code, B3/B7)
+#: 400, other 422          InvalidInput (the platform refused the values)
+#: 401                     UpstreamRejected: after one re-login the *gateway's* DXtrade
+#:                         credential is still refused.  Not Unauthenticated/
+#:                         PermissionDenied: those judge the GraphQL viewer, whose
+#:                         rights the gateway already checked; an operator must fix the
+#:                         connector's credential, and the client cannot.
+#: 403                     UpstreamRejected, same reason: the CRM service account lacks a
+#:                         DXtrade permission (e.g. register/update users).
+#: 429                     RateLimited (``retryAfter`` from the header)
+#: 5xx                     UpstreamUnavailable, outcome UNKNOWN: the platform may have
+#:                         applied the request.  Money writes carry our client-generated
+#:                         id, so a retry is deduplicated by DXtrade.
+#: ======================  ==========================================================
+#:
+#: Every other answer is a refusal: nothing was applied.
+ERRORS: Final = VendorErrorTable(
+    platform=PLATFORM,
+    codes={
+        "30005": VendorError(
+            InsufficientFunds,
+            "DXtrade refused the debit: insufficient withdrawable balance; nothing moved",
+        ),
+    },
+    statuses={
+        400: VendorError(InvalidInput, "DXtrade refused the values of the {what}"),
+        401: _REFUSED_CREDENTIALS,
+        403: VendorError(
+            UpstreamRejected,
+            "DXtrade does not permit the gateway's service account to perform this {what}",
+        ),
+        404: VendorError(NotFound, "DXtrade does not know this {what}"),
+        409: VendorError(
+            Conflict,
+            "DXtrade: the {what} conflicts with the platform's current state "
+            "(duplicate code or id)",
+        ),
+        412: VendorError(
+            Conflict,
+            "DXtrade: the {what} was changed by someone else meanwhile (stale ETag); read it again",
+        ),
+        422: VendorError(InvalidInput, "DXtrade refused the values of the {what}"),
+        429: VendorError(RateLimited, "DXtrade's rate limit was reached"),
+    },
+    server_error=VendorError(
+        UpstreamUnavailable, "DXtrade failed to serve the {what}", outcome=Outcome.UNKNOWN
+    ),
+    fallback=VendorError(UpstreamError, "DXtrade answered {status} to the {what}"),
+)
+
 
 def _vendor_code(body: Any) -> int | str | None:
     if isinstance(body, Mapping):
@@ -123,70 +166,6 @@ def _vendor_code(body: Any) -> int | str | None:
         if isinstance(code, int | str) and not isinstance(code, bool):
             return code
     return None
-
-
-def error_for(
-    status: int, body: Any, *, what: str, retry_after: float | None = None
-) -> BrokerGraphError:
-    """The gateway error of a DXtrade error answer (``what`` names the call for the message).
-
-    The table, and the choices worth a word:
-
-    ======================  ==========================================================
-    404                     NotFound (unknown user, account, or cash record)
-    409                     Conflict (login/accountCode taken, cash ``{id}`` reused with
-                            another body, ``orderCode`` reused)
-    412                     Conflict (``If-Match`` ETag is stale: someone changed it)
-    422 + ``30005``         InsufficientFunds (withdrawal above the withdrawable amount)
-    400, other 422          InvalidInput (the platform refused the values)
-    401                     UpstreamRejected: after one re-login the *gateway's* DXtrade
-                            credential is still refused.  Not Unauthenticated/
-                            PermissionDenied: those judge the GraphQL viewer, whose
-                            rights the gateway already checked; an operator must fix the
-                            connector's credential, and the client cannot.
-    403                     UpstreamRejected, same reason: the CRM service account lacks a
-                            DXtrade permission (e.g. register/update users).
-    429                     RateLimited (``retryAfter`` from the header)
-    5xx                     UpstreamUnavailable (not applied: money writes carry our
-                            client-generated id, so a retry is deduplicated by DXtrade)
-    ======================  ==========================================================
-    """
-    code = _vendor_code(body)
-    details: dict[str, Any] = {"platform": PLATFORM, "status": status}
-    if code is not None:
-        details["vendorCode"] = code
-    if status == 404:
-        return NotFound(f"DXtrade does not know this {what}", details=details)
-    if status in (409, 412):
-        reason = (
-            "was changed by someone else meanwhile (stale ETag); read it again"
-            if status == 412
-            else "conflicts with the platform's current state (duplicate code or id)"
-        )
-        return Conflict(f"DXtrade: the {what} {reason}", details=details)
-    if status == 422 and str(code) == str(INSUFFICIENT_BALANCE):
-        return InsufficientFunds(
-            "DXtrade refused the debit: insufficient withdrawable balance; nothing moved",
-            details=details,
-        )
-    if status in (400, 422):
-        return InvalidInput(f"DXtrade refused the values of the {what}", details=details)
-    if status == 401:
-        return UpstreamRejected(
-            "DXtrade refused the gateway's credentials (check the connector's username, "
-            "domain and password)",
-            details=details,
-        )
-    if status == 403:
-        return UpstreamRejected(
-            f"DXtrade does not permit the gateway's service account to perform this {what}",
-            details=details,
-        )
-    if status == 429:
-        return RateLimited("DXtrade's rate limit was reached", retry_after=retry_after)
-    if status >= 500:
-        return UpstreamUnavailable(f"DXtrade failed to serve the {what}", details=details)
-    return UpstreamError(f"DXtrade answered {status} to the {what}", details=details)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -228,14 +207,6 @@ class ReadLimiter:
 # --------------------------------------------------------------------------- sessions
 
 
-@dataclass(slots=True)
-class _Session:
-    surface: Surface
-    token: str | None = None
-    expires_at: float = 0.0
-    lock: asyncio.Lock | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Response:
     """A decoded 2xx answer: its status, JSON body (``None`` when empty) and ETag."""
@@ -271,10 +242,17 @@ class DxTradeClient:
             headers={"Accept": "application/json"},
             follow_redirects=False,
         )
-        self._sessions: dict[str, _Session] = {
-            DXWEB: _Session(DXWEB),
-            DXSCA: _Session(DXSCA),
+        self._sessions = {
+            surface: TokenSession(
+                functools.partial(self._issue, surface),
+                renew_margin_seconds=RENEW_MARGIN_SECONDS,
+            )
+            for surface in (DXWEB, DXSCA)
         }
+        # What the ping needs and TokenSession does not tell: when the held token
+        # really ends, and which token the platform last refused.
+        self._expires_at: dict[Surface, float] = {DXWEB: 0.0, DXSCA: 0.0}
+        self._refused: dict[Surface, str | None] = {DXWEB: None, DXSCA: None}
         # A little slack over the platform's one-second window absorbs network jitter.
         self.limiter = ReadLimiter(reads_per_second, window=LIMIT_WINDOW_SECONDS)
 
@@ -283,67 +261,80 @@ class DxTradeClient:
 
     # -- sessions -----------------------------------------------------------------------
 
-    async def _token(self, session: _Session, *, stale: str | None = None) -> str:
-        """A valid token of ``session``; ``stale`` is a token the platform just refused."""
-        if session.lock is None:
-            session.lock = asyncio.Lock()
-        async with session.lock:
-            if session.token is not None and session.token != stale:
-                if time.monotonic() < session.expires_at - RENEW_MARGIN_SECONDS:
-                    return session.token
-                if stale is None and time.monotonic() < session.expires_at:
-                    await self._ping(session)
-                    if session.token is not None:
-                        return session.token
-            await self._login(session)
-            assert session.token is not None
-            return session.token
+    async def _token(self, surface: Surface, *, stale: str | None = None) -> str:
+        """A valid token of ``surface``; ``stale`` is a token the platform just refused."""
+        if stale is not None:
+            self._refused[surface] = stale
+        return await self._sessions[surface].token(stale=stale)
 
-    def _adopt(self, session: _Session, body: Any, what: str) -> None:
+    async def _issue(self, surface: Surface) -> IssuedToken:
+        """TokenSession's login: a ping while the held token still lives (B2), else a login.
+
+        TokenSession calls this within ``RENEW_MARGIN_SECONDS`` of the end too; DXtrade
+        extends a live session rather than opening another, so that is a ping.
+        """
+        held = self._sessions[surface].current
+        if (
+            held is not None
+            and held != self._refused[surface]
+            and time.monotonic() < self._expires_at[surface]
+        ):
+            extended = await self._ping(surface, held)
+            if extended is not None:
+                return extended
+        return await self._login(surface)
+
+    def _issued(self, surface: Surface, token: str, lifetime: float) -> IssuedToken:
+        lifetime = max(lifetime, 1.0)
+        self._expires_at[surface] = time.monotonic() + lifetime
+        return IssuedToken(token, expires_in=lifetime)
+
+    def _adopt(self, surface: Surface, body: Any, what: str) -> IssuedToken:
         if not isinstance(body, Mapping) or not isinstance(body.get("sessionToken"), str):
             raise ProtocolError(f"DXtrade's {what} answer has no sessionToken")
         timeout_ms = body.get("timeout")
         try:
-            lifetime = float(timeout_ms) / 1000 if timeout_ms is not None else 1800.0
+            lifetime = (
+                float(timeout_ms) / 1000 if timeout_ms is not None else DEFAULT_SESSION_SECONDS
+            )
         except (TypeError, ValueError):
-            lifetime = 1800.0  # the PHP SDK types it as a string; a probe saw 30 min
-        session.token = body["sessionToken"]
-        session.expires_at = time.monotonic() + max(lifetime, 1.0)
+            lifetime = DEFAULT_SESSION_SECONDS  # the PHP SDK types it as a string
+        return self._issued(surface, body["sessionToken"], lifetime)
 
-    async def _login(self, session: _Session) -> None:
+    async def _login(self, surface: Surface) -> IssuedToken:
         payload = {"username": self._username, "domain": self._domain, "password": self._password}
-        response = await self._send("POST", f"{session.surface}/login", content=dumps(payload))
+        response = await self._send(
+            "POST", f"{surface}/login", what="login", content=exact_json_dumps(payload)
+        )
         if response.status_code != 200:
             body = _decode_error(response)
             logger.warning(
                 "DXtrade %s login refused: status=%s code=%s",
-                session.surface,
+                surface,
                 response.status_code,
                 _vendor_code(body),
             )
-            session.token = None
-            raise error_for(response.status_code, body, what="login")
-        self._adopt(session, _decode(response, "login"), "login")
+            self._sessions[surface].forget()
+            raise ERRORS.error(code=_vendor_code(body), status=response.status_code, what="login")
+        return self._adopt(surface, _decode(response, "login"), "login")
 
-    async def _ping(self, session: _Session) -> None:
-        """Extend the session (B2); on any failure the caller logs in afresh."""
-        headers = {"Authorization": f"DXAPI {session.token}"}
+    async def _ping(self, surface: Surface, token: str) -> IssuedToken | None:
+        """Extend the session (B2); None on any failure, and the caller logs in afresh."""
+        headers = {"Authorization": f"DXAPI {token}"}
         try:
-            response = await self._send("POST", f"{session.surface}/ping", headers=headers)
+            response = await self._send("POST", f"{surface}/ping", what="ping", headers=headers)
         except BrokerGraphError:
-            session.token = None
-            return
+            return None
         if response.status_code != 200:
-            session.token = None
-            return
+            return None
         try:
-            body = loads(response.content) if response.content else None
+            body = exact_json_loads(response.content) if response.content else None
         except ValueError:
             body = None
         if isinstance(body, Mapping) and isinstance(body.get("sessionToken"), str):
-            self._adopt(session, body, "ping")
-        else:  # the ping answered without a token: the old one lives on
-            session.expires_at = time.monotonic() + 1800.0
+            return self._adopt(surface, body, "ping")
+        # The ping answered without a token: the old one lives on.
+        return self._issued(surface, token, DEFAULT_SESSION_SECONDS)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -352,6 +343,7 @@ class DxTradeClient:
         method: str,
         url: str,
         *,
+        what: str,
         content: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -363,16 +355,8 @@ class DxTradeClient:
             return await self._http.request(
                 method, url, content=content, params=params, headers=sent
             )
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(
-                "DXtrade did not answer in time; a write's outcome is unknown until read back",
-                details={"platform": PLATFORM},
-            ) from None
         except httpx.HTTPError as error:
-            raise UpstreamUnavailable(
-                f"DXtrade cannot be reached ({type(error).__name__})",
-                details={"platform": PLATFORM},
-            ) from None
+            raise transport_error(error, platform=PLATFORM, what=what) from None
 
     async def call(
         self,
@@ -386,20 +370,24 @@ class DxTradeClient:
         if_match: str | None = None,
     ) -> Response:
         """One authenticated call; ``path`` is relative to the surface (``/api/...``)."""
-        session = self._sessions[surface]
         read = method == "GET"
-        content = None if body is None else dumps(body)
+        content = None if body is None else exact_json_dumps(body)
         stale: str | None = None
         retried_rate = False
         while True:
-            token = await self._token(session, stale=stale)
+            token = await self._token(surface, stale=stale)
             if read and surface == DXSCA:  # just before sending: the platform counts arrivals
                 await self.limiter.acquire()
             headers = {"Authorization": f"DXAPI {token}"}
             if if_match is not None:
                 headers["If-Match"] = if_match
             response = await self._send(
-                method, f"{surface}{path}", content=content, params=params, headers=headers
+                method,
+                f"{surface}{path}",
+                what=what,
+                content=content,
+                params=params,
+                headers=headers,
             )
             if response.status_code == 401 and stale is None:
                 stale = token  # expired or revoked: log in again once and repeat
@@ -413,7 +401,7 @@ class DxTradeClient:
     async def dxfeed(self, path: str, *, what: str) -> Response:
         """A call on the dxFeed stand-in API (Bearer token, [D]: see the README)."""
         headers = {"Authorization": f"Bearer {self._dxfeed_token or ''}"}
-        response = await self._send("GET", f"{self._dxfeed_url}{path}", headers=headers)
+        response = await self._send("GET", f"{self._dxfeed_url}{path}", what=what, headers=headers)
         return self._result(response, what)
 
     def _result(self, response: httpx.Response, what: str) -> Response:
@@ -429,8 +417,11 @@ class DxTradeClient:
             _vendor_code(error_body),
             error_body.get("errorId") if isinstance(error_body, Mapping) else None,
         )
-        raise error_for(
-            response.status_code, error_body, what=what, retry_after=_retry_after(response)
+        raise ERRORS.error(
+            code=_vendor_code(error_body),
+            status=response.status_code,
+            what=what,
+            retry_after=_retry_after(response),
         )
 
     # -- helpers for the connector ------------------------------------------------------
@@ -453,7 +444,7 @@ class DxTradeClient:
 
 def _decode(response: httpx.Response, what: str) -> Any:
     try:
-        return loads(response.content)
+        return exact_json_loads(response.content)
     except ValueError:
         raise ProtocolError(
             f"DXtrade answered the {what} with something that is not JSON",
@@ -463,6 +454,6 @@ def _decode(response: httpx.Response, what: str) -> Any:
 
 def _decode_error(response: httpx.Response) -> Any:
     try:
-        return loads(response.content) if response.content else None
+        return exact_json_loads(response.content) if response.content else None
     except ValueError:
         return None

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from brokergraph_dxtrade.client import DXSCA, DXWEB, DxTradeClient, ReadLimiter, dumps, error_for
+from brokergraph_dxtrade.client import DXSCA, DXWEB, ERRORS, DxTradeClient, ReadLimiter
 from brokergraph_dxtrade.connector import DxTradeConnector
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 
@@ -27,10 +27,12 @@ from gateway.contract import (
     InvalidInput,
     MoneyMovement,
     NotFound,
+    Outcome,
     RateLimited,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
+    exact_json_dumps,
 )
 from gateway.testing import open_connector
 
@@ -90,6 +92,22 @@ async def test_an_expired_session_logs_in_again_once(
     assert sandbox.calls["POST /dxweb/rest/login"] == 2
 
 
+async def test_a_session_near_its_end_is_extended_with_a_ping(
+    client: DxTradeClient, sandbox: DxTradeSandbox
+) -> None:
+    # A 60.5 s session is fresh for half a second, then within the 60 s renew margin.
+    sandbox.sessions.timeout_ms = 60_500
+    try:
+        await client.get(DXWEB, "/api/register/client/default/alice", what="user")
+        await asyncio.sleep(0.6)
+        response = await client.get(DXWEB, "/api/register/client/default/bob", what="user")
+    finally:
+        sandbox.sessions.timeout_ms = 1_800_000
+    assert response.body["login"] == "bob"
+    assert sandbox.calls["POST /dxweb/rest/ping"] == 1
+    assert sandbox.calls["POST /dxweb/rest/login"] == 1
+
+
 async def test_wrong_credentials_are_upstream_rejected(sandbox: DxTradeSandbox) -> None:
     stranger = make_client(sandbox, password="wrong")
     try:
@@ -127,14 +145,20 @@ async def test_vendor_errors_map_through_the_table(
 
 
 def test_error_table_for_statuses_the_sandbox_rarely_gives() -> None:
-    assert isinstance(error_for(412, None, what="user update"), Conflict)
-    limited = error_for(429, {"errorCode": "TOO_MANY"}, what="metrics", retry_after=1.5)
+    stale = ERRORS.error(status=412, what="user update")
+    assert isinstance(stale, Conflict)
+    assert "stale ETag" in stale.message
+    assert "stale ETag" not in ERRORS.error(status=409, what="user").message
+    limited = ERRORS.error(code="TOO_MANY", status=429, what="metrics", retry_after=1.5)
     assert isinstance(limited, RateLimited)
     assert limited.retry_after == 1.5
-    assert isinstance(error_for(403, None, what="user"), UpstreamRejected)
-    assert isinstance(error_for(502, None, what="user"), UpstreamUnavailable)
-    assert isinstance(error_for(422, {"errorCode": 30005}, what="x"), InsufficientFunds)
-    assert isinstance(error_for(422, {"errorCode": 1}, what="x"), InvalidInput)
+    assert isinstance(ERRORS.error(status=403, what="user"), UpstreamRejected)
+    assert isinstance(ERRORS.error(status=502, what="user"), UpstreamUnavailable)
+    assert isinstance(ERRORS.error(code=30005, status=422, what="x"), InsufficientFunds)
+    assert isinstance(ERRORS.error(code=1, status=422, what="x"), InvalidInput)
+    # A 5xx may have been applied; a refusal certainly was not.
+    assert ERRORS.rule_for(status=503).outcome is Outcome.UNKNOWN
+    assert ERRORS.rule_for(code=30005, status=422).outcome is Outcome.NOT_APPLIED
 
 
 async def test_timeouts_and_unreachable_hosts(sandbox: DxTradeSandbox) -> None:
@@ -183,7 +207,7 @@ async def test_read_limiter_window() -> None:
 
 def test_decimals_are_sent_exactly() -> None:
     body = {"amount": Decimal("123456789012.12345678"), "n": [Decimal("0.1"), 2, None, True]}
-    assert dumps(body) == b'{"amount":123456789012.12345678,"n":[0.1,2,null,true]}'
+    assert exact_json_dumps(body) == b'{"amount":123456789012.12345678,"n":[0.1,2,null,true]}'
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -17,19 +17,19 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from brokergraph_dxtrade.sandbox import DEFAULT_WEBHOOK_SECRET
+from brokergraph_dxtrade.sandbox import DEFAULT_WEBHOOK_SECRET, DxTradeSandbox
 from brokergraph_dxtrade.webhook import MAX_BODY_BYTES, PATH, SUBSCRIPTION_TYPES, sign
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
-DxGateway = Any  # the conftest's DxGateway (fixture dx_gateway)
+from gateway.testing import TestGateway
+
 SECRET = DEFAULT_WEBHOOK_SECRET
 FUZZ = settings(
     max_examples=80,
@@ -238,48 +238,47 @@ class Published:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def published(dx_gateway: DxGateway) -> AsyncIterator[Published]:
+async def published(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox, monkeypatch: pytest.MonkeyPatch
+) -> Published:
     # Callbacks the sandbox still delivers (with retries) for earlier tests land first.
-    await dx_gateway.sandbox.wait_callbacks()
+    await dx_sandbox.wait_callbacks()
     bus = dx_gateway.services.events
     spy = Published([])
     real = bus.publish
 
-    async def publish(topic: str, payload: Any) -> int:
-        spy.events.append((topic, payload))
-        receivers: int = await real(topic, payload)
+    async def publish(topic: str, event: Any) -> int:
+        spy.events.append((topic, event))
+        receivers: int = await real(topic, event)
         return receivers
 
-    bus.publish = publish
-    try:
-        yield spy
-    finally:
-        del bus.publish  # the bound method of the class again
+    monkeypatch.setattr(bus, "publish", publish)  # undone after the test
+    return spy
 
 
 async def post(
-    gateway: DxGateway, body: bytes, signing: Signing, delivery: str | None, media: str | None
+    gateway: TestGateway, body: bytes, signing: Signing, delivery: str | None, media: str | None
 ) -> tuple[int, Any]:
-    headers: dict[str, bytes] = {}
+    headers: dict[bytes, bytes] = {}
     stamp: str | None
     if isinstance(signing.timestamp, int):
         stamp = str(int(time.time()) + signing.timestamp)
     else:
         stamp = signing.timestamp
     if stamp is not None:
-        headers["X-DxFeed-Timestamp"] = stamp.encode("latin-1")
+        headers[b"X-DxFeed-Timestamp"] = stamp.encode("latin-1")
     secret = {"right": SECRET, "other-secret": "not-the-shared-secret-at-all"}.get(
         signing.signature
     )
     if secret is not None:
         # Signed as a sender would, the timestamp as UTF-8 (latin-1 on the wire).
-        headers["X-DxFeed-Signature"] = sign(secret, stamp or "", body).encode()
+        headers[b"X-DxFeed-Signature"] = sign(secret, stamp or "", body).encode()
     elif signing.signature == "junk":
-        headers["X-DxFeed-Signature"] = signing.junk.encode("latin-1")
+        headers[b"X-DxFeed-Signature"] = signing.junk.encode("latin-1")
     if delivery is not None:
-        headers["X-DxFeed-Delivery"] = delivery.encode("latin-1")
+        headers[b"X-DxFeed-Delivery"] = delivery.encode("latin-1")
     if media is not None:
-        headers["Content-Type"] = media.encode()
+        headers[b"Content-Type"] = media.encode()
     response = await gateway.http.post(f"{gateway.url}{PATH}", content=body, headers=headers)
     try:
         decoded = response.json()
@@ -288,7 +287,7 @@ async def post(
     return response.status_code, decoded
 
 
-async def deliver_valid(gateway: DxGateway, delivery_id: str) -> int:
+async def deliver_valid(gateway: TestGateway, delivery_id: str) -> int:
     """A correct, fresh, well-formed callback of a never-published type with this id."""
     body = json.dumps(
         {
@@ -402,7 +401,7 @@ def _delivery_in(body: bytes) -> str | None:
     )
 )
 async def test_webhook_refuses_with_4xx_and_leaves_no_trace(
-    dx_gateway: DxGateway, published: Published, request: Request
+    dx_gateway: TestGateway, published: Published, request: Request
 ) -> None:
     own = f"fz-{uuid.uuid4().hex}"
     body = request.body.data.replace(OWN_ID.encode(), own.encode())
@@ -448,7 +447,7 @@ _MISSING = object()
 @settings(FUZZ, max_examples=20)
 @given(data=st.data())
 async def test_each_field_of_a_signed_callback_with_any_json_type(
-    dx_gateway: DxGateway, published: Published, field: str, data: st.DataObject
+    dx_gateway: TestGateway, published: Published, field: str, data: st.DataObject
 ) -> None:
     """Correctly signed and fresh, one field missing or of any JSON type (or a value near
     the documented one): 202 exactly when it still is a valid callback, else 400 and no
@@ -475,7 +474,7 @@ async def test_each_field_of_a_signed_callback_with_any_json_type(
 
 @pytest.mark.parametrize("field", ["login", "domain", "dxFeedAccountId"])
 async def test_an_id_with_a_final_newline_is_refused(
-    dx_gateway: DxGateway, published: Published, field: str
+    dx_gateway: TestGateway, published: Published, field: str
 ) -> None:
     """The documented [A-Za-z0-9_.:@-]{1,128}, all of it: a "$" would let "x\n" through."""
     own = f"fz-{uuid.uuid4().hex}"

@@ -17,10 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from brokergraph_dxtrade.sandbox import DxTradeSandbox
 
-from gateway.contract.schema import encode_id
+from gateway.testing import TestGateway
 
-DxGateway = Any  # the conftest's DxGateway (fixture dx_gateway)
+from .conftest import account_gid, receive, subscribe, trader_gid, unique, websocket
 
 CREATE = """
 mutation($input: CreateTraderInput!) { createTrader(input: $input) {
@@ -77,27 +78,17 @@ subscription($id: ID!) { marketDataSubscriptionEvents(traderId: $id) {
 CATEGORIES = [{"category": "TRADE_TYPE", "value": "FUTURES"}]
 
 
-def account_gid(native_id: str) -> str:
-    return encode_id("Account", "dxtrade", native_id)
-
-
-def trader_gid(native_id: str) -> str:
-    return encode_id("Trader", "dxtrade", native_id)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def user_login(gateway: DxGateway, login: str, password: str) -> httpx.Response:
+async def user_login(
+    gateway: TestGateway, sandbox: DxTradeSandbox, login: str, password: str
+) -> httpx.Response:
     """The user's own login on dxsca-web (DxTradeXT gates it on dxFeed, seed 004 §2.2)."""
     return await gateway.http.post(
-        f"{gateway.sandbox.url}/dxsca-web/login",
+        f"{sandbox.url}/dxsca-web/login",
         json={"username": login, "domain": "default", "password": password},
     )
 
 
-async def create_crm_user(gateway: DxGateway, partner: str = "DEMO-001") -> dict[str, Any]:
+async def create_crm_user(gateway: TestGateway, partner: str = "DEMO-001") -> dict[str, Any]:
     """Seed 004 §2.1's body, in CRM mode, through createTrader's options."""
     login = unique("prop-client")
     result = await gateway.query(
@@ -128,14 +119,16 @@ async def create_crm_user(gateway: DxGateway, partner: str = "DEMO-001") -> dict
     return payload
 
 
-async def balance(gateway: DxGateway, account_id: str) -> Decimal:
+async def balance(gateway: TestGateway, account_id: str) -> Decimal:
     await gateway.clear_cache()
     result = await gateway.query(ACCOUNT, {"id": account_gid(account_id)})
     return Decimal(result["data"]["account"]["balance"]["amount"])
 
 
-async def test_seed_004_crm_user_lifecycle(dx_gateway: DxGateway) -> None:
-    gateway, sandbox = dx_gateway, dx_gateway.sandbox
+async def test_seed_004_crm_user_lifecycle(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    gateway, sandbox = dx_gateway, dx_sandbox
     created = await create_crm_user(gateway)
     trader = created["trader"]
     login = trader["login"]
@@ -164,11 +157,11 @@ async def test_seed_004_crm_user_lifecycle(dx_gateway: DxGateway) -> None:
     assert client.dx_feed_account_id is not None
 
     # CRM mode with an empty dxFeed subscription set: the user may not log in yet.
-    refused = await user_login(gateway, login, "test")
+    refused = await user_login(gateway, sandbox, login, "test")
     assert refused.status_code == 403
     assert refused.json()["errorCode"] == "NO_MARKET_DATA"
     sandbox.send_callback("added", login, subscriptions=[{"name": "CME Globex Top of Book"}])
-    assert (await user_login(gateway, login, "test")).status_code == 200
+    assert (await user_login(gateway, sandbox, login, "test")).status_code == 200
 
     # Deposit then withdraw; a retried key is DXtrade's own dedupe and moves nothing.
     key = f"dep-{uuid.uuid4()}"
@@ -212,7 +205,7 @@ async def test_seed_004_crm_user_lifecycle(dx_gateway: DxGateway) -> None:
     ]
     assert payload["trader"]["status"] == "DISABLED"
     assert payload["accounts"] == [{"externalId": account_id, "status": "TERMINATED"}]
-    refused = await user_login(gateway, login, "test")
+    refused = await user_login(gateway, sandbox, login, "test")
     assert refused.status_code == 403
     assert refused.json()["errorCode"] == "USER_DISABLED"
     await gateway.clear_cache()
@@ -262,28 +255,30 @@ async def test_seed_004_crm_user_lifecycle(dx_gateway: DxGateway) -> None:
     }
     # Enabled again, but the cancelled subscriptions still gate the login (seed 004 §2.2)
     # until dxFeed activates them.
-    refused = await user_login(gateway, login, "test")
+    refused = await user_login(gateway, sandbox, login, "test")
     assert refused.json()["errorCode"] == "NO_MARKET_DATA"
     sandbox.send_callback("activated", login)
-    assert (await user_login(gateway, login, "test")).status_code == 200
+    assert (await user_login(gateway, sandbox, login, "test")).status_code == 200
     # The gateway never saw the user's own password anywhere but the sandbox.
     await sandbox.wait_callbacks()
 
 
-async def test_activation_callback_reaches_a_subscriber(dx_gateway: DxGateway) -> None:
-    gateway, sandbox = dx_gateway, dx_gateway.sandbox
+async def test_activation_callback_reaches_a_subscriber(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    gateway, sandbox = dx_gateway, dx_sandbox
     created = await create_crm_user(gateway)
     login = created["trader"]["login"]
     gid = trader_gid(f"{login}@default")
     sandbox.send_callback("added", login, subscriptions=[{"name": "CME Level 2"}])
     await sandbox.wait_callbacks()
-    async with gateway.websocket("manager") as socket:
-        operation = await gateway.subscribe(socket, EVENTS, {"id": gid})
+    async with websocket(gateway, "manager") as socket:
+        operation = await subscribe(socket, EVENTS, {"id": gid})
         await asyncio.sleep(0.2)  # let the stream attach before the callback
         delivery = sandbox.send_callback(
             "activated", login, subscriptions=[{"name": "CME Level 2", "endDate": "2027-06-30"}]
         )
-        message = await gateway.receive(socket)
+        message = await receive(socket)
     assert message["type"] == "next", message
     assert message["id"] == operation
     event = message["payload"]["data"]["marketDataSubscriptionEvents"]
@@ -302,7 +297,7 @@ async def test_activation_callback_reaches_a_subscriber(dx_gateway: DxGateway) -
     assert not await gateway.services.store.remember_delivery("dxfeed", delivery)
 
 
-async def test_market_data_subscriptions_on_trader(dx_gateway: DxGateway) -> None:
+async def test_market_data_subscriptions_on_trader(dx_gateway: TestGateway) -> None:
     result = await dx_gateway.query(TRADER, {"id": trader_gid("alice@default")}, token="client")
     subscriptions = result["data"]["trader"]["marketDataSubscriptions"]
     assert {"name": "CME Globex Top of Book", "active": True} in [
@@ -313,17 +308,19 @@ async def test_market_data_subscriptions_on_trader(dx_gateway: DxGateway) -> Non
     assert carol["data"]["trader"]["marketDataSubscriptions"] == []
 
 
-async def test_another_partners_client_cannot_subscribe(dx_gateway: DxGateway) -> None:
-    async with dx_gateway.websocket("other_client") as socket:
-        await dx_gateway.subscribe(socket, EVENTS, {"id": trader_gid("alice@default")})
-        message = await dx_gateway.receive(socket)
+async def test_another_partners_client_cannot_subscribe(dx_gateway: TestGateway) -> None:
+    async with websocket(dx_gateway, "other_client") as socket:
+        await subscribe(socket, EVENTS, {"id": trader_gid("alice@default")})
+        message = await receive(socket)
     assert message["type"] == "error" or message["payload"].get("errors"), message
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     assert errors[0]["extensions"]["code"] == "NOT_FOUND"
 
 
-async def test_account_reads_through_the_gateway(dx_gateway: DxGateway) -> None:
-    gateway = dx_gateway
+async def test_account_reads_through_the_gateway(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    gateway, sandbox = dx_gateway, dx_sandbox
     await gateway.clear_cache()
     result = await gateway.query(ACCOUNT, {"id": account_gid("default:alice-usd")}, token="client")
     account = result["data"]["account"]
@@ -332,14 +329,16 @@ async def test_account_reads_through_the_gateway(dx_gateway: DxGateway) -> None:
     assert account["accountType"] == "LIVE"
     assert Decimal(account["equity"]["amount"]) > 0
     # Reads are cached for the connector's TTL: a second query makes no upstream call.
-    before = gateway.sandbox.calls["GET /dxsca-web/accounts/metrics"]
+    before = sandbox.calls["GET /dxsca-web/accounts/metrics"]
     await gateway.query(ACCOUNT, {"id": account_gid("default:alice-usd")}, token="client")
-    assert gateway.sandbox.calls["GET /dxsca-web/accounts/metrics"] == before
+    assert sandbox.calls["GET /dxsca-web/accounts/metrics"] == before
 
 
-async def test_create_trader_validates_options_before_any_call(dx_gateway: DxGateway) -> None:
-    gateway = dx_gateway
-    before = sum(gateway.sandbox.calls.values())
+async def test_create_trader_validates_options_before_any_call(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    gateway, sandbox = dx_gateway, dx_sandbox
+    before = sum(sandbox.calls.values())
     cases = [
         ({"mode": "CRM"}, "dxFeedAccountId"),
         ({"mode": "SINGLE_FEED", "dxFeedAccountId": "abc"}, "dxFeedAccountId"),
@@ -366,11 +365,13 @@ async def test_create_trader_validates_options_before_any_call(dx_gateway: DxGat
         assert errors[0]["code"] == "INVALID_INPUT", (options, errors)
         if field is not None:
             assert errors[0]["field"] == ["options", field], (options, errors)
-    assert sum(gateway.sandbox.calls.values()) == before, "a refused input reached DXtrade"
+    assert sum(sandbox.calls.values()) == before, "a refused input reached DXtrade"
 
 
-async def test_refused_reactivation_step_is_reported(dx_gateway: DxGateway) -> None:
-    gateway, sandbox = dx_gateway, dx_gateway.sandbox
+async def test_refused_reactivation_step_is_reported(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    gateway, sandbox = dx_gateway, dx_sandbox
     created = await create_crm_user(gateway)
     login = created["trader"]["login"]
     gid = trader_gid(f"{login}@default")

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
-from brokergraph_dxtrade.sandbox import DEFAULT_WEBHOOK_SECRET
+from brokergraph_dxtrade.sandbox import DEFAULT_WEBHOOK_SECRET, DxTradeSandbox
 from brokergraph_dxtrade.webhook import (
     PATH,
     WebhookRefused,
@@ -23,8 +23,10 @@ from brokergraph_dxtrade.webhook import (
 )
 
 from gateway.contract.schema import encode_id
+from gateway.testing import TestGateway
 
-DxGateway = Any  # the conftest's DxGateway (fixture dx_gateway)
+from .conftest import receive, subscribe, unique, websocket
+
 SECRET = DEFAULT_WEBHOOK_SECRET
 EVENTS = """
 subscription($id: ID!) { marketDataSubscriptionEvents(traderId: $id) {
@@ -48,7 +50,7 @@ def callback(user: str, kind: str = "subscription.activated", **extra: Any) -> d
 
 
 async def post(
-    gateway: DxGateway,
+    gateway: TestGateway,
     body: bytes | dict[str, Any],
     *,
     secret: str | None = SECRET,
@@ -70,19 +72,19 @@ async def post(
 
 
 async def test_only_verified_new_callbacks_reach_the_subscriber(
-    dx_gateway: DxGateway, caplog: pytest.LogCaptureFixture
+    dx_gateway: TestGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway = dx_gateway
-    login = gateway.unique("ghost")
+    login = unique("ghost")
     store = gateway.services.store
     caplog.set_level(logging.INFO, logger="brokergraph_dxtrade.webhook")
-    async with gateway.websocket("admin") as socket:
+    async with websocket(gateway, "admin") as socket:
         gid = encode_id("Trader", "dxtrade", f"{login}@default")
-        operation = await gateway.subscribe(socket, EVENTS, {"id": gid})
+        operation = await subscribe(socket, EVENTS, {"id": gid})
         await asyncio.sleep(0.3)  # let the stream attach before the first callback
         first = callback(login)
         assert await post(gateway, first) == 202
-        message = await gateway.receive(socket)
+        message = await receive(socket)
         assert message["id"] == operation
         event = message["payload"]["data"]["marketDataSubscriptionEvents"]
         assert event["kind"] == "subscription.activated"
@@ -119,7 +121,7 @@ async def test_only_verified_new_callbacks_reach_the_subscriber(
         # The next event the subscriber sees is the next valid callback's.
         last = callback(login, "subscription.removed")
         assert await post(gateway, last) == 202
-        message = await gateway.receive(socket)
+        message = await receive(socket)
         event = message["payload"]["data"]["marketDataSubscriptionEvents"]
         assert event["kind"] == "subscription.removed"
 
@@ -135,7 +137,7 @@ async def test_only_verified_new_callbacks_reach_the_subscriber(
 
 
 async def test_other_callback_types_are_accepted_but_never_published(
-    dx_gateway: DxGateway, caplog: pytest.LogCaptureFixture
+    dx_gateway: TestGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     body = {
@@ -150,13 +152,15 @@ async def test_other_callback_types_are_accepted_but_never_published(
     assert "s3cr3t-user-password" not in caplog.text
 
 
-async def test_an_oversized_body_is_refused_unread(dx_gateway: DxGateway) -> None:
+async def test_an_oversized_body_is_refused_unread(dx_gateway: TestGateway) -> None:
     body = callback("ghost", subscriptions=[{"name": "x" * 100, "active": True}] * 1000)
     assert await post(dx_gateway, body) == 413
 
 
-async def test_sandbox_callbacks_are_signed_with_the_shared_secret(dx_gateway: DxGateway) -> None:
-    sandbox = dx_gateway.sandbox
+async def test_sandbox_callbacks_are_signed_with_the_shared_secret(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    sandbox = dx_sandbox
     delivery = sandbox.send_callback("activated", "alice")
     await sandbox.wait_callbacks()
     (sent,) = [d for d in sandbox.callbacks if d.delivery_id == delivery]

@@ -1,9 +1,8 @@
 """``DxTradeSandbox``: the DXtrade host (``/dxweb/rest``, ``/dxsca-web``, the dxFeed helper)
-under uvicorn on a local port, with the knobs tests use to make it misbehave."""
+as an :class:`AsgiSandbox`, with the knobs tests use to make it misbehave."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -21,21 +20,24 @@ from brokergraph_dxtrade.sandbox.errors import DxError, forbidden, unavailable
 from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD
 from brokergraph_dxtrade.sandbox.state import DxState, FeedEvent
 from brokergraph_dxtrade.sandbox.wire import DxJSONResponse
-from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
+from gateway.contract.sandbox import ASGIApp, AsgiSandbox, DemoLink
 
 DEFAULT_WEBHOOK_SECRET = "dxfeed-demo-webhook-secret-0123456789"
 
 
-class DxTradeSandbox(Sandbox):
+class DxTradeSandbox(AsgiSandbox):
     """A DXtrade platform on 127.0.0.1, seeded and deterministic; ``reset()`` re-seeds it.
 
-    Knobs: ``latency_seconds``; ``fail_next(n, status)``; ``calls`` (a Counter keyed
-    ``"METHOD /path/{template}"``); ``callbacks_enabled``; ``send_callback(...)``;
-    ``callbacks`` (every delivery) and ``delivered_callbacks``; ``wait_callbacks()``;
-    ``callback_retry_delays`` (seconds before each retry; three retries by default).
+    Knobs: the standard ``latency_seconds``, ``fail_next(n, status)`` and
+    ``drop_next(n, after_apply=...)``; ``calls`` (a Counter keyed
+    ``"METHOD /path/{template}"``); ``sessions`` (``reads_per_second``, ``clear()``);
+    ``callbacks_enabled``; ``send_callback(...)``; ``callbacks`` (every delivery) and
+    ``delivered_callbacks``; ``wait_callbacks()``; ``callback_retry_delays`` (seconds
+    before each retry; three retries by default).
     """
 
     name: ClassVar[str] = "dxtrade"
+    display_name: ClassVar[str] = "the DXtrade sandbox"
 
     def __init__(
         self,
@@ -45,42 +47,26 @@ class DxTradeSandbox(Sandbox):
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
         reads_per_second: int = 10,
     ) -> None:
-        self._initial_latency = latency_seconds
-        #: Seconds every API call waits before answering.
-        self.latency_seconds = latency_seconds
+        super().__init__(latency_seconds=latency_seconds)
         self.webhook_secret = webhook_secret
         #: False: callbacks are logged as "skipped" and not sent.
         self.callbacks_enabled = True
-        #: Calls per endpoint, keyed "METHOD /path/{template}".
+        #: Calls per endpoint, keyed "METHOD /path/{template}" (failed ones too).
         self.calls: Counter[str] = Counter()
         self.state = DxState()
         self.sessions = Sessions(session_timeout_ms, reads_per_second)
         self._sender = CallbackSender(webhook_secret)
-        self._fail_statuses: list[int] = []
+        self._surface_failures: list[int] = []
         self._gateway_url: str | None = None
-        self._served: ServedApp | None = None
 
-    # -- the Sandbox contract -------------------------------------------------------
+    # -- the AsgiSandbox contract ------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._served = await serve_asgi(
-            Starlette(routes=[self._route(api) for api in self._table()]),
-            host=host,
-            port=port,
-            name="the DXtrade sandbox",
-        )
+    def asgi_app(self) -> ASGIApp:
+        return Starlette(routes=[self._route(api) for api in self._table()])
 
     async def stop(self) -> None:
         await self._sender.close()
-        if self._served is not None:
-            await self._served.stop()
-        self._served = None
-
-    @property
-    def url(self) -> str:
-        if self._served is None:
-            raise RuntimeError("the DXtrade sandbox is not started")
-        return self._served.url
+        await super().stop()
 
     def connector_settings(self) -> Mapping[str, Any]:
         return {
@@ -111,8 +97,14 @@ class DxTradeSandbox(Sandbox):
         return None if self._gateway_url is None else f"{self._gateway_url}{WEBHOOK_PATH}"
 
     def fail_next(self, n: int, status: int = 503) -> None:
-        """The next ``n`` API calls answer ``status`` (in the surface's error body)."""
-        self._fail_statuses.extend([status] * n)
+        """The next ``n`` API calls answer ``status`` in their surface's error body.
+
+        DXtrade's two surfaces answer in two shapes (dxweb ``errorCode: int``, dxsca
+        ``errorCode: str``), and the base's ``failure_body(status)`` cannot tell which
+        surface a request was for, so the failure is given inside the app, where the
+        route is known; like any call it is counted in ``calls``.  Nothing is applied.
+        """
+        self._surface_failures.extend([status] * n)
 
     @property
     def callbacks(self) -> list[Delivery]:
@@ -152,15 +144,14 @@ class DxTradeSandbox(Sandbox):
         sent = self._flush()
         return next(d.delivery_id for e, d in sent if e is event)
 
-    def reset(self) -> None:
-        """Re-seed; clear sessions, counters, knobs and the callback log."""
+    def reset_state(self) -> None:
+        """Re-seed; clear sessions, counters, our failures and the callback log."""
         self._sender.cancel()
         self._sender.log = []
         self.state = DxState()
         self.sessions.clear()
         self.calls.clear()
-        self._fail_statuses.clear()
-        self.latency_seconds = self._initial_latency
+        self._surface_failures.clear()
         self.callbacks_enabled = True
 
     # -- plumbing -------------------------------------------------------------------
@@ -192,10 +183,8 @@ class DxTradeSandbox(Sandbox):
             self.calls[key] += 1
             ctx = Context(self.state, self.sessions, self.webhook_secret)
             try:
-                if self.latency_seconds > 0:
-                    await asyncio.sleep(self.latency_seconds)
-                if self._fail_statuses:
-                    raise unavailable(self._fail_statuses.pop(0))
+                if self._surface_failures:
+                    raise unavailable(self._surface_failures.pop(0))
                 if api.access != "none":
                     ctx.caller = self.sessions.authenticate(ctx.state, request.headers)
                     if api.access == "admin" and not ctx.caller.admin:

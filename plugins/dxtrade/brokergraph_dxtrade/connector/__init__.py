@@ -1,0 +1,70 @@
+"""``DxTradeConnector``: DXtrade's DxRegister (users, accounts, cash) and dxsca-web
+(reads), with dxFeed market-data entitlements, behind the gateway's families.
+
+Where each family goes (paths relative to ``/dxweb/rest`` or ``/dxsca-web``):
+
+=====================  =================================================================
+create_trader          POST /api/register/client (user + its first account, seed 004 §2.1)
+open_account           POST /api/register/client/{domain}/{login}/account
+update_account         PUT /api/register/account/{cc}/{ac} (status; leverage as metadata)
+deactivate_trader      POST .../client/{domain}/{login}/disable-user-and-terminate-accounts
+                       (seed 004 §2.3), or the two documented steps (B3) where it is missing
+reactivate_trader      PUT .../client/{domain}/{login} {"status":"OFFLINE"}, then POST a new
+                       account (seed 004 §2.4)
+get_traders            GET /api/register/client/{domain}/{login} per trader (concurrent)
+get_accounts           GET /api/register/account/{cc}/{ac} per account, then ONE
+                       GET /dxsca-web/accounts/metrics?accounts=a,b,... for the live money
+get_positions          ONE GET /dxsca-web/accounts/positions?accounts=a,b,...
+get_balance_operations GET /dxsca-web/accounts/{account}/transfers?time-from=&time-to=
+get_deals              GET /dxsca-web/accounts/{account}/orders/history (COMPLETED)
+deposit / withdraw     PUT /api/register/account/{cc}/{ac}/deposit|withdrawal/{key}
+change_credit          GET the account, PUT {"credit": old + change} (read-modify-write)
+market-data            dxFeed account of the user (``dxFeedAccountId``), its subscriptions
+                       from the dxFeed API stand-in; events from the webhook via the bus
+=====================  =================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from brokergraph_dxtrade import __version__
+from brokergraph_dxtrade.connector._funding import DxTradeFunding
+from brokergraph_dxtrade.connector._market_data import DxTradeMarketData
+from brokergraph_dxtrade.connector._options import MODES
+from brokergraph_dxtrade.connector._provisioning import DxTradeProvisioning
+from brokergraph_dxtrade.connector._reads import DxTradeReads
+from brokergraph_dxtrade.mapping import PLATFORM
+from gateway.contract import Capability
+
+__all__ = ["MODES", "DxTradeConnector"]
+
+
+class DxTradeConnector(DxTradeProvisioning, DxTradeReads, DxTradeFunding, DxTradeMarketData):
+    """DXtrade (DxRegister + dxsca-web) with dxFeed entitlements; see the module table.
+
+    Each family lives in its own module; :class:`DxTradeBase` holds what they share.
+    """
+
+    name: ClassVar[str] = "dxtrade"
+    platform: ClassVar[str] = PLATFORM
+    version: ClassVar[str] = __version__
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.TRADER_PROVISIONING,
+            Capability.ACCOUNT_READS,
+            Capability.ACCOUNT_HISTORY,
+            Capability.FUNDING,
+            Capability.CREDIT,
+            Capability.MARKET_DATA_ENTITLEMENTS,
+        }
+    )
+    #: Account reads may be 5 s old (DXtrade allows ~10 reads/s per session); market-data
+    #: entitlements change rarely and their callbacks are pushed to subscribers anyway.
+    cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {
+        Capability.ACCOUNT_READS: 5.0,
+        Capability.MARKET_DATA_ENTITLEMENTS: 5.0,
+    }
+    # Cash operations use the key as DXtrade's client-generated id, which DXtrade dedupes.
+    idempotent_writes: ClassVar[bool] = True

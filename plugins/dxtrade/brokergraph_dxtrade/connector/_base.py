@@ -1,0 +1,190 @@
+"""What every DXtrade family shares: the client, the settings, the batch helpers, the
+id parsing, the user/account reads the families build on, and the owner memory."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from brokergraph_dxtrade.client import DXSCA, DXWEB, DxTradeClient, Response, segment
+from brokergraph_dxtrade.mapping import (
+    account_id,
+    parse_account_id,
+    parse_trader_id,
+    trader_id,
+)
+from brokergraph_dxtrade.settings import DxTradeSettings
+from brokergraph_dxtrade.webhook import subscription_model
+from gateway.contract import (
+    BrokerGraphError,
+    Connector,
+    ConnectorContext,
+    ConnectorHealth,
+    HealthStatus,
+    MarketDataSubscription,
+    NotFound,
+    ProtocolError,
+)
+
+__all__ = ["DxTradeBase", "error_text", "items_of"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+OWNER_FLOW = "dxtrade-account-owner"
+
+
+def error_text(error: BrokerGraphError) -> str:
+    return f"{error.message} ({error.code})"
+
+
+class DxTradeBase(Connector):
+    """The shared state and helpers of the DXtrade families (see the package docstring)."""
+
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        self.settings = DxTradeSettings.from_section(context.name, context.settings)
+        s = self.settings
+        feed_token = s.dxfeed_token or s.webhook_secret
+        self.client = DxTradeClient(
+            base_url=s.url,
+            username=s.username,
+            domain=s.domain,
+            password=s.password.reveal(),
+            timeout_seconds=s.timeout_seconds,
+            reads_per_second=s.reads_per_second,
+            dxfeed_url=s.dxfeed_url,
+            dxfeed_token=None if feed_token is None else feed_token.reveal(),
+        )
+        self._slots = asyncio.Semaphore(s.concurrency)
+        self._owners: dict[str, str] = {}
+        self._currencies: dict[str, str] = {}
+        self._feed_ids: dict[str, str] = {}
+        self._credit_locks: dict[str, asyncio.Lock] = {}
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def health(self) -> ConnectorHealth:
+        """A ``/ping`` of the admin session (logging in first when there is none)."""
+        started = time.monotonic()
+        try:
+            await self.client.call(DXWEB, "POST", "/ping", what="health check")
+        except BrokerGraphError as error:
+            return ConnectorHealth(status=HealthStatus.DOWN, detail=error.message)
+        return ConnectorHealth(
+            status=HealthStatus.UP, latency_ms=(time.monotonic() - started) * 1000
+        )
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _bounded(self, call: Callable[[], Awaitable[T]]) -> T:
+        async with self._slots:
+            return await call()
+
+    async def _each(self, items: Sequence[T], call: Callable[[T], Awaitable[R]]) -> list[R]:
+        return list(
+            await asyncio.gather(*(self._bounded(functools.partial(call, i)) for i in items))
+        )
+
+    @staticmethod
+    def _trader_path(login: str, domain: str) -> str:
+        return f"/api/register/client/{segment(domain)}/{segment(login)}"
+
+    @staticmethod
+    def _account_path(clearing: str, code: str) -> str:
+        return f"/api/register/account/{segment(clearing)}/{segment(code)}"
+
+    def _trader_parts(self, value: str) -> tuple[str, str]:
+        parts = parse_trader_id(value)
+        if parts is None:
+            raise NotFound(f"no DXtrade user {value!r} (ids are login@domain)")
+        return parts
+
+    def _account_parts(self, value: str) -> tuple[str, str]:
+        parts = parse_account_id(value)
+        if parts is None:
+            raise NotFound(f"no DXtrade account {value!r} (ids are clearingCode:accountCode)")
+        return parts
+
+    async def _client(self, value: str) -> Response:
+        login, domain = self._trader_parts(value)
+        return await self.client.get(DXWEB, self._trader_path(login, domain), what="user")
+
+    async def _client_or_none(self, value: str) -> Mapping[str, Any] | None:
+        if parse_trader_id(value) is None:
+            return None
+        try:
+            body = (await self._client(value)).body
+        except NotFound:
+            return None
+        if not isinstance(body, Mapping):
+            raise ProtocolError("DXtrade answered a user read with something else")
+        return body
+
+    async def _account_or_none(self, value: str) -> Mapping[str, Any] | None:
+        parts = parse_account_id(value)
+        if parts is None:
+            return None
+        try:
+            body = (await self.client.get(DXWEB, self._account_path(*parts), what="account")).body
+        except NotFound:
+            return None
+        if not isinstance(body, Mapping):
+            raise ProtocolError("DXtrade answered an account read with something else")
+        self._currencies[value] = str(body.get("currency"))
+        return body
+
+    async def _metrics(self, account_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """Metrics of many accounts in ONE dxsca-web read (unknown ones are left out)."""
+        if not account_ids:
+            return {}
+        response = await self.client.get(
+            DXSCA,
+            "/accounts/metrics",
+            what="account metrics",
+            params=self.client.accounts_param(account_ids),
+        )
+        return {str(m.get("account")): m for m in items_of(response.body, "metrics")}
+
+    async def _remember_owner(self, account: str, owner: str) -> None:
+        """Account -> user is not in DXtrade's account read (B4): keep what we learn,
+        in the gateway store so every replica and restart knows it."""
+        if self._owners.get(account) == owner:
+            return
+        self._owners[account] = owner
+        await self.context.store.save_flow(f"dxtrade:owner:{account}", OWNER_FLOW, {"owner": owner})
+
+    async def _owner(self, account: str) -> str | None:
+        known = self._owners.get(account)
+        if known is None:
+            state = await self.context.store.get_flow(f"dxtrade:owner:{account}")
+            if state is not None and isinstance(state.get("owner"), str):
+                known = self._owners[account] = state["owner"]
+        return known
+
+    async def _accounts_of(self, client: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        owner = trader_id(str(client.get("login")), str(client.get("domain")))
+        accounts = [a for a in client.get("accounts") or [] if isinstance(a, Mapping)]
+        for a in accounts:
+            await self._remember_owner(account_id(a["clearingCode"], a["accountCode"]), owner)
+        return accounts
+
+    async def _subscriptions_of(self, tid: str, feed_id: str) -> list[MarketDataSubscription]:
+        response = await self.client.dxfeed(
+            f"/dxfeed/accounts/{segment(feed_id)}/subscriptions", what="dxFeed account"
+        )
+        return [subscription_model(tid, s) for s in items_of(response.body, "subscriptions")]
+
+
+def items_of(body: Any, key: str) -> list[Mapping[str, Any]]:
+    """The list under ``key`` of a dxsca-web answer (``{"metrics": [...]}``, B5)."""
+    if body is None:
+        return []
+    items = body.get(key) if isinstance(body, Mapping) else body
+    if not isinstance(items, list):
+        raise ProtocolError(f"DXtrade's answer has no {key!r} list")
+    return [i for i in items if isinstance(i, Mapping)]
