@@ -17,7 +17,7 @@ Writes return when QST has acknowledged them: the response *and* the order
 notification that follows (placeOrder: the first one, with the order number of the
 PlaceOrderResponse; cancels: the canceled state).  Rejects arrive as a FAILED status
 and an error text notification; :data:`brokergraph_qst.session.SERVER_ERRORS` maps
-their text to our errors.
+their text to our errors.  Settings: :class:`brokergraph_qst.settings.QstSettings`.
 """
 
 from __future__ import annotations
@@ -25,19 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from brokergraph_qst import wire
-from brokergraph_qst.session import QstSession, SessionConfig, error_for_text
+from brokergraph_qst import convert, wire
+from brokergraph_qst.session import QstSession, refusal
+from brokergraph_qst.settings import QstSettings
 from brokergraph_qst.streams import RESTING, AccountFeed, Feeds
-from gateway.connectors import read
 from gateway.contract import (
     Account,
     AccountReads,
@@ -48,14 +45,12 @@ from gateway.contract import (
     ConnectorContext,
     ConnectorHealth,
     HealthStatus,
-    Money,
     NotFound,
     Order,
     OrderEvent,
     OrderEventKind,
     OrderReads,
     OrderRouting,
-    OrderSide,
     OrderStatus,
     OrderStream,
     OrderType,
@@ -65,26 +60,17 @@ from gateway.contract import (
     Trader,
     UpstreamRejected,
     UpstreamTimeout,
+    read,
 )
 
 __all__ = ["QstConnector"]
 
 PLATFORM = wire.PLATFORM
 TERMINAL = frozenset(OrderStatus) - RESTING
-#: How long a write waits, after QST's response, for the order notification it causes.
-DEFAULT_ACK_SECONDS = 10.0
 #: How long a refusal waits for the error text that says why.
 REASON_WAIT_SECONDS = 2.0
 #: Reject reasons remembered for order reads (the order book does not carry them).
 MAX_REJECT_REASONS = 10_000
-
-
-def _secret(value: Any) -> str | None:
-    """Settings whose key looks secret arrive wrapped (``gateway.config.Secret``)."""
-    reveal = getattr(value, "reveal", None)
-    if callable(reveal):
-        value = reveal()
-    return value if isinstance(value, str) and value else None
 
 
 class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStream):
@@ -103,9 +89,9 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
         self._log = context.logger
+        self.settings = QstSettings.from_section(context.name, context.settings)
         self._session: QstSession | None = None
-        self.feeds = Feeds(PLATFORM, max_lag=int(context.settings.get("max_subscriber_lag", 1000)))
-        self._ack_seconds = float(context.settings.get("ack_timeout_seconds", DEFAULT_ACK_SECONDS))
+        self.feeds = Feeds(PLATFORM, max_lag=self.settings.max_subscriber_lag)
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, list[tuple[Callable[[Order], bool], asyncio.Future[Order]]]] = {}
         #: Error texts as they arrive: (arrival number, notice), for refusals to explain.
@@ -131,36 +117,12 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
     def username(self) -> str:
         return self.session.config.username
 
-    def _config(self) -> SessionConfig:
-        settings = self.context.settings
-        section = f"[connectors.{self.context.name}]"
-
-        def required(key: str) -> str:
-            value = _secret(settings.get(key))
-            if value is None:
-                raise ValueError(f"{section} {key} must be set")
-            return value
-
-        def seconds(key: str, default: float) -> float:
-            return float(settings.get(key, default))
-
-        password = required("password")
-        return SessionConfig(
-            url=required("url"),
-            username=required("username"),
-            password_hash=hashlib.sha256(password.encode()).hexdigest(),
-            client_unique_id=required("client_unique_id"),
-            provider=str(settings.get("order_entry_provider", "QOR")),
-            request_timeout=seconds("request_timeout_seconds", 10.0),
-            ready_wait=seconds("reconnect_wait_seconds", 5.0),
-            backoff_initial=seconds("reconnect_initial_seconds", 0.2),
-            backoff_max=seconds("reconnect_max_seconds", 10.0),
-            busy_backoff=seconds("busy_backoff_seconds", 30.0),
-        )
-
     async def start(self) -> None:
         self._session = QstSession(
-            self._config(), on_notice=self._on_notice, on_ready=self._resync, logger=self._log
+            self.settings.session_config(),
+            on_notice=self._on_notice,
+            on_ready=self._resync,
+            logger=self._log,
         )
         await self._session.start()
 
@@ -233,67 +195,16 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             if not waiter.done():
                 waiter.set_result(None)
 
-    # -- conversions ----------------------------------------------------------------------
-
-    def _currency(self, account_id: str) -> str:
-        summary = self.session.accounts.get(account_id)
-        return summary.currency if summary is not None else "USD"
+    # -- conversions (brokergraph_qst.convert, with what only the session knows) ----------
 
     def _position(self, feed: AccountFeed, p: wire.NetPosition) -> Position:
-        previous = feed.positions.get(p.contract)
-        if p.net_quantity > 0:
-            side = OrderSide.BUY
-        elif p.net_quantity < 0:
-            side = OrderSide.SELL
-        else:
-            side = previous.side if previous is not None else OrderSide.BUY
-        opened = previous.opened_at if previous is not None and previous.volume else None
-        currency = self._currency(p.account_id)
-        return Position(
-            platform=PLATFORM,
-            id=f"{p.account_id}:{p.contract}",
-            account_id=p.account_id,
-            symbol=p.contract,
-            side=side,
-            volume=abs(p.net_quantity),
-            open_price=p.average_price or Decimal(0),
-            opened_at=opened or datetime.now(UTC),
-            unrealized_pnl=None if p.open_pnl is None else Money(p.open_pnl, currency),
-            raw={
-                "net_quantity": str(p.net_quantity),
-                "realized_pnl": None if p.realized_pnl is None else str(p.realized_pnl),
-            },
-        )
+        summary = self.session.accounts.get(p.account_id)
+        currency = summary.currency if summary is not None else "USD"
+        return convert.position(p, currency=currency, previous=feed.positions.get(p.contract))
 
     def _account(self, info: wire.AccountInfo) -> Account:
         summary = self.session.accounts.get(info.account_id)
-        currency = info.currency or self._currency(info.account_id)
-
-        def money(value: Decimal | None) -> Money | None:
-            return None if value is None else Money(value, currency)
-
-        return Account(
-            platform=PLATFORM,
-            id=info.account_id,
-            number=info.account_id,
-            currency=currency,
-            trader_id=self.username,
-            is_live=summary.is_live if summary is not None else info.is_live,
-            balance=money(info.balance),
-            equity=money(info.equity),
-            margin=money(info.margin),
-            free_margin=money(info.available_funds),
-        )
-
-    def _summary_account(self, summary: wire.AccountSummary) -> Account:
-        return Account(
-            platform=PLATFORM,
-            id=summary.account_id,
-            number=summary.account_id,
-            currency=summary.currency,
-            trader_id=self.username,
-            is_live=summary.is_live,
-        )
+        return convert.account(info, trader_id=self.username, summary=summary)
 
     def _with_reason(self, order: Order) -> Order:
         reason = self._reject_reasons.get(order.id)
@@ -369,7 +280,7 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         entry = (predicate, future)
         self._waiters.setdefault(order_id, []).append(entry)
         try:
-            async with asyncio.timeout(self._ack_seconds):
+            async with asyncio.timeout(self.settings.ack_timeout_seconds):
                 return await future
         except TimeoutError:
             raise UpstreamTimeout(
@@ -396,7 +307,7 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
                 found = [n for n in found if f"#{order_id}" in n.body] or found
             if found:
                 notice = found[0]
-                return error_for_text(notice.reason or notice.body)
+                return refusal(notice.reason or notice.body)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return UpstreamRejected(

@@ -34,7 +34,6 @@ import enum
 import itertools
 import logging
 import random
-import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -51,12 +50,16 @@ from gateway.contract import (
     Conflict,
     InsufficientFunds,
     NotFound,
+    Outcome,
     ProtocolError,
     UpstreamBusy,
     UpstreamError,
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
+    VendorError,
+    VendorErrorTable,
+    transport_error,
 )
 
 __all__ = [
@@ -66,7 +69,7 @@ __all__ = [
     "QstSession",
     "SessionConfig",
     "SessionState",
-    "error_for_text",
+    "refusal",
 ]
 
 MAX_REQUEST_ID: Final = 2**32 - 1
@@ -99,36 +102,61 @@ _SENDABLE: Mapping[SessionState, Callable[[str], bool]] = {
     _S.CLOSED: lambda kind: False,
 }
 
-#: WebSocket close codes QST uses -> the error requests see meanwhile.
-CLOSE_CODES: Mapping[int, tuple[type[BrokerGraphError], str]] = {
-    1000: (UpstreamUnavailable, "QST closed the session"),
-    1011: (UpstreamUnavailable, "QST dropped the connection"),
-    4001: (ProtocolError, "QST closed the connection: a request was sent before login"),
-    4101: (UpstreamBusy, "the QST user logged in from another session"),
-    4102: (UpstreamUnavailable, "QST dropped the connection: too many messages queued"),
-}
+_LOST = Outcome.UNKNOWN  # a request in flight when the connection went may have been applied
 
-#: QST's error texts (ServerErrorMessage, reject text notifications) -> our errors.
-#: First match wins; anything else is UpstreamRejected.
-SERVER_ERRORS: tuple[tuple[re.Pattern[str], type[BrokerGraphError]], ...] = (
-    (re.compile(r"order\b.*\bnot found|unknown order|no such order", re.I), NotFound),
-    (re.compile(r"account\b.*\b(not found|invalid|unknown)|invalid account", re.I), NotFound),
-    (re.compile(r"is not working|already (filled|canceled|cancelled)", re.I), Conflict),
-    (re.compile(r"insufficient|not enough (money|funds)|margin", re.I), InsufficientFunds),
-    (re.compile(r"login required|not logged|not established", re.I), UpstreamUnavailable),
+#: WebSocket close codes QST uses -> the error requests see meanwhile (``code=`` is the
+#: close code).  The same table type as the refusals below: a close code is QST's answer
+#: to everything still waiting on the connection.
+CLOSE_CODES: Final = VendorErrorTable(
+    platform=wire.PLATFORM,
+    codes={
+        "1000": VendorError(UpstreamUnavailable, "QST closed the session", outcome=_LOST),
+        "1011": VendorError(UpstreamUnavailable, "QST dropped the connection", outcome=_LOST),
+        # QST closes on the premature request instead of executing it.
+        "4001": VendorError(
+            ProtocolError, "QST closed the connection: a request was sent before login"
+        ),
+        "4101": VendorError(
+            UpstreamBusy, "the QST user logged in from another session", outcome=_LOST
+        ),
+        "4102": VendorError(
+            UpstreamUnavailable,
+            "QST dropped the connection: too many messages queued",
+            outcome=_LOST,
+        ),
+    },
+    fallback=VendorError(UpstreamUnavailable, "QST connection lost", outcome=_LOST),
+)
+
+#: QST's error texts (ServerErrorMessage, reject text notifications) -> our errors; QST
+#: sends no codes, only text.  First match wins; anything else is UpstreamRejected.  The
+#: text is the message: it is safe to show (it names no secret).
+SERVER_ERRORS: Final = VendorErrorTable(
+    platform=wire.PLATFORM,
+    patterns=(
+        (r"order\b.*\bnot found|unknown order|no such order", VendorError(NotFound, "{text}")),
+        (
+            r"account\b.*\b(not found|invalid|unknown)|invalid account",
+            VendorError(NotFound, "{text}"),
+        ),
+        (r"is not working|already (filled|canceled|cancelled)", VendorError(Conflict, "{text}")),
+        (r"insufficient|not enough (money|funds)|margin", VendorError(InsufficientFunds, "{text}")),
+        # Refused before it was looked at: nothing applied.
+        (r"login required|not logged|not established", VendorError(UpstreamUnavailable, "{text}")),
+        # A failure inside QST [D: the sandbox's fail_next text]: it may have been applied.
+        (
+            r"internal (server )?error|service unavailable",
+            VendorError(UpstreamUnavailable, "{text}", outcome=Outcome.UNKNOWN),
+        ),
+    ),
+    fallback=VendorError(UpstreamRejected, "{text}"),
 )
 
 
-def error_for_text(text: str, *, vendor_code: str = "") -> BrokerGraphError:
-    """The error for a QST error text; the text is safe to show (it names no secret)."""
-    message = " ".join(text.split())[:300] or "QST refused the request"
-    details = {"platform": wire.PLATFORM, "vendorMessage": message}
-    if vendor_code:
-        details["vendorCode"] = vendor_code
-    for pattern, cls in SERVER_ERRORS:
-        if pattern.search(text):
-            return cls(message, details=details)
-    return UpstreamRejected(message, details=details)
+def refusal(text: str) -> BrokerGraphError:
+    """The error for one of QST's error texts; the text also goes to ``vendorMessage``."""
+    vendor_message = " ".join(text.split())[:300] or "no reason given"
+    return SERVER_ERRORS.error(text=text, details={"vendorMessage": vendor_message})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -438,10 +466,8 @@ class QstSession:
             )
         try:
             await ws.send(wire.encode(request_id, request))
-        except ConnectionClosed:
-            raise UpstreamUnavailable(
-                "the QST connection closed", details={"platform": wire.PLATFORM}
-            ) from None
+        except ConnectionClosed as error:
+            raise transport_error(error, platform=wire.PLATFORM, what=request.kind) from None
 
     def _next_id(self) -> int:
         request_id = next(self._ids)
@@ -459,15 +485,14 @@ class QstSession:
             await self._send(request, request_id)
             async with asyncio.timeout(wait_seconds or self.config.request_timeout):
                 frame = await future
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"QST did not answer {request.kind} in time",
-                details={"platform": wire.PLATFORM, "request": request.kind},
+        except TimeoutError as error:
+            raise transport_error(
+                error, platform=wire.PLATFORM, what=request.kind, request=request.kind
             ) from None
         finally:
             self._pending.pop(request_id, None)
         if frame.kind == wire.ERROR:
-            raise error_for_text(frame.body.message)
+            raise refusal(frame.body.message)
         if frame.kind != request.kind:
             raise ProtocolError(
                 f"QST answered {request.kind} with {frame.kind}",
@@ -591,9 +616,7 @@ class QstSession:
                 proxy=None,
             )
         except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed, TimeoutError) as error:
-            self._last_error = UpstreamUnavailable(
-                "QST cannot be reached", details={"platform": wire.PLATFORM}
-            )
+            self._last_error = transport_error(error, platform=wire.PLATFORM)
             self._log.info("QST connect failed: %s", type(error).__name__)
             self._first_outcome.set()
             return False, None
@@ -628,8 +651,7 @@ class QstSession:
             self._ready.clear()
             self._ws = None
             code = ws.close_code if ws.close_code is not None else 1006
-            lost_cls, text = CLOSE_CODES.get(code, (UpstreamUnavailable, "QST connection lost"))
-            lost = lost_cls(text, details={"platform": wire.PLATFORM, "closeCode": code})
+            lost = CLOSE_CODES.error(code=code)
             if self._state is not SessionState.CLOSED:
                 self._advance(SessionState.DISCONNECTED)
             self._fail_pending(lost)

@@ -35,6 +35,7 @@ __all__ = [
     "ASYNC",
     "ERROR",
     "PLATFORM",
+    "PROVIDERS",
     "AccountInfo",
     "AccountInfoNotice",
     "AccountStatusNotice",
@@ -293,7 +294,8 @@ _LIFETIMES_OUT: Mapping[TimeInForce, pb.OrderLifeTime] = {
     TimeInForce.GTD: pb.GTD_ORDER_LIFE_TIME,
 }
 _LIFETIMES_IN: Mapping[int, TimeInForce] = {v: k for k, v in _LIFETIMES_OUT.items()}
-_PROVIDERS: Mapping[str, pb.OrderEntryProvider] = {"QOR": pb.QOR, "PTS": pb.PTS}
+#: The order-entry providers by the name the settings use.
+PROVIDERS: Mapping[str, pb.OrderEntryProvider] = {"QOR": pb.QOR, "PTS": pb.PTS}
 
 #: QST's order status display texts (and the JSON API's codes) -> our status.  [I/D]
 ORDER_STATUSES: Mapping[str, OrderStatus] = {
@@ -419,14 +421,14 @@ def logout() -> Request:
 
 
 def oe_login(username: str, password_hash: str, provider: str, *, is_relogin: bool) -> Request:
-    if provider not in _PROVIDERS:
-        raise ValueError(f"unknown order entry provider {provider!r} (known: {sorted(_PROVIDERS)})")
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown order entry provider {provider!r} (known: {sorted(PROVIDERS)})")
     return Request(
         "oe_login",
         pb.OELoginRequest(
             username=username,
             password_hash=password_hash,
-            order_entry_provider=_PROVIDERS[provider],
+            order_entry_provider=PROVIDERS[provider],
             is_relogin=is_relogin,
         ),
     )
