@@ -9,8 +9,11 @@ Phases: CONNECTED -> (LoginRequest ok) LOGGED_IN -> (OELoginRequest ok) OE_LOGGE
 * After OELogoutRequest, order-entry requests answer ServerErrorMessage "Order Entry
   connection is not established" (the login itself still holds; OELoginRequest is allowed).
 * LogoutRequest closes with 1000 at any phase, after what is already queued.
-* Every request gets exactly one response with its request_id, delayed by the jitter knob;
-  notifications (request_id 0) are never delayed, so they may overtake a response.
+* Every request gets exactly one response with its request_id, delayed by the latency and
+  jitter knobs; notifications (request_id 0) are never delayed, so they may overtake a
+  response.
+* A pending fault (``fail_next``/``drop_next``) is taken by the next request of a
+  logged-in session, not by the requests that log in or out.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from brokergraph_qst._proto import order_routing_pb2 as pb
@@ -48,6 +52,25 @@ REQUEST_NAMES: dict[str, str] = {
     for f in pb.ClientMessage.DESCRIPTOR.oneofs_by_name["request"].fields
 }
 NOT_ESTABLISHED = "Order Entry connection is not established"
+#: Requests that open or end a session: faults are not spent on them.
+SESSION_REQUESTS = frozenset({"login", "oe_login", "oe_logout", "logout"})
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Answer a server error instead of applying the request."""
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Drop the connection instead of answering (after applying, if ``after_apply``)."""
+
+    after_apply: bool
+
+
+Fault = Fail | Drop
 
 
 class Phase(enum.Enum):
@@ -68,6 +91,8 @@ class Hub(Protocol):
     def route(self, events: list[Event]) -> None: ...
 
     def response_delay(self) -> float: ...
+
+    def take_fault(self) -> Fault | None: ...
 
     def now_ms(self) -> int: ...
 
@@ -125,7 +150,16 @@ class ConnectionHandler:
         if kind is None:
             self._error(message.request_id, "Unknown request")
             return
+        fault = None if kind in SESSION_REQUESTS else self.hub.take_fault()
+        if isinstance(fault, Fail):
+            self._error(message.request_id, f"Internal server error ({fault.status})")
+            return
+        if isinstance(fault, Drop) and not fault.after_apply:
+            self.outbox.drop(1011, "sandbox dropped the connection (drop_next)")
+            return
         self._handlers[kind](message.request_id, message)
+        if fault is not None:  # applied: the answer and its notifications go with the socket
+            self.outbox.drop(1011, "sandbox dropped the connection (drop_next)")
 
     def deliver(self, event: Event) -> None:
         """Send one book event as notifications (an Order is always followed by its text)."""

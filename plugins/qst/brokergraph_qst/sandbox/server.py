@@ -2,7 +2,26 @@
 
 One ClientMessage per binary frame in, one ServerMessage per binary frame out.  State
 (book, sessions, the price path) lives on the sandbox object, so it survives client
-disconnects and ``restart()``.  Knobs and counters are plain attributes:
+disconnects and ``restart()``.  Knobs and counters are plain attributes.
+
+The standard knobs, which the conformance kit drives on every sandbox alike:
+
+* ``latency_seconds`` - each response waits this long (plus the jitter below).  The
+  request is applied at once, as a busy QST would, so its notifications may come first.
+* ``fail_next(n, status=503)`` - the next ``n`` requests are answered
+  ``ServerErrorMessage("Internal server error (<status>)")`` [D] and not applied.
+* ``drop_next(n, after_apply=False)`` - the connection drops (1011) before the next ``n``
+  requests are answered; with ``after_apply=True`` each is applied first, and its
+  answer and notifications are lost with the connection.
+* ``reset()`` - every knob back to its constructor value, pending failures and drops
+  forgotten.  The book is not re-seeded: order numbers must never repeat under a
+  connected client (it keys orders by them); a fresh seed is a new sandbox.
+
+``fail_next`` and ``drop_next`` count the requests of a logged-in session only, not the
+login, OE login and logouts that set it up or end it, so a fault aimed at a read or a
+write is not spent on the reconnect that an earlier drop caused.
+
+QST's own knobs:
 
 * ``response_jitter_seconds`` - each response waits ``uniform(0, jitter)`` seconds
   (seeded), so responses come out of order; notifications are never delayed.
@@ -33,7 +52,7 @@ from websockets.exceptions import ConnectionClosed
 
 from brokergraph_qst._proto import order_routing_pb2 as pb
 from brokergraph_qst.sandbox.book import Book, Event, OrderEvent
-from brokergraph_qst.sandbox.handler import ConnectionHandler
+from brokergraph_qst.sandbox.handler import ConnectionHandler, Drop, Fail, Fault
 from brokergraph_qst.sandbox.market import Market
 from brokergraph_qst.sandbox.outbox import Outbox
 from brokergraph_qst.sandbox.session import ActivityItem, UserSession
@@ -53,15 +72,19 @@ class QstSandbox(Sandbox):
         self,
         *,
         seed: int = 1,
+        latency_seconds: float = 0.0,
         response_jitter_seconds: float = 0.0,
         tick_seconds: float = 0.2,
         slow_consumer_limit: int = 1000,
     ) -> None:
         self.seed = seed
+        self._knobs = (latency_seconds, response_jitter_seconds, tick_seconds, slow_consumer_limit)
+        self.latency_seconds = latency_seconds
         self.response_jitter_seconds = response_jitter_seconds
         self.tick_seconds = tick_seconds
         self.slow_consumer_limit = slow_consumer_limit
         self.on_emit: Callable[[str, float], None] | None = None
+        self._faults: list[Fault] = []
         self.requests: Counter[str] = Counter()
         self.connections = 0
         self.closes: Counter[int] = Counter()
@@ -138,6 +161,25 @@ class QstSandbox(Sandbox):
 
     # -- knobs ------------------------------------------------------------------------------
 
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """The next ``n`` requests get a server error message and apply nothing."""
+        self._faults.extend([Fail(status)] * n)
+
+    def drop_next(self, n: int = 1, *, after_apply: bool = False) -> None:
+        """The connection drops before the next ``n`` answers (after applying, if asked)."""
+        self._faults.extend([Drop(after_apply)] * n)
+
+    def reset(self) -> None:
+        """Every knob back to its constructor value; pending faults forgotten (see above)."""
+        latency, jitter, tick, limit = self._knobs
+        self.latency_seconds = latency
+        self.response_jitter_seconds = jitter
+        self.tick_seconds = tick
+        self.slow_consumer_limit = limit
+        self.on_emit = None
+        self._faults.clear()
+        self._jitter = random.Random(self.seed)  # noqa: S311 - delays, not secrets
+
     def drop_connections(self) -> asyncio.Future[list[None]]:
         """Close every client socket with 1011 and keep serving; awaiting is optional."""
         server = self._server
@@ -187,8 +229,11 @@ class QstSandbox(Sandbox):
 
     def response_delay(self) -> float:
         if self.response_jitter_seconds <= 0:
-            return 0.0
-        return self._jitter.uniform(0, self.response_jitter_seconds)
+            return self.latency_seconds
+        return self.latency_seconds + self._jitter.uniform(0, self.response_jitter_seconds)
+
+    def take_fault(self) -> Fault | None:
+        return self._faults.pop(0) if self._faults else None
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
