@@ -51,10 +51,11 @@ from gateway.contract import (  # noqa: E402
     PlaceOrderRequest,
     TimeInForce,
 )
+from gateway.testing import TestGateway  # noqa: E402
 from plugins.qst.tests.qst_testkit import (  # noqa: E402
     PROTOCOL,
-    QstGateway,
     account_gid,
+    connector,
     qst_gateway_on,
 )
 
@@ -117,8 +118,10 @@ async def all_received(clients: list[Client], emits: dict[str, list[float]], ord
                 await client.changed.wait()
 
 
-async def event_latency(gateway: QstGateway, subscribers: int, rounds: int) -> list[float]:
-    sandbox, connector = gateway.sandbox, gateway.connector
+async def event_latency(
+    gateway: TestGateway, sandbox: QstSandbox, subscribers: int, rounds: int
+) -> list[float]:
+    qst = connector(gateway)
     emits: dict[str, list[float]] = defaultdict(list)
     sandbox.on_emit = lambda number, at: emits[number].append(at)
     clients = [Client() for _ in range(subscribers)]
@@ -142,9 +145,9 @@ async def event_latency(gateway: QstGateway, subscribers: int, rounds: int) -> l
             )
             # Each QST burst (New Order + Working, then Canceled) fans out fully before
             # the next: latency, not a backlog of rounds, is measured.
-            order = await connector.place_order(request)
+            order = await qst.place_order(request)
             await all_received(clients, emits, order.id)
-            await connector.cancel_order(ACCOUNT, order.id)
+            await qst.cancel_order(ACCOUNT, order.id)
             await all_received(clients, emits, order.id)
             if round_number >= WARMUP:
                 for client in clients:
@@ -165,7 +168,7 @@ PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
   order { externalId status } errors { code message } } }"""
 
 
-async def gateway_placements(gateway: QstGateway) -> list[float]:
+async def gateway_placements(gateway: TestGateway) -> list[float]:
     samples: list[float] = []
     headers = {"Authorization": f"Bearer {gateway.tokens['client']}"}
     for n in range(WARMUP + PLACEMENTS):
@@ -191,13 +194,13 @@ async def gateway_placements(gateway: QstGateway) -> list[float]:
             raise RuntimeError(f"placeOrder failed: {payload['errors']}")
         if n >= WARMUP:
             samples.append(elapsed)
-        await gateway.connector.cancel_order(ACCOUNT, payload["order"]["externalId"])
+        await connector(gateway).cancel_order(ACCOUNT, payload["order"]["externalId"])
     return samples
 
 
-async def connector_placements(gateway: QstGateway) -> list[float]:
+async def connector_placements(gateway: TestGateway) -> list[float]:
     """The connector alone (no HTTP, GraphQL, store): where the gateway's time goes."""
-    connector = gateway.connector
+    qst = connector(gateway)
     samples: list[float] = []
     for n in range(WARMUP + PLACEMENTS):
         request = PlaceOrderRequest(
@@ -211,11 +214,11 @@ async def connector_placements(gateway: QstGateway) -> list[float]:
             idempotency_key=f"bench-{uuid.uuid4().hex}",
         )
         started = time.perf_counter()
-        order = await connector.place_order(request)
+        order = await qst.place_order(request)
         elapsed = time.perf_counter() - started
         if n >= WARMUP:
             samples.append(elapsed)
-        await connector.cancel_order(ACCOUNT, order.id)
+        await qst.cancel_order(ACCOUNT, order.id)
     return samples
 
 
@@ -247,7 +250,7 @@ async def direct_placements(sandbox: QstSandbox) -> list[float]:
             start=1,
         ):
             await socket.send(wire.encode(request_id, request))
-            while wire.decode(await socket.recv()).request_id != request_id:
+            while wire.decode(await socket.recv(decode=False)).request_id != request_id:
                 pass
         spec = wire.OrderSpec(
             contract="ESZ26",
@@ -283,7 +286,7 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as directory:
             async with qst_gateway_on(sandbox, Path(directory)) as gateway:
                 for subscribers, rounds in EVENT_CASES.items():
-                    samples = await event_latency(gateway, subscribers, rounds)
+                    samples = await event_latency(gateway, sandbox, subscribers, rounds)
                     rows.append(
                         f"| emit → GraphQL WS client | {subscribers} | {len(samples)} "
                         f"| {ms(statistics.median(samples))} | {ms(percentile(samples, 0.99))} |"

@@ -8,7 +8,8 @@ import pytest
 import pytest_asyncio
 from brokergraph_qst.sandbox import QstSandbox
 
-from plugins.qst.tests.qst_testkit import QstGateway, qst_gateway_on, started_sandbox
+from gateway.testing import TestGateway
+from plugins.qst.tests.qst_testkit import qst_gateway_on, started_sandbox
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -21,6 +22,7 @@ async def qst_sandbox() -> AsyncIterator[QstSandbox]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def qst_gateway(
     qst_sandbox: QstSandbox, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[QstGateway]:
+) -> AsyncIterator[TestGateway]:
+    """A gateway on the shared sandbox (``qst_sandbox``)."""
     async with qst_gateway_on(qst_sandbox, tmp_path_factory.mktemp("qst-gateway")) as gateway:
         yield gateway

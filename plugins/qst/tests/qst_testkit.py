@@ -1,10 +1,9 @@
 """Helpers of the QST plugin's tests: a real sandbox, a real gateway, a real GraphQL
 WebSocket client.  Everything talks over sockets; nothing of ours is mocked.
 
-Modelled on tests/gateway_fixtures.py: the plugin is loaded explicitly (not through
-its entry point) and strictly, the demo links of the sandbox are stored, and bearer
-tokens are issued for an admin and two clients (DEMO-001 owns 297999 and 297998,
-OTHER-001 owns 400001).
+The gateway is the kit's :class:`~gateway.testing.TestGateway` (the plugin loaded
+explicitly and strictly, the sandbox's demo links stored, a token per role: DEMO-001's
+``client`` owns 297999 and 297998, OTHER-001's ``other_client`` owns 400001).
 """
 
 from __future__ import annotations
@@ -13,25 +12,23 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import brokergraph_qst.plugin
-import httpx
 import websockets
 from brokergraph_qst.connector import QstConnector
 from brokergraph_qst.sandbox import QstSandbox
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from gateway.contract.schema import encode_id
-from gateway.services import GatewayServices
-from gateway.testing import open_test_gateway
+from gateway.testing import TestGateway, open_test_gateway
 
-TEST_JWT_SECRET = "brokergraph-qst-test-secret-0123456789abcdefghij"
-PARTNERS = {"DEMO-001": "demo-broker", "OTHER-001": "other-broker"}
-PROTOCOL = "graphql-transport-ws"
+PROTOCOL = Subprotocol("graphql-transport-ws")
 WAIT = 15.0
 #: Connector settings that keep the tests quick: reconnects and the 4101 back-off are short.
 FAST_RECOVERY = {
@@ -50,63 +47,19 @@ def order_gid(account_id: str, order_id: str) -> str:
     return encode_id("Order", "qst", account_id, order_id)
 
 
-@dataclass
-class QstGateway:
-    """A running gateway wired to a QST sandbox."""
-
-    graphql_url: str
-    websocket_url: str
-    services: GatewayServices
-    sandbox: QstSandbox
-    tokens: Mapping[str, str]
-    http: httpx.AsyncClient
-
-    @property
-    def connector(self) -> QstConnector:
-        connector = self.services.registry.require_any("qst")
-        assert isinstance(connector, QstConnector)
-        return connector
-
-    async def query(
-        self, query: str, variables: Mapping[str, Any] | None = None, token: str = "client"
-    ) -> dict[str, Any]:
-        """POST an operation; asserts HTTP 200 and returns the decoded body."""
-        body: dict[str, Any] = {"query": query}
-        if variables is not None:
-            body["variables"] = dict(variables)
-        headers = {"Authorization": f"Bearer {self.tokens.get(token, token)}"}
-        response = await self.http.post(self.graphql_url, json=body, headers=headers)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def data(
-        self, query: str, variables: Mapping[str, Any] | None = None, token: str = "client"
-    ) -> dict[str, Any]:
-        """``data`` of an operation that must not fail."""
-        result = await self.query(query, variables, token)
-        assert "errors" not in result, result
-        data: dict[str, Any] = result["data"]
-        return data
+def connector(gateway: TestGateway) -> QstConnector:
+    """The gateway's QST connector (to read its session and feeds)."""
+    found = gateway.services.registry.require_any("qst")
+    assert isinstance(found, QstConnector)
+    return found
 
 
-@contextlib.asynccontextmanager
-async def qst_gateway_on(
+def qst_gateway_on(
     sandbox: QstSandbox, directory: Path, **settings: Any
-) -> AsyncIterator[QstGateway]:
-    """A gateway serving the QST plugin against ``sandbox`` until the block exits."""
+) -> AbstractAsyncContextManager[TestGateway]:
+    """A gateway serving the QST plugin against ``sandbox``, recovering quickly."""
     extra = {"qst": {**FAST_RECOVERY, **settings}}
-    async with open_test_gateway(
-        brokergraph_qst.plugin, [sandbox], directory, connector_settings=extra
-    ) as running:
-        yield QstGateway(
-            graphql_url=running.graphql_url,
-            websocket_url=running.websocket_url,
-            services=running.services,
-            sandbox=sandbox,
-            tokens=running.tokens,
-            http=running.http,
-        )
+    return open_test_gateway(brokergraph_qst.plugin, [sandbox], directory, connector_settings=extra)
 
 
 @contextlib.asynccontextmanager
@@ -196,7 +149,7 @@ class Subscription:
 
 @contextlib.asynccontextmanager
 async def subscribe(
-    gateway: QstGateway, account_id: str, token: str = "client", query: str = ORDER_EVENTS
+    gateway: TestGateway, account_id: str, token: str = "client", query: str = ORDER_EVENTS
 ) -> AsyncIterator[Subscription]:
     async with websockets.connect(gateway.websocket_url, subprotocols=[PROTOCOL]) as socket:
         init = {"Authorization": f"Bearer {gateway.tokens.get(token, token)}"}

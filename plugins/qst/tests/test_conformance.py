@@ -5,6 +5,7 @@ and order state carried across a sandbox restart."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 
 import pytest
@@ -90,6 +91,7 @@ class TestQstConformance(ConformanceSuite):
                 event = await asyncio.wait_for(anext(stream), 10)
                 if event.order is not None and event.order.status is OrderStatus.CANCELLED:
                     break
+            assert isinstance(stream, AsyncGenerator)  # order_events is an async generator
             await stream.aclose()
         assert sandbox.connections == connections, "subscribers must not open connections"
         assert connector.feeds["297999"].subscriber_count == 0

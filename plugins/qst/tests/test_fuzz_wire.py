@@ -18,13 +18,11 @@ import functools
 import itertools
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import pytest_asyncio
-from brokergraph_qst import wire
+from brokergraph_qst import convert, wire
 from brokergraph_qst._proto import order_routing_pb2 as pb
-from brokergraph_qst.connector import QstConnector
 from brokergraph_qst.sandbox import QstSandbox, password_hash
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
@@ -270,15 +268,9 @@ valid_frames = st.one_of(
 # --------------------------------------------------------------------------- the client decoder
 
 
-def _stub_connector() -> Any:
-    """What ``QstConnector``'s conversions read of ``self``: no accounts known yet."""
-    stub = SimpleNamespace(session=SimpleNamespace(accounts={}), username="demo-trader")
-    stub._currency = functools.partial(QstConnector._currency, stub)
-    return stub
-
-
 def _check_info(info: wire.AccountInfo) -> None:
-    account = QstConnector._account(_stub_connector(), info)
+    # As the connector converts it before the OE login listed the account.
+    account = convert.account(info, trader_id=USER, summary=None)
     check_account(account, "qst")
     assert account.id == info.account_id
     for amount in (info.balance, info.equity, info.margin, info.available_funds, info.open_pnl):
@@ -287,8 +279,8 @@ def _check_info(info: wire.AccountInfo) -> None:
 
 
 def _check_position(position: wire.NetPosition) -> None:
-    feed = SimpleNamespace(positions={})
-    check_position(QstConnector._position(_stub_connector(), feed, position), "qst")
+    # The first report of the position, in the fallback currency of an unlisted account.
+    check_position(convert.position(position, currency="USD", previous=None), "qst")
 
 
 def check_decoded(frame: wire.Frame) -> None:
@@ -310,7 +302,7 @@ def check_decoded(frame: wire.Frame) -> None:
         _check_info(body.info)
     elif isinstance(body, wire.OELoginResult):
         for summary in body.accounts:
-            check_account(QstConnector._summary_account(_stub_connector(), summary), "qst")
+            check_account(convert.summary_account(summary, trader_id=USER), "qst")
     elif isinstance(body, tuple):  # activity items
         for item in body:
             assert isinstance(item, wire.ActivityItem)

@@ -17,10 +17,11 @@ from brokergraph_qst.sandbox import QstSandbox
 from brokergraph_qst.session import QstSession, SessionConfig
 
 from gateway.contract import OrderSide, OrderType, TimeInForce
+from gateway.testing import TestGateway
 from plugins.qst.tests.qst_testkit import (
-    QstGateway,
     Subscription,
     account_gid,
+    connector,
     new_key,
     order_gid,
     qst_gateway_on,
@@ -72,8 +73,8 @@ def limit_input(price: str, account: str = "297999", symbol: str = "ESZ26", **mo
     }
 
 
-async def place(gateway: QstGateway, price: str, **more: Any) -> dict[str, Any]:
-    data = await gateway.data(PLACE, {"input": limit_input(price, **more)})
+async def place(gateway: TestGateway, price: str, **more: Any) -> dict[str, Any]:
+    data = await gateway.data(PLACE, {"input": limit_input(price, **more)}, token="client")
     payload: dict[str, Any] = data["placeOrder"]
     assert payload["errors"] == [], payload
     return payload
@@ -132,7 +133,9 @@ async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
             }
             assert sandbox.requests["LoginRequest"] == sandbox.requests["OELoginRequest"] == 1
             # 3. The order book of the account.
-            book = (await gateway.data(BOOK, {"id": account_gid("297999")}))["account"]
+            book = (await gateway.data(BOOK, {"id": account_gid("297999")}, token="client"))[
+                "account"
+            ]
             assert book["orders"] == []
             assert book["positions"] == []
             # 4. Subscribe: the stream opens with a snapshot (no working order yet).
@@ -145,16 +148,22 @@ async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
                 assert placed["status"] in ("PENDING", "WORKING")  # "New Order", or later
                 await events.wait_order(placed["externalId"], "PENDING")
                 await events.wait_order(placed["externalId"], "WORKING")
-                book = (await gateway.data(BOOK, {"id": account_gid("297999")}))["account"]
+                book = (await gateway.data(BOOK, {"id": account_gid("297999")}, token="client"))[
+                    "account"
+                ]
                 assert book["orders"][-1]["externalId"] == placed["externalId"]
-                cancelled = (await gateway.data(CANCEL, {"id": placed["id"]}))["cancelOrder"]
+                cancelled = (await gateway.data(CANCEL, {"id": placed["id"]}, token="client"))[
+                    "cancelOrder"
+                ]
                 assert cancelled["order"]["status"] == "CANCELLED", cancelled
                 await events.wait_order(placed["externalId"], "CANCELLED")
                 # 8. Three places, then cancel them all.
                 three = [(await place(gateway, p))["order"] for p in ("1000", "1000.25", "1000.5")]
                 ids = [o["id"] for o in three]
                 result = await gateway.data(
-                    CANCEL_MANY, {"input": {"accountId": account_gid("297999"), "orderIds": ids}}
+                    CANCEL_MANY,
+                    {"input": {"accountId": account_gid("297999"), "orderIds": ids}},
+                    token="client",
                 )
                 assert {o["status"] for o in result["cancelOrders"]["orders"]} == {"CANCELLED"}
                 for o in three:
@@ -167,6 +176,7 @@ async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
                 result = await gateway.data(
                     CANCEL_CONTRACT,
                     {"input": {"accountId": account_gid("297999"), "symbol": "6EZ26"}},
+                    token="client",
                 )
                 by_contract = result["cancelOrdersForContract"]["orders"]
                 assert sorted(o["externalId"] for o in by_contract) == sorted(
@@ -186,6 +196,7 @@ async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
                                 "idempotencyKey": new_key(),
                             }
                         },
+                        token="client",
                     )
                 )["replaceOrder"]
                 assert replaced["errors"] == [], replaced
@@ -196,13 +207,17 @@ async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
                 await events.wait_order(original["externalId"], "CANCELLED")
                 await events.wait_order(new["externalId"], "WORKING")
                 # 11. The order book again: only the replacement works.
-                book = (await gateway.data(BOOK, {"id": account_gid("297999")}))["account"]
+                book = (await gateway.data(BOOK, {"id": account_gid("297999")}, token="client"))[
+                    "account"
+                ]
                 working = [o["externalId"] for o in book["orders"] if o["status"] == "WORKING"]
                 assert working == [new["externalId"]]
                 # 12. Activity items and 13. account information.
                 account = (
                     await gateway.data(
-                        QST_ACCOUNT, {"id": account_gid("297999"), "currency": "USD"}
+                        QST_ACCOUNT,
+                        {"id": account_gid("297999"), "currency": "USD"},
+                        token="client",
                     )
                 )["account"]
                 assert account["__typename"] == "QstAccount"
@@ -224,7 +239,9 @@ async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
                 switches = sandbox.requests["OESwitchAccountRequest"]
                 other = (
                     await gateway.data(
-                        QST_ACCOUNT, {"id": account_gid("297998"), "currency": "EUR"}
+                        QST_ACCOUNT,
+                        {"id": account_gid("297998"), "currency": "EUR"},
+                        token="client",
                     )
                 )["account"]
                 assert other["accountInformation"]["name"] == "Demo Futures 2"
@@ -234,7 +251,9 @@ async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
                 # ... and the stream of 297999 goes on: a placement there switches back.
                 last = (await place(gateway, "999.75"))["order"]
                 await events.wait_order(last["externalId"], "WORKING")
-                cancelled = (await gateway.data(CANCEL, {"id": last["id"]}))["cancelOrder"]
+                cancelled = (await gateway.data(CANCEL, {"id": last["id"]}, token="client"))[
+                    "cancelOrder"
+                ]
                 await events.wait_order(last["externalId"], "CANCELLED")
                 await asyncio.sleep(0.1)  # the trailing text notification
             # Every Order notification QST emitted reached the subscriber, once, in order.
@@ -263,8 +282,8 @@ async def test_a_restart_mid_stream_loses_no_order_state(tmp_path: Path) -> None
     ):
         resting = (await place(gateway, "5000"))["order"]["externalId"]
         await events.wait_order(resting, "WORKING")
-        connector = gateway.connector
-        relogins = connector.session.relogins
+        qst = connector(gateway)
+        relogins = qst.session.relogins
         await sandbox.restart()
         # While the connector is away: the market fills one order, and another
         # application of the same user places one.
@@ -281,7 +300,7 @@ async def test_a_restart_mid_stream_loses_no_order_state(tmp_path: Path) -> None
         )
         placed_elsewhere = await other.call(wire.place_order(sell), account="297999")
         await other.close()
-        assert connector.session.relogins == relogins, "the connector came back too early"
+        assert qst.session.relogins == relogins, "the connector came back too early"
         # The subscription resumes and reports both, once, in order.
         await events.wait_order(resting, "FILLED")
         await events.wait_order(placed_elsewhere.order_number, "WORKING")
@@ -289,8 +308,8 @@ async def test_a_restart_mid_stream_loses_no_order_state(tmp_path: Path) -> None
             lambda e: e["kind"] == "POSITION" and e["position"]["symbol"] == "ESZ26",
             "the ESZ26 position",
         )
-        assert connector.session.relogins == relogins + 1
-        assert connector.resync_changes >= 3
+        assert qst.session.relogins == relogins + 1
+        assert qst.resync_changes >= 3
         # Live again: a new order arrives as usual.
         live = (await place(gateway, "1000"))["order"]["externalId"]
         await events.wait_order(live, "WORKING")
@@ -300,59 +319,63 @@ async def test_a_restart_mid_stream_loses_no_order_state(tmp_path: Path) -> None
     assert len(pairs) == len(set(pairs)), f"an order state was reported twice: {pairs}"
 
 
-async def test_dropped_connections_are_reconnected(qst_gateway: QstGateway) -> None:
-    sandbox = qst_gateway.sandbox
+async def test_dropped_connections_are_reconnected(
+    qst_gateway: TestGateway, qst_sandbox: QstSandbox
+) -> None:
     async with subscribe(qst_gateway, "297999") as events:
         await events.wait_for(lambda e: True, "the snapshot")
-        relogins = qst_gateway.connector.session.relogins
-        await sandbox.drop_connections()
+        relogins = connector(qst_gateway).session.relogins
+        await qst_sandbox.drop_connections()
         # A placement during the reconnect waits for it (bounded) instead of failing.
         placed = (await place(qst_gateway, "1000"))["order"]
         await events.wait_order(placed["externalId"], "WORKING")
-        assert qst_gateway.connector.session.relogins == relogins + 1
-        await qst_gateway.data(CANCEL, {"id": placed["id"]})
+        assert connector(qst_gateway).session.relogins == relogins + 1
+        await qst_gateway.data(CANCEL, {"id": placed["id"]}, token="client")
         await events.wait_order(placed["externalId"], "CANCELLED")
     check_sequences(events)
 
 
-async def test_another_session_of_the_user_is_handled(qst_gateway: QstGateway) -> None:
-    sandbox = qst_gateway.sandbox
-    connector = qst_gateway.connector
+async def test_another_session_of_the_user_is_handled(
+    qst_gateway: TestGateway, qst_sandbox: QstSandbox
+) -> None:
+    qst = connector(qst_gateway)
     async with subscribe(qst_gateway, "297999") as events:
         await events.wait_for(lambda e: True, "the snapshot")
-        other = raw_session(sandbox)
+        other = raw_session(qst_sandbox)
         await other.start()  # QST closes the gateway's session with 4101
         try:
-            await wait_until(lambda: connector.session.busy, "busy (4101)")
-            result = await qst_gateway.data(PLACE, {"input": limit_input("1000")})
+            await wait_until(lambda: qst.session.busy, "busy (4101)")
+            result = await qst_gateway.data(PLACE, {"input": limit_input("1000")}, token="client")
             (error,) = result["placeOrder"]["errors"]
             assert error["code"] == "UPSTREAM_BUSY", error
             health = await qst_gateway.data(
                 "{ connectors { name health { status detail } } }", token="admin"
             )
-            (qst,) = [c for c in health["connectors"] if c["name"] == "qst"]
-            assert qst["health"] == {"status": "DOWN", "detail": "UPSTREAM_BUSY"}
+            (entry,) = [c for c in health["connectors"] if c["name"] == "qst"]
+            assert entry["health"] == {"status": "DOWN", "detail": "UPSTREAM_BUSY"}
         finally:
             await other.close()
         # After its back-off the gateway's session returns; the subscription never ended.
-        await wait_until(lambda: connector.session.ready, "back after the back-off")
+        await wait_until(lambda: qst.session.ready, "back after the back-off")
         placed = (await place(qst_gateway, "1000"))["order"]
         await events.wait_order(placed["externalId"], "WORKING")
-        await qst_gateway.data(CANCEL, {"id": placed["id"]})
+        await qst_gateway.data(CANCEL, {"id": placed["id"]}, token="client")
         await events.wait_order(placed["externalId"], "CANCELLED")
     assert not events.errors
     check_sequences(events)
 
 
-async def test_only_entitled_viewers_get_an_accounts_events(qst_gateway: QstGateway) -> None:
+async def test_only_entitled_viewers_get_an_accounts_events(
+    qst_gateway: TestGateway, qst_sandbox: QstSandbox
+) -> None:
     async with subscribe(qst_gateway, "297999", token="other_client") as events:
         await wait_until(lambda: events.errors, "refused")
     assert events.errors[0]["extensions"]["code"] == "NOT_FOUND"
     assert events.events == []
-    before = qst_gateway.sandbox.requests["PlaceOrderRequest"]
+    before = qst_sandbox.requests["PlaceOrderRequest"]
     result = await qst_gateway.data(PLACE, {"input": limit_input("1000")}, token="other_client")
     assert result["placeOrder"]["errors"][0]["code"] == "NOT_FOUND"
-    assert qst_gateway.sandbox.requests["PlaceOrderRequest"] == before, "nothing went upstream"
+    assert qst_sandbox.requests["PlaceOrderRequest"] == before, "nothing went upstream"
     # The owner of 400001 is linked, but the gateway's QST credential is demo-trader's.
     result = await qst_gateway.query(
         QST_ACCOUNT, {"id": account_gid("400001"), "currency": "USD"}, token="other_client"
@@ -360,38 +383,43 @@ async def test_only_entitled_viewers_get_an_accounts_events(qst_gateway: QstGate
     assert result["data"] is None or result["data"]["account"] is None
 
 
-async def test_a_retried_placement_returns_the_first_order(qst_gateway: QstGateway) -> None:
-    sandbox = qst_gateway.sandbox
+async def test_a_retried_placement_returns_the_first_order(
+    qst_gateway: TestGateway, qst_sandbox: QstSandbox
+) -> None:
+    sandbox = qst_sandbox
     arguments = {"input": limit_input("1000")}
     before = sandbox.requests["PlaceOrderRequest"]
-    first = (await qst_gateway.data(PLACE, arguments))["placeOrder"]
-    again = (await qst_gateway.data(PLACE, arguments))["placeOrder"]
+    first = (await qst_gateway.data(PLACE, arguments, token="client"))["placeOrder"]
+    again = (await qst_gateway.data(PLACE, arguments, token="client"))["placeOrder"]
     assert (first["replayed"], again["replayed"]) == (False, True)
     assert first["order"]["externalId"] == again["order"]["externalId"]
     assert sandbox.requests["PlaceOrderRequest"] == before + 1
-    await qst_gateway.data(CANCEL, {"id": first["order"]["id"]})
+    await qst_gateway.data(CANCEL, {"id": first["order"]["id"]}, token="client")
 
 
-async def test_qst_refusals_are_typed_errors(qst_gateway: QstGateway) -> None:
-    result = await qst_gateway.data(PLACE, {"input": limit_input("1000.10")})
+async def test_qst_refusals_are_typed_errors(qst_gateway: TestGateway) -> None:
+    result = await qst_gateway.data(PLACE, {"input": limit_input("1000.10")}, token="client")
     (error,) = result["placeOrder"]["errors"]
     assert error == {"code": "UPSTREAM_REJECTED", "message": "Invalid price: 1000.10"}
     missing = order_gid("297999", "999999999")
-    result = await qst_gateway.data(CANCEL, {"id": missing})
+    result = await qst_gateway.data(CANCEL, {"id": missing}, token="client")
     assert result["cancelOrder"]["errors"][0]["code"] == "NOT_FOUND"
 
 
-async def test_account_information_currency(qst_gateway: QstGateway) -> None:
+async def test_account_information_currency(qst_gateway: TestGateway) -> None:
     query = """query($id: ID!) { account(id: $id) { ... on QstAccount {
       usd: accountInformation { currencyCode balance { currency } }
       unknown: accountInformation(currencyCode: "XYZ") { currencyCode }
     } } }"""
-    account = (await qst_gateway.data(query, {"id": account_gid("297998")}))["account"]
+    account = (await qst_gateway.data(query, {"id": account_gid("297998")}, token="client"))[
+        "account"
+    ]
     assert account["usd"] == {"currencyCode": "USD", "balance": {"currency": "USD"}}
     assert account["unknown"]["currencyCode"] == "USD", "QST answers an unknown currency in USD"
     result = await qst_gateway.query(
         """query($id: ID!) { account(id: $id) { ... on QstAccount {
           accountInformation(currencyCode: "not a code") { currencyCode } } } }""",
         {"id": account_gid("297998")},
+        token="client",
     )
     assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from brokergraph_qst import wire
@@ -13,7 +14,7 @@ from brokergraph_qst._proto import order_routing_pb2 as pb
 from gateway.contract import OrderSide, OrderStatus, OrderType, ProtocolError, TimeInForce
 
 
-def server_frame(request_id: int = 0, **message: object) -> bytes:
+def server_frame(request_id: int = 0, **message: Any) -> bytes:
     data: bytes = pb.ServerMessage(request_id=request_id, **message).SerializeToString()
     return data
 
@@ -27,7 +28,8 @@ def async_frame(**notification: object) -> bytes:
 
 def sent(request: wire.Request, request_id: int = 7) -> pb.ClientMessage:
     """What the server reads from our frame."""
-    return pb.ClientMessage.FromString(wire.encode(request_id, request))
+    message: pb.ClientMessage = pb.ClientMessage.FromString(wire.encode(request_id, request))
+    return message
 
 
 def test_every_request_kind_is_a_client_message_oneof() -> None:
@@ -148,8 +150,8 @@ def test_a_malformed_number_is_a_protocol_error() -> None:
         wire.decimal_or_none("12,5")
 
 
-def order_message(**changes: object) -> pb.Order:
-    fields: dict[str, object] = {
+def order_message(**changes: Any) -> pb.Order:
+    fields: dict[str, Any] = {
         "order_update_type": "ORDER_UPDATE",
         "oe_provider": pb.QOR,
         "order_number": "115332",
