@@ -159,11 +159,6 @@ query($id: ID!, $from: DateTime!, $to: DateTime!) {
 }"""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mutations delete only account/positions/orders keys: a money movement must "
-    "also delete_prefix() each of loaders.account_period_prefixes(platform, account)",
-)
 async def test_a_deposit_shows_in_the_balance_operations_at_once(
     gateway: GatewayUnderTest,
 ) -> None:

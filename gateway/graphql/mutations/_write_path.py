@@ -34,7 +34,7 @@ from gateway.config import is_secret_key
 from gateway.errors import BrokerGraphError
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
-from gateway.graphql.loaders import cache_key
+from gateway.graphql.loaders import account_period_prefixes, cache_key
 from gateway.idempotency import run_once
 from gateway.serialization import from_jsonable, to_jsonable
 from gateway.store import AuditEntry
@@ -224,11 +224,16 @@ async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:
 
 
 async def invalidate_account(ctx: RequestContext, platform: str, account_id: str) -> None:
-    await ctx.services.cache.delete(
+    """Forget every cached read a write to the account can change: its state and history."""
+    cache = ctx.services.cache
+    await cache.delete(
         cache_key("account", platform, account_id),
         cache_key("positions", platform, account_id),
         cache_key("orders", platform, account_id),
     )
+    # Deals, balance operations and analytics are cached per period: drop every period.
+    for prefix in account_period_prefixes(platform, account_id):
+        await cache.delete_prefix(prefix)
 
 
 def audit_details(value: Any) -> dict[str, Any]:

@@ -318,6 +318,7 @@ async def _enable_trading(
     registry = ctx.services.registry
     trading = registry.only(Capability.TRADING_ACCESS, TradingAccess, input.platform)
     await trading.enable_trading(input.partner_code)
+    ctx.loaders.forget_partner(input.partner_code)  # the directory's cached copy is stale now
     return BusinessPartnerPayload(business_partner=await load_partner(ctx, input.partner_code))
 
 
@@ -327,6 +328,7 @@ async def _set_trading_leverage(
     registry = ctx.services.registry
     trading = registry.only(Capability.TRADING_ACCESS, TradingAccess, input.platform)
     await trading.set_trading_leverage(input.partner_code, input.leverage)
+    ctx.loaders.forget_partner(input.partner_code)  # the directory's cached copy is stale now
     return BusinessPartnerPayload(business_partner=await load_partner(ctx, input.partner_code))
 
 
