@@ -4,28 +4,28 @@
   lowercase MD5 hex of its password gives a ``webservToken``, sent as ``?token=`` on
   every other call (A2).  The token never expires but dies when the manager password
   changes: a 403 answered to a token we hold makes the client fetch a new token
-  once and repeat the call (the call was refused, so repeating it is safe).
+  once and repeat the call (the call was refused, so repeating it is safe).  One
+  :class:`~gateway.contract.TokenSession` makes concurrent requests share one login.
 * Every request says ``Accept: application/json``: without it the server answers XML.
 * The two CSV grids come back as text; everything else is JSON.
 * Vendor errors (``{"error": {"errorCode", "description"}}``) become
-  :mod:`gateway.contract` errors through one table, :data:`ERRORS`.  The vendor's
-  ``description`` is never copied into a client-visible message.
+  :mod:`gateway.contract` errors through one table, :data:`ERRORS` (a
+  :class:`~gateway.contract.VendorErrorTable`); transport failures through
+  :func:`~gateway.contract.transport_error`.  The vendor's ``description`` is never
+  copied into a client-visible message.
+* Bodies are written and read with exact decimals (``exact_json_dumps`` /
+  ``exact_json_loads``): money never passes through a float.
 * The token travels in the URL, so the client adds a filter to the ``httpx`` logger
-  that blanks ``token=…`` in its request lines; the manager password is only ever
-  held as its MD5 hash and never logged.
+  that blanks ``token=…`` in its request lines, and no error or log of ours carries
+  a URL; the manager password is only ever held as its MD5 hash and never logged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 import logging
 import re
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -35,21 +35,22 @@ from gateway.contract import (
     Conflict,
     InsufficientFunds,
     InvalidInput,
+    IssuedToken,
     NotFound,
+    Outcome,
     ProtocolError,
     RateLimited,
-    UpstreamError,
+    TokenSession,
     UpstreamRejected,
-    UpstreamTimeout,
     UpstreamUnavailable,
+    VendorError,
+    VendorErrorTable,
+    exact_json_dumps,
+    exact_json_loads,
+    transport_error,
 )
 
-__all__ = [
-    "ERRORS",
-    "WebServicesClient",
-    "error_for",
-    "md5_hex",
-]
+__all__ = ["ERRORS", "WebServicesClient", "error_for", "md5_hex"]
 
 PLATFORM = "ctrader"
 TOKEN_PATH = "/v2/webserv/managers/token"
@@ -60,15 +61,9 @@ def md5_hex(secret: str) -> str:
     return hashlib.md5(secret.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorRule:
-    error: type[BrokerGraphError]
-    message: str
-    field: str | None = None
-
-
-#: cTrader ``errorCode`` -> our error.  Codes absent here fall back on the HTTP status
-#: (:data:`STATUS_ERRORS`).  Choices worth a word:
+#: cTrader's error answers (``{"error": {"errorCode", "description"}}``) as data.
+#: Every ``errorCode`` below is a refusal: cTrader applied nothing (NOT_APPLIED).
+#: Codes absent here fall back on the HTTP status.  Choices worth a word:
 #:
 #: * ``NOT_ENOUGH_RIGHTS`` is UpstreamRejected, not PermissionDenied: it judges the
 #:   gateway's *manager* credential (its groups and brokers), not the GraphQL viewer,
@@ -76,59 +71,63 @@ class ErrorRule:
 #:   would send them to the wrong person; an operator must widen the manager's scope.
 #: * ``TRADER_GROUP_NOT_FOUND`` names the field ``group``; the connector checks
 #:   groups before writing, so it only shows if a group vanished meanwhile.
-#: * A 5xx is UpstreamUnavailable even for writes: money writes carry our idempotency
-#:   key as ``externalId`` and cTrader answers a repeat with the first operation, so
-#:   letting the caller retry cannot move money twice.
-ERRORS: Mapping[str, ErrorRule] = {
-    "TRADER_NOT_FOUND": ErrorRule(NotFound, "cTrader has no such trader", "accountId"),
-    "NOT_ENOUGH_MONEY": ErrorRule(
-        InsufficientFunds, "cTrader refused the debit: not enough free funds", "amount"
+#: * Any 5xx is UpstreamUnavailable with outcome UNKNOWN, writes included: a 5xx
+#:   after the request was sent does not mean cTrader did nothing.  Money writes
+#:   carry our idempotency key as ``externalId``, but that cTrader answers a repeated
+#:   ``externalId`` with the first operation is only *inferred* in the vendor notes
+#:   (``../shared/vendors/``, tagged [I]); the sandbox does it, nothing relies on it
+#:   for safety.
+#: * The vendor's ``description`` is never copied into a client-visible message;
+#:   ``details.vendorCode`` carries the code (``HTTP_<status>`` when there is none).
+ERRORS = VendorErrorTable(
+    platform=PLATFORM,
+    codes={
+        "TRADER_NOT_FOUND": VendorError(NotFound, "cTrader has no such trader", "accountId"),
+        "NOT_ENOUGH_MONEY": VendorError(
+            InsufficientFunds, "cTrader refused the debit: not enough free funds", "amount"
+        ),
+        "CHANGE_BALANCE_BAD_AMOUNT": VendorError(
+            InvalidInput,
+            "cTrader refused the amount (it must be > 0 and fit the account)",
+            "amount",
+        ),
+        "INVALID_REQUEST": VendorError(InvalidInput, "cTrader refused the request as invalid"),
+        "TRADER_GROUP_NOT_FOUND": VendorError(InvalidInput, "cTrader has no such group", "group"),
+        "CH_BROKER_NOT_FOUND": VendorError(
+            InvalidInput, "cTrader does not know the configured broker (brokerName)", "brokerName"
+        ),
+        "CH_PLANT_INVALID": VendorError(
+            InvalidInput, "the broker (brokerName) is not on this cTrader plant", "brokerName"
+        ),
+        "WRONG_PASSWORD": VendorError(
+            InvalidInput, "the trader password does not match", "password"
+        ),
+        "CH_EMAIL_ALREADY_EXISTS": VendorError(
+            Conflict, "cTrader already has a user with this email"
+        ),
+        "TRADER_ALREADY_LINKED": VendorError(Conflict, "the trader is already linked to a user"),
+        "NOT_ENOUGH_RIGHTS": VendorError(
+            UpstreamRejected, "cTrader refused the gateway's manager (rights, groups or IP)"
+        ),
+        "REQUEST_FREQUENCY_EXCEEDED": VendorError(
+            RateLimited, "cTrader's hourly write limit is reached; retry later", retry_after=60.0
+        ),
+    },
+    # For codes the table does not name (UNKNOWN_ERROR, none at all …).
+    statuses={
+        404: VendorError(NotFound, "cTrader refused the {what} ({status})"),
+        429: VendorError(RateLimited, "cTrader refused the {what} ({status})", retry_after=60.0),
+    },
+    server_error=VendorError(
+        UpstreamUnavailable, "cTrader failed ({status})", outcome=Outcome.UNKNOWN
     ),
-    "CHANGE_BALANCE_BAD_AMOUNT": ErrorRule(
-        InvalidInput, "cTrader refused the amount (it must be > 0 and fit the account)", "amount"
-    ),
-    "INVALID_REQUEST": ErrorRule(InvalidInput, "cTrader refused the request as invalid"),
-    "TRADER_GROUP_NOT_FOUND": ErrorRule(InvalidInput, "cTrader has no such group", "group"),
-    "CH_BROKER_NOT_FOUND": ErrorRule(
-        InvalidInput, "cTrader does not know the configured broker (brokerName)", "brokerName"
-    ),
-    "CH_PLANT_INVALID": ErrorRule(
-        InvalidInput, "the broker (brokerName) is not on this cTrader plant", "brokerName"
-    ),
-    "WRONG_PASSWORD": ErrorRule(InvalidInput, "the trader password does not match", "password"),
-    "CH_EMAIL_ALREADY_EXISTS": ErrorRule(Conflict, "cTrader already has a user with this email"),
-    "TRADER_ALREADY_LINKED": ErrorRule(Conflict, "the trader is already linked to a user"),
-    "NOT_ENOUGH_RIGHTS": ErrorRule(
-        UpstreamRejected, "cTrader refused the gateway's manager (rights, groups or IP)"
-    ),
-    "REQUEST_FREQUENCY_EXCEEDED": ErrorRule(
-        RateLimited, "cTrader's hourly write limit is reached; retry later"
-    ),
-}
-
-#: HTTP status -> our error, for codes the table does not name (UNKNOWN_ERROR …).
-STATUS_ERRORS: Mapping[int, type[BrokerGraphError]] = {
-    400: UpstreamRejected,
-    401: UpstreamRejected,
-    403: UpstreamRejected,
-    404: NotFound,
-    429: RateLimited,
-}
+    fallback=VendorError(UpstreamRejected, "cTrader refused the {what} ({status})"),
+)
 
 
 def error_for(status: int, code: str | None) -> BrokerGraphError:
     """The gateway error for a cTrader error answer (``code`` may be unknown or absent)."""
-    details: dict[str, Any] = {"platform": PLATFORM, "vendorCode": code or f"HTTP_{status}"}
-    rule = ERRORS.get(code or "")
-    if rule is not None:
-        field = [rule.field] if rule.field else None
-        if rule.error is RateLimited:
-            return RateLimited(rule.message, retry_after=60.0, field=field, details=details)
-        return rule.error(rule.message, field=field, details=details)
-    if status >= 500:
-        return UpstreamUnavailable(f"cTrader failed ({status})", details=details)
-    cls = STATUS_ERRORS.get(status, UpstreamError)
-    return cls(f"cTrader refused the request ({status})", details=details)
+    return ERRORS.error(code=code or f"HTTP_{status}", status=status)
 
 
 class _RedactToken(logging.Filter):
@@ -153,27 +152,6 @@ def _install_redaction() -> None:
         logger.addFilter(_RedactToken())
 
 
-def dumps(body: Mapping[str, Any]) -> bytes:
-    """JSON with ``Decimal`` values written as exact number literals (never via float)."""
-    literals: dict[str, str] = {}
-
-    def encode(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            marker = f"@@{uuid.uuid4().hex}@@"
-            literals[marker] = format(value, "f")
-            return marker
-        if isinstance(value, Mapping):
-            return {k: encode(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [encode(v) for v in value]
-        return value
-
-    text = json.dumps(encode(body), separators=(",", ":"))
-    for marker, literal in literals.items():
-        text = text.replace(f'"{marker}"', literal)
-    return text.encode("utf-8")
-
-
 class WebServicesClient:
     """One manager session (one token) on one cTrader server, shared by all requests."""
 
@@ -192,8 +170,8 @@ class WebServicesClient:
         self._timeout = timeout_seconds
         self._max_connections = max_connections
         self._http: httpx.AsyncClient | None = None
-        self._token: str | None = None
-        self._token_lock = asyncio.Lock()
+        # The token never expires on its own (A2): no expiry, renewed only when refused.
+        self._session = TokenSession(self._issue_token)
         #: Upstream requests sent (token calls included), for tests and metrics.
         self.requests_sent = 0
 
@@ -207,6 +185,7 @@ class WebServicesClient:
         )
 
     async def close(self) -> None:
+        self._session.forget()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -223,20 +202,15 @@ class WebServicesClient:
         if self._http is None:
             raise UpstreamUnavailable("the cTrader connector is not started")
         headers = {"Content-Type": "application/json"} if body is not None else None
-        content = dumps(body) if body is not None else None
+        content = exact_json_dumps(body) if body is not None else None
         self.requests_sent += 1
         try:
             return await self._http.request(
                 method, path, params=params, content=content, headers=headers
             )
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(
-                "cTrader did not answer in time", details={"platform": PLATFORM}
-            ) from None
-        except httpx.TransportError:
-            raise UpstreamUnavailable(
-                "cTrader cannot be reached", details={"platform": PLATFORM}
-            ) from None
+        except httpx.TransportError as error:
+            # Never the URL: its query carries the token.
+            raise transport_error(error, platform=PLATFORM) from None
 
     @staticmethod
     def _error(response: httpx.Response) -> BrokerGraphError:
@@ -250,26 +224,25 @@ class WebServicesClient:
             code = value if isinstance(value, str) else None
         return error_for(response.status_code, code)
 
+    async def _issue_token(self) -> IssuedToken:
+        body = {"login": self._login, "hashedPassword": self._password_hash}
+        response = await self._send("POST", TOKEN_PATH, None, body)
+        if not response.is_success:
+            error = self._error(response)
+            if response.status_code < 500:
+                raise UpstreamRejected(
+                    "cTrader refused the manager credentials",
+                    details={"platform": PLATFORM, "vendorCode": error.details["vendorCode"]},
+                )
+            raise error
+        token = _json(response).get("webservToken") if response.content else None
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("cTrader's token answer has no webservToken")
+        return IssuedToken(token)
+
     async def token(self, *, stale: str | None = None) -> str:
         """The manager token; ``stale`` names one that was refused, to fetch a new one."""
-        async with self._token_lock:
-            if self._token is not None and self._token != stale:
-                return self._token
-            body = {"login": self._login, "hashedPassword": self._password_hash}
-            response = await self._send("POST", TOKEN_PATH, None, body)
-            if not response.is_success:
-                error = self._error(response)
-                if response.status_code < 500:
-                    raise UpstreamRejected(
-                        "cTrader refused the manager credentials",
-                        details={"platform": PLATFORM, "vendorCode": error.details["vendorCode"]},
-                    )
-                raise error
-            token = _json(response).get("webservToken") if response.content else None
-            if not isinstance(token, str) or not token:
-                raise ProtocolError("cTrader's token answer has no webservToken")
-            self._token = token
-            return token
+        return await self._session.token(stale=stale)
 
     async def request(
         self,
@@ -319,6 +292,6 @@ def _json(response: httpx.Response) -> Any:
         raise ProtocolError("cTrader answered XML although JSON was asked for")
     try:
         # Numbers with a fraction stay exact: no float ever enters the connector.
-        return json.loads(response.content, parse_float=Decimal)
+        return exact_json_loads(response.content)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than json allows
         raise ProtocolError("cTrader answered something that is not JSON") from None

@@ -1,8 +1,8 @@
 """Fixtures of the cTrader plugin's tests: a real sandbox, a real connector, a real gateway.
 
 Everything talks over real sockets: the sandbox (uvicorn, local port), the connector
-(httpx), and a gateway (uvicorn) loaded with this plugin only, as
-``tests/gateway_fixtures.py`` does for the toy.  The session shares one sandbox:
+(httpx), and a :class:`~gateway.testing.TestGateway` (uvicorn) loaded with this
+plugin only.  The session shares one sandbox:
 tests that move money read before and compare after, and count upstream calls as
 differences of ``sandbox.calls``.
 """
@@ -10,23 +10,19 @@ differences of ``sandbox.calls``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import brokergraph_ctrader.plugin
-import httpx
 import pytest
 import pytest_asyncio
 from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
-from gateway.services import GatewayServices
 from gateway.contract.schema import encode_id
-from gateway.testing import open_connector, open_test_gateway
+from gateway.testing import TestGateway, open_connector, open_test_gateway
 
-TEST_JWT_SECRET = "brokergraph-ctrader-test-secret-0123456789abcdef"
 #: Partner code -> broker (white label), as the demo seeds them.
 PARTNERS = {"DEMO-001": "demo-broker", "DEMO-002": "demo-broker", "OTHER-001": "other-broker"}
 PLATFORM = "ctrader"
@@ -80,47 +76,11 @@ async def connector(
         yield started
 
 
-@dataclass(frozen=True)
-class GatewayUnderTest:
-    url: str
-    graphql_url: str
-    services: GatewayServices
-    sandbox: CTraderSandbox
-    #: Bearer tokens by name: admin, manager (broker demo-broker), client (DEMO-001).
-    tokens: Mapping[str, str]
-    http: httpx.AsyncClient
-
-    async def query(
-        self, query: str, variables: Mapping[str, Any] | None = None, token: str = "admin"
-    ) -> dict[str, Any]:
-        """POST an operation; the decoded body (asserting HTTP 200)."""
-        body: dict[str, Any] = {"query": query}
-        if variables is not None:
-            body["variables"] = dict(variables)
-        response = await self.http.post(
-            self.graphql_url,
-            json=body,
-            headers={"Authorization": f"Bearer {self.tokens.get(token, token)}"},
-        )
-        assert response.status_code == 200, response.text
-        data: dict[str, Any] = response.json()
-        return data
-
-    async def clear_cache(self) -> None:
-        await self.services.cache.delete_prefix("")
-
-
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def gateway(
     sandbox: CTraderSandbox, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[GatewayUnderTest]:
+) -> AsyncIterator[TestGateway]:
+    """A gateway with this plugin only, against the session's sandbox."""
     directory = tmp_path_factory.mktemp("ctrader-gateway")
     async with open_test_gateway(brokergraph_ctrader.plugin, [sandbox], directory) as running:
-        yield GatewayUnderTest(
-            url=running.url,
-            graphql_url=running.graphql_url,
-            services=running.services,
-            sandbox=sandbox,
-            tokens=running.tokens,
-            http=running.http,
-        )
+        yield running

@@ -445,7 +445,7 @@ def near_valid(draw: st.DrawFn, login: str, operation: str) -> tuple[bytes, str 
             if text is not None:
                 ET.SubElement(root, name).text = text
         return ET.tostring(root), draw(st.sampled_from(["application/xml", "text/xml", None]))
-    literal = {name: _literal(value) for name, value in fields.items()}
+    literal: dict[str, str | None] = {name: _literal(value) for name, value in fields.items()}
     literal["login"] = login if login.isdigit() else _literal(login)
     literal["preciseAmount"] = draw(st.sampled_from([fields["preciseAmount"], '"3.5"']))
     literal.update(spoilt)

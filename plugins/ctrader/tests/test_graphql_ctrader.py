@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from brokergraph_ctrader.client import md5_hex
 from brokergraph_ctrader.sandbox import CTraderSandbox
+from brokergraph_ctrader.settings import CTraderSettings
 
-from .conftest import GatewayUnderTest, account_gid, delta, writes
+from gateway.testing import TestGateway
+
+from .conftest import account_gid, delta, writes
 
 CREATE_TRADER = """
 mutation($input: CreateTraderInput!) {
@@ -81,7 +85,7 @@ def _money_input(account: str, amount: str, key: str | None = None) -> dict[str,
 
 
 async def _move(
-    gateway: GatewayUnderTest, operation: str, account: str, amount: str, key: str | None = None
+    gateway: TestGateway, operation: str, account: str, amount: str, key: str | None = None
 ) -> dict[str, Any]:
     body = await gateway.query(MONEY % operation, _money_input(account, amount, key))
     assert "errors" not in body, body
@@ -89,7 +93,7 @@ async def _move(
     return payload
 
 
-async def _account(gateway: GatewayUnderTest, login: str) -> dict[str, Any]:
+async def _account(gateway: TestGateway, login: str) -> dict[str, Any]:
     await gateway.clear_cache()
     body = await gateway.query(ACCOUNT, {"id": account_gid(login)})
     assert "errors" not in body, body
@@ -97,11 +101,11 @@ async def _account(gateway: GatewayUnderTest, login: str) -> dict[str, Any]:
     return account
 
 
-async def _balance(gateway: GatewayUnderTest, login: str) -> Decimal:
+async def _balance(gateway: TestGateway, login: str) -> Decimal:
     return Decimal((await _account(gateway, login))["balance"]["amount"])
 
 
-async def test_seed_003_crm_flow(gateway: GatewayUnderTest) -> None:
+async def test_seed_003_crm_flow(gateway: TestGateway) -> None:
     """createTrader (user → trader → link) → deposit → withdraw, all through GraphQL."""
     email = f"crm-{uuid.uuid4().hex[:8]}@example.com"
     body = await gateway.query(
@@ -164,17 +168,15 @@ async def test_seed_003_crm_flow(gateway: GatewayUnderTest) -> None:
 
 
 def _truth(sandbox: CTraderSandbox, login: int) -> list[Any]:
-    from datetime import UTC, datetime
-
     start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
     return [d for d in sandbox.state.deals if d.login == login and start <= d.closed_at < end]
 
 
-async def test_all_five_analytics(gateway: GatewayUnderTest) -> None:
+async def test_all_five_analytics(gateway: TestGateway, sandbox: CTraderSandbox) -> None:
     body = await gateway.query(ANALYTICS, {"id": account_gid("9000001"), "from": FROM, "to": TO})
     assert "errors" not in body, body
     analytics = body["data"]["account"]["analytics"]
-    truth = _truth(gateway.sandbox, 9000001)
+    truth = _truth(sandbox, 9000001)
     # a. realised P&L of the period (exact, in the deposit currency)
     assert analytics["realizedPnl"] == {
         "amount": str(sum((d.pnl for d in truth), Decimal(0))),
@@ -190,7 +192,7 @@ async def test_all_five_analytics(gateway: GatewayUnderTest) -> None:
     volumes = [Decimal(s["volume"]) for s in analytics["mostTradedSymbols"]]
     assert volumes == sorted(volumes, reverse=True)
     # c. total volume of the open positions
-    state = gateway.sandbox.state
+    state = sandbox.state
     expected = sum((p.volume for p in state.positions if p.login == 9000001), Decimal(0))
     assert Decimal(analytics["openVolume"]) == expected
     # d. balance and equity of the Copy sub-accounts
@@ -208,7 +210,43 @@ async def test_all_five_analytics(gateway: GatewayUnderTest) -> None:
     assert Decimal(analytics["winRatio"]) == exact.quantize(Decimal("0.0001"))
 
 
-async def test_ctrader_account_type(gateway: GatewayUnderTest) -> None:
+DEALS = """
+query($id: ID!, $from: DateTime!, $to: DateTime!) {
+  account(id: $id) {
+    deals(from: $from, to: $to) { externalId executedAt realizedPnl { amount currency } }
+  }
+}"""
+
+
+async def test_deals_are_read_in_two_day_windows_and_cached(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    start, end = datetime(2026, 9, 3, tzinfo=UTC), datetime(2026, 9, 13, tzinfo=UTC)
+    variables = {"id": account_gid("9000002"), "from": start.isoformat(), "to": end.isoformat()}
+    await gateway.clear_cache()
+    before = Counter(sandbox.calls)
+    deals = (await gateway.data(DEALS, variables))["account"]["deals"]
+    windows = delta(before, sandbox.calls)["GET /v2/webserv/closedPositions"]
+    settings = CTraderSettings.from_section("ctrader", sandbox.connector_settings())
+    lookback = settings.deals_lookback_days
+    assert windows <= (lookback + 10) // 2 + 2, windows  # ≤ 2-day windows, nothing more
+    truth = [d for d in sandbox.state.deals if d.login == 9000002 and start <= d.closed_at < end]
+    assert truth, "the seeded history should have deals in the period"
+    assert sorted(d["externalId"] for d in deals) == sorted(str(d.deal_id) for d in truth)
+    assert len({d["externalId"] for d in deals}) == len(deals)  # deduplicated
+    by_id = {str(d.deal_id): d for d in truth}
+    for deal in deals:
+        assert start <= datetime.fromisoformat(deal["executedAt"]) < end
+        assert deal["realizedPnl"] is not None
+        assert deal["realizedPnl"]["currency"] == "EUR"
+        assert Decimal(deal["realizedPnl"]["amount"]) == by_id[deal["externalId"]].pnl
+    before = Counter(sandbox.calls)
+    again = (await gateway.data(DEALS, variables))["account"]["deals"]
+    assert again == deals
+    assert "GET /v2/webserv/closedPositions" not in delta(before, sandbox.calls)
+
+
+async def test_ctrader_account_type(gateway: TestGateway) -> None:
     account = await _account(gateway, "9000001")
     assert account["__typename"] == "CTraderAccount"
     assert account["login"] == "9000001"
@@ -221,8 +259,9 @@ async def test_ctrader_account_type(gateway: GatewayUnderTest) -> None:
     assert len(btc["balance"]["amount"].split(".")[1]) == 8
 
 
-async def test_bad_input_is_typed_and_never_written(gateway: GatewayUnderTest) -> None:
-    sandbox = gateway.sandbox
+async def test_bad_input_is_typed_and_never_written(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
     await gateway.query(ACCOUNT, {"id": account_gid("9000001")})  # token, caches warm
     before = Counter(sandbox.calls)
     cases = [
@@ -259,7 +298,7 @@ async def test_bad_input_is_typed_and_never_written(gateway: GatewayUnderTest) -
     assert writes(delta(before, sandbox.calls)) == 0, delta(before, sandbox.calls)
 
 
-async def test_withdrawal_beyond_free_funds_moves_nothing(gateway: GatewayUnderTest) -> None:
+async def test_withdrawal_beyond_free_funds_moves_nothing(gateway: TestGateway) -> None:
     before = await _balance(gateway, "9000003")
     body = await gateway.query(
         MONEY % "withdraw", _money_input("9000003", str(before + Decimal("1000000")))
@@ -271,8 +310,9 @@ async def test_withdrawal_beyond_free_funds_moves_nothing(gateway: GatewayUnderT
     assert await _balance(gateway, "9000003") == before
 
 
-async def test_a_retry_with_the_same_key_moves_nothing(gateway: GatewayUnderTest) -> None:
-    sandbox = gateway.sandbox
+async def test_a_retry_with_the_same_key_moves_nothing(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
     before_balance = await _balance(gateway, "9000002")
     key = str(uuid.uuid4())
     before = Counter(sandbox.calls)
@@ -285,23 +325,23 @@ async def test_a_retry_with_the_same_key_moves_nothing(gateway: GatewayUnderTest
 
 
 async def test_a_flow_stopped_at_the_link_resumes_without_duplicates(
-    gateway: GatewayUnderTest,
+    gateway: TestGateway, sandbox: CTraderSandbox
 ) -> None:
-    sandbox = gateway.sandbox
     email = f"midway-{uuid.uuid4().hex[:8]}@example.com"
     variables = {"input": {"platform": "ctrader", "partnerCode": "DEMO-001", "email": email}}
     await gateway.query(ACCOUNT, {"id": account_gid("9000001")})  # token and caches warm
     before = Counter(sandbox.calls)
 
-    async def fail_the_link() -> None:
-        # The sandbox counts a request on arrival and fails it after its latency.
-        while sandbox.calls["POST /cid/ctid/link"] == before["POST /cid/ctid/link"]:  # noqa: ASYNC110
+    async def lose_the_link_answer() -> None:
+        # Once create-trader has reached cTrader's app, the next request is the link;
+        # its answer is lost after cTrader applied it (the knob acts after the latency).
+        while sandbox.calls["POST /v2/webserv/traders"] == before["POST /v2/webserv/traders"]:  # noqa: ASYNC110
             await asyncio.sleep(0.002)
-        sandbox.fail_next(1, 503)
+        sandbox.drop_next(1, after_apply=True)
 
     sandbox.latency_seconds = 0.3
     try:
-        watcher = asyncio.create_task(fail_the_link())
+        watcher = asyncio.create_task(lose_the_link_answer())
         first = (await gateway.query(CREATE_TRADER, variables))["data"]["createTrader"]
         await watcher
     finally:
@@ -333,8 +373,7 @@ async def test_a_flow_stopped_at_the_link_resumes_without_duplicates(
     assert sandbox.state.links[int(login)].user_id == int(done["trader"]["externalId"])
 
 
-async def test_update_account(gateway: GatewayUnderTest) -> None:
-    sandbox = gateway.sandbox
+async def test_update_account(gateway: TestGateway, sandbox: CTraderSandbox) -> None:
     mutation = """mutation($input: UpdateAccountInput!) { updateAccount(input: $input) {
         account { leverage status group ... on CTraderAccount { accessRights } }
         errors { code field } } }"""
@@ -394,10 +433,9 @@ async def _bulk_accounts(sandbox: CTraderSandbox, count: int) -> list[str]:
 
 
 async def test_fifty_accounts_with_positions_cost_two_upstream_calls(
-    gateway: GatewayUnderTest,
+    gateway: TestGateway, sandbox: CTraderSandbox
 ) -> None:
     """The stated bound: 50 accounts + positions = 2 calls cold (4.3 + 4.12), 0 warm."""
-    sandbox = gateway.sandbox
     logins = await _bulk_accounts(sandbox, 50)
     store = gateway.services.store
     await store.upsert_partner("BULK-001", broker="demo-broker", display_name="Bulk")

@@ -1,9 +1,12 @@
 """``CTraderSandbox``: the cTrader WebServices API on a local port, with test knobs.
 
-A Starlette app served by uvicorn on 127.0.0.1 (port 0 picks a free port).  Every
-routed request is counted in ``calls`` ("METHOD /template"), then passes the gate,
-in this order: ``latency_seconds`` of sleep; ``fail_next`` (answers its status with an
-UNKNOWN_ERROR body); the IP allow-list (``allowed_ips``, the client's host; 403
+An :class:`~gateway.contract.sandbox.AsgiSandbox`: the contract serves the Starlette
+app on 127.0.0.1 (port 0 picks a free port) and gives the standard knobs, applied
+before a request reaches cTrader's app: ``latency_seconds`` of sleep, ``drop_next``
+(the answer is lost; with ``after_apply`` after the app applied the request) and
+``fail_next`` (its status with an UNKNOWN_ERROR body, nothing applied).  A request
+that reaches the app is counted in ``calls`` ("METHOD /template") and passes the
+gate, in this order: the IP allow-list (``allowed_ips``, the client's host; 403
 NOT_ENOUGH_RIGHTS); the ``?token=`` (403 NOT_ENOUGH_RIGHTS when missing or unknown;
 the token call itself needs none); the hourly non-GET limit per token
 (``rate_limit_per_hour``, a sliding hour; 429 REQUEST_FREQUENCY_EXCEEDED).
@@ -13,7 +16,7 @@ the token call itself needs none); the hourly non-GET limit per token
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
@@ -31,16 +34,17 @@ from brokergraph_ctrader.sandbox.model import Manager
 from brokergraph_ctrader.sandbox.state import State
 from brokergraph_ctrader.sandbox.times import utc
 from brokergraph_ctrader.sandbox.wire import error_reply
-from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
+from gateway.contract.sandbox import ASGIApp, AsgiSandbox, DemoLink
 
 DEFAULT_CHUNK = 100_000
 HOUR = 3600.0
 
 
-class CTraderSandbox(Sandbox):
+class CTraderSandbox(AsgiSandbox):
     """The cTrader WebServices sandbox; see the module docstring for the knobs."""
 
     name: ClassVar[str] = "ctrader"
+    display_name: ClassVar[str] = "the cTrader sandbox"
 
     def __init__(
         self,
@@ -51,24 +55,20 @@ class CTraderSandbox(Sandbox):
         allowed_ips: Sequence[str] = ("127.0.0.1", "::1"),
         now: datetime | None = None,
     ) -> None:
+        super().__init__(latency_seconds=latency_seconds)
         self.seed = seed
         self._fixed_now = utc(now) if now is not None else None
-        self._defaults = (latency_seconds, rate_limit_per_hour, tuple(allowed_ips))
-        #: Seconds every request waits before it is answered.
-        self.latency_seconds = latency_seconds
+        self._defaults = (rate_limit_per_hour, tuple(allowed_ips))
         #: Accepted non-GET requests per token in any sliding hour.
         self.rate_limit_per_hour = rate_limit_per_hour
         #: Client hosts allowed to call.
         self.allowed_ips: Sequence[str] = tuple(allowed_ips)
         #: The traders list's chunk size (hasMore beyond it).
         self.list_chunk_size = DEFAULT_CHUNK
-        #: Requests per endpoint, keyed "METHOD /template".
+        #: Requests that reached cTrader's app, keyed "METHOD /template".
         self.calls: Counter[str] = Counter()
-        self._fail_remaining = 0
-        self._fail_status = 503
         self._spent: dict[str, deque[float]] = {}
         self.state = State(seed, self.now)
-        self._served: ServedApp | None = None
 
     # -- knobs ----------------------------------------------------------------------
 
@@ -76,36 +76,23 @@ class CTraderSandbox(Sandbox):
         """The sandbox's clock: the ``now`` it was given (frozen), else the real time."""
         return self._fixed_now or datetime.now(UTC)
 
-    def fail_next(self, n: int, status: int = 503) -> None:
-        """The next ``n`` requests answer ``status`` with an UNKNOWN_ERROR body."""
-        self._fail_remaining, self._fail_status = n, status
+    def failure_body(self, status: int) -> tuple[bytes, str]:
+        """``fail_next`` answers cTrader's error body with UNKNOWN_ERROR."""
+        body = CTraderError("UNKNOWN_ERROR", "injected failure", status=status).body()
+        return json.dumps(body).encode(), "application/json"
 
-    def reset(self) -> None:
-        """Restore the seeded state and the constructor's knobs; clear the counters."""
+    def reset_state(self) -> None:
+        """The seeded state (of ``seed``, which a test may change), knobs and counters."""
         self.state = State(self.seed, self.now)
-        self.latency_seconds, self.rate_limit_per_hour, self.allowed_ips = self._defaults
+        self.rate_limit_per_hour, self.allowed_ips = self._defaults
         self.list_chunk_size = DEFAULT_CHUNK
-        self._fail_remaining, self._fail_status = 0, 503
         self._spent.clear()
         self.calls.clear()
 
-    # -- the Sandbox contract -----------------------------------------------------------
+    # -- the AsgiSandbox contract ---------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._served = await serve_asgi(
-            Starlette(routes=self._routes()), host=host, port=port, name="the cTrader sandbox"
-        )
-
-    async def stop(self) -> None:
-        if self._served is not None:
-            await self._served.stop()
-        self._served = None
-
-    @property
-    def url(self) -> str:
-        if self._served is None:
-            raise RuntimeError("the cTrader sandbox is not started")
-        return self._served.url
+    def asgi_app(self) -> ASGIApp:
+        return Starlette(routes=self._routes())
 
     def connector_settings(self) -> Mapping[str, Any]:
         return {
@@ -130,11 +117,6 @@ class CTraderSandbox(Sandbox):
     # -- plumbing -----------------------------------------------------------------------
 
     async def _gate(self, request: Request, endpoint: Endpoint) -> Manager | None:
-        if self.latency_seconds > 0:
-            await asyncio.sleep(self.latency_seconds)
-        if self._fail_remaining > 0:
-            self._fail_remaining -= 1
-            raise CTraderError("UNKNOWN_ERROR", "injected failure", status=self._fail_status)
         host = request.client.host if request.client is not None else ""
         if host not in self.allowed_ips:
             raise no_rights(f"calls from {host} are not allowed")

@@ -1,0 +1,454 @@
+"""TRADER_PROVISIONING: createTrader (user → trader → link, resumable), openAccount,
+updateAccount (PATCH only) and deactivate/reactivate by access rights."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from brokergraph_ctrader.client import md5_hex
+from brokergraph_ctrader.connector._base import TRADERS, _failed, _login_of, _now, _step
+from brokergraph_ctrader.connector._reads import ReadsMixin
+from brokergraph_ctrader.csvwire import format_timestamp
+from brokergraph_ctrader.money import leverage_to_cents
+from brokergraph_ctrader.records import trader_from_record
+from brokergraph_ctrader.wire import ACCESS_RIGHTS, access_rights_for
+from gateway.contract import (
+    Account,
+    BrokerGraphError,
+    Conflict,
+    CreateTraderRequest,
+    DeactivateTraderRequest,
+    InvalidInput,
+    NotFound,
+    OpenAccountRequest,
+    ProtocolError,
+    ProvisioningResult,
+    ProvisioningStep,
+    ReactivateTraderRequest,
+    TraderProvisioning,
+    TraderStatus,
+    UpdateAccountRequest,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+ACCOUNT_TYPES = frozenset({"HEDGED", "NETTED", "SPREAD_BETTING"})
+MARGIN_TYPES = frozenset({"MAX", "SUM", "NET"})
+
+
+class ProvisioningMixin(ReadsMixin, TraderProvisioning):
+    # Groups and deposit assets are read afresh for every check, not cached: two GETs
+    # (which cTrader does not rate-limit) next to the three writes of a createTrader,
+    # and a group or asset added in cBroker is usable at once.
+
+    async def _check_group(self, group: str) -> str:
+        name = group.strip()
+        if name in await self._groups():
+            return name
+        raise InvalidInput(f"cTrader has no trader group {name!r}", field=["group"])
+
+    async def _deposit_assets(self) -> list[str] | None:
+        try:
+            data = await self.client.get("/v2/webserv/depositAssets")
+        except NotFound:
+            return None  # an older server without 6.2: cTrader checks on create
+        items = data.get("depositAsset") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise ProtocolError("cTrader's deposit assets answer is not a list")
+        return [str(a).upper() for a in items]
+
+    async def _check_currency(self, currency: str | None) -> str:
+        code = (currency or self.settings.default_currency).strip().upper()
+        assets = await self._deposit_assets()
+        if not code or (assets is not None and code not in assets):
+            raise InvalidInput(f"cTrader takes no deposits in {code!r}", field=["currency"])
+        return code
+
+    async def _new_trader_body(
+        self,
+        *,
+        group: str | None,
+        currency: str | None,
+        leverage: Decimal | None,
+        options: Mapping[str, Any],
+        email: str | None,
+        name: str | None,
+        password_hash: str,
+        marker: str,
+    ) -> dict[str, Any]:
+        """The body of 4.1, every field checked (and groups/currencies looked up) first."""
+        rights = str(options.get("accessRights", "FULL_ACCESS")).upper()
+        if rights not in ACCESS_RIGHTS:
+            raise InvalidInput(
+                f"options.accessRights must be one of {sorted(ACCESS_RIGHTS)}", field=["options"]
+            )
+        account_type = str(options.get("accountType", "HEDGED")).upper()
+        if account_type not in ACCOUNT_TYPES:
+            raise InvalidInput(
+                f"options.accountType must be one of {sorted(ACCOUNT_TYPES)}", field=["options"]
+            )
+        margin = str(options.get("totalMarginCalculationType", "MAX")).upper()
+        if margin not in MARGIN_TYPES:
+            raise InvalidInput(
+                f"options.totalMarginCalculationType must be one of {sorted(MARGIN_TYPES)}",
+                field=["options"],
+            )
+        cents = leverage_to_cents(
+            leverage if leverage is not None else self.settings.default_leverage
+        )
+        group_name, deposit_currency = await asyncio.gather(
+            self._check_group(group or self.settings.default_group),
+            self._check_currency(currency),
+        )
+        body: dict[str, Any] = {
+            "accessRights": rights,
+            "accountType": account_type,
+            "balance": 0,
+            "brokerName": self.settings.broker_name,
+            "depositCurrency": deposit_currency,
+            "groupName": group_name,
+            "hashedPassword": password_hash,
+            "leverageInCents": cents,
+            "totalMarginCalculationType": margin,
+            "contactDetails": {"email": email} if email else {},
+            # Finds the trader again if the create answer is lost (see _find_marked).
+            "description": marker,
+            "swapFree": bool(options.get("swapFree", False)),
+        }
+        if name:
+            body["name"] = name
+        return body
+
+    async def _find_marked(self, marker: str, since: datetime) -> dict[str, Any] | None:
+        """A trader created by a create call whose answer was lost, by its description."""
+        params = {
+            "from": format_timestamp(since - timedelta(minutes=5)),
+            "to": format_timestamp(_now() + timedelta(minutes=5)),
+        }
+        data = await self.client.get(f"{TRADERS}/", params)
+        items = data.get("trader", []) if isinstance(data, dict) else []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("description") == marker:
+                return item
+        return None
+
+    async def _create_and_link(
+        self, user_id: str, body: Mapping[str, Any], password_hash: str
+    ) -> tuple[Account, Any]:
+        """4.1 then 5.2 for a known user (openAccount); the login is recorded in between."""
+        created = await self.client.post(TRADERS, body)
+        if not isinstance(created, dict):
+            raise ProtocolError("cTrader answered the trader creation without an object")
+        account = self._account(created, user_id)
+        await self._add_login(user_id, account.id)
+        try:
+            reference = await self._link(user_id, account.id, password_hash)
+        except BrokerGraphError as error:
+            error.details.setdefault("createdLogin", account.id)
+            error.details.setdefault("failedStep", "link-user")
+            raise
+        return account, reference
+
+    async def _link(self, user_id: str, login: str, password_hash: str) -> Any:
+        body = {
+            "traderLogin": int(login),
+            "traderPasswordHash": password_hash,
+            "userId": int(user_id),
+            "brokerName": self.settings.broker_name,
+            "environmentName": self.settings.environment,
+            "returnAccountDetails": True,
+        }
+        data = await self.client.post("/cid/ctid/link", body)
+        return data.get("ctidTraderAccountId") if isinstance(data, dict) else None
+
+    def _flow_kind(self) -> str:
+        return f"{self.name}-create-trader"
+
+    def _email_key(self, email: str) -> str:
+        return self._key("create-trader-email", email.strip().lower())
+
+    async def create_trader(self, request: CreateTraderRequest) -> ProvisioningResult:
+        """create-user (cTID) → create-trader → link-user, resumable at the failed step.
+
+        One flow per email at a time: while a createTrader for an email is unfinished, a
+        new one (without ``resume_token``) is a Conflict naming the token to resume with,
+        so a retry that lost the first answer cannot make a second trading account.
+        """
+        email_key = self._email_key(request.email)
+        # In-process serialisation per email (and so per flow): a double submit waits
+        # for the first and then meets its state.
+        lock = self._locks[int(md5_hex(email_key)[:8], 16) % len(self._locks)]
+        async with lock:
+            return await self._create_trader(request, email_key)
+
+    async def _create_trader(
+        self, request: CreateTraderRequest, email_key: str
+    ) -> ProvisioningResult:
+        store = self.context.store
+        if request.resume_token:
+            flow_id = request.resume_token
+            state = await store.get_flow(flow_id)
+            if state is None or not flow_id.startswith(f"{self.name}-ct-"):
+                raise InvalidInput(
+                    "the resume token names no createTrader flow", field=["resumeToken"]
+                )
+            if state.get("email", "").lower() != request.email.lower():
+                raise InvalidInput(
+                    "the resume token belongs to another email", field=["resumeToken"]
+                )
+        else:
+            running = await store.get_flow(email_key)
+            if running is not None:
+                earlier = await store.get_flow(str(running["flowId"]))
+                if earlier is not None and not earlier.get("linked"):
+                    raise Conflict(
+                        "a createTrader for this email stopped midway: send the same input "
+                        f"with resumeToken {running['flowId']} to finish it",
+                        field=["resumeToken"],
+                        details={"platform": self.platform, "resumeToken": running["flowId"]},
+                    )
+            generated = request.password is None
+            # A strong random password when none is given; neither it nor its hash is
+            # ever logged.  Users sign in with their cTID; the trader password only
+            # authorises the link.
+            password = request.password or secrets.token_urlsafe(24)
+            flow_id = f"{self.name}-ct-{uuid.uuid4().hex}"
+            password_hash = md5_hex(password)
+            body = await self._new_trader_body(
+                group=request.group,
+                currency=request.currency,
+                leverage=request.leverage,
+                options=request.options,
+                email=request.email,
+                name=request.name,
+                password_hash=password_hash,
+                marker=f"brokergraph:{flow_id}",
+            )
+            language = str(
+                request.options.get("preferredLanguage", self.settings.preferred_language)
+            )
+            state = {
+                "email": request.email,
+                "name": request.name,
+                "partnerCode": request.partner_code,
+                "language": language.upper(),
+                "body": {k: v for k, v in body.items() if k != "hashedPassword"},
+                "passwordHash": password_hash,
+                "passwordGenerated": generated,
+                "startedAt": _now().isoformat(),
+                "userId": None,
+                "login": None,
+                "traderAttemptedAt": None,
+                "linked": False,
+                "ctidTraderAccountId": None,
+            }
+            await store.save_flow(flow_id, self._flow_kind(), state)
+            await store.save_flow(
+                email_key, f"{self.name}-create-trader-email", {"flowId": flow_id}
+            )
+        result = await self._run_create_flow(flow_id, state)
+        if result.complete:
+            await store.delete_flow(email_key)
+        return result
+
+    async def _run_create_flow(self, flow_id: str, state: dict[str, Any]) -> ProvisioningResult:
+        store = self.context.store
+        kind = self._flow_kind()
+        steps: list[ProvisioningStep] = []
+        earlier = "done in an earlier attempt"
+
+        async def save() -> None:
+            await store.save_flow(flow_id, kind, state)
+
+        # 1. create-user: idempotent by email on cTrader's side.
+        if state["userId"] is None:
+            try:
+                data = await self.client.post(
+                    "/cid/ctid/create",
+                    {
+                        "email": state["email"],
+                        "brokerName": self.settings.broker_name,
+                        "preferredLanguage": state["language"],
+                    },
+                )
+                user_id = data.get("userId") if isinstance(data, dict) else None
+                if isinstance(user_id, bool) or not isinstance(user_id, int | str):
+                    raise ProtocolError("cTrader's create-user answer has no userId")
+            except BrokerGraphError:
+                # Nothing exists upstream yet: report the typed error, keep no flow.
+                await store.delete_flow(flow_id)
+                await store.delete_flow(self._email_key(state["email"]))
+                raise
+            state["userId"] = str(user_id)
+            await save()
+            steps.append(_step("create-user", state["userId"]))
+        else:
+            steps.append(_step("create-user", state["userId"], earlier))
+        user_id = str(state["userId"])
+        await self._add_login(user_id, "", email=state["email"], name=state["name"])
+        record = await self._user_record(user_id)
+        trader = trader_from_record(self.platform, user_id, record)
+
+        # 2. create-trader.
+        account: Account | None = None
+        if state["login"] is None:
+            marker = str(state["body"]["description"])
+            found = None
+            if state["traderAttemptedAt"] is not None:  # the last answer was lost
+                since = datetime.fromisoformat(state["traderAttemptedAt"])
+                found = await self._find_marked(marker, since)
+            if found is None:
+                state["traderAttemptedAt"] = _now().isoformat()
+                await save()
+                try:
+                    found = await self.client.post(
+                        TRADERS, {**state["body"], "hashedPassword": state["passwordHash"]}
+                    )
+                    if not isinstance(found, dict):
+                        raise ProtocolError(
+                            "cTrader answered the trader creation without an object"
+                        )
+                except BrokerGraphError as error:
+                    if not isinstance(error, UpstreamTimeout | UpstreamUnavailable):
+                        state["traderAttemptedAt"] = None  # refused: certainly not created
+                        await save()
+                    steps.append(_failed("create-trader", error))
+                    return ProvisioningResult(steps=steps, trader=trader, resume_token=flow_id)
+            account = self._account(found, user_id)
+            state["login"] = account.id
+            await save()
+            await self._add_login(user_id, account.id)
+            steps.append(_step("create-trader", account.id))
+        else:
+            steps.append(_step("create-trader", state["login"], earlier))
+            with contextlib.suppress(BrokerGraphError):
+                account = self._account(await self._trader_json(str(state["login"])), user_id)
+        login = str(state["login"])
+        accounts = [account] if account is not None else []
+
+        # 3. link-user.
+        if not state["linked"]:
+            try:
+                reference = await self._link(user_id, login, str(state["passwordHash"]))
+            except Conflict:
+                reference = None  # linked by the attempt whose answer was lost
+            except BrokerGraphError as error:
+                steps.append(_failed("link-user", error))
+                return ProvisioningResult(
+                    steps=steps, trader=trader, accounts=accounts, resume_token=flow_id
+                )
+            state.update(linked=True, ctidTraderAccountId=reference, passwordHash=None)
+            state["completedAt"] = _now().isoformat()
+            await save()
+            steps.append(_step("link-user", reference))
+        else:
+            steps.append(_step("link-user", state["ctidTraderAccountId"], earlier))
+        return ProvisioningResult(steps=steps, trader=trader, accounts=accounts)
+
+    async def open_account(self, request: OpenAccountRequest) -> Account:
+        """A new trader (4.1) linked (5.2) to an existing user."""
+        record = await self._require_user(request.trader_id)
+        password_hash = md5_hex(secrets.token_urlsafe(24))
+        body = await self._new_trader_body(
+            group=request.group,
+            currency=request.currency,
+            leverage=request.leverage,
+            options=request.options,
+            email=record.get("email") if record else None,
+            name=record.get("name") if record else None,
+            password_hash=password_hash,
+            marker=f"brokergraph:open:{uuid.uuid4().hex}",
+        )
+        account, _ = await self._create_and_link(request.trader_id, body, password_hash)
+        return account
+
+    async def update_account(self, request: UpdateAccountRequest) -> Account:
+        """PATCH (4.5.2) with only the changed fields — all three are PATCH fields, so a
+        PUT (which would reset every omitted field) is never needed."""
+        login = _login_of(request.account_id)
+        if login is None:
+            raise NotFound("account not found", field=["accountId"])
+        body: dict[str, Any] = {}
+        if request.leverage is not None:
+            body["leverageInCents"] = leverage_to_cents(request.leverage)
+        if request.status is not None:
+            body["accessRights"] = access_rights_for(request.status)
+        if request.group is not None:
+            body["groupName"] = await self._check_group(request.group)
+        if not body:
+            raise InvalidInput("nothing to change", field=["leverage"])
+        await self.client.patch(f"{TRADERS}/{login}", body)
+        (account,) = await self.get_accounts([login])
+        if account is None:
+            raise NotFound("account not found", field=["accountId"])
+        return account
+
+    async def _set_rights(
+        self, user_id: str, target: Callable[[str, str], str], step: str
+    ) -> tuple[list[ProvisioningStep], dict[str, str]]:
+        """PATCH accessRights of every login of a user; ``target(login, current)``."""
+        logins = (await self._user_logins([user_id]))[user_id]
+        steps: list[ProvisioningStep] = []
+        previous: dict[str, str] = {}
+        for login in logins:
+            try:
+                current = str((await self._trader_json(login)).get("accessRights"))
+                wanted = target(login, current)
+                previous[login] = current
+                if wanted != current:
+                    await self.client.patch(f"{TRADERS}/{login}", {"accessRights": wanted})
+                steps.append(_step(step, login, wanted))
+            except BrokerGraphError as error:
+                steps.append(_failed(step, error))
+        return steps, previous
+
+    async def deactivate_trader(self, request: DeactivateTraderRequest) -> ProvisioningResult:
+        """cTrader has no user switch: every account of the user goes to NO_LOGIN, and
+        the rights they had are remembered for :meth:`reactivate_trader`."""
+        record = await self._require_user(request.trader_id) or {
+            "userId": request.trader_id,
+            "logins": [],
+            "createdAt": _now().isoformat(),
+        }
+        steps, previous = await self._set_rights(
+            request.trader_id, lambda _login, _current: "NO_LOGIN", "disable-account"
+        )
+        saved = dict(record.get("savedRights") or {})
+        for login, rights in previous.items():
+            if rights != "NO_LOGIN":
+                saved[login] = rights
+        record.update(status=TraderStatus.DISABLED.value, savedRights=saved)
+        await self._save_user(request.trader_id, record)
+        trader = trader_from_record(self.platform, request.trader_id, record)
+        return ProvisioningResult(steps=steps, trader=trader)
+
+    async def reactivate_trader(self, request: ReactivateTraderRequest) -> ProvisioningResult:
+        record = await self._require_user(request.trader_id) or {
+            "userId": request.trader_id,
+            "logins": [],
+            "createdAt": _now().isoformat(),
+        }
+        saved: dict[str, str] = dict(record.get("savedRights") or {})
+        steps, _ = await self._set_rights(
+            request.trader_id,
+            lambda login, current: (
+                saved.get(login, "FULL_ACCESS") if current == "NO_LOGIN" else current
+            ),
+            "enable-account",
+        )
+        record.update(status=TraderStatus.ACTIVE.value, savedRights={})
+        await self._save_user(request.trader_id, record)
+        accounts: list[Account] = []
+        if request.new_account is not None:
+            opened = await self.open_account(request.new_account)
+            accounts.append(opened)
+            steps.append(_step("open-account", opened.id))
+        trader = trader_from_record(self.platform, request.trader_id, record)
+        return ProvisioningResult(steps=steps, trader=trader, accounts=accounts)
