@@ -24,7 +24,8 @@ from starlette.requests import Request
 from brokergraph_dxtrade.sandbox.context import Api, Context
 from brokergraph_dxtrade.sandbox.errors import not_found, unauthorized
 from brokergraph_dxtrade.sandbox.state import FeedEvent
-from brokergraph_dxtrade.sandbox.wire import dumps, iso, now
+from brokergraph_dxtrade.sandbox.wire import iso, now
+from gateway.contract import exact_json_dumps
 
 WEBHOOK_PATH = "/webhooks/dxtrade/dxfeed"
 
@@ -78,7 +79,7 @@ class CallbackSender:
             "domain": event.domain,
             "subscriptions": [dict(s) for s in event.subscriptions],
         }
-        delivery = Delivery(delivery_id, payload, dumps(payload), url)
+        delivery = Delivery(delivery_id, payload, exact_json_dumps(payload), url)
         self.log.append(delivery)
         return delivery
 

@@ -1,8 +1,7 @@
-"""Wire helpers: JSON in (floats as Decimal) and out (Decimal as JSON numbers), times, amounts."""
+"""Wire helpers: JSON (exact decimals both ways), times, amounts."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -13,24 +12,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from brokergraph_dxtrade.sandbox.errors import bad_request
-
-
-def _default(value: object) -> object:
-    if isinstance(value, Decimal):
-        # float's repr is the shortest text that round-trips, so 1234.56 stays "1234.56".
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+from gateway.contract import exact_json_dumps, exact_json_loads
 
 
 class DxJSONResponse(JSONResponse):
-    """JSON with Decimal amounts as plain numbers (B7: amounts are plain decimals)."""
+    """JSON with Decimal amounts as exact plain numbers (B7: amounts are plain decimals)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=_default, separators=(",", ":")).encode()
-
-
-def dumps(content: Any) -> bytes:
-    return json.dumps(content, default=_default, separators=(",", ":")).encode()
+        return exact_json_dumps(content)
 
 
 def now() -> datetime:
@@ -56,7 +45,7 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
             raise bad_request("a JSON body is required")
         return {}
     try:
-        return json.loads(raw, parse_float=Decimal)
+        return exact_json_loads(raw)
     except ValueError:
         raise bad_request("the body is not JSON") from None
 
