@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
@@ -430,6 +431,25 @@ async def test_url_for_display_masks_postgres_password(postgres_url: str) -> Non
         assert store.dialect == "postgresql"
     finally:
         await store.close()
+
+
+async def test_close_lets_an_operation_in_flight_return_its_connection(store_url: str) -> None:
+    # A connection returned after dispose() would be closed by the garbage collector
+    # later, failing some unrelated test with a ResourceWarning.
+    store = await Store.open(store_url)
+    holding = asyncio.Event()
+
+    async def transaction_in_flight() -> None:
+        async with store._engine.begin() as conn:  # a transaction no public method pauses
+            await conn.execute(select(1))
+            holding.set()
+            await asyncio.sleep(0.2)
+
+    task = asyncio.create_task(transaction_in_flight())
+    await holding.wait()
+    await store.close()
+    assert task.done()
+    await task
 
 
 async def test_unsupported_backend_is_refused() -> None:
