@@ -83,6 +83,16 @@ def test_statuses_then_5xx_then_the_fallback() -> None:
     assert TABLE.rule_for(status=418).outcome is Outcome.NOT_APPLIED
 
 
+def test_messages_name_the_vendor_and_details_the_platform_id() -> None:
+    table = VendorErrorTable(platform="acme", vendor="ACME Corp")
+    error = table.error(status=503, what="deposit")
+    assert error.message == "ACME Corp failed to serve the deposit"
+    assert error.details["platform"] == "acme"
+    lost = transport_error(TimeoutError(), platform="acme", vendor="ACME Corp", what="deposit")
+    assert lost.message == "ACME Corp (deposit) did not answer in time"
+    assert lost.details == {"platform": "acme"}
+
+
 def test_rate_limits_carry_a_pause_from_the_answer_or_the_rule() -> None:
     default = TABLE.error(code="SLOW_DOWN")
     assert isinstance(default, RateLimited) and default.retry_after == 60.0

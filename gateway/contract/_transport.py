@@ -52,13 +52,22 @@ def _is_timeout(error: BaseException) -> bool:
 
 
 def transport_error(
-    error: BaseException, *, platform: str, what: str | None = None, **details: Any
+    error: BaseException,
+    *,
+    platform: str,
+    what: str | None = None,
+    vendor: str | None = None,
+    **details: Any,
 ) -> BrokerGraphError:
-    """The gateway error for a failure to talk to ``platform`` (``what`` names the call)."""
+    """The gateway error for a failure to talk to ``platform`` (``what`` names the call).
+
+    ``vendor`` is the name clients read ("cTrader"); ``platform`` the id in details.
+    """
     facts = {"platform": platform, **details}
-    vendor = platform if not what else f"{platform} ({what})"
+    name = vendor or platform
+    who = name if not what else f"{name} ({what})"
     if _is_timeout(error):
-        return UpstreamTimeout(f"{vendor} did not answer in time", details=facts)
+        return UpstreamTimeout(f"{who} did not answer in time", details=facts)
     return UpstreamUnavailable(
-        f"{vendor} cannot be reached ({type(error).__name__})", details=facts
+        f"{who} cannot be reached ({type(error).__name__})", details=facts
     )

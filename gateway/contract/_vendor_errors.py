@@ -38,8 +38,9 @@ class Outcome(enum.Enum):
 class VendorError:
     """One rule: the error class, a client-safe message and the input field at fault.
 
-    ``message`` may name ``{what}`` (the call) and ``{text}`` (the vendor's own text,
-    already trimmed); ``retry_after`` is the default pause for ``RateLimited``.
+    ``message`` may name ``{platform}`` (the table's ``vendor`` name), ``{what}`` (the
+    call), ``{text}`` (the vendor's own text, trimmed) and ``{status}``;
+    ``retry_after`` is the default pause for ``RateLimited``.
     """
 
     error: type[BrokerGraphError]
@@ -61,6 +62,8 @@ class VendorErrorTable:
         UpstreamUnavailable, "{platform} failed to serve the {what}", outcome=Outcome.UNKNOWN
     )
     fallback: VendorError = VendorError(UpstreamRejected, "{platform} refused the {what}")
+    #: The vendor's name as clients read it ("cTrader"); ``platform`` is the id in details.
+    vendor: str | None = None
     _compiled: tuple[tuple[re.Pattern[str], VendorError], ...] = field(
         init=False, repr=False, compare=False
     )
@@ -105,7 +108,10 @@ class VendorErrorTable:
         if status is not None:
             facts.setdefault("status", status)
         message = rule.message.format(
-            platform=self.platform, what=what, text=trimmed or "no reason given", status=status
+            platform=self.vendor or self.platform,
+            what=what,
+            text=trimmed or "no reason given",
+            status=status,
         )
         field_path = [rule.field] if rule.field else None
         if issubclass(rule.error, RateLimited):
