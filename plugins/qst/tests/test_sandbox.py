@@ -905,3 +905,56 @@ async def test_on_emit_and_counters(sandbox: QstSandbox, open_client: Opener) ->
         "other-trader",
         "400001",
     }
+
+
+# ----------------------------------------------------------------------- standard knobs
+
+
+async def test_fail_next_answers_a_server_error_and_applies_nothing(
+    sandbox: QstSandbox, open_client: Opener
+) -> None:
+    client = await open_client(sandbox, logged_in=True)  # the logins take no fault
+    sandbox.fail_next(2, status=502)
+    sandbox.fail_next(1)
+    for status in (502, 502, 503):
+        answer = await client.call(place_order=limit())
+        assert answer.WhichOneof("message") == "error"
+        assert answer.error.message == f"Internal server error ({status})"
+    assert statuses(await client.order_book()) == {}, "nothing was placed"
+    assert sandbox.requests["PlaceOrderRequest"] == 3
+
+
+@pytest.mark.parametrize("after_apply", [False, True], ids=["before-apply", "after-apply"])
+async def test_drop_next_loses_the_answer_with_the_connection(
+    sandbox: QstSandbox, open_client: Opener, after_apply: bool
+) -> None:
+    client = await open_client(sandbox, logged_in=True)
+    sandbox.drop_next(1, after_apply=after_apply)
+    request_id = await client.send(place_order=limit())
+    closed = await client.closed()
+    assert closed.rcvd is not None
+    assert closed.rcvd.code == 1011
+    assert request_id not in client.responses, "the answer is lost"
+    again = await open_client(sandbox, logged_in=True)  # the fault was spent: served again
+    placed = list(statuses(await again.order_book()).values())
+    assert placed == (["Working"] if after_apply else [])
+
+
+async def test_latency_delays_each_answer_and_reset_restores_the_knobs(
+    sandbox: QstSandbox, open_client: Opener
+) -> None:
+    client = await open_client(sandbox, logged_in=True)
+    sandbox.latency_seconds = 0.2
+    request_id = await client.send(place_order=market())
+    # The market order is applied at once and notified; its answer waits out the latency
+    # (queued after the notifications, whatever the machine's load).
+    filled = await client.notification(lambda n: n.HasField("order") and n.order.status == "Filled")
+    assert request_id not in client.responses, "the answer came before the latency"
+    answer = (await client.response(request_id)).place_order
+    assert answer.order_number == filled.order.order_number
+    sandbox.fail_next(1)
+    sandbox.drop_next(1)
+    sandbox.response_jitter_seconds = 1.0
+    sandbox.reset()
+    assert (sandbox.latency_seconds, sandbox.response_jitter_seconds) == (0.0, 0.0)
+    assert (await client.order_book()).oe_provider == pb.QOR, "no fault was left pending"
