@@ -56,5 +56,7 @@ async def redis_url() -> AsyncIterator[str]:
         _unavailable("Redis", error)
         raise
     yield REDIS_URL
-    await client.flushdb()
-    await client.aclose()
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()  # also when the flush fails: no socket left for the GC

@@ -34,27 +34,26 @@ async def open_connector(
     """
     name = connector_class.name
     section = load_settings(environ={}, overrides={"connectors": {name: dict(settings)}})
-    store = await Store.open(f"sqlite+aiosqlite:///{directory / 'conformance.db'}")
-    cache, events = MemoryCache(), InProcessEventBus()
-    context = ConnectorContext(
-        name=name,
-        settings=section.connectors[name],
-        store=store,
-        cache=cache,
-        events=events,
-        logger=logging.getLogger(f"gateway.connectors.{name}"),
-    )
-    connector = connector_class(context)
-    try:
+    # Each resource is closed by the stack as soon as it exists, so a constructor or
+    # start() that raises leaves no store connection for the garbage collector to find.
+    async with contextlib.AsyncExitStack() as opened:
+        store = await Store.open(f"sqlite+aiosqlite:///{directory / 'conformance.db'}")
+        opened.push_async_callback(store.close)
+        cache, events = MemoryCache(), InProcessEventBus()
+        opened.push_async_callback(cache.close)
+        opened.push_async_callback(events.close)
+        context = ConnectorContext(
+            name=name,
+            settings=section.connectors[name],
+            store=store,
+            cache=cache,
+            events=events,
+            logger=logging.getLogger(f"gateway.connectors.{name}"),
+        )
+        connector = connector_class(context)
+        opened.push_async_callback(connector.close)  # also after a failed start()
         await connector.start()
         yield connector
-    finally:
-        try:
-            await connector.close()
-        finally:
-            await events.close()
-            await cache.close()
-            await store.close()
 
 
 class EventWatcher(Generic[E]):
