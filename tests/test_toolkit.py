@@ -154,6 +154,33 @@ async def test_a_token_is_renewed_ahead_of_its_expiry() -> None:
     assert await session.token() == "t3"
 
 
+async def test_a_live_token_is_extended_and_a_refused_or_expired_one_is_not() -> None:
+    now = [0.0]
+    extended: list[str] = []
+    answer: list[IssuedToken | None] = []
+
+    async def issue() -> IssuedToken:
+        return IssuedToken(f"login{session.logins}", expires_in=100.0)
+
+    async def extend(token: str) -> IssuedToken | None:
+        extended.append(token)
+        return answer.pop(0)
+
+    session = TokenSession(issue, extend=extend, renew_margin_seconds=10.0, clock=lambda: now[0])
+    assert await session.token() == "login0" and session.logins == 1
+    now[0] = 95.0  # inside the margin, still alive: a ping keeps it
+    answer.append(IssuedToken("login0", expires_in=100.0))
+    assert await session.token() == "login0"
+    assert (extended, session.logins, session.expires_at) == (["login0"], 1, 195.0)
+    now[0] = 190.0  # the platform refuses the ping: log in
+    answer.append(None)
+    assert await session.token() == "login1" and session.logins == 2
+    assert await session.token(stale="login1") == "login2"  # refused: never extended
+    now[0] = 1000.0  # expired: never extended
+    assert await session.token() == "login3"
+    assert extended == ["login0", "login0"] and session.logins == 4
+
+
 # --------------------------------------------------------------------------- settings
 
 

@@ -26,16 +26,23 @@ class IssuedToken:
 
 
 class TokenSession:
-    """One token for one credential; ``issue`` logs in and is never run concurrently."""
+    """One token for one credential; ``issue`` logs in and is never run concurrently.
+
+    ``extend`` (optional) prolongs a token that is inside the renew margin but not
+    expired nor refused (DXtrade's ping); it answers ``None`` when the platform
+    would not, and the session logs in instead.
+    """
 
     def __init__(
         self,
         issue: Callable[[], Awaitable[IssuedToken]],
         *,
+        extend: Callable[[str], Awaitable[IssuedToken | None]] | None = None,
         renew_margin_seconds: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._issue = issue
+        self._extend = extend
         self._margin = renew_margin_seconds
         self._clock = clock
         self._token: str | None = None
@@ -63,13 +70,28 @@ class TokenSession:
             if self._fresh(stale):  # another caller logged in while we waited
                 assert self._token is not None
                 return self._token
-            issued = await self._issue()
-            self.logins += 1
+            issued = await self._extended(stale)
+            if issued is None:
+                issued = await self._issue()
+                self.logins += 1
             self._token = issued.value
             self._expires_at = (
                 None if issued.expires_in is None else self._clock() + issued.expires_in
             )
             return self._token
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the held token expires on this session's clock, if the vendor said."""
+        return self._expires_at
+
+    async def _extended(self, stale: str | None) -> IssuedToken | None:
+        token, expires_at = self._token, self._expires_at
+        if self._extend is None or token is None or token == stale:
+            return None
+        if expires_at is not None and self._clock() >= expires_at:
+            return None  # too late to extend: the platform has dropped it
+        return await self._extend(token)
 
     def forget(self) -> None:
         """Drop the token (logout, close); the next call logs in again."""
