@@ -12,7 +12,8 @@ then measures, in the same run:
   positions, analytics of 30 days) with every cache cleared before each iteration;
 * **gateway warm** — the same query with caches left in place (within their TTLs);
 * **gateway, 1 min later** — the steady state of a page refreshed once a minute: every
-  60 s entry expired, only the closedPositions windows that can no longer change kept;
+  cache entry has the 60 s TTL (the gateway's; the connector keeps none), so this is
+  a cold read again, measured separately to show it;
 * **direct** — the same data fetched with plain httpx from the sandbox, the way a CRM
   without the gateway would: the same WebServices calls (trader reads, openPositions,
   closedPositions in 2-day windows over the period and the 90-day look-back, 4 at a
@@ -52,18 +53,6 @@ LOOKBACK = timedelta(days=90)
 WINDOW = timedelta(days=2)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECRET = "brokergraph-ctrader-bench-secret-0123456789abcdef"
-#: Cache entries with the 60 s TTL: the gateway's reads and the connector's own.
-READ_PREFIXES = (
-    "account:",
-    "trader:",
-    "trader-accounts:",
-    "positions:",
-    "ctrader:analytics:",
-    "ctrader:subaccounts:",
-    "ctrader:groups",
-    "ctrader:deposit-assets",
-)
-
 OVERVIEW = """
 query($from: DateTime!, $to: DateTime!) {
   businessPartner(code: "PARTNER") {
@@ -241,24 +230,13 @@ async def main(iterations: int) -> None:
             async def nothing() -> None:
                 return None
 
-            async def a_minute_later() -> None:
-                # Every 60 s entry has expired; closedPositions windows that can no longer
-                # change (past, no position opened in them still open) stay for a day.
-                cache = gateway.services.cache
-                for prefix in READ_PREFIXES:
-                    await cache.delete_prefix(prefix)
-                for position in sandbox.state.positions:
-                    if position.login in logins:
-                        start = _windows(position.opened_at, position.opened_at)[0]
-                        await cache.delete(f"ctrader:closed:{position.login}:{_stamp(start)}")
-
             await via_gateway()  # connector token, schema caches: not part of any case
             await direct()
             results: dict[str, tuple[list[float], float]] = {}
             for name, run, before in (
                 ("gateway cold", via_gateway, clear),
                 ("gateway warm", via_gateway, nothing),
-                ("gateway, 1 min later", via_gateway, a_minute_later),
+                ("gateway, 1 min later", via_gateway, clear),
                 ("direct (httpx)", direct, nothing),
             ):
                 calls_before = sum(sandbox.calls.values())
