@@ -127,6 +127,7 @@ _REFUSED_CREDENTIALS = VendorError(
 #: Every other answer is a refusal: nothing was applied.
 ERRORS: Final = VendorErrorTable(
     platform=PLATFORM,
+    vendor="DXtrade",
     codes={
         "30005": VendorError(
             InsufficientFunds,
@@ -242,17 +243,15 @@ class DxTradeClient:
             headers={"Accept": "application/json"},
             follow_redirects=False,
         )
+        # DXtrade extends a live session with a ping (B2) rather than opening another.
         self._sessions = {
             surface: TokenSession(
-                functools.partial(self._issue, surface),
+                functools.partial(self._login, surface),
+                extend=functools.partial(self._ping, surface),
                 renew_margin_seconds=RENEW_MARGIN_SECONDS,
             )
             for surface in (DXWEB, DXSCA)
         }
-        # What the ping needs and TokenSession does not tell: when the held token
-        # really ends, and which token the platform last refused.
-        self._expires_at: dict[Surface, float] = {DXWEB: 0.0, DXSCA: 0.0}
-        self._refused: dict[Surface, str | None] = {DXWEB: None, DXSCA: None}
         # A little slack over the platform's one-second window absorbs network jitter.
         self.limiter = ReadLimiter(reads_per_second, window=LIMIT_WINDOW_SECONDS)
 
@@ -263,33 +262,10 @@ class DxTradeClient:
 
     async def _token(self, surface: Surface, *, stale: str | None = None) -> str:
         """A valid token of ``surface``; ``stale`` is a token the platform just refused."""
-        if stale is not None:
-            self._refused[surface] = stale
         return await self._sessions[surface].token(stale=stale)
 
-    async def _issue(self, surface: Surface) -> IssuedToken:
-        """TokenSession's login: a ping while the held token still lives (B2), else a login.
-
-        TokenSession calls this within ``RENEW_MARGIN_SECONDS`` of the end too; DXtrade
-        extends a live session rather than opening another, so that is a ping.
-        """
-        held = self._sessions[surface].current
-        if (
-            held is not None
-            and held != self._refused[surface]
-            and time.monotonic() < self._expires_at[surface]
-        ):
-            extended = await self._ping(surface, held)
-            if extended is not None:
-                return extended
-        return await self._login(surface)
-
-    def _issued(self, surface: Surface, token: str, lifetime: float) -> IssuedToken:
-        lifetime = max(lifetime, 1.0)
-        self._expires_at[surface] = time.monotonic() + lifetime
-        return IssuedToken(token, expires_in=lifetime)
-
-    def _adopt(self, surface: Surface, body: Any, what: str) -> IssuedToken:
+    @staticmethod
+    def _adopt(body: Any, what: str) -> IssuedToken:
         if not isinstance(body, Mapping) or not isinstance(body.get("sessionToken"), str):
             raise ProtocolError(f"DXtrade's {what} answer has no sessionToken")
         timeout_ms = body.get("timeout")
@@ -299,7 +275,7 @@ class DxTradeClient:
             )
         except (TypeError, ValueError):
             lifetime = DEFAULT_SESSION_SECONDS  # the PHP SDK types it as a string
-        return self._issued(surface, body["sessionToken"], lifetime)
+        return IssuedToken(body["sessionToken"], expires_in=max(lifetime, 1.0))
 
     async def _login(self, surface: Surface) -> IssuedToken:
         payload = {"username": self._username, "domain": self._domain, "password": self._password}
@@ -316,7 +292,7 @@ class DxTradeClient:
             )
             self._sessions[surface].forget()
             raise ERRORS.error(code=_vendor_code(body), status=response.status_code, what="login")
-        return self._adopt(surface, _decode(response, "login"), "login")
+        return self._adopt(_decode(response, "login"), "login")
 
     async def _ping(self, surface: Surface, token: str) -> IssuedToken | None:
         """Extend the session (B2); None on any failure, and the caller logs in afresh."""
@@ -332,9 +308,9 @@ class DxTradeClient:
         except ValueError:
             body = None
         if isinstance(body, Mapping) and isinstance(body.get("sessionToken"), str):
-            return self._adopt(surface, body, "ping")
+            return self._adopt(body, "ping")
         # The ping answered without a token: the old one lives on.
-        return self._issued(surface, token, DEFAULT_SESSION_SECONDS)
+        return IssuedToken(token, expires_in=DEFAULT_SESSION_SECONDS)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -356,7 +332,7 @@ class DxTradeClient:
                 method, url, content=content, params=params, headers=sent
             )
         except httpx.HTTPError as error:
-            raise transport_error(error, platform=PLATFORM, what=what) from None
+            raise transport_error(error, platform=PLATFORM, vendor="DXtrade", what=what) from None
 
     async def call(
         self,
