@@ -24,6 +24,9 @@ __all__ = ["PIT_RATE", "WITHDRAWAL_CAP", "Pit", "PitResult", "money", "yyyymmdd"
 PIT_RATE: Final = Decimal("0.13")
 WITHDRAWAL_CAP: Final = Decimal("0.30")
 _CENT = Decimal("0.01")
+#: Amounts stay below this: past it the tax cannot be rounded to whole roubles in the
+#: default decimal context (28 digits), which raises instead of answering.
+MAX_AMOUNT: Final = Decimal("1e15")
 
 
 def money(value: Decimal) -> str:
@@ -75,6 +78,8 @@ class Pit:
             raise QortFault("VALIDATION", f"no rate for currency {currency!r}")
         if not amount.is_finite() or amount <= 0:
             raise QortFault("VALIDATION", "Amount must be a positive number")
+        if amount >= MAX_AMOUNT:
+            raise QortFault("VALIDATION", f"Amount must be below {MAX_AMOUNT:f}")
         income = self._income(owner, date(day.year, 1, 1), day)
         base = max(Decimal(0), sum((_rub(d) for _, d in income), Decimal(0)))
         cap = (amount * rate * WITHDRAWAL_CAP).quantize(Decimal(1), ROUND_HALF_UP)
