@@ -1,9 +1,9 @@
 """What each cTrader endpoint does: the route table and its handlers.
 
 Paths and bodies are the documented ones (A4); ``server.py`` wraps every handler in
-the gate (IP allow-list, token, rate limit, knobs).  Each ``Endpoint`` has one
-counter key, ``"METHOD /path"`` with its first path, whichever path was called: the
-traders collection answers with and without its trailing slash, and counts as
+the gate (IP allow-list, token, rate limit; the standard knobs act before it).  Each
+``Endpoint`` has one counter key, ``"METHOD /path"`` with its first path, whichever path
+was called: the traders collection answers with and without its trailing slash, and counts as
 ``GET /v2/webserv/traders/`` (list, the doc's spelling) and ``POST /v2/webserv/traders``
 (create).  Also offered: ``POST /v2/webserv/traders/{login}/checkpassword`` (4.9, the
 path is [I]).
