@@ -10,9 +10,10 @@ gateway needs around it:
   zeep the bytes through an in-memory ``httpx.MockTransport``; the parsed client
   is cached for the connector's lifetime.  A ``wsdl`` setting may point at a local
   file instead (the vendor's real WSDL, when a broker has it).
-* **one error table** (:data:`FAULTS`): QORT's fault codes, transport failures and
-  per-record ``IsProcessed=4`` results become :mod:`gateway.contract` errors whose
-  message carries QORT's own text.
+* **one error table** (:data:`brokergraph_qort.errors.ERRORS`): QORT's fault codes
+  and per-record ``IsProcessed=4`` results become :mod:`gateway.contract` errors
+  whose message carries QORT's own text; transport failures go through the
+  toolkit's :func:`~gateway.contract.transport_error`.
 * **the one session** (:class:`~brokergraph_qort.session.QortSession`): every
   operation but ``Login`` runs with the shared token.
 
@@ -23,10 +24,9 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -37,40 +37,39 @@ import zeep.helpers
 import zeep.proxy
 import zeep.transports
 
-from brokergraph_qort.session import LoginResult, QortFault, QortSession
+from brokergraph_qort.errors import (
+    CLIENT_DEFAULT,
+    PLATFORM,
+    SERVER_DEFAULT,
+    QortFault,
+    RecordError,
+    fault_error,
+)
+from brokergraph_qort.session import LoginResult, QortSession
+from brokergraph_qort.settings import QortSettings
 from gateway.contract import (
-    BrokerGraphError,
-    Conflict,
-    InvalidInput,
     NotFound,
     ProtocolError,
-    UpstreamBusy,
-    UpstreamRejected,
-    UpstreamTimeout,
     UpstreamUnavailable,
+    reveal,
+    transport_error,
 )
 
 __all__ = [
     "ET_DELETE",
     "ET_INSERT",
     "ET_UPDATE",
-    "FAULTS",
-    "FIELD_NAMES",
     "NAMESPACE",
     "ClientReportState",
     "FirmPacket",
     "QortClient",
-    "QortSettings",
-    "RecordError",
     "TaxResult",
-    "record_error",
 ]
 
 logger = logging.getLogger("brokergraph_qort.client")
 
 NAMESPACE: Final = "urn:brokergraph:qort:v1"
 BINDING: Final = f"{{{NAMESPACE}}}QortBinding"
-PLATFORM: Final = "qort"
 
 #: IDB operation codes (ET_Const): a bit set, as QORT users write them.
 ET_INSERT: Final = 2
@@ -81,186 +80,6 @@ PROCESSED_OK: Final = 3
 PROCESSED_ERROR: Final = 4
 
 Row = dict[str, str]
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def _reveal(value: Any) -> Any:
-    # The gateway wraps secret-looking settings (password...) in a Secret whose
-    # ``reveal()`` gives the value; Secret is not in gateway.contract, so duck-type.
-    reveal = getattr(value, "reveal", None)
-    return reveal() if callable(reveal) else value
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QortSettings:
-    """The ``[connectors.qort]`` section.
-
-    ``url`` is the module's base URL (``https://`` in production); the endpoint is
-    ``{url}/qort`` and the WSDL ``{url}/qort?wsdl`` unless ``endpoint``/``wsdl`` say
-    otherwise (``wsdl`` may be a local file).
-    """
-
-    url: str
-    login: str
-    password: str = field(repr=False)
-    app_name: str = "brokergraph-gateway"
-    endpoint: str | None = None
-    wsdl: str | None = None
-    timeout_seconds: float = 10.0
-    #: TLS: verify the server (default), or the path of a CA bundle to verify against.
-    verify_tls: bool | str = True
-    #: After QORT answers BUSY (another application holds it), fail fast this long.
-    busy_cooldown_seconds: float = 5.0
-    #: Ping to keep the token alive; the interval defaults to a third of its lifetime.
-    keepalive: bool = True
-    keepalive_seconds: float | None = None
-    #: GetFirmPacket calls in flight at once for one batch of partners.
-    max_concurrency: int = 4
-    #: New sub-accounts' currency, agreements' type, and the country IsResident='y' means.
-    default_currency: str = "RUB"
-    agreement_type: str = "BA"  # ClientAgreeTypes.ShortName: brokerage agreement
-    home_country: str = "RU"
-
-    @classmethod
-    def from_mapping(cls, section: Mapping[str, Any]) -> QortSettings:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"unknown [connectors.qort] settings: {', '.join(unknown)}")
-        missing = [name for name in ("url", "login", "password") if not section.get(name)]
-        if missing:
-            raise ValueError(f"[connectors.qort] needs {', '.join(missing)}")
-        values = {name: _reveal(value) for name, value in section.items()}
-        values["url"] = str(values["url"]).rstrip("/")
-        return cls(**values)
-
-    @property
-    def endpoint_url(self) -> str:
-        return self.endpoint or f"{self.url}/qort"
-
-    @property
-    def wsdl_location(self) -> str:
-        return self.wsdl or f"{self.url}/qort?wsdl"
-
-
-# --------------------------------------------------------------------------- error table
-
-#: QORT fault code -> our error class.  INVALID_TOKEN never reaches it: the session
-#: logs in again and repeats the operation once.
-FAULTS: Final[Mapping[str, type[BrokerGraphError]]] = {
-    "VALIDATION": InvalidInput,
-    "NOT_FOUND": NotFound,
-    "BUSY": UpstreamBusy,
-    "LEVERAGE_WITHOUT_UPLOAD": Conflict,
-    "REPORT_NOT_READY": Conflict,
-    "INVALID_CREDENTIALS": UpstreamRejected,  # the gateway's credentials, not the viewer's
-    "APP_NOT_ALLOWED": UpstreamRejected,
-    "INVALID_TOKEN": UpstreamRejected,  # only when the repeat with a new token fails too
-    "INTERNAL": UpstreamUnavailable,
-}
-
-#: What a fault means for the caller, appended to QORT's own text where it helps.
-_HINTS: Final[Mapping[str, str]] = {
-    "LEVERAGE_WITHOUT_UPLOAD": (
-        "QORT changes the leverage only after the limits were uploaded to QUIK the same "
-        "day: run enableTrading first"
-    ),
-    "REPORT_NOT_READY": "the report is still being generated: poll its status until READY",
-}
-
-#: QORT column -> the GraphQL input field it comes from, to name the field at fault.
-FIELD_NAMES: Final[Mapping[str, str]] = {
-    "BOCode": "code",
-    "OwnerFirm_BOCode": "code",
-    "FirmBOCode": "code",
-    "Name": "name",
-    "FirmShortName": "shortName",
-    "Emails": "email",
-    "Phones": "phone",
-    "INN": "taxId",
-    "IsResident": "residency",
-    "IsQualified": "isQualifiedInvestor",
-    "IsCheckedKYC": "kycPassed",
-    "SubAccCode": "subAccountCode",
-    "SubaccName": "subAccountCode",
-    "Num": "agreementNumber",
-    "Value": "attributes",
-    "Currency": "currency",
-    "Leverage": "leverage",
-    "Amount": "amount",
-    "DateFrom": "periodFrom",
-    "DateTo": "periodTo",
-}
-
-
-def fault_error(fault: QortFault) -> BrokerGraphError:
-    """The gateway error of a QORT fault, carrying QORT's message."""
-    cls = FAULTS.get(fault.code, UpstreamUnavailable if fault.server else UpstreamRejected)
-    hint = _HINTS.get(fault.code)
-    message = f"QORT: {fault.message}" + (f" ({hint})" if hint else "")
-    details = {"platform": PLATFORM, "vendorCode": fault.code, "operation": fault.operation}
-    return cls(message, field=_field_in(fault.message), details=details)
-
-
-def _field_in(text: str) -> list[str] | None:
-    """The input field a QORT message names ("unknown OwnerFirm_BOCode 'X'"), if any."""
-    for word in re.findall(r"[A-Za-z_]+", text):
-        if word in FIELD_NAMES:
-            return [FIELD_NAMES[word]]
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class RecordError:
-    """One record QORT refused (IsProcessed=4) and its ErrorLog."""
-
-    table: str
-    index: int
-    error_log: str
-    key: str | None = None
-
-
-_DUPLICATE = re.compile(r"\b(duplicate|already exists)\b", re.IGNORECASE)
-_UNKNOWN = re.compile(
-    r"\b(unknown|not found|does not exist|no such|no \w+ record)\b", re.IGNORECASE
-)
-
-
-def record_error(
-    errors: Sequence[RecordError], *, missing_is_not_found: str | None = None
-) -> BrokerGraphError:
-    """One typed error for the refused records of an ImportRecords call.
-
-    A duplicate code is a Conflict; an unknown code is NotFound when it is the very
-    record's own key (``missing_is_not_found``, for updates and deletes), else
-    InvalidInput (a bad reference or value).  The message is QORT's ErrorLog text.
-    """
-    first = errors[0]
-    text = "; ".join(f"{e.table}: {e.error_log}" for e in errors)
-    details: dict[str, Any] = {
-        "platform": PLATFORM,
-        "vendorCode": "IsProcessed=4",
-        "records": [
-            {"table": e.table, "index": e.index, "errorLog": e.error_log}
-            | ({"key": e.key} if e.key else {})
-            for e in errors
-        ],
-    }
-    field = _field_in(first.error_log)
-    cls: type[BrokerGraphError]
-    if _DUPLICATE.search(first.error_log):
-        cls = Conflict
-    elif (
-        missing_is_not_found is not None
-        and _UNKNOWN.search(first.error_log)
-        and missing_is_not_found in first.error_log
-    ):
-        cls = NotFound
-    else:
-        cls = InvalidInput
-    return cls(f"QORT refused the record: {text}", field=field, details=details)
 
 
 # --------------------------------------------------------------------------- results
@@ -306,7 +125,7 @@ class _QortTransport(zeep.transports.AsyncTransport):
 
 
 class QortClient:
-    """QORT's operations as async methods; each maps faults through :data:`FAULTS`.
+    """QORT's operations as async methods; each maps faults through the error table.
 
     ``open()`` loads the WSDL and logs in (best effort: a busy or unreachable QORT
     is reported by the first request instead); ``close()`` logs out.
@@ -371,14 +190,8 @@ class QortClient:
     async def _fetch(self, url: str) -> bytes:
         try:
             response = await self._http.get(url)
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(
-                "QORT did not send its WSDL in time", details={"platform": PLATFORM}
-            ) from None
         except httpx.HTTPError as error:
-            raise UpstreamUnavailable(
-                f"QORT is unreachable: {type(error).__name__}", details={"platform": PLATFORM}
-            ) from None
+            raise transport_error(error, platform=PLATFORM, what="WSDL") from None
         if response.status_code != 200:
             raise UpstreamUnavailable(
                 f"QORT's WSDL answered HTTP {response.status_code}",
@@ -405,15 +218,9 @@ class QortClient:
             result = await proxy(**arguments)
         except zeep.exceptions.Fault as fault:
             raise _qort_fault(fault, operation) from None
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(
-                f"QORT did not answer {operation} in time",
-                details={"platform": PLATFORM, "operation": operation},
-            ) from None
         except httpx.HTTPError as error:
-            raise UpstreamUnavailable(
-                f"QORT is unreachable ({type(error).__name__})",
-                details={"platform": PLATFORM, "operation": operation},
+            raise transport_error(
+                error, platform=PLATFORM, what=operation, operation=operation
             ) from None
         except zeep.exceptions.TransportError as error:
             status = getattr(error, "status_code", 0) or 0
@@ -442,7 +249,9 @@ class QortClient:
 
     async def login(self) -> LoginResult:
         s = self.settings
-        result = await self.call("Login", Login=s.login, Password=s.password, AppName=s.app_name)
+        result = await self.call(
+            "Login", Login=s.login, Password=reveal(s.password), AppName=s.app_name
+        )
         expires = _get(result, "ExpiresInSeconds")
         return LoginResult(str(_get(result, "Token")), float(expires) if expires else None)
 
@@ -590,7 +399,7 @@ def _qort_fault(fault: Any, operation: str) -> QortFault:
         message = str(messages[0]).strip() if messages else None
     server = str(fault.code or "").endswith("Server")
     return QortFault(
-        code or ("INTERNAL" if server else "VALIDATION"),
+        code or (SERVER_DEFAULT if server else CLIENT_DEFAULT),
         message or str(fault.message or "QORT fault without a message"),
         operation=operation,
         server=server,

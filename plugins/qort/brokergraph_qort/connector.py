@@ -46,15 +46,13 @@ from brokergraph_qort.client import (
     ET_DELETE,
     ET_INSERT,
     ET_UPDATE,
-    PLATFORM,
     FirmPacket,
     QortClient,
-    QortSettings,
-    RecordError,
     Row,
     TaxResult,
-    record_error,
 )
+from brokergraph_qort.errors import PLATFORM, RecordError, record_error
+from brokergraph_qort.settings import QortSettings
 from gateway.contract import (
     Account,
     AccountReads,
@@ -267,7 +265,7 @@ class QortConnector(
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
-        self.settings = QortSettings.from_mapping(context.settings)
+        self.settings = QortSettings.from_section(self.name, context.settings)
         self.client = QortClient(self.settings)
         self._limit = asyncio.Semaphore(max(1, self.settings.max_concurrency))
 

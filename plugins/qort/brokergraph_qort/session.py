@@ -3,11 +3,12 @@
 QORT's web-services module lets exactly one external application work with it at
 a time; after ``Login`` the application passes a token to every operation.  So
 the gateway logs in once per connector and multiplexes all requests through that
-token:
+token.  The single flight is the toolkit's :class:`~gateway.contract.TokenSession`
+(one login at a time; operations run concurrently with the shared token); this
+module adds QORT's rules around it:
 
-* an :class:`asyncio.Lock` serialises logins only — operations run concurrently
-  with the shared token, and a request that finds a login in progress waits for it
-  and shares its outcome (the token, or the error) instead of starting a second one;
+* a wave of requests that waited for a login which failed (QORT down, say) shares
+  that failure instead of queueing one more attempt per waiting request;
 * an operation answered ``INVALID_TOKEN`` (expired, or replaced by our own newer
   login) drops that token and runs once more with a fresh one — never twice;
 * ``BUSY`` at login (another application holds QORT) fails fast with
@@ -27,20 +28,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from gateway.contract import BrokerGraphError, UpstreamBusy, UpstreamRejected, UpstreamUnavailable
+from brokergraph_qort.errors import QortFault
+from gateway.contract import (
+    BrokerGraphError,
+    IssuedToken,
+    TokenSession,
+    UpstreamBusy,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
-__all__ = [
-    "LoginResult",
-    "QortFault",
-    "QortSession",
-    "SessionBackend",
-]
+__all__ = ["LoginResult", "QortSession", "SessionBackend"]
 
 logger = logging.getLogger("brokergraph_qort.session")
 
@@ -52,17 +57,8 @@ INVALID_TOKEN = "INVALID_TOKEN"
 #: Login refusals that are about our configuration (wrong password, app not allowed).
 LOGIN_REFUSALS = frozenset({"INVALID_CREDENTIALS", "APP_NOT_ALLOWED"})
 
-
-class QortFault(Exception):
-    """A SOAP fault of QORT with its ``<QortError><Code>`` (what the client's table maps)."""
-
-    def __init__(self, code: str, message: str, *, operation: str, server: bool = False) -> None:
-        super().__init__(f"{operation}: {code}: {message}")
-        self.code = code
-        self.message = message
-        self.operation = operation
-        #: True for ``soap:Server`` faults (QORT's failure), False for ``soap:Client``.
-        self.server = server
+#: How many logins had finished when this task asked for a token (see ``_issue``).
+_ASKED_AFTER: contextvars.ContextVar[int] = contextvars.ContextVar("qort_asked_after")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +77,11 @@ class SessionBackend(Protocol):
     async def ping(self, token: str) -> float | None:
         """Extend the token; returns its new lifetime in seconds when QORT says it."""
         ...
+
+
+def _again(error: BrokerGraphError, **details: object) -> BrokerGraphError:
+    """A fresh copy of ``error`` for another caller (an exception is raised once)."""
+    return type(error)(error.message, field=error.field, details={**error.details, **details})
 
 
 class QortSession:
@@ -102,11 +103,12 @@ class QortSession:
         self._cooldown = busy_cooldown_seconds
         self._keepalive = keepalive
         self._keepalive_seconds = keepalive_seconds
-        self._lifetime: float | None = None
         self._margin = expiry_margin_seconds
         self._clock = clock
-        self._lock = asyncio.Lock()
-        self._token: str | None = None
+        # The token's expiry is kept here, not in TokenSession: a Ping extends it, and
+        # TokenSession has no way to be told (its expiry is fixed at login).
+        self._tokens = TokenSession(self._issue, clock=clock)
+        self._lifetime: float | None = None
         self._expires_at: float | None = None
         self._blocked_until = 0.0
         self._blocked_error: BrokerGraphError | None = None
@@ -115,22 +117,16 @@ class QortSession:
         self._finished = 0
         self._last_failure: BrokerGraphError | None = None
         self._closed = False
-        #: How many logins succeeded (tests and metrics: one per session, plus re-logins).
-        self.logins = 0
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def connected(self) -> bool:
-        """Whether a token is held and not known to be expired."""
-        return self._valid_token() is not None
-
     def _valid_token(self) -> str | None:
-        if self._token is None:
+        token = self._tokens.current
+        if token is None:
             return None
         if self._expires_at is not None and self._clock() >= self._expires_at:
             return None
-        return self._token
+        return token
 
     def _check_cooldown(self) -> None:
         error = self._blocked_error
@@ -140,11 +136,7 @@ class QortSession:
         if remaining <= 0:
             self._blocked_error = None
             return
-        raise type(error)(
-            error.message,
-            field=error.field,
-            details={**error.details, "retryAfter": round(remaining, 1)},
-        )
+        raise _again(error, retryAfter=round(remaining, 1))
 
     def _set_expiry(self, expires_in: float | None) -> None:
         self._lifetime = expires_in
@@ -163,51 +155,59 @@ class QortSession:
         if token is not None:
             return token
         self._check_cooldown()
-        wave = self._finished
-        async with self._lock:
-            token = self._valid_token()  # someone else logged in while we waited
-            if token is not None:
-                return token
-            self._check_cooldown()  # or was refused while we waited
-            failed = self._last_failure
-            if self._finished != wave and failed is not None:
-                # A login made while we waited failed (QORT down, say): share its
-                # answer rather than queue one more attempt per waiting request.
-                raise type(failed)(failed.message, field=failed.field, details=failed.details)
-            self._last_failure = None
-            try:
-                return await self._login()
-            except BrokerGraphError as error:
-                self._last_failure = error
-                raise
-            finally:
-                self._finished += 1
+        asked = _ASKED_AFTER.set(self._finished)
+        try:
+            # An expired token is named stale, so a newer one fetched meanwhile is kept.
+            return await self._tokens.token(stale=self._tokens.current)
+        finally:
+            _ASKED_AFTER.reset(asked)
 
-    async def _login(self) -> str:
+    async def _issue(self) -> IssuedToken:
+        """TokenSession's login (never run concurrently)."""
+        self._check_cooldown()  # refused while this request waited
+        failed = self._last_failure
+        if self._finished != _ASKED_AFTER.get(self._finished) and failed is not None:
+            # A login made while this request waited failed: share its answer.
+            raise _again(failed)
+        self._last_failure = None
+        try:
+            result = await self._login()
+        except BrokerGraphError as error:
+            self._last_failure = error
+            raise
+        finally:
+            self._finished += 1
+        return IssuedToken(result.token)
+
+    def _closed_error(self) -> BrokerGraphError:
+        return UpstreamUnavailable(
+            "the QORT connector is closed", details={"platform": self._platform}
+        )
+
+    async def _login(self) -> LoginResult:
         if self._closed:
-            raise UpstreamUnavailable(
-                "the QORT connector is closed", details={"platform": self._platform}
-            )
+            raise self._closed_error()
         try:
             result = await self._backend.login()
         except QortFault as fault:
             error = self._login_error(fault)
             if error is None:
                 raise
-            self._token = None
             self._blocked_error = error
             self._blocked_until = self._clock() + self._cooldown
             logger.warning(
                 "QORT login refused (%s); next attempt in %.1f s", fault.code, self._cooldown
             )
             raise error from None
-        self._token = result.token
+        if self._closed:
+            # close() ran during this login: free QORT at once rather than hold it.
+            await self._logout(result.token)
+            raise self._closed_error()
         self._set_expiry(result.expires_in_seconds)
         self._blocked_error = None
-        self.logins += 1
         logger.info("QORT session opened")
         self._ensure_keepalive()
-        return result.token
+        return result
 
     def _login_error(self, fault: QortFault) -> BrokerGraphError | None:
         details = {"platform": self._platform, "vendorCode": fault.code}
@@ -227,8 +227,8 @@ class QortSession:
 
     def invalidate(self, token: str) -> None:
         """Forget ``token`` if it is still the current one (a newer one is kept)."""
-        if self._token == token:
-            self._token = None
+        if self._tokens.current == token:
+            self._tokens.forget()
             self._expires_at = None
 
     # ------------------------------------------------------------------ operations
@@ -288,15 +288,17 @@ class QortSession:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        async with self._lock:
-            token, self._token = self._token, None
-            if token is None:
-                return
-            try:
-                await self._backend.logout(token)
-                logger.info("QORT session closed")
-            except QortFault as fault:
-                if fault.code != INVALID_TOKEN:  # an expired token needs no logout
-                    logger.warning("QORT logout failed: %s", fault.code)
-            except BrokerGraphError as error:
-                logger.warning("QORT logout failed: %s", error.message)
+        token = self._tokens.current
+        self._tokens.forget()
+        if token is not None:
+            await self._logout(token)
+
+    async def _logout(self, token: str) -> None:
+        try:
+            await self._backend.logout(token)
+            logger.info("QORT session closed")
+        except QortFault as fault:
+            if fault.code != INVALID_TOKEN:  # an expired token needs no logout
+                logger.warning("QORT logout failed: %s", fault.code)
+        except BrokerGraphError as error:
+            logger.warning("QORT logout failed: %s", error.message)

@@ -4,6 +4,7 @@ and the session's rules on their own with a scripted backend."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import subprocess
 from collections.abc import Callable
@@ -12,17 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from brokergraph_qort.client import (
-    ET_DELETE,
-    ET_INSERT,
-    ET_UPDATE,
-    QortClient,
-    QortSettings,
-    RecordError,
-    record_error,
-)
+from brokergraph_qort.client import ET_DELETE, ET_INSERT, ET_UPDATE, QortClient
+from brokergraph_qort.errors import QortFault, RecordError, record_error
 from brokergraph_qort.sandbox import QortSandbox
-from brokergraph_qort.session import LoginResult, QortFault, QortSession
+from brokergraph_qort.session import LoginResult, QortSession
+from brokergraph_qort.settings import QortSettings
 
 from gateway.contract import (
     Conflict,
@@ -245,7 +240,7 @@ async def test_the_wsdl_is_loaded_once(sandbox: QortSandbox) -> None:
             gets.append(str(request.url))
 
     http = httpx.AsyncClient(event_hooks={"request": [count]})
-    qort = QortClient(QortSettings.from_mapping(sandbox.connector_settings()), http=http)
+    qort = QortClient(QortSettings.from_section("qort", sandbox.connector_settings()), http=http)
     try:
         for code in ("DEMO-001", "DEMO-002", "OTHER-001"):
             assert await qort.get_firm_packet(code) is not None
@@ -294,7 +289,7 @@ async def test_slow_qort_times_out(
     try:
         await impatient.connect()
         sandbox.latency_seconds = 1.0
-        with pytest.raises(UpstreamTimeout, match="did not answer GetFirmPacket in time"):
+        with pytest.raises(UpstreamTimeout, match=r"\(GetFirmPacket\) did not answer in time"):
             await impatient.get_firm_packet("DEMO-001")
     finally:
         sandbox.latency_seconds = 0.0
@@ -312,7 +307,7 @@ async def test_wrong_credentials_and_unreachable_qort(
         await stranger.close()
     nowhere = QortClient(make_settings(url="http://127.0.0.1:9", keepalive=False))
     try:
-        with pytest.raises(UpstreamUnavailable, match="unreachable"):
+        with pytest.raises(UpstreamUnavailable, match="cannot be reached"):
             await nowhere.get_firm_packet("DEMO-001")
     finally:
         await nowhere.close()
@@ -385,8 +380,8 @@ async def test_https_with_the_brokers_ca(tls_files: tuple[Path, Path]) -> None:
     try:
         assert secure.url.startswith("https://")
         trusted = QortClient(
-            QortSettings.from_mapping(
-                {**secure.connector_settings(), "verify_tls": str(cert), "keepalive": False}
+            QortSettings.from_section(
+                "qort", {**secure.connector_settings(), "verify_tls": str(cert), "keepalive": False}
             )
         )
         try:
@@ -395,10 +390,10 @@ async def test_https_with_the_brokers_ca(tls_files: tuple[Path, Path]) -> None:
         finally:
             await trusted.close()
         untrusted = QortClient(
-            QortSettings.from_mapping({**secure.connector_settings(), "keepalive": False})
+            QortSettings.from_section("qort", {**secure.connector_settings(), "keepalive": False})
         )
         try:
-            with pytest.raises(UpstreamUnavailable, match="unreachable"):
+            with pytest.raises(UpstreamUnavailable, match="cannot be reached"):
                 await untrusted.get_firm_packet("DEMO-001")
         finally:
             await untrusted.close()
@@ -407,11 +402,12 @@ async def test_https_with_the_brokers_ca(tls_files: tuple[Path, Path]) -> None:
 
 
 def test_settings_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"unknown \[connectors.qort\] settings: colour"):
-        QortSettings.from_mapping({"url": "http://x", "login": "a", "password": "b", "colour": 1})
-    with pytest.raises(ValueError, match="needs password"):
-        QortSettings.from_mapping({"url": "http://x", "login": "a"})
-    settings = QortSettings.from_mapping({"url": "https://qort/", "login": "a", "password": "b"})
+    read = functools.partial(QortSettings.from_section, "qort")
+    with pytest.raises(ValueError, match=r"\[connectors.qort\] unknown keys \['colour'\]"):
+        read({"url": "http://x", "login": "a", "password": "b", "colour": 1})
+    with pytest.raises(ValueError, match="password is required"):
+        read({"url": "http://x", "login": "a"})
+    settings = read({"url": "https://qort/", "login": "a", "password": "b"})
     assert (settings.endpoint_url, settings.wsdl_location) == (
         "https://qort/qort",
         "https://qort/qort?wsdl",

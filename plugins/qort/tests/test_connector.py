@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from brokergraph_qort.client import QortClient, QortSettings
+from brokergraph_qort.client import QortClient
 from brokergraph_qort.connector import QortConnector, qort_date, qort_last_day
 from brokergraph_qort.sandbox import QortSandbox
+from brokergraph_qort.settings import QortSettings
 
 from gateway.contract import (
     AccountStatus,
@@ -365,14 +366,15 @@ async def test_health_is_down_while_another_application_holds_qort(
     sandbox: QortSandbox, tmp_path: Path
 ) -> None:
     holder = QortClient(
-        QortSettings.from_mapping(
+        QortSettings.from_section(
+            "qort",
             {
                 **sandbox.connector_settings(),
                 "app_name": "backoffice-tool",
                 "login": "backoffice",
                 "password": "bo-pass",
                 "keepalive": False,
-            }
+            },
         )
     )
     await holder.connect()

@@ -23,13 +23,15 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from brokergraph_qort.client import QortClient, QortSettings, record_error
+from brokergraph_qort.client import QortClient
+from brokergraph_qort.errors import record_error
 from brokergraph_qort.sandbox import QortSandbox
 from brokergraph_qort.sandbox.faults import CODES
 from brokergraph_qort.sandbox.operations import OPERATIONS
 from brokergraph_qort.sandbox.soap import SOAP_ENV, TNS
 from brokergraph_qort.sandbox.tables import TABLES
 from brokergraph_qort.sandbox.wsdl import wsdl_for
+from brokergraph_qort.settings import QortSettings
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
@@ -70,7 +72,9 @@ def envelope(*body: ET.Element, header: ET.Element | None = None) -> bytes:
     return data
 
 
-def element(tag: str, text: str | None = None, children: list[ET.Element] | None = None) -> Any:
+def element(
+    tag: str, text: str | None = None, children: list[ET.Element] | None = None
+) -> ET.Element:
     node = ET.Element(tag)
     node.text = text
     node.extend(children or [])
@@ -456,11 +460,11 @@ async def exchange(sandbox: QortSandbox, http: httpx.AsyncClient, request: Fuzze
         LIVE_TOKEN.replace("<", "&lt;").replace(">", "&gt;").encode(), token.encode()
     )
     note(repr(body[:2000]))
-    headers: dict[str, bytes] = {}
+    headers: dict[bytes, bytes] = {}
     if request.content_type is not None:
-        headers["Content-Type"] = request.content_type.encode()
+        headers[b"Content-Type"] = request.content_type.encode()
     if request.soap_action is not None:
-        headers["SOAPAction"] = f'"{request.soap_action}"'.encode("latin-1")
+        headers[b"SOAPAction"] = f'"{request.soap_action}"'.encode("latin-1")
     before = snapshot(sandbox)
     content: Any = _chunks(body)() if request.chunked else body
     response = await http.post(url, content=content, headers=headers)
@@ -606,8 +610,8 @@ class ScriptedQort:
         return httpx.Response(200, content=answer, headers={"content-type": XML})
 
     def client(self) -> QortClient:
-        settings = QortSettings.from_mapping(
-            {"url": "http://qort.test", "login": "u", "password": "p", "keepalive": False}
+        settings = QortSettings.from_section(
+            "qort", {"url": "http://qort.test", "login": "u", "password": "p", "keepalive": False}
         )
         http = httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
         return QortClient(settings, http=http)

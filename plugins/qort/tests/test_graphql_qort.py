@@ -19,6 +19,7 @@ from brokergraph_qort.sandbox import QortSandbox
 from brokergraph_qort.sandbox.tables import FIRMS, SUBACCS
 
 from gateway.contract.schema import encode_id
+from gateway.testing import TestGateway
 
 PARTNER_FIELDS = "code name email taxId residency broker kind isQualifiedInvestor attributes"
 ERRORS = "errors { __typename code message field }"
@@ -87,6 +88,12 @@ def payload(data: dict[str, Any], field: str) -> dict[str, Any]:
     return result
 
 
+async def get(gw: TestGateway, path: str, token: str) -> httpx.Response:
+    """GET a gateway path (a report download) as the holder of ``token``."""
+    headers = {"Authorization": f"Bearer {gw.tokens[token]}"}
+    return await gw.http.get(f"{gw.url}{path}", headers=headers)
+
+
 async def raw_soap(sandbox: QortSandbox, operation: str, body: str) -> httpx.Response:
     """A second application speaking SOAP by hand (not through our client)."""
     envelope = (
@@ -114,10 +121,12 @@ async def backoffice_login(sandbox: QortSandbox) -> httpx.Response:
 # --------------------------------------------------------------------------- onboarding
 
 
-async def test_onboarding_end_to_end(qort_gateway: Any) -> None:
+async def test_onboarding_end_to_end(
+    qort_gateway: TestGateway, module_sandbox: QortSandbox
+) -> None:
     gw = qort_gateway
     created = payload(
-        await gw.query(
+        await gw.data(
             CREATE,
             {
                 "input": {
@@ -149,7 +158,7 @@ async def test_onboarding_end_to_end(qort_gateway: Any) -> None:
 
     # Extension fields change key by key; null removes one.
     updated = payload(
-        await gw.query(
+        await gw.data(
             UPDATE,
             {"input": {"code": NEW, "attributes": {"RiskProfile": "aggressive", "Source": None}}},
         ),
@@ -162,22 +171,22 @@ async def test_onboarding_end_to_end(qort_gateway: Any) -> None:
 
     # The sub-account shows as the partner's QORT account once linked.
     account_id = encode_id("Account", "qort", f"{NEW}-01")
-    linked = await gw.query(LINK, {"input": {"partnerCode": NEW, "accountId": account_id}})
+    linked = await gw.data(LINK, {"input": {"partnerCode": NEW, "accountId": account_id}})
     assert payload(linked, "linkToPartner")["errors"] == []
 
     # QORT changes leverage only after today's upload: the rule shows as a typed conflict.
-    early = payload(await gw.query(LEVERAGE, {"code": NEW, "leverage": "5"}), "setTradingLeverage")
+    early = payload(await gw.data(LEVERAGE, {"code": NEW, "leverage": "5"}), "setTradingLeverage")
     assert early["errors"][0]["__typename"] == "ConflictError"
     assert "run enableTrading first" in early["errors"][0]["message"]
 
-    enabled = payload(await gw.query(ENABLE, {"code": NEW}), "enableTrading")
+    enabled = payload(await gw.data(ENABLE, {"code": NEW}), "enableTrading")
     assert enabled["errors"] == []
-    assert gw.sandbox.calls["UploadQuikLimits"] >= 1
+    assert module_sandbox.calls["UploadQuikLimits"] >= 1
     leverage = payload(
-        await gw.query(LEVERAGE, {"code": NEW, "leverage": "5"}), "setTradingLeverage"
+        await gw.data(LEVERAGE, {"code": NEW, "leverage": "5"}), "setTradingLeverage"
     )
     assert leverage["errors"] == []
-    accounts = (await gw.query(ACCOUNTS, {"code": NEW}))["businessPartner"]["accounts"]
+    accounts = (await gw.data(ACCOUNTS, {"code": NEW}))["businessPartner"]["accounts"]
     assert accounts == [
         {
             "__typename": "QortSubaccount",
@@ -195,7 +204,7 @@ async def test_onboarding_end_to_end(qort_gateway: Any) -> None:
 
     # PIT for a withdrawal and for a period, as the client asks in the personal account.
     withdrawal = payload(
-        await gw.query(
+        await gw.data(
             TAX,
             {
                 "input": {
@@ -214,7 +223,7 @@ async def test_onboarding_end_to_end(qort_gateway: Any) -> None:
     assert (calculation["platform"], calculation["kind"]) == ("qort", "WITHDRAWAL")
     assert calculation["taxAmount"]["currency"] == "RUB"
     period = payload(
-        await gw.query(
+        await gw.data(
             TAX,
             {
                 "input": {
@@ -235,7 +244,7 @@ async def test_onboarding_end_to_end(qort_gateway: Any) -> None:
 
     # The client requests a report, polls it, and downloads it through the gateway.
     requested = payload(
-        await gw.query(
+        await gw.data(
             REPORT,
             {
                 "input": {
@@ -259,34 +268,36 @@ async def test_onboarding_end_to_end(qort_gateway: Any) -> None:
     url = None
     deadline = time.monotonic() + 20
     while url is None and time.monotonic() < deadline:
-        listed = (await gw.query(REPORTS, {"code": NEW}, token="client"))["businessPartner"]
+        listed = (await gw.data(REPORTS, {"code": NEW}, token="client"))["businessPartner"]
         (current,) = [r for r in listed["reports"] if r["id"] == report["id"]]
         url = current["downloadUrl"] if current["status"] == "READY" else None
         if url is None:
             await asyncio.sleep(0.1)
     assert url == f"/reports/{report['id']}"
-    mine = await gw.get(url, token="client")
+    mine = await get(gw, url, token="client")
     assert mine.status_code == 200, mine.text
     assert mine.headers["content-type"].startswith("text/csv")
     assert mine.content.startswith(b"TradeNum,")
     assert mine.headers["cache-control"] == "no-store"
     for stranger in ("other_client", "demo_client"):
-        theirs = await gw.get(url, token=stranger)
+        theirs = await get(gw, url, token=stranger)
         assert theirs.status_code == 404, (stranger, theirs.text)
     # A URL forged for another partner's code still meets QORT's OwnerBOCode check.
     forged = encode_id("ClientReport", "qort", "DEMO-001", report["externalId"])
-    assert (await gw.get(f"/reports/{forged}", token="demo_client")).status_code == 404
+    assert (await get(gw, f"/reports/{forged}", token="demo_client")).status_code == 404
 
 
 # --------------------------------------------------------------------------- QORT's record errors
 
 
-async def test_record_errors_are_typed_payload_errors(qort_gateway: Any) -> None:
+async def test_record_errors_are_typed_payload_errors(
+    qort_gateway: TestGateway, module_sandbox: QortSandbox
+) -> None:
     gw = qort_gateway
     base = {"name": "Someone", "broker": "demo-broker"}
 
     duplicate = payload(
-        await gw.query(CREATE, {"input": {"code": "DEMO-001", **base}}), "createBusinessPartner"
+        await gw.data(CREATE, {"input": {"code": "DEMO-001", **base}}), "createBusinessPartner"
     )
     assert duplicate["businessPartner"] is None
     assert duplicate["errors"] == [
@@ -299,13 +310,13 @@ async def test_record_errors_are_typed_payload_errors(qort_gateway: Any) -> None
     ]
 
     (bad_code,) = payload(
-        await gw.query(CREATE, {"input": {"code": "bad code!", **base}}), "createBusinessPartner"
+        await gw.data(CREATE, {"input": {"code": "bad code!", **base}}), "createBusinessPartner"
     )["errors"]
     assert (bad_code["__typename"], bad_code["field"]) == ("InvalidInputError", ["code"])
     assert "BOCode must be a code of letters, digits" in bad_code["message"]
 
     (bad_inn,) = payload(
-        await gw.query(CREATE, {"input": {"code": "ERR-002", "taxId": "12345", **base}}),
+        await gw.data(CREATE, {"input": {"code": "ERR-002", "taxId": "12345", **base}}),
         "createBusinessPartner",
     )["errors"]
     assert (bad_inn["__typename"], bad_inn["field"]) == ("InvalidInputError", ["taxId"])
@@ -313,7 +324,7 @@ async def test_record_errors_are_typed_payload_errors(qort_gateway: Any) -> None
 
     # A taken agreement number: the firm and sub-account that went in first are undone.
     (taken,) = payload(
-        await gw.query(
+        await gw.data(
             CREATE,
             {
                 "input": {
@@ -328,16 +339,16 @@ async def test_record_errors_are_typed_payload_errors(qort_gateway: Any) -> None
     )["errors"]
     assert taken["__typename"] == "ConflictError"
     assert "duplicate Num BA-2024/001 in ClientAgrees" in taken["message"]
-    gone = await gw.query('{ businessPartner(code: "ERR-003") { code } }')
+    gone = await gw.data('{ businessPartner(code: "ERR-003") { code } }')
     assert gone["businessPartner"] is None, "the gateway recorded nothing"
     assert await gw.services.store.get_partners(["ERR-003"]) == [None]
-    assert gw.sandbox.store.get(FIRMS, "ERR-003") is None, "nor is it left in QORT"
-    assert gw.sandbox.store.get(SUBACCS, "ERR-003-01") is None
+    assert module_sandbox.store.get(FIRMS, "ERR-003") is None, "nor is it left in QORT"
+    assert module_sandbox.store.get(SUBACCS, "ERR-003-01") is None
 
     # A partner the gateway knows but QORT does not: QORT's per-record answer, typed.
     await gw.services.store.upsert_partner("GHOST-001", broker="demo-broker")
     (ghost,) = payload(
-        await gw.query(DELETE, {"input": {"code": "GHOST-001"}}), "deleteBusinessPartner"
+        await gw.data(DELETE, {"input": {"code": "GHOST-001"}}), "deleteBusinessPartner"
     )["errors"]
     assert ghost["__typename"] == "NotFoundError"
     assert ghost["message"] == (
@@ -345,12 +356,12 @@ async def test_record_errors_are_typed_payload_errors(qort_gateway: Any) -> None
     )
 
     (too_high,) = payload(
-        await gw.query(LEVERAGE, {"code": "DEMO-001", "leverage": "500"}), "setTradingLeverage"
+        await gw.data(LEVERAGE, {"code": "DEMO-001", "leverage": "500"}), "setTradingLeverage"
     )["errors"]
     assert (too_high["code"], too_high["field"]) == ("INVALID_INPUT", ["leverage"])
     assert "Leverage must be above 0 and at most 100" in too_high["message"]
     (no_eur,) = payload(
-        await gw.query(
+        await gw.data(
             TAX,
             {
                 "input": {
@@ -370,46 +381,46 @@ async def test_record_errors_are_typed_payload_errors(qort_gateway: Any) -> None
 
 
 async def test_a_second_application_is_locked_out_while_the_gateway_is_connected(
-    qort_gateway: Any,
+    qort_gateway: TestGateway, module_sandbox: QortSandbox
 ) -> None:
     gw = qort_gateway
-    await gw.query('{ businessPartner(code: "DEMO-001") { code name } }')  # the session is live
-    logins = gw.sandbox.calls["Login"]
-    response = await backoffice_login(gw.sandbox)
+    await gw.data('{ businessPartner(code: "DEMO-001") { code name } }')  # the session is live
+    logins = module_sandbox.calls["Login"]
+    response = await backoffice_login(module_sandbox)
     assert response.status_code == 500
     assert re.search(rb"<(\w+:)?Code>BUSY</(\w+:)?Code>", response.content), response.text
     assert b"in use by another application (brokergraph-gateway)" in response.content
-    await gw.query('{ businessPartner(code: "DEMO-002") { code name } }')
-    assert gw.sandbox.calls["Login"] == logins + 1, "only the refused second application"
+    await gw.data('{ businessPartner(code: "DEMO-002") { code name } }')
+    assert module_sandbox.calls["Login"] == logins + 1, "only the refused second application"
 
 
 async def test_the_gateway_answers_busy_while_another_application_holds_qort(
-    qort_gateway: Any,
+    qort_gateway: TestGateway, module_sandbox: QortSandbox, busy_cooldown_seconds: float
 ) -> None:
     gw = qort_gateway
     # Partner details are cached for QORT's declared TTL: drop them so the read asks QORT.
-    await gw.services.cache.delete_prefix("")
-    gw.sandbox.force_expire_tokens()  # the gateway's session ends; the tool gets in first
-    response = await backoffice_login(gw.sandbox)
+    await gw.clear_cache()
+    module_sandbox.force_expire_tokens()  # the gateway's session ends; the tool gets in first
+    response = await backoffice_login(module_sandbox)
     assert response.status_code == 200, response.text
     token = re.search(rb"<(?:\w+:)?Token>([^<]+)<", response.content)
     assert token is not None
     try:
         started = time.monotonic()
         busy = payload(
-            await gw.query(ENABLE, {"code": "DEMO-001"}, token="manager"), "enableTrading"
+            await gw.data(ENABLE, {"code": "DEMO-001"}, token="manager"), "enableTrading"
         )
         (error,) = busy["errors"]
         assert (error["__typename"], error["code"]) == ("UpstreamFailureError", "UPSTREAM_BUSY")
         assert "held by another application" in error["message"]
-        _, body = await gw.post('{ businessPartner(code: "DEMO-001") { code name } }')
+        body = (await gw.post('{ businessPartner(code: "DEMO-001") { code name } }')).json()
         assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_BUSY"
         assert time.monotonic() - started < 5, "busy fails fast"
     finally:
         logout = await raw_soap(
-            gw.sandbox, "Logout", f"<q:Token>{token.group(1).decode()}</q:Token>"
+            module_sandbox, "Logout", f"<q:Token>{token.group(1).decode()}</q:Token>"
         )
         assert logout.status_code == 200, logout.text
-    await asyncio.sleep(gw.busy_cooldown_seconds + 0.1)
-    data = await gw.query('{ businessPartner(code: "DEMO-001") { code name } }')
+    await asyncio.sleep(busy_cooldown_seconds + 0.1)
+    data = await gw.data('{ businessPartner(code: "DEMO-001") { code name } }')
     assert data["businessPartner"]["name"] == "Demo Client One"

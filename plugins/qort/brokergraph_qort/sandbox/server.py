@@ -2,14 +2,15 @@
 
 GET ``/qort?wsdl`` (or ``/qort/service.wsdl``) serves the WSDL; POST ``/qort`` takes
 SOAP requests, dispatched by the body element (``<Op>Request``), which must agree
-with the SOAPAction header when one is given.  Knobs for tests: ``latency_seconds``,
-``fail_next(n)``, ``calls`` (a Counter by operation name), ``today`` (the sandbox
-clock's date), ``force_expire_tokens()`` and ``reset()``.
+with the SOAPAction header when one is given.  Knobs for tests: the standard ones of
+:class:`AsgiSandbox` (``latency_seconds``, ``fail_next(n)`` — answered with QORT's
+soap:Server ``INTERNAL`` fault —, ``drop_next(n)``, ``reset()``, which re-seeds), and
+QORT's own: ``calls`` (a Counter by operation name), ``today`` (the sandbox clock's
+date) and ``force_expire_tokens()``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from brokergraph_qort.sandbox.soap import envelope, fault_envelope, parse_reques
 from brokergraph_qort.sandbox.store import Store
 from brokergraph_qort.sandbox.tax import Pit
 from brokergraph_qort.sandbox.wsdl import wsdl_for
-from gateway.contract.sandbox import DemoLink, Sandbox, ServedApp, serve_asgi
+from gateway.contract.sandbox import ASGIApp, AsgiSandbox, DemoLink, serve_asgi
 
 __all__ = ["MAX_BODY_BYTES", "QortSandbox"]
 
@@ -42,10 +43,11 @@ _XML = "text/xml; charset=utf-8"
 _APP = "brokergraph-gateway"
 
 
-class QortSandbox(Sandbox):
+class QortSandbox(AsgiSandbox):
     """The seeded QORT web service on 127.0.0.1; ``reset()`` re-seeds it."""
 
     name: ClassVar[str] = "qort"
+    display_name: ClassVar[str] = "the QORT sandbox"
 
     def __init__(
         self,
@@ -56,27 +58,23 @@ class QortSandbox(Sandbox):
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
     ) -> None:
-        self._initial_latency = latency_seconds
+        super().__init__(latency_seconds=latency_seconds)
         self.token_ttl_seconds = token_ttl_seconds
         self.report_delay_seconds = report_delay_seconds
         self.ssl_certfile = ssl_certfile
         self.ssl_keyfile = ssl_keyfile
         #: Largest request body accepted, in bytes.
         self.max_body_bytes = MAX_BODY_BYTES
-        #: Calls per operation name (counted before the knobs and the token check).
+        #: Calls per operation name that reached the service (fail_next answers before it).
         self.calls: Counter[str] = Counter()
-        self._served: ServedApp | None = None
-        self.reset()
+        self.reset_state()
 
     # -- knobs -------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Re-seed the data, end every session, clear the knobs and the counters."""
-        #: Seconds every operation waits before answering.
-        self.latency_seconds = self._initial_latency
+    def reset_state(self) -> None:
+        """Re-seed the data, end every session, clear the clock and the counters."""
         #: The sandbox clock's date (None: today in UTC); drives the same-day upload rule.
         self.today: date | None = None
-        self._fail_next = 0
         self.calls.clear()
         self.sessions = Sessions(self.token_ttl_seconds)
         self.store = Store()
@@ -93,9 +91,9 @@ class QortSandbox(Sandbox):
     def current_date(self) -> date:
         return self.today if self.today is not None else datetime.now(UTC).date()
 
-    def fail_next(self, n: int = 1) -> None:
-        """The next ``n`` operations answer a soap:Server INTERNAL fault."""
-        self._fail_next = n
+    def failure_body(self, status: int) -> tuple[bytes, str]:
+        """``fail_next`` answers as QORT does when it fails: a soap:Server INTERNAL fault."""
+        return fault_envelope(QortFault("INTERNAL", "the QORT server failed (fail_next)")), _XML
 
     def force_expire_tokens(self) -> None:
         """Every live token expires now; the service is free for any application."""
@@ -104,25 +102,24 @@ class QortSandbox(Sandbox):
     # -- the Sandbox contract -----------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if self.ssl_certfile is None:
+            await super().start(host, port)
+            return
+        # QORT's module is HTTPS in production; AsgiSandbox.start has no TLS options yet,
+        # so serve the same misbehaving frame with them here.
+        self._app = self.asgi_app()
         self._served = await serve_asgi(
-            Starlette(routes=self._routes()),
+            self._serve,
             host=host,
             port=port,
-            name="the QORT sandbox",
+            name=self.display_name,
             ssl_certfile=self.ssl_certfile,
             ssl_keyfile=self.ssl_keyfile,
+            interface="asgi3",
         )
 
-    async def stop(self) -> None:
-        if self._served is not None:
-            await self._served.stop()
-        self._served = None
-
-    @property
-    def url(self) -> str:
-        if self._served is None:
-            raise RuntimeError("the QORT sandbox is not started")
-        return self._served.url
+    def asgi_app(self) -> ASGIApp:
+        return Starlette(routes=self._routes())
 
     def connector_settings(self) -> Mapping[str, Any]:
         login, password = ALLOWED_APPLICATIONS[_APP]
@@ -168,11 +165,6 @@ class QortSandbox(Sandbox):
                     http_status=400,
                 )
             self.calls[operation] += 1
-            if self.latency_seconds > 0:
-                await asyncio.sleep(self.latency_seconds)
-            if self._fail_next > 0:
-                self._fail_next -= 1
-                raise QortFault("INTERNAL", "the QORT server failed (fail_next)")
             response = self.operations.call(operation, payload)
         except QortFault as fault:
             return Response(fault_envelope(fault), fault.http_status, media_type=_XML)
