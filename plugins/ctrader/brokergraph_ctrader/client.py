@@ -81,6 +81,7 @@ def md5_hex(secret: str) -> str:
 #:   ``details.vendorCode`` carries the code (``HTTP_<status>`` when there is none).
 ERRORS = VendorErrorTable(
     platform=PLATFORM,
+    vendor="cTrader",
     codes={
         "TRADER_NOT_FOUND": VendorError(NotFound, "cTrader has no such trader", "accountId"),
         "NOT_ENOUGH_MONEY": VendorError(
@@ -210,7 +211,7 @@ class WebServicesClient:
             )
         except httpx.TransportError as error:
             # Never the URL: its query carries the token.
-            raise transport_error(error, platform=PLATFORM) from None
+            raise transport_error(error, platform=PLATFORM, vendor="cTrader") from None
 
     @staticmethod
     def _error(response: httpx.Response) -> BrokerGraphError:

@@ -17,8 +17,9 @@ from typing import Any, Self
 import strawberry
 from strawberry.types import Info
 
+from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.wire import epoch_ms
-from gateway.contract import Account, AccountReads, Capability, CopySubAccount
+from gateway.contract import Account, Capability
 from gateway.contract.schema import AccountType, account_fields, context_of, encode_id
 
 __all__ = ["CTraderAccessRights", "CTraderAccount", "CTraderAccountKind", "CTraderCopySubAccount"]
@@ -108,14 +109,16 @@ class CTraderAccount(AccountType):
 
     @strawberry.field(description="cTrader Copy sub-accounts of this account (4.4).")  # type: ignore[untyped-decorator]
     async def copy_sub_accounts(self, info: Info[Any, Any]) -> list[CTraderCopySubAccount] | None:
-        ctx = context_of(info)
-        reads = ctx.services.registry.require(self.platform, Capability.ACCOUNT_READS, AccountReads)
-        # The registry hands out the connector behind the gateway's guards (timeout,
-        # breaker, retries); the cTrader-only read goes through them too.
-        fetch = getattr(reads, "get_copy_sub_accounts", None)
-        if fetch is None:
-            return []
-        subs: list[CopySubAccount] = await fetch(self.external_id)
+        # The one road of reads: deduplicated per operation, cached for the connector's
+        # ACCOUNT_READS TTL, and guarded (get_copy_sub_accounts is marked ``read``).
+        subs = await context_of(info).loaders.read(
+            self.platform,
+            Capability.ACCOUNT_READS,
+            CTraderConnector,
+            "ctrader-copy-sub-accounts",
+            self.external_id,
+            lambda connector: connector.get_copy_sub_accounts(self.external_id),
+        )
         return [
             CTraderCopySubAccount(
                 account_id=strawberry.ID(encode_id("Account", self.platform, sub.account_id)),

@@ -21,6 +21,7 @@ from gateway.contract import (
     Position,
     ProtocolError,
     Trader,
+    read,
 )
 
 MAX_LIST_PAGES = 100
@@ -141,6 +142,7 @@ class ReadsMixin(CTraderBase, AccountReads):
                 grouped[row.login].append(position_from_row(row, self.platform))
         return [grouped.get(_login_of(i) or "", []) for i in account_ids]
 
+    @read
     async def get_copy_sub_accounts(self, account_id: str) -> list[CopySubAccount]:
         """The Copy sub-accounts of a trader (4.4) with each one's balance and equity."""
         login = _login_of(account_id)
