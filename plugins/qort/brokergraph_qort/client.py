@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -136,7 +136,6 @@ class QortClient:
         settings: QortSettings,
         *,
         http: httpx.AsyncClient | None = None,
-        clock: Callable[[], float] | None = None,
     ) -> None:
         """``http`` (optional) is handed over: :meth:`close` closes it."""
         self.settings = settings
@@ -145,15 +144,14 @@ class QortClient:
         )
         self._wsdl_http: httpx.Client | None = None
         self._service: Any = None
-        session_options: dict[str, Any] = {
-            "platform": PLATFORM,
-            "busy_cooldown_seconds": settings.busy_cooldown_seconds,
-            "keepalive": settings.keepalive,
-            "keepalive_seconds": settings.keepalive_seconds,
-        }
-        if clock is not None:
-            session_options["clock"] = clock
-        self.session = QortSession(_Backend(self), **session_options)
+        # The client is the session's backend: its login, logout and ping raise QortFault.
+        self.session = QortSession(
+            self,
+            platform=PLATFORM,
+            busy_cooldown_seconds=settings.busy_cooldown_seconds,
+            keepalive=settings.keepalive,
+            keepalive_seconds=settings.keepalive_seconds,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -368,22 +366,6 @@ class QortClient:
             content_type=_opt(_get(result, "ContentType")),
             content=bytes(content) if content is not None else None,
         )
-
-
-class _Backend:
-    """The session's view of the client: Login, Logout and Ping without the table."""
-
-    def __init__(self, client: QortClient) -> None:
-        self._client = client
-
-    async def login(self) -> LoginResult:
-        return await self._client.login()
-
-    async def logout(self, token: str) -> None:
-        await self._client.logout(token)
-
-    async def ping(self, token: str) -> float | None:
-        return await self._client.ping(token)
 
 
 # --------------------------------------------------------------------------- helpers
