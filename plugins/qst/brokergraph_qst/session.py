@@ -59,6 +59,7 @@ from gateway.contract import (
     UpstreamUnavailable,
     VendorError,
     VendorErrorTable,
+    may_have_arrived,
     transport_error,
 )
 
@@ -73,6 +74,8 @@ __all__ = [
 ]
 
 MAX_REQUEST_ID: Final = 2**32 - 1
+#: QST as clients read it in messages (details carry the platform id, ``wire.PLATFORM``).
+VENDOR: Final = "QST"
 MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 
 
@@ -467,7 +470,12 @@ class QstSession:
         try:
             await ws.send(wire.encode(request_id, request))
         except ConnectionClosed as error:
-            raise transport_error(error, platform=wire.PLATFORM, what=request.kind) from None
+            # The frame may have left before the close arrived: a write's fate is unknown.
+            if request.write and may_have_arrived(error):
+                raise _outcome_unknown(request) from None
+            raise transport_error(
+                error, platform=wire.PLATFORM, vendor=VENDOR, what=request.kind
+            ) from None
 
     def _next_id(self) -> int:
         request_id = next(self._ids)
@@ -487,7 +495,11 @@ class QstSession:
                 frame = await future
         except TimeoutError as error:
             raise transport_error(
-                error, platform=wire.PLATFORM, what=request.kind, request=request.kind
+                error,
+                platform=wire.PLATFORM,
+                vendor=VENDOR,
+                what=request.kind,
+                request=request.kind,
             ) from None
         finally:
             self._pending.pop(request_id, None)
@@ -507,13 +519,7 @@ class QstSession:
             if entry.future.done():
                 continue
             if entry.request.write:
-                entry.future.set_exception(
-                    UpstreamTimeout(
-                        f"the QST connection was lost before {entry.request.kind} was answered; "
-                        "its outcome is unknown",
-                        details={"platform": wire.PLATFORM, "request": entry.request.kind},
-                    )
-                )
+                entry.future.set_exception(_outcome_unknown(entry.request))
             else:
                 entry.future.set_exception(type(lost)(lost.message, details=lost.details))
 
@@ -542,6 +548,9 @@ class QstSession:
                     self._log.debug("QST response %s to no request", frame.request_id)
                 elif not entry.future.done():
                     entry.future.set_result(frame)
+        # At once, not when the connection's owner notices: a login or resync step
+        # waiting on its answer must not sit out the request timeout.
+        self._fail_pending(_lost(ws))
 
     async def _login(self, relogin: bool) -> wire.OELoginResult:
         config = self.config
@@ -616,7 +625,7 @@ class QstSession:
                 proxy=None,
             )
         except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed, TimeoutError) as error:
-            self._last_error = transport_error(error, platform=wire.PLATFORM)
+            self._last_error = transport_error(error, platform=wire.PLATFORM, vendor=VENDOR)
             self._log.info("QST connect failed: %s", type(error).__name__)
             self._first_outcome.set()
             return False, None
@@ -650,8 +659,7 @@ class QstSession:
             reader.cancel()
             self._ready.clear()
             self._ws = None
-            code = ws.close_code if ws.close_code is not None else 1006
-            lost = CLOSE_CODES.error(code=code)
+            code, lost = _close_code(ws), _lost(ws)
             if self._state is not SessionState.CLOSED:
                 self._advance(SessionState.DISCONNECTED)
             self._fail_pending(lost)
@@ -673,3 +681,19 @@ class QstSession:
         self._log.info("QST connection closed (%d %s)", code, ws.close_reason or "")
         self._first_outcome.set()
         return established, next_delay
+
+
+def _close_code(ws: ClientConnection) -> int:
+    return ws.close_code if ws.close_code is not None else 1006  # no close frame: abnormal
+
+
+def _lost(ws: ClientConnection) -> BrokerGraphError:
+    """What the requests still waiting on a closed connection fail with."""
+    return CLOSE_CODES.error(code=_close_code(ws))
+
+
+def _outcome_unknown(request: wire.Request) -> UpstreamTimeout:
+    return UpstreamTimeout(
+        f"the QST connection was lost before {request.kind} was answered; its outcome is unknown",
+        details={"platform": wire.PLATFORM, "request": request.kind},
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ from gateway.contract import (
     TimeInForce,
     UpstreamBusy,
     UpstreamRejected,
+    UpstreamTimeout,
     UpstreamUnavailable,
 )
 from plugins.qst.tests.qst_testkit import started_sandbox, wait_until
@@ -276,3 +278,42 @@ async def test_a_slow_subscriber_is_cut_off_not_silently_skipped() -> None:
         await slow.next()
     assert cut.value.details["reason"] == "SLOW_CONSUMER"
     assert feed.subscriber_count == 1
+
+
+async def test_an_unreachable_qst_is_a_transport_error_naming_qst() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    unreachable = SessionConfig(
+        url=f"ws://127.0.0.1:{port}/",
+        username="demo-trader",
+        password_hash="0" * 64,
+        client_unique_id="c",
+        ready_wait=0.1,
+        backoff_initial=5.0,
+    )
+    session = QstSession(unreachable, on_notice=lambda notice: None)
+    await session.start()
+    try:
+        with pytest.raises(UpstreamUnavailable) as refused:
+            await session.wait_ready()
+        assert refused.value.message == "QST cannot be reached (ConnectionRefusedError)"
+        assert refused.value.details == {"platform": "qst"}
+    finally:
+        await session.close()
+
+
+async def test_a_lost_answer_fails_a_read_as_unavailable_and_a_write_as_unknown() -> None:
+    async with started_sandbox(tick_seconds=0) as sandbox, session_on(sandbox) as session:
+        sandbox.drop_next(1)
+        with pytest.raises(UpstreamUnavailable) as lost:
+            await session.call(wire.order_book(), account="297999")
+        assert lost.value.details["vendorCode"] == 1011
+        # Else the reconnect's own requests (switch, OAL subscription) take the next fault.
+        await wait_until(lambda: session.relogins == 1, "logged in again")
+        sandbox.drop_next(1, after_apply=True)
+        with pytest.raises(UpstreamTimeout, match="outcome is unknown"):
+            await session.call(wire.place_order(spec()), account="297999")
+        await wait_until(lambda: session.relogins == 2, "logged in again after both drops")
+        book = await session.call(wire.order_book(), account="297999")
+        assert [o.status for o in book.orders] == [OrderStatus.WORKING], "QST applied it"
