@@ -240,7 +240,17 @@ class SlowLink:
         await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        # Tracked too: stop() must not return while a connection is still being set up
+        # (Server.wait_closed() does not wait for handlers on Python 3.11).
+        accepting = asyncio.current_task()
+        assert accepting is not None
+        self._tasks.add(accepting)
+        accepting.add_done_callback(self._tasks.discard)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        except BaseException:
+            writer.close()
+            raise
         for pump in (
             self._pump(reader, up_writer, self._delay),
             self._pump(up_reader, writer, 0),

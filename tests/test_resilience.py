@@ -215,22 +215,24 @@ class Toy2Plugin:
 async def test_one_platform_down_still_answers_the_others(tmp_path: Path) -> None:
     """Partial results: the failed platform's items are null and carry UPSTREAM_UNAVAILABLE."""
     toy, toy2 = ToySandbox(), Toy2Sandbox()
-    await toy.start()
-    await toy2.start()
-    plugins = load_plugins(entry_points=False, extra=[tests.toy.plugin, Toy2Plugin()], strict=True)
-    settings = load_settings(
-        environ={},
-        overrides={
-            "auth": {"jwt_secret": TEST_JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
-            "connectors": {
-                "toy": dict(toy.connector_settings()),
-                "toy2": dict(toy2.connector_settings()),
-            },
-            "resilience": {"read_retries": 0, "timeout_seconds": 2},
-        },
-    )
     try:
+        await toy.start()
+        await toy2.start()
+        plugins = load_plugins(
+            entry_points=False, extra=[tests.toy.plugin, Toy2Plugin()], strict=True
+        )
+        settings = load_settings(
+            environ={},
+            overrides={
+                "auth": {"jwt_secret": TEST_JWT_SECRET},
+                "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"},
+                "connectors": {
+                    "toy": dict(toy.connector_settings()),
+                    "toy2": dict(toy2.connector_settings()),
+                },
+                "resilience": {"read_retries": 0, "timeout_seconds": 2},
+            },
+        )
         async with running_gateway(settings, plugins, host="127.0.0.1", port=0) as running:
             store = running.services.store
             await store.upsert_partner("P-1", broker="b")
@@ -258,6 +260,7 @@ async def test_one_platform_down_still_answers_the_others(tmp_path: Path) -> Non
             assert error["path"][:2] == ["businessPartner", "accounts"]
             assert accounts[error["path"][2]] is None
     finally:
+        await toy2.stop()  # stopped above unless the test failed first; stop() is idempotent
         await toy.stop()
 
 
