@@ -55,7 +55,7 @@ from gateway.models import (
 
 if TYPE_CHECKING:
     # Type-only: the contract's protocols sit above this module in the import order.
-    from gateway.contract._services import ConnectorCache, ConnectorStore, EventLog
+    from gateway.contract._services import ConnectorReads, ConnectorStore, EventLog
 
 __all__ = [
     "AccountAnalyticsReads",
@@ -303,7 +303,7 @@ class ConnectorContext:
     name: str
     settings: Mapping[str, Any]
     store: ConnectorStore
-    cache: ConnectorCache
+    reads: ConnectorReads
     events: EventLog
     logger: logging.Logger
 

@@ -20,7 +20,7 @@ from gateway.auth import (
     PublicKeySettings,
     TokenVerifier,
 )
-from gateway.cache import Cache, create_cache
+from gateway.cache import Cache, SharedReads, create_cache
 from gateway.config import AuthSettings, ConfigError, Secret, Settings
 from gateway.connectors import ConnectorContext
 from gateway.events import EventBus, create_event_bus
@@ -143,7 +143,7 @@ class GatewayServices:
                 name=name,
                 settings=section,
                 store=store,
-                cache=cache,
+                reads=SharedReads(cache, plugins.connector_classes[name].platform),
                 events=events,
                 logger=logging.getLogger(f"gateway.connectors.{name}"),
             )

@@ -71,7 +71,7 @@ from gateway.connectors import (
 from gateway.contract._json import exact_json_dumps, exact_json_loads
 from gateway.contract._public import publish
 from gateway.contract._services import (
-    ConnectorCache,
+    ConnectorReads,
     ConnectorStore,
     EventLog,
     PartnerLink,
@@ -162,9 +162,9 @@ __all__ = [
     "ClientReports",
     "Conflict",
     "Connector",
-    "ConnectorCache",
     "ConnectorContext",
     "ConnectorHealth",
+    "ConnectorReads",
     "ConnectorSettings",
     "ConnectorStore",
     "CopySubAccount",

@@ -1,25 +1,27 @@
 """What the gateway hands a connector and a plugin's routes: narrow, typed views.
 
 A connector gets its settings section and only the shared services it needs —
-records of its own multi-step flows, the owners of its ids, the event log and the
-cache — never the whole store (API keys, partners, audit are the gateway's).
+records of its own multi-step flows, the owners of its ids, the event log and
+cached sub-reads — never the whole store (API keys, partners, audit are the gateway's).
 Each protocol is satisfied structurally by the gateway's implementations, so a
 plugin can be type-checked against this file alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
-    "ConnectorCache",
+    "ConnectorReads",
     "ConnectorStore",
     "EventLog",
     "PartnerLink",
     "PluginServices",
 ]
+
+T = TypeVar("T")
 
 
 class PartnerLink(Protocol):
@@ -73,16 +75,27 @@ class ConnectorStore(Protocol):
         ...
 
 
-class ConnectorCache(Protocol):
-    """The gateway's cache (in memory or Redis); values are pickled models."""
+class ConnectorReads(Protocol):
+    """A connector's own sub-reads on the gateway's cache road (``context.reads``).
 
-    async def get(self, key: str) -> Any | None: ...
+    For reads no family method covers (cTrader's 2-day history windows, reference
+    data behind a write): the gateway keeps the entry under a key it builds, for
+    ``ttl`` seconds (0: only concurrent identical reads are shared; a function of the
+    value when only the value tells how long it stays true), and makes one
+    upstream call for concurrent identical reads.  A connector keeps no cache of
+    its own.
+    """
 
-    async def set(self, key: str, value: Any, ttl: float) -> None: ...
+    async def read(
+        self,
+        kind: str,
+        key: str,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | Callable[[T], float],
+    ) -> T: ...
 
-    async def delete(self, *keys: str) -> None: ...
-
-    async def delete_prefix(self, prefix: str) -> int: ...
+    async def forget(self, kind: str, key: str) -> None: ...
 
 
 class EventLog(Protocol):

@@ -68,6 +68,4 @@ def transport_error(
     who = name if not what else f"{name} ({what})"
     if _is_timeout(error):
         return UpstreamTimeout(f"{who} did not answer in time", details=facts)
-    return UpstreamUnavailable(
-        f"{who} cannot be reached ({type(error).__name__})", details=facts
-    )
+    return UpstreamUnavailable(f"{who} cannot be reached ({type(error).__name__})", details=facts)

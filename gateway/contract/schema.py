@@ -15,10 +15,11 @@ limit and retry policy of a method marked ``read``.
 
 from __future__ import annotations
 
+from gateway.cache import cache_key
 from gateway.contract._public import publish
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
-from gateway.graphql.loaders import Loaders, cache_key
+from gateway.graphql.loaders import Loaders
 from gateway.graphql.types import Account as AccountType
 from gateway.graphql.types import Money as MoneyType
 from gateway.graphql.types import account_fields

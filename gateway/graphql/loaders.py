@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from strawberry.dataloader import DataLoader
 
+from gateway.cache._keys import cache_key
 from gateway.connectors import (
     AccountAnalyticsReads,
     AccountHistory,
@@ -68,11 +69,6 @@ Fetch = Callable[[str, list[str]], Awaitable[Sequence[V]]]
 
 #: Kinds of the cached period reads of one account (the first part of their keys).
 ACCOUNT_PERIOD_KINDS = ("deals", "balance-operations", "analytics")
-
-
-def cache_key(kind: str, platform: str, native_id: str) -> str:
-    """The cache key of one object read; mutations delete the keys they change."""
-    return f"{kind}:{platform}:{native_id}"
 
 
 def period_key(account_id: str, start: datetime, end: datetime) -> str:

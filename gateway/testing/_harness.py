@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from gateway.cache import MemoryCache
+from gateway.cache import MemoryCache, SharedReads
 from gateway.config import load_settings
 from gateway.connectors import Connector, ConnectorContext
 from gateway.events import InProcessEventBus
@@ -46,7 +46,7 @@ async def open_connector(
             name=name,
             settings=section.connectors[name],
             store=store,
-            cache=cache,
+            reads=SharedReads(cache, connector_class.platform),
             events=events,
             logger=logging.getLogger(f"gateway.connectors.{name}"),
         )

@@ -41,6 +41,9 @@ class CTraderSettings(ConnectorSettings):
     default_group: str = "Default"
     default_currency: str = "USD"
     default_leverage: Decimal = Decimal(100)
+    #: How long the gateway keeps a closedPositions window that can no longer change
+    #: (it lies in the past and no position opened in it is still open).
+    final_window_cache_seconds: float = 86400.0
 
     def __post_init__(self) -> None:
         # cTrader's deposit assets are upper case; compare like with like.

@@ -10,17 +10,20 @@ upstream calls.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from brokergraph_ctrader.client import md5_hex
+from brokergraph_ctrader.connector._history import WINDOW, _window_starts
 from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_ctrader.settings import CTraderSettings
 
+from gateway.cache import MemoryCache
 from gateway.testing import TestGateway
 
 from .conftest import account_gid, delta, writes
@@ -244,6 +247,40 @@ async def test_deals_are_read_in_two_day_windows_and_cached(
     again = (await gateway.data(DEALS, variables))["account"]["deals"]
     assert again == deals
     assert "GET /v2/webserv/closedPositions" not in delta(before, sandbox.calls)
+
+
+async def test_a_minute_later_only_the_windows_that_can_still_change_are_read(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    # Last week's windows: past, so each is final unless a position opened in it is open.
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    start = end - timedelta(days=6)
+    variables = {"id": account_gid("9000002"), "from": start.isoformat(), "to": end.isoformat()}
+    await gateway.clear_cache()
+    before = Counter(sandbox.calls)
+    deals = (await gateway.data(DEALS, variables))["account"]["deals"]
+    cold = delta(before, sandbox.calls)["GET /v2/webserv/closedPositions"]
+    # A minute later every 60 s entry is gone; the final windows are still cached.
+    cache = gateway.services.cache
+    assert isinstance(cache, MemoryCache)
+    now = time.monotonic()
+    short = [key for key, entry in cache._entries.items() if entry.expires_at - now <= 61]
+    await cache.delete(*short)
+    before = Counter(sandbox.calls)
+    assert (await gateway.data(DEALS, variables))["account"]["deals"] == deals
+    warm = delta(before, sandbox.calls)["GET /v2/webserv/closedPositions"]
+    # Only windows that end within the last minute or hold an open position are re-read.
+    opened = [p.opened_at for p in sandbox.state.positions if p.login == 9000002]
+    lookback = CTraderSettings.from_section("ctrader", sandbox.connector_settings())
+    starts = _window_starts(start - timedelta(days=lookback.deals_lookback_days), end)
+    moving = [
+        s
+        for s in starts
+        if s + WINDOW >= datetime.now(UTC) - timedelta(minutes=1)
+        or any(s <= t < s + WINDOW for t in opened)
+    ]
+    assert cold == len(starts)
+    assert warm == len(moving) < cold
 
 
 async def test_ctrader_account_type(gateway: TestGateway) -> None:

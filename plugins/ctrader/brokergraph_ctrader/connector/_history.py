@@ -10,7 +10,12 @@ from datetime import datetime, timedelta
 from brokergraph_ctrader.analytics import summarize
 from brokergraph_ctrader.connector._base import EPOCH, _login_of, _now
 from brokergraph_ctrader.connector._reads import ReadsMixin
-from brokergraph_ctrader.csvwire import ClosedDealRow, format_timestamp, parse_closed_positions
+from brokergraph_ctrader.csvwire import (
+    ClosedDealRow,
+    OpenPositionRow,
+    format_timestamp,
+    parse_closed_positions,
+)
 from brokergraph_ctrader.records import operation_from_record
 from brokergraph_ctrader.wire import deal_from_row, position_from_row
 from gateway.contract import (
@@ -18,6 +23,7 @@ from gateway.contract import (
     AccountAnalyticsReads,
     AccountHistory,
     BalanceOperation,
+    Capability,
     Deal,
     NotFound,
 )
@@ -37,27 +43,72 @@ def _window_starts(start: datetime, end: datetime) -> list[datetime]:
 
 
 class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
-    async def _closed_rows(self, login: str, start: datetime, end: datetime) -> list[ClosedDealRow]:
+    async def _closed_rows(
+        self,
+        login: str,
+        start: datetime,
+        end: datetime,
+        open_rows: Sequence[OpenPositionRow] | None = None,
+    ) -> list[ClosedDealRow]:
         """Closing deals of positions *opened* in ``[start, end)``, in ≤ 2-day windows
-        fetched ``window_concurrency`` at a time, deduplicated by ``dealId``."""
-        starts = _window_starts(start, min(end, _now() + timedelta(days=1)))
-        gate = asyncio.Semaphore(self.settings.window_concurrency)
+        fetched ``window_concurrency`` at a time, deduplicated by ``dealId``.
 
-        async def fetch(window_start: datetime) -> list[ClosedDealRow]:
+        Each window is a shared read on the gateway's cache road: a window that can
+        no longer change (past, and none of the positions opened in it still open)
+        is kept ``final_window_cache_seconds``; any other for the history TTL.  A page
+        refreshed every minute then re-reads only the recent windows.
+        """
+        now = _now()
+        starts = _window_starts(start, min(end, now + timedelta(days=1)))
+        gate = asyncio.Semaphore(self.settings.window_concurrency)
+        opened: asyncio.Task[list[datetime]] | None = None
+
+        async def open_times() -> list[datetime]:
+            # Read once, and only when a window misses the cache; before the window
+            # itself, so a position that closes in between shows up in its window.
+            nonlocal opened
+            if opened is None:
+
+                async def read() -> list[datetime]:
+                    rows = open_rows if open_rows is not None else await self._open_rows(login)
+                    return [r.opened_at for r in rows if r.login == login]
+
+                opened = asyncio.ensure_future(read())
+            return await opened
+
+        async def fetch(window_start: datetime) -> tuple[bool, list[ClosedDealRow]]:
+            window_end = window_start + WINDOW
+            times = await open_times()
             params = {
                 "from": format_timestamp(window_start),
-                "to": format_timestamp(window_start + WINDOW),
+                "to": format_timestamp(window_end),
                 "login": login,
             }
             async with gate:
                 try:
                     text = await self.client.get_text("/v2/webserv/closedPositions", params)
                 except NotFound:
-                    return []
-            return [r for r in parse_closed_positions(text) if r.login == login]
+                    text = ""
+            final = window_end < now - timedelta(minutes=1) and not any(
+                window_start <= t < window_end for t in times
+            )
+            return final, [r for r in parse_closed_positions(text) if r.login == login]
+
+        def ttl(window: tuple[bool, list[ClosedDealRow]]) -> float:
+            final, _ = window
+            if final:
+                return self.settings.final_window_cache_seconds
+            return self.cache_ttl_seconds[Capability.ACCOUNT_HISTORY]
+
+        async def window_rows(window_start: datetime) -> list[ClosedDealRow]:
+            key = f"{login}:{format_timestamp(window_start)}"
+            _, rows = await self.context.reads.read(
+                "closed-window", key, lambda: fetch(window_start), ttl=ttl
+            )
+            return rows
 
         unique: dict[str, ClosedDealRow] = {}
-        for rows in await asyncio.gather(*(fetch(s) for s in starts)):
+        for rows in await asyncio.gather(*(window_rows(s) for s in starts)):
             for row in rows:
                 unique.setdefault(row.deal_id, row)
         return sorted(unique.values(), key=lambda r: (r.closed_at, r.deal_id))
@@ -100,7 +151,7 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
         # The windows are read after the open positions: a position that closes in
         # between shows up in its window rather than in neither.
         rows, subs = await asyncio.gather(
-            self._closed_rows(login, self._lookback(start), end),
+            self._closed_rows(login, self._lookback(start), end, open_rows),
             self.get_copy_sub_accounts(login),
         )
         return summarize(
