@@ -44,7 +44,7 @@ PINNED_CONTRACT = [
     "ClientReports",
     "Conflict",
     "Connector",
-    "ConnectorCache",
+    "ConnectorReads",
     "ConnectorContext",
     "ConnectorHealth",
     "ConnectorSettings",
@@ -224,10 +224,10 @@ def test_a_moved_name_still_works_with_a_deprecation_warning() -> None:
     from gateway.contract.schema import AccountType
 
     with pytest.warns(DeprecationWarning, match=r"gateway\.contract\.schema"):
-        moved = gateway.contract.AccountType  # type: ignore[attr-defined]
+        moved = gateway.contract.AccountType
     assert moved is AccountType
     with pytest.raises(AttributeError):
-        gateway.contract.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+        gateway.contract.NoSuchName  # noqa: B018
 
 
 def test_resolved_annotations_keep_models_serialisable() -> None:
