@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from gateway.asgi_server import ServedApp, serve_asgi
@@ -75,6 +75,10 @@ class AsgiSandbox(Sandbox):
         """The body and media type of a ``fail_next`` answer; override for the vendor's shape."""
         return b'{"error":"sandbox failure (fail_next)"}', "application/json"
 
+    def serve_options(self) -> Mapping[str, Any]:
+        """Extra uvicorn options for :meth:`start` (e.g. ``ssl_certfile`` for HTTPS)."""
+        return {}
+
     def reset_state(self) -> None:
         """Restore the seeded data and clear the vendor's counters; called by :meth:`reset`."""
 
@@ -100,7 +104,11 @@ class AsgiSandbox(Sandbox):
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._app = self.asgi_app()
         self._served = await serve_asgi(
-            self._serve, host=host, port=port, name=self.display_name, interface="asgi3"
+            self._serve,
+            host=host,
+            port=port,
+            name=self.display_name,
+            **{**self.serve_options(), "interface": "asgi3"},
         )
 
     async def stop(self) -> None:

@@ -31,7 +31,7 @@ from brokergraph_qort.sandbox.soap import envelope, fault_envelope, parse_reques
 from brokergraph_qort.sandbox.store import Store
 from brokergraph_qort.sandbox.tax import Pit
 from brokergraph_qort.sandbox.wsdl import wsdl_for
-from gateway.contract.sandbox import ASGIApp, AsgiSandbox, DemoLink, serve_asgi
+from gateway.contract.sandbox import ASGIApp, AsgiSandbox, DemoLink
 
 __all__ = ["MAX_BODY_BYTES", "QortSandbox"]
 
@@ -101,22 +101,11 @@ class QortSandbox(AsgiSandbox):
 
     # -- the Sandbox contract -----------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def serve_options(self) -> Mapping[str, Any]:
+        # QORT's module is HTTPS in production; the tests of TLS serve it that way.
         if self.ssl_certfile is None:
-            await super().start(host, port)
-            return
-        # QORT's module is HTTPS in production; AsgiSandbox.start has no TLS options yet,
-        # so serve the same misbehaving frame with them here.
-        self._app = self.asgi_app()
-        self._served = await serve_asgi(
-            self._serve,
-            host=host,
-            port=port,
-            name=self.display_name,
-            ssl_certfile=self.ssl_certfile,
-            ssl_keyfile=self.ssl_keyfile,
-            interface="asgi3",
-        )
+            return {}
+        return {"ssl_certfile": self.ssl_certfile, "ssl_keyfile": self.ssl_keyfile}
 
     def asgi_app(self) -> ASGIApp:
         return Starlette(routes=self._routes())
