@@ -108,13 +108,18 @@ async def toy_sandbox() -> AsyncIterator[ToySandbox]:
 
 @contextlib.asynccontextmanager
 async def open_gateway(
-    sandbox: ToySandbox, store_dir: Path, **overrides: Mapping[str, Any]
+    sandbox: ToySandbox,
+    store_dir: Path,
+    *,
+    plugin: object = tests.toy.plugin,
+    **overrides: Mapping[str, Any],
 ) -> AsyncIterator[GatewayUnderTest]:
     """A gateway wired to ``sandbox``, seeded with the demo partners and links.
 
-    ``overrides`` are extra settings sections (e.g. ``resilience={...}``).
+    ``plugin`` serves the toy platform (a variant of the toy's, say); ``overrides``
+    are extra settings sections (e.g. ``resilience={...}``).
     """
-    async with open_test_gateway(tests.toy.plugin, [sandbox], store_dir, **overrides) as running:
+    async with open_test_gateway(plugin, [sandbox], store_dir, **overrides) as running:
         yield GatewayUnderTest(
             url=running.url,
             graphql_url=running.graphql_url,

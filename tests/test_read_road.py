@@ -33,8 +33,7 @@ from gateway.connectors import (
 from gateway.errors import UpstreamUnavailable
 from gateway.graphql.loaders import account_period_prefixes
 from gateway.hookspecs import hookimpl
-from gateway.testing import open_test_gateway
-from tests.gateway_fixtures import GatewayUnderTest, account_gid
+from tests.gateway_fixtures import GatewayUnderTest, account_gid, open_gateway
 from tests.toy.connector import ToyConnector
 from tests.toy.sandbox import ToySandbox
 
@@ -76,22 +75,13 @@ async def road(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gatewa
     await sandbox.start()
     resilience = {"read_retries": 2, "backoff_base_seconds": 0.01, "breaker_failures": 50}
     try:
-        async with open_test_gateway(
-            CachingToyPlugin(),
-            [sandbox],
+        async with open_gateway(
+            sandbox,
             tmp_path_factory.mktemp("read-road"),
+            plugin=CachingToyPlugin(),
             resilience=resilience,
         ) as running:
-            yield GatewayUnderTest(
-                url=running.url,
-                graphql_url=running.graphql_url,
-                websocket_url=running.websocket_url,
-                services=running.services,
-                schema=running.schema,
-                sandbox=sandbox,
-                tokens=running.tokens,
-                http=running.http,
-            )
+            yield running
     finally:
         await sandbox.stop()
 
