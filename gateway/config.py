@@ -150,7 +150,20 @@ class CacheSettings:
 
 @dataclass(frozen=True, slots=True)
 class EventSettings:
+    """The event log: in process (``memory://``) or on Redis Streams (``redis://``)."""
+
     url: str = "memory://"
+    #: Events each topic keeps for resuming subscribers (the oldest go first)...
+    retention_count: int = 10_000
+    #: ...and none older than this many seconds (0: no age limit).
+    retention_seconds: int = 86_400
+    #: How long a subscriber's stream waits for an unreachable log before it ends
+    #: with STREAM_INTERRUPTED (the client resumes with its last sequence).
+    reconnect_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if self.retention_count < 1:
+            raise ConfigError("[events] retention_count must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

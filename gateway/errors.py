@@ -15,6 +15,8 @@ GraphQL errors carrying the stable ``extensions.code``.  Anything that is not a
     ├── InsufficientFunds                 INSUFFICIENT_FUNDS
     ├── CapabilityNotSupported            CAPABILITY_NOT_SUPPORTED
     ├── RateLimited                       RATE_LIMITED
+    ├── ResumeTooOld                      RESUME_POINT_EXPIRED
+    ├── StreamInterrupted                 STREAM_INTERRUPTED
     └── UpstreamError                     UPSTREAM_ERROR
         ├── UpstreamUnavailable           UPSTREAM_UNAVAILABLE
         │   └── UpstreamBusy              UPSTREAM_BUSY
@@ -43,6 +45,8 @@ __all__ = [
     "PermissionDenied",
     "ProtocolError",
     "RateLimited",
+    "ResumeTooOld",
+    "StreamInterrupted",
     "Unauthenticated",
     "UpstreamBusy",
     "UpstreamError",
@@ -156,6 +160,21 @@ class RateLimited(BrokerGraphError):
         self.retry_after = retry_after
         if retry_after is not None:
             self.details.setdefault("retryAfter", retry_after)
+
+
+class ResumeTooOld(BrokerGraphError):
+    """A subscription's resume point is no longer in the event log: retention passed
+    it, or the log lost events (a reset store).  Resubscribe without one for a fresh
+    start; ``details`` carry ``afterSequence``, ``oldestSequence`` and ``lastSequence``."""
+
+    code = "RESUME_POINT_EXPIRED"
+
+
+class StreamInterrupted(BrokerGraphError):
+    """An event stream broke and could not be resumed in time (the event log was
+    unreachable); resubscribe with ``afterSequence = details.lastSequence``."""
+
+    code = "STREAM_INTERRUPTED"
 
 
 class UpstreamError(BrokerGraphError):

@@ -497,6 +497,9 @@ class MarketDataSubscriptionEvent:
     kind: str
     at: datetime
     subscription: MarketDataSubscription | None = None
+    #: The event log's number of the callback that carried it (0: not from the log);
+    #: what a subscriber resumes after.  One callback's events share it.
+    sequence: int = 0
 
     def __post_init__(self) -> None:
         _check_id(self, "platform", "trader_id")

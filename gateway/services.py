@@ -23,7 +23,7 @@ from gateway.auth import (
 from gateway.cache import Cache, SharedReads, create_cache
 from gateway.config import AuthSettings, ConfigError, Secret, Settings
 from gateway.connectors import ConnectorContext
-from gateway.events import EventBus, create_event_bus
+from gateway.events import EventLog, Retention, create_event_log
 from gateway.plugins import Plugins
 from gateway.registry import ConnectorRegistry
 from gateway.resilience import ResiliencePolicy
@@ -105,7 +105,7 @@ class GatewayServices:
     plugins: Plugins
     store: Store
     cache: Cache
-    events: EventBus
+    events: EventLog
     registry: ConnectorRegistry
     authenticator: AuthenticatorChain
     _closed: bool = field(default=False, repr=False)
@@ -137,7 +137,14 @@ class GatewayServices:
         cache = create_cache(
             settings.cache.url, secret=cache_secret, max_entries=settings.cache.max_entries
         )
-        events = create_event_bus(settings.events.url, secret=cache_secret)
+        events = create_event_log(
+            settings.events.url,
+            secret=cache_secret,
+            retention=Retention(
+                settings.events.retention_count, settings.events.retention_seconds
+            ),
+            reconnect_seconds=settings.events.reconnect_seconds,
+        )
         contexts = {
             name: ConnectorContext(
                 name=name,

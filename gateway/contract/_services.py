@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "ConnectorReads",
     "ConnectorStore",
     "EventLog",
+    "LoggedEvent",
     "PartnerLink",
     "PluginServices",
 ]
@@ -98,14 +100,53 @@ class ConnectorReads(Protocol):
     async def forget(self, kind: str, key: str) -> None: ...
 
 
+class LoggedEvent(Protocol):
+    """One event in the log: ``sequence`` numbers it within its topic (1, 2, 3, ...),
+    the same on every replica."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def sequence(self) -> int: ...
+
+    @property
+    def event(self) -> Any: ...
+
+    @property
+    def appended_at(self) -> datetime: ...
+
+    @property
+    def repeated(self) -> bool:
+        """Set on what ``append(..., key=)`` returns for a key appended before."""
+        ...
+
+
 class EventLog(Protocol):
-    """Topics connectors publish upstream events to, and subscribe to."""
+    """The gateway's event log: the one road of every event, to subscribers on any replica.
+
+    ``append`` numbers an event in its topic once, where it enters the cluster, and
+    returns when it is stored (raises when it is not: then it was not, and may be
+    retried).  ``follow`` yields the entries after ``after`` (None: from now), then
+    live ones, with no gap and no duplicate; a resume point the log no longer holds
+    raises ``ResumeTooOld``, a log unreachable for long ``StreamInterrupted``.
+    ``publish``/``subscribe`` are the payload-only forms (``publish`` returns the
+    sequence).  A connector keeps no fan-out of its own.
+    """
 
     async def publish(self, topic: str, event: Any) -> int: ...
 
     def subscribe(
         self, topic: str, *, max_queue: int = 1000
     ) -> AbstractAsyncContextManager[AsyncIterator[Any]]: ...
+
+    async def append(self, topic: str, event: Any, *, key: str | None = None) -> LoggedEvent:
+        """Store ``event``; with ``key``, once per key (a repeat returns the first)."""
+        ...
+
+    def follow(
+        self, topic: str, *, after: int | None = None, max_queue: int = 1000
+    ) -> AbstractAsyncContextManager[AsyncIterator[LoggedEvent]]: ...
 
 
 class _ConnectorSections(Protocol):

@@ -1,21 +1,27 @@
 """Root subscription fields (graphql-transport-ws).
 
 Each checks the viewer may see the account or trader *before* the first event,
-then relays the connector's stream.  A client that falls behind or loses the
-connection resumes with a fresh subscription; the connector starts every stream
-with a snapshot and numbers events per account, so gaps are visible.
+then relays the connector's stream.  Streams whose events are in the gateway's
+event log carry its per-topic ``sequence`` (the same on every replica); a client
+whose stream broke subscribes again with ``afterSequence`` = the last one it got
+and receives what it missed, then live events, with no gap and no duplicate
+(RESUME_POINT_EXPIRED when the log no longer holds that point: subscribe without
+it for a fresh snapshot).  A connector whose stream cannot resume refuses
+``afterSequence`` with CAPABILITY_NOT_SUPPORTED.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, TypeVar
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.connectors import AccountStream, Capability, MarketDataEntitlements, OrderStream
+from gateway.errors import CapabilityNotSupported, InvalidInput
 from gateway.graphql import access
 from gateway.graphql.context import context_of
 from gateway.graphql.mutations import decode_account, decode_trader
@@ -37,11 +43,43 @@ async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
             await aclose()
 
 
+AfterSequence = Annotated[
+    int | None,
+    strawberry.argument(
+        description=(
+            "Resume after this sequence (the last one received): the events missed "
+            "since, then live ones.  Omitted: a fresh start."
+        )
+    ),
+]
+
+
+def resumable(
+    method: Callable[..., AsyncIterator[T]], key: str, after: int | None, platform: str
+) -> AsyncIterator[T]:
+    """``method(key)``, resuming after ``after`` when given (the connector must take it)."""
+    if after is None:
+        return method(key)
+    if after < 0:
+        raise InvalidInput("afterSequence must not be negative", field=["afterSequence"])
+    # Guarded methods keep their signature (functools.wraps): this sees the connector's.
+    if "after" not in inspect.signature(method).parameters:
+        raise CapabilityNotSupported(
+            f"{platform} streams cannot resume; subscribe without afterSequence",
+            field=["afterSequence"],
+            details={"platform": platform},
+        )
+    return method(key, after=after)
+
+
 @strawberry.type
 class CoreSubscription:
     @strawberry.subscription(description="Order, position, account and text events of an account.")
     async def order_events(
-        self, info: Info[Any, Any], account_id: strawberry.ID
+        self,
+        info: Info[Any, Any],
+        account_id: strawberry.ID,
+        after_sequence: AfterSequence = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         ctx = context_of(info)
         platform, native_id = decode_account(account_id)
@@ -49,25 +87,33 @@ class CoreSubscription:
         stream = ctx.services.registry.require(platform, Capability.ORDER_STREAM, OrderStream)
         # When the client leaves, the connector's stream is closed at once,
         # not whenever the async generator happens to be finalised.
-        async with closing(stream.order_events(native_id)) as events:
+        events_of = resumable(stream.order_events, native_id, after_sequence, platform)
+        async with closing(events_of) as events:
             async for event in events:
                 yield OrderEvent.from_model(ctx, event)
 
     @strawberry.subscription(description="Balance and state changes of an account.")
     async def account_events(
-        self, info: Info[Any, Any], account_id: strawberry.ID
+        self,
+        info: Info[Any, Any],
+        account_id: strawberry.ID,
+        after_sequence: AfterSequence = None,
     ) -> AsyncGenerator[AccountEvent, None]:
         ctx = context_of(info)
         platform, native_id = decode_account(account_id)
         await access.require_account(ctx, platform, native_id)
         stream = ctx.services.registry.require(platform, Capability.ACCOUNT_STREAM, AccountStream)
-        async with closing(stream.account_events(native_id)) as events:
+        events_of = resumable(stream.account_events, native_id, after_sequence, platform)
+        async with closing(events_of) as events:
             async for event in events:
                 yield AccountEvent.from_model(ctx, event)
 
     @strawberry.subscription(description="Market-data entitlement changes of a trader.")
     async def market_data_subscription_events(
-        self, info: Info[Any, Any], trader_id: strawberry.ID
+        self,
+        info: Info[Any, Any],
+        trader_id: strawberry.ID,
+        after_sequence: AfterSequence = None,
     ) -> AsyncGenerator[MarketDataSubscriptionEvent, None]:
         ctx = context_of(info)
         platform, native_id = decode_trader(trader_id, field="traderId")
@@ -75,6 +121,7 @@ class CoreSubscription:
         entitlements = ctx.services.registry.require(
             platform, Capability.MARKET_DATA_ENTITLEMENTS, MarketDataEntitlements
         )
-        async with closing(entitlements.market_data_events(native_id)) as events:
+        events_of = resumable(entitlements.market_data_events, native_id, after_sequence, platform)
+        async with closing(events_of) as events:
             async for event in events:
                 yield MarketDataSubscriptionEvent.from_model(event)

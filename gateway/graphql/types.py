@@ -721,6 +721,11 @@ class MarketDataSubscriptionEvent:
     kind: str
     at: datetime
     subscription: MarketDataSubscription | None
+    sequence: int = strawberry.field(
+        default=0,
+        description="The event log's number of the callback behind this event (one "
+        "callback's events share it): resume with afterSequence = it.",
+    )
 
     @classmethod
     def from_model(cls, m: models.MarketDataSubscriptionEvent) -> MarketDataSubscriptionEvent:
@@ -731,6 +736,7 @@ class MarketDataSubscriptionEvent:
             subscription=MarketDataSubscription.from_model(m.subscription)
             if m.subscription
             else None,
+            sequence=m.sequence,
         )
 
 

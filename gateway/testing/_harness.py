@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from gateway.cache import MemoryCache, SharedReads
 from gateway.config import load_settings
 from gateway.connectors import Connector, ConnectorContext
-from gateway.events import InProcessEventBus
+from gateway.events import InProcessEventLog
 from gateway.store import Store
 
 __all__ = ["EventWatcher", "assert_increasing", "open_connector"]
@@ -39,7 +39,7 @@ async def open_connector(
     async with contextlib.AsyncExitStack() as opened:
         store = await Store.open(f"sqlite+aiosqlite:///{directory / 'conformance.db'}")
         opened.push_async_callback(store.close)
-        cache, events = MemoryCache(), InProcessEventBus()
+        cache, events = MemoryCache(), InProcessEventLog()
         opened.push_async_callback(cache.close)
         opened.push_async_callback(events.close)
         context = ConnectorContext(

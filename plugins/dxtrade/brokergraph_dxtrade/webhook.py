@@ -12,13 +12,18 @@ market-data subscriptions change.  The route trusts nothing it has not verified:
    of our clock, so a captured request cannot be replayed later: 401 otherwise.
 4. **Shape.**  The body must be the documented JSON object and its ``deliveryId``
    must equal the ``X-DxFeed-Delivery`` header: 400 otherwise.
-5. **Dedupe.**  Only now — after verification, so forged or broken requests cannot
-   burn a delivery id — ``store.remember_delivery("dxfeed", deliveryId)`` records
-   it; a redelivery answers 200 ``{"status": "duplicate"}`` and does nothing else.
-6. **Publish.**  The event goes to the gateway's event bus on
-   ``dxtrade:md:{login}@{domain}`` (in-process, or Redis across replicas) and the
-   route answers 202 at once; the GraphQL subscription ``marketDataSubscriptionEvents``
-   of that trader relays it (:meth:`DxTradeConnector.market_data_events`).
+5. **Log, then acknowledge.**  Only now — after verification, so forged or broken
+   requests cannot burn a delivery id — the event is appended to the gateway's event
+   log on ``dxtrade:md:{login}@{domain}`` with the delivery id as its append key: the
+   dedupe record and the event are written in one step.  The route answers 202 only
+   once the event is stored; a log that cannot store it gets 503 and nothing is
+   recorded, so dxFeed's redelivery is processed, not answered "duplicate".  A
+   redelivery of a stored callback answers 200 ``{"status": "duplicate"}`` and adds
+   nothing.  ``store.remember_delivery("dxfeed", deliveryId)`` keeps the long-term
+   record (after the append: it may fail without losing the event).
+6. **Relay.**  The GraphQL subscription ``marketDataSubscriptionEvents`` of that
+   trader follows the log (:meth:`DxTradeConnector.market_data_events`), resuming
+   after ``afterSequence`` when asked.
 
 Refusals are logged with the reason, the sender's address and the (sanitised)
 delivery header only: never the body, the signature or the secret.  Nothing is
@@ -84,7 +89,7 @@ logger = logging.getLogger("brokergraph_dxtrade.webhook")
 
 
 def topic_for(trader_id: str) -> str:
-    """The event-bus topic of one trader (``login@domain``)."""
+    """The event-log topic of one trader (``login@domain``)."""
     return f"dxtrade:md:{trader_id}"
 
 
@@ -139,7 +144,7 @@ class Callback:
         return f"{self.login}@{self.domain}"
 
     def payload(self) -> dict[str, Any]:
-        """What goes on the event bus: plain JSON data, safe to pickle across replicas."""
+        """What goes in the event log: plain JSON data, safe to pickle across replicas."""
         return {
             "v": 1,
             "deliveryId": self.delivery_id,
@@ -300,23 +305,46 @@ def dxfeed_route(services: PluginServices, secrets: Callable[[], Sequence[str]])
                 peer,
             )
             return JSONResponse({"error": refused.reason}, status_code=refused.status)
-        if not await services.store.remember_delivery(DELIVERY_SOURCE, callback.delivery_id):
-            logger.info("dxFeed callback redelivered: delivery=%s", callback.delivery_id)
-            return JSONResponse({"status": "duplicate"}, status_code=200)
         if callback.trader_id is None:
+            if not await services.store.remember_delivery(DELIVERY_SOURCE, callback.delivery_id):
+                return JSONResponse({"status": "duplicate"}, status_code=200)
             logger.info(
                 "dxFeed callback ignored: type=%s delivery=%s",
                 _safe(callback.type),
                 callback.delivery_id,
             )
             return JSONResponse({"status": "ignored"}, status_code=202)
-        receivers = await services.events.publish(topic_for(callback.trader_id), callback.payload())
+        topic = topic_for(callback.trader_id)
+        try:
+            entry = await services.events.append(
+                topic, callback.payload(), key=f"{DELIVERY_SOURCE}:{callback.delivery_id}"
+            )
+        except Exception as error:  # not stored: dxFeed must deliver it again
+            logger.error(
+                "dxFeed callback not stored, answered 503 for redelivery: delivery=%s error=%s",
+                callback.delivery_id,
+                type(error).__name__,
+            )
+            return JSONResponse(
+                {"error": "the event could not be stored; deliver it again"}, status_code=503
+            )
+        try:
+            await services.store.remember_delivery(DELIVERY_SOURCE, callback.delivery_id)
+        except Exception as error:  # the event is stored: the record is not what counts
+            logger.warning(
+                "dxFeed delivery stored but not recorded: delivery=%s error=%s",
+                callback.delivery_id,
+                type(error).__name__,
+            )
+        if entry.repeated:
+            logger.info("dxFeed callback redelivered: delivery=%s", callback.delivery_id)
+            return JSONResponse({"status": "duplicate"}, status_code=200)
         logger.info(
-            "dxFeed callback accepted: type=%s trader=%s delivery=%s receivers=%s",
+            "dxFeed callback accepted: type=%s trader=%s delivery=%s sequence=%s",
             callback.type,
             callback.trader_id,
             callback.delivery_id,
-            receivers,
+            entry.sequence,
         )
         return JSONResponse({"status": "accepted"}, status_code=202)
 

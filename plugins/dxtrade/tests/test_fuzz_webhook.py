@@ -28,6 +28,7 @@ from brokergraph_dxtrade.webhook import MAX_BODY_BYTES, PATH, SUBSCRIPTION_TYPES
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
+from gateway.contract import LoggedEvent
 from gateway.testing import TestGateway
 
 SECRET = DEFAULT_WEBHOOK_SECRET
@@ -231,8 +232,8 @@ requests = st.builds(
 
 @dataclass
 class Published:
-    """Every event the gateway's bus publishes while the test runs (a spy, not a mock:
-    the real publish still runs)."""
+    """Every event the gateway's event log stores while the test runs (a spy, not a
+    mock: the real append still runs; a repeated key stores nothing)."""
 
     events: list[tuple[str, Any]]
 
@@ -243,16 +244,17 @@ async def published(
 ) -> Published:
     # Callbacks the sandbox still delivers (with retries) for earlier tests land first.
     await dx_sandbox.wait_callbacks()
-    bus = dx_gateway.services.events
+    log = dx_gateway.services.events
     spy = Published([])
-    real = bus.publish
+    real = log.append
 
-    async def publish(topic: str, event: Any) -> int:
-        spy.events.append((topic, event))
-        receivers: int = await real(topic, event)
-        return receivers
+    async def append(topic: str, event: Any, *, key: str | None = None) -> LoggedEvent:
+        entry = await real(topic, event, key=key)
+        if not entry.repeated:
+            spy.events.append((topic, event))
+        return entry
 
-    monkeypatch.setattr(bus, "publish", publish)  # undone after the test
+    monkeypatch.setattr(log, "append", append)  # undone after the test
     return spy
 
 

@@ -1,8 +1,9 @@
 """MARKET_DATA_ENTITLEMENTS: a user's dxFeed subscriptions, read from the dxFeed API
-stand-in, and the subscription events the webhook publishes on the gateway's bus."""
+stand-in, and the subscription events the webhook appends to the gateway's event log."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from brokergraph_dxtrade.connector._base import DxTradeBase
@@ -49,11 +50,13 @@ class DxTradeMarketData(DxTradeBase, MarketDataEntitlements):
         return await self._each(trader_ids, one)
 
     async def market_data_events(
-        self, trader_id: str
+        self, trader_id: str, *, after: int | None = None
     ) -> AsyncIterator[MarketDataSubscriptionEvent]:
-        """Events the webhook published for this user, as they arrive (no replay)."""
-        async with self.context.events.subscribe(topic_for(trader_id)) as subscription:
-            async for payload in subscription:
+        """The callbacks the webhook logged for this user: those after ``after`` (the
+        sequence a subscriber last got), then live ones; from now when it is None."""
+        async with self.context.events.follow(topic_for(trader_id), after=after) as entries:
+            async for entry in entries:
+                payload = entry.event
                 if not isinstance(payload, Mapping):
                     continue
                 try:
@@ -62,4 +65,4 @@ class DxTradeMarketData(DxTradeBase, MarketDataEntitlements):
                     self.context.logger.warning("dropped an unreadable dxFeed event")
                     continue
                 for event in events:
-                    yield event
+                    yield dataclasses.replace(event, sequence=entry.sequence)
