@@ -17,6 +17,8 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     sets: int = 0
+    #: Calls that could not reach a shared backend (answered as a miss or skipped).
+    errors: int = 0
 
 
 def check_ttl(ttl: float) -> None:

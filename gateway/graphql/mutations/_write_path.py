@@ -22,6 +22,7 @@ A mutation states its path in one call of :func:`write`::
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar, overload
@@ -48,6 +49,8 @@ __all__ = [
     "send",
     "write",
 ]
+
+logger = logging.getLogger("gateway.write_path")
 
 STAFF = (Role.MANAGER, Role.ADMIN)
 ADMIN = (Role.ADMIN,)
@@ -210,7 +213,7 @@ async def _once(
         redrive_after=lease if connector.idempotent_writes else None,
     )
     if not result.replayed:
-        await invalidate_account(ctx, checked.platform, checked.account_id)
+        await _invalidate_after_write(ctx, operation, checked.platform, checked.account_id)
     if result.error is not None:
         return once.present(None, [user_error_from_dict(dict(result.error))], result.replayed)
     return once.present(from_jsonable(once.model, result.value), [], result.replayed)
@@ -219,8 +222,28 @@ async def _once(
 async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:
     """Dispatch a write that needs no key, then drop the account's cached reads."""
     result = await checked.send(checked.request)
-    await invalidate_account(ctx, checked.platform, checked.account_id)
+    await _invalidate_after_write(ctx, "write", checked.platform, checked.account_id)
     return result
+
+
+async def _invalidate_after_write(
+    ctx: RequestContext, operation: str, platform: str, account_id: str
+) -> None:
+    """Invalidate after a write the platform has applied, whatever happens.
+
+    The write is done: failing here would report a completed write as failed and skip
+    its audit row.  The cache keeps (and retries) invalidations Redis refuses; anything
+    else that goes wrong is logged, and the entries expire by their TTL.
+    """
+    try:
+        await invalidate_account(ctx, platform, account_id)
+    except Exception:
+        logger.exception(
+            "cache invalidation after %s on %s account %s failed; its entries expire by TTL",
+            operation,
+            platform,
+            account_id,
+        )
 
 
 async def invalidate_account(ctx: RequestContext, platform: str, account_id: str) -> None:
