@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     from gateway.store import Store
@@ -55,6 +55,14 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def connector_settings(self) -> Mapping[str, Any]:
         """The connector settings section that points a connector at this sandbox."""
+
+    async def __aenter__(self) -> Self:
+        """Start on a free local port: ``async with MySandbox() as sandbox: ...``."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     def attach_gateway(self, base_url: str) -> None:  # noqa: B027  (optional, empty on purpose)
         """Learn the running gateway's URL (e.g. to send webhooks to it); ignored by default."""

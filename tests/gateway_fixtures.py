@@ -98,12 +98,8 @@ class GatewayUnderTest:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def toy_sandbox() -> AsyncIterator[ToySandbox]:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
+    async with ToySandbox() as sandbox:
         yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @contextlib.asynccontextmanager

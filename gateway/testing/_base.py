@@ -42,12 +42,8 @@ class SuiteBase:
     @classmethod
     async def sandbox(cls) -> AsyncIterator[Sandbox]:
         """One started sandbox per suite class (cases leave it in a usable state)."""
-        sandbox = cls.sandbox_class()
-        await sandbox.start()
-        try:
+        async with cls.sandbox_class() as sandbox:
             yield sandbox
-        finally:
-            await sandbox.stop()
 
     @pytest_asyncio.fixture(scope="class", loop_scope="session")
     @classmethod

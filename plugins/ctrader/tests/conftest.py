@@ -57,12 +57,8 @@ async def seed_links(services_store: Any, sandbox: CTraderSandbox) -> None:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def sandbox() -> AsyncIterator[CTraderSandbox]:
-    started = CTraderSandbox()
-    await started.start()
-    try:
+    async with CTraderSandbox() as started:
         yield started
-    finally:
-        await started.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

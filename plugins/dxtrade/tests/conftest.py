@@ -68,12 +68,8 @@ async def subscribe(socket: ClientConnection, query: str, variables: dict[str, A
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def dx_sandbox() -> AsyncIterator[DxTradeSandbox]:
-    sandbox = DxTradeSandbox()
-    await sandbox.start()
-    try:
+    async with DxTradeSandbox() as sandbox:
         yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -32,12 +32,8 @@ BUSY_COOLDOWN_SECONDS = 0.5
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def module_sandbox() -> AsyncIterator[QortSandbox]:
-    sandbox = QortSandbox(report_delay_seconds=0.2)
-    await sandbox.start()
-    try:
+    async with QortSandbox(report_delay_seconds=0.2) as sandbox:
         yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 @pytest.fixture

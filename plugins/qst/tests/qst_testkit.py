@@ -64,12 +64,8 @@ def qst_gateway_on(
 
 @contextlib.asynccontextmanager
 async def started_sandbox(**knobs: Any) -> AsyncIterator[QstSandbox]:
-    sandbox = QstSandbox(**knobs)
-    await sandbox.start()
-    try:
+    async with QstSandbox(**knobs) as sandbox:
         yield sandbox
-    finally:
-        await sandbox.stop()
 
 
 # --------------------------------------------------------------------------- GraphQL over WS
