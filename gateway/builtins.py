@@ -1,10 +1,11 @@
 """Built-in features, registered as a plugin through the same hooks as any other:
-the core's root query, mutation and subscription fields, health and readiness
-routes, report downloads, and the core CLI commands."""
+the core's root query, mutation and subscription fields, health, readiness and
+upstream-health routes, report downloads, and the core CLI commands."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -22,7 +23,8 @@ from gateway.hookspecs import hookimpl
 from gateway.models import HealthStatus
 from gateway.services import GatewayServices
 
-READY_STATUSES = (HealthStatus.UP, HealthStatus.DEGRADED, HealthStatus.UNCONFIGURED)
+#: Upstream statuses /upstreamz answers 200 for (an unconfigured connector is not down).
+UPSTREAM_OK = (HealthStatus.UP, HealthStatus.DEGRADED, HealthStatus.UNCONFIGURED)
 #: Report download errors as HTTP statuses; an unknown report and one the viewer may
 #: not see are both 404, a report not READY yet is 409, platform trouble 502.
 DOWNLOAD_STATUS = {
@@ -62,16 +64,34 @@ def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        health = await services.registry.health()
-        ready = all(h.status in READY_STATUSES for h in health.values())
+        """Can this replica serve?  Its own dependencies only: never a vendor."""
+        report = await services.readiness.run()
+        body = {"status": "ready" if report.ready else "not ready", "checks": report.checks}
+        return JSONResponse(body, status_code=200 if report.ready else 503)
+
+    async def upstreamz(request: Request) -> Response:
+        """The upstreams' last known health (background checks and live calls; calls none).
+
+        503 when a configured upstream is down, for monitoring; never a readiness probe.
+        """
+        report = services.upstream_health.report()
+        now = datetime.now(UTC)
+        up = all(entry.health.status in UPSTREAM_OK for entry in report.values())
         body = {
-            "status": "ready" if ready else "not ready",
+            "status": "up" if up else "down",
             "connectors": {
-                name: {"status": h.status.value, "detail": h.detail, "latencyMs": h.latency_ms}
-                for name, h in sorted(health.items())
+                name: {
+                    "status": entry.health.status.value,
+                    "detail": entry.health.detail,
+                    "latencyMs": entry.health.latency_ms,
+                    "checkedAt": entry.checked_at.isoformat() if entry.checked_at else None,
+                    "ageSeconds": entry.age_seconds(now),
+                    "source": entry.source,
+                }
+                for name, entry in sorted(report.items())
             },
         }
-        return JSONResponse(body, status_code=200 if ready else 503)
+        return JSONResponse(body, status_code=200 if up else 503)
 
     async def report_download(request: Request) -> Response:
         """A client report's file, for a viewer who may see the report's partner."""
@@ -96,6 +116,7 @@ def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/upstreamz", upstreamz, methods=["GET"]),
         Route("/reports/{report_id}", report_download, methods=["GET"]),
     ]
 

@@ -12,6 +12,7 @@ so they never reach a log line or a printed settings dump by accident.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -24,6 +25,7 @@ from gateway.contract._settings import Secret
 __all__ = [
     "AuthSettings",
     "CacheSettings",
+    "ClusterSettings",
     "ConfigError",
     "EventSettings",
     "LimitSettings",
@@ -139,6 +141,15 @@ def _check_auth(auth: AuthSettings) -> None:
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     url: str = "sqlite+aiosqlite:///var/brokergraph.db"
+    #: PostgreSQL connections each replica keeps open, and how many more it may open
+    #: under load (SQLAlchemy's pool); ignored for SQLite.  replicas x (both) must stay
+    #: under the server's max_connections.
+    pool_size: int = 5
+    max_overflow: int = 10
+
+    def __post_init__(self) -> None:
+        if self.pool_size < 1:
+            raise ConfigError("[store] pool_size must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +157,29 @@ class CacheSettings:
     url: str = "memory://"
     max_entries: int = 10_000
     secret: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """What replicas share: the Redis namespace, and how often upstreams are checked."""
+
+    #: Prefix of every Redis key and channel the gateway uses (``<namespace>:cache:…``),
+    #: so two environments can share one Redis.
+    namespace: str = "bg"
+    #: Seconds between two background health checks of the upstreams (jittered ±20 %).
+    upstream_health_seconds: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not _NAMESPACE.fullmatch(self.namespace):
+            raise ConfigError(
+                "[cluster] namespace must be 1-64 letters, digits, '_', '-' or '.', "
+                f"got {self.namespace!r}"
+            )
+        if self.upstream_health_seconds <= 0:
+            raise ConfigError("[cluster] upstream_health_seconds must be greater than 0")
+
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +231,7 @@ class Settings:
     events: EventSettings = field(default_factory=EventSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     #: One section per connector name; secret-looking keys hold :class:`Secret`.
     connectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Upstream guards: plain keys are defaults, ``[resilience.<connector>]`` tables override.
@@ -216,6 +251,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "events": EventSettings,
     "limits": LimitSettings,
     "plugins": PluginSettings,
+    "cluster": ClusterSettings,
 }
 
 
@@ -272,6 +308,10 @@ def _build_section(cls: type[Any], name: str, data: Mapping[str, Any]) -> Any:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"[{name}] {key} must be a non-negative integer, got {value!r}")
             values[key] = value
+        elif expected == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"[{name}] {key} must be a non-negative number, got {value!r}")
+            values[key] = float(value)
         elif expected == "bool":
             if not isinstance(value, bool):
                 raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")

@@ -3,7 +3,9 @@
 Connectors stay simple: the registry hands resolvers a :class:`GuardedConnector`
 that wraps each family method with, per upstream (one connector instance):
 
-* a rate limit (token bucket) so the gateway never floods a platform;
+* a rate limit (token bucket) so the gateway never floods a platform — in process,
+  or shared by every replica through Redis (:class:`SharedTokenBucket`) so N
+  replicas put the configured load on a vendor, not N times it;
 * a circuit breaker: after ``breaker_failures`` consecutive upstream failures the
   circuit opens and calls fail at once with UPSTREAM_UNAVAILABLE (nothing was
   sent, so an idempotency key is released) until ``breaker_reset_seconds`` pass
@@ -19,7 +21,9 @@ when they start.  A connector's own extra methods carry the same marks; a public
 coroutine method without one is still guarded but run once, as a write, and
 logged: retrying a call whose effect nobody declared could apply it twice.
 Domain errors (not found, insufficient funds, rejected...) mean the platform
-answered: they count as successes.
+answered: they count as successes.  Each upstream also keeps its last observed
+outcome (:attr:`Upstream.observed`): real traffic is health evidence that costs
+the vendor nothing, and the upstream-health report uses it between checks.
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from gateway.connectors import Connector, MethodKind, method_kind
 from gateway.errors import (
@@ -44,8 +52,19 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.models import ConnectorHealth, HealthStatus
+from gateway.outage import Outage
 
-__all__ = ["BreakerState", "CircuitBreaker", "GuardedConnector", "ResiliencePolicy", "TokenBucket"]
+__all__ = [
+    "BreakerState",
+    "CircuitBreaker",
+    "GuardedConnector",
+    "Observed",
+    "RateLimiter",
+    "ResiliencePolicy",
+    "SharedTokenBucket",
+    "TokenBucket",
+]
 
 logger = logging.getLogger("gateway.resilience")
 
@@ -130,7 +149,20 @@ class CircuitBreaker:
         return max(0.0, self._reset - (self._clock() - self._opened_at))
 
 
+class RateLimiter(Protocol):
+    async def acquire(self, max_wait: float) -> None:
+        """Take one token, waiting at most ``max_wait`` seconds, else RateLimited."""
+
+
+def _refused(wait: float) -> RateLimited:
+    return RateLimited(
+        "the gateway's rate limit for this platform is reached", retry_after=round(wait, 3)
+    )
+
+
 class TokenBucket:
+    """The in-process bucket: this replica's calls only."""
+
     def __init__(
         self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -153,13 +185,83 @@ class TokenBucket:
         if self._tokens < 1:
             wait = (1 - self._tokens) / self._rate
             if wait > max_wait:
-                raise RateLimited(
-                    "the gateway's rate limit for this platform is reached",
-                    retry_after=round(wait, 3),
-                )
+                raise _refused(wait)
             await asyncio.sleep(wait)
             self._refill()
         self._tokens -= 1
+
+
+# One atomic step of a token bucket kept in a Redis hash, on Redis's clock (replicas'
+# clocks never meet).  A token is *reserved*: the count may go below zero, and the
+# caller sleeps the returned wait before calling, so concurrent callers on every
+# replica queue in order without polling.  A refusal (wait beyond max_wait) takes
+# nothing.  The key expires once the bucket would be full again: absent means full.
+# Numbers go back as strings: Redis truncates Lua numbers to integers.
+_BUCKET_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens < 1 then wait = (1 - tokens) / rate end
+if wait > max_wait then return {0, tostring(wait)} end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate * 1000) + 1000)
+return {1, tostring(wait)}
+"""
+
+
+class SharedTokenBucket:
+    """One bucket for every replica, in Redis under ``key``.
+
+    Fails soft: while Redis is unreachable the replica falls back to its own
+    in-process bucket of the same rate (so a cluster of N may send up to N times the
+    rate during the outage, rather than failing every call), logged once per outage.
+    """
+
+    def __init__(self, client: aioredis.Redis, key: str, rate: float, burst: int) -> None:
+        self._script = client.register_script(_BUCKET_SCRIPT)
+        self._key = key
+        self._rate = rate
+        self._capacity = max(1, burst)
+        self._local = TokenBucket(rate, burst)
+        self.outage = Outage(f"the shared rate limit ({key})", logger)
+
+    async def acquire(self, max_wait: float) -> None:
+        if self._rate <= 0:
+            return
+        if self.outage.skip():
+            await self._local.acquire(max_wait)
+            return
+        try:
+            taken, wait = await self._script(
+                keys=[self._key], args=[repr(self._rate), self._capacity, repr(max_wait)]
+            )
+        except (RedisError, OSError) as error:
+            self.outage.failed(error)
+            await self._local.acquire(max_wait)
+            return
+        self.outage.reached()
+        seconds = float(wait)
+        if not taken:
+            raise _refused(seconds)
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """An upstream's health as last seen, by a check or by a real call, and when."""
+
+    health: ConnectorHealth
+    at: datetime
+    by_traffic: bool
 
 
 def _is_upstream_failure(error: Exception) -> bool:
@@ -184,7 +286,17 @@ class Upstream:
         self.name = name
         self.policy = policy
         self.breaker = CircuitBreaker(policy.breaker_failures, policy.breaker_reset_seconds)
-        self.bucket = TokenBucket(policy.rate_limit_per_second, policy.rate_limit_burst)
+        #: In-process unless the services share it across replicas (SharedTokenBucket).
+        self.bucket: RateLimiter = TokenBucket(
+            policy.rate_limit_per_second, policy.rate_limit_burst
+        )
+        #: The outcome of the last call that reached (or failed to reach) the platform.
+        self.observed: Observed | None = None
+
+    def _observe(self, status: HealthStatus, detail: str | None, started: float) -> None:
+        latency = round((time.perf_counter() - started) * 1000, 2)
+        health = ConnectorHealth(status=status, detail=detail, latency_ms=latency)
+        self.observed = Observed(health, datetime.now(UTC), by_traffic=True)
 
     def check_breaker(self) -> None:
         if not self.breaker.allow():
@@ -201,6 +313,7 @@ class Upstream:
         for attempt in range(1, attempts + 1):
             await self.bucket.acquire(self.policy.rate_limit_wait_seconds)
             self.check_breaker()
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.policy.timeout_seconds or None):
                     result = await call()
@@ -213,7 +326,13 @@ class Upstream:
                 error = raised
             else:
                 self.breaker.record_success()
+                self._observe(HealthStatus.UP, None, started)
                 return result
+            if _is_upstream_failure(error) or isinstance(error, UpstreamBusy):
+                code = error.code if isinstance(error, BrokerGraphError) else type(error).__name__
+                self._observe(HealthStatus.DOWN, code, started)
+            else:
+                self._observe(HealthStatus.UP, None, started)
             if _is_upstream_failure(error):
                 self.breaker.record_failure()
             else:

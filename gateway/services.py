@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
 
 from gateway.auth import (
     ApiKeyAuthenticator,
@@ -21,13 +24,16 @@ from gateway.auth import (
     TokenVerifier,
 )
 from gateway.cache import Cache, SharedReads, create_cache
+from gateway.cache._redis import redis_client
 from gateway.config import AuthSettings, ConfigError, Secret, Settings
 from gateway.connectors import ConnectorContext
 from gateway.events import EventLog, Retention, create_event_log
 from gateway.plugins import Plugins
+from gateway.readiness import Readiness
 from gateway.registry import ConnectorRegistry
-from gateway.resilience import ResiliencePolicy
+from gateway.resilience import ResiliencePolicy, SharedTokenBucket
 from gateway.store import Store
+from gateway.upstream_health import UpstreamHealthChecker
 
 __all__ = ["GatewayServices", "resilience_policies"]
 
@@ -50,6 +56,25 @@ def resilience_policies(settings: Settings) -> dict[str, ResiliencePolicy]:
 
 
 logger = logging.getLogger("gateway")
+
+
+def _share_rate_limits(registry: ConnectorRegistry, settings: Settings) -> aioredis.Redis | None:
+    """With the cache on Redis, make each upstream's rate limit one bucket for the whole
+    cluster (``<namespace>:ratelimit:<connector>``); the client is returned to close."""
+    if urlsplit(settings.cache.url).scheme.lower() not in ("redis", "rediss"):
+        return None
+    limited = {n: u for n, u in registry.upstreams.items() if u.policy.rate_limit_per_second > 0}
+    if not limited:
+        return None
+    client = redis_client(settings.cache.url)
+    for name, upstream in limited.items():
+        upstream.bucket = SharedTokenBucket(
+            client,
+            f"{settings.cluster.namespace}:ratelimit:{name}",
+            upstream.policy.rate_limit_per_second,
+            upstream.policy.rate_limit_burst,
+        )
+    return client
 
 
 def jwt_verifiers(auth: AuthSettings) -> list[TokenVerifier]:
@@ -108,6 +133,12 @@ class GatewayServices:
     events: EventLog
     registry: ConnectorRegistry
     authenticator: AuthenticatorChain
+    #: What /readyz runs: this replica's own dependencies (add yours with ``add``).
+    readiness: Readiness
+    #: The background upstream checker behind /upstreamz and ``connectors { health }``.
+    upstream_health: UpstreamHealthChecker
+    _shared_redis: aioredis.Redis | None = field(default=None, repr=False)
+    _serving: bool = field(default=True, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -120,7 +151,11 @@ class GatewayServices:
         # Cache values in Redis are signed; without a configured secret a per-process
         # one is fine for memory, but replicas sharing Redis must configure the same one.
         cache_secret = (settings.cache.secret or Secret(secrets.token_hex(32))).reveal().encode()
-        store = await Store.open(settings.store.url)
+        store = await Store.open(
+            settings.store.url,
+            pool_size=settings.store.pool_size,
+            max_overflow=settings.store.max_overflow,
+        )
         if not verifiers:
             # API keys alone serve server-to-server callers, but only once one exists.
             try:
@@ -135,7 +170,10 @@ class GatewayServices:
             verifiers, ApiKeyAuthenticator(store) if settings.auth.api_keys else None
         )
         cache = create_cache(
-            settings.cache.url, secret=cache_secret, max_entries=settings.cache.max_entries
+            settings.cache.url,
+            secret=cache_secret,
+            max_entries=settings.cache.max_entries,
+            namespace=settings.cluster.namespace,
         )
         events = create_event_log(
             settings.events.url,
@@ -161,20 +199,45 @@ class GatewayServices:
             if name not in plugins.connector_classes:
                 logger.warning("settings name connector %r but no plugin provides it", name)
         registry = ConnectorRegistry(plugins.connector_classes, contexts, policies)
+        shared_redis = _share_rate_limits(registry, settings)
         await registry.start()
+        upstream_health = UpstreamHealthChecker(registry, settings.cluster.upstream_health_seconds)
+        await upstream_health.start()
         logger.info(
             "gateway ready: store=%s cache=%s connectors=%s",
             store.url_for_display,
             settings.cache.url.split("@")[-1],
             ",".join(registry.platforms()) or "none",
         )
-        return cls(settings, plugins, store, cache, events, registry, authenticator)
+        services = cls(
+            settings,
+            plugins,
+            store,
+            cache,
+            events,
+            registry,
+            authenticator,
+            Readiness(),
+            upstream_health,
+            shared_redis,
+        )
+        services.readiness.add("store", store.ping)
+        services.readiness.add("plugins", services._plugins_serving)
+        return services
+
+    async def _plugins_serving(self) -> bool:
+        # Plugins are loaded and connectors started once open() returns; closing ends it.
+        return self._serving
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._serving = False
+        await self.upstream_health.stop()
         await self.registry.close()
+        if self._shared_redis is not None:
+            await self._shared_redis.aclose()
         await self.events.close()
         await self.cache.close()
         await self.store.close()

@@ -148,7 +148,7 @@ async def test_writes_are_not_retried_and_a_failed_one_can_be_retried_with_its_k
     assert Decimal(data["account"]["balance"]["amount"]) == before + 5
 
 
-async def test_the_breaker_opens_fails_fast_shows_in_readyz_and_recovers(
+async def test_the_breaker_opens_fails_fast_shows_in_upstreamz_and_recovers(
     guarded: GatewayUnderTest,
 ) -> None:
     sandbox = guarded.sandbox
@@ -161,14 +161,16 @@ async def test_the_breaker_opens_fails_fast_shows_in_readyz_and_recovers(
     assert errors[0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert "circuit open" in errors[0]["message"]
     assert sum(sandbox.calls.values()) == calls  # failed fast: nothing sent
-    ready = await guarded.http.get(f"{guarded.url}/readyz")
-    assert ready.status_code == 503
-    assert ready.json()["connectors"]["toy"]["status"] == "DOWN"
+    upstreams = await guarded.http.get(f"{guarded.url}/upstreamz")
+    assert upstreams.status_code == 503
+    assert upstreams.json()["connectors"]["toy"]["status"] == "DOWN"
+    # The replica itself can still serve: readiness never reflects a vendor.
+    assert (await guarded.http.get(f"{guarded.url}/readyz")).status_code == 200
     sandbox.fail_next_n = 0
     await asyncio.sleep(0.6)  # breaker_reset_seconds
     data, errors = await read_balance(guarded)
     assert errors is None and data["account"]
-    assert (await guarded.http.get(f"{guarded.url}/readyz")).status_code == 200
+    assert (await guarded.http.get(f"{guarded.url}/upstreamz")).status_code == 200
 
 
 async def test_a_latency_spike_times_out_then_recovers(guarded: GatewayUnderTest) -> None:

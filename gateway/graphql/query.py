@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
@@ -180,8 +181,9 @@ class CoreQuery:
     async def connectors(self, info: Info[Any, Any]) -> list[ConnectorInfo]:
         ctx = context_of(info)
         ctx.require_viewer()
-        registry = ctx.services.registry
-        health = await registry.health()
+        # The last known health, never a live check: a query must not call vendors.
+        health = ctx.services.upstream_health.report()
+        now = datetime.now(UTC)
         return [
             ConnectorInfo(
                 name=item.name,
@@ -190,10 +192,12 @@ class CoreQuery:
                 capabilities=sorted(item.capabilities, key=lambda c: c.value),
                 configured=item.configured,
                 health=ConnectorHealth(
-                    status=health[item.name].status,
-                    detail=health[item.name].detail,
-                    latency_ms=health[item.name].latency_ms,
+                    status=health[item.name].health.status,
+                    detail=health[item.name].health.detail,
+                    latency_ms=health[item.name].health.latency_ms,
+                    checked_at=health[item.name].checked_at,
+                    age_seconds=health[item.name].age_seconds(now),
                 ),
             )
-            for item in registry.installed()
+            for item in ctx.services.registry.installed()
         ]

@@ -743,11 +743,20 @@ class MarketDataSubscriptionEvent:
 strawberry.enum(Capability, name="Capability")
 
 
-@strawberry.type
+@strawberry.type(
+    description="An upstream's last known health: from the background checker or the "
+    "last real call, whichever is newer; reading it calls no upstream."
+)
 class ConnectorHealth:
     status: HealthStatus  # type: ignore[valid-type]
     detail: str | None
     latency_ms: float | None
+    checked_at: datetime | None = strawberry.field(
+        default=None, description="When this was observed (null: not configured)."
+    )
+    age_seconds: float | None = strawberry.field(
+        default=None, description="Seconds since checkedAt, at the time of the request."
+    )
 
 
 @strawberry.type(description="An installed connector, what it declares and how it is.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -30,9 +30,13 @@ def _sqlite_file(url: URL) -> Path | None:
     return Path(database)
 
 
-def create_engine(url: URL) -> AsyncEngine:
+def create_engine(url: URL, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+    """The engine for ``url``; the pool bounds apply to PostgreSQL (each replica keeps
+    ``pool_size`` connections and opens up to ``max_overflow`` more under load)."""
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow
+        )
     path = _sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,3 +60,9 @@ def create_engine(url: URL) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One trivial round trip (``SELECT 1``): raises when the database cannot answer."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))

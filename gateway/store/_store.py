@@ -22,7 +22,7 @@ from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 
-from ._engine import create_engine, normalise_url
+from ._engine import create_engine, normalise_url, ping
 from ._records import (
     ApiKeyRecord,
     AuditEntry,
@@ -128,8 +128,8 @@ class Store:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str) -> Store:
-        engine = create_engine(normalise_url(url))
+    async def open(cls, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Store:
+        engine = create_engine(normalise_url(url), pool_size=pool_size, max_overflow=max_overflow)
         try:
             await cls._create_schema(engine)
         except BaseException:
@@ -165,6 +165,10 @@ class Store:
         deadline = loop.time() + _CLOSE_GRACE_SECONDS
         while checked_out() and loop.time() < deadline:  # noqa: ASYNC110 (a count, no event)
             await asyncio.sleep(0.01)
+
+    async def ping(self) -> None:
+        """A trivial query: raises when the database cannot be reached (readiness)."""
+        await ping(self._engine)
 
     @property
     def url_for_display(self) -> str:
