@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -53,13 +55,46 @@ def chromium_path() -> str:
     return path
 
 
+def kill_group(process_id: int) -> None:
+    """Kill a chromium started with ``start_new_session=True`` and every helper it forked.
+
+    Its renderer, zygote and crash handler share its process group and outlive a kill
+    of the browser process alone, writing into the profile folder meanwhile.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process_id, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def chromium_profile() -> Iterator[Path]:
+    """A fresh ``--user-data-dir``, removed afterwards; kill chromium's group first.
+
+    Removal is retried briefly: a helper killed a moment ago may have been finishing a
+    write, and a folder left behind would pile up in /tmp on every run.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
+    try:
+        yield folder
+    finally:
+        for attempt in range(50):
+            try:
+                shutil.rmtree(folder)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+
 def run_chromium(url: str, *flags: str, budget_ms: int = 10_000, timeout: float = 90) -> str:
     """Run headless chromium offline on `url` with extra `flags`; returns its stdout.
 
     `budget_ms` is the virtual time the page gets to settle (network waits do
     not consume it).  A non-zero exit fails the test with chromium's stderr.
     """
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+    with chromium_profile() as profile:
         command = [
             chromium_path(),
             *OFFLINE_FLAGS,
@@ -68,15 +103,23 @@ def run_chromium(url: str, *flags: str, budget_ms: int = 10_000, timeout: float 
             *flags,
             url,
         ]
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    if result.returncode != 0:
+        with subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, for kill_group
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            finally:
+                kill_group(process.pid)
+    if process.returncode != 0:
         pytest.fail(
-            f"chromium exited with {result.returncode}: {' '.join(command)}\n{result.stderr}",
+            f"chromium exited with {process.returncode}: {' '.join(command)}\n{stderr}",
             pytrace=False,
         )
-    return result.stdout
+    return stdout
 
 
 def dump_dom(url: str, *, budget_ms: int = 10_000) -> str:

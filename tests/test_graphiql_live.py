@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import socket
-import tempfile
 import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,7 +82,7 @@ class DevTools:
 @contextlib.asynccontextmanager
 async def chromium_at(url: str) -> AsyncIterator[DevTools]:
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+    with browser.chromium_profile() as profile:
         process = await asyncio.create_subprocess_exec(
             browser.chromium_path(),
             *browser.OFFLINE_FLAGS,
@@ -93,6 +92,7 @@ async def chromium_at(url: str) -> AsyncIterator[DevTools]:
             url,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, for kill_group
         )
         try:
             async with httpx.AsyncClient() as http:
@@ -108,7 +108,7 @@ async def chromium_at(url: str) -> AsyncIterator[DevTools]:
             async with websockets.connect(pages[0]["webSocketDebuggerUrl"], max_size=None) as ws:
                 yield DevTools(ws)
         finally:
-            process.kill()
+            browser.kill_group(process.pid)
             await process.wait()
 
 
