@@ -35,6 +35,11 @@ class ServedApp:
     async def stop(self) -> None:
         self.server.should_exit = True
         await self.task
+        # uvicorn cancels requests still running after the graceful timeout but does not
+        # wait for them: wait here, so nothing they hold outlives the server.
+        pending = [task for task in self.server.server_state.tasks if not task.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def serve_asgi(
