@@ -168,6 +168,17 @@ class ClusterSettings:
     namespace: str = "bg"
     #: Seconds between two background health checks of the upstreams (jittered ±20 %).
     upstream_health_seconds: float = 15.0
+    #: Single upstream sessions (QST, QORT): a silent holder's lease ends this many
+    #: seconds after its last heartbeat; a killed or stopped one hands over at once.
+    lease_seconds: float = 5.0
+    #: How long a call waits for a holder during a hand-over (0: ``lease_seconds``).
+    route_wait_seconds: float = 0.0
+    #: HMAC key of calls routed between replicas (the same on every replica); unset,
+    #: one is derived from ``[cache] secret``.
+    secret: Secret | None = None
+    #: Where the other replicas reach this one (``http://pod-ip:8000``); unset, the
+    #: address ``serve`` bound (the host name when it bound every interface).
+    advertise_url: str | None = None
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.fullmatch(self.namespace):
@@ -177,6 +188,8 @@ class ClusterSettings:
             )
         if self.upstream_health_seconds <= 0:
             raise ConfigError("[cluster] upstream_health_seconds must be greater than 0")
+        if self.lease_seconds < 1:
+            raise ConfigError("[cluster] lease_seconds must be at least 1")
 
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")

@@ -328,9 +328,25 @@ class Connector(abc.ABC):
     #: key cannot apply it twice.  Only then does the gateway re-drive a write whose
     #: outcome was lost (crash, timeout) once its claim has gone stale.
     idempotent_writes: ClassVar[bool] = False
+    #: True when the upstream allows one session per credential (QST closes an older
+    #: session of the same login, QORT serves one connected application).  The gateway
+    #: then starts this connector on one replica only, the holder of a cluster-wide
+    #: lease on :meth:`session_identity`, and routes the other replicas' calls to it;
+    #: a connector never locks on its own.  In a single process the lease is local.
+    single_session: ClassVar[bool] = False
 
     def __init__(self, context: ConnectorContext) -> None:
         self.context = context
+
+    def session_identity(self) -> str:
+        """The credential whose session is single (e.g. the upstream URL and login).
+
+        Called before :meth:`start`, on every replica, from the settings alone.
+        Connectors configured with the same identity share one lease; the gateway
+        hashes it, so it never leaves the process in clear.  By default the settings
+        section's name.
+        """
+        return self.context.name
 
     async def start(self) -> None:  # noqa: B027  (optional hook, empty on purpose)
         """Open sessions and pools; called once before the first request."""

@@ -8,12 +8,13 @@ real sockets, exactly as deployed.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
 
-from gateway.asgi_server import serve_asgi
+from gateway.asgi_server import ServedApp, serve_asgi
 from gateway.config import Settings
 from gateway.graphql import BrokerGraphSchema, build_schema
 from gateway.http.app import create_app
@@ -41,6 +42,13 @@ class RunningGateway:
         return self.graphql_url.replace("http://", "ws://", 1)
 
 
+def advertised_url(served: ServedApp) -> str:
+    """The bound address, or this host's name when every interface was bound."""
+    if served.host in ("0.0.0.0", "::"):  # noqa: S104 (comparing, not binding)
+        return f"{served.scheme}://{socket.gethostname()}:{served.port}"
+    return served.url
+
+
 @contextlib.asynccontextmanager
 async def running_gateway(
     settings: Settings, plugins: Plugins, *, host: str | None = None, port: int | None = None
@@ -58,9 +66,13 @@ async def running_gateway(
             server_header=False,
             ws_max_size=WS_MAX_MESSAGE_BYTES,
         )
+        services.registry.advertise(settings.cluster.advertise_url or advertised_url(served))
         try:
             yield RunningGateway(served.url, services, schema, served.server)
         finally:
+            # Hand single upstream sessions over first: the next replica takes them at
+            # once, while this one finishes its requests (routing its own to the new holder).
+            await services.registry.step_down()
             await served.stop()
     finally:
         await services.close()

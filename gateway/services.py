@@ -25,6 +25,7 @@ from gateway.auth import (
 )
 from gateway.cache import Cache, SharedReads, create_cache
 from gateway.cache._redis import redis_client
+from gateway.cluster import open_cluster
 from gateway.config import AuthSettings, ConfigError, Secret, Settings
 from gateway.connectors import ConnectorContext
 from gateway.events import EventLog, Retention, create_event_log
@@ -198,7 +199,9 @@ class GatewayServices:
         for name in settings.connectors:
             if name not in plugins.connector_classes:
                 logger.warning("settings name connector %r but no plugin provides it", name)
-        registry = ConnectorRegistry(plugins.connector_classes, contexts, policies)
+        registry = ConnectorRegistry(
+            plugins.connector_classes, contexts, policies, open_cluster(settings)
+        )
         shared_redis = _share_rate_limits(registry, settings)
         await registry.start()
         upstream_health = UpstreamHealthChecker(registry, settings.cluster.upstream_health_seconds)

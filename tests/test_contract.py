@@ -243,6 +243,14 @@ def test_resolved_annotations_keep_models_serialisable() -> None:
     assert hints["store"] is gateway.contract.ConnectorStore
 
 
+def test_a_connector_declares_a_single_session_through_the_contract() -> None:
+    """Cluster-wide single sessions are the gateway's job: a connector only declares them."""
+    connector = gateway.contract.Connector
+    assert connector.single_session is False
+    assert list(inspect.signature(connector.session_identity).parameters) == ["self"]
+    assert typing.get_type_hints(connector.session_identity)["return"] is str
+
+
 def test_error_codes_are_pinned_and_in_the_graphql_enum() -> None:
     assert ERROR_CODES == PINNED_ERROR_CODES
     assert {member.value for member in ErrorCode} == {*ERROR_CODES, "INTERNAL"}

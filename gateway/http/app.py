@@ -8,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from gateway.graphql import BrokerGraphSchema
+from gateway.http.cluster import cluster_routes
 from gateway.http.graphiql import graphiql_routes
 from gateway.http.graphql_http import GraphQLHTTPHandler
 from gateway.http.websocket import GraphQLWebSocket
@@ -30,6 +31,7 @@ def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> Starlett
         Route("/graphql", graphql_endpoint, methods=ALL_METHODS),
         WebSocketRoute("/graphql", GraphQLWebSocket(services, schema)),
         *graphiql_routes(),
+        *cluster_routes(services),
         *services.plugins.collect("brokergraph_routes", services=services),
     ]
     app = Starlette(routes=routes)

@@ -262,6 +262,8 @@ class QortConnector(
     cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {
         Capability.PARTNER_DIRECTORY: 30.0,
     }
+    #: QORT serves one connected application at a time: one replica holds its session.
+    single_session: ClassVar[bool] = True
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
@@ -270,6 +272,9 @@ class QortConnector(
         self._limit = asyncio.Semaphore(max(1, self.settings.max_concurrency))
 
     # ------------------------------------------------------------------ lifecycle
+
+    def session_identity(self) -> str:
+        return self.settings.url
 
     async def start(self) -> None:
         """Load the WSDL and take QORT's one session now; a refusal is not fatal."""

@@ -85,6 +85,8 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             Capability.ORDER_STREAM,
         }
     )
+    #: QST closes an older session of the same login (4101): one replica holds it.
+    single_session: ClassVar[bool] = True
 
     def __init__(self, context: ConnectorContext) -> None:
         super().__init__(context)
@@ -106,6 +108,9 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         self.resync_changes = 0
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def session_identity(self) -> str:
+        return f"{self.settings.url} {self.settings.username}"
 
     @property
     def session(self) -> QstSession:
