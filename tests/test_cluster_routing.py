@@ -21,7 +21,15 @@ from typing import Any, ClassVar, cast
 import orjson
 import pytest
 
-from gateway.cluster import Cluster, Holder, Lease, LeaseHooks, LeaseManager, RoutedConnector
+from gateway.cluster import (
+    Cluster,
+    Holder,
+    Lease,
+    LeaseHooks,
+    LeaseManager,
+    PostgresLeases,
+    RoutedConnector,
+)
 from gateway.cluster import serve_call as serve
 from gateway.cluster._codec import decode, decode_error, encode, encode_error
 from gateway.cluster._signing import SeenCalls, sign, verify
@@ -240,3 +248,14 @@ def test_answers_keep_what_idempotency_records_drop() -> None:
     limited = decode_error(encode_error(RateLimited("slow down", retry_after=1.5)))
     assert isinstance(limited, RateLimited)
     assert limited.retry_after == 1.5
+
+
+async def test_the_lease_manager_is_a_readiness_check(postgres_url: str) -> None:
+    cluster = Cluster(PostgresLeases(postgres_url, lease_seconds=1), SECRET)
+    assert not await cluster.ready()
+    await cluster.start()
+    try:
+        assert await cluster.ready()  # ready without holding anything: it routes
+    finally:
+        await cluster.close()
+    assert not await cluster.ready()

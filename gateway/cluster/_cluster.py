@@ -57,6 +57,14 @@ class Cluster:
         """Readiness hook: the lease manager is started and campaigning."""
         return self.leases.running
 
+    async def ready(self) -> bool:
+        """The readiness check of the lease manager (``Readiness.add("leases", …)``).
+
+        True while it runs — whether or not this replica holds any lease: a replica
+        that routes to the holder serves as well as the holder does.
+        """
+        return self.running
+
     @property
     def router(self) -> Router:
         if self._router is None:

@@ -133,6 +133,12 @@ class PostgresLeases(LeaseManager):
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Started, not closed, and every campaign alive (a crashed one would never hold)."""
+        tasks = [c.task for c in self._campaigns.values()]
+        return self._running and all(t is not None and not t.done() for t in tasks)
+
     def advertise(self, address: str) -> None:
         super().advertise(address)
         self._advertised.set()
