@@ -37,7 +37,7 @@ from tests.cluster_replicas import Replica, replicas
 
 pytestmark = pytest.mark.timeout(120)
 
-LEASE_SECONDS = 2
+LEASE_SECONDS = 3
 JWT_SECRET = secrets.token_urlsafe(48)
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
   order { externalId status } errors { code message } } }"""
