@@ -179,9 +179,8 @@ class GatewayServices:
         events = create_event_log(
             settings.events.url,
             secret=cache_secret,
-            retention=Retention(
-                settings.events.retention_count, settings.events.retention_seconds
-            ),
+            namespace=f"{settings.cluster.namespace}:events:",
+            retention=Retention(settings.events.retention_count, settings.events.retention_seconds),
             reconnect_seconds=settings.events.reconnect_seconds,
         )
         contexts = {
@@ -226,6 +225,8 @@ class GatewayServices:
         )
         services.readiness.add("store", store.ping)
         services.readiness.add("plugins", services._plugins_serving)
+        # The lease manager runs (whether or not this replica holds a session).
+        services.readiness.add("leases", registry.cluster.ready)
         return services
 
     async def _plugins_serving(self) -> bool:

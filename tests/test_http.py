@@ -135,7 +135,10 @@ async def test_health_and_readiness(gateway: Any, client: Any) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"plugins": "ok", "store": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"leases": "ok", "plugins": "ok", "store": "ok"},
+    }
     # Vendors are reported apart from readiness, from the background checker.
     upstreams = await client.get("/upstreamz")
     assert upstreams.status_code == 200

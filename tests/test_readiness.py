@@ -51,7 +51,7 @@ async def test_readiness_never_calls_a_vendor_and_holds_while_it_is_down(
     for _ in range(10):
         assert await get(checked, "/readyz") == (
             200,
-            {"status": "ready", "checks": {"plugins": "ok", "store": "ok"}},
+            {"status": "ready", "checks": {"leases": "ok", "plugins": "ok", "store": "ok"}},
         )
         assert (await get(checked, "/upstreamz"))[0] == 200
         _, body = await checked.query(HEALTH)
