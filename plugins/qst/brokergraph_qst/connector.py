@@ -11,7 +11,9 @@ Order state is kept per account in :mod:`brokergraph_qst.streams`: every Order
 notification moves it forward (never back: a crossed, stale order book is ignored),
 every order book read is diffed against it, and so is the snapshot taken after each
 reconnect — which is how a change made while the connection was down still reaches
-subscribers, once, in order.
+subscribers, once, in order.  Every event goes onto the gateway's event log (one
+appender per session, in arrival order: :mod:`brokergraph_qst.appender`), which
+numbers it per account once for the whole cluster; subscriptions read the log.
 
 Writes return when QST has acknowledged them: the response *and* the order
 notification that follows (placeOrder: the first one, with the order number of the
@@ -32,9 +34,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import ClassVar
 
 from brokergraph_qst import convert, wire
+from brokergraph_qst.appender import EventAppender
 from brokergraph_qst.session import QstSession, refusal
 from brokergraph_qst.settings import QstSettings
-from brokergraph_qst.streams import RESTING, AccountFeed, Feeds
+from brokergraph_qst.streams import RESTING, AccountFeed, Feeds, follow_account
 from gateway.contract import (
     Account,
     AccountReads,
@@ -71,6 +74,8 @@ TERMINAL = frozenset(OrderStatus) - RESTING
 REASON_WAIT_SECONDS = 2.0
 #: Reject reasons remembered for order reads (the order book does not carry them).
 MAX_REJECT_REASONS = 10_000
+#: How long closing waits for the events still queued for the event log.
+DRAIN_SECONDS = 5.0
 
 
 class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStream):
@@ -93,7 +98,8 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         self._log = context.logger
         self.settings = QstSettings.from_section(context.name, context.settings)
         self._session: QstSession | None = None
-        self.feeds = Feeds(PLATFORM, max_lag=self.settings.max_subscriber_lag)
+        self.feeds = Feeds(PLATFORM)
+        self._appender = EventAppender(context.events, self._log)
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, list[tuple[Callable[[Order], bool], asyncio.Future[Order]]]] = {}
         #: Error texts as they arrive: (arrival number, notice), for refusals to explain.
@@ -123,6 +129,7 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         return self.session.config.username
 
     async def start(self) -> None:
+        self._appender.start()
         self._session = QstSession(
             self.settings.session_config(),
             on_notice=self._on_notice,
@@ -132,9 +139,11 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         await self._session.start()
 
     async def close(self) -> None:
-        self.feeds.close()
         if self._session is not None:
             await self._session.close()
+        # After the session: no event comes any more, and what came reaches the log
+        # before the session is handed over to another replica.
+        await self._appender.close(DRAIN_SECONDS)
 
     async def health(self) -> ConnectorHealth:
         session = self._session
@@ -158,10 +167,12 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             self._on_text(notice)
         elif isinstance(notice, wire.PositionNotice):
             feed = self.feeds[notice.position.account_id]
-            feed.publish(OrderEventKind.POSITION, position=self._position(feed, notice.position))
+            position = self._position(feed, notice.position)
+            self._emit(feed, feed.event(OrderEventKind.POSITION, position=position))
         elif isinstance(notice, wire.AccountInfoNotice):
             feed = self.feeds[notice.info.account_id]
-            feed.publish(OrderEventKind.ACCOUNT, account=self._account(notice.info))
+            account = self._account(notice.info)
+            self._emit(feed, feed.event(OrderEventKind.ACCOUNT, account=account))
         else:  # account status (login, switch, logout) and connection status: session noise
             self._log.debug("QST notice %r", notice)
 
@@ -170,9 +181,16 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             self._last_rejected[order.account_id] = order.id
         self._apply(self.feeds[order.account_id], order)
 
+    def _emit(self, feed: AccountFeed, event: OrderEvent) -> None:
+        """Queue ``event`` for the event log, which numbers it (in arrival order)."""
+        self._appender.put(feed.topic, event, lambda sequence: feed.logged(sequence, event))
+
     def _apply(self, feed: AccountFeed, order: Order, kind: OrderEventKind | None = None) -> bool:
         """Move an order forward (publishing it) and wake whoever waits on it."""
-        changed = feed.apply_order(order, kind) is not None
+        event = feed.apply_order(order, kind)
+        if event is not None:
+            self._emit(feed, event)
+        changed = event is not None
         state = feed.order(order.id) or order
         for predicate, future in self._waiters.get(order.id, ()):
             if not future.done() and predicate(state):
@@ -185,7 +203,8 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             self._log.info("QST text without an account: %s", notice.title)
             return
         raw = {"title": notice.title, "body": notice.body}
-        self.feeds[account].publish(OrderEventKind.TEXT, text=notice.body, raw=raw)
+        feed = self.feeds[account]
+        self._emit(feed, feed.event(OrderEventKind.TEXT, text=notice.body, raw=raw))
         if not notice.is_error:
             return
         rejected = self._last_rejected.pop(account, None)
@@ -237,10 +256,15 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             if first:
                 feed.positions[net.contract] = position
             elif not same:
-                feed.publish(OrderEventKind.POSITION, position=position)
+                self._emit(feed, feed.event(OrderEventKind.POSITION, position=position))
                 changes += 1
         feed.loaded = True
-        if not first:
+        if first:
+            # Closes the book in the log: what this replica logged is now the whole
+            # account, and a snapshot has a sequence to continue from.
+            text = f"order book loaded: {len(book.orders)} orders"
+            self._emit(feed, feed.event(OrderEventKind.ORDER_BOOK_SNAPSHOT, text=text))
+        else:
             self.resync_changes += changes
         return [self._with_reason(feed.order(o.id) or o) for o in book.orders]
 
@@ -499,15 +523,42 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
 
     # -- order stream -------------------------------------------------------------------------
 
-    async def order_events(self, account_id: str) -> AsyncIterator[OrderEvent]:
-        """A snapshot of the working orders, then every event of the account, numbered.
+    async def order_events(
+        self, account_id: str, *, after: int | None = None
+    ) -> AsyncIterator[OrderEvent]:
+        """The account's events from the gateway's event log, numbered by it.
 
-        Subscribers share one upstream session and one feed per account; a reconnect
-        does not end the stream (the changes it missed follow once resynchronised).
+        Without ``after``: a snapshot of the working orders as of a logged sequence,
+        then every event after it.  With ``after`` (the last sequence a subscriber
+        got): what it missed — orders that reached a final state meanwhile included —
+        then live events.  A reconnect of the session does not end the stream (the
+        changes it missed follow once resynchronised).
         """
+        snapshot: list[OrderEvent] = []
+        if after is None:
+            snapshot = await self._snapshot(account_id)
+            after = snapshot[-1].sequence
+        feed = self.feeds[account_id]
+        feed.subscriber_count += 1
+        try:
+            events = follow_account(
+                self.context.events,
+                account_id,
+                snapshot=snapshot,
+                after=after,
+                max_queue=self.settings.max_subscriber_lag,
+            )
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
+        finally:
+            feed.subscriber_count -= 1
+
+    async def _snapshot(self, account_id: str) -> list[OrderEvent]:
+        """The working orders as logged, ending at the sequence to follow the log from."""
         await self._ready()
         self.session.known_account(account_id)
         feed = await self._ensure_loaded(account_id)
-        async with contextlib.aclosing(feed.follow()) as events:
-            async for event in events:
-                yield event
+        # Everything noticed until now is in the log: the snapshot includes the book.
+        await self._appender.drained()
+        return feed.snapshot()

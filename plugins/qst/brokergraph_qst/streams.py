@@ -1,50 +1,46 @@
-"""Per-account ordered event fan-out with gap-revealing sequence numbers.
+"""Per-account order state, and the account's events as the gateway's event log holds them.
 
-One :class:`AccountFeed` per QST account holds
+One :class:`AccountFeed` per QST account keeps two views of the account:
 
-* ``sequence``: the number of the account's last event.  It grows by one per event
-  and never resets while the connector lives (reconnects included), so a client
-  sees a gap as a jump;
-* the latest state of every order it has seen, with the sequence number of the
-  event that set it: what a new subscriber's snapshot is made of, and what a
-  resynchronisation after a reconnect is diffed against (:func:`is_newer`);
-* its subscribers, each a bounded queue.  Publishing is synchronous and does not
-  await, so every subscriber gets every event in the same order, and one upstream
-  notification costs one model conversion whatever the number of subscribers.
+* the *live* state — every order as its latest notification left it, the net
+  positions, the account information — moved forward synchronously as QST's
+  notifications arrive (:func:`is_newer`: a crossed, stale order book is never
+  applied).  Reads, writes waiting for their acknowledgement and the diff after a
+  reconnect work on it;
+* the *logged* state — the resting orders as of ``sequence``, the last event of the
+  account the event log numbered for this connector.  The connector's one appender
+  updates it after each append, so ``(logged orders, sequence)`` is always a
+  consistent pair: what a new subscription's snapshot is made of.
 
-A subscription starts with ``ORDER_BOOK_SNAPSHOT`` events: one per working order,
-carrying the sequence number of the event that put the order in its current state,
-then (unless the last one already carries it) a closing snapshot event with no order
-carrying the feed's current sequence.  Live events follow from ``sequence + 1``:
-within a subscription numbers strictly increase; after the snapshot they grow by one.
-
-A subscriber that falls more than ``max_lag`` events behind is cut off: its stream
-ends with an error (RATE_LIMITED, ``details.reason = "SLOW_CONSUMER"``) instead of
-silently missing events, and the client subscribes again for a fresh snapshot.
+Events are numbered by the log (:func:`topic_for` names the account's topic), once,
+where they enter the cluster: :meth:`AccountFeed.event` makes them unnumbered
+(``sequence`` 0).  A subscription (:func:`follow_account`) starts with
+``ORDER_BOOK_SNAPSHOT`` events — one per resting order, carrying the sequence of the
+event that put it in its current state, then (unless the last one already carries
+it) a closing snapshot event with no order carrying ``sequence`` — and continues
+with the log's entries after that sequence: none in between is lost or repeated.
+A resume point instead of a snapshot replays what was missed from the log.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from collections.abc import AsyncGenerator, Mapping
+import dataclasses
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.contract import (
     Account,
-    BrokerGraphError,
+    EventLog,
     Order,
     OrderEvent,
     OrderEventKind,
     OrderStatus,
     OrderType,
     Position,
-    RateLimited,
-    UpstreamUnavailable,
 )
 
-__all__ = ["RESTING", "AccountFeed", "Feeds", "Subscriber", "is_newer"]
+__all__ = ["RESTING", "AccountFeed", "Feeds", "follow_account", "is_newer", "topic_for"]
 
 RESTING = frozenset({OrderStatus.PENDING, OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED})
 _RANK: Mapping[OrderStatus, int] = {
@@ -57,6 +53,11 @@ _RANK: Mapping[OrderStatus, int] = {
     OrderStatus.EXPIRED: 3,
 }
 TERMINAL = 3
+
+
+def topic_for(account_id: str) -> str:
+    """The event-log topic of one QST account's order events."""
+    return f"qst:orders:{account_id}"
 
 
 def _fingerprint(order: Order) -> tuple[Any, ...]:
@@ -96,105 +97,36 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Subscriber:
-    """One subscription's queue; iterate it with ``async for`` (see :meth:`AccountFeed.follow`)."""
-
-    __slots__ = ("_error", "_events", "_max_lag", "_snapshot_left", "_waiter")
-
-    def __init__(self, max_lag: int) -> None:
-        self._events: deque[OrderEvent] = deque()
-        self._max_lag = max_lag
-        self._waiter: asyncio.Future[None] | None = None
-        self._error: BrokerGraphError | None = None
-        #: Snapshot events still queued: they do not count against ``max_lag``.
-        self._snapshot_left = 0
-
-    @property
-    def lagging(self) -> int:
-        """Live events queued and not yet taken."""
-        return len(self._events) - self._snapshot_left
-
-    def push(self, event: OrderEvent) -> bool:
-        """Queue ``event``; False once the subscriber was cut off."""
-        if self._error is not None:
-            return False
-        if self.lagging >= self._max_lag:
-            self.fail(
-                RateLimited(
-                    f"this subscription fell more than {self._max_lag} events behind and was "
-                    "ended; subscribe again for a fresh snapshot",
-                    retry_after=0,
-                    details={"reason": "SLOW_CONSUMER"},
-                )
-            )
-            return False
-        self._events.append(event)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return True
-
-    def prime(self, events: list[OrderEvent]) -> None:
-        """Queue a snapshot; it does not count against the lag allowance."""
-        self._events.extend(events)
-        self._snapshot_left += len(events)
-
-    def fail(self, error: BrokerGraphError) -> None:
-        """End the stream with ``error``; what is still queued is dropped (a gap anyway)."""
-        if self._error is None:
-            self._error = error
-            self._events.clear()
-            self._snapshot_left = 0
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-
-    async def next(self) -> OrderEvent:
-        while not self._events:
-            if self._error is not None:
-                raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        if self._snapshot_left:
-            self._snapshot_left -= 1
-        return self._events.popleft()
-
-
 class AccountFeed:
-    """The events of one account; see the module docstring."""
+    """The state and events of one account; see the module docstring."""
 
-    def __init__(self, platform: str, account_id: str, *, max_lag: int = 1000) -> None:
+    def __init__(self, platform: str, account_id: str) -> None:
         self.platform = platform
         self.account_id = account_id
-        self.max_lag = max_lag
-        self.sequence = 0
-        #: order id -> (sequence of the event that set this state, the state)
-        self.orders: dict[str, tuple[int, Order]] = {}
+        self.topic = topic_for(account_id)
+        #: order id -> its live state
+        self.orders: dict[str, Order] = {}
         #: contract -> the latest net position
         self.positions: dict[str, Position] = {}
         self.account: Account | None = None
         #: Set once a full order book of the account was applied.
         self.loaded = False
-        self._subscribers: dict[Subscriber, None] = {}
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        #: The last sequence the log gave this account's events here (None: none yet).
+        self.sequence: int | None = None
+        #: order id -> (sequence of the logged event that set it, the state): resting only.
+        self._logged: dict[str, tuple[int, Order]] = {}
+        #: Subscriptions following the account now.
+        self.subscriber_count = 0
 
     def order(self, order_id: str) -> Order | None:
-        entry = self.orders.get(order_id)
-        return None if entry is None else entry[1]
+        return self.orders.get(order_id)
 
     def working(self) -> list[Order]:
-        entries = sorted(self.orders.values(), key=lambda e: e[0])
-        return [order for _, order in entries if order.status in RESTING]
+        return [order for order in self.orders.values() if order.status in RESTING]
 
-    # -- publishing ---------------------------------------------------------------------
+    # -- events (unnumbered until the log numbers them) ----------------------------------
 
-    def publish(
+    def event(
         self,
         kind: OrderEventKind,
         *,
@@ -204,12 +136,17 @@ class AccountFeed:
         text: str | None = None,
         raw: Mapping[str, Any] | None = None,
     ) -> OrderEvent:
-        """Number an event, remember the state it carries and hand it to every subscriber."""
-        self.sequence += 1
-        event = OrderEvent(
+        """An event of the account, its state remembered as live; the log numbers it."""
+        if order is not None:
+            self.orders[order.id] = order
+        if position is not None:
+            self.positions[position.symbol] = position
+        if account is not None:
+            self.account = account
+        return OrderEvent(
             platform=self.platform,
             account_id=self.account_id,
-            sequence=self.sequence,
+            sequence=0,
             kind=kind,
             at=_now(),
             order=order,
@@ -218,35 +155,38 @@ class AccountFeed:
             text=text,
             raw=raw,
         )
-        if order is not None:
-            self.orders[order.id] = (self.sequence, order)
-        if position is not None:
-            self.positions[position.symbol] = position
-        if account is not None:
-            self.account = account
-        dropped = [s for s in self._subscribers if not s.push(event)]
-        for subscriber in dropped:
-            self._subscribers.pop(subscriber, None)
-        return event
 
     def apply_order(self, order: Order, kind: OrderEventKind | None = None) -> OrderEvent | None:
-        """Publish ``order`` if it moves the order forward; None for stale or same states."""
-        if not is_newer(self.order(order.id), order):
+        """The event of ``order`` if it moves the order forward; None for stale or same states."""
+        previous = self.order(order.id)
+        if not is_newer(previous, order):
             return None
         if kind is None:
-            previous = self.order(order.id)
             filled_before = previous.filled_quantity if previous is not None else 0
             kind = (
                 OrderEventKind.FILL
                 if order.filled_quantity > filled_before
                 else OrderEventKind.ORDER
             )
-        return self.publish(kind, order=order)
+        return self.event(kind, order=order)
+
+    def logged(self, sequence: int, event: OrderEvent) -> None:
+        """The log numbered ``event`` ``sequence``: the logged state moves with it."""
+        self.sequence = sequence
+        order = event.order
+        if order is None:
+            return
+        if order.status in RESTING:
+            self._logged[order.id] = (sequence, order)
+        else:
+            self._logged.pop(order.id, None)
 
     # -- subscribing ---------------------------------------------------------------------
 
     def snapshot(self) -> list[OrderEvent]:
-        """The working orders as ORDER_BOOK_SNAPSHOT events, ending at ``sequence``."""
+        """The logged resting orders as ORDER_BOOK_SNAPSHOT events, ending at ``sequence``."""
+        if self.sequence is None:
+            raise RuntimeError("no event of this account was logged yet")
         at = _now()
         events = [
             OrderEvent(
@@ -257,9 +197,7 @@ class AccountFeed:
                 at=at,
                 order=order,
             )
-            for sequence, order in sorted(
-                (e for e in self.orders.values() if e[1].status in RESTING), key=lambda e: e[0]
-            )
+            for sequence, order in sorted(self._logged.values(), key=lambda e: e[0])
         ]
         if not events or events[-1].sequence != self.sequence:
             events.append(
@@ -274,45 +212,37 @@ class AccountFeed:
             )
         return events
 
-    def subscribe(self) -> Subscriber:
-        """A new subscriber, its queue primed with the snapshot (atomically: no await)."""
-        subscriber = Subscriber(self.max_lag)
-        subscriber.prime(self.snapshot())
-        self._subscribers[subscriber] = None
-        return subscriber
 
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.pop(subscriber, None)
-
-    async def follow(self) -> AsyncGenerator[OrderEvent, None]:
-        """The snapshot, then live events, until the subscriber is cut off or leaves."""
-        subscriber = self.subscribe()
-        try:
-            while True:
-                yield await subscriber.next()
-        finally:
-            self.unsubscribe(subscriber)
-
-    def end_all(self, error: BrokerGraphError) -> None:
-        for subscriber in list(self._subscribers):
-            subscriber.fail(error)
-        self._subscribers.clear()
+async def follow_account(
+    log: EventLog,
+    account_id: str,
+    *,
+    snapshot: Iterable[OrderEvent] = (),
+    after: int,
+    max_queue: int = 1000,
+) -> AsyncGenerator[OrderEvent, None]:
+    """``snapshot``, then the account's logged events after ``after``, each numbered
+    by the log (the same on every replica), until the subscriber leaves."""
+    for event in snapshot:
+        yield event
+    async with log.follow(topic_for(account_id), after=after, max_queue=max_queue) as entries:
+        async for entry in entries:
+            event = entry.event
+            if isinstance(event, OrderEvent):
+                yield dataclasses.replace(event, sequence=entry.sequence)
 
 
 class Feeds:
     """The feeds of one connector, by account id."""
 
-    def __init__(self, platform: str, *, max_lag: int = 1000) -> None:
+    def __init__(self, platform: str) -> None:
         self.platform = platform
-        self.max_lag = max_lag
         self._feeds: dict[str, AccountFeed] = {}
 
     def __getitem__(self, account_id: str) -> AccountFeed:
         feed = self._feeds.get(account_id)
         if feed is None:
-            feed = self._feeds[account_id] = AccountFeed(
-                self.platform, account_id, max_lag=self.max_lag
-            )
+            feed = self._feeds[account_id] = AccountFeed(self.platform, account_id)
         return feed
 
     def get(self, account_id: str) -> AccountFeed | None:
@@ -320,7 +250,3 @@ class Feeds:
 
     def loaded(self) -> list[AccountFeed]:
         return [f for f in self._feeds.values() if f.loaded]
-
-    def close(self) -> None:
-        for feed in self._feeds.values():
-            feed.end_all(UpstreamUnavailable("the QST connector was closed"))
