@@ -34,6 +34,8 @@ TEST_JWT_SECRET = "brokergraph-test-secret-0123456789abcdefghijklmn"
 #: Partner code -> broker, as ``brokergraph demo`` seeds them.
 DEMO_PARTNERS: Mapping[str, str] = {code: broker for code, (broker, _) in DEMO_SEED.items()}
 TOKEN_TTL_SECONDS = 24 * 3600
+#: The background upstream check's interval in test gateways: none during a test.
+QUIET_HEALTH_CHECK_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ async def open_test_gateway(
 
     ``connector_settings`` adds keys to a sandbox's connector section (by name);
     ``sections`` are further settings sections (``resilience={...}``, ``limits={...}``).
+    The background upstream check runs once at start and then only hourly (unless a
+    ``cluster`` section says otherwise), so tests can count the calls they cause.
     """
     plugins = load_plugins(entry_points=False, extra=[plugin], strict=True)
     extra = connector_settings or {}
@@ -154,6 +158,7 @@ async def open_test_gateway(
             "auth": {"jwt_secret": TEST_JWT_SECRET},
             "store": {"url": f"sqlite+aiosqlite:///{store_dir / 'store.db'}"},
             "plugins": {"strict": True},
+            "cluster": {"upstream_health_seconds": QUIET_HEALTH_CHECK_SECONDS},
             "connectors": {
                 s.name: {**s.connector_settings(), **extra.get(s.name, {})} for s in sandboxes
             },
