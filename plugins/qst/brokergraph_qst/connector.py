@@ -35,9 +35,10 @@ from typing import ClassVar
 
 from brokergraph_qst import convert, wire
 from brokergraph_qst.appender import EventAppender
+from brokergraph_qst.records import RecordSaver, record_id
 from brokergraph_qst.session import QstSession, refusal
 from brokergraph_qst.settings import QstSettings
-from brokergraph_qst.streams import RESTING, AccountFeed, Feeds, follow_account
+from brokergraph_qst.streams import RESTING, AccountFeed, Feeds, follow_account, snapshot_of
 from gateway.contract import (
     Account,
     AccountReads,
@@ -98,8 +99,12 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         self._log = context.logger
         self.settings = QstSettings.from_section(context.name, context.settings)
         self._session: QstSession | None = None
+        self._closed = False
         self.feeds = Feeds(PLATFORM)
         self._appender = EventAppender(context.events, self._log)
+        self._records = RecordSaver(
+            context.store, context.name, lambda a: self.feeds[a].record(), self._log
+        )
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, list[tuple[Callable[[Order], bool], asyncio.Future[Order]]]] = {}
         #: Error texts as they arrive: (arrival number, notice), for refusals to explain.
@@ -130,6 +135,7 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
 
     async def start(self) -> None:
         self._appender.start()
+        self._records.start()
         self._session = QstSession(
             self.settings.session_config(),
             on_notice=self._on_notice,
@@ -139,11 +145,13 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         await self._session.start()
 
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
         # After the session: no event comes any more, and what came reaches the log
         # before the session is handed over to another replica.
         await self._appender.close(DRAIN_SECONDS)
+        await self._records.close(DRAIN_SECONDS)
 
     async def health(self) -> ConnectorHealth:
         session = self._session
@@ -183,7 +191,13 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
 
     def _emit(self, feed: AccountFeed, event: OrderEvent) -> None:
         """Queue ``event`` for the event log, which numbers it (in arrival order)."""
-        self._appender.put(feed.topic, event, lambda sequence: feed.logged(sequence, event))
+
+        def logged(sequence: int) -> None:
+            feed.logged(sequence, event)
+            if event.order is not None or event.kind is OrderEventKind.ORDER_BOOK_SNAPSHOT:
+                self._records.changed(feed.account_id)
+
+        self._appender.put(feed.topic, event, logged)
 
     def _apply(self, feed: AccountFeed, order: Order, kind: OrderEventKind | None = None) -> bool:
         """Move an order forward (publishing it) and wake whoever waits on it."""
@@ -556,6 +570,9 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
 
     async def _snapshot(self, account_id: str) -> list[OrderEvent]:
         """The working orders as logged, ending at the sequence to follow the log from."""
+        if self._session is None or self._closed:  # another replica holds the session
+            record = await self.context.store.get_flow(record_id(self.context.name, account_id))
+            return snapshot_of(PLATFORM, account_id, record)
         await self._ready()
         self.session.known_account(account_id)
         feed = await self._ensure_loaded(account_id)

@@ -19,14 +19,18 @@ where they enter the cluster: :meth:`AccountFeed.event` makes them unnumbered
 event that put it in its current state, then (unless the last one already carries
 it) a closing snapshot event with no order carrying ``sequence`` — and continues
 with the log's entries after that sequence: none in between is lost or repeated.
-A resume point instead of a snapshot replays what was missed from the log.
+A resume point instead of a snapshot replays what was missed from the log.  A
+replica without the QST session takes its snapshot from the holder's saved
+:meth:`AccountFeed.record` (:mod:`brokergraph_qst.records`): the same kind of pair.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from gateway.contract import (
@@ -35,12 +39,23 @@ from gateway.contract import (
     Order,
     OrderEvent,
     OrderEventKind,
+    OrderSide,
     OrderStatus,
     OrderType,
     Position,
+    TimeInForce,
 )
 
-__all__ = ["RESTING", "AccountFeed", "Feeds", "follow_account", "is_newer", "topic_for"]
+__all__ = [
+    "RESTING",
+    "AccountFeed",
+    "Feeds",
+    "follow_account",
+    "is_newer",
+    "snapshot_events",
+    "snapshot_of",
+    "topic_for",
+]
 
 RESTING = frozenset({OrderStatus.PENDING, OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED})
 _RANK: Mapping[OrderStatus, int] = {
@@ -187,30 +202,92 @@ class AccountFeed:
         """The logged resting orders as ORDER_BOOK_SNAPSHOT events, ending at ``sequence``."""
         if self.sequence is None:
             raise RuntimeError("no event of this account was logged yet")
-        at = _now()
-        events = [
+        return snapshot_events(self.platform, self.account_id, self._logged.values(), self.sequence)
+
+    def record(self) -> dict[str, Any]:
+        """The logged state as JSON, for replicas without the session (:func:`snapshot_of`)."""
+        return {
+            "sequence": self.sequence or 0,
+            "orders": [[sequence, _order_json(order)] for sequence, order in self._logged.values()],
+        }
+
+
+def snapshot_events(
+    platform: str, account_id: str, orders: Iterable[tuple[int, Order]], sequence: int
+) -> list[OrderEvent]:
+    """``orders`` (with the sequence that set each) as a snapshot ending at ``sequence``."""
+    at = _now()
+    events = [
+        OrderEvent(
+            platform=platform,
+            account_id=account_id,
+            sequence=set_by,
+            kind=OrderEventKind.ORDER_BOOK_SNAPSHOT,
+            at=at,
+            order=order,
+        )
+        for set_by, order in sorted(orders, key=lambda e: e[0])
+    ]
+    if not events or events[-1].sequence != sequence:
+        events.append(
             OrderEvent(
-                platform=self.platform,
-                account_id=self.account_id,
+                platform=platform,
+                account_id=account_id,
                 sequence=sequence,
                 kind=OrderEventKind.ORDER_BOOK_SNAPSHOT,
                 at=at,
-                order=order,
+                text=f"order book snapshot: {len(events)} working orders",
             )
-            for sequence, order in sorted(self._logged.values(), key=lambda e: e[0])
-        ]
-        if not events or events[-1].sequence != self.sequence:
-            events.append(
-                OrderEvent(
-                    platform=self.platform,
-                    account_id=self.account_id,
-                    sequence=self.sequence,
-                    kind=OrderEventKind.ORDER_BOOK_SNAPSHOT,
-                    at=at,
-                    text=f"order book snapshot: {len(events)} working orders",
-                )
-            )
-        return events
+        )
+    return events
+
+
+def snapshot_of(
+    platform: str, account_id: str, record: Mapping[str, Any] | None
+) -> list[OrderEvent]:
+    """The snapshot a :meth:`AccountFeed.record` stands for (none: nothing logged yet)."""
+    if record is None:
+        return snapshot_events(platform, account_id, (), 0)
+    orders = [(int(sequence), _order_of(data)) for sequence, data in record["orders"]]
+    return snapshot_events(platform, account_id, orders, int(record["sequence"]))
+
+
+_DECIMALS = ("quantity", "filled_quantity", "price", "stop_price", "average_fill_price")
+_MOMENTS = ("expires_at", "created_at", "updated_at")
+_ENUMS: Mapping[str, type[enum.Enum]] = {
+    "side": OrderSide,
+    "type": OrderType,
+    "status": OrderStatus,
+    "time_in_force": TimeInForce,
+}
+
+
+def _order_json(order: Order) -> dict[str, Any]:
+    """An order as JSON values (money as exact strings); ``raw`` is the vendor's, left out."""
+    data: dict[str, Any] = {}
+    for name in (f.name for f in dataclasses.fields(order) if f.name != "raw"):
+        value = getattr(order, name)
+        if isinstance(value, enum.Enum):
+            value = value.value
+        elif isinstance(value, Decimal):
+            value = format(value, "f")
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        data[name] = value
+    return data
+
+
+def _order_of(data: Mapping[str, Any]) -> Order:
+    fields: dict[str, Any] = dict(data)
+    for name in _DECIMALS:
+        if fields.get(name) is not None:
+            fields[name] = Decimal(fields[name])
+    for name in _MOMENTS:
+        if fields.get(name) is not None:
+            fields[name] = datetime.fromisoformat(fields[name])
+    for name, kind in _ENUMS.items():
+        fields[name] = kind(fields[name])
+    return Order(**fields)
 
 
 async def follow_account(

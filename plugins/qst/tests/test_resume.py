@@ -5,6 +5,8 @@ QST session, the other routes to it) number every event the same."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import secrets
 from decimal import Decimal
 from pathlib import Path
@@ -12,12 +14,14 @@ from typing import Any
 
 import brokergraph_qst.plugin
 import pytest
+from brokergraph_qst.records import record_id
 from brokergraph_qst.sandbox import QstSandbox
 
 from gateway.testing import TestGateway, open_test_gateway
 from plugins.qst.tests.qst_testkit import (
     FAST_RECOVERY,
     ORDER_EVENTS,
+    WAIT,
     Subscription,
     connector,
     qst_gateway_on,
@@ -117,6 +121,20 @@ def replica(sandbox: QstSandbox, directory: Path, shared: dict[str, Any]) -> Any
     )
 
 
+async def recorded(gateway: TestGateway, order_id: str) -> None:
+    """Wait until the holder saved an order book record with ``order_id`` working."""
+    store = gateway.services.store
+
+    async def listed() -> bool:
+        record = await store.get_flow(record_id("qst", ACCOUNT))
+        orders = record["orders"] if record is not None else []
+        return any((o["id"], o["status"]) == (order_id, "WORKING") for _, o in orders)
+
+    async with asyncio.timeout(WAIT):
+        while not await listed():  # noqa: ASYNC110 (the holder saves in the background)
+            await asyncio.sleep(0.01)
+
+
 async def health(gateway: TestGateway) -> str:
     data = await gateway.data("{ connectors { name health { status } } }", token="admin")
     (qst,) = [c for c in data["connectors"] if c["name"] == "qst"]
@@ -153,11 +171,30 @@ async def test_two_replicas_number_every_event_the_same(
                     await on_b.wait_order(placed["externalId"], "CANCELLED")
                     await on_a.wait_order(placed["externalId"], "CANCELLED")
                     on_both = await caught_up(on_b, on_a, start)
-            assert seen(on_b.events) == seen(on_both), "the same numbers on both replicas"
-            kinds = [e["kind"] for e in on_b.events]
-            assert {"ORDER", "TEXT"} <= set(kinds), kinds
-            statuses = [e["order"]["status"] for e in on_b.events if e["order"]]
-            assert statuses[:3] == ["PENDING", "WORKING", "CANCELLED"], statuses
-            assert on_b.sequences() == list(range(start + 1, start + 1 + len(on_b.events)))
-            assert await health(b) == "UP"
+                assert seen(on_b.events) == seen(on_both), "the same numbers on both replicas"
+                kinds = [e["kind"] for e in on_b.events]
+                assert {"ORDER", "TEXT"} <= set(kinds), kinds
+                statuses = [e["order"]["status"] for e in on_b.events if e["order"]]
+                assert statuses[:3] == ["PENDING", "WORKING", "CANCELLED"], statuses
+                assert on_b.sequences() == list(range(start + 1, start + 1 + len(on_b.events)))
+                assert await health(b) == "UP"
+                # A fresh subscription on B: the snapshot from A's record, then the log.
+                resting = (await place(a, "1000"))["order"]
+                await on_a.wait_order(resting["externalId"], "WORKING")
+                await recorded(a, resting["externalId"])
+                async with subscribe(b, ACCOUNT) as fresh:
+                    await fresh.wait_order(resting["externalId"], "WORKING")
+                    await b.data(CANCEL, {"id": resting["id"]}, token="client")
+                    await fresh.wait_order(resting["externalId"], "CANCELLED")
+                    await caught_up(fresh, on_a, fresh.sequences()[0])
+            opening = list(
+                itertools.takewhile(lambda e: e["kind"] == "ORDER_BOOK_SNAPSHOT", fresh.events)
+            )
+            in_snapshot = [
+                (e["order"]["externalId"], e["order"]["status"]) for e in opening if e["order"]
+            ]
+            assert (resting["externalId"], "WORKING") in in_snapshot
+            end = opening[-1]["sequence"]
+            live = [e for e in on_a.events if end < e["sequence"]]
+            assert seen(fresh.events[len(opening) :]) == seen(live)
         assert sandbox.requests["LoginRequest"] == 1, "one session: B never logged in"
