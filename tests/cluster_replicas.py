@@ -405,6 +405,7 @@ class Subscriber:
                     for value in data.values():
                         self.events.append(value)
                         self.arrivals.append(time.perf_counter())
+                    self._changed.set()
                 elif message["type"] == "error":
                     self.errors.extend(message["payload"])
                     break
