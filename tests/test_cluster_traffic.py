@@ -29,7 +29,7 @@ from tests.cluster_replicas import Replica, RunningCluster, Subscriber, running_
 pytestmark = pytest.mark.timeout(180)
 
 #: How long the mixed traffic runs, and how many callers send it at once.
-TRAFFIC_SECONDS = 30.0
+TRAFFIC_SECONDS = 60.0
 CALLERS = 4
 #: Pause of each caller between two operations (keeps DXtrade under its 10 reads/s).
 PACE_SECONDS = 0.05
