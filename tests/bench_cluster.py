@@ -30,7 +30,6 @@ Bounded: fixed rounds, a deadline on every wait, every process killed at the end
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import statistics
 import sys
@@ -50,6 +49,7 @@ from tests.cluster_replicas import (  # noqa: E402
     Replica,
     RunningCluster,
     Subscriber,
+    resting_buy,
     running_cluster,
 )
 
@@ -81,18 +81,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 async def place(cluster: RunningCluster, replica: Replica) -> dict[str, Any] | None:
     """A resting LIMIT BUY through ``replica``; its order, or None if it failed."""
-    variables = {
-        "input": {
-            "accountId": cluster.account_id("qst", ACCOUNT),
-            "symbol": "ESZ26",
-            "side": "BUY",
-            "type": "LIMIT",
-            "quantity": "1",
-            "price": "1000.25",
-            "timeInForce": "GTC",
-            "idempotencyKey": secrets.token_hex(8),
-        }
-    }
+    variables = resting_buy(cluster.account_id("qst", ACCOUNT))
     body = await cluster.graphql(replica, PLACE, variables)
     payload = (body.get("data") or {}).get("placeOrder")
     if body.get("errors") or not payload or payload["errors"]:

@@ -55,6 +55,7 @@ __all__ = [
     "Subscriber",
     "fresh_database",
     "replicas",
+    "resting_buy",
     "running_cluster",
     "toml_config",
 ]
@@ -79,6 +80,22 @@ def toml_config(sections: Mapping[str, Mapping[str, Any]]) -> str:
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
         lines.append("")
     return "\n".join(lines)
+
+
+def resting_buy(account_id: str, price: str = "1000.25") -> dict[str, Any]:
+    """``placeOrder``'s input for a QST LIMIT BUY far below the market: it rests."""
+    return {
+        "input": {
+            "accountId": account_id,
+            "symbol": "ESZ26",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "1",
+            "price": price,
+            "timeInForce": "GTC",
+            "idempotencyKey": secrets.token_hex(8),
+        }
+    }
 
 
 @dataclass

@@ -11,7 +11,6 @@ event once, those published while they were away included.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -19,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.cluster_replicas import Replica, RunningCluster, Subscriber, running_cluster
+from tests.cluster_replicas import (
+    Replica,
+    RunningCluster,
+    Subscriber,
+    resting_buy,
+    running_cluster,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -48,18 +53,7 @@ def subscriber(cluster: RunningCluster, replica: Replica, after: int | None = No
 
 async def place(cluster: RunningCluster, replica: Replica, price: str) -> dict[str, Any]:
     """A resting LIMIT BUY through ``replica``; its order (id, externalId, status)."""
-    variables = {
-        "input": {
-            "accountId": cluster.account_id("qst", ACCOUNT),
-            "symbol": "ESZ26",
-            "side": "BUY",
-            "type": "LIMIT",
-            "quantity": "1",
-            "price": price,
-            "timeInForce": "GTC",
-            "idempotencyKey": secrets.token_hex(8),
-        }
-    }
+    variables = resting_buy(cluster.account_id("qst", ACCOUNT), price)
     body = await cluster.graphql(replica, PLACE, variables)
     assert "errors" not in body and body["data"]["placeOrder"]["errors"] == [], body
     order: dict[str, Any] = body["data"]["placeOrder"]["order"]

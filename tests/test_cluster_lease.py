@@ -33,7 +33,7 @@ from gateway.cluster import Holder, lease_holders
 from gateway.graphql.ids import encode_id
 from gateway.sandboxes import seed_demo
 from gateway.store import Store
-from tests.cluster_replicas import Replica, replicas
+from tests.cluster_replicas import Replica, replicas, resting_buy
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,18 +73,7 @@ class Traffic:
         data = await self._post(
             replica,
             PLACE,
-            {
-                "input": {
-                    "accountId": encode_id("Account", PLATFORMS["qst"], "297999"),
-                    "symbol": "ESZ26",
-                    "side": "BUY",
-                    "type": "LIMIT",
-                    "quantity": "1",
-                    "price": price,
-                    "timeInForce": "GTC",
-                    "idempotencyKey": secrets.token_hex(8),
-                }
-            },
+            resting_buy(encode_id("Account", PLATFORMS["qst"], "297999"), price),
         )
         payload = (data or {}).get("placeOrder") or {"errors": [{"code": "NO_PAYLOAD"}]}
         for error in payload["errors"]:

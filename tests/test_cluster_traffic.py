@@ -24,7 +24,13 @@ import pytest
 from brokergraph_qort.sandbox.tables import FIRMS
 
 from gateway.store import Store
-from tests.cluster_replicas import Replica, RunningCluster, Subscriber, running_cluster
+from tests.cluster_replicas import (
+    Replica,
+    RunningCluster,
+    Subscriber,
+    resting_buy,
+    running_cluster,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -103,18 +109,7 @@ class Traffic:
             replica,
             "placeOrder",
             PLACE,
-            {
-                "input": {
-                    "accountId": self.cluster.account_id("qst", "297999"),
-                    "symbol": "ESZ26",
-                    "side": "BUY",
-                    "type": "LIMIT",
-                    "quantity": "1",
-                    "price": "1000.25",
-                    "timeInForce": "GTC",
-                    "idempotencyKey": secrets.token_hex(8),
-                }
-            },
+            resting_buy(self.cluster.account_id("qst", "297999")),
         )
         if placed is not None:
             await self.call(cancel_on, "cancelOrder", CANCEL, {"id": placed["order"]["id"]})
