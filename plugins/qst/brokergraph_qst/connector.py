@@ -14,6 +14,9 @@ reconnect — which is how a change made while the connection was down still rea
 subscribers, once, in order.  Every event goes onto the gateway's event log (one
 appender per session, in arrival order: :mod:`brokergraph_qst.appender`), which
 numbers it per account once for the whole cluster; subscriptions read the log.
+A replica that takes the session over (a cluster lease) starts from the accounts'
+saved records (:mod:`brokergraph_qst.records`) before it logs in, and loads the
+book of each of them once logged in: a hand-over adds only what changed meanwhile.
 
 Writes return when QST has acknowledged them: the response *and* the order
 notification that follows (placeOrder: the first one, with the order number of the
@@ -35,7 +38,7 @@ from typing import ClassVar
 
 from brokergraph_qst import convert, wire
 from brokergraph_qst.appender import EventAppender
-from brokergraph_qst.records import RecordSaver, record_id
+from brokergraph_qst.records import RecordSaver, record_id, restore, saved_records
 from brokergraph_qst.session import QstSession, refusal
 from brokergraph_qst.settings import QstSettings
 from brokergraph_qst.streams import RESTING, AccountFeed, Feeds, follow_account, snapshot_of
@@ -77,6 +80,8 @@ REASON_WAIT_SECONDS = 2.0
 MAX_REJECT_REASONS = 10_000
 #: How long closing waits for the events still queued for the event log.
 DRAIN_SECONDS = 5.0
+#: How long starting may spend taking the previous holder's records over.
+RESTORE_SECONDS = 10.0
 
 
 class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStream):
@@ -136,6 +141,8 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
     async def start(self) -> None:
         self._appender.start()
         self._records.start()
+        # Before logging in: no notification may be numbered before the state it moves.
+        await self._restore()
         self._session = QstSession(
             self.settings.session_config(),
             on_notice=self._on_notice,
@@ -152,6 +159,22 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         # before the session is handed over to another replica.
         await self._appender.close(DRAIN_SECONDS)
         await self._records.close(DRAIN_SECONDS)
+
+    async def _restore(self) -> None:
+        """Take over the accounts a previous holder of the session logged (their saved
+        records), so that their first order books here add only what changed."""
+        restored: list[str] = []
+        try:
+            async with asyncio.timeout(RESTORE_SECONDS):
+                for account_id, record in await saved_records(
+                    self.context.store, self.context.name
+                ):
+                    if await restore(self.feeds[account_id], record, self.context.events):
+                        restored.append(account_id)
+        except Exception as error:  # the store or log unreachable: the rest start afresh
+            self._log.warning("QST: taking the saved order books over stopped: %r", error)
+        if restored:
+            self._log.info("QST: took over the logged order books of %s", ", ".join(restored))
 
     async def health(self) -> ConnectorHealth:
         session = self._session
@@ -189,12 +212,16 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             self._last_rejected[order.account_id] = order.id
         self._apply(self.feeds[order.account_id], order)
 
-    def _emit(self, feed: AccountFeed, event: OrderEvent) -> None:
-        """Queue ``event`` for the event log, which numbers it (in arrival order)."""
+    def _emit(
+        self, feed: AccountFeed, event: OrderEvent, positions: Sequence[Position] = ()
+    ) -> None:
+        """Queue ``event`` for the event log, which numbers it (in arrival order);
+        ``positions``: see :meth:`AccountFeed.logged`."""
 
         def logged(sequence: int) -> None:
-            feed.logged(sequence, event)
-            if event.order is not None or event.kind is OrderEventKind.ORDER_BOOK_SNAPSHOT:
+            feed.logged(sequence, event, positions)
+            snapshot = event.kind is OrderEventKind.ORDER_BOOK_SNAPSHOT
+            if event.order or event.position or positions or snapshot:
                 self._records.changed(feed.account_id)
 
         self._appender.put(feed.topic, event, logged)
@@ -253,8 +280,13 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
     # -- order state --------------------------------------------------------------------
 
     def _reconcile(self, feed: AccountFeed, book: wire.OrderBook) -> list[Order]:
-        """Apply an order book; publish what it changed; the merged orders, book order."""
-        first = not feed.loaded
+        """Apply an order book; publish what it changed; the merged orders, book order.
+
+        The first book of a feed is its snapshot in the log — unless the feed took a
+        previous holder's logged state over: then, like every later book, it is
+        diffed and only what changed becomes an event.
+        """
+        first = not feed.loaded and not feed.seeded
         changes = 0
         for order in book.orders:
             kind = OrderEventKind.ORDER_BOOK_SNAPSHOT if first else None
@@ -267,17 +299,19 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
                 (previous.side, previous.volume, previous.open_price)
                 == (position.side, position.volume, position.open_price)
             )
-            if first:
+            if first or same:
                 feed.positions[net.contract] = position
-            elif not same:
+            else:
                 self._emit(feed, feed.event(OrderEventKind.POSITION, position=position))
                 changes += 1
         feed.loaded = True
         if first:
             # Closes the book in the log: what this replica logged is now the whole
-            # account, and a snapshot has a sequence to continue from.
+            # account (the positions set above included), and a snapshot has a
+            # sequence to continue from.
             text = f"order book loaded: {len(book.orders)} orders"
-            self._emit(feed, feed.event(OrderEventKind.ORDER_BOOK_SNAPSHOT, text=text))
+            event = feed.event(OrderEventKind.ORDER_BOOK_SNAPSHOT, text=text)
+            self._emit(feed, event, list(feed.positions.values()))
         else:
             self.resync_changes += changes
         return [self._with_reason(feed.order(o.id) or o) for o in book.orders]
@@ -297,9 +331,15 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         return feed
 
     async def _resync(self, session: QstSession, relogin: bool) -> None:
-        """After every (re)login: snapshot the followed accounts and emit what changed."""
+        """After every (re)login: snapshot the followed accounts and emit what changed.
+
+        Followed accounts are those loaded here and those taken over from a previous
+        holder: what changed there while no replica held the session reaches the log
+        now, not when someone next asks.
+        """
         home = session.home_account
-        accounts = [f.account_id for f in self.feeds.loaded() if f.account_id in session.accounts]
+        followed = self.feeds.followed()
+        accounts = [f.account_id for f in followed if f.account_id in session.accounts]
         if home is not None and home not in accounts:
             accounts.append(home)
         accounts.sort(key=lambda a: a != home)  # the current account first: no switch

@@ -1,4 +1,5 @@
-"""The logged order book of each account, saved for replicas that do not hold the session.
+"""The logged order book of each account, saved for replicas that do not hold the session,
+and for the replica that holds it next.
 
 A replica without the QST session has no order state of its own; a fresh subscription
 there starts from the last saved record (resting orders as of a logged sequence, see
@@ -6,6 +7,13 @@ there starts from the last saved record (resting orders as of a logged sequence,
 sequence.  Any record is a consistent pair, so saving is coalesced (the latest state
 when the saver gets to it) and a failed save only makes the next subscriber replay a
 little more of the log; it is retried.
+
+The next holder of the session takes the records over (:func:`saved_records`,
+:func:`restore`): each account's record plus the log's entries after its sequence —
+what a holder killed between an append and the next save had logged — is the state
+its first order book is diffed against.  A record the log does not continue (the log
+was reset, or retention passed the record's sequence) is not taken over: that
+account starts afresh, with a snapshot in the log.
 """
 
 from __future__ import annotations
@@ -13,21 +21,69 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.contract import ConnectorStore
+from brokergraph_qst.streams import AccountFeed
+from gateway.contract import ConnectorStore, EventLog, OrderEvent, ResumeTooOld
 
-__all__ = ["FLOW_KIND", "RecordSaver", "record_id"]
+__all__ = ["FLOW_KIND", "RecordSaver", "log_head", "record_id", "restore", "saved_records"]
 
 FLOW_KIND = "qst-order-book"
 #: The pause after a failed save before the next try.
 RETRY_SECONDS = 1.0
+#: The most account records a new holder takes over (one QST login has a handful).
+MAX_RECORDS = 1000
+#: A resume point beyond any sequence a log gives out (see :func:`log_head`).
+_BEYOND = 2**62
 
 
 def record_id(connector: str, account_id: str) -> str:
     """The flow id of an account's record."""
     return f"{connector}:order-book:{account_id}"
+
+
+async def saved_records(store: ConnectorStore, connector: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(account id, record)`` of every account a holder of the session saved (bounded)."""
+    prefix = record_id(connector, "")
+    flows = await store.list_flows(FLOW_KIND, prefix=prefix, limit=MAX_RECORDS)
+    return [(flow_id.removeprefix(prefix), state) for flow_id, state in flows]
+
+
+async def log_head(log: EventLog, topic: str) -> int:
+    """The last sequence ``topic``'s log gave out (0: none).
+
+    The contract's log has no read of it, but it refuses a resume point ahead of the
+    log with :class:`ResumeTooOld`, whose details carry the log's ``lastSequence``.
+    """
+    try:
+        async with log.follow(topic, after=_BEYOND, max_queue=1):
+            pass
+    except ResumeTooOld as refused:
+        return int(refused.details["lastSequence"])
+    raise RuntimeError(f"the event log accepted a resume point beyond {topic}'s head")
+
+
+async def restore(feed: AccountFeed, record: Mapping[str, Any], log: EventLog) -> bool:
+    """Seed ``feed`` with ``record`` and what the log holds after it; False (the feed left
+    as it was) when the log does not continue the record."""
+    after = int(record["sequence"])
+    head = await log_head(log, feed.topic)
+    if head < after:
+        return False  # the log was reset: its numbers are not the record's
+    tail: list[tuple[int, OrderEvent]] = []
+    if head > after:
+        try:
+            async with log.follow(feed.topic, after=after) as entries:
+                async for entry in entries:
+                    if isinstance(entry.event, OrderEvent):
+                        tail.append((entry.sequence, entry.event))
+                    if entry.sequence >= head:
+                        break
+        except ResumeTooOld:
+            return False  # retention passed the record
+    feed.seed(record, tail)
+    return True
 
 
 class RecordSaver:

@@ -22,6 +22,12 @@ with the log's entries after that sequence: none in between is lost or repeated.
 A resume point instead of a snapshot replays what was missed from the log.  A
 replica without the QST session takes its snapshot from the holder's saved
 :meth:`AccountFeed.record` (:mod:`brokergraph_qst.records`): the same kind of pair.
+
+The record also carries what the next holder of the session needs to go on where
+the last one stopped (:meth:`AccountFeed.seed`): the ids of the orders logged in a
+final state (bounded) and the net positions as logged.  A seeded feed's first order
+book is then a diff like any reconnect's — only what changed becomes an event —
+instead of a second snapshot of every order.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any
 from gateway.contract import (
     Account,
     EventLog,
+    Money,
     Order,
     OrderEvent,
     OrderEventKind,
@@ -68,6 +75,8 @@ _RANK: Mapping[OrderStatus, int] = {
     OrderStatus.EXPIRED: 3,
 }
 TERMINAL = 3
+#: Orders logged in a final state remembered (and recorded) per account, newest kept.
+MAX_FINISHED = 10_000
 
 
 def topic_for(account_id: str) -> str:
@@ -130,6 +139,12 @@ class AccountFeed:
         self.sequence: int | None = None
         #: order id -> (sequence of the logged event that set it, the state): resting only.
         self._logged: dict[str, tuple[int, Order]] = {}
+        #: Ids of orders logged in a final state, oldest first (at most MAX_FINISHED).
+        self._finished: dict[str, None] = {}
+        #: contract -> the net position as logged.
+        self._logged_positions: dict[str, Position] = {}
+        #: Set when the state was taken over from a saved record (:meth:`seed`).
+        self.seeded = False
         #: Subscriptions following the account now.
         self.subscriber_count = 0
 
@@ -174,6 +189,11 @@ class AccountFeed:
     def apply_order(self, order: Order, kind: OrderEventKind | None = None) -> OrderEvent | None:
         """The event of ``order`` if it moves the order forward; None for stale or same states."""
         previous = self.order(order.id)
+        if previous is None and order.id in self._finished:
+            # Logged final by the previous holder of the session (a seeded feed has
+            # no live state of it): known, and a final state never changes.
+            self.orders[order.id] = order
+            return None
         if not is_newer(previous, order):
             return None
         if kind is None:
@@ -185,16 +205,50 @@ class AccountFeed:
             )
         return self.event(kind, order=order)
 
-    def logged(self, sequence: int, event: OrderEvent) -> None:
-        """The log numbered ``event`` ``sequence``: the logged state moves with it."""
+    def logged(self, sequence: int, event: OrderEvent, positions: Iterable[Position] = ()) -> None:
+        """The log numbered ``event`` ``sequence``: the logged state moves with it.
+
+        ``positions`` are net positions the event stands for without carrying them
+        (those an order book loaded first set without an event each).
+        """
         self.sequence = sequence
+        for position in (*positions, *((event.position,) if event.position else ())):
+            self._logged_positions[position.symbol] = position
         order = event.order
         if order is None:
             return
         if order.status in RESTING:
             self._logged[order.id] = (sequence, order)
-        else:
-            self._logged.pop(order.id, None)
+            return
+        self._logged.pop(order.id, None)
+        self._finished[order.id] = None
+        if len(self._finished) > MAX_FINISHED:  # oldest first (dict order)
+            del self._finished[next(iter(self._finished))]
+
+    def seed(self, record: Mapping[str, Any], tail: Iterable[tuple[int, OrderEvent]]) -> None:
+        """Take over the logged state of a previous holder of the session.
+
+        ``record`` is its last saved :meth:`record`, ``tail`` the events it logged
+        after that record's sequence (the record is saved a moment after the log):
+        the live state starts as the logged one, so the first order book is diffed
+        against it and only what changed meanwhile becomes an event.
+        """
+        self.sequence = int(record["sequence"])
+        for sequence, data in record["orders"]:
+            order = _order_of(data)
+            self._logged[order.id] = (int(sequence), order)
+            self.orders[order.id] = order
+        self._finished = dict.fromkeys(record.get("finished", ()))
+        for data in record.get("positions", ()):
+            position = _position_of(data)
+            self._logged_positions[position.symbol] = self.positions[position.symbol] = position
+        for sequence, event in tail:
+            if event.order is not None:
+                self.orders[event.order.id] = event.order
+            if event.position is not None:
+                self.positions[event.position.symbol] = event.position
+            self.logged(sequence, event)
+        self.seeded = True
 
     # -- subscribing ---------------------------------------------------------------------
 
@@ -205,10 +259,13 @@ class AccountFeed:
         return snapshot_events(self.platform, self.account_id, self._logged.values(), self.sequence)
 
     def record(self) -> dict[str, Any]:
-        """The logged state as JSON, for replicas without the session (:func:`snapshot_of`)."""
+        """The logged state as JSON: for replicas without the session (:func:`snapshot_of`)
+        and for the next holder of it (:meth:`seed`)."""
         return {
             "sequence": self.sequence or 0,
-            "orders": [[sequence, _order_json(order)] for sequence, order in self._logged.values()],
+            "orders": [[sequence, _json(order)] for sequence, order in self._logged.values()],
+            "finished": list(self._finished),
+            "positions": [_json(p) for p in self._logged_positions.values()],
         }
 
 
@@ -260,19 +317,23 @@ _ENUMS: Mapping[str, type[enum.Enum]] = {
     "status": OrderStatus,
     "time_in_force": TimeInForce,
 }
+_POSITION_DECIMALS = ("volume", "open_price", "current_price")
+_POSITION_MONEY = ("unrealized_pnl", "swap", "commission")
 
 
-def _order_json(order: Order) -> dict[str, Any]:
-    """An order as JSON values (money as exact strings); ``raw`` is the vendor's, left out."""
+def _json(model: Order | Position) -> dict[str, Any]:
+    """A model as JSON values (amounts as exact strings); ``raw`` is the vendor's, left out."""
     data: dict[str, Any] = {}
-    for name in (f.name for f in dataclasses.fields(order) if f.name != "raw"):
-        value = getattr(order, name)
+    for name in (f.name for f in dataclasses.fields(model) if f.name != "raw"):
+        value = getattr(model, name)
         if isinstance(value, enum.Enum):
             value = value.value
         elif isinstance(value, Decimal):
             value = format(value, "f")
         elif isinstance(value, datetime):
             value = value.isoformat()
+        elif isinstance(value, Money):
+            value = {"amount": format(value.amount, "f"), "currency": value.currency}
         data[name] = value
     return data
 
@@ -288,6 +349,19 @@ def _order_of(data: Mapping[str, Any]) -> Order:
     for name, kind in _ENUMS.items():
         fields[name] = kind(fields[name])
     return Order(**fields)
+
+
+def _position_of(data: Mapping[str, Any]) -> Position:
+    fields: dict[str, Any] = dict(data)
+    for name in _POSITION_DECIMALS:
+        if fields.get(name) is not None:
+            fields[name] = Decimal(fields[name])
+    for name in _POSITION_MONEY:
+        if fields.get(name) is not None:
+            fields[name] = Money(Decimal(fields[name]["amount"]), fields[name]["currency"])
+    fields["opened_at"] = datetime.fromisoformat(fields["opened_at"])
+    fields["side"] = OrderSide(fields["side"])
+    return Position(**fields)
 
 
 async def follow_account(
@@ -325,5 +399,6 @@ class Feeds:
     def get(self, account_id: str) -> AccountFeed | None:
         return self._feeds.get(account_id)
 
-    def loaded(self) -> list[AccountFeed]:
-        return [f for f in self._feeds.values() if f.loaded]
+    def followed(self) -> list[AccountFeed]:
+        """Feeds whose account is followed: loaded here, or taken over (seeded)."""
+        return [f for f in self._feeds.values() if f.loaded or f.seeded]
