@@ -88,6 +88,15 @@ async def test_sequences_are_gapless_per_topic_across_replicas(make_log: LogFact
     assert len({e.epoch for e in appended if e.topic == "orders:a"}) == 1
 
 
+async def test_the_head_is_the_last_sequence_on_every_replica(make_log: LogFactory) -> None:
+    one, two = make_log(), make_log()
+    assert await one.head("orders:h") == 0
+    for n in range(3):
+        await one.append("orders:h", n)
+    assert await one.head("orders:h") == await two.head("orders:h") == 3
+    assert await two.head("orders:other") == 0
+
+
 async def test_followers_on_every_replica_see_the_same_numbers(make_log: LogFactory) -> None:
     one, two = make_log(), make_log()
     async with one.follow("t") as on_one, two.follow("t") as on_two:

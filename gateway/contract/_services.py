@@ -148,6 +148,10 @@ class EventLog(Protocol):
         self, topic: str, *, after: int | None = None, max_queue: int = 1000
     ) -> AbstractAsyncContextManager[AsyncIterator[LoggedEvent]]: ...
 
+    async def head(self, topic: str) -> int:
+        """The last sequence the topic's log gave out (0: none yet)."""
+        ...
+
 
 class _ConnectorSections(Protocol):
     @property

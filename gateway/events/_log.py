@@ -39,6 +39,10 @@ logger = logging.getLogger("gateway.events")
 READ_BATCH = 500
 
 
+#: A resume point past any topic's head: reading after it returns the head alone.
+_BEYOND_EVERY_SEQUENCE = 2**62
+
+
 @dataclass(frozen=True, slots=True)
 class LogEntry:
     """One appended event: ``sequence`` is its number in ``topic`` (1, 2, 3, ...)."""
@@ -125,6 +129,11 @@ class EventLog(abc.ABC):
         if after is not None and after < 0:
             raise ValueError(f"after must be >= 0, got {after!r}")
         return LogFollower(self, topic, after=after, max_queue=max_queue)
+
+    async def head(self, topic: str) -> int:
+        """The last sequence ``topic`` gave out (0: none yet), without reading entries."""
+        self._check_open()
+        return (await self._read(topic, _BEYOND_EVERY_SEQUENCE, 0)).head
 
     async def publish(self, topic: str, event: Any) -> int:
         """Append ``event``; its sequence."""

@@ -27,15 +27,13 @@ from typing import Any
 from brokergraph_qst.streams import AccountFeed
 from gateway.contract import ConnectorStore, EventLog, OrderEvent, ResumeTooOld
 
-__all__ = ["FLOW_KIND", "RecordSaver", "log_head", "record_id", "restore", "saved_records"]
+__all__ = ["FLOW_KIND", "RecordSaver", "record_id", "restore", "saved_records"]
 
 FLOW_KIND = "qst-order-book"
 #: The pause after a failed save before the next try.
 RETRY_SECONDS = 1.0
 #: The most account records a new holder takes over (one QST login has a handful).
 MAX_RECORDS = 1000
-#: A resume point beyond any sequence a log gives out (see :func:`log_head`).
-_BEYOND = 2**62
 
 
 def record_id(connector: str, account_id: str) -> str:
@@ -50,25 +48,11 @@ async def saved_records(store: ConnectorStore, connector: str) -> list[tuple[str
     return [(flow_id.removeprefix(prefix), state) for flow_id, state in flows]
 
 
-async def log_head(log: EventLog, topic: str) -> int:
-    """The last sequence ``topic``'s log gave out (0: none).
-
-    The contract's log has no read of it, but it refuses a resume point ahead of the
-    log with :class:`ResumeTooOld`, whose details carry the log's ``lastSequence``.
-    """
-    try:
-        async with log.follow(topic, after=_BEYOND, max_queue=1):
-            pass
-    except ResumeTooOld as refused:
-        return int(refused.details["lastSequence"])
-    raise RuntimeError(f"the event log accepted a resume point beyond {topic}'s head")
-
-
 async def restore(feed: AccountFeed, record: Mapping[str, Any], log: EventLog) -> bool:
     """Seed ``feed`` with ``record`` and what the log holds after it; False (the feed left
     as it was) when the log does not continue the record."""
     after = int(record["sequence"])
-    head = await log_head(log, feed.topic)
+    head = await log.head(feed.topic)
     if head < after:
         return False  # the log was reset: its numbers are not the record's
     tail: list[tuple[int, OrderEvent]] = []
