@@ -223,6 +223,18 @@ class LimitSettings:
     max_cost: int = 20_000
     default_list_size: int = 20
     max_subscriptions_per_connection: int = 20
+    #: WebSockets one viewer (token subject or API key) may hold open in this process
+    #: (0: no cap); one more is closed with 4429.
+    max_sockets_per_viewer: int = 5
+    #: Operations in flight over all of one viewer's sockets (0: no cap).
+    max_subscriptions_per_viewer: int = 50
+    #: Server keep-alive: a graphql-transport-ws ``ping`` this often (0: never)...
+    ws_ping_interval_seconds: float = 20.0
+    #: ...and a socket whose ``pong`` does not come within this is closed with 4408.
+    ws_pong_timeout_seconds: float = 10.0
+    #: How often a socket opened with an API key re-reads the key's state (0: only
+    #: on each new operation); a revoked key's socket is closed with 4403.
+    ws_credential_check_seconds: float = 30.0
     idempotency_lease_seconds: int = 60
     max_batch: int = 10
     persisted_operations_file: str | None = None

@@ -24,6 +24,7 @@ from gateway.auth._api_keys import (
 )
 from gateway.auth._chain import AuthenticatorChain, TokenVerifier
 from gateway.auth._jwt import HMAC_ALGORITHMS, JwtAuthenticator, JwtSettings
+from gateway.auth._lifetime import api_key_id, bearer_expiry
 from gateway.auth._protocol import Authenticator
 from gateway.auth._public_keys import (
     PUBLIC_KEY_ALGORITHMS,
@@ -52,5 +53,7 @@ __all__ = [
     "Role",
     "TokenVerifier",
     "Viewer",
+    "api_key_id",
+    "bearer_expiry",
     "create_api_key",
 ]

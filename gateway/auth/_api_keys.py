@@ -277,6 +277,18 @@ class ApiKeyAuthenticator:
         else:
             self._cache.pop(key_id, None)
 
+    async def is_revoked(self, key_id: str) -> bool:
+        """Whether the store says ``key_id`` is revoked (or gone), bypassing the cache.
+
+        One read by primary key and no scrypt: cheap enough for a long-lived socket
+        to ask periodically, so a revocation made in another process reaches it.
+        """
+        record = await self._store.get_api_key(key_id)
+        if record is None or record.revoked_at is not None:
+            self.forget(key_id)
+            return True
+        return False
+
     async def revoke(self, key_id: str) -> ApiKeyRecord | None:
         """Revoke ``key_id`` in the store and stop accepting it in this process at once.
 

@@ -3,7 +3,9 @@
 Strawberry's view does the protocol; we give it a context per connection and
 check the bearer token from the ``connection_init`` payload, as the HTTP side
 checks the header.  A socket that never authenticates is closed with 4403 (bad
-credentials) or 4408 (no connection_init in time).
+credentials) or 4408 (no connection_init in time).  After that the socket follows
+its credentials, its caps and its client's keep-alive: see
+:mod:`gateway.http.ws_guard`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.errors import Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
+from gateway.http.ws_guard import SocketPolicy, handler_class
 from gateway.services import GatewayServices
 
 __all__ = ["GraphQLWebSocket"]
@@ -52,6 +55,13 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
         )
         self.services = services
         self.account_types = schema.account_types
+        self.graphql_transport_ws_handler_class = handler_class(
+            SocketPolicy(
+                services.settings.limits,
+                services.authenticator,
+                lambda context: authorization_from_params(context.connection_params),
+            )
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
