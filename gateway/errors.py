@@ -22,7 +22,8 @@ GraphQL errors carrying the stable ``extensions.code``.  Anything that is not a
         │   └── UpstreamBusy              UPSTREAM_BUSY
         ├── UpstreamTimeout               UPSTREAM_TIMEOUT
         ├── UpstreamRejected              UPSTREAM_REJECTED
-        └── ProtocolError                 UPSTREAM_PROTOCOL_ERROR
+        ├── ProtocolError                 UPSTREAM_PROTOCOL_ERROR
+        └── OutcomeUnknown                OUTCOME_UNKNOWN
 
 Codes are part of the public contract: they never change meaning and are never
 reused.  ``ERROR_CODES`` lists them; a test pins the list.
@@ -35,6 +36,8 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ERROR_CODES",
+    "OUTCOME_DETAIL",
+    "OUTCOME_UNKNOWN_VALUE",
     "BrokerGraphError",
     "CapabilityNotSupported",
     "Conflict",
@@ -42,6 +45,7 @@ __all__ = [
     "InsufficientFunds",
     "InvalidInput",
     "NotFound",
+    "OutcomeUnknown",
     "PermissionDenied",
     "ProtocolError",
     "RateLimited",
@@ -54,7 +58,15 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "error_class_for",
+    "may_have_applied",
 ]
+
+#: The ``details`` key (and its value) by which an upstream error says that the
+#: request reached, or may have reached, the platform before it failed.  Details
+#: travel with an error (between replicas, into a stored result), a class would not
+#: say it for every error class that can mean it.
+OUTCOME_DETAIL = "outcome"
+OUTCOME_UNKNOWN_VALUE = "UNKNOWN"
 
 
 class BrokerGraphError(Exception):
@@ -184,7 +196,12 @@ class UpstreamError(BrokerGraphError):
 
 
 class UpstreamUnavailable(UpstreamError):
-    """The platform cannot be reached, or its circuit breaker is open."""
+    """The platform cannot be reached, or its circuit breaker is open.
+
+    For a write this means "not delivered": the request provably never reached the
+    platform, and the caller may retry (with the same key or a new one).  A write
+    that may have reached it is reported as :class:`OutcomeUnknown` instead.
+    """
 
     code = "UPSTREAM_UNAVAILABLE"
 
@@ -211,6 +228,33 @@ class ProtocolError(UpstreamError):
     """The platform answered something we cannot decode."""
 
     code = "UPSTREAM_PROTOCOL_ERROR"
+
+
+class OutcomeUnknown(UpstreamError):
+    """A write reached (or may have reached) the platform and its answer was lost:
+    a dropped connection after sending, a 5xx from anything on the path, a timeout.
+
+    The write may have been applied.  Its idempotency key stays claimed; the caller
+    retries with the SAME key and the gateway settles the outcome by reading the
+    platform before it sends anything again.  A new key risks applying it twice.
+    """
+
+    code = "OUTCOME_UNKNOWN"
+
+
+def may_have_applied(error: BaseException) -> bool:
+    """Whether a write that failed with ``error`` may have been applied upstream.
+
+    Only a refusal (a domain error, UpstreamRejected) or a failure that provably
+    happened before the request reached the platform (UpstreamUnavailable without
+    the unknown-outcome mark: connection refused, circuit open, our own limits,
+    UpstreamBusy) says it was not; every other upstream failure says nothing.
+    """
+    if not isinstance(error, UpstreamError) or isinstance(error, UpstreamRejected):
+        return False
+    if isinstance(error, UpstreamUnavailable):
+        return error.details.get(OUTCOME_DETAIL) == OUTCOME_UNKNOWN_VALUE
+    return True
 
 
 def _core_classes() -> dict[str, type[BrokerGraphError]]:

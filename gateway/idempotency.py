@@ -8,13 +8,17 @@ What happens to the claim when the call fails depends on what we know:
 
 * a domain error (insufficient funds, unknown account, rejected) is a result:
   it is stored and replayed like a success;
-* UPSTREAM_UNAVAILABLE means the request was not delivered: the claim is
-  released so the client may retry with the same key;
-* anything else (timeout, crash) leaves the outcome unknown: the claim stays
-  STARTED and retries get IDEMPOTENCY_CONFLICT, because guessing could move money
-  twice — until the claim is older than the lease and the platform dedupes writes
-  by the key (``Connector.idempotent_writes``): then a retry re-drives the call
-  with the same key and the platform returns the first result.
+* "not delivered" — UPSTREAM_UNAVAILABLE (or UPSTREAM_BUSY) for a request that
+  provably never reached the platform (connection refused, circuit open, our own
+  limits) — releases the claim so the client may retry, with any key;
+* anything after the request may have reached the platform (a lost connection or
+  answer, a 5xx from anything on the path, a timeout, an undecodable answer; see
+  :func:`gateway.errors.may_have_applied`) is OUTCOME_UNKNOWN: the money may have
+  moved.  The claim stays STARTED and retries with the key get
+  IDEMPOTENCY_CONFLICT, because guessing could move money twice — until the claim
+  is older than the lease and the platform dedupes writes by the key
+  (``Connector.idempotent_writes``): then a retry re-drives the call with the same
+  key and the platform returns the first result.
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ from gateway.errors import (
     BrokerGraphError,
     IdempotencyConflict,
     InvalidInput,
-    UpstreamError,
-    UpstreamRejected,
+    OutcomeUnknown,
     UpstreamUnavailable,
+    may_have_applied,
 )
 from gateway.store import IdempotencyState, Store
 
-__all__ = ["IdempotentResult", "check_idempotency_key", "run_once"]
+__all__ = ["IdempotentResult", "check_idempotency_key", "outcome_unknown", "run_once"]
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{7,127}$")
 
@@ -100,16 +104,36 @@ async def run_once(
         )
     try:
         value = await call()
-    except UpstreamUnavailable:
-        await store.release_idempotent(scope, key)
-        raise
     except BrokerGraphError as error:
-        outcome_unknown = isinstance(error, UpstreamError) and not isinstance(
-            error, UpstreamRejected
-        )
-        if outcome_unknown or isinstance(error, IdempotencyConflict):
+        if may_have_applied(error):
+            raise outcome_unknown(error, keyed=True) from error  # the claim stays
+        if isinstance(error, UpstreamUnavailable):
+            await store.release_idempotent(scope, key)  # not delivered: free to retry
+            raise
+        if isinstance(error, IdempotencyConflict):
             raise
         await store.complete_idempotent(scope, key, {"error": error.to_dict()})
         return IdempotentResult(value=None, error=error.to_dict(), replayed=False)
     await store.complete_idempotent(scope, key, {"value": value})
     return IdempotentResult(value=value, error=None, replayed=False)
+
+
+def outcome_unknown(error: BrokerGraphError, *, keyed: bool) -> OutcomeUnknown:
+    """OUTCOME_UNKNOWN for a write that failed with ``error`` after it may have arrived.
+
+    The message says what happened and what the caller should do; ``details`` keep
+    the original facts (platform, status, vendor code) and its code as ``cause``.
+    """
+    if isinstance(error, OutcomeUnknown):
+        return error
+    if keyed:
+        advice = (
+            "check the account's balance operations or orders for it, and repeat it only "
+            "with the SAME idempotencyKey (never applied twice); a new key may apply it twice"
+        )
+    else:
+        advice = "check the platform before repeating it"
+    return OutcomeUnknown(
+        f"{error.message}; the request may have been applied: {advice}",
+        details={**error.details, "cause": error.code},
+    )

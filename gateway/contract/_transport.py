@@ -6,7 +6,10 @@ timeout, a reset or a half-received answer means it left and its fate is unknown
 — the platform may have applied it (a 5xx or a dropped connection after sending
 does not mean it did nothing).  :func:`may_have_arrived` answers that question,
 and :func:`transport_error` gives the error class connectors raised until now:
-``UpstreamTimeout`` for timeouts, ``UpstreamUnavailable`` for the rest.
+``UpstreamTimeout`` for timeouts, ``UpstreamUnavailable`` for the rest — marked
+``details.outcome = "UNKNOWN"`` when the request may have arrived, so the write
+path reports a write's lost answer as OUTCOME_UNKNOWN, never "not delivered"
+(reads keep their class: the breaker and read retries see them as before).
 
 The libraries are looked up in ``sys.modules`` rather than imported: an error
 cannot come from a library nobody loaded, and importing the contract stays cheap.
@@ -17,7 +20,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from gateway.errors import BrokerGraphError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import (
+    OUTCOME_DETAIL,
+    OUTCOME_UNKNOWN_VALUE,
+    BrokerGraphError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 
 __all__ = ["may_have_arrived", "transport_error"]
 
@@ -64,6 +73,8 @@ def transport_error(
     ``vendor`` is the name clients read ("cTrader"); ``platform`` the id in details.
     """
     facts = {"platform": platform, **details}
+    if may_have_arrived(error):
+        facts[OUTCOME_DETAIL] = OUTCOME_UNKNOWN_VALUE
     name = vendor or platform
     who = name if not what else f"{name} ({what})"
     if _is_timeout(error):

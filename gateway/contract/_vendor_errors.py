@@ -6,7 +6,9 @@ writes its vendor's table once, as data, and :meth:`VendorErrorTable.error` turn
 an answer into a :class:`~gateway.errors.BrokerGraphError`.  Each rule also says
 what the answer means for the request — whether the platform certainly applied
 nothing (a refusal) or may have (a server failure after the request arrived) —
-so the write path can report "not delivered" or "unknown" truthfully.
+so the write path can report "not delivered" or "unknown" truthfully: the error
+of an UNKNOWN rule carries ``details.outcome = "UNKNOWN"``, which the write path
+turns into OUTCOME_UNKNOWN for a write (a read keeps the rule's class).
 
 Lookup order: vendor code, then text pattern (first match), then HTTP status,
 then any 5xx, then the table's fallback.
@@ -20,7 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import BrokerGraphError, RateLimited, UpstreamRejected, UpstreamUnavailable
+from gateway.errors import (
+    OUTCOME_DETAIL,
+    OUTCOME_UNKNOWN_VALUE,
+    BrokerGraphError,
+    RateLimited,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 __all__ = ["Outcome", "VendorError", "VendorErrorTable"]
 
@@ -107,6 +116,8 @@ class VendorErrorTable:
             facts.setdefault("vendorCode", code)
         if status is not None:
             facts.setdefault("status", status)
+        if rule.outcome is Outcome.UNKNOWN:
+            facts[OUTCOME_DETAIL] = OUTCOME_UNKNOWN_VALUE
         message = rule.message.format(
             platform=self.vendor or self.platform,
             what=what,

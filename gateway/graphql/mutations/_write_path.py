@@ -15,8 +15,12 @@ A mutation states its path in one call of :func:`write`::
   once per key (:func:`gateway.idempotency.run_once`), a retry replays the first result,
   and a claim left open is re-driven only when the connector dedupes by the key;
 * **dispatch**: the upstream call and its bookkeeping (links, cache invalidation);
-* **audit**: one audit row whatever the outcome.  A domain error anywhere becomes a
-  typed error in the payload, never a GraphQL error.
+* **audit**: one audit row whatever the outcome (``ok``, ``replayed``, ``error``, or
+  ``unknown`` when the write may have been applied but its answer was lost).  A
+  domain error anywhere becomes a typed error in the payload, never a GraphQL error.
+
+A failure after the request may have reached the platform is OUTCOME_UNKNOWN, never
+UPSTREAM_UNAVAILABLE ("not delivered"): see :func:`gateway.errors.may_have_applied`.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from strawberry.types import Info
 
 from gateway.auth import Role
 from gateway.config import is_secret_key
-from gateway.errors import BrokerGraphError
+from gateway.errors import BrokerGraphError, OutcomeUnknown, may_have_applied
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
 from gateway.graphql.loaders import account_period_prefixes, cache_key
-from gateway.idempotency import run_once
+from gateway.idempotency import outcome_unknown, run_once
 from gateway.serialization import from_jsonable, to_jsonable
 from gateway.store import AuditEntry
 
@@ -157,7 +161,7 @@ async def write(
             result = await _once(ctx, operation, once, checked)
         else:
             assert dispatch is not None  # the overloads require dispatch without once
-            result = await dispatch(ctx, checked)
+            result = await _dispatch(ctx, dispatch, checked)
         outcome = "replayed" if getattr(result, "replayed", False) else "ok"
         if result.errors:
             error_code = result.errors[0].code.value
@@ -169,7 +173,8 @@ async def write(
         else:
             assert payload is not None  # the overloads require payload without once
             result = payload(errors=errors)
-        outcome, error_code = "error", error.code
+        outcome = "unknown" if isinstance(error, OutcomeUnknown) else "error"
+        error_code = error.code
     await ctx.services.store.append_audit(
         AuditEntry(
             id=None,
@@ -186,6 +191,21 @@ async def write(
         )
     )
     return result
+
+
+async def _dispatch(
+    ctx: RequestContext, dispatch: Callable[[RequestContext, Any], Awaitable[Any]], checked: Any
+) -> Any:
+    """Run a keyless write; a failure after it may have arrived is OUTCOME_UNKNOWN.
+
+    Only dispatch is wrapped: validate sends nothing, so its failures stay as they are.
+    """
+    try:
+        return await dispatch(ctx, checked)
+    except BrokerGraphError as error:
+        if may_have_applied(error):
+            raise outcome_unknown(error, keyed=False) from error
+        raise
 
 
 async def _once(
