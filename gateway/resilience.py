@@ -9,7 +9,7 @@ that wraps each family method with, per upstream (one connector instance):
 * a circuit breaker: after ``breaker_failures`` consecutive upstream failures the
   circuit opens and calls fail at once with UPSTREAM_UNAVAILABLE (nothing was
   sent, so an idempotency key is released) until ``breaker_reset_seconds`` pass
-  and one trial call succeeds;
+  and one trial call succeeds (see "The breaker" below);
 * a per-call timeout: UPSTREAM_TIMEOUT, whose outcome is unknown for writes;
 * retries with exponential backoff and full jitter — for reads only.  Writes are
   never retried here: they run once under the mutation's idempotency key.
@@ -20,10 +20,44 @@ by every connector, never guessed from its name.  Streams only check the breaker
 when they start.  A connector's own extra methods carry the same marks; a public
 coroutine method without one is still guarded but run once, as a write, and
 logged: retrying a call whose effect nobody declared could apply it twice.
-Domain errors (not found, insufficient funds, rejected...) mean the platform
-answered: they count as successes.  Each upstream also keeps its last observed
-outcome (:attr:`Upstream.observed`): real traffic is health evidence that costs
-the vendor nothing, and the upstream-health report uses it between checks.
+Each upstream also keeps its last observed outcome (:attr:`Upstream.observed`):
+real traffic is health evidence that costs the vendor nothing, and the
+upstream-health report uses it between checks.
+
+The breaker
+-----------
+Every call through the breaker holds a :class:`Permit` and settles it exactly once,
+in a ``finally``: so the half-open *trial slot* (one permit at a time) always comes
+back — on success, on failure, on a client error, and on cancellation (a sibling
+non-null field failed and graphql-core cancelled the task).  A stream's trial is
+its start: the slot is given back as soon as the iterator exists, never held for a
+subscription's lifetime.  The trial need not come from user traffic:
+:meth:`Upstream.probe` (driven by the upstream-health checker) makes it with the
+connector's ``health()`` once the reset time has passed, so an open circuit moves
+on — half-open, then closed or open again — with no request at all.
+
+What a settled call counts as (:func:`verdict`):
+
+* **failure** (counts toward opening; re-opens a half-open circuit) — only what
+  the *upstream* caused: UPSTREAM_UNAVAILABLE (but not UPSTREAM_BUSY),
+  UPSTREAM_TIMEOUT (ours or the connector's), UPSTREAM_PROTOCOL_ERROR, any other
+  ``UpstreamError`` except UPSTREAM_REJECTED (an outcome-unknown failure after the
+  request was sent is the platform's or the path's doing), and a transport
+  exception that escaped the connector unmapped (``OSError``, ``EOFError``,
+  httpx's ``TransportError``, websockets' and zeep's transport errors);
+* **success** (resets the count; closes a half-open circuit) — the call returned;
+* **neutral** (changes nothing but gives the trial slot back) — everything that
+  judges the *request* rather than the platform: INVALID_INPUT, NOT_FOUND,
+  PERMISSION_DENIED, CONFLICT, INSUFFICIENT_FUNDS, RATE_LIMITED (our own bucket),
+  CAPABILITY_NOT_SUPPORTED, UPSTREAM_REJECTED, UPSTREAM_BUSY (another application
+  holds the session: the platform is up, but busy is not healthy either);
+  cancellation; and any other exception a connector raises.  That last one is a
+  bug of the connector (a SOAP library rejecting a control character, a
+  ``KeyError`` on input it did not expect): the caller sees it masked as INTERNAL
+  and it is logged there, but it must not open the circuit for every tenant
+  because one client sent odd input.  A neutral outcome is no evidence of health
+  either, so it does not close a half-open circuit: the next call or the probe is
+  the trial.
 """
 
 from __future__ import annotations
@@ -34,11 +68,12 @@ import functools
 import inspect
 import logging
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -46,9 +81,10 @@ from redis.exceptions import RedisError
 from gateway.connectors import Connector, MethodKind, method_kind
 from gateway.errors import (
     BrokerGraphError,
-    ProtocolError,
     RateLimited,
     UpstreamBusy,
+    UpstreamError,
+    UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -60,11 +96,17 @@ __all__ = [
     "CircuitBreaker",
     "GuardedConnector",
     "Observed",
+    "Permit",
     "RateLimiter",
     "ResiliencePolicy",
     "SharedTokenBucket",
     "TokenBucket",
+    "Upstream",
+    "Verdict",
+    "verdict",
 ]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("gateway.resilience")
 
@@ -103,6 +145,24 @@ class BreakerState(enum.Enum):
     HALF_OPEN = "HALF_OPEN"
 
 
+class Verdict(enum.Enum):
+    """What a settled call tells the breaker (see the module docstring)."""
+
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    NEUTRAL = "NEUTRAL"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Permit:
+    """Leave to make one call; a ``trial`` permit is the half-open circuit's only slot.
+
+    Compared by identity: only the permit that took the slot gives it back.
+    """
+
+    trial: bool
+
+
 class CircuitBreaker:
     def __init__(
         self, failures: int, reset_seconds: float, clock: Callable[[], float] = time.monotonic
@@ -112,35 +172,49 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._opened_at = 0.0
-        self._trial_running = False
+        #: The permit holding the trial slot, until it is settled.
+        self._trial: Permit | None = None
         self.state = BreakerState.CLOSED
 
-    def allow(self) -> bool:
-        """Whether a call may go upstream now (one trial call when half-open)."""
+    @property
+    def failures(self) -> int:
+        """Upstream failures since the last success."""
+        return self._failures
+
+    @property
+    def trial_in_flight(self) -> bool:
+        return self._trial is not None
+
+    def allow(self) -> Permit | None:
+        """Leave for a call to go upstream now, or ``None`` (one trial when half-open).
+
+        The permit must be settled (:meth:`settle`) whatever happens to the call.
+        """
         if self.state is BreakerState.OPEN and self._clock() - self._opened_at >= self._reset:
             self.state = BreakerState.HALF_OPEN
         if self.state is BreakerState.CLOSED:
-            return True
-        if self.state is BreakerState.HALF_OPEN and not self._trial_running:
-            self._trial_running = True
-            return True
-        return False
+            return Permit(trial=False)
+        if self.state is BreakerState.HALF_OPEN and self._trial is None:
+            self._trial = Permit(trial=True)
+            return self._trial
+        return None
 
-    def record_success(self) -> None:
-        self._failures = 0
-        self._trial_running = False
-        if self.state is not BreakerState.CLOSED:
-            logger.info("circuit closed")
-        self.state = BreakerState.CLOSED
-
-    def record_failure(self) -> None:
-        self._trial_running = False
-        self._failures += 1
-        if self.state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
-            if self.state is not BreakerState.OPEN:
-                logger.warning("circuit opened after %d failures", self._failures)
-            self.state = BreakerState.OPEN
-            self._opened_at = self._clock()
+    def settle(self, permit: Permit, verdict: Verdict) -> None:
+        """The call made under ``permit`` is over; the trial slot comes back if it held it."""
+        if permit is self._trial:
+            self._trial = None
+        if verdict is Verdict.SUCCESS:
+            self._failures = 0
+            if self.state is not BreakerState.CLOSED:
+                logger.info("circuit closed")
+            self.state = BreakerState.CLOSED
+        elif verdict is Verdict.FAILURE:
+            self._failures += 1
+            if self.state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+                if self.state is not BreakerState.OPEN:
+                    logger.warning("circuit opened after %d failures", self._failures)
+                self.state = BreakerState.OPEN
+                self._opened_at = self._clock()
 
     @property
     def retry_in_seconds(self) -> float:
@@ -264,13 +338,35 @@ class Observed:
     by_traffic: bool
 
 
-def _is_upstream_failure(error: Exception) -> bool:
-    """Errors that say the platform is unhealthy (as opposed to answering 'no')."""
-    if isinstance(error, UpstreamBusy):
-        return False  # another application holds the session: the platform is up
-    if isinstance(error, UpstreamUnavailable | UpstreamTimeout | ProtocolError):
-        return True
-    return not isinstance(error, BrokerGraphError)
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Transport failures a connector let escape unmapped: the path failed, not the input.
+
+    The libraries are looked up in ``sys.modules``: an error cannot come from a
+    library nobody loaded.
+    """
+    found: list[type[BaseException]] = [OSError, EOFError]
+    for module, name in (
+        ("httpx", "TransportError"),
+        ("websockets.exceptions", "WebSocketException"),
+        ("zeep.exceptions", "TransportError"),
+    ):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def verdict(error: BaseException) -> Verdict:
+    """Whether a call that raised ``error`` counts against the upstream (module docstring)."""
+    if isinstance(error, UpstreamBusy | UpstreamRejected):
+        return Verdict.NEUTRAL
+    if isinstance(error, UpstreamError):
+        return Verdict.FAILURE
+    if isinstance(error, BrokerGraphError):
+        return Verdict.NEUTRAL  # the request was judged, not the platform
+    if isinstance(error, _transport_errors()):
+        return Verdict.FAILURE
+    return Verdict.NEUTRAL  # cancellation, or a bug of the connector
 
 
 def _is_retryable(error: Exception) -> bool:
@@ -282,10 +378,14 @@ def _is_retryable(error: Exception) -> bool:
 class Upstream:
     """The guards of one connector instance."""
 
-    def __init__(self, name: str, policy: ResiliencePolicy) -> None:
+    def __init__(
+        self, name: str, policy: ResiliencePolicy, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.name = name
         self.policy = policy
-        self.breaker = CircuitBreaker(policy.breaker_failures, policy.breaker_reset_seconds)
+        self.breaker = CircuitBreaker(
+            policy.breaker_failures, policy.breaker_reset_seconds, clock=clock
+        )
         #: In-process unless the services share it across replicas (SharedTokenBucket).
         self.bucket: RateLimiter = TokenBucket(
             policy.rate_limit_per_second, policy.rate_limit_burst
@@ -298,8 +398,10 @@ class Upstream:
         health = ConnectorHealth(status=status, detail=detail, latency_ms=latency)
         self.observed = Observed(health, datetime.now(UTC), by_traffic=True)
 
-    def check_breaker(self) -> None:
-        if not self.breaker.allow():
+    def admit(self) -> Permit:
+        """A permit to call now, or UPSTREAM_UNAVAILABLE (circuit open; nothing was sent)."""
+        permit = self.breaker.allow()
+        if permit is None:
             raise UpstreamUnavailable(
                 f"{self.name} is unavailable (circuit open); nothing was sent",
                 details={
@@ -307,45 +409,108 @@ class Upstream:
                     "retryAfter": round(self.breaker.retry_in_seconds, 1),
                 },
             )
+        return permit
+
+    def open_stream(self, start: Callable[[], T]) -> T:
+        """Start a stream: its start is the call the breaker admits, and the slot comes
+        straight back — a subscription lives for hours and must not hold the only trial."""
+        permit = self.admit()
+        outcome = Verdict.NEUTRAL
+        try:
+            return start()
+        except Exception as error:
+            outcome = verdict(error)
+            raise
+        finally:
+            self.breaker.settle(permit, outcome)
 
     async def call(self, method: str, kind: MethodKind, call: Callable[[], Awaitable[Any]]) -> Any:
         attempts = 1 + (self.policy.read_retries if kind is MethodKind.READ else 0)
         for attempt in range(1, attempts + 1):
             await self.bucket.acquire(self.policy.rate_limit_wait_seconds)
-            self.check_breaker()
-            started = time.perf_counter()
+            try:
+                return await self._once(method, call)
+            except Exception as error:
+                if attempt < attempts and _is_retryable(error):
+                    delay = min(
+                        self.policy.backoff_max_seconds,
+                        self.policy.backoff_base_seconds * 2 ** (attempt - 1),
+                    )
+                    await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 (jitter)
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    async def _once(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One attempt under one permit, settled whatever happens (cancellation too)."""
+        permit = self.admit()
+        outcome = Verdict.NEUTRAL  # until known: a cancelled call gives its slot back
+        started = time.perf_counter()
+        try:
             try:
                 async with asyncio.timeout(self.policy.timeout_seconds or None):
                     result = await call()
             except TimeoutError:
-                error: Exception = UpstreamTimeout(
+                raise UpstreamTimeout(
                     f"{self.name} did not answer {method} within {self.policy.timeout_seconds} s",
                     details={"platform": self.name},
-                )
-            except Exception as raised:  # classified below, then re-raised
-                error = raised
-            else:
-                self.breaker.record_success()
-                self._observe(HealthStatus.UP, None, started)
-                return result
-            if _is_upstream_failure(error) or isinstance(error, UpstreamBusy):
+                ) from None
+        except Exception as error:
+            outcome = verdict(error)
+            if outcome is Verdict.FAILURE or isinstance(error, UpstreamBusy):
                 code = error.code if isinstance(error, BrokerGraphError) else type(error).__name__
                 self._observe(HealthStatus.DOWN, code, started)
+            elif isinstance(error, BrokerGraphError):
+                self._observe(HealthStatus.UP, None, started)  # the platform answered "no"
             else:
-                self._observe(HealthStatus.UP, None, started)
-            if _is_upstream_failure(error):
-                self.breaker.record_failure()
-            else:
-                self.breaker.record_success()
-            if attempt < attempts and _is_retryable(error):
-                delay = min(
-                    self.policy.backoff_max_seconds,
-                    self.policy.backoff_base_seconds * 2 ** (attempt - 1),
+                logger.warning(
+                    "%s.%s raised %s: a connector bug, not counted against the upstream",
+                    self.name,
+                    method,
+                    type(error).__name__,
                 )
-                await asyncio.sleep(random.uniform(0, delay))  # noqa: S311 (jitter, not crypto)
-                continue
-            raise error
-        raise AssertionError("unreachable")
+            raise
+        else:
+            outcome = Verdict.SUCCESS
+            self._observe(HealthStatus.UP, None, started)
+            return result
+        finally:
+            self.breaker.settle(permit, outcome)
+
+    async def probe(
+        self, check: Callable[[], Awaitable[ConnectorHealth]]
+    ) -> ConnectorHealth | None:
+        """The trial of an open circuit, made by the gateway itself with ``check``
+        (the connector's ``health()``), so the circuit recovers with no user request.
+
+        ``None`` when there is nothing to try: the circuit is closed, its reset time
+        has not passed, or a trial is already in flight.  Otherwise the health seen:
+        UP closes the circuit, anything else (DOWN, an error, no answer in time)
+        opens it for another reset period.
+        """
+        if self.breaker.state is BreakerState.CLOSED:
+            return None
+        permit = self.breaker.allow()
+        if permit is None:
+            return None
+        outcome = Verdict.NEUTRAL  # cancelled (the checker stopping): the slot comes back
+        started = time.perf_counter()
+        try:
+            try:
+                async with asyncio.timeout(self.policy.timeout_seconds or None):
+                    health = await check()
+            except Exception as error:  # any failure of a check is a failed trial
+                health = ConnectorHealth(status=HealthStatus.DOWN, detail=type(error).__name__)
+            if health.latency_ms is None:
+                latency = round((time.perf_counter() - started) * 1000, 2)
+                health = ConnectorHealth(
+                    status=health.status, detail=health.detail, latency_ms=latency
+                )
+            outcome = Verdict.SUCCESS if health.status is HealthStatus.UP else Verdict.FAILURE
+            logger.info("%s: circuit trial by probe: %s", self.name, health.status.value)
+            return health
+        finally:
+            self.breaker.settle(permit, outcome)
 
 
 class GuardedConnector:
@@ -370,8 +535,7 @@ class GuardedConnector:
 
             @functools.wraps(attribute)
             def stream(*args: Any, **kwargs: Any) -> Any:
-                self._upstream.check_breaker()
-                return attribute(*args, **kwargs)
+                return self._upstream.open_stream(lambda: attribute(*args, **kwargs))
 
             return stream
 

@@ -11,6 +11,12 @@ pieces of evidence per connector, each with its time: the last check, and the la
 real call (:attr:`gateway.resilience.Upstream.observed`), so a vendor failing live
 traffic shows as DOWN at once rather than at the next check.  An open circuit shows
 as DOWN whatever the evidence: nothing is sent until it half-opens.
+
+The checker also drives the breakers' recovery: a second task wakes when an open
+circuit's reset time has passed and makes its trial call itself — the connector's
+``health()`` through the breaker (:meth:`gateway.resilience.Upstream.probe`) — so
+a circuit goes half-open, then closed (or open for another period) with no user
+request, and the report shows the recovery at once.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ logger = logging.getLogger("gateway.upstream_health")
 
 #: How far (±) each interval is drawn around the configured one.
 JITTER = 0.2
+#: The probe looks at the breakers at least this often (no I/O unless one is due)...
+PROBE_POLL_SECONDS = 1.0
+#: ...and at most this often (while another trial is in flight, it waits for it).
+PROBE_FLOOR_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,25 +67,27 @@ class UpstreamHealthChecker:
         self._registry = registry
         self._interval = interval
         self._checked: dict[str, Observed] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         #: Rounds completed, for tests and metrics.
         self.rounds = 0
 
     async def start(self) -> None:
         """Run one round now (so the first report means something), then loop."""
         await self.check_now()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._loop()), loop.create_task(self._probe_loop())]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
 
     async def check_now(self) -> None:
         """One round: every configured connector's ``health()``, concurrently."""
@@ -86,6 +98,26 @@ class UpstreamHealthChecker:
             if name in configured:
                 self._checked[name] = Observed(health, now, by_traffic=False)
         self.rounds += 1
+
+    async def probe_now(self) -> None:
+        """Each open circuit past its reset time gets its trial now (``health()``)."""
+        connectors = {connector.name: connector for connector in self._registry.connectors()}
+
+        async def probe(name: str) -> None:
+            health = await self._registry.upstreams[name].probe(connectors[name].health)
+            if health is not None:
+                self._checked[name] = Observed(health, datetime.now(UTC), by_traffic=False)
+
+        await asyncio.gather(*(probe(name) for name in self._registry.upstreams))
+
+    def _next_probe_in(self) -> float:
+        """Seconds until the first open circuit's reset time (bounded both ways)."""
+        due = [
+            upstream.breaker.retry_in_seconds
+            for upstream in self._registry.upstreams.values()
+            if upstream.breaker.state is not BreakerState.CLOSED
+        ]
+        return max(PROBE_FLOOR_SECONDS, min([PROBE_POLL_SECONDS, *due]))
 
     def report(self) -> dict[str, UpstreamHealth]:
         """Each installed connector's latest health (no upstream is called)."""
@@ -122,3 +154,11 @@ class UpstreamHealthChecker:
                 await self.check_now()
             except Exception:  # a bug here must not end the checking for good
                 logger.exception("upstream health round failed")
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._next_probe_in())
+            try:
+                await self.probe_now()
+            except Exception:  # a bug here must not leave a circuit open for good
+                logger.exception("breaker probe failed")

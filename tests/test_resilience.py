@@ -22,7 +22,13 @@ from gateway.errors import RateLimited
 from gateway.graphql.ids import encode_id
 from gateway.hookspecs import hookimpl
 from gateway.plugins import load_plugins
-from gateway.resilience import BreakerState, CircuitBreaker, ResiliencePolicy, TokenBucket
+from gateway.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    ResiliencePolicy,
+    TokenBucket,
+    Verdict,
+)
 from gateway.runner import running_gateway
 from tests.gateway_fixtures import TEST_JWT_SECRET, GatewayUnderTest, open_gateway
 from tests.toy.connector import ToyConnector
@@ -43,26 +49,30 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     clock = FakeClock()
     breaker = CircuitBreaker(failures=3, reset_seconds=10, clock=clock)
     for _ in range(3):
-        assert breaker.allow()
-        breaker.record_failure()
+        permit = breaker.allow()
+        assert permit
+        breaker.settle(permit, Verdict.FAILURE)
     assert breaker.state is BreakerState.OPEN and not breaker.allow()
     clock.now += 10
-    assert breaker.allow()  # the one trial call
+    trial = breaker.allow()
+    assert trial  # the one trial call
     assert not breaker.allow()  # no second trial while the first runs
-    breaker.record_failure()
+    breaker.settle(trial, Verdict.FAILURE)
     assert breaker.state is BreakerState.OPEN
     clock.now += 10
-    assert breaker.allow()
-    breaker.record_success()
-    # mypy keeps the OPEN narrowing from the assert above across record_success().
+    trial = breaker.allow()
+    assert trial
+    breaker.settle(trial, Verdict.SUCCESS)
+    # mypy keeps the OPEN narrowing from the assert above across settle().
     assert breaker.state is BreakerState.CLOSED and breaker.allow()  # type: ignore[comparison-overlap]
 
 
 def test_success_resets_the_failure_count() -> None:
     breaker = CircuitBreaker(failures=2, reset_seconds=10, clock=FakeClock())
-    breaker.record_failure()
-    breaker.record_success()
-    breaker.record_failure()
+    for outcome in (Verdict.FAILURE, Verdict.SUCCESS, Verdict.FAILURE):
+        permit = breaker.allow()
+        assert permit
+        breaker.settle(permit, outcome)
     assert breaker.state is BreakerState.CLOSED
 
 

@@ -1,0 +1,242 @@
+"""The breaker cannot stick: every permit is settled, the probe recovers an open circuit,
+and only upstream-caused failures count (gateway.resilience's "The breaker").
+
+Property tests drive a real :class:`~gateway.resilience.Upstream` with a fake clock
+through random interleavings of call outcomes, cancellations, stream starts, probes
+and time; a real-socket test reproduces the cancelled half-open trial of the issue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from gateway.connectors import MethodKind
+from gateway.errors import (
+    Conflict,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    ProtocolError,
+    RateLimited,
+    UpstreamBusy,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.models import ConnectorHealth, HealthStatus
+from gateway.resilience import BreakerState, ResiliencePolicy, Upstream, Verdict, verdict
+
+RESET = 10.0
+THRESHOLD = 2
+
+UPSTREAM_FAILURES: list[Callable[[], BaseException]] = [
+    lambda: UpstreamUnavailable("down"),
+    lambda: UpstreamTimeout("slow"),
+    lambda: ProtocolError("garbage"),
+    lambda: ConnectionResetError("reset"),
+    lambda: httpx.ReadError("dropped"),
+]
+CLIENT_ERRORS: list[Callable[[], BaseException]] = [
+    lambda: InvalidInput("bad"),
+    lambda: NotFound("none"),
+    lambda: PermissionDenied("no"),
+    lambda: Conflict("taken"),
+    lambda: InsufficientFunds("poor"),
+    lambda: RateLimited("ours", retry_after=1.0),
+    lambda: UpstreamRejected("judged the request"),
+    lambda: UpstreamBusy("another application holds the session"),
+    lambda: ValueError("a SOAP library rejects a control character"),  # a connector bug
+]
+
+
+@pytest.mark.parametrize("make", UPSTREAM_FAILURES)
+def test_upstream_caused_failures_count(make: Callable[[], BaseException]) -> None:
+    assert verdict(make()) is Verdict.FAILURE
+
+
+@pytest.mark.parametrize("make", CLIENT_ERRORS)
+def test_client_caused_errors_and_connector_bugs_do_not_count(
+    make: Callable[[], BaseException],
+) -> None:
+    assert verdict(make()) is Verdict.NEUTRAL
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Call:
+    """A call in flight at the fake upstream, and whether it is the half-open trial."""
+
+    task: asyncio.Task[object]
+    answer: asyncio.Future[object]
+    trial: bool = False
+
+
+@dataclass
+class Model:
+    """The upstream under test and the calls it has let through."""
+
+    clock: Clock = field(default_factory=Clock)
+    upstream: Upstream = field(init=False)
+    calls: list[Call] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        policy = ResiliencePolicy(
+            timeout_seconds=0,  # no timeout: the interleaving decides when calls end
+            read_retries=0,
+            breaker_failures=THRESHOLD,
+            breaker_reset_seconds=RESET,
+        )
+        self.upstream = Upstream("prop", policy, clock=self.clock)
+
+    def snapshot(self) -> tuple[BreakerState, int, float]:
+        """What a client error must never change (OPEN past its reset counts as half-open)."""
+        breaker = self.upstream.breaker
+        state = breaker.state
+        if state is BreakerState.OPEN and breaker.retry_in_seconds == 0:
+            state = BreakerState.HALF_OPEN
+        return state, breaker.failures, breaker.retry_in_seconds
+
+    def check(self) -> None:
+        trials = sum(1 for call in self.calls if call.trial)
+        assert trials <= 1  # at most one trial in flight
+        # The slot is held exactly while its call runs: no leak, no double use.
+        assert self.upstream.breaker.trial_in_flight == (trials == 1)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[object] = loop.create_future()
+        call = Call(task=None, answer=answer)  # type: ignore[arg-type]  # set just below
+
+        async def upstream_call() -> object:
+            call.trial = self.upstream.breaker.state is BreakerState.HALF_OPEN
+            self.calls.append(call)
+            return await answer
+
+        call.task = loop.create_task(self.upstream.call("get", MethodKind.READ, upstream_call))
+        await asyncio.sleep(0)  # admitted (and waiting for its answer) or refused
+        if call.task.done():
+            assert isinstance(call.task.exception(), UpstreamUnavailable)  # circuit open
+
+    async def finish(self, index: int, outcome: BaseException | None) -> None:
+        if not self.calls:
+            return
+        call = self.calls.pop(index % len(self.calls))
+        before = self.snapshot()
+        if outcome is None:
+            call.answer.set_result("ok")
+        else:
+            call.answer.set_exception(outcome)
+        await asyncio.gather(call.task, return_exceptions=True)
+        if outcome is None and call.trial:
+            assert self.upstream.breaker.state is BreakerState.CLOSED  # a trial's success
+        if outcome is not None and verdict(outcome) is Verdict.NEUTRAL:
+            assert self.snapshot() == before  # client errors never change state
+
+    async def cancel(self, index: int) -> None:
+        if not self.calls:
+            return
+        call = self.calls.pop(index % len(self.calls))
+        before = self.snapshot()
+        call.task.cancel()  # e.g. graphql-core cancelling a sibling of a failed field
+        await asyncio.gather(call.task, return_exceptions=True)
+        assert self.snapshot() == before
+
+    def stream(self) -> None:
+        before = self.snapshot()
+        try:
+            self.upstream.open_stream(lambda: "a subscription")
+        except UpstreamUnavailable:
+            return
+        # Its start was the trial, if one was due: the slot is back at once.
+        assert self.snapshot()[:2] == before[:2]
+
+    async def probe(self, healthy: bool) -> None:
+        breaker = self.upstream.breaker
+        state, _, wait = self.snapshot()
+        due = state is not BreakerState.CLOSED and wait == 0 and not breaker.trial_in_flight
+
+        async def health() -> ConnectorHealth:
+            if healthy:
+                return ConnectorHealth(status=HealthStatus.UP)
+            raise UpstreamUnavailable("still down")
+
+        seen = await self.upstream.probe(health)
+        assert (seen is not None) == due
+        if due:  # never stuck: a due probe always moves the circuit on
+            if healthy:
+                assert breaker.state is BreakerState.CLOSED
+            else:
+                assert breaker.state is BreakerState.OPEN and breaker.retry_in_seconds == RESET
+
+
+outcomes = st.one_of(
+    st.none(),
+    st.sampled_from(UPSTREAM_FAILURES).map(lambda make: make()),
+    st.sampled_from(CLIENT_ERRORS).map(lambda make: make()),
+)
+steps = st.one_of(
+    st.tuples(st.just("start")),
+    st.tuples(st.just("finish"), st.integers(0, 7), outcomes),
+    st.tuples(st.just("cancel"), st.integers(0, 7)),
+    st.tuples(st.just("stream")),
+    st.tuples(st.just("advance"), st.sampled_from([0.0, 1.0, RESET / 2, RESET, 2 * RESET])),
+    st.tuples(st.just("probe"), st.booleans()),
+)
+
+
+async def run(script: list[tuple[object, ...]]) -> None:
+    model = Model()
+    actions: dict[str, Callable[..., Awaitable[None] | None]] = {
+        "start": model.start,
+        "finish": model.finish,
+        "cancel": model.cancel,
+        "stream": model.stream,
+        "advance": lambda seconds: setattr(model.clock, "now", model.clock.now + seconds),
+        "probe": model.probe,
+    }
+    for name, *arguments in script:
+        done = actions[str(name)](*arguments)
+        if done is not None:
+            await done
+        model.check()
+    # However the interleaving ended: once its calls end, the probe recovers the circuit.
+    while model.calls:
+        await model.cancel(0)
+    model.clock.now += RESET
+    await model.upstream.probe(lambda: _up())
+    assert model.upstream.breaker.state is BreakerState.CLOSED
+    assert not model.upstream.breaker.trial_in_flight
+
+
+async def _up() -> ConnectorHealth:
+    return ConnectorHealth(status=HealthStatus.UP)
+
+
+OPEN_THEN_DUE: list[tuple[object, ...]] = [
+    *[("start",), ("finish", 0, UpstreamUnavailable("down"))] * THRESHOLD,
+    ("advance", RESET),
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(steps, max_size=50))
+@example([*OPEN_THEN_DUE, ("start",), ("cancel", 0), ("start",), ("finish", 0, None)])
+@example([*OPEN_THEN_DUE, ("stream",), ("start",), ("finish", 0, NotFound("none"))])
+@example([*OPEN_THEN_DUE, ("start",), ("start",), ("probe", True), ("finish", 0, None)])
+def test_random_interleavings_never_stick_the_breaker(script: list[tuple[object, ...]]) -> None:
+    asyncio.run(run(script))
