@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.config import LimitSettings
 from gateway.graphql import build_schema
+from gateway.graphql.cost import COST_CEILING
 from gateway.plugins import load_plugins
 
 
@@ -70,3 +73,100 @@ async def test_a_flood_of_costly_queries_never_reaches_a_resolver(gateway: Any) 
         assert status == 400, body
         assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
     assert sum(gateway.sandbox.calls.values()) == calls
+
+
+def doubling(levels: int, on: str = "Query", leaf: str = "viewer { role }") -> str:
+    """``levels`` fragments, each spreading the previous one twice: 2**levels leaves."""
+    fragments = [f"fragment F0 on {on} {{ {leaf} }}"]
+    fragments += [f"fragment F{i} on {on} {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels)]
+    return " ".join(fragments)
+
+
+async def counted(schema: Any, query: str) -> tuple[int, list[dict[str, Any]]]:
+    """Run ``query``; the Python function calls it took and its errors' extensions.
+
+    Calls, not seconds: the count is the same on any machine, and an expansion of
+    every spread (2**21 fragment visits) shows up as millions of them.
+    """
+    calls = 0
+
+    def profile(_frame: Any, event: str, _arg: Any) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        result = await schema.execute(query)
+    finally:
+        sys.setprofile(None)
+    return calls, [dict(error.extensions or {}) for error in result.errors or ()]
+
+
+def linear_bound(query: str) -> int:
+    """Generous for a linear pass (about 20 calls per character are measured), and
+    far below what expanding a 21-level doubling chain would take."""
+    return 5_000 + 50 * len(query)
+
+
+async def test_a_doubling_chain_of_fragments_is_costed_once_per_fragment(schema: Any) -> None:
+    query = "{ ...F20 } " + doubling(21)
+    calls, errors = await counted(schema, query)
+    assert {"code": "QUERY_TOO_COSTLY", "cost": 2 * 2**20, "limit": 1000} in errors
+    assert calls <= linear_bound(query), calls
+
+
+async def test_sixty_nested_fragments_saturate_at_a_json_safe_cost(schema: Any) -> None:
+    query = '{ businessPartner(code: "x") { ...F59 } } ' + doubling(60, "BusinessPartner", "code")
+    calls, errors = await counted(schema, query)
+    (refusal,) = [e for e in errors if e["code"] == "QUERY_TOO_COSTLY"]
+    assert refusal["cost"] == COST_CEILING == 2**53 - 1
+    assert orjson.loads(orjson.dumps(refusal)) == refusal
+    assert calls <= linear_bound(query), calls
+
+
+async def test_a_negative_first_does_not_make_a_query_cheaper(schema: Any) -> None:
+    query = "{ businessPartners(first: -100000) { edges { node { accounts { externalId } } } } }"
+    assert await cost_error(schema, query) is None  # sized by the default: cheap, not negative
+    deep = (
+        "{ businessPartners(first: -100000) { edges { node { accounts { "
+        "positions { symbol } orders { symbol } } } } } }"
+    )
+    error = await cost_error(schema, deep)
+    assert error is not None and error["cost"] > 0
+
+
+REFUSALS = {
+    "depth": ("{" + " viewer {" * 14 + " role" + " }" * 15, "QUERY_TOO_DEEP"),
+    "depth through fragments": (
+        "{ ...F12 } fragment F0 on Query { viewer { role } } "
+        + " ".join(f"fragment F{i} on Query {{ viewer {{ ...F{i - 1} }} }}" for i in range(1, 13)),
+        "QUERY_TOO_DEEP",
+    ),
+    "aliases through doubling fragments": (
+        "{ ...F20 } " + doubling(21, leaf="a: viewer { role }"),
+        "TOO_MANY_ALIASES",
+    ),
+    "tokens": ("{" + " viewer { role }" * 1300 + " }", "QUERY_TOO_LONG"),
+    "nesting": ("{" + " viewer {" * 300 + " role" + " }" * 301, "QUERY_TOO_DEEP"),
+    "fragment cycle": (
+        "{ ...A } fragment A on Query { viewer { role } ...B } fragment B on Query { ...A ...A }",
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+    "fragments chained beyond the stack": (
+        "{ ...F299 } fragment F0 on Query { viewer { role } } "
+        + " ".join(f"fragment F{i} on Query {{ ...F{i - 1} }}" for i in range(1, 300)),
+        "QUERY_TOO_DEEP",
+    ),
+    "unknown directive": ("{ viewer @nope { role } }", "GRAPHQL_VALIDATION_FAILED"),
+    "syntax": ("{ viewer { role }", "GRAPHQL_PARSE_FAILED"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+async def test_every_refusal_is_coded_and_linear(schema: Any, case: str) -> None:
+    query, code = REFUSALS[case]
+    calls, errors = await counted(schema, query)
+    assert errors and all("code" in e for e in errors), errors
+    assert code in {e["code"] for e in errors}, errors
+    assert calls <= linear_bound(query), calls

@@ -5,25 +5,29 @@ Mutations never fail with a bare GraphQL error for a domain problem: the payload
 stable ``code`` of :mod:`gateway.errors`.  Queries raise the same exceptions and
 graphql-core copies their ``extensions`` (with ``code``) onto the GraphQL error.
 Any other exception is a bug: it is logged once with an error id and the client
-sees only "Internal error" and that id.
+sees only "Internal error" and that id.  A request refused before it runs (by the
+parser, a validation rule, its variables) gets a stable code too
+(:class:`CodeRefusals`).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import re
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from gateway import errors as domain
 
 __all__ = [
     "CapabilityNotSupportedError",
+    "CodeRefusals",
     "ConflictError",
     "ErrorCode",
     "InsufficientFundsError",
@@ -192,4 +196,79 @@ class MaskUnexpectedErrors(SchemaExtension):
             nodes=error.nodes,
             path=error.path,
             extensions={"code": "INTERNAL", "errorId": error_id},
+        )
+
+
+#: Parser refusals by the start of their description (pinned by tests/test_refusals.py).
+_PARSE_CODES: Final = (
+    ("Document is nested too deeply", "QUERY_TOO_DEEP"),
+    ("Document contains more than", "QUERY_TOO_LONG"),  # tokens or comments
+    ("Source contains more than", "QUERY_TOO_LONG"),
+)
+#: graphql-core's word when a document nests fragments beyond the interpreter's stack.
+_VALIDATION_ABORTED: Final = "Validation aborted."
+_SUGGESTION: Final = re.compile(r" ?Did you mean [^?]*\?")
+
+
+class CodeRefusals(SchemaExtension):
+    """Give every refusal of a request a stable ``extensions.code``.
+
+    Parse errors: QUERY_TOO_LONG, QUERY_TOO_DEEP or GRAPHQL_PARSE_FAILED; validation
+    errors keep the code their rule gave (QUERY_TOO_COSTLY ...) or get
+    GRAPHQL_VALIDATION_FAILED; variables that do not fit their types INVALID_INPUT.
+    With ``hide_suggestions`` (introspection off) "Did you mean …?" is cut from every
+    message, so names the viewer did not ask for are never revealed.
+    """
+
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        self.hide_suggestions = hide_suggestions
+        self._validation_errors: set[int] = set()
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        errors = self.execution_context.pre_execution_errors or ()
+        self._validation_errors = {id(error) for error in errors}
+
+    def on_operation(self) -> Iterator[None]:
+        try:
+            yield
+        except GraphQLError as error:
+            # The parser cache raises its syntax errors through the operation.
+            raise self._coded(error) from None
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [self._coded(error) for error in result.errors]
+
+    def _code(self, error: GraphQLError) -> str | None:
+        if isinstance(error, GraphQLSyntaxError):
+            for start, code in _PARSE_CODES:
+                if error.description.startswith(start):
+                    return code
+            return "GRAPHQL_PARSE_FAILED"
+        if id(error) in self._validation_errors:
+            return (
+                "QUERY_TOO_DEEP"
+                if error.message == _VALIDATION_ABORTED
+                else ("GRAPHQL_VALIDATION_FAILED")
+            )
+        if error.path is None and error.original_error is None:
+            return "INVALID_INPUT"  # variables refused before execution
+        return None
+
+    def _coded(self, error: GraphQLError) -> GraphQLError:
+        extensions = dict(error.extensions or {})
+        if "code" not in extensions and (code := self._code(error)) is not None:
+            extensions["code"] = code
+        message = _SUGGESTION.sub("", error.message) if self.hide_suggestions else error.message
+        if message == error.message and extensions == (error.extensions or {}):
+            return error
+        return GraphQLError(
+            message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=error.original_error,
+            extensions=extensions,
         )

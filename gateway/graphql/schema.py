@@ -17,21 +17,19 @@ import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    DisableIntrospection,
     MaxTokensLimiter,
     ParserCache,
     ValidationCache,
 )
-from strawberry.extensions.max_aliases import create_validator as aliases_rule
-from strawberry.extensions.query_depth_limiter import IgnoreContext
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
 
 from gateway.config import LimitSettings
 from gateway.graphql.cost import cost_limit_rule
-from gateway.graphql.errors import ERROR_TYPES, MaskUnexpectedErrors
+from gateway.graphql.errors import ERROR_TYPES, CodeRefusals, MaskUnexpectedErrors
+from gateway.graphql.exposure import HideSchema
+from gateway.graphql.limits import alias_limit_rule, depth_limit_rule
 from gateway.graphql.scalars import SCALAR_MAP
 from gateway.graphql.types import CORE_TYPES, Account
 from gateway.plugins import PluginContractError, Plugins
@@ -75,27 +73,25 @@ def _merge(name: str, contributed: Sequence[type]) -> type:
     return merged
 
 
-def _ignore_introspection(context: IgnoreContext) -> bool:
-    return context.field_name.startswith("__")
-
-
 def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
     # The rule classes are built once: the validation cache keys on (schema, document,
     # rules), so classes made per request (as the limiter extensions do) never hit it.
+    # Each rule takes time linear in the document (fragments are costed once).
     rules: list[type[ASTValidationRule]] = [
-        depth_rule(limits.max_depth, _ignore_introspection, None),
-        aliases_rule(limits.max_aliases),
+        depth_limit_rule(limits.max_depth),
+        alias_limit_rule(limits.max_aliases),
         cost_limit_rule(limits.max_cost, limits.default_list_size),
     ]
     extensions: list[Any] = [
         MaskUnexpectedErrors,
+        lambda: CodeRefusals(hide_suggestions=not introspection),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
     ]
     if not introspection:
-        extensions.append(DisableIntrospection)
+        extensions.append(HideSchema)
     return extensions
 
 
