@@ -26,6 +26,7 @@ from gateway.auth import (
 from gateway.cli_commands import CliCommand
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.graphql import build_schema
+from gateway.logging_redaction import install_redaction
 from gateway.plugins import Plugins, load_plugins
 from gateway.runner import running_gateway
 from gateway.sandboxes import Sandbox, seed_demo
@@ -375,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_redaction()
     try:
         result: int = args.run(args)
     except ConfigError as error:

@@ -18,6 +18,7 @@ from gateway.asgi_server import ServedApp, serve_asgi
 from gateway.config import Settings
 from gateway.graphql import BrokerGraphSchema, build_schema
 from gateway.http.app import create_app
+from gateway.logging_redaction import install_redaction, register_secrets
 from gateway.plugins import Plugins
 from gateway.services import GatewayServices
 
@@ -54,6 +55,9 @@ async def running_gateway(
     settings: Settings, plugins: Plugins, *, host: str | None = None, port: int | None = None
 ) -> AsyncIterator[RunningGateway]:
     """Open everything, serve until the block exits, then close everything."""
+    # Before anything logs: no record of this process may carry a secret.
+    install_redaction()
+    register_secrets(settings)
     services = await GatewayServices.open(settings, plugins)
     try:
         schema = build_schema(plugins, settings.limits, introspection=settings.server.introspection)
