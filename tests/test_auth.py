@@ -16,7 +16,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.auth import Authenticator, JwtAuthenticator, JwtSettings, Role, Viewer
+from gateway.auth import (
+    Authenticator,
+    JwtAuthenticator,
+    JwtSettings,
+    Role,
+    Viewer,
+    api_key_id,
+    bearer_expiry,
+)
 from gateway.errors import PermissionDenied, Unauthenticated
 
 SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -565,3 +573,16 @@ def test_correctly_signed_junk_gives_a_viewer_or_unauthenticated(
         assert outcome.message == "invalid or expired token"
     else:
         assert isinstance(outcome, Viewer)
+
+
+def test_bearer_expiry_and_api_key_id_read_only_their_own_scheme() -> None:
+    authenticator = JwtAuthenticator(JwtSettings(secret=SECRET))
+    now = datetime.now(UTC)
+    token = authenticator.issue(subject="s", role=Role.ADMIN, ttl_seconds=60, now=now)
+    assert bearer_expiry(f"Bearer {token}") == int(now.timestamp()) + 60
+    key = "bg_0123456789abcdef_" + "A" * 43
+    assert api_key_id(f"ApiKey {key}") == "0123456789abcdef"
+    for other in (f"ApiKey {key}", "Bearer not-a-jwt", None, ""):
+        assert bearer_expiry(other) is None
+    for other in (f"Bearer {token}", "ApiKey nonsense", None):
+        assert api_key_id(other) is None

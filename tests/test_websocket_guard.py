@@ -107,7 +107,7 @@ async def test_a_socket_is_closed_at_its_tokens_expiry_and_runs_nothing_after(
 ) -> None:
     async with gateway_with(toy_sandbox, tmp_path) as gateway:
         token = gateway.services.authenticator.issue(
-            subject="short-lived", role=Role.CLIENT, partner_code="DEMO-001", ttl_seconds=2
+            subject="short-lived", role=Role.CLIENT, partner_code="DEMO-001", ttl_seconds=3
         )
         expires_at = bearer_expiry(f"Bearer {token}")
         assert expires_at is not None
