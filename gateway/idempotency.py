@@ -14,15 +14,21 @@ What happens to the claim when the call fails depends on what we know:
 * anything after the request may have reached the platform (a lost connection or
   answer, a 5xx from anything on the path, a timeout, an undecodable answer; see
   :func:`gateway.errors.may_have_applied`) is OUTCOME_UNKNOWN: the money may have
-  moved.  The claim stays STARTED and retries with the key get
-  IDEMPOTENCY_CONFLICT, because guessing could move money twice — until the claim
-  is older than the lease and the platform dedupes writes by the key
-  (``Connector.idempotent_writes``): then a retry re-drives the call with the same
-  key and the platform returns the first result.
+  moved.  The claim stays STARTED, because guessing could move money twice.
+
+A retry with the key of a claim left STARTED is settled by reading the platform
+first, where the connector can (``settle``: e.g. ``find_movement``, the account's
+balance operations by the key): found, the retry replays what the platform did;
+provably absent and the claim older than the lease (so nobody is still sending
+it), the retry takes the claim over and sends again.  Where nothing can be read,
+the retry gets IDEMPOTENCY_CONFLICT — until the claim is older than the lease and
+the platform dedupes writes by the key (``Connector.idempotent_writes``): then a
+retry re-drives the call with the same key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -79,18 +85,31 @@ async def run_once(
     request: Mapping[str, Any],
     call: Callable[[], Awaitable[Any]],
     redrive_after: float | None = None,
+    settle: Callable[[datetime], Awaitable[Any | None]] | None = None,
 ) -> IdempotentResult:
     """Run ``call`` unless ``key`` already ran in ``scope``; ``call`` returns JSON-safe data.
 
-    ``redrive_after`` (seconds), given only for platforms that dedupe writes by the
-    key, lets a retry take over a claim left STARTED that long ago and call again:
-    the platform answers with the first result instead of applying it twice.
+    ``settle`` reads the platform for what the key's earlier attempt did, given when
+    that attempt was claimed: the JSON-safe result it finds, or None when the
+    platform provably holds nothing under the key.  A retry of a claim left STARTED
+    (outcome unknown) settles it first: found, the claim completes with it and the
+    retry replays it; absent, the claim may be taken over and the call re-sent.
+
+    ``redrive_after`` (seconds) lets a retry take over a claim left STARTED that long
+    ago and call again — given for platforms that dedupe writes by the key, and for
+    any write ``settle`` can prove absent: a claim younger than that may still be in
+    flight, so its retry is refused as IDEMPOTENCY_CONFLICT instead.
     """
     fingerprint = request_fingerprint(operation, request)
     claimed, record = await store.begin_idempotent(scope, key, operation, fingerprint)
-    if not claimed and record.state is IdempotencyState.STARTED and redrive_after is not None:
-        stale_before = datetime.now(UTC) - timedelta(seconds=redrive_after)
-        claimed = await store.reclaim_idempotent(scope, key, stale_before)
+    if not claimed and record.state is IdempotencyState.STARTED:
+        if settle is not None:
+            found = await _settle(settle, record.created_at)
+            if found is not None:
+                return await _settled(store, scope, key, found)
+        if redrive_after is not None:
+            stale_before = datetime.now(UTC) - timedelta(seconds=redrive_after)
+            claimed = await store.reclaim_idempotent(scope, key, stale_before)
     if not claimed:
         if record.state is IdempotencyState.COMPLETED and record.response is not None:
             return IdempotentResult(
@@ -99,7 +118,8 @@ async def run_once(
                 replayed=True,
             )
         raise IdempotencyConflict(
-            "a request with this idempotency key is in progress or its outcome is not known yet",
+            "a request with this idempotency key is in progress or its outcome is not known "
+            "yet; retry later with the same key",
             field=["idempotencyKey"],
         )
     try:
@@ -114,8 +134,40 @@ async def run_once(
             raise
         await store.complete_idempotent(scope, key, {"error": error.to_dict()})
         return IdempotentResult(value=None, error=error.to_dict(), replayed=False)
-    await store.complete_idempotent(scope, key, {"value": value})
+    # A retry may have settled it meanwhile, from the platform: the same operation.
+    with contextlib.suppress(IdempotencyConflict):
+        await store.complete_idempotent(scope, key, {"value": value})
     return IdempotentResult(value=value, error=None, replayed=False)
+
+
+async def _settle(
+    settle: Callable[[datetime], Awaitable[Any | None]], claimed_at: datetime
+) -> Any | None:
+    """The earlier attempt as the platform shows it; a failed read settles nothing.
+
+    The read failing must not turn into "not delivered": the first attempt's outcome
+    is still unknown, and so is this retry's.
+    """
+    try:
+        return await settle(claimed_at)
+    except BrokerGraphError as error:
+        raise OutcomeUnknown(
+            f"the outcome of this key's earlier attempt is still unknown: reading the "
+            f"platform failed ({error.message}); retry later with the SAME idempotencyKey",
+            details={**error.details, "cause": error.code},
+        ) from error
+
+
+async def _settled(store: Store, scope: str, key: str, found: Any) -> IdempotentResult:
+    """Complete an unknown claim with what the platform shows, and replay it."""
+    try:
+        await store.complete_idempotent(scope, key, {"value": found})
+    except IdempotencyConflict:
+        record = await store.get_idempotent(scope, key)  # its owner completed it meanwhile
+        if record is not None and record.response is not None:
+            response = record.response
+            return IdempotentResult(response.get("value"), response.get("error"), replayed=True)
+    return IdempotentResult(value=found, error=None, replayed=True)
 
 
 def outcome_unknown(error: BrokerGraphError, *, keyed: bool) -> OutcomeUnknown:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 import strawberry
@@ -36,6 +36,7 @@ from strawberry.types import Info
 
 from gateway.auth import Role
 from gateway.config import is_secret_key
+from gateway.connectors import Capability
 from gateway.errors import BrokerGraphError, OutcomeUnknown, may_have_applied
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
@@ -95,12 +96,16 @@ class Once(Generic[M, P]):
 
     ``scope`` prefixes the key's scope (``money:<platform>:<account>``); ``model`` is
     the stored result's type, rebuilt on a replay; ``present`` makes the payload of a
-    result, its errors and whether it was a replay.
+    result, its errors and whether it was a replay.  ``find`` names the optional
+    ``@read`` connector method that settles an unknown outcome: called as
+    ``find(account_id, idempotency_key, since)``, it returns the platform's record of
+    the key's write (a ``model``) or None when the platform provably has none.
     """
 
     scope: str
     model: type[M]
     present: Callable[[M | None, list[UserError], bool], P]
+    find: str | None = None
 
 
 def _no_reference(payload: Any) -> None:
@@ -223,6 +228,8 @@ async def _once(
     request = {k: v for k, v in to_jsonable(checked.request).items() if k != "idempotency_key"}
     connector = ctx.services.registry.require_any(checked.platform)
     lease = ctx.services.settings.limits.idempotency_lease_seconds
+    settle = _settler(ctx, once, checked)
+    redrive = connector.idempotent_writes or settle is not None
     result = await run_once(
         ctx.services.store,
         scope=f"{once.scope}:{checked.platform}:{checked.account_id}",
@@ -230,13 +237,47 @@ async def _once(
         operation=operation,
         request=request,
         call=upstream,
-        redrive_after=lease if connector.idempotent_writes else None,
+        redrive_after=lease if redrive else None,
+        settle=settle,
     )
     if not result.replayed:
         await _invalidate_after_write(ctx, operation, checked.platform, checked.account_id)
     if result.error is not None:
         return once.present(None, [user_error_from_dict(dict(result.error))], result.replayed)
     return once.present(from_jsonable(once.model, result.value), [], result.replayed)
+
+
+#: How far before its claim a write's record is looked for: the platform's clock and
+#: ours may differ, and a wider window costs the one read nothing more.
+SETTLE_MARGIN = timedelta(minutes=10)
+
+
+def _settler(
+    ctx: RequestContext, once: Once[M, P], checked: AccountWrite[K, M]
+) -> Callable[[datetime], Awaitable[Any | None]] | None:
+    """The read that settles an unknown outcome of ``checked``, if its connector has one.
+
+    The finder is a connector's own ``@read`` method reading the account's history,
+    so it is called behind the guards (and routed) as an ACCOUNT_HISTORY read.
+    """
+    connector = ctx.services.registry.require_any(checked.platform)
+    if (
+        once.find is None
+        or Capability.ACCOUNT_HISTORY not in connector.capabilities
+        or not hasattr(connector, once.find)
+    ):
+        return None
+    guarded = ctx.services.registry.require(
+        checked.platform, Capability.ACCOUNT_HISTORY, type(connector)
+    )
+    find: Callable[[str, str, datetime], Awaitable[Any]] = getattr(guarded, once.find)
+
+    async def settle(claimed_at: datetime) -> Any | None:
+        key = checked.request.idempotency_key
+        found = await find(checked.account_id, key, claimed_at - SETTLE_MARGIN)
+        return None if found is None else to_jsonable(found)
+
+    return settle
 
 
 async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:

@@ -43,7 +43,7 @@ def _reference(payload: MoneyMovementPayload) -> str | None:
     return payload.operation.external_id if payload.operation else None
 
 
-MONEY = Once(scope="money", model=models.BalanceOperation, present=_payload)
+MONEY = Once(scope="money", model=models.BalanceOperation, present=_payload, find="find_movement")
 
 
 def _movement(

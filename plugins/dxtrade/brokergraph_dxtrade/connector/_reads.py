@@ -4,8 +4,9 @@ reads many accounts' metrics and positions in one call."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from brokergraph_dxtrade.client import DXSCA, segment
 from brokergraph_dxtrade.connector._base import DxTradeBase, items_of
@@ -24,9 +25,11 @@ from gateway.contract import (
     AccountHistory,
     AccountReads,
     BalanceOperation,
+    BalanceOperationKind,
     Deal,
     Position,
     Trader,
+    read,
 )
 
 __all__ = ["DxTradeReads"]
@@ -94,6 +97,27 @@ class DxTradeReads(DxTradeBase, AccountReads, AccountHistory):
             op for t in items_of(response.body, "transfers") for op in balance_operations(t)
         ]
         return sorted((o for o in operations if start <= o.at < end), key=lambda o: o.at)
+
+    @read
+    async def find_movement(
+        self, account_id: str, idempotency_key: str, since: datetime
+    ) -> BalanceOperation | None:
+        """The deposit or withdrawal DXtrade holds under ``idempotency_key``, or None.
+
+        The gateway settles a write whose answer was lost with this read: the key is
+        the client-generated id of the cash PUT, which DXtrade keeps as the transfer's
+        ``transferCode`` (B3/B4, observed).  Nothing relies on DXtrade deduping a
+        repeated id (only inferred): the gateway re-sends only a transfer found absent.
+        """
+        until = datetime.now(UTC) + timedelta(minutes=1)  # DXtrade's clock may run ahead
+        for operation in await self.get_balance_operations(account_id, since, until):
+            if operation.external_id == idempotency_key and operation.kind in (
+                BalanceOperationKind.DEPOSIT,
+                BalanceOperationKind.WITHDRAWAL,
+            ):
+                # The id the PUT's own answer gives, so a settled replay reads alike.
+                return dataclasses.replace(operation, id=idempotency_key)
+        return None
 
     async def get_deals(self, account_id: str, start: datetime, end: datetime) -> Sequence[Deal]:
         self._account_parts(account_id)
