@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -31,8 +32,18 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.graphql.ids import encode_id
 from gateway.models import ConnectorHealth, HealthStatus
-from gateway.resilience import BreakerState, ResiliencePolicy, Upstream, Verdict, verdict
+from gateway.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    ResiliencePolicy,
+    Upstream,
+    Verdict,
+    verdict,
+)
+from tests.gateway_fixtures import GatewayUnderTest, open_gateway
+from tests.toy.sandbox import ToySandbox
 
 RESET = 10.0
 THRESHOLD = 2
@@ -240,3 +251,96 @@ OPEN_THEN_DUE: list[tuple[object, ...]] = [
 @example([*OPEN_THEN_DUE, ("start",), ("start",), ("probe", True), ("finish", 0, None)])
 def test_random_interleavings_never_stick_the_breaker(script: list[tuple[object, ...]]) -> None:
     asyncio.run(run(script))
+
+
+# -- against a real gateway and the toy sandbox ------------------------------------------
+
+SIBLING_FAILS = """query($id: ID!, $order: ID!) {
+  a: account(id: $id) { deals(from: "2024-01-01T00:00:00Z", to: "2024-01-02T00:00:00Z") {
+    externalId } }
+  b: order(id: $order) { id }
+}"""
+BALANCE = "query($id: ID!) { account(id: $id) { balance { amount } } }"
+
+
+async def until(condition: Callable[[], bool], rounds: int = 200) -> None:
+    """Wait (bounded) for ``condition``: the gateway's background work is asynchronous."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def state_of(breaker: CircuitBreaker) -> BreakerState:
+    """The state now (mypy would keep an earlier assert's narrowing across calls)."""
+    return breaker.state
+
+
+async def open_the_breaker(gateway: GatewayUnderTest, account: str) -> None:
+    breaker = gateway.services.registry.upstreams["toy"].breaker
+    gateway.sandbox.fail_next_n = 1000
+    for _ in range(2):  # breaker_failures
+        await gateway.clear_cache()
+        await gateway.query(BALANCE, {"id": account})
+    assert breaker.state is BreakerState.OPEN
+    gateway.sandbox.fail_next_n = 0
+
+
+async def test_a_cancelled_half_open_trial_gives_its_slot_back_and_the_probe_recovers(
+    tmp_path: Path,
+) -> None:
+    """The issue's ``{a: account{deals} b: order(id:"bad")}`` while half-open, over real
+    sockets; then the background probe closes the circuit with no user request."""
+    sandbox = ToySandbox()
+    await sandbox.start()
+    try:
+        async with open_gateway(
+            sandbox,
+            tmp_path,
+            resilience={
+                "timeout_seconds": 5,
+                "read_retries": 0,
+                "breaker_failures": 2,
+                "breaker_reset_seconds": 0.3,
+            },
+        ) as gateway:
+            checker = gateway.services.upstream_health
+            breaker = gateway.services.registry.upstreams["toy"].breaker
+            account = gateway.account_id("1001")
+            await checker.stop()  # first the users' trial: no probe may take it
+            await open_the_breaker(gateway, account)
+            sandbox.latency_seconds = 0.5  # healthy but slow: a sibling fails first
+            await until(lambda: breaker.retry_in_seconds == 0)
+            calls = sum(sandbox.calls.values())
+            # The issue's query: the bad id is the client's fault, refused before any call.
+            _, body = await gateway.query(SIBLING_FAILS, {"id": account, "order": "bad"})
+            assert body["data"] is None
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"]
+            assert sum(sandbox.calls.values()) == calls and not breaker.trial_in_flight
+            # A well-formed id: one field takes the trial, its sibling is refused "circuit
+            # open" (non-null), so graphql-core cancels the trial mid-call.
+            order = encode_id("Order", "toy", "1001", "no-such-order")
+            _, body = await gateway.query(SIBLING_FAILS, {"id": account, "order": order})
+            assert body["data"] is None
+            assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+            assert state_of(breaker) is BreakerState.HALF_OPEN
+            assert not breaker.trial_in_flight  # given back by the cancelled call
+            sandbox.latency_seconds = 0
+            await gateway.clear_cache()
+            _, body = await gateway.query(BALANCE, {"id": account})  # the next trial
+            assert body["data"]["account"]["balance"]["amount"], body
+            assert state_of(breaker) is BreakerState.CLOSED
+
+            # Open again; now nobody calls: the background probe recovers the circuit.
+            await checker.start()
+            await open_the_breaker(gateway, account)
+            reads, checks = sandbox.calls["GET /accounts"], sandbox.calls["GET /health"]
+            await until(lambda: breaker.state is BreakerState.CLOSED)
+            assert sandbox.calls["GET /health"] > checks  # the probe's trial
+            assert sandbox.calls["GET /accounts"] == reads  # no user request did it
+            upstreams = await gateway.http.get(f"{gateway.url}/upstreamz")
+            assert upstreams.status_code == 200
+            assert upstreams.json()["connectors"]["toy"]["status"] == "UP"
+    finally:
+        await sandbox.stop()
