@@ -9,8 +9,9 @@ and time; a real-socket test reproduces the cancelled half-open trial of the iss
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from gateway import models
 from gateway.connectors import MethodKind
 from gateway.errors import (
     Conflict,
@@ -33,6 +35,7 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.graphql.ids import encode_id
+from gateway.hookspecs import hookimpl
 from gateway.models import ConnectorHealth, HealthStatus
 from gateway.resilience import (
     BreakerState,
@@ -43,6 +46,7 @@ from gateway.resilience import (
     verdict,
 )
 from tests.gateway_fixtures import GatewayUnderTest, open_gateway
+from tests.toy.connector import ToyConnector
 from tests.toy.sandbox import ToySandbox
 
 RESET = 10.0
@@ -342,5 +346,49 @@ async def test_a_cancelled_half_open_trial_gives_its_slot_back_and_the_probe_rec
             upstreams = await gateway.http.get(f"{gateway.url}/upstreamz")
             assert upstreams.status_code == 200
             assert upstreams.json()["connectors"]["toy"]["status"] == "UP"
+    finally:
+        await sandbox.stop()
+
+
+class InputBugToyConnector(ToyConnector):
+    """A toy whose deals read trips over its input the way QORT's SOAP layer did over a
+    control character: a plain ``ValueError`` from a library, before anything is sent."""
+
+    async def get_deals(
+        self, account_id: str, start: datetime, end: datetime
+    ) -> Sequence[models.Deal]:
+        raise ValueError("All strings must be XML compatible: no control characters")
+
+
+class InputBugPlugin:
+    @hookimpl
+    def brokergraph_connectors(self) -> list[type[ToyConnector]]:
+        return [InputBugToyConnector]
+
+
+async def test_a_connector_bug_on_odd_input_is_internal_and_never_opens_the_breaker(
+    tmp_path: Path,
+) -> None:
+    sandbox = ToySandbox()
+    await sandbox.start()
+    try:
+        async with open_gateway(
+            sandbox,
+            tmp_path,
+            plugin=InputBugPlugin(),
+            resilience={"read_retries": 0, "breaker_failures": 2, "breaker_reset_seconds": 30},
+        ) as gateway:
+            breaker = gateway.services.registry.upstreams["toy"].breaker
+            account = gateway.account_id("1001")
+            deals = """query($id: ID!) { account(id: $id) {
+              deals(from: "2024-01-01T00:00:00Z", to: "2024-01-02T00:00:00Z") { externalId } } }"""
+            for _ in range(5):  # the issue's five requests, over twice the threshold
+                await gateway.clear_cache()
+                _, body = await gateway.query(deals, {"id": account})
+                assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
+            assert breaker.state is BreakerState.CLOSED and breaker.failures == 0
+            await gateway.clear_cache()
+            _, body = await gateway.query(BALANCE, {"id": account})  # everyone else served
+            assert body["data"]["account"]["balance"]["amount"], body
     finally:
         await sandbox.stop()
