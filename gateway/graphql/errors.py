@@ -199,7 +199,7 @@ class MaskUnexpectedErrors(SchemaExtension):
         )
 
 
-#: Parser refusals by the start of their description (pinned by tests/test_refusals.py).
+#: Parser refusals by the start of their description (pinned by tests/test_limits.py).
 _PARSE_CODES: Final = (
     ("Document is nested too deeply", "QUERY_TOO_DEEP"),
     ("Document contains more than", "QUERY_TOO_LONG"),  # tokens or comments
@@ -252,7 +252,9 @@ class CodeRefusals(SchemaExtension):
                 if error.message == _VALIDATION_ABORTED
                 else ("GRAPHQL_VALIDATION_FAILED")
             )
-        if error.path is None and error.original_error is None:
+        if error.path is None and (
+            error.original_error is None or isinstance(error.original_error, GraphQLError)
+        ):
             return "INVALID_INPUT"  # variables refused before execution
         return None
 
