@@ -6,7 +6,8 @@ URL at DEBUG.  Rather than trust every call site, :func:`install_redaction` wrap
 log-record factory, so every record of every logger is redacted once, when it is
 made, before any handler (or pytest's ``caplog``) sees it:
 
-* the query string of any URL path (``/graphql?token=…`` → ``/graphql?[redacted]``);
+* the query string of any URL (``/graphql?token=…`` → ``/graphql?[redacted]``; any
+  ``word?rest`` is cut alike: over-redacting a question is cheaper than a leak);
 * JWT-looking strings (``eyJ…``), the value after ``Bearer``/``ApiKey``/``Basic``,
   the secret half of an API key (``bg_<id>_…``: the public id stays, it helps an
   operator), values of ``password=``/``token:``-like fields, and any long opaque
@@ -32,7 +33,9 @@ REDACTED: Final = "[redacted]"
 
 _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # A query string after a path: /graphql?token=… (uvicorn's access and WebSocket lines).
-    (re.compile(r"(/[^\s?\"'#<>]*)\?[^\s\"'#<>]+"), rf"\1?{REDACTED}"),
+    # Matched from the "?" (a lookbehind, not a scan of the path), so the work stays
+    # linear in the message whatever a client puts in a logged path.
+    (re.compile(r"(?<=[^\s?\"'#<>=])\?[^\s\"'#<>]+"), f"?{REDACTED}"),
     # A WebSocket frame's payload as the websockets library logs it at DEBUG: cut to
     # its head and tail, so no pattern below could recognise the token it carries.
     (
@@ -44,7 +47,10 @@ _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # Credentials after an Authorization scheme, whatever their shape.
     (re.compile(r"(?i)\b(bearer|apikey|basic)(\s+)[^\s\"',;}\]]+"), rf"\1\2{REDACTED}"),
     # A compact JWS or any two of its parts.
-    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"), REDACTED),
+    (
+        re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"),
+        REDACTED,
+    ),
     (re.compile(r"\b(bg_[0-9a-f]{16}_)[A-Za-z0-9_-]+"), rf"\1{REDACTED}"),
     (
         re.compile(
