@@ -9,6 +9,7 @@ and time; a real-socket test reproduces the cancelled half-open trial of the iss
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,8 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from websockets.typing import Subprotocol
 
 from gateway import models
 from gateway.connectors import MethodKind
@@ -390,5 +393,45 @@ async def test_a_connector_bug_on_odd_input_is_internal_and_never_opens_the_brea
             await gateway.clear_cache()
             _, body = await gateway.query(BALANCE, {"id": account})  # everyone else served
             assert body["data"]["account"]["balance"]["amount"], body
+    finally:
+        await sandbox.stop()
+
+
+async def test_a_subscription_started_half_open_does_not_keep_the_trial_slot(
+    tmp_path: Path,
+) -> None:
+    sandbox = ToySandbox()
+    await sandbox.start()
+    try:
+        async with open_gateway(
+            sandbox,
+            tmp_path,
+            resilience={"read_retries": 0, "breaker_failures": 2, "breaker_reset_seconds": 0.3},
+        ) as gateway:
+            await gateway.services.upstream_health.stop()  # the stream must be the trial
+            breaker = gateway.services.registry.upstreams["toy"].breaker
+            account = gateway.account_id("1001")
+            await open_the_breaker(gateway, account)
+            await until(lambda: breaker.retry_in_seconds == 0)
+            async with websockets.connect(
+                gateway.websocket_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+            ) as socket:
+                auth = {"Authorization": f"Bearer {gateway.tokens['admin']}"}
+                await socket.send(json.dumps({"type": "connection_init", "payload": auth}))
+                assert json.loads(await socket.recv())["type"] == "connection_ack"
+                query = "subscription($id: ID!) { orderEvents(accountId: $id) { sequence } }"
+                subscribe = {"query": query, "variables": {"id": account}}
+                await socket.send(
+                    json.dumps({"id": "1", "type": "subscribe", "payload": subscribe})
+                )
+                # Attached upstream: its start went through the half-open circuit.
+                await until(lambda: sandbox.calls["WS /accounts/{id}/events"] == 1)
+                assert state_of(breaker) is BreakerState.HALF_OPEN
+                # The stream lives on, and the slot is free for the next call: a trial.
+                assert not breaker.trial_in_flight
+                await gateway.clear_cache()
+                _, body = await gateway.query(BALANCE, {"id": account})
+                assert body["data"]["account"]["balance"]["amount"], body
+                assert state_of(breaker) is BreakerState.CLOSED
     finally:
         await sandbox.stop()
