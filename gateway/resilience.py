@@ -48,9 +48,10 @@ What a settled call counts as (:func:`verdict`):
 * **success** (resets the count; closes a half-open circuit) — the call returned;
 * **neutral** (changes nothing but gives the trial slot back) — everything that
   judges the *request* rather than the platform: INVALID_INPUT, NOT_FOUND,
-  PERMISSION_DENIED, CONFLICT, INSUFFICIENT_FUNDS, RATE_LIMITED (our own bucket),
-  CAPABILITY_NOT_SUPPORTED, UPSTREAM_REJECTED, UPSTREAM_BUSY (another application
-  holds the session: the platform is up, but busy is not healthy either);
+  PERMISSION_DENIED, CONFLICT, INSUFFICIENT_FUNDS, RATE_LIMITED (our bucket, or a
+  vendor throttling us: it answered), CAPABILITY_NOT_SUPPORTED, UPSTREAM_REJECTED,
+  UPSTREAM_BUSY (another application holds the session: the platform is up, but
+  busy is not healthy either);
   cancellation; and any other exception a connector raises.  That last one is a
   bug of the connector (a SOAP library rejecting a control character, a
   ``KeyError`` on input it did not expect): the caller sees it masked as INTERNAL
