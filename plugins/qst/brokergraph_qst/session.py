@@ -448,7 +448,11 @@ class QstSession:
             )
         error = self._last_error
         if isinstance(error, UpstreamError):
-            return type(error)(error.message, details=error.details)
+            # This request is refused before it is sent: whatever the last error said
+            # about the requests it cut off ("outcome": may have been applied) is not
+            # true of this one, which is plainly not delivered.
+            facts = {k: v for k, v in error.details.items() if k != "outcome"}
+            return type(error)(error.message, details=facts)
         return UpstreamUnavailable(
             "the QST session is not logged in", details={"platform": wire.PLATFORM}
         )
