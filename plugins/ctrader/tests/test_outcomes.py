@@ -80,6 +80,12 @@ async def test_a_lost_answer_is_outcome_unknown_and_keeps_the_key(
     assert sandbox.calls[CHANGE_BALANCE] == moves + 1
     assert _balance(sandbox) == before - Decimal("7.00")
 
+    # A new key is not blocked, and it is a new withdrawal: what the CRM was told
+    # ("unknown", retry with the SAME key) is what keeps it from debiting twice.
+    other = await _move(gateway, "withdraw", "7.00", str(uuid.uuid4()))
+    assert other["errors"] == []
+    assert _balance(sandbox) == before - Decimal("14.00")
+
 
 async def test_a_proxy_502_is_outcome_unknown_not_not_delivered(
     gateway: TestGateway, sandbox: CTraderSandbox
