@@ -428,6 +428,8 @@ class Subscriber:
                     break
                 elif message["type"] == "complete":
                     break
+                elif message["type"] == "ping":  # the server's keep-alive
+                    await socket.send('{"type":"pong"}')
         except websockets.ConnectionClosed:
             pass
         finally:

@@ -30,6 +30,9 @@ async def connect(gateway: Any, init: dict[str, Any] | None) -> AsyncIterator[Cl
 
 async def receive(socket: ClientConnection) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), WAIT))
+    while message["type"] == "ping":  # the server's keep-alive: answer, read on
+        await socket.send('{"type":"pong"}')
+        message = json.loads(await asyncio.wait_for(socket.recv(), WAIT))
     return message
 
 

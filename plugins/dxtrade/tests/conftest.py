@@ -56,6 +56,9 @@ async def websocket(gateway: TestGateway, token: str = "admin") -> AsyncIterator
 
 async def receive(socket: ClientConnection, wait: float = WAIT) -> dict[str, Any]:
     message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), wait))
+    while message["type"] == "ping":  # the server's keep-alive: answer, read on
+        await socket.send('{"type":"pong"}')
+        message = json.loads(await asyncio.wait_for(socket.recv(), wait))
     return message
 
 

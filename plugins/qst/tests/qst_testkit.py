@@ -97,6 +97,9 @@ class Subscription:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for text in self.socket:
                 message = json.loads(text)
+                if message["type"] == "ping":  # the server's keep-alive
+                    await self.socket.send('{"type":"pong"}')
+                    continue
                 if message.get("id") != self.operation_id:
                     continue
                 if message["type"] == "next":
