@@ -13,7 +13,9 @@ A mutation states its path in one call of :func:`write`::
   so a bad or foreign id fails here, before any upstream call;
 * **idempotency** (``once``, money and order writes): the upstream call runs at most
   once per key (:func:`gateway.idempotency.run_once`), a retry replays the first result,
-  and a claim left open is re-driven only when the connector dedupes by the key;
+  and a claim left open (outcome unknown) is settled by reading the platform where the
+  connector offers ``Once.find`` (money: ``find_movement``), else re-driven only when
+  the connector dedupes by the key;
 * **dispatch**: the upstream call and its bookkeeping (links, cache invalidation);
 * **audit**: one audit row whatever the outcome (``ok``, ``replayed``, ``error``, or
   ``unknown`` when the write may have been applied but its answer was lost).  A
