@@ -7,10 +7,12 @@ from typing import Any
 
 import orjson
 import pytest
+from graphql import ASTValidationRule, parse, validate
 
 from gateway.config import LimitSettings
 from gateway.graphql import build_schema
-from gateway.graphql.cost import COST_CEILING
+from gateway.graphql.cost import COST_CEILING, cost_limit_rule
+from gateway.graphql.limits import MAX_REPEATS, alias_limit_rule, depth_limit_rule
 from gateway.plugins import load_plugins
 
 
@@ -82,25 +84,41 @@ def doubling(levels: int, on: str = "Query", leaf: str = "viewer { role }") -> s
     return " ".join(fragments)
 
 
-async def counted(schema: Any, query: str) -> tuple[int, list[dict[str, Any]]]:
-    """Run ``query``; the Python function calls it took and its errors' extensions.
+class CallCounter:
+    """Counts Python function calls while active.
 
     Calls, not seconds: the count is the same on any machine, and an expansion of
     every spread (2**21 fragment visits) shows up as millions of them.
     """
-    calls = 0
 
-    def profile(_frame: Any, event: str, _arg: Any) -> None:
-        nonlocal calls
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _profile(self, _frame: Any, event: str, _arg: Any) -> None:
         if event == "call":
-            calls += 1
+            self.calls += 1
 
-    sys.setprofile(profile)
-    try:
-        result = await schema.execute(query)
-    finally:
+    def __enter__(self) -> CallCounter:
+        sys.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *_: object) -> None:
         sys.setprofile(None)
-    return calls, [dict(error.extensions or {}) for error in result.errors or ()]
+
+
+async def counted(schema: Any, query: str) -> tuple[int, list[dict[str, Any]]]:
+    """Run ``query`` through the whole schema: the calls taken, its errors' extensions."""
+    with CallCounter() as counter:
+        result = await schema.execute(query)
+    return counter.calls, [dict(error.extensions or {}) for error in result.errors or ()]
+
+
+def counted_rule(schema: Any, query: str, rule: type[ASTValidationRule]) -> tuple[int, list[Any]]:
+    """Validate ``query`` with ``rule`` alone: the calls taken, the errors' extensions."""
+    document = parse(query)
+    with CallCounter() as counter:
+        errors = validate(schema._schema, document, [rule])
+    return counter.calls, [dict(error.extensions or {}) for error in errors]
 
 
 def linear_bound(query: str) -> int:
@@ -111,14 +129,44 @@ def linear_bound(query: str) -> int:
 
 async def test_a_doubling_chain_of_fragments_is_costed_once_per_fragment(schema: Any) -> None:
     query = "{ ...F20 } " + doubling(21)
+    calls, errors = counted_rule(schema, query, cost_limit_rule(1000, 20))
+    assert errors == [{"code": "QUERY_TOO_COSTLY", "cost": 2 * 2**20, "limit": 1000}]
+    assert calls <= linear_bound(query), calls
+    # Through the whole schema the repeated `viewer` is refused first, as fast.
     calls, errors = await counted(schema, query)
-    assert {"code": "QUERY_TOO_COSTLY", "cost": 2 * 2**20, "limit": 1000} in errors
+    assert [e["code"] for e in errors] == ["TOO_MANY_REPEATED_FIELDS"]
+    assert calls <= linear_bound(query), calls
+
+
+@pytest.mark.parametrize(
+    ("rule", "code"),
+    [(depth_limit_rule(12), "QUERY_TOO_DEEP"), (alias_limit_rule(30), "TOO_MANY_ALIASES")],
+)
+async def test_depth_and_aliases_visit_each_fragment_once(
+    schema: Any, rule: type[ASTValidationRule], code: str
+) -> None:
+    chain = " ".join(
+        f"fragment F{i} on BusinessPartner {{ a: accounts {{ __typename }} "
+        f"...F{i - 1} ...F{i - 1} }}"
+        for i in range(1, 21)
+    )
+    query = (
+        "{"
+        + " viewer {" * 13
+        + " role"
+        + " }" * 13
+        + ' businessPartner(code: "x") { ...F20 } } '
+        + "fragment F0 on BusinessPartner { code } "
+        + chain
+    )
+    calls, errors = counted_rule(schema, query, rule)
+    assert [e["code"] for e in errors] == [code]
     assert calls <= linear_bound(query), calls
 
 
 async def test_sixty_nested_fragments_saturate_at_a_json_safe_cost(schema: Any) -> None:
     query = '{ businessPartner(code: "x") { ...F59 } } ' + doubling(60, "BusinessPartner", "code")
-    calls, errors = await counted(schema, query)
+    calls, errors = counted_rule(schema, query, cost_limit_rule(1000, 20))
     (refusal,) = [e for e in errors if e["code"] == "QUERY_TOO_COSTLY"]
     assert refusal["cost"] == COST_CEILING == 2**53 - 1
     assert orjson.loads(orjson.dumps(refusal)) == refusal
@@ -143,9 +191,9 @@ REFUSALS = {
         + " ".join(f"fragment F{i} on Query {{ viewer {{ ...F{i - 1} }} }}" for i in range(1, 13)),
         "QUERY_TOO_DEEP",
     ),
-    "aliases through doubling fragments": (
+    "doubling fragments": (
         "{ ...F20 } " + doubling(21, leaf="a: viewer { role }"),
-        "TOO_MANY_ALIASES",
+        "TOO_MANY_REPEATED_FIELDS",
     ),
     "tokens": ("{" + " viewer { role }" * 1300 + " }", "QUERY_TOO_LONG"),
     "nesting": ("{" + " viewer {" * 300 + " role" + " }" * 301, "QUERY_TOO_DEEP"),
@@ -157,6 +205,18 @@ REFUSALS = {
         "{ ...F299 } fragment F0 on Query { viewer { role } } "
         + " ".join(f"fragment F{i} on Query {{ ...F{i - 1} }}" for i in range(1, 300)),
         "QUERY_TOO_DEEP",
+    ),
+    "repeated fields": ("{" + " viewer { role }" * 600 + " }", "TOO_MANY_REPEATED_FIELDS"),
+    "repeated through fragments": (
+        "{ "
+        + " ".join(f"...F{i}" for i in range(300))
+        + " } "
+        + " ".join(f"fragment F{i} on Query {{ viewer {{ role }} }}" for i in range(300)),
+        "TOO_MANY_REPEATED_FIELDS",
+    ),
+    "repeated through inline fragments": (
+        "{" + " ... { viewer { role } }" * 500 + " }",
+        "TOO_MANY_REPEATED_FIELDS",
     ),
     "unknown directive": ("{ viewer @nope { role } }", "GRAPHQL_VALIDATION_FAILED"),
     "syntax": ("{ viewer { role }", "GRAPHQL_PARSE_FAILED"),
@@ -170,3 +230,10 @@ async def test_every_refusal_is_coded_and_linear(schema: Any, case: str) -> None
     assert errors and all("code" in e for e in errors), errors
     assert code in {e["code"] for e in errors}, errors
     assert calls <= linear_bound(query), calls
+
+
+async def test_a_field_may_repeat_up_to_the_limit(schema: Any) -> None:
+    _calls, errors = await counted(schema, "{" + " viewer { role }" * MAX_REPEATS + " }")
+    assert "TOO_MANY_REPEATED_FIELDS" not in {e.get("code") for e in errors}
+    _calls, errors = await counted(schema, "{" + " viewer { role }" * (MAX_REPEATS + 1) + " }")
+    assert [e["code"] for e in errors] == ["TOO_MANY_REPEATED_FIELDS"]

@@ -29,7 +29,7 @@ from gateway.config import LimitSettings
 from gateway.graphql.cost import cost_limit_rule
 from gateway.graphql.errors import ERROR_TYPES, CodeRefusals, MaskUnexpectedErrors
 from gateway.graphql.exposure import HideSchema
-from gateway.graphql.limits import alias_limit_rule, depth_limit_rule
+from gateway.graphql.limits import alias_limit_rule, depth_limit_rule, repeated_fields_rule
 from gateway.graphql.scalars import SCALAR_MAP
 from gateway.graphql.types import CORE_TYPES, Account
 from gateway.plugins import PluginContractError, Plugins
@@ -78,6 +78,7 @@ def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
     # rules), so classes made per request (as the limiter extensions do) never hit it.
     # Each rule takes time linear in the document (fragments are costed once).
     rules: list[type[ASTValidationRule]] = [
+        repeated_fields_rule(),  # aborts before graphql-core's pairwise field checks
         depth_limit_rule(limits.max_depth),
         alias_limit_rule(limits.max_aliases),
         cost_limit_rule(limits.max_cost, limits.default_list_size),
