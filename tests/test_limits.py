@@ -12,7 +12,12 @@ from graphql import ASTValidationRule, parse, validate
 from gateway.config import LimitSettings
 from gateway.graphql import build_schema
 from gateway.graphql.cost import COST_CEILING, cost_limit_rule
-from gateway.graphql.limits import MAX_REPEATS, alias_limit_rule, depth_limit_rule
+from gateway.graphql.limits import (
+    MAX_REPEATS,
+    WALK_BUDGET,
+    alias_limit_rule,
+    depth_limit_rule,
+)
 from gateway.plugins import load_plugins
 
 
@@ -122,9 +127,10 @@ def counted_rule(schema: Any, query: str, rule: type[ASTValidationRule]) -> tupl
 
 
 def linear_bound(query: str) -> int:
-    """Generous for a linear pass (about 20 calls per character are measured), and
-    far below what expanding a 21-level doubling chain would take."""
-    return 5_000 + 50 * len(query)
+    """Generous for a linear pass (about 20 calls per character are measured) plus the
+    repeated-fields walk's fixed budget (3 calls a selection), and far below what
+    expanding a 21-level doubling chain would take (millions)."""
+    return 5_000 + 50 * len(query) + 3 * WALK_BUDGET
 
 
 async def test_a_doubling_chain_of_fragments_is_costed_once_per_fragment(schema: Any) -> None:
@@ -217,6 +223,19 @@ REFUSALS = {
     "repeated through inline fragments": (
         "{" + " ... { viewer { role } }" * 500 + " }",
         "TOO_MANY_REPEATED_FIELDS",
+    ),
+    "repeated through merged fields": (
+        "{"
+        + ' businessPartner(code: "x") { '
+        + "accounts { externalId } " * 2
+        + "}" * 1
+        + (' businessPartner(code: "x") { ' + "accounts { externalId } " * 2 + "}") * 5
+        + " }",
+        "TOO_MANY_REPEATED_FIELDS",
+    ),
+    "expansion beyond the walk's budget": (
+        "{ ...F20 } " + doubling(21, leaf="...Missing"),
+        "QUERY_TOO_COMPLEX",
     ),
     "unknown directive": ("{ viewer @nope { role } }", "GRAPHQL_VALIDATION_FAILED"),
     "syntax": ("{ viewer { role }", "GRAPHQL_PARSE_FAILED"),

@@ -19,7 +19,6 @@ so the pairwise comparison never starts on such a document.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any, Final
 
 from graphql import (
@@ -36,11 +35,19 @@ from graphql.validation.validate import ValidationAbortedError
 
 from gateway.graphql.cost import saturate
 
-__all__ = ["MAX_REPEATS", "alias_limit_rule", "depth_limit_rule", "repeated_fields_rule"]
+__all__ = [
+    "MAX_REPEATS",
+    "WALK_BUDGET",
+    "alias_limit_rule",
+    "depth_limit_rule",
+    "repeated_fields_rule",
+]
 
 #: How often one response name may appear in one selection set (fragments included):
 #: generous for fragments that each select ``id``, far below a pairwise blow-up.
 MAX_REPEATS: Final = 10
+#: How many selections the repeated-fields walk may visit (fragments expanded).
+WALK_BUDGET: Final = 20_000
 
 
 class _FragmentFold(ValidationRule):
@@ -152,17 +159,24 @@ def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
     return AliasLimit
 
 
-class _TooManyRepeats(Exception):
-    """Raised out of the walk at the first name seen too often."""
+class _Refused(Exception):
+    """Raised out of the walk at the first reason to refuse."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
-def repeated_fields_rule(max_repeats: int = MAX_REPEATS) -> type[ValidationRule]:
+def repeated_fields_rule(
+    max_repeats: int = MAX_REPEATS, budget: int = WALK_BUDGET
+) -> type[ValidationRule]:
     """Abort the validation of a document repeating a response name too often.
 
+    Fields are merged as execution merges them: the selections of every ``a`` in a
+    set (through inline and named fragments) form one set below ``a``, and no name
+    may appear there more than ``max_repeats`` times either.  The walk stops after
+    ``budget`` selections (a document that large is refused as QUERY_TOO_COMPLEX).
     It checks the whole document on entering it, before any rule (whatever its
     place in the list) has looked at a selection set.
     """
@@ -170,51 +184,70 @@ def repeated_fields_rule(max_repeats: int = MAX_REPEATS) -> type[ValidationRule]
     class RepeatedFields(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            self._fragments: dict[str, Counter[str]] = {}
+            self._left = budget
+            self._checked: set[tuple[int, ...]] = set()
             self._in_progress: set[str] = set()
 
         def enter_document(self, *_: Any) -> None:
             try:
                 for definition in self.context.document.definitions:
                     if isinstance(definition, OperationDefinitionNode):
-                        self._top(definition.selection_set)
-            except _TooManyRepeats as repeated:
+                        self._check((definition.selection_set,))
+            except _Refused as refused:
                 raise ValidationAbortedError(
-                    f"A selection set holds '{repeated.name}' more than {max_repeats} "
-                    "times (fragments included).",
-                    extensions={"code": "TOO_MANY_REPEATED_FIELDS", "limit": max_repeats},
+                    refused.message, extensions={"code": refused.code, "limit": max_repeats}
                 ) from None
 
-        def _top(self, selections: SelectionSetNode) -> Counter[str]:
-            """The response names at the top of ``selections``; nested sets are checked."""
+        def _check(self, sets: tuple[SelectionSetNode, ...]) -> None:
+            """Check one merged selection set, then the merged sets below it."""
+            key = tuple(map(id, sets))
+            if key in self._checked:
+                return  # the same fragments merged the same way: already checked
+            self._checked.add(key)
             names: Counter[str] = Counter()
+            below: dict[str, list[SelectionSetNode]] = {}
+            for selections in sets:
+                self._collect(selections, names, below)
+            for merged in below.values():
+                self._check(tuple(merged))
+
+        def _collect(
+            self,
+            selections: SelectionSetNode,
+            names: Counter[str],
+            below: dict[str, list[SelectionSetNode]],
+        ) -> None:
             for selection in selections.selections:
+                self._left -= 1
+                if self._left < 0:
+                    raise _Refused(
+                        f"The document expands to more than {budget} selections.",
+                        "QUERY_TOO_COMPLEX",
+                    )
                 if isinstance(selection, FieldNode):
-                    self._add(names, {(selection.alias or selection.name).value: 1})
+                    name = (selection.alias or selection.name).value
+                    names[name] += 1
+                    if names[name] > max_repeats:
+                        raise _Refused(
+                            f"A selection set holds '{name}' more than {max_repeats} "
+                            "times (fragments and merged fields included).",
+                            "TOO_MANY_REPEATED_FIELDS",
+                        )
                     if selection.selection_set is not None:
-                        self._top(selection.selection_set)
+                        below.setdefault(name, []).append(selection.selection_set)
                 elif isinstance(selection, InlineFragmentNode):
-                    self._add(names, self._top(selection.selection_set))
+                    self._collect(selection.selection_set, names, below)
                 elif isinstance(selection, FragmentSpreadNode):
-                    self._add(names, self._fragment(selection.name.value))
-            return names
+                    self._spread(selection.name.value, names, below)
 
-        def _add(self, names: Counter[str], more: Mapping[str, int]) -> None:
-            for name, count in more.items():
-                names[name] += count
-                if names[name] > max_repeats:
-                    raise _TooManyRepeats(name)
-
-        def _fragment(self, name: str) -> Counter[str]:
-            known = self._fragments.get(name)
-            if known is not None:
-                return known
+        def _spread(
+            self, name: str, names: Counter[str], below: dict[str, list[SelectionSetNode]]
+        ) -> None:
             fragment = self.context.get_fragment(name)
             if fragment is None or name in self._in_progress:
-                return Counter()  # unknown or cyclic fragments are reported by other rules
+                return  # unknown or cyclic fragments are reported by other rules
             self._in_progress.add(name)
-            names = self._fragments[name] = self._top(fragment.selection_set)
+            self._collect(fragment.selection_set, names, below)
             self._in_progress.discard(name)
-            return names
 
     return RepeatedFields
