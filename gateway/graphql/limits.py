@@ -1,4 +1,4 @@
-"""Depth, alias and repeated-field limits, computed once per fragment.
+"""Depth, alias and repeated-field limits, each in time bounded by the document.
 
 Strawberry's limiter rules expand every fragment spread anew, so a chain of
 fragments each spreading the previous one twice costs 2**n steps before the
@@ -12,8 +12,10 @@ graphql-core's check that same-named fields can merge compares every pair of the
 (and every pair of fragments spread side by side): 600 copies of ``viewer { role }``
 — a cheap document by cost — hold the event loop for a second.  So a selection set
 may hold one response name at most :data:`MAX_REPEATS` times, counting what inline
-and named fragments bring into it; that rule runs first and aborts the validation,
-so the pairwise comparison never starts on such a document.
+and named fragments bring into it and merging same-named fields' selections as
+execution does; that walk stops after :data:`WALK_BUDGET` selections, and it runs
+on entering the document and aborts the validation, so the pairwise comparison
+never starts on such a document.
 """
 
 from __future__ import annotations
