@@ -218,6 +218,9 @@ class LimitSettings:
     max_body_bytes: int = 1_000_000
     max_depth: int = 12
     max_aliases: int = 30
+    #: Times one response name may be selected in a selection set, fragments merged
+    #: (graphql-core compares same-named fields pairwise: quadratic past this).
+    max_repeated_fields: int = 100
     max_tokens: int = 5_000
     max_page_size: int = 100
     max_cost: int = 20_000

@@ -229,7 +229,8 @@ REFUSALS = {
         + ' businessPartner(code: "x") { '
         + "accounts { externalId } " * 2
         + "}" * 1
-        + (' businessPartner(code: "x") { ' + "accounts { externalId } " * 2 + "}") * 5
+        # 51 same-named parents merge into one: 102 ``accounts`` exceed MAX_REPEATS.
+        + (' businessPartner(code: "x") { ' + "accounts { externalId } " * 2 + "}") * 50
         + " }",
         "TOO_MANY_REPEATED_FIELDS",
     ),

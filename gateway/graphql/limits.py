@@ -47,7 +47,7 @@ __all__ = [
 
 #: How often one response name may appear in one selection set (fragments included):
 #: generous for fragments that each select ``id``, far below a pairwise blow-up.
-MAX_REPEATS: Final = 10
+MAX_REPEATS: Final = 100
 #: How many selections the repeated-fields walk may visit (fragments expanded).
 WALK_BUDGET: Final = 20_000
 

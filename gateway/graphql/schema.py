@@ -78,7 +78,8 @@ def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
     # rules), so classes made per request (as the limiter extensions do) never hit it.
     # Each rule takes time linear in the document (fragments are costed once).
     rules: list[type[ASTValidationRule]] = [
-        repeated_fields_rule(),  # aborts before graphql-core's pairwise field checks
+        # Aborts before graphql-core's pairwise field checks can run long.
+        repeated_fields_rule(limits.max_repeated_fields),
         depth_limit_rule(limits.max_depth),
         alias_limit_rule(limits.max_aliases),
         cost_limit_rule(limits.max_cost, limits.default_list_size),
