@@ -23,7 +23,9 @@ zeep ships no type hints, so its few uses sit here behind ``Any``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
+import re
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ from brokergraph_qort.errors import (
 from brokergraph_qort.session import LoginResult, QortSession
 from brokergraph_qort.settings import QortSettings
 from gateway.contract import (
+    InvalidInput,
     NotFound,
     ProtocolError,
     UpstreamUnavailable,
@@ -64,6 +67,7 @@ __all__ = [
     "FirmPacket",
     "QortClient",
     "TaxResult",
+    "refuse_unencodable",
 ]
 
 logger = logging.getLogger("brokergraph_qort.client")
@@ -210,6 +214,12 @@ class QortClient:
 
     async def call(self, operation: str, **arguments: Any) -> Any:
         """One SOAP operation without a token; faults raise :class:`QortFault`."""
+        try:
+            refuse_unencodable(arguments)  # the connector checks requests by field first
+        except InvalidInput as refused:  # SOAP column names are not the caller's fields
+            raise InvalidInput(
+                refused.message, details={**refused.details, "operation": operation}
+            ) from None
         await self.open()
         proxy = self._service[operation]
         try:
@@ -467,3 +477,41 @@ def _tax(result: Any, operation: str) -> TaxResult:
         currency=str(result.get("Currency") or ""),
         rows=[_row(r) for r in result.get("Row") or []],
     )
+
+
+#: Characters XML 1.0 cannot carry: C0 controls but tab, LF and CR; lone surrogates;
+#: U+FFFE/U+FFFF.  lxml refuses them while building the envelope with a bare
+#: ValueError, which would reach the caller as INTERNAL.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def refuse_unencodable(value: Any, field: Sequence[str] = ()) -> None:
+    """Refuse, as INVALID_INPUT and before any call, text a SOAP envelope cannot carry.
+
+    ``value`` is a request (a dataclass: its fields are named as the GraphQL input
+    names them, camel-cased) or the arguments of an operation; ``field`` is the path
+    reported for it.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            refuse_unencodable(getattr(value, item.name), (*field, _camel(item.name)))
+    elif isinstance(value, str):
+        if _NOT_XML.search(value):
+            name = ".".join(field) or "a value"
+            raise InvalidInput(
+                f"{name} holds a control character QORT cannot receive",
+                field=list(field) or None,
+                details={"platform": PLATFORM},
+            )
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            refuse_unencodable(str(key), field)
+            refuse_unencodable(item, (*field, str(key)))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_unencodable(item, field)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)

@@ -50,6 +50,7 @@ from brokergraph_qort.client import (
     QortClient,
     Row,
     TaxResult,
+    refuse_unencodable,
 )
 from brokergraph_qort.errors import PLATFORM, RecordError, record_error
 from brokergraph_qort.settings import QortSettings
@@ -385,6 +386,7 @@ class QortConnector(
         return fields
 
     async def create_partner(self, request: CreatePartnerRequest) -> BusinessPartner:
+        refuse_unencodable(request)  # by its GraphQL field, before any call
         if request.kind is PartnerKind.SOLE_PROPRIETOR:
             raise InvalidInput(
                 "QORT records a firm (IsFirm='y') or an individual: use LEGAL_ENTITY or "
@@ -482,6 +484,7 @@ class QortConnector(
         return complete
 
     async def update_partner(self, request: UpdatePartnerRequest) -> BusinessPartner:
+        refuse_unencodable(request)  # by its GraphQL field, before any call
         attributes = check_attributes(request.attributes or {})
         packet = await self._packet(request.code)
         fields = self._firm_fields(
