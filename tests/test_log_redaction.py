@@ -30,6 +30,9 @@ async def test_no_secret_appears_in_any_log_record_at_debug(
     toy_sandbox: ToySandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # A uvicorn.Config made elsewhere (tests/browser.py: log_level="warning") sets this
+    # logger's own level for the whole process; the test needs its INFO access lines.
+    caplog.set_level(logging.DEBUG, logger="uvicorn.error")
     password = f"toy-Pa55word-{uuid.uuid4().hex}"
     async with open_gateway(
         toy_sandbox, tmp_path, connector_settings={"toy": {"password": password}}
