@@ -355,13 +355,11 @@ CASES = [
 async def matrix_gateway(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[GatewayUnderTest]:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(sandbox, tmp_path_factory.mktemp("authz")) as running:
-            yield running
-    finally:
-        await sandbox.stop()
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(sandbox, tmp_path_factory.mktemp("authz")) as running,
+    ):
+        yield running
 
 
 async def fresh_order(gateway: GatewayUnderTest, target: str) -> str:

@@ -299,10 +299,9 @@ async def test_a_cancelled_half_open_trial_gives_its_slot_back_and_the_probe_rec
 ) -> None:
     """The issue's ``{a: account{deals} b: order(id:"bad")}`` while half-open, over real
     sockets; then the background probe closes the circuit with no user request."""
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox,
             tmp_path,
             resilience={
@@ -311,46 +310,45 @@ async def test_a_cancelled_half_open_trial_gives_its_slot_back_and_the_probe_rec
                 "breaker_failures": 2,
                 "breaker_reset_seconds": 0.3,
             },
-        ) as gateway:
-            checker = gateway.services.upstream_health
-            breaker = gateway.services.registry.upstreams["toy"].breaker
-            account = gateway.account_id("1001")
-            await checker.stop()  # first the users' trial: no probe may take it
-            await open_the_breaker(gateway, account)
-            sandbox.latency_seconds = 0.5  # healthy but slow: a sibling fails first
-            await until(lambda: breaker.retry_in_seconds == 0)
-            calls = sum(sandbox.calls.values())
-            # The issue's query: the bad id is the client's fault, refused before any call.
-            _, body = await gateway.query(SIBLING_FAILS, {"id": account, "order": "bad"})
-            assert body["data"] is None
-            assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"]
-            assert sum(sandbox.calls.values()) == calls and not breaker.trial_in_flight
-            # A well-formed id: one field takes the trial, its sibling is refused "circuit
-            # open" (non-null), so graphql-core cancels the trial mid-call.
-            order = encode_id("Order", "toy", "1001", "no-such-order")
-            _, body = await gateway.query(SIBLING_FAILS, {"id": account, "order": order})
-            assert body["data"] is None
-            assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
-            assert state_of(breaker) is BreakerState.HALF_OPEN
-            assert not breaker.trial_in_flight  # given back by the cancelled call
-            sandbox.latency_seconds = 0
-            await gateway.clear_cache()
-            _, body = await gateway.query(BALANCE, {"id": account})  # the next trial
-            assert body["data"]["account"]["balance"]["amount"], body
-            assert state_of(breaker) is BreakerState.CLOSED
+        ) as gateway,
+    ):
+        checker = gateway.services.upstream_health
+        breaker = gateway.services.registry.upstreams["toy"].breaker
+        account = gateway.account_id("1001")
+        await checker.stop()  # first the users' trial: no probe may take it
+        await open_the_breaker(gateway, account)
+        sandbox.latency_seconds = 0.5  # healthy but slow: a sibling fails first
+        await until(lambda: breaker.retry_in_seconds == 0)
+        calls = sum(sandbox.calls.values())
+        # The issue's query: the bad id is the client's fault, refused before any call.
+        _, body = await gateway.query(SIBLING_FAILS, {"id": account, "order": "bad"})
+        assert body["data"] is None
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"]
+        assert sum(sandbox.calls.values()) == calls and not breaker.trial_in_flight
+        # A well-formed id: one field takes the trial, its sibling is refused "circuit
+        # open" (non-null), so graphql-core cancels the trial mid-call.
+        order = encode_id("Order", "toy", "1001", "no-such-order")
+        _, body = await gateway.query(SIBLING_FAILS, {"id": account, "order": order})
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+        assert state_of(breaker) is BreakerState.HALF_OPEN
+        assert not breaker.trial_in_flight  # given back by the cancelled call
+        sandbox.latency_seconds = 0
+        await gateway.clear_cache()
+        _, body = await gateway.query(BALANCE, {"id": account})  # the next trial
+        assert body["data"]["account"]["balance"]["amount"], body
+        assert state_of(breaker) is BreakerState.CLOSED
 
-            # Open again; now nobody calls: the background probe recovers the circuit.
-            await checker.start()
-            await open_the_breaker(gateway, account)
-            reads, checks = sandbox.calls["GET /accounts"], sandbox.calls["GET /health"]
-            await until(lambda: breaker.state is BreakerState.CLOSED)
-            assert sandbox.calls["GET /health"] > checks  # the probe's trial
-            assert sandbox.calls["GET /accounts"] == reads  # no user request did it
-            upstreams = await gateway.http.get(f"{gateway.url}/upstreamz")
-            assert upstreams.status_code == 200
-            assert upstreams.json()["connectors"]["toy"]["status"] == "UP"
-    finally:
-        await sandbox.stop()
+        # Open again; now nobody calls: the background probe recovers the circuit.
+        await checker.start()
+        await open_the_breaker(gateway, account)
+        reads, checks = sandbox.calls["GET /accounts"], sandbox.calls["GET /health"]
+        await until(lambda: breaker.state is BreakerState.CLOSED)
+        assert sandbox.calls["GET /health"] > checks  # the probe's trial
+        assert sandbox.calls["GET /accounts"] == reads  # no user request did it
+        upstreams = await gateway.http.get(f"{gateway.url}/upstreamz")
+        assert upstreams.status_code == 200
+        assert upstreams.json()["connectors"]["toy"]["status"] == "UP"
 
 
 class InputBugToyConnector(ToyConnector):
@@ -372,66 +370,60 @@ class InputBugPlugin:
 async def test_a_connector_bug_on_odd_input_is_internal_and_never_opens_the_breaker(
     tmp_path: Path,
 ) -> None:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox,
             tmp_path,
             plugin=InputBugPlugin(),
             resilience={"read_retries": 0, "breaker_failures": 2, "breaker_reset_seconds": 30},
-        ) as gateway:
-            breaker = gateway.services.registry.upstreams["toy"].breaker
-            account = gateway.account_id("1001")
-            deals = """query($id: ID!) { account(id: $id) {
+        ) as gateway,
+    ):
+        breaker = gateway.services.registry.upstreams["toy"].breaker
+        account = gateway.account_id("1001")
+        deals = """query($id: ID!) { account(id: $id) {
               deals(from: "2024-01-01T00:00:00Z", to: "2024-01-02T00:00:00Z") { externalId } } }"""
-            for _ in range(5):  # the issue's five requests, over twice the threshold
-                await gateway.clear_cache()
-                _, body = await gateway.query(deals, {"id": account})
-                assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
-            assert breaker.state is BreakerState.CLOSED and breaker.failures == 0
+        for _ in range(5):  # the issue's five requests, over twice the threshold
             await gateway.clear_cache()
-            _, body = await gateway.query(BALANCE, {"id": account})  # everyone else served
-            assert body["data"]["account"]["balance"]["amount"], body
-    finally:
-        await sandbox.stop()
+            _, body = await gateway.query(deals, {"id": account})
+            assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
+        assert breaker.state is BreakerState.CLOSED and breaker.failures == 0
+        await gateway.clear_cache()
+        _, body = await gateway.query(BALANCE, {"id": account})  # everyone else served
+        assert body["data"]["account"]["balance"]["amount"], body
 
 
 async def test_a_subscription_started_half_open_does_not_keep_the_trial_slot(
     tmp_path: Path,
 ) -> None:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox,
             tmp_path,
             resilience={"read_retries": 0, "breaker_failures": 2, "breaker_reset_seconds": 0.3},
-        ) as gateway:
-            await gateway.services.upstream_health.stop()  # the stream must be the trial
-            breaker = gateway.services.registry.upstreams["toy"].breaker
-            account = gateway.account_id("1001")
-            await open_the_breaker(gateway, account)
-            await until(lambda: breaker.retry_in_seconds == 0)
-            async with websockets.connect(
-                gateway.websocket_url, subprotocols=[Subprotocol("graphql-transport-ws")]
-            ) as socket:
-                auth = {"Authorization": f"Bearer {gateway.tokens['admin']}"}
-                await socket.send(json.dumps({"type": "connection_init", "payload": auth}))
-                assert json.loads(await socket.recv())["type"] == "connection_ack"
-                query = "subscription($id: ID!) { orderEvents(accountId: $id) { sequence } }"
-                subscribe = {"query": query, "variables": {"id": account}}
-                await socket.send(
-                    json.dumps({"id": "1", "type": "subscribe", "payload": subscribe})
-                )
-                # Attached upstream: its start went through the half-open circuit.
-                await until(lambda: sandbox.calls["WS /accounts/{id}/events"] == 1)
-                assert state_of(breaker) is BreakerState.HALF_OPEN
-                # The stream lives on, and the slot is free for the next call: a trial.
-                assert not breaker.trial_in_flight
-                await gateway.clear_cache()
-                _, body = await gateway.query(BALANCE, {"id": account})
-                assert body["data"]["account"]["balance"]["amount"], body
-                assert state_of(breaker) is BreakerState.CLOSED
-    finally:
-        await sandbox.stop()
+        ) as gateway,
+    ):
+        await gateway.services.upstream_health.stop()  # the stream must be the trial
+        breaker = gateway.services.registry.upstreams["toy"].breaker
+        account = gateway.account_id("1001")
+        await open_the_breaker(gateway, account)
+        await until(lambda: breaker.retry_in_seconds == 0)
+        async with websockets.connect(
+            gateway.websocket_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+        ) as socket:
+            auth = {"Authorization": f"Bearer {gateway.tokens['admin']}"}
+            await socket.send(json.dumps({"type": "connection_init", "payload": auth}))
+            assert json.loads(await socket.recv())["type"] == "connection_ack"
+            query = "subscription($id: ID!) { orderEvents(accountId: $id) { sequence } }"
+            subscribe = {"query": query, "variables": {"id": account}}
+            await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+            # Attached upstream: its start went through the half-open circuit.
+            await until(lambda: sandbox.calls["WS /accounts/{id}/events"] == 1)
+            assert state_of(breaker) is BreakerState.HALF_OPEN
+            # The stream lives on, and the slot is free for the next call: a trial.
+            assert not breaker.trial_in_flight
+            await gateway.clear_cache()
+            _, body = await gateway.query(BALANCE, {"id": account})
+            assert body["data"]["account"]["balance"]["amount"], body
+            assert state_of(breaker) is BreakerState.CLOSED

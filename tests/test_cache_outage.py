@@ -90,54 +90,50 @@ async def read_balance(gateway: GatewayUnderTest) -> Decimal:
 async def test_a_gateway_reads_and_moves_money_through_a_redis_outage(
     redis_server: PrivateRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox,
             tmp_path,
             cache={"url": redis_server.url, "secret": SECRET.decode()},
-        ) as gateway:
-            before = await read_balance(gateway)
-            assert await read_balance(gateway) == before  # cached now (30 s TTL)
-            reads = sandbox.calls["GET /accounts"]
-            await redis_server.kill()
+        ) as gateway,
+    ):
+        before = await read_balance(gateway)
+        assert await read_balance(gateway) == before  # cached now (30 s TTL)
+        reads = sandbox.calls["GET /accounts"]
+        await redis_server.kill()
 
-            for _ in range(3):  # no INTERNAL: the reads go to the upstream
-                assert await read_balance(gateway) == before
-            assert sandbox.calls["GET /accounts"] == reads + 3
+        for _ in range(3):  # no INTERNAL: the reads go to the upstream
+            assert await read_balance(gateway) == before
+        assert sandbox.calls["GET /accounts"] == reads + 3
 
-            key = f"outage-{uuid.uuid4()}"
-            variables = {
-                "input": {
-                    "accountId": gateway.account_id("1001"),
-                    "amount": "7",
-                    "idempotencyKey": key,
-                }
+        key = f"outage-{uuid.uuid4()}"
+        variables = {
+            "input": {
+                "accountId": gateway.account_id("1001"),
+                "amount": "7",
+                "idempotencyKey": key,
             }
-            _, body = await gateway.query(DEPOSIT, variables)
-            assert body["data"]["deposit"]["errors"] == [], body  # money moved: success
-            (audit,) = [
-                e
-                for e in await gateway.services.store.list_audit(limit=20)
-                if e.idempotency_key == key
-            ]
-            assert audit.operation == "deposit" and audit.outcome == "ok"
-            assert await read_balance(gateway) == before + 7
-            assert len(outage_warnings(caplog)) == 1
+        }
+        _, body = await gateway.query(DEPOSIT, variables)
+        assert body["data"]["deposit"]["errors"] == [], body  # money moved: success
+        (audit,) = [
+            e for e in await gateway.services.store.list_audit(limit=20) if e.idempotency_key == key
+        ]
+        assert audit.operation == "deposit" and audit.outcome == "ok"
+        assert await read_balance(gateway) == before + 7
+        assert len(outage_warnings(caplog)) == 1
 
-            # Redis returns holding the balance cached before the deposit: the kept
-            # invalidation is applied before anything is served from it again.
-            await redis_server.start()
-            cache = gateway.services.cache
-            assert isinstance(cache, RedisCache)
-            for _ in range(300):  # every read is right, before and after the cache is back
-                assert await read_balance(gateway) == before + 7
-                if not cache.outage.down:
-                    break
-                await asyncio.sleep(0.01)
-            assert not cache.outage.down and cache.pending_invalidations == 0
+        # Redis returns holding the balance cached before the deposit: the kept
+        # invalidation is applied before anything is served from it again.
+        await redis_server.start()
+        cache = gateway.services.cache
+        assert isinstance(cache, RedisCache)
+        for _ in range(300):  # every read is right, before and after the cache is back
             assert await read_balance(gateway) == before + 7
-            assert len(outage_warnings(caplog)) == 1
-    finally:
-        await sandbox.stop()
+            if not cache.outage.down:
+                break
+            await asyncio.sleep(0.01)
+        assert not cache.outage.down and cache.pending_invalidations == 0
+        assert await read_balance(gateway) == before + 7
+        assert len(outage_warnings(caplog)) == 1

@@ -64,12 +64,8 @@ async def calls_until_limited(replicas: list[GatewayServices], attempts: int) ->
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[ToySandbox]:
-    toy = ToySandbox()
-    await toy.start()
-    try:
+    async with ToySandbox() as toy:
         yield toy
-    finally:
-        await toy.stop()
 
 
 @pytest.mark.redis

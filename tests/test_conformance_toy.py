@@ -104,9 +104,7 @@ class BrokenToyConnector(ToyConnector):
 
 
 async def test_the_kit_fails_a_broken_connector(tmp_path: Path) -> None:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
+    async with ToySandbox() as sandbox:
         settings = sandbox.connector_settings()
         async with open_connector(BrokenToyConnector, settings, tmp_path) as broken:
             suite = TestToyConformance()
@@ -116,5 +114,3 @@ async def test_the_kit_fails_a_broken_connector(tmp_path: Path) -> None:
                 AssertionError, match=r"open_volume must be a Decimal, never a float"
             ):
                 await suite.test_analytics(broken)
-    finally:
-        await sandbox.stop()

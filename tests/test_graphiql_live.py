@@ -114,9 +114,7 @@ async def chromium_at(url: str) -> AsyncIterator[DevTools]:
 
 @pytest.mark.browser
 async def test_graphiql_runs_the_seed_003_analytics_offline(tmp_path: Path) -> None:
-    sandbox = CTraderSandbox()
-    await sandbox.start()
-    try:
+    async with CTraderSandbox() as sandbox:
         async with open_test_gateway(brokergraph_ctrader.plugin, [sandbox], tmp_path) as gateway:
             variables = json.dumps({"id": encode_id("Account", "ctrader", "9000001")})
             headers = json.dumps({"Authorization": f"Bearer {gateway.tokens['client']}"})
@@ -143,5 +141,3 @@ async def test_graphiql_runs_the_seed_003_analytics_offline(tmp_path: Path) -> N
         for field in (*expected, "wins", "losses", "winRatio", '"symbol": "EURUSD"'):
             assert field in answer, field
         assert '"errors"' not in answer
-    finally:
-        await sandbox.stop()

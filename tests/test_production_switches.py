@@ -19,18 +19,16 @@ ALLOWED = "{ viewer { role } }"
 async def locked_down(tmp_path: Path) -> AsyncIterator[GatewayUnderTest]:
     operations = tmp_path / "operations.json"
     operations.write_text(json.dumps({hashlib.sha256(ALLOWED.encode()).hexdigest(): ALLOWED}))
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox,
             tmp_path,
             server={"introspection": False, "graphiql": False},
             limits={"persisted_operations_file": str(operations), "persisted_only": True},
-        ) as running:
-            yield running
-    finally:
-        await sandbox.stop()
+        ) as running,
+    ):
+        yield running
 
 
 async def test_only_persisted_operations_run(locked_down: GatewayUnderTest) -> None:
@@ -59,18 +57,16 @@ async def test_only_persisted_operations_run(locked_down: GatewayUnderTest) -> N
 
 
 async def test_introspection_and_graphiql_can_be_switched_off(tmp_path: Path) -> None:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox, tmp_path, server={"introspection": False, "graphiql": False}
-        ) as running:
-            status, body = await running.query("{ __schema { types { name } } }")
-            assert status == 400
-            assert "introspection" in body["errors"][0]["message"].lower()
-            page = await running.http.get(running.graphql_url, headers={"Accept": "text/html"})
-            assert page.status_code == 404
-            status, body = await running.query(ALLOWED)
-            assert body == {"data": {"viewer": {"role": "admin"}}}
-    finally:
-        await sandbox.stop()
+        ) as running,
+    ):
+        status, body = await running.query("{ __schema { types { name } } }")
+        assert status == 400
+        assert "introspection" in body["errors"][0]["message"].lower()
+        page = await running.http.get(running.graphql_url, headers={"Accept": "text/html"})
+        assert page.status_code == 404
+        status, body = await running.query(ALLOWED)
+        assert body == {"data": {"viewer": {"role": "admin"}}}

@@ -20,18 +20,16 @@ HEALTH = "{ connectors { name health { status detail checkedAt ageSeconds } } }"
 @pytest.fixture
 async def checked(tmp_path: Path) -> AsyncIterator[GatewayUnderTest]:
     """A gateway whose checker runs every 0.2 s, on its own sandbox."""
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox,
             tmp_path,
             cluster={"upstream_health_seconds": 0.2},
             resilience={"read_retries": 0, "timeout_seconds": 1},
-        ) as running:
-            yield running
-    finally:
-        await sandbox.stop()
+        ) as running,
+    ):
+        yield running
 
 
 async def get(gateway: GatewayUnderTest, path: str) -> tuple[int, Any]:
@@ -115,21 +113,17 @@ async def test_a_registered_check_can_hold_readiness(checked: GatewayUnderTest) 
 
 @pytest.mark.postgres
 async def test_an_unreachable_store_is_not_ready(postgres_url: str, tmp_path: Path) -> None:
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(sandbox, tmp_path, store={"url": postgres_url}) as gateway:
-            assert (await get(gateway, "/readyz"))[0] == 200
-            admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-            try:  # the database goes away under the replica
-                await admin.execute(
-                    f'DROP DATABASE "{postgres_url.rsplit("/", 1)[1]}" WITH (FORCE)'
-                )
-            finally:
-                await admin.close()
-            status, body = await get(gateway, "/readyz")
-            assert status == 503
-            assert body["checks"]["store"].startswith("failed")
-            assert body["checks"]["plugins"] == "ok"
-    finally:
-        await sandbox.stop()
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(sandbox, tmp_path, store={"url": postgres_url}) as gateway,
+    ):
+        assert (await get(gateway, "/readyz"))[0] == 200
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:  # the database goes away under the replica
+            await admin.execute(f'DROP DATABASE "{postgres_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        status, body = await get(gateway, "/readyz")
+        assert status == 503
+        assert body["checks"]["store"].startswith("failed")
+        assert body["checks"]["plugins"] == "ok"

@@ -106,10 +106,9 @@ DEPOSIT = """mutation($input: MoneyMovementInput!) { deposit(input: $input) {
 @pytest.fixture
 async def guarded(tmp_path: Path) -> AsyncIterator[GatewayUnderTest]:
     """A gateway with tight guards on its own sandbox, so faults don't leak into others."""
-    sandbox = ToySandbox()
-    await sandbox.start()
-    try:
-        async with open_gateway(
+    async with (
+        ToySandbox() as sandbox,
+        open_gateway(
             sandbox,
             tmp_path,
             resilience={
@@ -119,10 +118,9 @@ async def guarded(tmp_path: Path) -> AsyncIterator[GatewayUnderTest]:
                 "breaker_failures": 3,
                 "breaker_reset_seconds": 0.5,
             },
-        ) as running:
-            yield running
-    finally:
-        await sandbox.stop()
+        ) as running,
+    ):
+        yield running
 
 
 async def read_balance(gateway: GatewayUnderTest) -> tuple[Any, Any]:

@@ -271,12 +271,8 @@ class CounterSandbox(AsgiSandbox):
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[CounterSandbox]:
-    served = CounterSandbox()
-    await served.start()
-    try:
+    async with CounterSandbox() as served:
         yield served
-    finally:
-        await served.stop()
 
 
 async def test_fail_next_answers_the_vendor_failure_and_applies_nothing(

@@ -167,9 +167,7 @@ def percentile(values: list[float], q: int) -> float:
 
 
 async def main(iterations: int) -> None:
-    sandbox = CTraderSandbox()
-    await sandbox.start()
-    try:
+    async with CTraderSandbox() as sandbox:
         plugins = load_plugins(entry_points=False, extra=[brokergraph_ctrader.plugin], strict=True)
         settings = load_settings(
             environ={},
@@ -254,8 +252,6 @@ async def main(iterations: int) -> None:
                 timings = await measure(iterations, run, before)
                 calls = (sum(sandbox.calls.values()) - calls_before) / iterations
                 results[name] = (timings, calls)
-    finally:
-        await sandbox.stop()
 
     print(
         f"cTrader account overview: partner {PARTNER}, {len(logins)} accounts, analytics "

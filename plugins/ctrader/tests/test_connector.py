@@ -187,25 +187,21 @@ def test_settings_refuse_typos_and_take_a_digits_login() -> None:
 
 
 async def test_token_is_fetched_once_and_again_when_stale(tmp_path: Path) -> None:
-    sandbox = CTraderSandbox()
-    await sandbox.start()
-    try:
-        async with open_connector(
-            CTraderConnector, sandbox.connector_settings(), tmp_path
-        ) as connector:
-            await connector.get_accounts(["9000001"])
-            await connector.get_accounts(["9000002"])
-            assert sandbox.calls["POST /v2/webserv/managers/token"] == 1
-            # A new seed invalidates every token the server issued (as a manager
-            # password change would); the connector's credentials are still good.
-            sandbox.seed = 4
-            sandbox.reset()
-            (account,) = await connector.get_accounts(["9000001"])
-            assert account is not None
-            assert sandbox.calls["POST /v2/webserv/managers/token"] == 1
-            assert sandbox.calls["GET /v2/webserv/traders/{login}"] == 2  # refused, repeated
-    finally:
-        await sandbox.stop()
+    async with (
+        CTraderSandbox() as sandbox,
+        open_connector(CTraderConnector, sandbox.connector_settings(), tmp_path) as connector,
+    ):
+        await connector.get_accounts(["9000001"])
+        await connector.get_accounts(["9000002"])
+        assert sandbox.calls["POST /v2/webserv/managers/token"] == 1
+        # A new seed invalidates every token the server issued (as a manager
+        # password change would); the connector's credentials are still good.
+        sandbox.seed = 4
+        sandbox.reset()
+        (account,) = await connector.get_accounts(["9000001"])
+        assert account is not None
+        assert sandbox.calls["POST /v2/webserv/managers/token"] == 1
+        assert sandbox.calls["GET /v2/webserv/traders/{login}"] == 2  # refused, repeated
 
 
 async def test_wrong_manager_password_is_upstream_rejected(
@@ -508,97 +504,89 @@ async def test_create_trader_runs_the_three_steps(
 
 async def test_create_trader_resumes_at_the_failed_link(tmp_path: Path) -> None:
     # A fresh sandbox so the hourly write limit can stop the third write exactly.
-    sandbox = CTraderSandbox()
-    await sandbox.start()
-    try:
-        async with open_connector(
-            CTraderConnector, sandbox.connector_settings(), tmp_path
-        ) as connector:
-            sandbox.rate_limit_per_hour = 2  # create-user, create-trader: the link is refused
-            partial = await connector.create_trader(_request("resume@example.com"))
-            assert not partial.complete
-            assert partial.resume_token
-            assert [(s.name, s.succeeded) for s in partial.steps] == [
-                ("create-user", True),
-                ("create-trader", True),
-                ("link-user", False),
-            ]
-            assert partial.steps[2].message
-            assert "RATE_LIMITED" in partial.steps[2].message
-            # What exists upstream is reported, so the gateway links it: no orphans.
-            assert partial.trader is not None
-            assert len(partial.accounts) == 1
-            sandbox.rate_limit_per_hour = 1000
-            before = Counter(sandbox.calls)
-            with pytest.raises(Conflict) as raised:  # a retry that lost the token
-                await connector.create_trader(_request("resume@example.com"))
-            assert raised.value.details["resumeToken"] == partial.resume_token
-            assert partial.resume_token in raised.value.message
-            assert writes(delta(before, sandbox.calls)) == 0
-            with pytest.raises(InvalidInput):  # a token is bound to its request's email
-                await connector.create_trader(
-                    _request("other@example.com", resume_token=partial.resume_token)
-                )
-            done = await connector.create_trader(
-                _request("resume@example.com", resume_token=partial.resume_token)
+    async with (
+        CTraderSandbox() as sandbox,
+        open_connector(CTraderConnector, sandbox.connector_settings(), tmp_path) as connector,
+    ):
+        sandbox.rate_limit_per_hour = 2  # create-user, create-trader: the link is refused
+        partial = await connector.create_trader(_request("resume@example.com"))
+        assert not partial.complete
+        assert partial.resume_token
+        assert [(s.name, s.succeeded) for s in partial.steps] == [
+            ("create-user", True),
+            ("create-trader", True),
+            ("link-user", False),
+        ]
+        assert partial.steps[2].message
+        assert "RATE_LIMITED" in partial.steps[2].message
+        # What exists upstream is reported, so the gateway links it: no orphans.
+        assert partial.trader is not None
+        assert len(partial.accounts) == 1
+        sandbox.rate_limit_per_hour = 1000
+        before = Counter(sandbox.calls)
+        with pytest.raises(Conflict) as raised:  # a retry that lost the token
+            await connector.create_trader(_request("resume@example.com"))
+        assert raised.value.details["resumeToken"] == partial.resume_token
+        assert partial.resume_token in raised.value.message
+        assert writes(delta(before, sandbox.calls)) == 0
+        with pytest.raises(InvalidInput):  # a token is bound to its request's email
+            await connector.create_trader(
+                _request("other@example.com", resume_token=partial.resume_token)
             )
-            assert done.complete
-            assert done.resume_token is None
-            assert [s.message for s in done.steps[:2]] == ["done in an earlier attempt"] * 2
-            assert done.trader == partial.trader
-            assert [a.id for a in done.accounts] == [a.id for a in partial.accounts]
-            assert sandbox.calls["POST /cid/ctid/create"] == 1
-            assert sandbox.calls["POST /v2/webserv/traders"] == 1
-            assert sandbox.calls["POST /cid/ctid/link"] == 2
-            assert sandbox.state.links[int(done.accounts[0].id)].user_id == int(done.trader.id)
-            with pytest.raises(InvalidInput):
-                await connector.create_trader(
-                    _request("resume@example.com", resume_token="ctrader-ct-unknown")
-                )
-    finally:
-        await sandbox.stop()
+        done = await connector.create_trader(
+            _request("resume@example.com", resume_token=partial.resume_token)
+        )
+        assert done.complete
+        assert done.resume_token is None
+        assert [s.message for s in done.steps[:2]] == ["done in an earlier attempt"] * 2
+        assert done.trader == partial.trader
+        assert [a.id for a in done.accounts] == [a.id for a in partial.accounts]
+        assert sandbox.calls["POST /cid/ctid/create"] == 1
+        assert sandbox.calls["POST /v2/webserv/traders"] == 1
+        assert sandbox.calls["POST /cid/ctid/link"] == 2
+        assert sandbox.state.links[int(done.accounts[0].id)].user_id == int(done.trader.id)
+        with pytest.raises(InvalidInput):
+            await connector.create_trader(
+                _request("resume@example.com", resume_token="ctrader-ct-unknown")
+            )
 
 
 async def test_a_lost_create_answer_does_not_make_a_second_trader(tmp_path: Path) -> None:
-    sandbox = CTraderSandbox(latency_seconds=0.3)
-    await sandbox.start()
-    try:
-        async with open_connector(
-            CTraderConnector, sandbox.connector_settings(), tmp_path
-        ) as connector:
+    async with (
+        CTraderSandbox(latency_seconds=0.3) as sandbox,
+        open_connector(CTraderConnector, sandbox.connector_settings(), tmp_path) as connector,
+    ):
 
-            async def lose_the_trader_answer() -> None:
-                # Once create-user has reached cTrader's app, the next request is
-                # create-trader; its answer is lost after cTrader applied it (the knob
-                # acts after the latency).
-                while sandbox.calls["POST /cid/ctid/create"] == 0:  # noqa: ASYNC110 (a plain counter)
-                    await asyncio.sleep(0.002)
-                sandbox.drop_next(1, after_apply=True)
+        async def lose_the_trader_answer() -> None:
+            # Once create-user has reached cTrader's app, the next request is
+            # create-trader; its answer is lost after cTrader applied it (the knob
+            # acts after the latency).
+            while sandbox.calls["POST /cid/ctid/create"] == 0:  # noqa: ASYNC110 (a plain counter)
+                await asyncio.sleep(0.002)
+            sandbox.drop_next(1, after_apply=True)
 
-            watcher = asyncio.create_task(lose_the_trader_answer())
-            partial = await connector.create_trader(_request("lost@example.com"))
-            await watcher
-            assert [(s.name, s.succeeded) for s in partial.steps] == [
-                ("create-user", True),
-                ("create-trader", False),
-            ]
-            assert partial.resume_token is not None
-            # A lost answer leaves the outcome open; cTrader did create the trader.
-            state = await connector.context.store.get_flow(partial.resume_token)
-            assert state is not None
-            assert state["traderAttemptedAt"] is not None
-            marker = state["body"]["description"]
-            (created,) = [t for t in sandbox.state.traders.values() if t.description == marker]
-            sandbox.latency_seconds = 0.0
-            done = await connector.create_trader(
-                _request("lost@example.com", resume_token=partial.resume_token)
-            )
-            assert done.complete
-            assert [a.id for a in done.accounts] == [str(created.login)]
-            assert sandbox.calls["POST /v2/webserv/traders"] == 1  # found, not created again
-            assert sandbox.state.links[created.login].user_id == int(done.trader.id)  # type: ignore[union-attr]
-    finally:
-        await sandbox.stop()
+        watcher = asyncio.create_task(lose_the_trader_answer())
+        partial = await connector.create_trader(_request("lost@example.com"))
+        await watcher
+        assert [(s.name, s.succeeded) for s in partial.steps] == [
+            ("create-user", True),
+            ("create-trader", False),
+        ]
+        assert partial.resume_token is not None
+        # A lost answer leaves the outcome open; cTrader did create the trader.
+        state = await connector.context.store.get_flow(partial.resume_token)
+        assert state is not None
+        assert state["traderAttemptedAt"] is not None
+        marker = state["body"]["description"]
+        (created,) = [t for t in sandbox.state.traders.values() if t.description == marker]
+        sandbox.latency_seconds = 0.0
+        done = await connector.create_trader(
+            _request("lost@example.com", resume_token=partial.resume_token)
+        )
+        assert done.complete
+        assert [a.id for a in done.accounts] == [str(created.login)]
+        assert sandbox.calls["POST /v2/webserv/traders"] == 1  # found, not created again
+        assert sandbox.state.links[created.login].user_id == int(done.trader.id)  # type: ignore[union-attr]
 
 
 async def test_open_account_and_update_it_with_patch_only(

@@ -132,12 +132,8 @@ async def get_token(http: httpx.AsyncClient, login: int, password: str) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def sandbox() -> AsyncIterator[CTraderSandbox]:
-    box = CTraderSandbox()
-    await box.start()
-    try:
+    async with CTraderSandbox() as box:
         yield box
-    finally:
-        await box.stop()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -39,12 +39,8 @@ from gateway.testing import open_connector
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def sandbox() -> AsyncIterator[DxTradeSandbox]:
-    started = DxTradeSandbox()
-    await started.start()
-    try:
+    async with DxTradeSandbox() as started:
         yield started
-    finally:
-        await started.stop()
 
 
 def make_client(sandbox: DxTradeSandbox, **overrides: Any) -> DxTradeClient:
