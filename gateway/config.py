@@ -240,6 +240,11 @@ class LimitSettings:
     ws_credential_check_seconds: float = 30.0
     idempotency_lease_seconds: int = 60
     max_batch: int = 10
+    #: GraphQL HTTP requests one viewer (token subject or API key) may make per
+    #: second in this process, refilled continuously (0: no limit); over it, 429.
+    requests_per_viewer_per_second: float = 50.0
+    #: Requests a viewer may make at once before the per-second rate applies.
+    requests_per_viewer_burst: int = 100
     persisted_operations_file: str | None = None
     persisted_only: bool = False
 

@@ -18,11 +18,13 @@ Accept names nothing we speak          406                  406
 body over the limit                    413                  413
 batch of more than limits.max_batch    400                  400
 no or bad credentials                  401                  401
+over the viewer's request budget       429                  429
 =====================================  ==================  ==================
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,8 +38,9 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from gateway.config import ConfigError
-from gateway.errors import BrokerGraphError, Unauthenticated
+from gateway.errors import BrokerGraphError, RateLimited, Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
+from gateway.http._client_limits import ViewerBudgets
 from gateway.http.graphiql import offline_graphiql_html
 from gateway.http.persisted import PersistedOperationRefused, PersistedOperations
 from gateway.services import GatewayServices
@@ -112,6 +115,9 @@ class GraphQLHTTPHandler:
         self.max_body_bytes = limits.max_body_bytes
         self.max_batch = limits.max_batch
         self.graphiql = services.settings.server.graphiql
+        self.budgets = ViewerBudgets(
+            limits.requests_per_viewer_per_second, limits.requests_per_viewer_burst
+        )
         try:
             self.persisted = PersistedOperations.from_file(
                 limits.persisted_operations_file, only=limits.persisted_only
@@ -146,6 +152,11 @@ class GraphQLHTTPHandler:
                 error.code,
                 {"WWW-Authenticate": 'Bearer realm="brokergraph"'},
             )
+        try:
+            # After authentication (the budget is the viewer's), before any resolver.
+            await self.budgets.admit(f"{viewer.role.value}:{viewer.subject}")
+        except RateLimited as refused:
+            return _refused_response(refused, media)
         context = RequestContext(
             services=self.services,
             account_types=self.schema.account_types,
@@ -302,6 +313,14 @@ def _error_response(
         media_type=media,
         headers=dict(headers or {}),
     )
+
+
+def _refused_response(refused: RateLimited, media: str) -> Response:
+    body = {"errors": [{"message": refused.message, "extensions": refused.extensions}]}
+    headers = {}
+    if refused.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(refused.retry_after)))
+    return Response(orjson.dumps(body), status_code=429, media_type=media, headers=headers)
 
 
 def _plain_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:

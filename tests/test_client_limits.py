@@ -1,0 +1,48 @@
+"""Per-client limits: a viewer over its request budget is refused before any upstream call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.gateway_fixtures import account_gid, open_gateway
+from tests.toy.sandbox import ToySandbox
+
+BALANCE = "query($id: ID!) { account(id: $id) { balance { amount currency } } }"
+
+
+async def test_a_flood_beyond_the_budget_is_refused_before_the_upstream(
+    toy_sandbox: ToySandbox, tmp_path: Path
+) -> None:
+    # A refill this slow never adds a token during the test: the burst is the budget.
+    limits = {"requests_per_viewer_per_second": 0.001, "requests_per_viewer_burst": 3}
+    async with open_gateway(toy_sandbox, tmp_path, limits=limits) as gateway:
+        variables = {"id": account_gid("1001")}
+        for _ in range(3):
+            status, body = await gateway.query(BALANCE, variables, token="client")
+            assert status == 200, body
+        calls = sum(gateway.sandbox.calls.values())
+        for _ in range(20):
+            await gateway.clear_cache()  # a refused request must not reach even a cold cache
+            response = await gateway.http.post(
+                gateway.graphql_url,
+                json={"query": BALANCE, "variables": variables},
+                headers={"Authorization": f"Bearer {gateway.tokens['client']}"},
+            )
+            assert response.status_code == 429
+            error = response.json()["errors"][0]
+            assert error["extensions"]["code"] == "RATE_LIMITED"
+            assert error["extensions"]["details"]["retryAfter"] > 0
+            assert int(response.headers["Retry-After"]) >= 1
+        assert sum(gateway.sandbox.calls.values()) == calls
+        # Another viewer has its own budget.
+        status, body = await gateway.query(BALANCE, {"id": account_gid("1001")}, token="admin")
+        assert status == 200, body
+        assert "errors" not in body, body
+
+
+async def test_zero_disables_the_budget(toy_sandbox: ToySandbox, tmp_path: Path) -> None:
+    limits = {"requests_per_viewer_per_second": 0, "requests_per_viewer_burst": 1}
+    async with open_gateway(toy_sandbox, tmp_path, limits=limits) as gateway:
+        for _ in range(5):
+            status, body = await gateway.query("{ viewer { role } }", token="client")
+            assert status == 200, body
