@@ -245,6 +245,9 @@ class LimitSettings:
     requests_per_viewer_per_second: float = 50.0
     #: Requests a viewer may make at once before the per-second rate applies.
     requests_per_viewer_burst: int = 100
+    #: Failed API-key authentications one client address may make per minute (0: no
+    #: limit); past it, API-key requests answer 429 without checking the key.
+    api_key_failures_per_minute: int = 60
     persisted_operations_file: str | None = None
     persisted_only: bool = False
 

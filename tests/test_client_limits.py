@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
+from gateway.auth import Role, create_api_key
 from tests.gateway_fixtures import account_gid, open_gateway
 from tests.toy.sandbox import ToySandbox
 
@@ -46,3 +49,36 @@ async def test_zero_disables_the_budget(toy_sandbox: ToySandbox, tmp_path: Path)
         for _ in range(5):
             status, body = await gateway.query("{ viewer { role } }", token="client")
             assert status == 200, body
+
+
+async def test_api_key_failures_beyond_the_limit_are_refused_unchecked(
+    toy_sandbox: ToySandbox, tmp_path: Path
+) -> None:
+    async with open_gateway(
+        toy_sandbox, tmp_path, limits={"api_key_failures_per_minute": 3}
+    ) as gateway:
+        created = await create_api_key(gateway.services.store, role=Role.ADMIN)
+        right = {"Authorization": f"ApiKey {created.key}"}
+        wrong = {
+            "Authorization": f"ApiKey {created.key[:-1]}{'A' if created.key[-1] != 'A' else 'B'}"
+        }
+        for _ in range(3):
+            status, body = await gateway.query("{ viewer { role } }", token=None, headers=wrong)
+            assert status == 401, body
+        for headers in (wrong, right):
+            # Refused without checking the key: even the right one, from this client.
+            status, body = await gateway.query("{ viewer { role } }", token=None, headers=headers)
+            assert status == 429, body
+            error = body["errors"][0]
+            assert error["extensions"]["code"] == "RATE_LIMITED"
+            assert 0 < error["extensions"]["details"]["retryAfter"] <= 60
+        # Bearer tokens from the same client are not API-key attempts.
+        assert (await gateway.query("{ viewer { role } }", token="admin"))[0] == 200
+        # Another client address keeps its own count: the right key works there.
+        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx.AsyncClient(transport=transport) as other:
+            response = await other.post(
+                gateway.graphql_url, json={"query": "{ viewer { role } }"}, headers=right
+            )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"]["viewer"]["role"] == "admin"

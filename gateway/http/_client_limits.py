@@ -1,4 +1,6 @@
-"""Per-viewer request budgets: one client's flood is refused before it costs anyone.
+"""Per-client limits: a viewer's request budget and a client's API-key failures.
+
+One client's flood is refused before it costs anyone else.
 
 Each viewer (token subject or API key) draws from its own token bucket, the same
 :class:`~gateway.resilience.TokenBucket` that paces upstream calls; an empty bucket
@@ -9,14 +11,17 @@ is forgotten first, which can only hand it a full bucket again.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from gateway.errors import RateLimited
 from gateway.resilience import TokenBucket
 
-__all__ = ["ViewerBudgets"]
+__all__ = ["FailureWindows", "ViewerBudgets"]
 
 _MAX_VIEWERS = 10_000
+_WINDOW_SECONDS = 60.0
 
 
 class ViewerBudgets:
@@ -49,3 +54,56 @@ class ViewerBudgets:
             raise RateLimited(
                 "too many requests from this client", retry_after=refused.retry_after
             ) from None
+
+
+class FailureWindows:
+    """Failed API-key authentications per client address, in fixed one-minute windows.
+
+    Counted per client address only, not per key id: a key's secret is 256 random
+    bits and cannot be guessed, so what this protects is the CPU (each wrong secret
+    costs an scrypt) — and counting per key id would let anyone who knows an id lock
+    its owner out.  The map is bounded like :class:`ViewerBudgets`'.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = _MAX_VIEWERS,
+    ) -> None:
+        self._limit = per_minute
+        self._clock = clock
+        self._max_clients = max_clients
+        #: client -> (window start, failures in it)
+        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def _current(self, client: str) -> tuple[float, int] | None:
+        window = self._windows.get(client)
+        if window is not None and self._clock() - window[0] >= _WINDOW_SECONDS:
+            del self._windows[client]
+            return None
+        return window
+
+    def check(self, client: str) -> None:
+        """Raise RateLimited while ``client`` has used up its failures for this window."""
+        if self._limit <= 0:
+            return
+        window = self._current(client)
+        if window is not None and window[1] >= self._limit:
+            wait = max(0.001, _WINDOW_SECONDS - (self._clock() - window[0]))
+            raise RateLimited(
+                "too many failed API-key attempts from this client", retry_after=round(wait, 3)
+            )
+
+    def failed(self, client: str) -> None:
+        """Count one failed API-key authentication by ``client``."""
+        if self._limit <= 0:
+            return
+        window = self._current(client)
+        if window is None:
+            self._windows[client] = (self._clock(), 1)
+            while len(self._windows) > self._max_clients:
+                self._windows.popitem(last=False)
+        else:
+            self._windows[client] = (window[0], window[1] + 1)
+            self._windows.move_to_end(client)

@@ -40,7 +40,7 @@ from strawberry.types.graphql import OperationType
 from gateway.config import ConfigError
 from gateway.errors import BrokerGraphError, RateLimited, Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
-from gateway.http._client_limits import ViewerBudgets
+from gateway.http._client_limits import FailureWindows, ViewerBudgets
 from gateway.http.graphiql import offline_graphiql_html
 from gateway.http.persisted import PersistedOperationRefused, PersistedOperations
 from gateway.services import GatewayServices
@@ -118,6 +118,7 @@ class GraphQLHTTPHandler:
         self.budgets = ViewerBudgets(
             limits.requests_per_viewer_per_second, limits.requests_per_viewer_burst
         )
+        self.key_failures = FailureWindows(limits.api_key_failures_per_minute)
         try:
             self.persisted = PersistedOperations.from_file(
                 limits.persisted_operations_file, only=limits.persisted_only
@@ -135,16 +136,25 @@ class GraphQLHTTPHandler:
         media = negotiate(request.headers.get("accept"))
         if media is None:
             return _plain_error(406, f"accept {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}")
+        authorization = request.headers.get("authorization")
+        by_api_key = _is_api_key(authorization)
+        client = request.client.host if request.client is not None else "unknown"
         try:
             operations, batched = await self._params(request)
+            if by_api_key:
+                self.key_failures.check(client)  # before the key's scrypt
             viewer = await self.services.authenticator.viewer_from_authorization_header(
-                request.headers.get("authorization")
+                authorization
             )
+        except RateLimited as refused:
+            return _refused_response(refused, media)
         except RequestRejected as rejected:
             return _error_response(
                 rejected.status, media, rejected.message, rejected.code, rejected.headers
             )
         except Unauthenticated as error:
+            if by_api_key:
+                self.key_failures.failed(client)
             return _error_response(
                 401,
                 media,
@@ -313,6 +323,10 @@ def _error_response(
         media_type=media,
         headers=dict(headers or {}),
     )
+
+
+def _is_api_key(authorization: str | None) -> bool:
+    return authorization is not None and authorization.lstrip().lower().startswith("apikey ")
 
 
 def _refused_response(refused: RateLimited, media: str) -> Response:
