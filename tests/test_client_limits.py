@@ -1,4 +1,4 @@
-"""Per-client limits: a viewer over its request budget is refused before any upstream call."""
+"""Per-client limits: over its request budget or API-key failures, a client gets 429 first."""
 
 from __future__ import annotations
 
