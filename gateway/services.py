@@ -65,8 +65,7 @@ def _share_rate_limits(registry: ConnectorRegistry, settings: Settings) -> aiore
     if urlsplit(settings.cache.url).scheme.lower() not in ("redis", "rediss"):
         return None
     limited = {n: u for n, u in registry.upstreams.items() if u.policy.rate_limit_per_second > 0}
-    if not limited:
-        return None
+    # Made even with no upstream limit: per-viewer request budgets share it too.
     client = redis_client(settings.cache.url)
     for name, upstream in limited.items():
         upstream.bucket = SharedTokenBucket(
@@ -228,6 +227,11 @@ class GatewayServices:
         # The lease manager runs (whether or not this replica holds a session).
         services.readiness.add("leases", registry.cluster.ready)
         return services
+
+    @property
+    def shared_redis(self) -> aioredis.Redis | None:
+        """The Redis for cluster-wide counters (rate limits); None unless the cache is Redis."""
+        return self._shared_redis
 
     async def _plugins_serving(self) -> bool:
         # Plugins are loaded and connectors started once open() returns; closing ends it.

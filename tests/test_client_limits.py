@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -82,3 +85,24 @@ async def test_api_key_failures_beyond_the_limit_are_refused_unchecked(
             )
         assert response.status_code == 200, response.text
         assert response.json()["data"]["viewer"]["role"] == "admin"
+
+
+async def test_the_budget_is_cluster_wide_with_the_cache_on_redis(
+    toy_sandbox: ToySandbox, tmp_path: Path
+) -> None:
+    settings: dict[str, Mapping[str, Any]] = {
+        "limits": {"requests_per_viewer_per_second": 0.001, "requests_per_viewer_burst": 3},
+        "cache": {"url": "redis://127.0.0.1:6379/0", "secret": "client-limits-test-secret"},
+        # A fresh namespace: a slow refill keeps a bucket in Redis for an hour.
+        "cluster": {"namespace": f"t-{uuid.uuid4().hex[:12]}"},
+    }
+    async with (
+        open_gateway(toy_sandbox, tmp_path / "a", **settings) as first,
+        open_gateway(toy_sandbox, tmp_path / "b", **settings) as second,
+    ):
+        statuses = [
+            (await replica.query("{ viewer { role } }", token="client"))[0]
+            for replica in (first, second, first, second)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        assert (await first.query("{ viewer { role } }", token="admin"))[0] == 200

@@ -3,9 +3,11 @@
 One client's flood is refused before it costs anyone else.
 
 Each viewer (token subject or API key) draws from its own token bucket, the same
-:class:`~gateway.resilience.TokenBucket` that paces upstream calls; an empty bucket
+buckets that pace upstream calls: one in Redis for the whole cluster when the cache
+is on Redis (:class:`~gateway.resilience.SharedTokenBucket`, which falls back to a
+local bucket while Redis is down), else this process's; an empty bucket
 answers RATE_LIMITED at once (no queueing: a waiting request still holds a socket).
-Buckets live in this process and the map is bounded: the least recently seen viewer
+The map of buckets is bounded: the least recently seen viewer
 is forgotten first, which can only hand it a full bucket again.
 """
 
@@ -14,9 +16,13 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gateway.errors import RateLimited
-from gateway.resilience import TokenBucket
+from gateway.resilience import RateLimiter, SharedTokenBucket, TokenBucket
+
+if TYPE_CHECKING:
+    from redis import asyncio as aioredis
 
 __all__ = ["FailureWindows", "ViewerBudgets"]
 
@@ -27,11 +33,26 @@ _WINDOW_SECONDS = 60.0
 class ViewerBudgets:
     """Token buckets of ``rate`` requests per second and ``burst``, one per viewer key."""
 
-    def __init__(self, rate: float, burst: int, max_viewers: int = _MAX_VIEWERS) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        shared: aioredis.Redis | None = None,
+        prefix: str = "",
+        max_viewers: int = _MAX_VIEWERS,
+    ) -> None:
         self._rate = rate
         self._burst = burst
+        self._shared = shared
+        self._prefix = prefix
         self._max_viewers = max_viewers
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._buckets: OrderedDict[str, RateLimiter] = OrderedDict()
+
+    def _bucket(self, viewer_key: str) -> RateLimiter:
+        if self._shared is None:
+            return TokenBucket(self._rate, self._burst)
+        return SharedTokenBucket(self._shared, self._prefix + viewer_key, self._rate, self._burst)
 
     @property
     def enabled(self) -> bool:
@@ -43,7 +64,7 @@ class ViewerBudgets:
             return
         bucket = self._buckets.get(viewer_key)
         if bucket is None:
-            bucket = self._buckets[viewer_key] = TokenBucket(self._rate, self._burst)
+            bucket = self._buckets[viewer_key] = self._bucket(viewer_key)
             while len(self._buckets) > self._max_viewers:
                 self._buckets.popitem(last=False)
         else:

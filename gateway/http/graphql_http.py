@@ -116,7 +116,10 @@ class GraphQLHTTPHandler:
         self.max_batch = limits.max_batch
         self.graphiql = services.settings.server.graphiql
         self.budgets = ViewerBudgets(
-            limits.requests_per_viewer_per_second, limits.requests_per_viewer_burst
+            limits.requests_per_viewer_per_second,
+            limits.requests_per_viewer_burst,
+            shared=services.shared_redis,
+            prefix=f"{services.settings.cluster.namespace}:viewer-budget:",
         )
         self.key_failures = FailureWindows(limits.api_key_failures_per_minute)
         try:
