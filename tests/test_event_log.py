@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
-import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from gateway.events import (
     Retention,
     create_event_log,
 )
+from tests.private_redis import PrivateRedis
 
 SECRET = b"test-secret-0123456789abcdef"
 WAIT = 10.0
@@ -265,47 +264,9 @@ def test_create_event_log_dispatches_on_scheme() -> None:
 # -- a private Redis that is killed and restarted ------------------------------------------
 
 
-class PrivateRedis:
-    """A redis-server of this test on a free port, with AOF fsynced on every write."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.directory = directory
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        client = aioredis.Redis.from_url(self.url)
-        try:
-            async with asyncio.timeout(WAIT):
-                while True:
-                    try:
-                        await client.ping()
-                        return
-                    except aioredis.ConnectionError:
-                        await asyncio.sleep(0.02)
-        finally:
-            await client.aclose()
-
-    async def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGKILL)
-            await self.process.wait()
-
-
 @pytest.fixture
 async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
+    server = PrivateRedis(tmp_path)  # each test starts it (and restarts it) itself
     yield server
     await server.kill()
 

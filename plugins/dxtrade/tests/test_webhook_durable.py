@@ -8,56 +8,19 @@ sandbox's redelivery after the restart is stored once — not answered "duplicat
 from __future__ import annotations
 
 import asyncio
-import signal
-import socket
 from pathlib import Path
 
 import brokergraph_dxtrade.plugin
 import pytest
-import redis.asyncio as aioredis
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_dxtrade.webhook import topic_for
 
 from gateway.testing import open_test_gateway
+from tests.private_redis import PrivateRedis
 
 WAIT = 20.0
 
 pytestmark = pytest.mark.redis
-
-
-class PrivateRedis:
-    """A redis-server on a free port, AOF fsynced on every write, to kill and restart."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
-            self._port = str(probe.getsockname()[1])
-        self._directory = str(directory)
-        self._process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            *("redis-server", "--port", self._port, "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "yes", "--appendfsync", "always", "--dir", self._directory),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        client = aioredis.Redis.from_url(self.url)
-        try:
-            async with asyncio.timeout(WAIT):
-                while True:
-                    try:
-                        await client.ping()
-                        return
-                    except aioredis.ConnectionError:
-                        await asyncio.sleep(0.02)
-        finally:
-            await client.aclose()
-
-    async def kill(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.send_signal(signal.SIGKILL)
-            await self._process.wait()
 
 
 async def test_a_callback_the_log_could_not_store_is_redelivered_and_processed_once(
