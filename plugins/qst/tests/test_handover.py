@@ -8,11 +8,9 @@ An account only the previous holder followed is reloaded at once after the takeo
 from __future__ import annotations
 
 import json
-import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from brokergraph_qst.records import FLOW_KIND, record_id, restore
@@ -30,7 +28,13 @@ from plugins.qst.tests.qst_testkit import (
     wait_until,
 )
 from plugins.qst.tests.test_graphql_qst import CANCEL, place
-from plugins.qst.tests.test_resume import ACCOUNT, recorded, replica, resuming
+from plugins.qst.tests.test_resume import (
+    ACCOUNT,
+    cluster_settings,
+    recorded,
+    replica,
+    resuming,
+)
 from plugins.qst.tests.test_session import logged, order
 from tests.services import postgres_url, redis_url  # noqa: F401 (fixtures)
 
@@ -103,12 +107,7 @@ async def test_a_new_holder_logs_only_what_changed_while_no_replica_held_the_ses
     postgres_url: str,  # noqa: F811 (the fixture)
     redis_url: str,  # noqa: F811 (the fixture)
 ) -> None:
-    shared: dict[str, Any] = {
-        "store": {"url": postgres_url},
-        "events": {"url": redis_url},
-        "cache": {"secret": secrets.token_hex(16)},
-        "cluster": {"namespace": f"qst-test-{secrets.token_hex(4)}", "lease_seconds": 2},
-    }
+    shared = cluster_settings(postgres_url, redis_url)
     async with started_sandbox(tick_seconds=0) as sandbox:
         async with replica(sandbox, tmp_path / "a", shared) as a:
             await wait_until(lambda: connector(a)._session is not None, "A holding the session")

@@ -109,6 +109,16 @@ async def test_a_client_resumes_with_its_last_sequence_and_misses_nothing(
         await wait_until(lambda: feed.subscriber_count == 1, "only the witness left")
 
 
+def cluster_settings(store_url: str, events_url: str) -> dict[str, Any]:
+    """What the replicas of one test cluster share: store, event log, secrets, namespace."""
+    return {
+        "store": {"url": store_url},
+        "events": {"url": events_url},
+        "cache": {"secret": secrets.token_hex(16)},
+        "cluster": {"namespace": f"qst-test-{secrets.token_hex(4)}", "lease_seconds": 2},
+    }
+
+
 def replica(sandbox: QstSandbox, directory: Path, shared: dict[str, Any]) -> Any:
     """A gateway of a two-replica cluster: the shared store, event log and secrets."""
     directory.mkdir()
@@ -148,12 +158,7 @@ async def test_two_replicas_number_every_event_the_same(
     postgres_url: str,  # noqa: F811 (the fixture)
     redis_url: str,  # noqa: F811 (the fixture)
 ) -> None:
-    shared: dict[str, Any] = {
-        "store": {"url": postgres_url},
-        "events": {"url": redis_url},
-        "cache": {"secret": secrets.token_hex(16)},
-        "cluster": {"namespace": f"qst-test-{secrets.token_hex(4)}", "lease_seconds": 2},
-    }
+    shared = cluster_settings(postgres_url, redis_url)
     async with (
         started_sandbox(tick_seconds=0) as sandbox,
         replica(sandbox, tmp_path / "a", shared) as a,
