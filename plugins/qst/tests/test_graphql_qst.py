@@ -423,3 +423,62 @@ async def test_account_information_currency(qst_gateway: TestGateway) -> None:
         token="client",
     )
     assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+FUNDS = """query($id: ID!) { account(id: $id) {
+  balance { amount }
+  orders { externalId status rejectReason }
+  positions { symbol volume }
+  ... on QstAccount { accountInformation {
+    balance { amount } equity { amount } margin { amount } availableFunds { amount } } }
+} }"""
+
+
+def market_input(quantity: str) -> Any:
+    return {
+        "accountId": account_gid("297999"),
+        "symbol": "ESZ26",
+        "side": "BUY",
+        "type": "MARKET",
+        "quantity": quantity,
+        "idempotencyKey": new_key(),
+    }
+
+
+async def test_qst_size_and_buying_power_rejects_book_nothing(
+    qst_gateway: TestGateway, qst_sandbox: QstSandbox
+) -> None:
+    """The filed finding: 100,000 ES at market on a 100,000 USD account was accepted."""
+
+    async def funds() -> dict[str, Any]:
+        data = await qst_gateway.data(FUNDS, {"id": account_gid("297999")}, token="client")
+        account: dict[str, Any] = data["account"]
+        return account
+
+    before = await funds()
+    known = {o["externalId"] for o in before["orders"]}
+    sent = qst_sandbox.requests["PlaceOrderRequest"]
+    cases = [
+        (
+            "100000",
+            "UPSTREAM_REJECTED",
+            "Order quantity 100000.0 exceeds the maximum order size 500 for ESZ26",
+        ),
+        # Within the size limit, far beyond the buying power (400 x 15,000 USD margin).
+        ("400", "INSUFFICIENT_FUNDS", "Insufficient buying power: initial margin "),
+    ]
+    for quantity, code, message in cases:
+        result = await qst_gateway.data(PLACE, {"input": market_input(quantity)}, token="client")
+        payload = result["placeOrder"]
+        assert payload["order"] is None
+        (error,) = payload["errors"]
+        assert error["code"] == code, error
+        assert error["message"].startswith(message), error
+        (rejected,) = [o for o in (await funds())["orders"] if o["externalId"] not in known]
+        assert (rejected["status"], rejected["rejectReason"]) == ("REJECTED", error["message"])
+        known.add(rejected["externalId"])
+    assert qst_sandbox.requests["PlaceOrderRequest"] == sent + 2, "QST refused, not the gateway"
+    after = await funds()
+    assert after["balance"] == before["balance"]
+    assert after["accountInformation"] == before["accountInformation"], "no money moved"
+    assert after["positions"] == before["positions"], "nothing was filled"

@@ -690,6 +690,98 @@ async def test_an_invalid_replacement_keeps_the_old_order_working(
     )
 
 
+async def test_an_order_above_the_max_order_size_is_rejected_and_moves_nothing(
+    sandbox: QstSandbox, open_client: Opener
+) -> None:
+    client = await open_client(sandbox, logged_in=True)
+    info = pb.AccountInfoRequest(currency_code="USD")
+    before = (await client.call(account_info=info)).account_info.account_information
+    placed = await client.place(market("ESZ26", pb.BUY, "100000"))
+    assert placed.status == pb.FAILED
+    rejected = await client.order(placed.order_number, "Rejected")
+    assert (await client.text_after(rejected)).body == (
+        "Order rejected\n"
+        "Order quantity 100000.0 exceeds the maximum order size 500 for ESZ26\n"
+        "Account #297999"
+    )
+    book = await client.order_book()
+    assert list(book.net_positions) == []
+    assert statuses(book) == {placed.order_number: "Rejected"}
+    after = (await client.call(account_info=info)).account_info.account_information
+    assert after == before
+    assert after.available_funds == "100000.00"
+    # The limit is the contract's, inclusive: 500 ES pass the size check (and then
+    # fail the buying-power one, a different text).
+    placed = await client.place(market("ESZ26", pb.BUY, "500"))
+    rejected = await client.order(placed.order_number, "Rejected")
+    assert "Insufficient buying power" in (await client.text_after(rejected)).body
+
+
+async def test_buying_power_counts_positions_and_working_orders(
+    sandbox: QstSandbox, open_client: Opener
+) -> None:
+    client = await open_client(sandbox, logged_in=True)
+
+    async def reject_text(order: pb.PlaceOrderRequest) -> str:
+        placed = await client.place(order)
+        assert placed.status == pb.FAILED
+        return (await client.text_after(await client.order(placed.order_number, "Rejected"))).body
+
+    async def accepted(order: pb.PlaceOrderRequest, status: str) -> str:
+        placed = await client.place(order)
+        assert placed.status == pb.OK
+        await client.order(placed.order_number, status)
+        return placed.order_number
+
+    # 100,000 USD of equity carries 6 ES (15,000 initial margin each) on either side.
+    resting = await accepted(limit("5000.00", quantity="4"), "Working")
+    assert await reject_text(limit("5000.00", quantity="3")) == (
+        "Order rejected\n"
+        "Insufficient buying power: initial margin 105000.00 USD would exceed equity 100000.00 USD"
+        "\nAccount #297999"
+    )
+    # A sell of 3 cannot add to the worst case (4 long if the buys fill).
+    await accepted(limit("7000.00", side=pb.SELL, quantity="3"), "Working")
+    await accepted(market("ESZ26", pb.BUY, "2"), "Filled")  # worst case 6 long: 90,000
+    sandbox.set_price("ESZ26", Decimal("5800.00"))  # open P&L -20,000: equity 80,000
+
+    # Under-margined now, yet an order that reduces the position passes ...
+    await accepted(market("ESZ26", pb.SELL, "1"), "Filled")
+    info = pb.AccountInfoRequest(currency_code="USD")
+    before = (await client.call(account_info=info)).account_info.account_information
+    assert before.equity == "80000.00"
+    # ... and one that adds to it does not, moving no money.
+    assert "initial margin 90000.00 USD would exceed equity 80000.00 USD" in (
+        await reject_text(market("ESZ26", pb.BUY, "1"))
+    )
+    assert (await client.call(account_info=info)).account_info.account_information == before
+
+    # A replacement is checked without the order it replaces: 6 instead of 4 is 7 long.
+    replace = pb.CancelReplaceOrderRequest(
+        order_id_to_be_replaced=resting,
+        contract="ESZ26",
+        side=pb.BUY,
+        quantity="6",
+        order_type=pb.LMT_ORDER_TYPE,
+        life_time=pb.DAY_ORDER_LIFE_TIME,
+        price="5000.00",
+    )
+    response = await client.call(cancel_replace_order=replace)
+    assert response.cancel_replace_order.status == pb.FAILED
+    text = await client.notification(
+        lambda n: n.text_notification.body.startswith("Cancel/replace order rejected")
+    )
+    assert text.text_notification.body == (
+        "Cancel/replace order rejected\n"
+        "Insufficient buying power: initial margin 105000.00 USD would exceed equity 80000.00 USD"
+        "\nAccount #297999"
+    )
+    assert statuses(await client.order_book())[resting] == "Working"
+    replace.quantity = "2"  # fewer: always allowed
+    response = await client.call(cancel_replace_order=replace)
+    assert response.cancel_replace_order.status == pb.OK
+
+
 async def test_account_errors_are_server_error_messages(
     sandbox: QstSandbox, open_client: Opener
 ) -> None:

@@ -68,6 +68,13 @@ def test_settings_refuse_what_would_be_silently_wrong(change: dict[str, Any], na
         ("Invalid account id: 400001", NotFound),
         ("Order #115300 is not working (Filled)", Conflict),
         ("Insufficient margin", InsufficientFunds),
+        (
+            "Insufficient buying power: initial margin 105000.00 USD"
+            " would exceed equity 100000.00 USD",
+            InsufficientFunds,
+        ),
+        # A vendor limit, not the caller's money: refused with QST's reason.
+        ("Order quantity 100000.0 exceeds the maximum order size 500 for ESZ26", UpstreamRejected),
         ("Order Entry connection is not established", UpstreamUnavailable),
         ("Invalid price: 1000.10", UpstreamRejected),
         ("Internal server error (503)", UpstreamUnavailable),

@@ -15,6 +15,17 @@ owner's connection.  Rules:
 * A net position per account and contract keeps a signed quantity, the average price and
   the realized P&L; a fill's realized P&L moves the account balance.  Equity is balance
   plus open P&L at current prices; margin is a fixed amount per contract held.
+* Pre-trade checks, after the field checks, on a placement and on the new side of a
+  cancel-replace (QST documents neither the checks nor their texts [I]; rejects come as
+  the documented "Order rejected" / "Cancel/replace order rejected" text [V]):
+  - size: a quantity above the contract's ``max_order_size`` is rejected
+    "Order quantity <q> exceeds the maximum order size <max> for <contract>";
+  - buying power: the account's initial margin if every working order filled (per
+    contract, the larger of long and short: ``margin x max(|net + buys|, |net - sells|)``)
+    may not exceed equity; an order that raises it past equity is rejected
+    "Insufficient buying power: ...".  An order that does not raise it (one that
+    reduces a position) always passes, so an under-margined account can still close.
+  Neither check moves money; a rejected order keeps its number and status "Rejected".
 """
 
 from __future__ import annotations
@@ -319,8 +330,10 @@ class Book:
         """Place on ``account`` (the caller checked it belongs to ``user``)."""
         number = self._next_number()
         parsed, reason = self._validate(spec, now_ms)
+        if parsed is not None:
+            reason = self._pre_trade(account, spec, parsed.quantity)
         order = self._new_order(number, user, account, spec, parsed, now_ms)
-        if parsed is None:
+        if parsed is None or reason:
             order.status = REJECTED
             self.orders[number] = order
             event = OrderEvent(_copy(order), "Reject", "Order rejected", reason, "Error")
@@ -382,7 +395,9 @@ class Book:
         parsed: _Parsed | None = None
         if old is not None:
             parsed, reason = self._validate(spec, now_ms)
-        if old is None or parsed is None:
+        if old is not None and parsed is not None:
+            reason = self._pre_trade(old.account, spec, parsed.quantity, replacing=old.number)
+        if old is None or parsed is None or reason:
             where = old.account if old is not None else account
             return Outcome(False, "", [TextEvent(where, headline, reason)])
         number = self._next_number()
@@ -468,6 +483,51 @@ class Book:
             if spec.good_till_date <= now_ms:
                 return None, "Good till date is in the past"
         return _Parsed(quantity, price, limit), ""
+
+    def _pre_trade(
+        self, account: str, spec: OrderSpec, quantity: Decimal, *, replacing: str = ""
+    ) -> str:
+        """The reason the size or buying-power check refuses the order, or ""."""
+        contract = CONTRACTS[spec.contract]
+        if quantity > contract.max_order_size:
+            return (
+                f"Order quantity {quantity_text(quantity)} exceeds the maximum order size"
+                f" {contract.max_order_size} for {spec.contract}"
+            )
+        assert spec.side is not None  # validated
+        working = [o for o in self._working.values() if o.account == account]
+        kept = [o for o in working if o.number != replacing]
+        before = self._initial_margin(account, working)
+        after = self._initial_margin(account, kept, (spec.contract, spec.side, quantity))
+        equity = self.account_view(account).equity
+        if after > before and after > equity:
+            return (
+                f"Insufficient buying power: initial margin {after:.2f} USD"
+                f" would exceed equity {equity:.2f} USD"
+            )
+        return ""
+
+    def _initial_margin(
+        self,
+        account: str,
+        working: list[Order],
+        extra: tuple[str, Side, Decimal] | None = None,
+    ) -> Decimal:
+        """The account's initial margin should every working order (and ``extra``) fill."""
+        pending = [(o.contract, o.side, o.quantity - o.filled) for o in working if o.side]
+        if extra is not None:
+            pending.append(extra)
+        contracts = {c for c, _, _ in pending} | {
+            c for (a, c), p in self.positions.items() if a == account and p.net
+        }
+        total = ZERO
+        for symbol in contracts:
+            position = self.positions.get((account, symbol))
+            net = position.net if position is not None else ZERO
+            buys = sum((q for c, side, q in pending if c == symbol and side == "BUY"), ZERO)
+            sells = sum((q for c, side, q in pending if c == symbol and side == "SELL"), ZERO)
+            total += CONTRACTS[symbol].margin * max(abs(net + buys), abs(net - sells))
+        return total
 
     def _working_order(self, user: str, order_id: str) -> tuple[Order | None, str]:
         order = self.orders.get(order_id)

@@ -25,6 +25,8 @@ class ContractSpec:
     multiplier: Decimal
     #: Initial margin per contract, USD.
     margin: Decimal
+    #: The largest quantity one order may have (QST's limit is not public [I]).
+    max_order_size: Decimal
     #: Grain-style quoting of the last tick ("588^2").
     eighths: bool = False
 
@@ -38,10 +40,10 @@ class ContractSpec:
 CONTRACTS: dict[str, ContractSpec] = {
     spec.symbol: spec
     for spec in (
-        ContractSpec("ESZ26", D("6000.00"), D("0.25"), D(50), D(15000)),
-        ContractSpec("6EZ26", D("1.0850"), D("0.00005"), D(125000), D(2500)),
-        ContractSpec("ZCZ26", D("450.00"), D("0.25"), D(50), D(1500), eighths=True),
-        ContractSpec("CLF27", D("72.50"), D("0.01"), D(1000), D(6000)),
+        ContractSpec("ESZ26", D("6000.00"), D("0.25"), D(50), D(15000), D(500)),
+        ContractSpec("6EZ26", D("1.0850"), D("0.00005"), D(125000), D(2500), D(1000)),
+        ContractSpec("ZCZ26", D("450.00"), D("0.25"), D(50), D(1500), D(2000), eighths=True),
+        ContractSpec("CLF27", D("72.50"), D("0.01"), D(1000), D(6000), D(300)),
     )
 }
 
