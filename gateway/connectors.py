@@ -93,6 +93,7 @@ __all__ = [
     "TradingAccess",
     "UpdateAccountRequest",
     "UpdatePartnerRequest",
+    "VendorIdentity",
     "family_of",
     "method_kind",
     "read",
@@ -196,6 +197,30 @@ class ProvisioningResult:
     @property
     def complete(self) -> bool:
         return self.resume_token is None and all(step.succeeded for step in self.steps)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VendorIdentity:
+    """An identity on the platform that a provisioning request would reuse or bind.
+
+    Beyond the trader and accounts a flow creates, a platform may key things by an
+    identity that other requests reach too: cTrader's user (cTID) is found by e-mail,
+    a DXtrade user names a dxFeed account others may name.  Each belongs to one
+    business partner: the gateway refuses a request whose identity is linked to
+    another partner, or held by a trader linked to another partner, before any
+    upstream write, and links the identity to the request's partner when a creation
+    goes ahead.
+
+    ``kind`` names it on its platform (``ctid-email``, ``dxfeed-account``); ``id`` is
+    its value, normalised (an e-mail in lower case); ``holders`` are the platform's
+    trader ids the connector found using it already; ``field`` is the input path that
+    named it, for the refusal.
+    """
+
+    kind: str
+    id: str
+    holders: Sequence[str] = ()
+    field: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -466,6 +491,28 @@ class TraderProvisioning(abc.ABC):
     @abc.abstractmethod
     @write
     async def reactivate_trader(self, request: ReactivateTraderRequest) -> ProvisioningResult: ...
+
+    @read
+    async def creation_identities(self, request: CreateTraderRequest) -> Sequence[VendorIdentity]:
+        """The platform identities ``request`` would reuse or bind, found by reads only.
+
+        Optional: none by default.  A platform whose createTrader can reach what another
+        createTrader reaches (an existing user by e-mail, a shared feed account) names
+        it here, so the gateway keeps it to one partner (see :class:`VendorIdentity`).
+        """
+        return ()
+
+    @read
+    async def deactivation_identities(
+        self, request: DeactivateTraderRequest
+    ) -> Sequence[VendorIdentity]:
+        """The platform identities ``request`` would change beyond the trader and its
+        accounts (a dxFeed account whose subscriptions it cancels), by reads only.
+
+        Optional: none by default.  The gateway refuses the deactivation, before any
+        write, when one belongs to a partner other than the trader's.
+        """
+        return ()
 
 
 class AccountReads(abc.ABC):

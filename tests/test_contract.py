@@ -122,6 +122,7 @@ PINNED_CONTRACT = [
     "UpstreamUnavailable",
     "VendorError",
     "VendorErrorTable",
+    "VendorIdentity",
     "ensure_utc",
     "exact_json_dumps",
     "exact_json_loads",

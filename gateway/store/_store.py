@@ -42,7 +42,10 @@ from ._tables import (
     partners,
 )
 
-_LINK_KINDS = frozenset({"trader", "account"})
+# "identity": a platform identity a provisioning flow reuses or binds beyond the trader
+# and accounts (cTrader's user by e-mail, a dxFeed account), ``external_id`` being
+# "<identity kind>:<value>"; one partner owns it like any platform object.
+_LINK_KINDS = frozenset({"trader", "account", "identity"})
 # Keeps IN lists well under both backends' bound-parameter limits.
 _BATCH = 500
 # A row can vanish between a refused INSERT and the follow-up read (a concurrent
@@ -271,6 +274,23 @@ class Store:
         A repeat with a ``trader_id`` records that trader; linking the object to
         another partner raises ``Conflict``, and an unknown partner ``NotFound``.
         """
+        link, _ = await self._put_link(link_partner_code, platform, kind, external_id, trader_id)
+        return link
+
+    async def claim(self, partner_code: str, platform: str, kind: str, external_id: str) -> bool:
+        """:meth:`link`, telling whether this call made the link (True) or the partner
+        held it already (False), so a caller can release only what it claimed."""
+        _, created = await self._put_link(partner_code, platform, kind, external_id, None)
+        return created
+
+    async def _put_link(
+        self,
+        link_partner_code: str,
+        platform: str,
+        kind: str,
+        external_id: str,
+        trader_id: str | None,
+    ) -> tuple[Link, bool]:
         if kind not in _LINK_KINDS:
             raise InvalidInput(f"link kind must be one of {sorted(_LINK_KINDS)}", field=["kind"])
         key = (
@@ -281,7 +301,7 @@ class Store:
         for _ in range(_ATTEMPTS):
             created = Link(link_partner_code, platform, kind, external_id, trader_id, _now())
             if await self._try_insert(insert(links).values(**dataclasses.asdict(created))):
-                return created
+                return created, True
             async with self._engine.begin() as conn:
                 row = (await conn.execute(select(links).where(key))).one_or_none()
                 if row is None:
@@ -300,9 +320,9 @@ class Store:
                         details={"platform": platform, "kind": kind, "externalId": external_id},
                     )
                 if trader_id is None or row.trader_id == trader_id:
-                    return _link(row)
+                    return _link(row), False
                 await conn.execute(update(links).where(key).values(trader_id=trader_id))
-                return dataclasses.replace(_link(row), trader_id=trader_id)
+                return dataclasses.replace(_link(row), trader_id=trader_id), False
         raise Conflict(f"{platform} {kind} {external_id!r} changed while being linked")
 
     async def unlink(self, platform: str, kind: str, external_id: str) -> bool:

@@ -2,10 +2,21 @@
 
 What a flow creates is linked to the partner even when the flow stops midway, so
 nothing is orphaned; the payload lists the steps and a token to resume with.
+
+Platform identities belong to one partner.  Before a createTrader writes anything,
+the connector names the identities it would reuse or bind (cTrader's user by
+e-mail, a dxFeed account: :class:`~gateway.connectors.VendorIdentity`); one linked
+to another partner, or held by a trader of another partner, refuses the request,
+and the others are claimed for the request's partner first, so two partners racing
+for one identity cannot both go ahead.  A deactivation that would change such an
+identity (cancel a shared dxFeed account's subscriptions) is refused the same way.
+A resume token is bound to the partner, and the scope (its broker), it was issued
+for: only a viewer who could have started the flow may resume it or be told it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -22,8 +33,16 @@ from gateway.connectors import (
     ReactivateTraderRequest,
     TraderProvisioning,
     UpdateAccountRequest,
+    VendorIdentity,
 )
-from gateway.errors import InvalidInput, UpstreamError
+from gateway.errors import (
+    BrokerGraphError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UpstreamError,
+    may_have_applied,
+)
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext
 from gateway.graphql.errors import UserError, to_user_error
@@ -177,16 +196,23 @@ async def _new_account(ctx: RequestContext, input: OpenAccountInput) -> _OfTrade
 class _NewTrader:
     input: CreateTraderInput
     email: str
+    broker: str | None  # the partner's broker: the scope a resume token is bound to
 
 
 async def _new_trader(ctx: RequestContext, input: CreateTraderInput) -> _NewTrader:
-    await access.require_partner(ctx, input.partner_code)
+    partner = await access.require_partner(ctx, input.partner_code)
     email = check_text(input.email, "email", max_length=254)
     if "@" not in email:
         raise InvalidInput("email is not an address", field=["email"])
     if input.leverage is not None:
         check_amount(input.leverage, field="leverage")
-    return _NewTrader(input, email)
+    new = _NewTrader(input, email, partner.broker)
+    if input.resume_token is not None and not await _may_resume(
+        ctx, new, check_text(input.resume_token, "resumeToken", max_length=200)
+    ):
+        # The same answer whether the token is unknown or another partner's.
+        raise NotFound("no unfinished createTrader has this resume token", field=["resumeToken"])
+    return new
 
 
 async def _account_change(
@@ -215,22 +241,129 @@ def _provisioning(ctx: RequestContext, platform: str) -> TraderProvisioning:
 
 async def _create_trader(ctx: RequestContext, new: _NewTrader) -> ProvisioningPayload:
     input = new.input
-    result = await _provisioning(ctx, input.platform).create_trader(
-        CreateTraderRequest(
-            partner_code=input.partner_code,
-            email=new.email,
-            name=input.name,
-            password=input.password,
-            group=input.group,
-            currency=input.currency,
-            leverage=input.leverage,
-            is_live=input.is_live,
-            options=json_object(input.options, "options"),
-            resume_token=input.resume_token,
-        )
+    provisioning = _provisioning(ctx, input.platform)
+    request = CreateTraderRequest(
+        partner_code=input.partner_code,
+        email=new.email,
+        name=input.name,
+        password=input.password,
+        group=input.group,
+        currency=input.currency,
+        leverage=input.leverage,
+        is_live=input.is_live,
+        options=json_object(input.options, "options"),
+        resume_token=input.resume_token,
     )
+    identities = await provisioning.creation_identities(request)
+    claimed = await _claim_identities(ctx, input.platform, input.partner_code, identities)
+    try:
+        result = await provisioning.create_trader(request)
+    except BrokerGraphError as error:
+        if not may_have_applied(error):
+            await _release(ctx, input.platform, claimed)
+        token = error.details.get("resumeToken") if isinstance(error, Conflict) else None
+        if isinstance(token, str) and not await _may_resume(ctx, new, token):
+            # The connector found another flow for this request (its e-mail, say)
+            # and would hand out its token: only to whoever could have started it.
+            raise Conflict(
+                "an unfinished createTrader stands in the way of this one", field=["email"]
+            ) from None
+        raise
     await _link_result(ctx, input.partner_code, result)
+    await _keep_resume_token(ctx, new, result)
     return _provisioning_payload(ctx, result)
+
+
+# --------------------------------------------------------------------------- identities
+
+
+def _identity_key(identity: VendorIdentity) -> str:
+    """The identity's ``external_id`` among the store's links of kind ``identity``."""
+    return f"{identity.kind}:{identity.id}"
+
+
+def _foreign(platform: str, identity: VendorIdentity) -> Conflict:
+    # Says neither who owns the identity nor what it is linked to: the viewer may not
+    # know the other partner exists.
+    return Conflict(
+        f"this {platform} {identity.kind} is in use outside this business partner "
+        "and cannot be used for it",
+        field=list(identity.field) or None,
+    )
+
+
+async def _check_identities(
+    ctx: RequestContext, platform: str, owner: str | None, identities: Sequence[VendorIdentity]
+) -> None:
+    """Conflict when an identity, or a trader holding it, is linked to a partner other
+    than ``owner`` (``None``: an unlinked trader, so any linked one is another's)."""
+    store = ctx.services.store
+    for identity in identities:
+        owners = await store.owners(platform, "identity", [_identity_key(identity)])
+        owners += await store.owners(platform, "trader", list(identity.holders))
+        if any(found is not None and found != owner for found in owners):
+            raise _foreign(platform, identity)
+
+
+async def _claim_identities(
+    ctx: RequestContext, platform: str, partner_code: str, identities: Sequence[VendorIdentity]
+) -> list[str]:
+    """Check, then link every identity to the partner before the flow writes anything;
+    the keys this call linked (a failed flow that created nothing releases them)."""
+    await _check_identities(ctx, platform, partner_code, identities)
+    store = ctx.services.store
+    claimed: list[str] = []
+    for identity in identities:
+        key = _identity_key(identity)
+        try:
+            if await store.claim(partner_code, platform, "identity", key):
+                claimed.append(key)
+        except Conflict:  # another partner claimed it since the check
+            await _release(ctx, platform, claimed)
+            raise _foreign(platform, identity) from None
+    return claimed
+
+
+async def _release(ctx: RequestContext, platform: str, claimed: Sequence[str]) -> None:
+    for key in claimed:
+        await ctx.services.store.unlink(platform, "identity", key)
+
+
+# --------------------------------------------------------------------------- resume tokens
+
+_RESUME_KIND = "gateway-resume-token"
+
+
+def _resume_key(platform: str, token: str) -> str:
+    return f"gateway:resume:{platform}:{token}"
+
+
+async def _may_resume(ctx: RequestContext, new: _NewTrader, token: str) -> bool:
+    """Whether ``token`` was issued to this partner, in a scope the viewer may act in."""
+    bound = await ctx.services.store.get_flow(_resume_key(new.input.platform, token))
+    if bound is None or bound.get("partnerCode") != new.input.partner_code:
+        return False
+    broker = bound.get("broker")
+    return ctx.require_viewer().can_see_partner(
+        new.input.partner_code, broker if isinstance(broker, str) else None
+    )
+
+
+async def _keep_resume_token(
+    ctx: RequestContext, new: _NewTrader, result: ProvisioningResult
+) -> None:
+    """Bind a new resume token to the partner and scope; forget a used one when done."""
+    store = ctx.services.store
+    platform = new.input.platform
+    if result.resume_token is not None:
+        await store.save_flow(
+            _resume_key(platform, result.resume_token),
+            _RESUME_KIND,
+            {"partnerCode": new.input.partner_code, "broker": new.broker},
+        )
+    used = new.input.resume_token
+    if used is not None and used != result.resume_token:
+        await store.delete_flow(_resume_key(platform, used))
 
 
 async def _open_account(ctx: RequestContext, trader: _OfTrader[OpenAccountInput]) -> AccountPayload:
@@ -261,12 +394,15 @@ async def _update_account(
 async def _deactivate_trader(
     ctx: RequestContext, trader: _OfTrader[DeactivateTraderInput]
 ) -> ProvisioningPayload:
-    result = await _provisioning(ctx, trader.platform).deactivate_trader(
-        DeactivateTraderRequest(
-            trader_id=trader.trader_id,
-            cancel_market_data_subscriptions=trader.input.cancel_market_data_subscriptions,
-        )
+    provisioning = _provisioning(ctx, trader.platform)
+    request = DeactivateTraderRequest(
+        trader_id=trader.trader_id,
+        cancel_market_data_subscriptions=trader.input.cancel_market_data_subscriptions,
     )
+    # Cancelling a dxFeed account's subscriptions locks out every trader using it.
+    identities = await provisioning.deactivation_identities(request)
+    await _check_identities(ctx, trader.platform, trader.owner, identities)
+    result = await provisioning.deactivate_trader(request)
     await _invalidate_trader(ctx, trader.platform, trader.trader_id)
     for account in result.accounts:
         await invalidate_account(ctx, trader.platform, account.id)
@@ -310,12 +446,20 @@ async def _invalidate_trader(ctx: RequestContext, platform: str, trader_id: str)
 async def _link_result(ctx: RequestContext, partner_code: str, result: ProvisioningResult) -> None:
     """Record what a flow created, even when it stopped midway, so nothing is orphaned."""
     store = ctx.services.store
-    if result.trader is not None:
-        await store.link(partner_code, result.trader.platform, "trader", result.trader.id)
-    for account in result.accounts:
-        await store.link(
-            partner_code, account.platform, "account", account.id, trader_id=account.trader_id
-        )
+    try:
+        if result.trader is not None:
+            await store.link(partner_code, result.trader.platform, "trader", result.trader.id)
+        for account in result.accounts:
+            await store.link(
+                partner_code, account.platform, "account", account.id, trader_id=account.trader_id
+            )
+    except Conflict:
+        # The store's message names the other partner's object; the identity checks
+        # should have stopped the flow before it got here.
+        raise Conflict(
+            "the flow reached a trader or account of another business partner; "
+            "nothing more was linked"
+        ) from None
 
 
 def _provisioning_payload(ctx: RequestContext, result: ProvisioningResult) -> ProvisioningPayload:
