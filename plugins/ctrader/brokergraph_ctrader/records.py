@@ -11,6 +11,10 @@ records the answers itself when it acts:
   state of one createTrader run, so a retry with ``resumeToken`` continues where it
   stopped.  The trader password's MD5 is kept only while the flow is unfinished (the
   link step needs it) and dropped once the trader is linked; the password never is.
+* **users by e-mail** (``{name}:ctid-email:{email}``, kind ``{name}-ctid-email``): the
+  cTID create-user answered for an e-mail (lower case), so the next createTrader for it
+  is checked against the user's partner before anything is sent — WebServices cannot
+  find a user by e-mail, and create-user answers an existing one.
 * **balance operations** (``{name}-op:{login}:{ledger}:{id}``, kind ``{name}-op``):
   every deposit/withdrawal/credit/bonus change made through the gateway — WebServices
   has no balance-history read.  Operations made elsewhere (cBroker, another CRM) are

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,6 +37,7 @@ from gateway.contract import (
     UpdateAccountRequest,
     UpstreamTimeout,
     UpstreamUnavailable,
+    VendorIdentity,
 )
 
 ACCOUNT_TYPES = frozenset({"HEDGED", "NETTED", "SPREAD_BETTING"})
@@ -174,6 +175,31 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
     def _email_key(self, email: str) -> str:
         return self._key("create-trader-email", email.strip().lower())
 
+    def _user_by_email_key(self, email: str) -> str:
+        return self._key("ctid-email", email.strip().lower())
+
+    async def creation_identities(self, request: CreateTraderRequest) -> Sequence[VendorIdentity]:
+        """The cTID user the e-mail names: create-user is idempotent by e-mail, so the
+        e-mail is the user's identity, and the user (when create-user answered for this
+        e-mail before) holds it.  Read from the gateway store only: cTrader has no read
+        of a user by e-mail, so a user never seen through the gateway is found by the
+        create-user answer (checked in :meth:`_run_create_flow` before any other write)."""
+        known = await self.context.store.get_flow(self._user_by_email_key(request.email))
+        user_id = known.get("userId") if known else None
+        return [
+            VendorIdentity(
+                kind="ctid-email",
+                id=request.email.strip().lower(),
+                holders=(str(user_id),) if user_id is not None else (),
+                field=("email",),
+            )
+        ]
+
+    async def _foreign_user(self, user_id: str, partner_code: object) -> bool:
+        """Whether the user is linked to a partner other than the flow's."""
+        (owner,) = await self.context.store.owners(self.platform, "trader", [user_id])
+        return owner is not None and owner != partner_code
+
     async def create_trader(self, request: CreateTraderRequest) -> ProvisioningResult:
         """create-user (cTID) → create-trader → link-user, resumable at the failed step.
 
@@ -199,6 +225,11 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
                 raise InvalidInput(
                     "the resume token names no createTrader flow", field=["resumeToken"]
                 )
+            if state.get("partnerCode") != request.partner_code:
+                # Told like an unknown token: the flow is another partner's business.
+                raise InvalidInput(
+                    "the resume token names no createTrader flow", field=["resumeToken"]
+                )
             if state.get("email", "").lower() != request.email.lower():
                 raise InvalidInput(
                     "the resume token belongs to another email", field=["resumeToken"]
@@ -208,6 +239,12 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
             if running is not None:
                 earlier = await store.get_flow(str(running["flowId"]))
                 if earlier is not None and not earlier.get("linked"):
+                    if earlier.get("partnerCode") != request.partner_code:
+                        # Its token is for whoever started it, never for another partner.
+                        raise Conflict(
+                            "an unfinished createTrader stands in the way of this one",
+                            field=["email"],
+                        )
                     raise Conflict(
                         "a createTrader for this email stopped midway: send the same input "
                         f"with resumeToken {running['flowId']} to finish it",
@@ -286,6 +323,23 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
                 await store.delete_flow(flow_id)
                 await store.delete_flow(self._email_key(state["email"]))
                 raise
+            # Remembered first, so the next request for this e-mail is checked against
+            # the user before anything is sent (see creation_identities).
+            await store.save_flow(
+                self._user_by_email_key(state["email"]),
+                f"{self.name}-ctid-email",
+                {"userId": str(user_id)},
+            )
+            if await self._foreign_user(str(user_id), state["partnerCode"]):
+                # An existing cTID of another partner's client: create-user changed
+                # nothing (idempotent by e-mail), and nothing else is sent.
+                await store.delete_flow(flow_id)
+                await store.delete_flow(self._email_key(state["email"]))
+                raise Conflict(
+                    f"this {self.platform} ctid-email is in use outside this business "
+                    "partner and cannot be used for it",
+                    field=["email"],
+                )
             state["userId"] = str(user_id)
             await save()
             steps.append(_step("create-user", state["userId"]))
