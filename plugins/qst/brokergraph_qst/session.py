@@ -11,7 +11,11 @@ Only ``LoginRequest`` may leave in CONNECTED, only ``OELoginRequest`` (or
 ``LogoutRequest``) in LOGGED_IN, and order-entry requests only in OE_LOGGED_IN.
 
 Requests carry a client-chosen ``request_id`` and wait on a future each, so many
-run at once over the one connection; responses may come back in any order.
+run at once over the one connection; responses may come back in any order.  That
+QST echoes the id is our reading (its market-data API does; the order-routing docs
+never mention it) [I]: a connection whose LoginResponse comes without it runs in
+*lockstep* — one request in flight, the next sent once it is answered, which QST
+documents as keeping responses in order [V] — and any response answers the one request.
 Order-entry requests act on the session's *current* account: :class:`AccountGate`
 lets any number of requests for the current account run together and serialises
 switches, so a placement on account X switches to X first and no switch happens
@@ -279,6 +283,9 @@ class QstSession:
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
+        #: This connection's responses carry no request id: one request at a time.
+        self.lockstep = False
+        self._turn = asyncio.Lock()
         self._ready = asyncio.Event()
         self._first_outcome = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -489,7 +496,14 @@ class QstSession:
         return request_id
 
     async def _exchange(self, request: wire.Request, *, wait_seconds: float | None = None) -> Any:
-        """Send one request and await its response frame (any order, by request id)."""
+        """Send one request and await its response frame (any order, by request id;
+        in lockstep, after the request before it was answered)."""
+        if not self.lockstep:
+            return await self._exchange_once(request, wait_seconds)
+        async with self._turn:
+            return await self._exchange_once(request, wait_seconds)
+
+    async def _exchange_once(self, request: wire.Request, wait_seconds: float | None) -> Any:
         request_id = self._next_id()
         future: asyncio.Future[wire.Frame] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = _Pending(future, request)
@@ -498,6 +512,10 @@ class QstSession:
             async with asyncio.timeout(wait_seconds or self.config.request_timeout):
                 frame = await future
         except TimeoutError as error:
+            if self.lockstep and self._ws is not None:
+                # Its answer may still come, unnumbered, and would answer the next
+                # request: a new connection is the only clean slate.
+                await self._ws.close(1000, "unanswered request")
             raise transport_error(
                 error,
                 platform=wire.PLATFORM,
@@ -547,6 +565,9 @@ class QstSession:
                     except Exception:
                         self._log.exception("QST notification handler failed")
                     continue
+                if frame.request_id == 0:
+                    await self._unnumbered(ws, frame)
+                    continue
                 entry = self._pending.get(frame.request_id)
                 if entry is None:
                     self._log.debug("QST response %s to no request", frame.request_id)
@@ -555,6 +576,27 @@ class QstSession:
         # At once, not when the connection's owner notices: a login or resync step
         # waiting on its answer must not sit out the request timeout.
         self._fail_pending(_lost(ws))
+
+    async def _unnumbered(self, ws: ClientConnection, frame: wire.Frame) -> None:
+        """A response without our request id answers the one request in flight.
+
+        The login, alone on a new connection, tells whether QST echoes ids.  Should
+        unnumbered answers start while several requests are in flight, none can be
+        told its answer, and later ones could answer the wrong request: the connection
+        is closed (requests in flight fail as on any loss, a write's outcome unknown)
+        and the next one, in lockstep from its login on, starts clean.
+        """
+        waiting = [entry for entry in self._pending.values() if not entry.future.done()]
+        if not self.lockstep:
+            self._log.warning("QST answers without request ids: one request at a time")
+            self.lockstep = True
+        if len(waiting) == 1:
+            waiting[0].future.set_result(frame)
+        elif not waiting:
+            self._log.debug("QST %s response to no request", frame.kind)
+        else:
+            self._log.warning("QST answered without a request id, %d in flight", len(waiting))
+            await ws.close(1002, "responses without request ids")
 
     async def _login(self, relogin: bool) -> wire.OELoginResult:
         config = self.config
@@ -635,6 +677,7 @@ class QstSession:
             return False, None
         self._ws = ws
         self.connections += 1
+        self.lockstep = False  # the login, alone in flight, finds out again
         self._advance(SessionState.CONNECTED)
         reader = asyncio.create_task(self._read(ws), name="qst-session-reader")
         next_delay: float | None = None

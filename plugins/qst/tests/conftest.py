@@ -15,7 +15,7 @@ from plugins.qst.tests.qst_testkit import qst_gateway_on, started_sandbox
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def qst_sandbox() -> AsyncIterator[QstSandbox]:
     """The shared sandbox: prices move only by ``set_price`` (tick 0), responses jitter."""
-    async with started_sandbox(tick_seconds=0, response_jitter_seconds=0.005) as sandbox:
+    async with started_sandbox(tick_seconds=0) as sandbox:
         yield sandbox
 
 

@@ -62,8 +62,14 @@ def qst_gateway_on(
     return open_test_gateway(brokergraph_qst.plugin, [sandbox], directory, connector_settings=extra)
 
 
+#: QST answers out of order unless the client waits for each answer [V]: every sandbox of
+#: these tests does too (seeded delays), unless a test asks for ``response_jitter_seconds=0``.
+REORDERING_JITTER_SECONDS = 0.005
+
+
 @contextlib.asynccontextmanager
 async def started_sandbox(**knobs: Any) -> AsyncIterator[QstSandbox]:
+    knobs.setdefault("response_jitter_seconds", REORDERING_JITTER_SECONDS)
     async with QstSandbox(**knobs) as sandbox:
         yield sandbox
 

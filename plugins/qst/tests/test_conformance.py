@@ -1,14 +1,21 @@
 """The conformance kit against the QST connector and sandbox, plus QST's own promises:
 rejects mapped to our errors, one upstream session whatever the number of subscribers,
-and order state carried across a sandbox restart."""
+order state carried across a sandbox restart, and answers matched to their requests
+however QST orders them.
+
+QST answers out of order unless the client waits for each answer [V], so every case
+here runs against a sandbox whose responses wait a seeded random delay (the kit's own
+``sandbox`` fixture builds ``sandbox_class()`` with its defaults, which answer in order).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from decimal import Decimal
 
 import pytest
+import pytest_asyncio
 from brokergraph_qst.connector import QstConnector
 from brokergraph_qst.sandbox import QstSandbox
 
@@ -50,10 +57,42 @@ def limit(price: str, account: str = "297999", symbol: str = "ESZ26") -> PlaceOr
     )
 
 
+#: Each response waits uniform(0, this) seconds: enough to reorder concurrent answers.
+REORDERING_JITTER_SECONDS = 0.01
+
+
 class TestQstConformance(ConformanceSuite):
     connector_class = QstConnector
     sandbox_class = QstSandbox
     sample = QST_SAMPLE
+
+    @pytest_asyncio.fixture(scope="class", loop_scope="session")
+    @classmethod
+    async def sandbox(cls) -> AsyncIterator[Sandbox]:
+        """The kit's sandbox, reordering its answers as QST may (``reset()`` keeps it)."""
+        async with QstSandbox(response_jitter_seconds=REORDERING_JITTER_SECONDS) as sandbox:
+            yield sandbox
+
+    async def test_concurrent_answers_out_of_order_reach_their_requests(
+        self, connector: Connector, sandbox: Sandbox
+    ) -> None:
+        assert isinstance(connector, QstConnector)
+        assert isinstance(sandbox, QstSandbox)
+        reordered = sandbox.reordered_responses
+        prices = ["1000.00", "1000.25", "1000.50", "1000.75"]
+        placed, orders, accounts = await asyncio.gather(
+            asyncio.gather(*(connector.place_order(limit(p)) for p in prices)),
+            connector.get_orders(["297999"]),
+            connector.get_accounts(["297999"]),
+        )
+        assert [o.price for o in placed] == [Decimal(p) for p in prices]
+        assert len({o.id for o in placed}) == len(prices)
+        assert all(o.account_id == "297999" for o in [*placed, *orders[0]])
+        assert [a.id if a else None for a in accounts] == ["297999"]
+        cancelled = await asyncio.gather(*(connector.cancel_order("297999", o.id) for o in placed))
+        assert [o.id for o in cancelled] == [o.id for o in placed]
+        assert {o.status for o in cancelled} == {OrderStatus.CANCELLED}
+        assert sandbox.reordered_responses > reordered, "the answers came out of order"
 
     async def test_a_reject_is_upstream_rejected_with_qst_reason(
         self, connector: Connector

@@ -116,7 +116,7 @@ def raw_session(sandbox: QstSandbox, **changes: Any) -> QstSession:
 
 async def test_seed_001_workflow_through_graphql(tmp_path: Path) -> None:
     emitted: list[str] = []
-    async with started_sandbox(tick_seconds=0, response_jitter_seconds=0.005) as sandbox:
+    async with started_sandbox(tick_seconds=0) as sandbox:
         sandbox.on_emit = lambda number, _at: emitted.append(number)
         async with qst_gateway_on(sandbox, tmp_path) as gateway:
             # 1-2. Login and OE login: done by the connector as it started.
@@ -482,3 +482,38 @@ async def test_qst_size_and_buying_power_rejects_book_nothing(
     assert after["balance"] == before["balance"]
     assert after["accountInformation"] == before["accountInformation"], "no money moved"
     assert after["positions"] == before["positions"], "nothing was filled"
+
+
+async def test_without_request_id_echo_the_gateway_stays_correct(tmp_path: Path) -> None:
+    """QST's order-routing docs never mention a request id [I]: answered without one,
+    the connector sends one request at a time, and every operation still lands right."""
+    async with (
+        started_sandbox(tick_seconds=0, echo_request_id=False) as sandbox,
+        qst_gateway_on(sandbox, tmp_path) as gateway,
+        subscribe(gateway, "297999") as events,
+    ):
+        await events.wait_for(lambda e: True, "the snapshot")
+        accounts = ["297999", "297998", "297999", "297998"]
+        placed = await asyncio.gather(
+            *(place(gateway, f"1000.{25 * i}", account=a) for i, a in enumerate(accounts))
+        )
+        orders = [p["order"] for p in placed]
+        books = await asyncio.gather(
+            *(gateway.data(BOOK, {"id": account_gid(a)}, token="client") for a in set(accounts))
+        )
+        listed = {
+            (b["account"]["externalId"], o["externalId"])
+            for b in books
+            for o in b["account"]["orders"]
+        }
+        for account, order in zip(accounts, orders, strict=True):
+            assert (account, order["externalId"]) in listed
+        await asyncio.gather(
+            *(gateway.data(CANCEL, {"id": o["id"]}, token="client") for o in orders)
+        )
+        for account, order in zip(accounts, orders, strict=True):
+            if account == "297999":
+                await events.wait_order(order["externalId"], "CANCELLED")
+        assert connector(gateway).session.lockstep
+        assert sandbox.max_in_flight == 1, "one request at a time"
+    check_sequences(events)

@@ -887,6 +887,8 @@ async def test_responses_come_out_of_order_with_jitter(open_client: Opener) -> N
         arrived = [i for i in client.arrivals if i in sent]
         assert sorted(arrived) == sent
         assert arrived != sent, "the seeded delays reorder the responses"
+        assert server.reordered_responses > 0
+        assert server.max_in_flight > 1
         for index, request_id in enumerate(sent):
             kind = client.responses[request_id].WhichOneof("message")
             assert kind == ("order_book", "account_info", "place_order")[index % 3]

@@ -133,11 +133,80 @@ async def test_responses_out_of_order_reach_their_requests() -> None:
             *(session.call(wire.account_info("USD"), account=a) for a in accounts)
         )
         assert [i.account_id for i in infos] == accounts
+        assert sandbox.reordered_responses > 0, "the jitter reordered the answers"
+        assert not session.lockstep
         # Switches were serialised: far fewer than one per request.
         assert sandbox.requests["OESwitchAccountRequest"] < len(accounts)
         with pytest.raises(NotFound):
             await session.call(wire.order_book(), account="400001")
         assert sandbox.requests["OrderBookRequest"] == 0, "unknown accounts never leave"
+
+
+def mixed_reads() -> list[wire.Request]:
+    """Reads whose answers tell each other apart: a misdelivered one cannot pass."""
+    return [
+        wire.account_info("USD"),
+        wire.order_book(),
+        wire.account_info("EUR"),
+        wire.activity_items(),
+        wire.account_info("GBP"),
+    ]
+
+
+def answers_its_request(request: wire.Request, answer: object) -> bool:
+    if isinstance(answer, wire.AccountInfo):
+        return request.kind == "account_info" and request.message.currency_code == answer.currency
+    if isinstance(answer, wire.OrderBook):
+        return request.kind == "order_book"
+    return request.kind == "get_activity_items" and isinstance(answer, tuple)
+
+
+async def test_without_request_ids_the_session_runs_in_lockstep() -> None:
+    """QST's order routing may answer without the request id (it never documents one)."""
+    async with (
+        started_sandbox(
+            tick_seconds=0, response_jitter_seconds=0.03, echo_request_id=False
+        ) as sandbox,
+        session_on(sandbox) as session,
+    ):
+        assert session.lockstep, "the unnumbered LoginResponse gave it away"
+        asked = [(a, r) for a in ("297999", "297998") for r in mixed_reads()]
+        answers = await asyncio.gather(*(session.call(r, account=a) for a, r in asked))
+        for (account, request), answer in zip(asked, answers, strict=True):
+            assert answers_its_request(request, answer), (request, answer)
+            if isinstance(answer, wire.AccountInfo):
+                assert answer.account_id == account
+        placed = await asyncio.gather(
+            *(session.call(wire.place_order(spec()), account=a) for a in ("297998", "297999"))
+        )
+        accounts = [sandbox.book.orders[p.order_number].account for p in placed]
+        assert accounts == ["297998", "297999"]
+        assert sandbox.max_in_flight == 1, "one request at a time"
+        assert sandbox.reordered_responses == 0
+
+
+async def test_unnumbered_answers_amid_several_requests_start_a_clean_connection() -> None:
+    """Ids echoed at login, then no more: no answer may reach the wrong request."""
+    async with (
+        started_sandbox(tick_seconds=0, latency_seconds=0.05) as sandbox,
+        session_on(sandbox) as session,
+    ):
+        assert not session.lockstep
+        sandbox.echo_request_id = False
+        requests = mixed_reads()
+        results = await asyncio.gather(
+            *(session.call(r, account="297999") for r in requests), return_exceptions=True
+        )
+        for request, result in zip(requests, results, strict=True):
+            if isinstance(result, BaseException):
+                assert isinstance(result, UpstreamUnavailable), result
+            else:
+                assert answers_its_request(request, result), (request, result)
+        assert any(isinstance(r, BaseException) for r in results), "none could be matched"
+        await wait_until(lambda: session.ready and session.connections == 2, "reconnected")
+        assert session.lockstep
+        info = await session.call(wire.account_info("EUR"), account="297998")
+        assert (info.account_id, info.currency) == ("297998", "EUR")
 
 
 async def test_placements_land_on_the_account_asked_for() -> None:

@@ -11,7 +11,11 @@ Phases: CONNECTED -> (LoginRequest ok) LOGGED_IN -> (OELoginRequest ok) OE_LOGGE
 * LogoutRequest closes with 1000 at any phase, after what is already queued.
 * Every request gets exactly one response with its request_id, delayed by the latency and
   jitter knobs; notifications (request_id 0) are never delayed, so they may overtake a
-  response.
+  response.  With ``echo_request_id`` off a response carries request_id 0 instead (QST's
+  order-routing docs never mention the id [I]: the client must then wait for each
+  answer).  A response queued while an earlier request of its connection is still
+  unanswered counts in ``reordered_responses``; ``max_in_flight`` is the most requests
+  a connection had unanswered at once.
 * A pending fault (``fail_next``/``drop_next``) is taken by the next request of a
   logged-in session, not by the requests that log in or out.
 """
@@ -85,6 +89,9 @@ class Hub(Protocol):
 
     book: Book
     requests: Counter[str]
+    echo_request_id: bool
+    reordered_responses: int
+    max_in_flight: int
 
     def attach(self, handler: ConnectionHandler, username: str) -> UserSession: ...
 
@@ -106,6 +113,10 @@ class ConnectionHandler:
         self.phase = Phase.CONNECTED
         self.username = ""
         self._session: UserSession | None = None
+        #: Arrival numbers of the requests not answered yet, and the one being handled.
+        self._received = 0
+        self._unanswered: set[int] = set()
+        self._current = 0
         self._handlers: dict[str, Callable[[int, pb.ClientMessage], None]] = {
             "login": self._login,
             "oe_login": self._oe_login,
@@ -147,6 +158,10 @@ class ConnectionHandler:
         if gated:
             self.outbox.close(4001, "login required")
             return
+        self._received += 1
+        self._current = self._received
+        self._unanswered.add(self._current)
+        self.hub.max_in_flight = max(self.hub.max_in_flight, len(self._unanswered))
         if kind is None:
             self._error(message.request_id, "Unknown request")
             return
@@ -178,7 +193,16 @@ class ConnectionHandler:
     # -- plumbing ---------------------------------------------------------------------
 
     def _respond(self, message: pb.ServerMessage) -> None:
-        self.outbox.push_later(message, self.hub.response_delay())
+        if not self.hub.echo_request_id:
+            message.request_id = 0
+        number = self._current
+
+        def queued() -> None:
+            self._unanswered.discard(number)
+            if self._unanswered and min(self._unanswered) < number:
+                self.hub.reordered_responses += 1
+
+        self.outbox.push_later(message, self.hub.response_delay(), queued)
 
     def _error(self, request_id: int, text: str) -> None:
         error = pb.ServerErrorMessage(message=text)

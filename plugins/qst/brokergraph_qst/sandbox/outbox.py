@@ -69,17 +69,27 @@ class Outbox:
         if self.accepting:
             self._put(message, order_number)
 
-    def push_later(self, message: pb.ServerMessage, delay: float) -> None:
+    def push_later(
+        self,
+        message: pb.ServerMessage,
+        delay: float,
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue ``message`` after ``delay``; ``on_queued`` runs once it is (send order)."""
         if not self.accepting:
             return
         if delay <= 0:
             self._put(message, "")
+            if on_queued is not None:
+                on_queued()
             return
 
         def fire() -> None:
             self._delayed.discard(handle)
             if not self.closing:
                 self._put(message, "")
+                if on_queued is not None:
+                    on_queued()
             if not self._delayed and self._ending is not None and not self.closing:
                 self._queue.put_nowait(self._ending)
                 self.closing = True
