@@ -5,23 +5,31 @@ uvicorn on a free port with only this plugin loaded (strictly); ``dx_sandbox`` i
 sandbox on another port, attached to the gateway so its dxFeed callbacks reach the
 plugin's webhook route.  Everything goes over real sockets.  The session shares one
 sandbox: tests create their own users (unique logins) instead of relying on seeded
-balances.  The small helpers below are plain functions.
+balances.  The small helpers below are plain functions.  ``cash_id_repeat``,
+``etag_checks`` and ``disable_route`` run a test under each alternative of a rule
+the vendor facts only infer (``ruled`` changes the sandbox's rules for a block).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import brokergraph_dxtrade.plugin
 import pytest
 import pytest_asyncio
 import websockets
-from brokergraph_dxtrade.sandbox import DxTradeSandbox
+from brokergraph_dxtrade.sandbox import (
+    CASH_ID_REPEATS,
+    MISSING_ROUTE_STATUSES,
+    CashIdRepeat,
+    DxTradeSandbox,
+)
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
@@ -67,6 +75,46 @@ async def subscribe(socket: ClientConnection, query: str, variables: dict[str, A
     payload = {"query": query, "variables": variables}
     await socket.send(json.dumps({"id": operation_id, "type": "subscribe", "payload": payload}))
     return operation_id
+
+
+@contextmanager
+def ruled(sandbox: DxTradeSandbox, **changes: Any) -> Iterator[None]:
+    """The sandbox's [I] rules changed for a block (see ``sandbox.rules``), then restored."""
+    previous = sandbox.rules
+    sandbox.rules = dataclasses.replace(previous, **changes)
+    try:
+        yield
+    finally:
+        sandbox.rules = previous
+
+
+# Each vendor-unknown rule the connector meets, as a parametrised fixture: a test that
+# takes one runs once per alternative on the session's sandbox.
+
+
+@pytest.fixture(params=CASH_ID_REPEATS)
+def cash_id_repeat(
+    request: pytest.FixtureRequest, dx_sandbox: DxTradeSandbox
+) -> Iterator[CashIdRepeat]:
+    """What DXtrade does with a repeated cash id: replay, 409, or apply it again."""
+    with ruled(dx_sandbox, cash_id_repeat=request.param):
+        yield request.param
+
+
+@pytest.fixture(params=[True, False], ids=["412", "overwrite"])
+def etag_checks(request: pytest.FixtureRequest, dx_sandbox: DxTradeSandbox) -> Iterator[bool]:
+    """A stale ``If-Match``: 412, or simply overwritten."""
+    with ruled(dx_sandbox, etag_checks=request.param):
+        yield request.param
+
+
+@pytest.fixture(params=[None, *MISSING_ROUTE_STATUSES], ids=["served", "404", "405", "400"])
+def disable_route(
+    request: pytest.FixtureRequest, dx_sandbox: DxTradeSandbox
+) -> Iterator[int | None]:
+    """Seed 004's disable route: served, or a host without it answering 404/405/400."""
+    with ruled(dx_sandbox, disable_route=request.param):
+        yield request.param
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

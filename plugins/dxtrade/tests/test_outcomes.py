@@ -3,21 +3,29 @@ the same key settles it by reading DXtrade's transfers, never by a blind re-send
 
 GraphQL over HTTP → gateway → DXtrade connector → sandbox, real sockets.  The
 sandbox's knobs lose an answer after applying the request (``drop_next``) or answer a
-proxy's 502 without applying it (``fail_next``).
+proxy's 502 without applying it (``fail_next``).  What DXtrade does with a repeated
+cash id is only inferred, so every test runs under each alternative
+(``cash_id_repeat``: the first record replayed, a 409, or the money moved again):
+no money moves twice under any of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-from brokergraph_dxtrade.sandbox import DxTradeSandbox
+import brokergraph_dxtrade.plugin
+import pytest
+import pytest_asyncio
+from brokergraph_dxtrade.sandbox import CASH_ID_REPEATS, CashIdRepeat, DxTradeSandbox
 
 from gateway.store import IdempotencyState
-from gateway.testing import TestGateway
+from gateway.testing import TestGateway, open_test_gateway
 
-from .conftest import account_gid
+from .conftest import account_gid, ruled
 from .test_graphql_dxtrade import balance, create_crm_user
 
 MONEY = """
@@ -52,12 +60,13 @@ async def _account(gateway: TestGateway) -> str:
 
 
 def _sent(sandbox: DxTradeSandbox, key: str) -> int:
-    """How many cash operations DXtrade holds under ``key``."""
-    return len([op for op in sandbox.state.cash_ops if op[2] == key])
+    """How many times money moved under ``key`` (a repeat moves it again when the
+    sandbox does not dedupe)."""
+    return len(sandbox.state.applied(key))
 
 
 def _puts(sandbox: DxTradeSandbox) -> int:
-    """Withdrawal PUTs that reached DXtrade (the sandbox would dedupe a repeat: count)."""
+    """Withdrawal PUTs that reached DXtrade, whatever the sandbox made of them."""
     return sum(n for k, n in sandbox.calls.items() if k.startswith("PUT ") and "withdrawal" in k)
 
 
@@ -67,7 +76,7 @@ async def _audit(gateway: TestGateway, key: str) -> list[tuple[str, str | None]]
 
 
 async def test_a_lost_answer_is_unknown_then_settled_by_the_same_key(
-    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox, cash_id_repeat: CashIdRepeat
 ) -> None:
     account = await _account(dx_gateway)
     before = await balance(dx_gateway, account)
@@ -100,7 +109,7 @@ async def test_a_lost_answer_is_unknown_then_settled_by_the_same_key(
 
 
 async def test_a_502_is_unknown_and_a_young_claim_is_not_resent(
-    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox, cash_id_repeat: CashIdRepeat
 ) -> None:
     account = await _account(dx_gateway)
     before = await balance(dx_gateway, account)
@@ -116,3 +125,90 @@ async def test_a_502_is_unknown_and_a_young_claim_is_not_resent(
     assert _sent(dx_sandbox, key) == 0
     assert _puts(dx_sandbox) == puts + 1
     assert await balance(dx_gateway, account) == before
+
+
+# -- once the claim has gone stale: re-sent only when the read proves it absent -------------
+
+#: The gateway's lease on a claim, and the connector's timeout (it re-sends an unknown
+#: attempt only three timeouts after it), both short so a test can outwait them.
+LEASE_SECONDS = 1
+TIMEOUT_SECONDS = 0.3
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def short_lease(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[TestGateway, DxTradeSandbox]]:
+    """A gateway whose claims go stale after a second, on its own sandbox (the session
+    sandbox's callbacks keep going to the session gateway)."""
+    async with (
+        DxTradeSandbox() as sandbox,
+        open_test_gateway(
+            brokergraph_dxtrade.plugin,
+            [sandbox],
+            tmp_path_factory.mktemp("dx-lease"),
+            connector_settings={"dxtrade": {"timeout_seconds": TIMEOUT_SECONDS}},
+            limits={"idempotency_lease_seconds": LEASE_SECONDS},
+        ) as gateway,
+    ):
+        yield gateway, sandbox
+
+
+async def _stale() -> None:
+    """Outwait the gateway's lease and the connector's re-send delay."""
+    await asyncio.sleep(max(LEASE_SECONDS, TIMEOUT_SECONDS * 3) + 0.3)
+
+
+def _after(sandbox: DxTradeSandbox, marker: int) -> list[str]:
+    """The withdrawal PUTs and transfer reads since ``marker`` (an index into ``requests``),
+    in arrival order, as "PUT" / "READ"."""
+    seen = list(sandbox.requests)[marker:]
+    kinds = {"PUT": "withdrawal", "READ": "transfers"}
+    return [k for r in seen for k, part in kinds.items() if part in r]
+
+
+@pytest.mark.parametrize("repeat", CASH_ID_REPEATS)
+async def test_a_stale_unknown_withdrawal_is_read_absent_then_sent_once(
+    short_lease: tuple[TestGateway, DxTradeSandbox], repeat: CashIdRepeat
+) -> None:
+    gateway, sandbox = short_lease
+    with ruled(sandbox, cash_id_repeat=repeat):
+        account = await _account(gateway)
+        before = await balance(gateway, account)
+        key = f"wd-{uuid.uuid4()}"
+        sandbox.fail_next(1, 502)  # a proxy's 502: nothing applied, the outcome unknown
+        failed = await _move(gateway, "withdraw", account, "7.00", key)
+        assert [e["code"] for e in failed["errors"]] == ["OUTCOME_UNKNOWN"]
+        await _stale()
+        marker = len(sandbox.requests)
+        sent = await _move(gateway, "withdraw", account, "7.00", key)
+        assert sent["errors"] == [] and sent["replayed"] is False
+        # Read (absent) before the one re-send, never a blind PUT.
+        calls = _after(sandbox, marker)
+        assert calls.count("PUT") == 1 and "READ" in calls[: calls.index("PUT")]
+        again = await _move(gateway, "withdraw", account, "7.00", key)
+        assert again["replayed"] is True and again["operation"] == sent["operation"]
+        assert _sent(sandbox, key) == 1
+        assert await balance(gateway, account) == before - Decimal("7.00")
+
+
+@pytest.mark.parametrize("repeat", CASH_ID_REPEATS)
+async def test_a_stale_lost_answer_is_found_by_reading_and_never_resent(
+    short_lease: tuple[TestGateway, DxTradeSandbox], repeat: CashIdRepeat
+) -> None:
+    gateway, sandbox = short_lease
+    with ruled(sandbox, cash_id_repeat=repeat):
+        account = await _account(gateway)
+        before = await balance(gateway, account)
+        key = f"wd-{uuid.uuid4()}"
+        sandbox.drop_next(1, after_apply=True)  # applied, then the answer is lost
+        lost = await _move(gateway, "withdraw", account, "3.00", key)
+        assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
+        await _stale()  # stale: the gateway may re-drive, yet reads first
+        marker = len(sandbox.requests)
+        settled = await _move(gateway, "withdraw", account, "3.00", key)
+        assert settled["errors"] == [] and settled["replayed"] is True
+        assert settled["operation"]["externalId"] == key
+        assert _after(sandbox, marker) == ["READ"]
+        assert _sent(sandbox, key) == 1
+        assert await balance(gateway, account) == before - Decimal("3.00")

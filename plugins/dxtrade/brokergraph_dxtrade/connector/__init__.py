@@ -66,5 +66,8 @@ class DxTradeConnector(DxTradeProvisioning, DxTradeReads, DxTradeFunding, DxTrad
         Capability.ACCOUNT_READS: 5.0,
         Capability.MARKET_DATA_ENTITLEMENTS: 5.0,
     }
-    # Cash operations use the key as DXtrade's client-generated id, which DXtrade dedupes.
+    # A repeated key never applies a write twice, whatever DXtrade does with a repeated
+    # cash id (its dedupe is only inferred, B3): cash operations settle an earlier
+    # attempt by reading DXtrade's transfers and re-send only one proven absent
+    # (``_funding``); credit changes compare against their recorded before/target.
     idempotent_writes: ClassVar[bool] = True

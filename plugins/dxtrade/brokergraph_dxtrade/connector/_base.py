@@ -4,14 +4,18 @@ id parsing, the user/account reads the families build on, and the owner memory."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from brokergraph_dxtrade.client import DXSCA, DXWEB, DxTradeClient, Response, segment
 from brokergraph_dxtrade.mapping import (
     account_id,
+    balance_operations,
+    iso,
     parse_account_id,
     parse_trader_id,
     trader_id,
@@ -19,6 +23,8 @@ from brokergraph_dxtrade.mapping import (
 from brokergraph_dxtrade.settings import DxTradeSettings
 from brokergraph_dxtrade.webhook import subscription_model
 from gateway.contract import (
+    BalanceOperation,
+    BalanceOperationKind,
     BrokerGraphError,
     Connector,
     ConnectorContext,
@@ -26,7 +32,11 @@ from gateway.contract import (
     HealthStatus,
     MarketDataSubscription,
     NotFound,
+    Outcome,
     ProtocolError,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamUnavailable,
 )
 
 __all__ = ["DxTradeBase", "error_text", "items_of"]
@@ -64,6 +74,7 @@ class DxTradeBase(Connector):
         self._currencies: dict[str, str] = {}
         self._feed_ids: dict[str, str] = {}
         self._credit_locks: dict[str, asyncio.Lock] = {}
+        self._cash_locks: dict[str, asyncio.Lock] = {}
 
     async def close(self) -> None:
         await self.client.close()
@@ -80,6 +91,17 @@ class DxTradeBase(Connector):
         )
 
     # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _may_have_applied(error: BrokerGraphError) -> bool:
+        """Whether a write that failed with ``error`` may have been applied: not after a
+        refusal, nor after a failure proven to precede sending (the contract's rule,
+        which marks the others ``details.outcome = UNKNOWN``)."""
+        if not isinstance(error, UpstreamError) or isinstance(error, UpstreamRejected):
+            return False
+        if isinstance(error, UpstreamUnavailable):
+            return error.details.get("outcome") == Outcome.UNKNOWN.value
+        return True
 
     async def _bounded(self, call: Callable[[], Awaitable[T]]) -> T:
         async with self._slots:
@@ -149,6 +171,37 @@ class DxTradeBase(Connector):
             params=self.client.accounts_param(account_ids),
         )
         return {str(m.get("account")): m for m in items_of(response.body, "metrics")}
+
+    async def _balance_operations(
+        self, account_id: str, start: datetime, end: datetime
+    ) -> list[BalanceOperation]:
+        """Each cash transaction of the account's transfers in ``[start, end)``, by time."""
+        self._account_parts(account_id)
+        response = await self.client.get(
+            DXSCA,
+            f"/accounts/{segment(account_id)}/transfers",
+            what="account",
+            params={"time-from": iso(start), "time-to": iso(end)},
+        )
+        operations = [
+            op for t in items_of(response.body, "transfers") for op in balance_operations(t)
+        ]
+        return sorted((o for o in operations if start <= o.at < end), key=lambda o: o.at)
+
+    async def _find_cash(
+        self, account_id: str, idempotency_key: str, since: datetime
+    ) -> BalanceOperation | None:
+        """The deposit or withdrawal DXtrade holds under ``idempotency_key`` (its
+        ``transferCode``), or None: the read that settles an unknown cash PUT."""
+        until = datetime.now(UTC) + timedelta(minutes=1)  # DXtrade's clock may run ahead
+        for operation in await self._balance_operations(account_id, since, until):
+            if operation.external_id == idempotency_key and operation.kind in (
+                BalanceOperationKind.DEPOSIT,
+                BalanceOperationKind.WITHDRAWAL,
+            ):
+                # The id the PUT's own answer gives, so a settled replay reads alike.
+                return dataclasses.replace(operation, id=idempotency_key)
+        return None
 
     async def _remember_owner(self, account: str, owner: str) -> None:
         """Account -> user is not in DXtrade's account read (B4): keep what we learn,

@@ -340,13 +340,20 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         account = response.body if isinstance(response.body, Mapping) else {}
         return account_model(account, owner=await self._owner(request.account_id))
 
+    #: What a host without seed 004's disable route may answer to a POST on it (B3
+    #: found no such route): not found, method not allowed, or a bad request.  The user
+    #: exists (it is read just before), so these speak of the route; nothing changed.
+    MISSING_ROUTE = frozenset({400, 404, 405})
+
     async def deactivate_trader(self, request: DeactivateTraderRequest) -> ProvisioningResult:
         """Seed 004 §2.3: one call disables the user, terminates every account and, when
         asked, cancels the dxFeed subscriptions.  Each effect is read back and reported
         as its own step (disable user, terminate accounts, cancel market-data
-        subscriptions).  A host without that route (or ``use_disable_route = false``)
-        gets B3's two documented steps instead.  A refused step ends the flow with that
-        step failed and its reason; the steps before it stay done."""
+        subscriptions).  A host without that route (answering 404, 405 or 400) or
+        ``use_disable_route = false`` gets B3's two documented steps instead.  A
+        refused step ends the flow with that step failed and its reason; the steps
+        before it stay done.  A call whose outcome is unknown (5xx, lost answer) is
+        judged by reading the user back, like a successful one."""
         login, domain = self._trader_parts(request.trader_id)
         before = (await self._client(request.trader_id)).body
         cancel = request.cancel_market_data_subscriptions
@@ -361,17 +368,13 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
                     what="deactivation",
                     body={"cancelDxFeedSubscriptions": cancel},
                 )
-            except NotFound:  # the user exists (read above): the route does not
-                steps = await self._deactivate_in_steps(login, domain, before, cancel)
             except BrokerGraphError as error:
-                refused = ProvisioningStep(
-                    name="disable user",
-                    succeeded=False,
-                    reference=request.trader_id,
-                    message=f"DXtrade refused the deactivation: {error_text(error)}; "
-                    "nothing was changed",
-                )
-                return ProvisioningResult(steps=[refused], trader=trader_model(before))
+                if error.details.get("status") in self.MISSING_ROUTE:
+                    steps = await self._deactivate_in_steps(login, domain, before, cancel)
+                elif self._may_have_applied(error):
+                    steps = []  # what it did, if anything, is read back below
+                else:
+                    return self._deactivation_refused(request.trader_id, before, error)
             else:
                 steps = []
         else:
@@ -387,6 +390,18 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         if cancel:
             steps.append(await self._check_cancelled(request.trader_id, after))
         return ProvisioningResult(steps=steps, trader=trader_model(after), accounts=result_accounts)
+
+    @staticmethod
+    def _deactivation_refused(
+        tid: str, before: Mapping[str, Any], error: BrokerGraphError
+    ) -> ProvisioningResult:
+        refused = ProvisioningStep(
+            name="disable user",
+            succeeded=False,
+            reference=tid,
+            message=f"DXtrade refused the deactivation: {error_text(error)}; nothing was changed",
+        )
+        return ProvisioningResult(steps=[refused], trader=trader_model(before))
 
     @staticmethod
     def _disabled_step(tid: str, client: Mapping[str, Any]) -> ProvisioningStep:

@@ -4,16 +4,14 @@ reads many accounts' metrics and positions in one call."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from brokergraph_dxtrade.client import DXSCA, segment
 from brokergraph_dxtrade.connector._base import DxTradeBase, items_of
 from brokergraph_dxtrade.mapping import (
     account_id,
     account_model,
-    balance_operations,
     deals_of_order,
     iso,
     parse_account_id,
@@ -25,7 +23,6 @@ from gateway.contract import (
     AccountHistory,
     AccountReads,
     BalanceOperation,
-    BalanceOperationKind,
     Deal,
     Position,
     Trader,
@@ -86,17 +83,7 @@ class DxTradeReads(DxTradeBase, AccountReads, AccountHistory):
     async def get_balance_operations(
         self, account_id: str, start: datetime, end: datetime
     ) -> Sequence[BalanceOperation]:
-        self._account_parts(account_id)
-        response = await self.client.get(
-            DXSCA,
-            f"/accounts/{segment(account_id)}/transfers",
-            what="account",
-            params={"time-from": iso(start), "time-to": iso(end)},
-        )
-        operations = [
-            op for t in items_of(response.body, "transfers") for op in balance_operations(t)
-        ]
-        return sorted((o for o in operations if start <= o.at < end), key=lambda o: o.at)
+        return await self._balance_operations(account_id, start, end)
 
     @read
     async def find_movement(
@@ -107,17 +94,10 @@ class DxTradeReads(DxTradeBase, AccountReads, AccountHistory):
         The gateway settles a write whose answer was lost with this read: the key is
         the client-generated id of the cash PUT, which DXtrade keeps as the transfer's
         ``transferCode`` (B3/B4, observed).  Nothing relies on DXtrade deduping a
-        repeated id (only inferred): the gateway re-sends only a transfer found absent.
+        repeated id (only inferred): the gateway re-sends only a transfer found absent,
+        and so does the connector itself (``_funding``).
         """
-        until = datetime.now(UTC) + timedelta(minutes=1)  # DXtrade's clock may run ahead
-        for operation in await self.get_balance_operations(account_id, since, until):
-            if operation.external_id == idempotency_key and operation.kind in (
-                BalanceOperationKind.DEPOSIT,
-                BalanceOperationKind.WITHDRAWAL,
-            ):
-                # The id the PUT's own answer gives, so a settled replay reads alike.
-                return dataclasses.replace(operation, id=idempotency_key)
-        return None
+        return await self._find_cash(account_id, idempotency_key, since)
 
     async def get_deals(self, account_id: str, start: datetime, end: datetime) -> Sequence[Deal]:
         self._account_parts(account_id)

@@ -2,6 +2,24 @@
 dxsca-web (``/dxsca-web``) REST APIs, with dxFeed subscriptions and signed callbacks."""
 
 from brokergraph_dxtrade.sandbox.dxfeed import WEBHOOK_PATH, Delivery, sign
+from brokergraph_dxtrade.sandbox.rules import (
+    CASH_ID_REPEATS,
+    LOGIN_ON_BEHALF,
+    MISSING_ROUTE_STATUSES,
+    CashIdRepeat,
+    Rules,
+)
 from brokergraph_dxtrade.sandbox.server import DEFAULT_WEBHOOK_SECRET, DxTradeSandbox
 
-__all__ = ["DEFAULT_WEBHOOK_SECRET", "WEBHOOK_PATH", "Delivery", "DxTradeSandbox", "sign"]
+__all__ = [
+    "CASH_ID_REPEATS",
+    "DEFAULT_WEBHOOK_SECRET",
+    "LOGIN_ON_BEHALF",
+    "MISSING_ROUTE_STATUSES",
+    "WEBHOOK_PATH",
+    "CashIdRepeat",
+    "Delivery",
+    "DxTradeSandbox",
+    "Rules",
+    "sign",
+]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from brokergraph_dxtrade.sandbox.auth import check_credentials, split_username, token_of
+from brokergraph_dxtrade.sandbox.auth import (
+    Principal,
+    admit,
+    check_credentials,
+    split_username,
+    token_of,
+)
 from brokergraph_dxtrade.sandbox.context import Access, Api, Context, Handler
-from brokergraph_dxtrade.sandbox.errors import bad_request, unauthorized
+from brokergraph_dxtrade.sandbox.errors import bad_request, forbidden, unauthorized
 from brokergraph_dxtrade.sandbox.model import (
     ACCOUNT_STATUSES,
     ACCOUNT_TYPES,
@@ -17,6 +24,7 @@ from brokergraph_dxtrade.sandbox.model import (
     account_wire,
     client_wire,
 )
+from brokergraph_dxtrade.sandbox.rules import LOGIN_ON_BEHALF
 from brokergraph_dxtrade.sandbox.wire import (
     DxJSONResponse,
     form_or_json,
@@ -32,13 +40,36 @@ PREFIX = "/dxweb/rest"
 
 
 async def login(request: Request, ctx: Context) -> Any:
+    """A session for ``{username, domain, password}``; or, with no password and the
+    caller's own ``Authorization``, a session on behalf of ``username``: that needs the
+    caller's LOGIN_ON_BEHALF permission (B2, [V] D1; how the caller is named is [I])."""
     body = await json_object(request)
     login, domain = split_username(text(body, "username"), body.get("domain"))
     password = body.get("password")
-    if not isinstance(password, str):
+    if isinstance(password, str):
+        principal = check_credentials(ctx.state, login, domain, password)
+    elif password is None and request.headers.get("authorization"):
+        principal = _on_behalf(
+            ctx, ctx.sessions.authenticate(ctx.state, request.headers), login, domain
+        )
+    else:
         raise bad_request("password is required")
-    principal = check_credentials(ctx.state, login, domain, password)
     return {"sessionToken": ctx.sessions.open(principal), "timeout": ctx.sessions.timeout_ms}
+
+
+def _on_behalf(ctx: Context, caller: Principal, login: str, domain: str) -> Principal:
+    if caller.key == (domain, login):
+        return admit(ctx.state, login, domain)  # a second session of the caller itself
+    allowed = LOGIN_ON_BEHALF in ctx.state.permissions.get(caller.key, set())
+    ctx.state.on_behalf_logins.append(
+        (f"{caller.login}@{caller.domain}", f"{login}@{domain}", allowed)
+    )
+    if not allowed:
+        raise forbidden(
+            f"{caller.login}@{caller.domain} lacks the LOGIN_ON_BEHALF permission",
+            LOGIN_ON_BEHALF,
+        )
+    return admit(ctx.state, login, domain)
 
 
 async def ping(request: Request, ctx: Context) -> Any:
@@ -100,6 +131,12 @@ async def add_account(request: Request, ctx: Context) -> Any:
 
 
 async def disable(request: Request, ctx: Context) -> Any:
+    """Seed 004's convenience route; ``rules.disable_route`` answers as a host without it."""
+    missing = ctx.state.rules.disable_route
+    if missing == 400:
+        raise bad_request("unknown operation disable-user-and-terminate-accounts")
+    if missing is not None:  # a servlet container's own answer: no DXtrade error body
+        return PlainTextResponse(HTTPStatus(missing).phrase, status_code=missing)
     p = request.path_params
     body = await json_object(request, required=False)
     cancel = body.get("cancelDxFeedSubscriptions", False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import secrets
 import time
@@ -16,7 +17,8 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from brokergraph_dxtrade.sandbox.errors import forbidden, rate_limited, unauthorized
+from brokergraph_dxtrade.sandbox.errors import forbidden, not_found, rate_limited, unauthorized
+from brokergraph_dxtrade.sandbox.rules import REGISTER
 from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD
 from brokergraph_dxtrade.sandbox.state import DxState
 from brokergraph_dxtrade.sandbox.wire import now
@@ -31,6 +33,7 @@ class Principal:
     domain: str
     admin: bool
     token: str | None = None
+    permissions: frozenset[str] = frozenset()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,7 +64,7 @@ def check_credentials(state: DxState, login: str, domain: str, password: str) ->
     if admin_password is not None:
         if not hmac.compare_digest(admin_password, password):
             raise unauthorized("wrong username or password")
-        return Principal(login, domain, admin=True)
+        return admit(state, login, domain)
     client = state.clients.get((domain, login))
     if (
         client is None
@@ -69,6 +72,18 @@ def check_credentials(state: DxState, login: str, domain: str, password: str) ->
         or not hmac.compare_digest(client.password, password)
     ):
         raise unauthorized("wrong username or password")
+    return admit(state, login, domain)
+
+
+def admit(state: DxState, login: str, domain: str) -> Principal:
+    """The principal of a known user whose identity is established (by password, or by
+    a caller allowed to log in on its behalf), after the DISABLED and dxFeed rules."""
+    if (login, domain) in ADMINS:
+        granted = frozenset(state.permissions.get((domain, login), ()))
+        return Principal(login, domain, admin=REGISTER in granted, permissions=granted)
+    client = state.clients.get((domain, login))
+    if client is None:
+        raise not_found(f"no user {login}@{domain}")
     if client.status == "DISABLED":
         raise forbidden(f"user {login}@{domain} is DISABLED", "USER_DISABLED")
     if client.dx_feed_account_id is not None and not any(
@@ -95,7 +110,7 @@ class Sessions:
     def open(self, principal: Principal) -> str:
         token = secrets.token_urlsafe(24)
         self._sessions[token] = Session(
-            Principal(principal.login, principal.domain, principal.admin, token),
+            dataclasses.replace(principal, token=token),
             time.monotonic() + self.timeout_ms / 1000,
         )
         return token
@@ -163,4 +178,12 @@ def token_of(headers: Mapping[str, str]) -> str | None:
     return credentials.strip() if scheme.upper() == "DXAPI" and credentials.strip() else None
 
 
-__all__ = ["ADMINS", "Principal", "Sessions", "check_credentials", "split_username", "token_of"]
+__all__ = [
+    "ADMINS",
+    "Principal",
+    "Sessions",
+    "admit",
+    "check_credentials",
+    "split_username",
+    "token_of",
+]

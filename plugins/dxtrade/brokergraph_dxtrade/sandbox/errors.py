@@ -69,4 +69,4 @@ def rate_limited(message: str) -> DxError:
 
 
 def unavailable(status: int) -> DxError:
-    return DxError(status, "SERVICE_UNAVAILABLE", "the platform is unavailable (fail_next)")
+    return DxError(status, "SERVICE_UNAVAILABLE", "the platform is unavailable (a failure knob)")

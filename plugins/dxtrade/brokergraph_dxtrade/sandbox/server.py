@@ -3,8 +3,9 @@ as an :class:`AsgiSandbox`, with the knobs tests use to make it misbehave."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from starlette.applications import Starlette
@@ -17,12 +18,14 @@ from brokergraph_dxtrade.sandbox.auth import Sessions
 from brokergraph_dxtrade.sandbox.context import Api, Context
 from brokergraph_dxtrade.sandbox.dxfeed import WEBHOOK_PATH, CallbackSender, Delivery
 from brokergraph_dxtrade.sandbox.errors import DxError, forbidden, unavailable
+from brokergraph_dxtrade.sandbox.rules import Rules
 from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD
 from brokergraph_dxtrade.sandbox.state import DxState, FeedEvent
 from brokergraph_dxtrade.sandbox.wire import DxJSONResponse
 from gateway.contract.sandbox import ASGIApp, AsgiSandbox, DemoLink
 
 DEFAULT_WEBHOOK_SECRET = "dxfeed-demo-webhook-secret-0123456789"
+REQUEST_LOG_SIZE = 1000
 
 
 class DxTradeSandbox(AsgiSandbox):
@@ -31,9 +34,17 @@ class DxTradeSandbox(AsgiSandbox):
     Knobs: the standard ``latency_seconds``, ``fail_next(n, status)`` and
     ``drop_next(n, after_apply=...)``; ``calls`` (a Counter keyed
     ``"METHOD /path/{template}"``); ``sessions`` (``reads_per_second``, ``clear()``);
-    ``callbacks_enabled``; ``send_callback(...)``; ``callbacks`` (every delivery) and
-    ``delivered_callbacks``; ``wait_callbacks()``; ``callback_retry_delays`` (seconds
-    before each retry; three retries by default).
+    ``requests`` (the latest calls in order); ``before_next(route, change)`` (another
+    writer between two calls); ``fail_next_call(route, status, after_apply=...)``;
+    ``callbacks_enabled``; ``send_callback(...)``;
+    ``callbacks`` (every delivery) and ``delivered_callbacks``; ``wait_callbacks()``;
+    ``callback_retry_delays`` (seconds before each retry; three retries by default).
+
+    Where the vendor facts only guess, ``rules`` (a :class:`Rules`) picks the answer:
+    ``cash_id_repeat``, ``etag_checks``, ``disable_route`` (see :mod:`.rules`); given
+    to the constructor they are what ``reset()`` restores.  ``grant(permission)`` gives
+    the CRM account a permission (``LOGIN_ON_BEHALF``); ``state.on_behalf_logins``
+    lists every login on behalf of another user.
     """
 
     name: ClassVar[str] = "dxtrade"
@@ -46,6 +57,7 @@ class DxTradeSandbox(AsgiSandbox):
         session_timeout_ms: int = 1_800_000,
         webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
         reads_per_second: int = 10,
+        rules: Rules | None = None,
     ) -> None:
         super().__init__(latency_seconds=latency_seconds)
         self.webhook_secret = webhook_secret
@@ -53,7 +65,12 @@ class DxTradeSandbox(AsgiSandbox):
         self.callbacks_enabled = True
         #: Calls per endpoint, keyed "METHOD /path/{template}" (failed ones too).
         self.calls: Counter[str] = Counter()
-        self.state = DxState()
+        #: The latest calls in arrival order (same keys as ``calls``), for ordering checks.
+        self.requests: deque[str] = deque(maxlen=REQUEST_LOG_SIZE)
+        self._before: dict[str, list[Callable[[DxState], None]]] = {}
+        self._route_failures: dict[str, list[tuple[int, bool]]] = {}
+        self._default_rules = rules or Rules()
+        self.state = DxState(dataclasses.replace(self._default_rules))
         self.sessions = Sessions(session_timeout_ms, reads_per_second)
         self._sender = CallbackSender(webhook_secret)
         self._surface_failures: list[int] = []
@@ -107,6 +124,29 @@ class DxTradeSandbox(AsgiSandbox):
         self._surface_failures.extend([status] * n)
 
     @property
+    def rules(self) -> Rules:
+        """The [I] behaviours in force (until ``reset()`` restores the constructor's)."""
+        return self.state.rules
+
+    @rules.setter
+    def rules(self, rules: Rules) -> None:
+        self.state.rules = rules
+
+    def before_next(self, route: str, change: Callable[[DxState], None]) -> None:
+        """Apply ``change`` to the state just before the next call of ``route`` (a
+        ``calls`` key) is handled: another writer acting between two of our calls."""
+        self._before.setdefault(route, []).append(change)
+
+    def fail_next_call(self, route: str, status: int = 502, *, after_apply: bool = False) -> None:
+        """The next call of ``route`` (a ``calls`` key) answers ``status`` in its surface's
+        error body; with ``after_apply`` only once the platform has applied it."""
+        self._route_failures.setdefault(route, []).append((status, after_apply))
+
+    def grant(self, permission: str, login: str = ADMIN_LOGIN, domain: str = ADMIN_DOMAIN) -> None:
+        """Give an admin user (by default the CRM account) a permission."""
+        self.state.permissions.setdefault((domain, login), set()).add(permission)
+
+    @property
     def callbacks(self) -> list[Delivery]:
         """Every callback since the last reset, oldest first, with its attempts."""
         return self._sender.log
@@ -145,12 +185,16 @@ class DxTradeSandbox(AsgiSandbox):
         return next(d.delivery_id for e, d in sent if e is event)
 
     def reset_state(self) -> None:
-        """Re-seed; clear sessions, counters, our failures and the callback log."""
+        """Re-seed; clear sessions, counters, our failures and the callback log; restore
+        the constructor's rules and permissions."""
         self._sender.cancel()
         self._sender.log = []
-        self.state = DxState()
+        self.state = DxState(dataclasses.replace(self._default_rules))
         self.sessions.clear()
         self.calls.clear()
+        self.requests.clear()
+        self._before.clear()
+        self._route_failures.clear()
         self._surface_failures.clear()
         self.callbacks_enabled = True
 
@@ -181,10 +225,18 @@ class DxTradeSandbox(AsgiSandbox):
 
         async def endpoint(request: Request) -> Response:
             self.calls[key] += 1
+            self.requests.append(key)
             ctx = Context(self.state, self.sessions, self.webhook_secret)
+            pending = self._before.get(key)
+            if pending:
+                pending.pop(0)(self.state)
+            planned = self._route_failures.get(key)
+            status, after_apply = planned.pop(0) if planned else (None, False)
             try:
                 if self._surface_failures:
                     raise unavailable(self._surface_failures.pop(0))
+                if status is not None and not after_apply:
+                    raise unavailable(status)
                 if api.access != "none":
                     ctx.caller = self.sessions.authenticate(ctx.state, request.headers)
                     if api.access == "admin" and not ctx.caller.admin:
@@ -192,6 +244,8 @@ class DxTradeSandbox(AsgiSandbox):
                     if api.read:
                         self.sessions.count_read(ctx.caller)
                 result = await api.handler(request, ctx)
+                if status is not None:  # applied, but the answer is a failure
+                    raise unavailable(status)
             except DxError as error:
                 headers = {"Retry-After": "1"} if error.status == 429 else None
                 body = error.body(api.surface)

@@ -38,7 +38,8 @@ from brokergraph_dxtrade.sandbox.model import (
     Subscription,
     Transfer,
 )
-from brokergraph_dxtrade.sandbox.seed import QUOTES, seed
+from brokergraph_dxtrade.sandbox.rules import REGISTER, Rules
+from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, QUOTES, seed
 from brokergraph_dxtrade.sandbox.wire import amount, choice, now, optional_text, text
 
 FEED_KINDS = (
@@ -79,15 +80,28 @@ def _margin(position: Position) -> Decimal:
 class DxState:
     """Seeded, deterministic platform state."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: Rules | None = None) -> None:
         s = seed()
+        #: The [I] behaviours this state follows (``sandbox.rules``).
+        self.rules = rules or Rules()
+        #: Permissions of the admin users, by (domain, login): the CRM account may
+        #: register users but not log in on behalf of them (``sandbox.grant``).
+        self.permissions: dict[tuple[str, str], set[str]] = {
+            (ADMIN_DOMAIN, ADMIN_LOGIN): {REGISTER}
+        }
         self.clients: dict[tuple[str, str], Client] = {c.key: c for c in s.clients}
         self.accounts: dict[tuple[str, str], Account] = {a.key: a for a in s.accounts}
         self.positions: list[Position] = s.positions
         self.orders: list[Order] = s.orders
         self.transfers: list[Transfer] = s.transfers
         self.feeds: dict[str, list[Subscription]] = s.feeds
+        #: The first cash operation under each (clearing, account, id).
         self.cash_ops: dict[tuple[str, str, str], CashOp] = {}
+        #: Every cash operation that moved money, in order: a repeated id twice under
+        #: ``rules.cash_id_repeat = "apply"``.
+        self.cash_applied: list[CashOp] = []
+        #: Logins on behalf of another user, allowed or not: (caller, target, allowed).
+        self.on_behalf_logins: list[tuple[str, str, bool]] = []
         self.outbox: list[FeedEvent] = []
         self.logouts: list[tuple[str, str]] = []
         self._sequence = itertools.count(1)
@@ -121,6 +135,10 @@ class DxState:
 
     def transfers_of(self, account: Account) -> list[Transfer]:
         return [t for t in self.transfers if t.account == account.id]
+
+    def applied(self, op_id: str) -> list[CashOp]:
+        """The cash operations that moved money under the client id ``op_id``."""
+        return [op for op in self.cash_applied if op.id == op_id]
 
     def open_pl(self, account: Account) -> Decimal:
         return sum((_fpl(p) for p in self.positions_of(account)), Decimal(0))
@@ -191,7 +209,8 @@ class DxState:
         self, domain: str, login: str, body: Mapping[str, Any], if_match: str | None
     ) -> Client:
         client = self.client(domain, login)
-        if if_match is not None and not _etag_matches(if_match, client.etag):
+        stale = if_match is not None and not _etag_matches(if_match, client.etag)
+        if stale and self.rules.etag_checks:
             raise precondition_failed(f"If-Match {if_match} is stale; the ETag is {client.etag}")
         status = choice(body, "status", CLIENT_STATUSES, client.status)
         if client.status == "DISABLED" and status == "ONLINE":
@@ -364,7 +383,10 @@ class DxState:
             now(),
         )
         first = self.cash_ops.get((clearing, code, op_id))
-        if first is not None:
+        repeat = self.rules.cash_id_repeat
+        if first is not None and repeat != "apply":
+            if repeat == "conflict":
+                raise conflict(f"id {op_id} was already used on this account")
             if first.fingerprint() != request.fingerprint():
                 raise conflict(f"id {op_id} was used for a different {first.kind} on this account")
             return first
@@ -383,7 +405,8 @@ class DxState:
         account.balance += value
         account.version += 1
         self._transfer(account, kind.upper(), value, request.description, op_id)
-        self.cash_ops[(clearing, code, op_id)] = request
+        self.cash_ops.setdefault((clearing, code, op_id), request)
+        self.cash_applied.append(request)
         return request
 
     def _transfer(

@@ -1,0 +1,58 @@
+"""The sandbox's answers where the vendor facts only guess (tag [I]): one knob per guess.
+
+Each knob defaults to the guess the vendor notes suggest and offers the alternatives a
+real DXtrade host could as plausibly show, so the product's tests can run under every
+one of them and nothing safe may depend on the guess:
+
+* ``cash_id_repeat``: a cash PUT (deposit/withdrawal/adjustment) repeating an id the
+  account already holds.  B3 only says the id must be unique; what a repeat does is
+  [I].  ``"replay"``: the same body answers the first record and moves nothing, another
+  body is 409 (B3's guess); ``"conflict"``: every repeat is 409, even the same body
+  (B7's guess); ``"apply"``: no dedupe at all, the repeat moves money again.
+* ``etag_checks``: B7 [O] says a user update *accepts* ``If-Match``; that a stale one is
+  refused with 412 is [I].  ``True``: 412 on a stale ETag; ``False``: the header is
+  ignored and the update simply overwrites.
+* ``disable_route``: seed 004's ``…/disable-user-and-terminate-accounts`` is in no
+  vendor document (B3 "Known gaps").  ``None``: the sandbox serves it; ``404``,
+  ``405`` or ``400``: the answers a host without it could give to a POST there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+CashIdRepeat = Literal["replay", "conflict", "apply"]
+CASH_ID_REPEATS: tuple[CashIdRepeat, ...] = ("replay", "conflict", "apply")
+#: What a host without the disable route may answer to a POST on it.
+MISSING_ROUTE_STATUSES: tuple[int, ...] = (404, 405, 400)
+
+#: The permission a caller needs to open a session as another user (B2, [V] D1).
+LOGIN_ON_BEHALF = "LOGIN_ON_BEHALF"
+#: The permission to register and update users, accounts and cash (the CRM's own).
+REGISTER = "REGISTER"
+
+
+@dataclass
+class Rules:
+    """The [I] behaviours of one sandbox; see the module docstring for each."""
+
+    cash_id_repeat: CashIdRepeat = "replay"
+    etag_checks: bool = True
+    disable_route: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.cash_id_repeat not in CASH_ID_REPEATS:
+            raise ValueError(f"cash_id_repeat must be one of {CASH_ID_REPEATS}")
+        if self.disable_route is not None and self.disable_route not in MISSING_ROUTE_STATUSES:
+            raise ValueError(f"disable_route must be None or one of {MISSING_ROUTE_STATUSES}")
+
+
+__all__ = [
+    "CASH_ID_REPEATS",
+    "LOGIN_ON_BEHALF",
+    "MISSING_ROUTE_STATUSES",
+    "REGISTER",
+    "CashIdRepeat",
+    "Rules",
+]
