@@ -233,3 +233,41 @@ async def test_keep_alive_closes_a_silent_client_and_keeps_an_answering_one(
             assert (await receive(silent))["type"] == "connection_ack"
             assert (await receive(silent, answer_pings=False))["type"] == "ping"
             assert await close_code(silent) == 4408
+
+
+async def test_api_key_failures_beyond_the_limit_close_connection_init_unchecked(
+    toy_sandbox: ToySandbox, tmp_path: Path
+) -> None:
+    async with gateway_with(toy_sandbox, tmp_path, api_key_failures_per_minute=3) as gateway:
+        created = await create_api_key(
+            gateway.services.store, role=Role.CLIENT, partner_code="DEMO-001"
+        )
+        right = f"ApiKey {created.key}"
+        wrong = f"ApiKey {created.key[:-1]}{'A' if created.key[-1] != 'A' else 'B'}"
+        # One count per client address, over HTTP and WebSocket together.
+        for _ in range(2):
+            status, _ = await gateway.query(
+                "{ viewer { role } }", token=None, headers={"Authorization": wrong}
+            )
+            assert status == 401
+        async with opened(gateway, wrong) as socket:
+            assert await close_code(socket) == 4403
+        for authorization in (wrong, right):
+            # Closed before the key is checked: even the right key, from this client.
+            async with opened(gateway, authorization) as socket:
+                assert await close_code(socket) == 4429
+        status, body = await gateway.query(
+            "{ viewer { role } }", token=None, headers={"Authorization": right}
+        )
+        assert status == 429, body
+        # A bearer token from the same client is no API-key attempt.
+        async with opened(gateway, f"Bearer {gateway.tokens['client']}") as socket:
+            assert (await receive(socket))["type"] == "connection_ack"
+        # Another client address keeps its own count: the right key opens a socket there.
+        async with websockets.connect(
+            gateway.websocket_url, subprotocols=[PROTOCOL], local_addr=("127.0.0.2", 0)
+        ) as other:
+            init = {"type": "connection_init", "payload": {"Authorization": right}}
+            await other.send(json.dumps(init))
+            assert (await receive(other))["type"] == "connection_ack"
+            assert await ticks(other) == [0, 1, 2]

@@ -29,7 +29,8 @@ def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> Starlett
     routes: list[BaseRoute] = [
         # Every method reaches the handler so that it can answer 405 in GraphQL's shape.
         Route("/graphql", graphql_endpoint, methods=ALL_METHODS),
-        WebSocketRoute("/graphql", GraphQLWebSocket(services, schema)),
+        # One client's failed API keys count together over HTTP and WebSocket.
+        WebSocketRoute("/graphql", GraphQLWebSocket(services, schema, http.key_failures)),
         *graphiql_routes(),
         *cluster_routes(services),
         *services.plugins.collect("brokergraph_routes", services=services),

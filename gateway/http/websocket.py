@@ -3,9 +3,10 @@
 Strawberry's view does the protocol; we give it a context per connection and
 check the bearer token from the ``connection_init`` payload, as the HTTP side
 checks the header.  A socket that never authenticates is closed with 4403 (bad
-credentials) or 4408 (no connection_init in time).  After that the socket follows
-its credentials, its caps and its client's keep-alive: see
-:mod:`gateway.http.ws_guard`.
+credentials), 4408 (no connection_init in time) or 4429 (an API key from a client
+address past its failed API-key attempts, which the app counts with the HTTP side's).
+After that the socket follows its credentials, its caps and its client's keep-alive:
+see :mod:`gateway.http.ws_guard`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gateway.errors import Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
+from gateway.http._client_limits import FailureWindows
 from gateway.http.ws_guard import SocketPolicy, handler_class
 from gateway.services import GatewayServices
 
@@ -43,7 +45,14 @@ def authorization_from_params(params: dict[str, Any] | None) -> str | None:
 
 
 class GraphQLWebSocket(GraphQL[RequestContext, None]):
-    def __init__(self, services: GatewayServices, schema: BrokerGraphSchema) -> None:
+    def __init__(
+        self,
+        services: GatewayServices,
+        schema: BrokerGraphSchema,
+        key_failures: FailureWindows | None = None,
+    ) -> None:
+        """``key_failures``: the HTTP handler's, so both count one client's failed API
+        keys together; the socket's own when not given."""
         super().__init__(
             schema,
             graphql_ide=None,
@@ -60,6 +69,8 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
                 services.settings.limits,
                 services.authenticator,
                 lambda context: authorization_from_params(context.connection_params),
+                key_failures
+                or FailureWindows(services.settings.limits.api_key_failures_per_minute),
             )
         )
 

@@ -9,6 +9,10 @@ checking afterwards, because a socket may outlive the token that opened it:
   expiry or revocation is never executed;
 * an ``ApiKey`` socket re-reads its key's state on every new operation and every
   ``ws_credential_check_seconds``, and is closed with 4403 once it is revoked;
+* API-key failures: a client address past ``api_key_failures_per_minute`` failed
+  API-key attempts (counted with the HTTP side's when the app shares its windows) has
+  its next ``ApiKey`` ``connection_init`` closed with 4429 before the key is checked
+  (no scrypt), and each refused key counts one more;
 * caps: ``max_sockets_per_viewer`` (one more socket is closed with 4429) and
   ``max_subscriptions_per_connection`` / ``max_subscriptions_per_viewer`` (one more
   operation is answered with an ``error`` coded RATE_LIMITED);
@@ -42,6 +46,7 @@ from gateway.auth import AuthenticatorChain, api_key_id, bearer_expiry
 from gateway.config import LimitSettings
 from gateway.errors import RateLimited, Unauthenticated
 from gateway.graphql import RequestContext
+from gateway.http._client_limits import FailureWindows
 
 __all__ = [
     "CLOSE_FORBIDDEN",
@@ -66,10 +71,13 @@ class SocketPolicy:
         limits: LimitSettings,
         authenticator: AuthenticatorChain,
         authorization: Callable[[RequestContext], str | None],
+        key_failures: FailureWindows,
     ) -> None:
         self.limits = limits
         self.authenticator = authenticator
         self.authorization = authorization
+        #: Failed API-key attempts per client address (the HTTP handler's, when shared).
+        self.key_failures = key_failures
         self._by_viewer: defaultdict[str, set[GuardedTransportWSHandler]] = defaultdict(set)
 
     def admit(self, subject: str, handler: GuardedTransportWSHandler) -> bool:
@@ -127,12 +135,22 @@ class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, No
             return
         self.connection_init_received = True
         self.context.connection_params = payload
+        authorization = self.policy.authorization(self.context)
+        client = _client_address(self.context)
+        by_api_key = _is_api_key(authorization)
+        if by_api_key:
+            try:
+                self.policy.key_failures.check(client)  # before the key's scrypt
+            except RateLimited:
+                await self._close(CLOSE_TOO_MANY, "Too many failed API-key attempts")
+                return
         try:
             await self.view.on_ws_connect(self.context)
         except ConnectionRejectionError:
+            if by_api_key:
+                self.policy.key_failures.failed(client)
             await self._close(CLOSE_FORBIDDEN, "Forbidden")
             return
-        authorization = self.policy.authorization(self.context)
         expires_at = bearer_expiry(authorization)
         if expires_at is not None and time.time() >= expires_at:
             # Accepted within the verifier's leeway, but a socket gets no leeway.
@@ -278,6 +296,16 @@ class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, No
         # then ends on its own.
         with suppress(Exception):
             await self.websocket.close(code=code, reason=reason)
+
+
+def _is_api_key(authorization: str | None) -> bool:
+    """An ``ApiKey`` credential, as the HTTP side counts one (well-formed or not)."""
+    return authorization is not None and authorization.lstrip().lower().startswith("apikey ")
+
+
+def _client_address(context: RequestContext) -> str:
+    client = getattr(context.request, "client", None)
+    return str(client.host) if client is not None else "unknown"
 
 
 def handler_class(policy: SocketPolicy) -> type[GuardedTransportWSHandler]:
