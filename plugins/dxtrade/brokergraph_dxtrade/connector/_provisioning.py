@@ -49,6 +49,7 @@ from gateway.contract import (
     ReactivateTraderRequest,
     TraderProvisioning,
     UpdateAccountRequest,
+    VendorIdentity,
 )
 
 __all__ = ["DxTradeProvisioning"]
@@ -163,23 +164,21 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
             body["dxFeedAccountId"] = feed_id
         return body
 
-    async def create_trader(self, request: CreateTraderRequest) -> ProvisioningResult:
-        """One call: the user and (with a currency) its first account, as seed 004 §2.1.
+    async def _feed_holders(self, feed_id: str) -> list[str]:
+        """The users naming dxFeed account ``feed_id``: one read of the user list, as
+        DxRegister has no search by dxFeed account (B4)."""
+        response = await self.client.get(DXWEB, "/api/register/client", what="users")
+        users = response.body if isinstance(response.body, list) else []
+        return [
+            trader_id(str(user.get("login")), str(user.get("domain")))
+            for user in users
+            if isinstance(user, Mapping) and user.get("dxFeedAccountId") == feed_id
+        ]
 
-        ``options``: ``mode`` (SINGLE_FEED | DXTRADE_XT | CRM; CRM when a
-        ``dxFeedAccountId`` is given, else SINGLE_FEED), ``dxFeedAccountId`` (CRM only,
-        required there), ``login`` (default: the email's local part, made unique),
-        ``domain``, ``brokerCode``, and for the account ``accountCode``, ``accountType``
-        (LIVE | DEMO), ``accountCashType`` (MARGIN | CASH), ``clearingCode``,
-        ``categories`` [{category, value}], ``balance`` (DEMO only).
-        """
-        options = request.options
+    @staticmethod
+    def _feed_mode(options: Mapping[str, Any]) -> tuple[str | None, str]:
+        """The dxFeed account id and XT mode ``options`` ask for, both checked."""
         check_option_keys(options, TRADER_OPTIONS)
-        if request.resume_token is not None:
-            raise InvalidInput(
-                "DXtrade creates a user and its account in one call: there is nothing to resume",
-                field=["resumeToken"],
-            )
         feed_id = option_text(options, "dxFeedAccountId", FEED_ID)
         mode = option_choice(options, "mode", MODES, "CRM" if feed_id else "SINGLE_FEED")
         if mode == "CRM" and feed_id is None:
@@ -192,6 +191,60 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
             raise invalid_option(
                 f"options.dxFeedAccountId is for CRM mode, not {mode}", "dxFeedAccountId"
             )
+        return feed_id, mode
+
+    async def creation_identities(self, request: CreateTraderRequest) -> Sequence[VendorIdentity]:
+        """The dxFeed account a CRM-mode user is created with, and the users naming it
+        already: they share its subscriptions (cancelling them locks all of them out).
+        Options are checked first, so a bad request costs no call."""
+        feed_id, _ = self._feed_mode(request.options)
+        if feed_id is None:
+            return ()
+        return [
+            VendorIdentity(
+                kind="dxfeed-account",
+                id=feed_id,
+                holders=await self._feed_holders(feed_id),
+                field=("options", "dxFeedAccountId"),
+            )
+        ]
+
+    async def deactivation_identities(
+        self, request: DeactivateTraderRequest
+    ) -> Sequence[VendorIdentity]:
+        """With ``cancel_market_data_subscriptions``: the user's dxFeed account, whose
+        subscriptions every user naming it loses."""
+        if not request.cancel_market_data_subscriptions:
+            return ()
+        feed_id = (await self._client(request.trader_id)).body.get("dxFeedAccountId")
+        if not isinstance(feed_id, str) or not feed_id:
+            return ()
+        return [
+            VendorIdentity(
+                kind="dxfeed-account",
+                id=feed_id,
+                holders=await self._feed_holders(feed_id),
+                field=("cancelMarketDataSubscriptions",),
+            )
+        ]
+
+    async def create_trader(self, request: CreateTraderRequest) -> ProvisioningResult:
+        """One call: the user and (with a currency) its first account, as seed 004 §2.1.
+
+        ``options``: ``mode`` (SINGLE_FEED | DXTRADE_XT | CRM; CRM when a
+        ``dxFeedAccountId`` is given, else SINGLE_FEED), ``dxFeedAccountId`` (CRM only,
+        required there), ``login`` (default: the email's local part, made unique),
+        ``domain``, ``brokerCode``, and for the account ``accountCode``, ``accountType``
+        (LIVE | DEMO), ``accountCashType`` (MARGIN | CASH), ``clearingCode``,
+        ``categories`` [{category, value}], ``balance`` (DEMO only).
+        """
+        options = request.options
+        if request.resume_token is not None:
+            raise InvalidInput(
+                "DXtrade creates a user and its account in one call: there is nothing to resume",
+                field=["resumeToken"],
+            )
+        feed_id, mode = self._feed_mode(options)
         if mode == "DXTRADE_XT" and not request.email:
             raise InvalidInput("DxTradeXT mode needs the user's email", field=["email"])
         login_option = option_text(options, "login", CODE)
