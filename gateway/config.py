@@ -30,6 +30,7 @@ __all__ = [
     "EventSettings",
     "LimitSettings",
     "PluginSettings",
+    "ReconcilerSettings",
     "Secret",
     "ServerSettings",
     "Settings",
@@ -253,6 +254,18 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcilerSettings:
+    """The background settling of writes whose outcome is unknown (gateway.reconciler)."""
+
+    #: Seconds between two rounds on each replica (jittered ±20 %); 0 turns it off
+    #: (a same-key retry still settles a claim by reading the platform).
+    interval_seconds: float = 30.0
+    #: A claim left STARTED is left to its own request this long: younger, it may
+    #: still be in flight (the platform is read only after this).
+    grace_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class PluginSettings:
     strict: bool = False
     blocked: tuple[str, ...] = ()
@@ -268,6 +281,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     plugins: PluginSettings = field(default_factory=PluginSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
     #: One section per connector name; secret-looking keys hold :class:`Secret`.
     connectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Upstream guards: plain keys are defaults, ``[resilience.<connector>]`` tables override.
@@ -288,6 +302,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "plugins": PluginSettings,
     "cluster": ClusterSettings,
+    "reconciler": ReconcilerSettings,
 }
 
 

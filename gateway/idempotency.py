@@ -24,6 +24,11 @@ it), the retry takes the claim over and sends again.  Where nothing can be read,
 the retry gets IDEMPOTENCY_CONFLICT — until the claim is older than the lease and
 the platform dedupes writes by the key (``Connector.idempotent_writes``): then a
 retry re-drives the call with the same key.
+
+The gateway also settles such claims itself, with no retry (:mod:`gateway.reconciler`,
+from the ``recovery`` stored with the claim): found, the claim completes and a retry
+replays it; absent past the lease, the claim is marked NOT_APPLIED, and the next
+request with the key (the same request, or it is IDEMPOTENCY_CONFLICT) sends it.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ async def run_once(
     call: Callable[[], Awaitable[Any]],
     redrive_after: float | None = None,
     settle: Callable[[datetime], Awaitable[Any | None]] | None = None,
+    recovery: Mapping[str, Any] | None = None,
 ) -> IdempotentResult:
     """Run ``call`` unless ``key`` already ran in ``scope``; ``call`` returns JSON-safe data.
 
@@ -99,16 +105,26 @@ async def run_once(
     ago and call again — given for platforms that dedupe writes by the key, and for
     any write ``settle`` can prove absent: a claim younger than that may still be in
     flight, so its retry is refused as IDEMPOTENCY_CONFLICT instead.
+
+    ``recovery`` (JSON-safe) is stored with the claim for the background reconciler:
+    what it needs to run ``settle``'s read and audit the settlement on its own.  A
+    claim it settled as NOT_APPLIED is taken over by the next request and sent.
     """
     fingerprint = request_fingerprint(operation, request)
-    claimed, record = await store.begin_idempotent(scope, key, operation, fingerprint)
-    if not claimed and record.state is IdempotencyState.STARTED:
+    claimed, record = await store.begin_idempotent(
+        scope, key, operation, fingerprint, recovery=recovery
+    )
+    if not claimed and record.state is IdempotencyState.NOT_APPLIED:
+        claimed = await store.reclaim_idempotent(scope, key)
+    elif not claimed and record.state is IdempotencyState.STARTED:
+        # Stale as of before the read: a write still in flight when the read began
+        # could land after it, unseen, so it must have been older than the lease then.
+        stale_before = datetime.now(UTC) - timedelta(seconds=redrive_after or 0)
         if settle is not None:
             found = await _settle(settle, record.created_at)
             if found is not None:
                 return await _settled(store, scope, key, found)
         if redrive_after is not None:
-            stale_before = datetime.now(UTC) - timedelta(seconds=redrive_after)
             claimed = await store.reclaim_idempotent(scope, key, stale_before)
     if not claimed:
         if record.state is IdempotencyState.COMPLETED and record.response is not None:

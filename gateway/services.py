@@ -31,6 +31,7 @@ from gateway.connectors import ConnectorContext
 from gateway.events import EventLog, Retention, create_event_log
 from gateway.plugins import Plugins
 from gateway.readiness import Readiness
+from gateway.reconciler import Reconciler
 from gateway.registry import ConnectorRegistry
 from gateway.resilience import ResiliencePolicy, SharedTokenBucket
 from gateway.store import Store
@@ -137,6 +138,8 @@ class GatewayServices:
     readiness: Readiness
     #: The background upstream checker behind /upstreamz and ``connectors { health }``.
     upstream_health: UpstreamHealthChecker
+    #: The background settling of writes whose outcome is unknown.
+    reconciler: Reconciler
     _shared_redis: aioredis.Redis | None = field(default=None, repr=False)
     _serving: bool = field(default=True, repr=False)
     _closed: bool = field(default=False, repr=False)
@@ -204,6 +207,14 @@ class GatewayServices:
         await registry.start()
         upstream_health = UpstreamHealthChecker(registry, settings.cluster.upstream_health_seconds)
         await upstream_health.start()
+        reconciler = Reconciler(
+            store,
+            registry,
+            interval=settings.reconciler.interval_seconds,
+            grace=settings.reconciler.grace_seconds,
+            lease=settings.limits.idempotency_lease_seconds,
+        )
+        await reconciler.start()
         logger.info(
             "gateway ready: store=%s cache=%s connectors=%s",
             store.url_for_display,
@@ -220,6 +231,7 @@ class GatewayServices:
             authenticator,
             Readiness(),
             upstream_health,
+            reconciler,
             shared_redis,
         )
         services.readiness.add("store", store.ping)
@@ -242,6 +254,7 @@ class GatewayServices:
             return
         self._closed = True
         self._serving = False
+        await self.reconciler.stop()
         await self.upstream_health.stop()
         await self.registry.close()
         if self._shared_redis is not None:

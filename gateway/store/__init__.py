@@ -7,6 +7,7 @@ from ._records import (
     IdempotencyState,
     Link,
     PartnerRecord,
+    UnsettledClaim,
 )
 from ._store import Store
 
@@ -18,4 +19,5 @@ __all__ = [
     "Link",
     "PartnerRecord",
     "Store",
+    "UnsettledClaim",
 ]

@@ -33,6 +33,9 @@ class Link:
 class IdempotencyState(enum.Enum):
     STARTED = "STARTED"
     COMPLETED = "COMPLETED"
+    #: Settled as never applied: the platform provably holds nothing under the key and
+    #: the claim outlived its lease.  A retry of the same request takes it over and sends.
+    NOT_APPLIED = "NOT_APPLIED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +51,23 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsettledClaim:
+    """A claim left STARTED with what settling it needs (``recovery``, as the write
+    path stored it) and the time before which no replica may take it (``check_after``)."""
+
+    claim: IdempotencyRecord
+    recovery: dict[str, Any]
+    check_after: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """One line of the append-only audit log; ``outcome`` is ``ok``, ``error`` or ``replayed``."""
+    """One line of the append-only audit log.
+
+    ``outcome``: ``ok``, ``error``, ``replayed``, ``unknown`` (the write may have been
+    applied, its answer was lost), and for such a write later settled without its
+    client, ``settled`` (the platform shows it applied) or ``not_applied``.
+    """
 
     id: int | None
     at: datetime

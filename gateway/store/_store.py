@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Row, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
@@ -30,6 +30,7 @@ from ._records import (
     IdempotencyState,
     Link,
     PartnerRecord,
+    UnsettledClaim,
 )
 from ._tables import (
     api_keys,
@@ -37,6 +38,7 @@ from ._tables import (
     deliveries,
     flows,
     idempotency,
+    idempotency_recovery,
     links,
     metadata,
     partners,
@@ -91,6 +93,10 @@ def _idempotency(row: Row[Any]) -> IdempotencyRecord:
         created_at=row.created_at,
         completed_at=row.completed_at,
     )
+
+
+def _recovery_of(scope: str, key: str) -> ColumnElement[bool]:
+    return (idempotency_recovery.c.scope == scope) & (idempotency_recovery.c.key == key)
 
 
 def _api_key(row: Row[Any]) -> ApiKeyRecord:
@@ -367,19 +373,27 @@ class Store:
     # -- idempotency ------------------------------------------------------------
 
     async def begin_idempotent(
-        self, scope: str, key: str, operation: str, request_hash: str
+        self,
+        scope: str,
+        key: str,
+        operation: str,
+        request_hash: str,
+        *,
+        recovery: Mapping[str, Any] | None = None,
     ) -> tuple[bool, IdempotencyRecord]:
         """Claim ``(scope, key)``: ``(True, record)`` for the one caller that inserted it.
 
         Everyone else gets ``(False, existing)``, which may still be STARTED (in
         flight); reusing the key for another request raises ``IdempotencyConflict``.
+        ``recovery`` (JSON-safe) is kept with the claim, in the same transaction, until
+        it completes or is released: what settles it if its outcome is lost.
         """
         for _ in range(_ATTEMPTS):
             claim = IdempotencyRecord(
                 scope, key, operation, request_hash, IdempotencyState.STARTED, None, _now(), None
             )
             values = dataclasses.asdict(claim) | {"state": claim.state.value}
-            if await self._try_insert(insert(idempotency).values(**values)):
+            if await self._try_claim(values, recovery):
                 return True, claim
             existing = await self.get_idempotent(scope, key)
             if existing is None:
@@ -390,6 +404,28 @@ class Store:
                 )
             return False, existing
         raise IdempotencyConflict("this idempotency key is being claimed and released repeatedly")
+
+    async def _try_claim(
+        self, values: Mapping[str, Any], recovery: Mapping[str, Any] | None
+    ) -> bool:
+        """Insert a claim and its recovery together; False when the key is taken."""
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(idempotency).values(**values))
+                if recovery is not None:
+                    where = _recovery_of(values["scope"], values["key"])
+                    await conn.execute(delete(idempotency_recovery).where(where))
+                    await conn.execute(
+                        insert(idempotency_recovery).values(
+                            scope=values["scope"],
+                            key=values["key"],
+                            recovery=dict(recovery),
+                            check_after=values["created_at"],
+                        )
+                    )
+        except IntegrityError:
+            return False
+        return True
 
     async def complete_idempotent(
         self, scope: str, key: str, response: dict[str, Any]
@@ -406,6 +442,8 @@ class Store:
                     completed_at=_now(),
                 )
             )
+            if updated.rowcount:  # settled for good: nothing left to recover
+                await conn.execute(delete(idempotency_recovery).where(_recovery_of(scope, key)))
             row = (await conn.execute(select(idempotency).where(where))).one_or_none()
         if row is None:
             raise NotFound("no idempotency claim exists for this key")
@@ -413,9 +451,35 @@ class Store:
             raise IdempotencyConflict("this idempotency key was already completed")
         return _idempotency(row)
 
-    async def reclaim_idempotent(self, scope: str, key: str, older_than: datetime) -> bool:
-        """Take over a STARTED claim made before ``older_than`` (its owner crashed or
-        timed out); True for the one caller whose update moved the claim's clock."""
+    async def reclaim_idempotent(
+        self, scope: str, key: str, older_than: datetime | None = None
+    ) -> bool:
+        """Take over a claim to send its request again; True for the one caller that did.
+
+        A claim settled NOT_APPLIED is taken at any age; a STARTED one only when made
+        before ``older_than`` (its owner crashed or timed out).  Taking it moves its
+        clock, so it is young again for everyone else.
+        """
+        taken = idempotency.c.state == IdempotencyState.NOT_APPLIED.value
+        if older_than is not None:
+            taken = taken | (
+                (idempotency.c.state == IdempotencyState.STARTED.value)
+                & (idempotency.c.created_at < older_than)
+            )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(idempotency)
+                .where((idempotency.c.scope == scope) & (idempotency.c.key == key) & taken)
+                .values(state=IdempotencyState.STARTED.value, created_at=_now())
+            )
+        return bool(result.rowcount == 1)
+
+    async def mark_not_applied(self, scope: str, key: str, older_than: datetime) -> bool:
+        """Settle a STARTED claim made before ``older_than`` as never applied.
+
+        Conditional like every settling step: False when it completed, was taken over
+        (its clock moved) or released meanwhile.
+        """
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(idempotency)
@@ -425,13 +489,13 @@ class Store:
                     & (idempotency.c.state == IdempotencyState.STARTED.value)
                     & (idempotency.c.created_at < older_than)
                 )
-                .values(created_at=_now())
+                .values(state=IdempotencyState.NOT_APPLIED.value)
             )
         return bool(result.rowcount == 1)
 
     async def release_idempotent(self, scope: str, key: str) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(
+            released = await conn.execute(
                 delete(idempotency).where(
                     (idempotency.c.scope == scope)
                     & (idempotency.c.key == key)
@@ -439,6 +503,47 @@ class Store:
                     & (idempotency.c.state == IdempotencyState.STARTED.value)
                 )
             )
+            if released.rowcount:
+                await conn.execute(delete(idempotency_recovery).where(_recovery_of(scope, key)))
+
+    async def unsettled_idempotent(
+        self, *, claimed_before: datetime, limit: int
+    ) -> list[UnsettledClaim]:
+        """Up to ``limit`` STARTED claims made before ``claimed_before`` that have a
+        recovery and are not held (``check_after`` passed), oldest first."""
+        query = (
+            select(idempotency, idempotency_recovery.c.recovery, idempotency_recovery.c.check_after)
+            .join(
+                idempotency_recovery,
+                (idempotency_recovery.c.scope == idempotency.c.scope)
+                & (idempotency_recovery.c.key == idempotency.c.key),
+            )
+            .where(
+                (idempotency.c.state == IdempotencyState.STARTED.value)
+                & (idempotency.c.created_at < claimed_before)
+                & (idempotency_recovery.c.check_after <= _now())
+            )
+            .order_by(idempotency.c.created_at)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [UnsettledClaim(_idempotency(row), row.recovery, row.check_after) for row in rows]
+
+    async def hold_unsettled(self, unsettled: UnsettledClaim, until: datetime) -> bool:
+        """Hold a claim until ``until`` (no other replica takes it before): True for the
+        one caller whose update found ``check_after`` still as it read it."""
+        claim = unsettled.claim
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(idempotency_recovery)
+                .where(
+                    _recovery_of(claim.scope, claim.key)
+                    & (idempotency_recovery.c.check_after == unsettled.check_after)
+                )
+                .values(check_after=until)
+            )
+        return bool(result.rowcount == 1)
 
     async def get_idempotent(self, scope: str, key: str) -> IdempotencyRecord | None:
         async with self._engine.connect() as conn:

@@ -88,6 +88,21 @@ idempotency = Table(
     Column("completed_at", UtcDateTime, nullable=True),
 )
 
+# What a background reconciler needs to settle a claim left STARTED (outcome unknown)
+# without its client: the platform, account and read that find the write, who asked.
+# A table of its own, so a store created before it gains it on start (create_all adds
+# missing tables, never columns).  ``check_after`` is the per-claim hold: a replica
+# moves it forward (a conditional update) before reading, so one replica at a time
+# settles a claim, and a failed read waits for it to pass.
+idempotency_recovery = Table(
+    "idempotency_recovery",
+    metadata,
+    Column("scope", String, primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("recovery", _JSON, nullable=False),
+    Column("check_after", UtcDateTime, nullable=False),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

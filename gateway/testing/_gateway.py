@@ -159,6 +159,8 @@ async def open_test_gateway(
             "store": {"url": f"sqlite+aiosqlite:///{store_dir / 'store.db'}"},
             "plugins": {"strict": True},
             "cluster": {"upstream_health_seconds": QUIET_HEALTH_CHECK_SECONDS},
+            # Started, but no round within a test unless it asks (reconcile_now).
+            "reconciler": {"interval_seconds": QUIET_HEALTH_CHECK_SECONDS},
             "connectors": {
                 s.name: {**s.connector_settings(), **extra.get(s.name, {})} for s in sandboxes
             },

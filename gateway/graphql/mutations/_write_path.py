@@ -14,8 +14,9 @@ A mutation states its path in one call of :func:`write`::
 * **idempotency** (``once``, money and order writes): the upstream call runs at most
   once per key (:func:`gateway.idempotency.run_once`), a retry replays the first result,
   and a claim left open (outcome unknown) is settled by reading the platform where the
-  connector offers ``Once.find`` (money: ``find_movement``), else re-driven only when
-  the connector dedupes by the key;
+  connector offers ``Once.find`` (money: ``find_movement``) — by a same-key retry or,
+  with no retry, by the background reconciler (:mod:`gateway.reconciler`) — else
+  re-driven only when the connector dedupes by the key;
 * **dispatch**: the upstream call and its bookkeeping (links, cache invalidation);
 * **audit**: one audit row whatever the outcome (``ok``, ``replayed``, ``error``, or
   ``unknown`` when the write may have been applied but its answer was lost).  A
@@ -30,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 import strawberry
@@ -38,12 +39,12 @@ from strawberry.types import Info
 
 from gateway.auth import Role
 from gateway.config import is_secret_key
-from gateway.connectors import Capability
 from gateway.errors import BrokerGraphError, OutcomeUnknown, may_have_applied
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
 from gateway.graphql.loaders import account_period_prefixes, cache_key
 from gateway.idempotency import outcome_unknown, run_once
+from gateway.reconciler import Recovery, platform_settler
 from gateway.serialization import from_jsonable, to_jsonable
 from gateway.store import AuditEntry
 
@@ -165,7 +166,7 @@ async def write(
             viewer.require_role(*authorise)
         checked = await validate(ctx, input)
         if once is not None:
-            result = await _once(ctx, operation, once, checked)
+            result = await _once(ctx, operation, once, checked, target)
         else:
             assert dispatch is not None  # the overloads require dispatch without once
             result = await _dispatch(ctx, dispatch, checked)
@@ -216,12 +217,17 @@ async def _dispatch(
 
 
 async def _once(
-    ctx: RequestContext, operation: str, once: Once[M, P], checked: AccountWrite[K, M]
+    ctx: RequestContext,
+    operation: str,
+    once: Once[M, P],
+    checked: AccountWrite[K, M],
+    target: str | None,
 ) -> P:
     """Send ``checked`` at most once per key; a replay returns the first result.
 
     The request is fingerprinted without its key, so the same key with a different
-    request is refused as IDEMPOTENCY_CONFLICT.
+    request is refused as IDEMPOTENCY_CONFLICT.  With a finder, the claim keeps what
+    the background reconciler needs to settle it if its outcome is lost.
     """
 
     async def upstream() -> Any:
@@ -230,56 +236,41 @@ async def _once(
     request = {k: v for k, v in to_jsonable(checked.request).items() if k != "idempotency_key"}
     connector = ctx.services.registry.require_any(checked.platform)
     lease = ctx.services.settings.limits.idempotency_lease_seconds
-    settle = _settler(ctx, once, checked)
+    key = checked.request.idempotency_key
+    settle = platform_settler(
+        ctx.services.registry, checked.platform, checked.account_id, key, once.find
+    )
     redrive = connector.idempotent_writes or settle is not None
+    viewer = ctx.require_viewer()
+    recovery = (
+        None
+        if once.find is None
+        else Recovery(
+            checked.platform,
+            checked.account_id,
+            once.find,
+            target,
+            viewer.subject,
+            viewer.role.value,
+            request,
+        ).to_json()
+    )
     result = await run_once(
         ctx.services.store,
         scope=f"{once.scope}:{checked.platform}:{checked.account_id}",
-        key=checked.request.idempotency_key,
+        key=key,
         operation=operation,
         request=request,
         call=upstream,
         redrive_after=lease if redrive else None,
         settle=settle,
+        recovery=recovery,
     )
     if not result.replayed:
         await _invalidate_after_write(ctx, operation, checked.platform, checked.account_id)
     if result.error is not None:
         return once.present(None, [user_error_from_dict(dict(result.error))], result.replayed)
     return once.present(from_jsonable(once.model, result.value), [], result.replayed)
-
-
-#: How far before its claim a write's record is looked for: the platform's clock and
-#: ours may differ, and a wider window costs the one read nothing more.
-SETTLE_MARGIN = timedelta(minutes=10)
-
-
-def _settler(
-    ctx: RequestContext, once: Once[M, P], checked: AccountWrite[K, M]
-) -> Callable[[datetime], Awaitable[Any | None]] | None:
-    """The read that settles an unknown outcome of ``checked``, if its connector has one.
-
-    The finder is a connector's own ``@read`` method reading the account's history,
-    so it is called behind the guards (and routed) as an ACCOUNT_HISTORY read.
-    """
-    connector = ctx.services.registry.require_any(checked.platform)
-    if (
-        once.find is None
-        or Capability.ACCOUNT_HISTORY not in connector.capabilities
-        or not hasattr(connector, once.find)
-    ):
-        return None
-    guarded = ctx.services.registry.require(
-        checked.platform, Capability.ACCOUNT_HISTORY, type(connector)
-    )
-    find: Callable[[str, str, datetime], Awaitable[Any]] = getattr(guarded, once.find)
-
-    async def settle(claimed_at: datetime) -> Any | None:
-        key = checked.request.idempotency_key
-        found = await find(checked.account_id, key, claimed_at - SETTLE_MARGIN)
-        return None if found is None else to_jsonable(found)
-
-    return settle
 
 
 async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:
