@@ -20,9 +20,16 @@ book of each of them once logged in: a hand-over adds only what changed meanwhil
 
 Writes return when QST has acknowledged them: the response *and* the order
 notification that follows (placeOrder: the first one, with the order number of the
-PlaceOrderResponse; cancels: the canceled state).  Rejects arrive as a FAILED status
-and an error text notification; :data:`brokergraph_qst.session.SERVER_ERRORS` maps
-their text to our errors.  Settings: :class:`brokergraph_qst.settings.QstSettings`.
+PlaceOrderResponse; cancels: the canceled state).  That the response carries the
+new order's number is our reading [I]; QST's workflow reads the order book "to get
+the id of last placed request" [V].  A placement or replacement accepted without a
+number is found that way: the one order in the book, new since just before it was
+sent, with its exact specification; from then on this account's placements are sent
+one at a time, each between two book reads.  No such order, or several, is an
+unknown outcome (the gateway settles it by reading), never a guess.  Rejects arrive
+as a FAILED status and an error text notification;
+:data:`brokergraph_qst.session.SERVER_ERRORS` maps their text to our errors.
+Settings: :class:`brokergraph_qst.settings.QstSettings`.
 """
 
 from __future__ import annotations
@@ -122,6 +129,9 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         self._last_rejected: dict[str, str] = {}
         #: Changes found by diffing order books after a reconnect (tests, README).
         self.resync_changes = 0
+        #: QST accepted a placement without saying its number (see the module docstring).
+        self.numberless = False
+        self._placing: dict[str, asyncio.Lock] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -489,9 +499,15 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             stop_price=request.stop_price,
             expires_at=request.expires_at,
         )
-        await self._ensure_loaded(account_id)
-        mark = self._last_error_number
-        placed: wire.Placed = await self.session.call(wire.place_order(spec), account=account_id)
+        feed = await self._ensure_loaded(account_id)
+        async with self._one_placement(account_id):
+            known = set(feed.orders)
+            mark = self._last_error_number
+            placed: wire.Placed = await self.session.call(
+                wire.place_order(spec), account=account_id
+            )
+            if placed.ok and not placed.order_number:
+                return await self._identify(account_id, spec, known)
         if not placed.order_number:
             raise await self._refusal(account_id, mark, None)
         order = await self._await_order(
@@ -500,6 +516,38 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         if not placed.ok or order.status is OrderStatus.REJECTED:
             raise await self._refusal(account_id, mark, None)
         return order
+
+    @contextlib.asynccontextmanager
+    async def _one_placement(self, account_id: str) -> AsyncIterator[None]:
+        """Once QST answered a placement without its number: one at a time per account,
+        after a fresh book (so "new since" means new since this placement)."""
+        if not self.numberless:
+            yield
+            return
+        async with self._placing.setdefault(account_id, asyncio.Lock()):
+            await self._load_book(account_id)
+            yield
+
+    async def _identify(self, account_id: str, spec: wire.OrderSpec, known: set[str]) -> Order:
+        """The order an accepted, unnumbered placement made: the only new one like it."""
+        if not self.numberless:
+            self._log.warning("QST accepted an order without its number: reading the book")
+            self.numberless = True
+        book = await self._load_book(account_id)
+        wanted = (spec.contract, spec.side, spec.type, spec.quantity, spec.price, spec.stop_price)
+        found = [
+            o
+            for o in book
+            if o.id not in known
+            and (o.symbol, o.side, o.type, o.quantity, o.price, o.stop_price) == wanted
+        ]
+        if len(found) == 1:
+            return found[0]
+        raise UpstreamTimeout(
+            "QST accepted the order without its number and the order book does not tell"
+            f" which it is ({len(found)} new orders like it); its outcome is unknown",
+            details={"platform": PLATFORM, "accountId": account_id, "candidates": len(found)},
+        )
 
     async def _cancelled(self, account_id: str, order_id: str) -> Order:
         return await self._await_order(
@@ -565,10 +613,14 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             stop_price=stop_price,
             expires_at=old.expires_at,
         )
-        mark = self._last_error_number
-        placed: wire.Placed = await self.session.call(
-            wire.cancel_replace_order(old.id, spec), account=account_id
-        )
+        async with self._one_placement(account_id):
+            known = set(feed.orders)
+            mark = self._last_error_number
+            placed: wire.Placed = await self.session.call(
+                wire.cancel_replace_order(old.id, spec), account=account_id
+            )
+            if placed.ok and not placed.order_number:
+                return await self._identify(account_id, spec, known)
         if not placed.ok or not placed.order_number:
             raise await self._refusal(account_id, mark, old.id)
         return await self._await_order(

@@ -517,3 +517,59 @@ async def test_without_request_id_echo_the_gateway_stays_correct(tmp_path: Path)
         assert connector(gateway).session.lockstep
         assert sandbox.max_in_flight == 1, "one request at a time"
     check_sequences(events)
+
+
+def error_code(result: dict[str, Any], field: str) -> str | None:
+    """A mutation's error code, from its payload or (raised) from the response."""
+    if result.get("errors"):
+        code: str = result["errors"][0]["extensions"]["code"]
+        return code
+    errors = result["data"][field]["errors"]
+    return errors[0]["code"] if errors else None
+
+
+async def test_placements_answered_without_an_order_number_are_found_in_the_book(
+    tmp_path: Path,
+) -> None:
+    """That QST's PlaceOrderResponse carries the order number is our reading [I]; its
+    workflow reads the order book for it [V].  Without it: the one new order like the
+    one placed, or an unknown outcome; never another order."""
+    async with (
+        started_sandbox(tick_seconds=0, order_number_in_response=False) as sandbox,
+        qst_gateway_on(sandbox, tmp_path) as gateway,
+    ):
+        qst = connector(gateway)
+        # Before the connector knows: two identical orders at once may be told apart
+        # (one placed before the other's book read) or not (unknown); never mixed up.
+        twins = await asyncio.gather(
+            *(gateway.query(PLACE, {"input": limit_input("1000")}, token="client") for _ in "ab")
+        )
+        found = [
+            t["data"]["placeOrder"]["order"] for t in twins if error_code(t, "placeOrder") is None
+        ]
+        assert all(error_code(t, "placeOrder") in (None, "OUTCOME_UNKNOWN") for t in twins)
+        assert len({o["externalId"] for o in found}) == len(found)
+        for order in found:
+            assert sandbox.book.orders[order["externalId"]].price == Decimal("1000.00")
+        assert qst.numberless
+        # Known now: one placement at a time per account, each between two book reads.
+        prices = ["1000.25", "1000.50", "1000.75"]
+        books = sandbox.requests["OrderBookRequest"]
+        placed = await asyncio.gather(*(place(gateway, p) for p in prices))
+        orders = [p["order"] for p in placed]
+        assert [sandbox.book.orders[o["externalId"]].price for o in orders] == [
+            Decimal(p) for p in prices
+        ]
+        assert sandbox.requests["OrderBookRequest"] >= books + 2 * len(prices)
+        replaced = await gateway.data(
+            REPLACE,
+            {"input": {"orderId": orders[0]["id"], "quantity": "2", "idempotencyKey": new_key()}},
+            token="client",
+        )
+        new = replaced["replaceOrder"]["order"]
+        assert replaced["replaceOrder"]["errors"] == []
+        assert new["externalId"] != orders[0]["externalId"]
+        assert sandbox.book.orders[new["externalId"]].quantity == Decimal(2)
+        # A reject still says why (its number was never needed).
+        refused = await gateway.data(PLACE, {"input": limit_input("1000.10")}, token="client")
+        assert refused["placeOrder"]["errors"][0]["message"] == "Invalid price: 1000.10"

@@ -16,6 +16,9 @@ Phases: CONNECTED -> (LoginRequest ok) LOGGED_IN -> (OELoginRequest ok) OE_LOGGE
   answer).  A response queued while an earlier request of its connection is still
   unanswered counts in ``reordered_responses``; ``max_in_flight`` is the most requests
   a connection had unanswered at once.
+* PlaceOrderResponse and CancelReplaceOrderResponse carry the new order's number [D];
+  with ``order_number_in_response`` off they do not (QST's workflow reads the order book
+  "to get the id of last placed request" [V]).
 * A pending fault (``fail_next``/``drop_next``) is taken by the next request of a
   logged-in session, not by the requests that log in or out.
 """
@@ -90,6 +93,7 @@ class Hub(Protocol):
     book: Book
     requests: Counter[str]
     echo_request_id: bool
+    order_number_in_response: bool
     reordered_responses: int
     max_in_flight: int
 
@@ -233,6 +237,9 @@ class ConnectionHandler:
     def _status(ok: bool) -> pb.StatusCode:
         return pb.OK if ok else pb.FAILED
 
+    def _number(self, outcome: Outcome) -> str:
+        return outcome.order_number if self.hub.order_number_in_response else ""
+
     # -- session requests ---------------------------------------------------------------
 
     def _login(self, request_id: int, message: pb.ClientMessage) -> None:
@@ -359,7 +366,7 @@ class ConnectionHandler:
             reason = f"Invalid account: {account}"
             outcome = book.reject_place(self.username, current, spec, reason)
         response = pb.PlaceOrderResponse(
-            status=self._status(outcome.ok), order_number=outcome.order_number
+            status=self._status(outcome.ok), order_number=self._number(outcome)
         )
         self._respond(pb.ServerMessage(request_id=request_id, place_order=response))
         self._finish(outcome)
@@ -403,7 +410,7 @@ class ConnectionHandler:
             self.hub.now_ms(),
         )
         response = pb.CancelReplaceOrderResponse(
-            status=self._status(outcome.ok), order_number=outcome.order_number
+            status=self._status(outcome.ok), order_number=self._number(outcome)
         )
         self._respond(pb.ServerMessage(request_id=request_id, cancel_replace_order=response))
         self._finish(outcome)
