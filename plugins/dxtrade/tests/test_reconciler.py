@@ -113,7 +113,8 @@ async def _until(condition: Callable[[], Awaitable[bool]]) -> None:
 async def test_the_gateway_settles_a_lost_withdrawal_without_a_retry(
     dx_sandbox: DxTradeSandbox, dx_gateway: TestGateway, tmp_path: Path
 ) -> None:
-    fast = {"interval_seconds": 0.2, "grace_seconds": 0}
+    # A grace longer than the write takes: a round never reads a write still in flight.
+    fast = {"interval_seconds": 0.2, "grace_seconds": 1}
     async with settling_gateway(dx_sandbox, dx_gateway, tmp_path, fast) as gateway:
         account = await _account(gateway)
         before = await balance(gateway, account)
