@@ -170,8 +170,8 @@ class Reconciler:
         self._registry = registry
         self._interval = interval
         self._grace = timedelta(seconds=grace)
+        #: Also how long a replica holds a claim it reads: longer than a read may take.
         self._lease = timedelta(seconds=lease)
-        self._hold = self._lease
         self._task: asyncio.Task[None] | None = None
         #: Rounds completed, for tests.
         self.rounds = 0
@@ -213,7 +213,7 @@ class Reconciler:
         return done
 
     async def _reconcile(self, unsettled: UnsettledClaim, done: Round) -> None:
-        held_until = datetime.now(UTC) + self._hold
+        held_until = datetime.now(UTC) + self._lease
         if not await self._store.hold_unsettled(unsettled, held_until):
             done.skipped += 1
             return

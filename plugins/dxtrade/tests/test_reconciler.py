@@ -116,6 +116,7 @@ async def test_the_gateway_settles_a_lost_withdrawal_without_a_retry(
     # A grace longer than the write takes: a round never reads a write still in flight.
     fast = {"interval_seconds": 0.2, "grace_seconds": 1}
     async with settling_gateway(dx_sandbox, dx_gateway, tmp_path, fast) as gateway:
+        assert gateway.services.reconciler.running  # started with the gateway
         account = await _account(gateway)
         before = await balance(gateway, account)
         key = f"wd-{uuid.uuid4()}"
