@@ -11,7 +11,6 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pytest
 from brokergraph_dxtrade.connector import DxTradeConnector
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_dxtrade.webhook import parse_callback, topic_for
@@ -42,15 +41,6 @@ class TestDxTradeConformance(ConformanceSuite):
     connector_class = DxTradeConnector
     sandbox_class = DxTradeSandbox
     sample = SAMPLE
-
-    # The sandbox serves no order history yet (GET /dxsca-web/accounts/{account}/orders/
-    # history, B5), which get_deals reads; strict, so it fails loudly once it does.
-    @pytest.mark.xfail(
-        strict=True, reason="the DXtrade sandbox has no /accounts/{account}/orders/history"
-    )
-    @requires(Capability.ACCOUNT_HISTORY)
-    async def test_deals_in_period(self, connector: Connector) -> None:
-        await super().test_deals_in_period(connector)
 
     # DXtrade-specific: the events the webhook publishes come out of market_data_events.
 

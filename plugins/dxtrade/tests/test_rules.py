@@ -16,12 +16,16 @@ connector against the session's sandbox over real sockets, each with its own sto
 from __future__ import annotations
 
 import asyncio
+import base64
+import ssl
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from brokergraph_dxtrade.connector import DxTradeConnector
@@ -29,6 +33,7 @@ from brokergraph_dxtrade.sandbox import LOGIN_ON_BEHALF, CashIdRepeat, DxTradeSa
 from brokergraph_dxtrade.sandbox.state import DxState
 
 from gateway.contract import (
+    Capability,
     Conflict,
     DeactivateTraderRequest,
     IdempotencyConflict,
@@ -44,6 +49,7 @@ from .conftest import unique
 #: The connector's timeout here: it re-sends an unknown attempt three of them later.
 TIMEOUT_SECONDS = 0.3
 STALE_SECONDS = TIMEOUT_SECONDS * 3 + 0.3
+TRANSFERS_ROUTE = "GET /dxsca-web/accounts/{account}/transfers"
 USER_ROUTE = "PUT /dxweb/rest/api/register/client/{domain}/{login}"
 DISABLE_ROUTE = (
     "POST /dxweb/rest/api/register/client/{domain}/{login}/disable-user-and-terminate-accounts"
@@ -175,6 +181,29 @@ async def test_a_refused_withdrawal_is_sent_again_with_its_key(
     assert balance_of(dx_sandbox, account) == Decimal("5")
 
 
+async def test_a_failed_settling_read_never_resends(
+    connector: DxTradeConnector, dx_sandbox: DxTradeSandbox, cash_id_repeat: CashIdRepeat
+) -> None:
+    """The read that would prove a transfer absent fails (or answers a shape we do not
+    know): the outcome stays unknown and nothing is sent."""
+    _, account = new_user(dx_sandbox)
+    await connector.deposit(movement(account, f"warm-{uuid.uuid4()}", "1"))
+    key = f"wd-{uuid.uuid4()}"
+    dx_sandbox.fail_next(1, 502)
+    with pytest.raises(UpstreamError):
+        await connector.withdraw(movement(account, key))
+    await asyncio.sleep(STALE_SECONDS)
+    mark = len(dx_sandbox.requests)
+    dx_sandbox.fail_next_call(TRANSFERS_ROUTE, 502)
+    with pytest.raises(UpstreamError):
+        await connector.withdraw(movement(account, key))
+    assert cash_calls(dx_sandbox, mark) == ["READ"]
+    assert dx_sandbox.state.applied(key) == []
+    await connector.withdraw(movement(account, key))  # the read works again: absent, sent
+    assert cash_calls(dx_sandbox, mark) == ["READ", "READ", "PUT"]
+    assert len(dx_sandbox.state.applied(key)) == 1
+
+
 # -- a stale If-Match ------------------------------------------------------------------------
 
 
@@ -269,6 +298,41 @@ async def test_an_unknown_deactivation_is_read_back_not_redone(
     assert dx_sandbox.state.account("default", account.partition(":")[2]).terminal is applied
 
 
+# -- the trading API: the product only reads the order history -----------------------------
+
+
+async def test_deals_are_the_executions_of_the_order_history(
+    connector: DxTradeConnector, dx_sandbox: DxTradeSandbox
+) -> None:
+    """get_deals reads ``GET /accounts/{account}/orders/history`` (B5) with
+    ``in-status=COMPLETED`` and the completion window: one deal per execution."""
+    route = "GET /dxsca-web/accounts/{account}/orders/history"
+    before = dx_sandbox.calls[route]
+    march = (datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC))
+    deals = await connector.get_deals("default:alice-usd", *march)
+    assert dx_sandbox.calls[route] == before + 1
+    assert [(d.symbol, d.side.value, d.volume, d.price, d.position_id) for d in deals] == [
+        ("EUR/USD", "BUY", Decimal(100000), Decimal("1.08000"), "alice-p-1"),
+        ("XAU/USD", "SELL", Decimal(10), Decimal("2350.00"), "alice-p-2"),
+    ]
+    assert {d.executed_at for d in deals} == {datetime(2024, 3, 4, 10, 15, tzinfo=UTC)}
+    # The window is the completion time's: the orders of March are not in February.
+    february = (datetime(2024, 2, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC))
+    assert await connector.get_deals("default:alice-usd", *february) == []
+
+
+def test_the_product_places_no_dxtrade_orders() -> None:
+    """Order placement (B5: POST/PUT/DELETE .../orders) is not used: the connector
+    declares no order capability, and the sandbox serves only the order reads."""
+    assert not {Capability.ORDER_ROUTING, Capability.ORDER_READS} & DxTradeConnector.capabilities
+    writes = [
+        f"{api.method} {api.path}"
+        for api in DxTradeSandbox._table()
+        if api.path.startswith("/dxsca-web/accounts") and api.method != "GET"
+    ]
+    assert writes == []
+
+
 # -- LOGIN_ON_BEHALF -------------------------------------------------------------------------
 
 
@@ -287,3 +351,43 @@ async def test_the_connector_never_logs_in_on_behalf(
     assert found.balance.amount == Decimal("1025.50")
     await connector.deactivate_trader(DeactivateTraderRequest(trader_id=trader))
     assert len(dx_sandbox.state.on_behalf_logins) == attempts
+
+
+async def test_login_on_behalf_needs_the_permission(
+    dx_sandbox: DxTradeSandbox,
+) -> None:
+    """The sandbox's side of the rule: a caller opens a session as another user (no
+    password, its own Authorization) only with LOGIN_ON_BEHALF."""
+    ca_file = dx_sandbox.connector_settings().get("ca_file")  # trust what the connector does
+    verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+    async with httpx.AsyncClient(verify=verify, timeout=10) as http:
+        await _on_behalf_logins(http, dx_sandbox)
+
+
+async def _on_behalf_logins(http: httpx.AsyncClient, dx_sandbox: DxTradeSandbox) -> None:
+    trader, account = new_user(dx_sandbox)
+    login = trader.partition("@")[0]
+    on_behalf = {"username": login, "domain": "default"}
+    crm = {"Authorization": "Basic " + base64.b64encode(b"crm-admin@default:crm-pass").decode()}
+    url = dx_sandbox.url
+    for surface, code in (("dxweb/rest", 403), ("dxsca-web", LOGIN_ON_BEHALF)):
+        refused = await http.post(f"{url}/{surface}/login", json=on_behalf, headers=crm)
+        assert refused.status_code == 403
+        assert refused.json()["errorCode"] == code
+    assert dx_sandbox.state.on_behalf_logins[-1] == ("crm-admin@default", trader, False)
+    other, _ = new_user(dx_sandbox)  # a trader may not act for another either
+    own = {"Authorization": "Basic " + base64.b64encode(f"{other}:pw".encode()).decode()}
+    mine = await http.post(f"{url}/dxsca-web/login", json=on_behalf, headers=own)
+    assert mine.status_code == 403
+    dx_sandbox.grant(LOGIN_ON_BEHALF)
+    try:
+        allowed = await http.post(f"{url}/dxsca-web/login", json=on_behalf, headers=crm)
+        assert allowed.status_code == 200
+        token = {"Authorization": f"DXAPI {allowed.json()['sessionToken']}"}
+        metrics = await http.get(f"{url}/dxsca-web/accounts/metrics", headers=token)
+        assert [m["account"] for m in metrics.json()["metrics"]] == [account]  # the user's
+        dx_sandbox.state.client("default", login).status = "DISABLED"
+        disabled = await http.post(f"{url}/dxsca-web/login", json=on_behalf, headers=crm)
+        assert disabled.json()["errorCode"] == "USER_DISABLED"
+    finally:
+        dx_sandbox.state.permissions[("default", "crm-admin")].discard(LOGIN_ON_BEHALF)

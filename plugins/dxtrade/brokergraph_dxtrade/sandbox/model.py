@@ -140,6 +140,9 @@ class Order:
     tif: str
     issued: datetime
     status: str = "WORKING"
+    #: A COMPLETED order: when it filled (all at ``price``) and the position it opened.
+    completed: datetime | None = None
+    position_code: str | None = None
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from brokergraph_dxtrade.sandbox.model import Account, Client, Order, Position, Transfer
@@ -73,17 +74,18 @@ def position(p: Position) -> dict[str, Any]:
 
 
 def order(o: Order) -> dict[str, Any]:
+    filled = o.quantity if o.completed is not None else 0
     leg = {
         "instrument": o.symbol,
         "positionEffect": "OPEN",
-        "positionCode": None,
+        "positionCode": o.position_code,
         "side": o.side,
         "price": o.price,
         "legRatio": 1,
         "quantity": o.quantity,
-        "filledQuantity": 0,
-        "remainingQuantity": o.quantity,
-        "averagePrice": 0,
+        "filledQuantity": filled,
+        "remainingQuantity": o.quantity - filled,
+        "averagePrice": o.price if o.completed is not None else 0,
     }
     return {
         "account": o.account,
@@ -103,13 +105,41 @@ def order(o: Order) -> dict[str, Any]:
         # Extras beside legs[].price: the price by the role the order type gives it.
         "limitPrice": o.price if o.type == "LIMIT" else None,
         "stopPrice": o.price if o.type == "STOP" else None,
-        "transactionTime": iso(o.issued),
+        "transactionTime": iso(o.completed or o.issued),
         "issueTime": iso(o.issued),
         "expireDate": None,
         "marginRate": None,
         "links": [],
-        "executions": [],
+        "executions": [] if o.completed is None else [execution(o, o.completed)],
         "cashTransactions": [],
+    }
+
+
+def execution(o: Order, at: datetime) -> dict[str, Any]:
+    """The one execution that filled ``o`` whole at its price (B5.1 Execution)."""
+    return {
+        "account": o.account,
+        "executionCode": f"{o.code}-x1",
+        "orderCode": o.code,
+        "updateOrderId": o.order_id,
+        "version": 1,
+        "clientOrderId": o.code,
+        "actionCode": None,
+        "instrument": o.symbol,
+        "status": "COMPLETED",
+        "finalStatus": True,
+        "filledQuantity": o.quantity,
+        "lastQuantity": o.quantity,
+        "filledQuantityNotional": o.quantity * o.price,
+        "lastQuantityNotional": o.quantity * o.price,
+        "remainingQuantity": 0,
+        "lastPrice": o.price,
+        "averagePrice": o.price,
+        "transactionTime": iso(at),
+        "marginRate": None,
+        "rejectReason": None,
+        "rejectCode": None,
+        "executionContext": None,
     }
 
 

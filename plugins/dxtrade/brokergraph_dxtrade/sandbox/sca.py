@@ -18,7 +18,7 @@ from brokergraph_dxtrade.sandbox.context import Api, Context, Handler
 from brokergraph_dxtrade.sandbox.errors import bad_request, not_found
 from brokergraph_dxtrade.sandbox.model import Account
 from brokergraph_dxtrade.sandbox.state import DxState
-from brokergraph_dxtrade.sandbox.wire import at
+from brokergraph_dxtrade.sandbox.wire import at, iso
 
 PREFIX = "/dxsca-web"
 
@@ -86,6 +86,28 @@ async def orders(request: Request, ctx: Context) -> Any:
     return {"orders": [reads.order(o) for a in accounts for o in ctx.state.orders_of(a)]}
 
 
+async def order_history(request: Request, ctx: Context) -> Any:
+    """Orders in a final status (B5): ``in-status`` (comma list), ``completed-from`` /
+    ``completed-to`` on the completion time, ``limit`` (the rest: ``nextPageTransactionTime``)."""
+    accounts = _selected(request, ctx)
+    statuses = {s for s in request.query_params.get("in-status", "").split(",") if s}
+    start, end = _time(request, "completed-from"), _time(request, "completed-to")
+    found = [
+        o
+        for a in accounts
+        for o in ctx.state.history_of(a)
+        if (not statuses or o.status in statuses)
+        and (start is None or (o.completed or o.issued) >= start)
+        and (end is None or (o.completed or o.issued) < end)
+    ]
+    limit = _limit(request)
+    page, rest = found[:limit], found[len(found[:limit]) :]
+    return {
+        "orders": [reads.order(o) for o in page],
+        "nextPageTransactionTime": iso(rest[0].completed or rest[0].issued) if rest else None,
+    }
+
+
 async def transfers(request: Request, ctx: Context) -> Any:
     accounts = _selected(request, ctx)
     kinds = {k for k in request.query_params.get("of-type", "").split(",") if k}
@@ -135,6 +157,7 @@ def routes() -> list[Api]:
         read("/users", users),
         read("/users/{username}", user),
     ]
+    reads_by_name["orders/history"] = order_history
     for name, handler in reads_by_name.items():
         table.append(read(f"/accounts/{name}", handler))
         table.append(read(f"/accounts/{{account}}/{name}", handler))

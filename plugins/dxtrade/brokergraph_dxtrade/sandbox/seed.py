@@ -102,6 +102,12 @@ def seed() -> Seed:
         Order("default:carol-usd", 1004, "carol-o-1", "US500", "BUY", "LIMIT", D(1),
               D("5100.0"), "GTC", issued),
     ]  # fmt: skip
+    # The market orders that opened the positions: the order history (deals) of B5.
+    for number, p in enumerate(positions, start=901):
+        orders.append(
+            Order(p.account, number, f"{p.code}-open", p.symbol, p.side, "MARKET", p.quantity,
+                  p.open_price, "IOC", opened, "COMPLETED", opened, p.code)
+        )  # fmt: skip
     rows = [  # account, kind, signed value, comment, time — each account sums to its balance
         ("default:alice-usd", "DEPOSIT", "20000.00", "Initial deposit", "2024-01-10T09:00:00Z"),
         ("default:alice-usd", "DEPOSIT", "6000.00", "Top-up", "2024-02-01T09:00:00Z"),

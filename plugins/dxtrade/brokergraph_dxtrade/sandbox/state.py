@@ -133,6 +133,11 @@ class DxState:
     def orders_of(self, account: Account) -> list[Order]:
         return [o for o in self.orders if o.account == account.id and o.status == "WORKING"]
 
+    def history_of(self, account: Account) -> list[Order]:
+        """The account's orders in a final status, oldest first."""
+        final = [o for o in self.orders if o.account == account.id and o.status != "WORKING"]
+        return sorted(final, key=lambda o: (o.completed or o.issued, o.order_id))
+
     def transfers_of(self, account: Account) -> list[Transfer]:
         return [t for t in self.transfers if t.account == account.id]
 
