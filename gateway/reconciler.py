@@ -19,7 +19,9 @@ retry would make.  Then, for each claim:
   finder** — the claim stays STARTED (unknown) and is tried again later.  A failed
   read never turns into "not applied": the money may have moved.
 
-The reconciler never re-sends a write: it only reads and records.
+The reconciler never re-sends a write: it only reads and records.  Its audit rows
+name the viewer who asked for the write (``actor``, ``role``), the write's operation
+and target, and ``details.settled_by = "reconciler"`` with the request as claimed.
 
 In a cluster every replica runs one, and a claim is settled by one at a time: a
 replica first *holds* the claim — a conditional update of its ``check_after``, which
