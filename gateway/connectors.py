@@ -56,6 +56,7 @@ from gateway.models import (
 if TYPE_CHECKING:
     # Type-only: the contract's protocols sit above this module in the import order.
     from gateway.contract._services import ConnectorReads, ConnectorStore, EventLog
+    from gateway.contract._upstream_cost import UpstreamCost
 
 __all__ = [
     "AccountAnalyticsReads",
@@ -372,6 +373,16 @@ class Connector(abc.ABC):
         section's name.
         """
         return self.context.name
+
+    def upstream_costs(self) -> Mapping[str, UpstreamCost]:
+        """What each read method costs the platform, by method name (``get_deals`` ...).
+
+        A read that fans out (one call per window of a period) says so here, so the
+        gateway's cost model charges a query for it before anything runs.  Asked once
+        the connector is started (a setting may size the cost); a method not named
+        costs one call.
+        """
+        return {}
 
     async def start(self) -> None:  # noqa: B027  (optional hook, empty on purpose)
         """Open sessions and pools; called once before the first request."""

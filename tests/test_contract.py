@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import typing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,7 @@ PINNED_CONTRACT = [
     "UpdateAccountRequest",
     "UpdatePartnerRequest",
     "UpstreamBusy",
+    "UpstreamCost",
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamTimeout",
@@ -251,6 +253,16 @@ def test_a_connector_declares_a_single_session_through_the_contract() -> None:
     assert connector.single_session is False
     assert list(inspect.signature(connector.session_identity).parameters) == ["self"]
     assert typing.get_type_hints(connector.session_identity)["return"] is str
+
+
+def test_a_connector_declares_the_upstream_cost_of_its_reads_through_the_contract() -> None:
+    """A read that fans out says so; the gateway's cost model charges a query for it."""
+    assert list(inspect.signature(gateway.contract.Connector.upstream_costs).parameters) == ["self"]
+    two_days = gateway.contract.UpstreamCost(calls=1, window=timedelta(days=2))
+    # Four days from an even epoch day: two windows, plus the one fixed call.
+    assert (
+        two_days.of_period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC)) == 3
+    )
 
 
 def test_error_codes_are_pinned_and_in_the_graphql_enum() -> None:

@@ -8,7 +8,8 @@ SQLAlchemy):
 * ``gateway.contract`` — connector authors: capability families and their request
   types, the standard models, the error tree, ``Capability``, the narrow services a
   connector receives, settings, and the connector toolkit (vendor error tables,
-  transport-failure mapping, exact-decimal JSON, single-flight token sessions);
+  transport-failure mapping, exact-decimal JSON, single-flight token sessions, the
+  declared upstream cost of a read);
 * ``gateway.contract.schema`` — schema contributors: what a plugin needs to add
   GraphQL types and fields, and the one road for a field's upstream reads;
 * ``gateway.contract.sandbox`` — sandbox authors: the sandbox base classes.
@@ -82,6 +83,7 @@ from gateway.contract._services import (
 from gateway.contract._settings import ConnectorSettings, Secret, SettingsError, reveal, setting
 from gateway.contract._token_session import IssuedToken, TokenSession
 from gateway.contract._transport import may_have_arrived, transport_error
+from gateway.contract._upstream_cost import UpstreamCost
 from gateway.contract._vendor_errors import Outcome, VendorError, VendorErrorTable
 from gateway.contract._version import CONTRACT_VERSION, ENTRY_POINT_GROUP
 from gateway.errors import (
@@ -238,6 +240,7 @@ __all__ = [
     "UpdateAccountRequest",
     "UpdatePartnerRequest",
     "UpstreamBusy",
+    "UpstreamCost",
     "UpstreamError",
     "UpstreamRejected",
     "UpstreamTimeout",

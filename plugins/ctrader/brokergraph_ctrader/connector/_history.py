@@ -4,7 +4,7 @@ from the store, and the seed-003 analytics."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from brokergraph_ctrader.analytics import summarize
@@ -26,6 +26,7 @@ from gateway.contract import (
     Capability,
     Deal,
     NotFound,
+    UpstreamCost,
 )
 
 WINDOW = timedelta(days=2)  # closedPositions refuses longer windows (A8)
@@ -43,6 +44,17 @@ def _window_starts(start: datetime, end: datetime) -> list[datetime]:
 
 
 class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
+    def upstream_costs(self) -> Mapping[str, UpstreamCost]:
+        """A period is one closedPositions call per 2-day window of it and of the
+        look-back; deals add the trader and open-positions reads, analytics those and
+        the Copy sub-accounts read; balance operations come from the gateway store."""
+        lookback = timedelta(days=max(0, self.settings.deals_lookback_days))
+        return {
+            "get_deals": UpstreamCost(calls=2, window=WINDOW, lookback=lookback),
+            "get_analytics": UpstreamCost(calls=3, window=WINDOW, lookback=lookback),
+            "get_balance_operations": UpstreamCost(calls=0),
+        }
+
     async def _closed_rows(
         self,
         login: str,
