@@ -246,6 +246,16 @@ class LimitSettings:
     requests_per_viewer_per_second: float = 50.0
     #: Requests a viewer may make at once before the per-second rate applies.
     requests_per_viewer_burst: int = 100
+    #: Upstream calls one viewer's reads may make per second, refilled continuously
+    #: (0: no limit), cluster-wide with the cache on Redis: each read that reaches a
+    #: platform takes one before it is sent (cache hits and reads joined to one in
+    #: flight take none); an empty budget answers RATE_LIMITED with retryAfter.
+    upstream_calls_per_viewer_per_second: float = 5.0
+    #: Upstream calls a viewer may make at once before the per-second rate applies.
+    upstream_calls_per_viewer_burst: int = 600
+    #: An operation certain to make more upstream calls than this (the connectors'
+    #: declared costs of its literal periods) is refused as QUERY_TOO_COSTLY (0: no cap).
+    max_upstream_calls: int = 600
     #: Failed API-key authentications one client address may make per minute (0: no
     #: limit); past it, API-key requests answer 429 without checking the key.
     api_key_failures_per_minute: int = 60

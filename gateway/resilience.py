@@ -64,6 +64,7 @@ What a settled call counts as (:func:`verdict`):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import functools
 import inspect
@@ -103,7 +104,9 @@ __all__ = [
     "SharedTokenBucket",
     "TokenBucket",
     "Upstream",
+    "UpstreamPayer",
     "Verdict",
+    "upstream_payer",
     "verdict",
 ]
 
@@ -328,6 +331,26 @@ class SharedTokenBucket:
             raise _refused(seconds)
         if seconds > 0:
             await asyncio.sleep(seconds)
+
+
+class UpstreamPayer(Protocol):
+    """Whose budget of upstream calls a read in this context draws from (a viewer's)."""
+
+    @property
+    def key(self) -> str:
+        """Who pays: two payers with one key draw from one budget."""
+        ...
+
+    async def pay(self) -> None:
+        """Take one upstream call from the budget now, else raise RateLimited."""
+
+
+#: The payer of the reads started in this context: set by a request's loaders around
+#: each read they start, inherited by every task the read spawns (a connector's
+#: sub-reads); ``None``: nobody is charged (the gateway's own checks).
+upstream_payer: contextvars.ContextVar[UpstreamPayer | None] = contextvars.ContextVar(
+    "upstream_payer", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)

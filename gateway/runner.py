@@ -17,6 +17,7 @@ import uvicorn
 from gateway.asgi_server import ServedApp, serve_asgi
 from gateway.config import Settings
 from gateway.graphql import BrokerGraphSchema, build_schema
+from gateway.graphql.cost import declared_upstream_costs
 from gateway.http.app import create_app
 from gateway.logging_redaction import install_redaction, register_secrets
 from gateway.plugins import Plugins
@@ -60,7 +61,12 @@ async def running_gateway(
     register_secrets(settings)
     services = await GatewayServices.open(settings, plugins)
     try:
-        schema = build_schema(plugins, settings.limits, introspection=settings.server.introspection)
+        schema = build_schema(
+            plugins,
+            settings.limits,
+            introspection=settings.server.introspection,
+            upstream_costs=declared_upstream_costs(services.registry.connectors()),
+        )
         app = create_app(services, schema)
         served = await serve_asgi(
             app,

@@ -36,7 +36,7 @@ class RequestContext:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.services, cache=self.loaders_cache)
+            self._loaders = Loaders(self.services, cache=self.loaders_cache, viewer=self.viewer)
         return self._loaders
 
     def reset_loaders(self) -> None:

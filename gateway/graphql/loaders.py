@@ -9,8 +9,21 @@ One loader call per (platform, capability) per tick of the event loop: a query
 for 50 accounts with their positions makes one ``get_accounts`` and one
 ``get_positions`` call per platform, whatever the shape of the query.  Reads with
 arguments (a period of deals, a plugin's own field) go through :meth:`Loaders.read`,
-deduplicated per operation and cached under their arguments.  The data is not
-viewer-scoped because access is checked before any loader is asked.
+deduplicated per operation and cached under their arguments.
+
+Across requests, every read goes through :class:`~gateway.cache.SingleFlight`, the
+helper a connector's ``context.reads`` uses too: a read of a key another request
+is already fetching in this process joins that fetch.  Keys are the data's
+(kind, platform, ids, period), not the viewer's: resolvers check the viewer's
+access to an account, trader or partner *before* asking a loader for its data, so
+what a loader returns for a key is the same for every viewer allowed to ask, and
+viewers who may see it share one fetch.
+
+Each read that reaches a platform first takes one call from the viewer's budget of
+upstream calls (``[limits] upstream_calls_per_viewer_*``): the loaders name their
+viewer as the :data:`~gateway.resilience.upstream_payer` of the reads they start,
+and a connector's sub-reads inherit it.  A spent budget answers RATE_LIMITED with
+``retryAfter`` before the vendor is called; cache hits and joined reads are free.
 """
 
 from __future__ import annotations
@@ -23,10 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import quote
+from weakref import WeakKeyDictionary
 
 from strawberry.dataloader import DataLoader
 
+from gateway.auth import Viewer
 from gateway.cache._keys import cache_key
+from gateway.cache._shared_reads import SingleFlight
 from gateway.connectors import (
     AccountAnalyticsReads,
     AccountHistory,
@@ -37,6 +53,7 @@ from gateway.connectors import (
     OrderReads,
     PartnerDirectory,
 )
+from gateway.http._client_limits import ViewerBudgets
 from gateway.models import (
     Account,
     AccountAnalytics,
@@ -50,6 +67,8 @@ from gateway.models import (
     Trader,
     ensure_utc,
 )
+from gateway.registry import ConnectorRegistry
+from gateway.resilience import UpstreamPayer, upstream_payer
 from gateway.services import GatewayServices
 from gateway.store import Link, PartnerRecord
 
@@ -60,6 +79,7 @@ __all__ = [
     "account_period_prefixes",
     "cache_key",
     "period_key",
+    "upstream_budgets",
 ]
 
 F = TypeVar("F")
@@ -92,6 +112,26 @@ def account_period_prefixes(platform: str, account_id: str) -> list[str]:
     ]
 
 
+#: The budgets of upstream calls of each gateway in this process, by its registry.
+_BUDGETS: WeakKeyDictionary[ConnectorRegistry, ViewerBudgets] = WeakKeyDictionary()
+
+
+def upstream_budgets(services: GatewayServices) -> ViewerBudgets:
+    """The viewers' budgets of upstream calls of ``services``' connectors: one per
+    gateway, in Redis for the whole cluster when the cache is Redis."""
+    budgets = _BUDGETS.get(services.registry)
+    if budgets is None:
+        limits = services.settings.limits
+        budgets = _BUDGETS[services.registry] = ViewerBudgets(
+            limits.upstream_calls_per_viewer_per_second,
+            limits.upstream_calls_per_viewer_burst,
+            shared=services.shared_redis,
+            prefix=f"{services.settings.cluster.namespace}:upstream-budget:",
+            refusal="this client's budget of upstream calls is spent",
+        )
+    return budgets
+
+
 @dataclass(frozen=True, slots=True)
 class _Read(Generic[F, V]):
     """One keyed read; two reads with the same kind, platform and key are the same read."""
@@ -107,9 +147,16 @@ class _Read(Generic[F, V]):
 class Loaders:
     """The loaders of one GraphQL operation (created per HTTP request / subscription)."""
 
-    def __init__(self, services: GatewayServices, *, cache: bool = True) -> None:
+    def __init__(
+        self, services: GatewayServices, *, cache: bool = True, viewer: Viewer | None = None
+    ) -> None:
         self._services = services
         registry = services.registry
+        budgets = upstream_budgets(services)
+        #: Who pays the upstream calls of this operation's reads (None: nobody).
+        self._payer: UpstreamPayer | None = None
+        if viewer is not None and budgets.enabled:
+            self._payer = budgets.payer(f"{viewer.role.value}:{viewer.subject}")
         self.partners: DataLoader[str, PartnerRecord | None] = DataLoader(
             self._load_partners, cache=cache
         )
@@ -273,14 +320,16 @@ class Loaders:
             return [None] * len(codes)
         platform = platforms[0]
         changed = self._changed_partners.intersection(codes)
-        if changed:
-            self._changed_partners -= changed
-            await self._services.cache.delete(*(cache_key("partner", platform, c) for c in changed))
 
         async def fetch(platform: str, codes: list[str]) -> Sequence[BusinessPartner | None]:
             directory = registry.require(platform, Capability.PARTNER_DIRECTORY, PartnerDirectory)
             return await directory.get_partners(codes)
 
+        if changed:
+            self._changed_partners -= changed
+            await self._services.cache.delete(*(cache_key("partner", platform, c) for c in changed))
+            # Straight from the platform: a read in flight may have started before the change.
+            return await fetch(platform, codes)
         return await self._cached("partner", Capability.PARTNER_DIRECTORY, fetch)(platform, codes)
 
     async def _load_keyed(self, reads: list[_Read[Any, Any]]) -> list[Any]:
@@ -314,28 +363,27 @@ class Loaders:
         return DataLoader(_grouped(self._cached(kind, capability, fetch)), cache=cache)
 
     def _cached(self, kind: str, capability: Capability, fetch: Fetch[V]) -> Fetch[V]:
-        """``fetch`` read through the cache: ``ids`` are the ``native_id`` parts of the keys
-        (object ids for batched reads, :func:`period_key` or a plugin's key for keyed ones).
+        """``fetch`` on the read road (cache, shared flights, the viewer's budget): ``ids``
+        are the ``native_id`` parts of the keys (object ids for batched reads,
+        :func:`period_key` or a plugin's key for keyed ones).
         """
         services = self._services
+        flights = SingleFlight.of(services.cache)
+        payer = self._payer
 
         async def load(platform: str, ids: list[str]) -> Sequence[V]:
             connector = services.registry.require_any(platform)
-            ttl = connector.cache_ttl_seconds.get(capability, 0)
-            if ttl <= 0:
-                return await fetch(platform, ids)
-            cache = services.cache
+            ttl = max(connector.cache_ttl_seconds.get(capability, 0), 0)
             keys = [cache_key(kind, platform, native_id) for native_id in ids]
-            cached = await asyncio.gather(*(cache.get(key) for key in keys))
-            missing = [i for i, value in enumerate(cached) if value is None]
-            if missing:
-                fetched = await fetch(platform, [ids[i] for i in missing])
-                for i, value in zip(missing, fetched, strict=True):
-                    cached[i] = value
-                await asyncio.gather(
-                    *(cache.set(keys[i], cached[i], ttl) for i in missing if cached[i] is not None)
-                )
-            return cast(Sequence[V], cached)
+
+            async def some(indexes: list[int]) -> Sequence[V]:
+                return await fetch(platform, [ids[i] for i in indexes])
+
+            named = upstream_payer.set(payer)  # inherited by the fetch's task
+            try:
+                return await flights.read(keys, some, ttl=ttl)
+            finally:
+                upstream_payer.reset(named)
 
         return load
 

@@ -26,7 +26,8 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
 
 from gateway.config import LimitSettings
-from gateway.graphql.cost import cost_limit_rule
+from gateway.contract import UpstreamCost
+from gateway.graphql.cost import DeclaredCosts, cost_limit_rule
 from gateway.graphql.errors import ERROR_TYPES, CodeRefusals, MaskUnexpectedErrors
 from gateway.graphql.exposure import HideSchema
 from gateway.graphql.limits import alias_limit_rule, depth_limit_rule, repeated_fields_rule
@@ -73,7 +74,7 @@ def _merge(name: str, contributed: Sequence[type]) -> type:
     return merged
 
 
-def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
+def _extensions(limits: LimitSettings, introspection: bool, declared: DeclaredCosts) -> list[Any]:
     # The rule classes are built once: the validation cache keys on (schema, document,
     # rules), so classes made per request (as the limiter extensions do) never hit it.
     # Each rule takes time linear in the document (fragments are costed once).
@@ -82,7 +83,12 @@ def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
         repeated_fields_rule(limits.max_repeated_fields),
         depth_limit_rule(limits.max_depth),
         alias_limit_rule(limits.max_aliases),
-        cost_limit_rule(limits.max_cost, limits.default_list_size),
+        cost_limit_rule(
+            limits.max_cost,
+            limits.default_list_size,
+            declared=declared,
+            max_upstream_calls=limits.max_upstream_calls,
+        ),
     ]
     extensions: list[Any] = [
         MaskUnexpectedErrors,
@@ -98,9 +104,17 @@ def _extensions(limits: LimitSettings, introspection: bool) -> list[Any]:
 
 
 def build_schema(
-    plugins: Plugins, limits: LimitSettings | None = None, *, introspection: bool = True
+    plugins: Plugins,
+    limits: LimitSettings | None = None,
+    *,
+    introspection: bool = True,
+    upstream_costs: Mapping[str, Mapping[str, UpstreamCost]] | None = None,
 ) -> BrokerGraphSchema:
-    """The schema of this install: core plus every loaded plugin's contributions."""
+    """The schema of this install: core plus every loaded plugin's contributions.
+
+    ``upstream_costs``: platform -> read method -> what the started connector declares
+    (:func:`~gateway.graphql.cost.declared_upstream_costs`), for the cost model.
+    """
     limits = limits or LimitSettings()
     account_types = plugins.collect_mapping("brokergraph_account_types")
     for platform, cls in account_types.items():
@@ -120,7 +134,14 @@ def build_schema(
         mutation=mutation,
         subscription=subscription,
         types=types,
-        extensions=_extensions(limits, introspection),
+        extensions=_extensions(
+            limits,
+            introspection,
+            DeclaredCosts(
+                upstream_costs or {},
+                {cls.__strawberry_definition__.name: p for p, cls in account_types.items()},
+            ),
+        ),
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         federation_version=FEDERATION_VERSION,
     )

@@ -1,4 +1,5 @@
-"""Per-client limits: a viewer's request budget and a client's API-key failures.
+"""Per-client limits: a viewer's budgets of requests and of upstream calls, and a
+client's API-key failures.
 
 One client's flood is refused before it costs anyone else.
 
@@ -9,6 +10,13 @@ local bucket while Redis is down), else this process's; an empty bucket
 answers RATE_LIMITED at once (no queueing: a waiting request still holds a socket).
 The map of buckets is bounded: the least recently seen viewer
 is forgotten first, which can only hand it a full bucket again.
+
+The budget of upstream calls is the same machinery with its own buckets: a request's
+loaders name their viewer's :meth:`ViewerBudgets.payer` in
+:data:`~gateway.resilience.upstream_payer`, and every read that is about to reach a
+platform pays one call first (:mod:`gateway.cache._shared_reads`).  So one client's
+flood of costly reads empties its own budget and is refused before the vendor sees
+it; it cannot load the platform until the breaker opens for every tenant.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.errors import RateLimited
-from gateway.resilience import RateLimiter, SharedTokenBucket, TokenBucket
+from gateway.resilience import RateLimiter, SharedTokenBucket, TokenBucket, UpstreamPayer
 
 if TYPE_CHECKING:
     from redis import asyncio as aioredis
@@ -31,7 +39,8 @@ _WINDOW_SECONDS = 60.0
 
 
 class ViewerBudgets:
-    """Token buckets of ``rate`` requests per second and ``burst``, one per viewer key."""
+    """Token buckets of ``rate`` requests (or calls) per second and ``burst``, one per
+    viewer key; ``refusal`` is the message of RATE_LIMITED."""
 
     def __init__(
         self,
@@ -41,12 +50,14 @@ class ViewerBudgets:
         shared: aioredis.Redis | None = None,
         prefix: str = "",
         max_viewers: int = _MAX_VIEWERS,
+        refusal: str = "too many requests from this client",
     ) -> None:
         self._rate = rate
         self._burst = burst
         self._shared = shared
         self._prefix = prefix
         self._max_viewers = max_viewers
+        self._refusal = refusal
         self._buckets: OrderedDict[str, RateLimiter] = OrderedDict()
 
     def _bucket(self, viewer_key: str) -> RateLimiter:
@@ -72,9 +83,24 @@ class ViewerBudgets:
         try:
             await bucket.acquire(0.0)
         except RateLimited as refused:
-            raise RateLimited(
-                "too many requests from this client", retry_after=refused.retry_after
-            ) from None
+            raise RateLimited(self._refusal, retry_after=refused.retry_after) from None
+
+    def payer(self, viewer_key: str) -> UpstreamPayer:
+        """``viewer_key``'s budget as the payer of upstream reads."""
+        return _ViewerPayer(self, viewer_key)
+
+
+class _ViewerPayer:
+    def __init__(self, budgets: ViewerBudgets, key: str) -> None:
+        self._budgets = budgets
+        self._key = key
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    async def pay(self) -> None:
+        await self._budgets.admit(self._key)
 
 
 class FailureWindows:
