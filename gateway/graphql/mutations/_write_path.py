@@ -255,17 +255,22 @@ async def _once(
             request,
         ).to_json()
     )
-    result = await run_once(
-        ctx.services.store,
-        scope=f"{once.scope}:{checked.platform}:{checked.account_id}",
-        key=key,
-        operation=operation,
-        request=request,
-        call=upstream,
-        redrive_after=lease if redrive else None,
-        settle=settle,
-        recovery=recovery,
-    )
+    try:
+        result = await run_once(
+            ctx.services.store,
+            scope=f"{once.scope}:{checked.platform}:{checked.account_id}",
+            key=key,
+            operation=operation,
+            request=request,
+            call=upstream,
+            redrive_after=lease if redrive else None,
+            settle=settle,
+            recovery=recovery,
+        )
+    except OutcomeUnknown:
+        # It may have been applied: what is cached about the account may be stale now.
+        await _invalidate_after_write(ctx, operation, checked.platform, checked.account_id)
+        raise
     if not result.replayed:
         await _invalidate_after_write(ctx, operation, checked.platform, checked.account_id)
     if result.error is not None:
@@ -275,7 +280,12 @@ async def _once(
 
 async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:
     """Dispatch a write that needs no key, then drop the account's cached reads."""
-    result = await checked.send(checked.request)
+    try:
+        result = await checked.send(checked.request)
+    except BrokerGraphError as error:
+        if may_have_applied(error):  # it may have been applied: the cache may be stale
+            await _invalidate_after_write(ctx, "write", checked.platform, checked.account_id)
+        raise
     await _invalidate_after_write(ctx, "write", checked.platform, checked.account_id)
     return result
 

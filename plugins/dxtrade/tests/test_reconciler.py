@@ -27,7 +27,7 @@ from gateway.store import AuditEntry, IdempotencyState
 from gateway.testing import TestGateway, open_test_gateway
 
 from .conftest import account_gid
-from .test_graphql_dxtrade import balance, create_crm_user
+from .test_graphql_dxtrade import ACCOUNT, balance, create_crm_user
 
 MONEY = """
 mutation($input: MoneyMovementInput!) {
@@ -271,3 +271,18 @@ async def test_two_replicas_settle_a_claim_once(
         assert sum(r.unknown + r.not_applied for r in rounds) == 0
         assert _reads(dx_sandbox) == reads + 1  # one replica read it
         assert [r.outcome for r in await _settlements(second, key)] == ["unknown", "settled"]
+
+
+async def test_a_write_of_unknown_outcome_drops_the_accounts_cached_reads(
+    dx_sandbox: DxTradeSandbox, dx_gateway: TestGateway, tmp_path: Path
+) -> None:
+    """The money may have moved: a balance cached before the write is not served after."""
+    async with settling_gateway(dx_sandbox, dx_gateway, tmp_path) as gateway:
+        account = await _account(gateway)
+        before = await balance(gateway, account)  # now cached
+        dx_sandbox.drop_next(1, after_apply=True)
+        lost = await _move(gateway, "withdraw", account, "40.00", f"wd-{uuid.uuid4()}")
+        assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
+        # No clear_cache here: the write path itself must have dropped the cached balance.
+        result = await gateway.query(ACCOUNT, {"id": account_gid(account)})
+        assert Decimal(result["data"]["account"]["balance"]["amount"]) == before - Decimal("40")
