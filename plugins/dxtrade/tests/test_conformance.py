@@ -1,7 +1,9 @@
 """The gateway's conformance kit against the DXtrade connector and its sandbox.
 
 Every declared capability runs (TRADER_PROVISIONING, ACCOUNT_READS, ACCOUNT_HISTORY,
-FUNDING, CREDIT, MARKET_DATA_ENTITLEMENTS); the rest are skipped as undeclared.
+FUNDING, CREDIT, MARKET_DATA_ENTITLEMENTS); the rest are skipped as undeclared.  The
+kit runs again against sandboxes that answer otherwise wherever the vendor facts only
+guess (see ``brokergraph_dxtrade.sandbox.rules``).
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from brokergraph_dxtrade.connector import DxTradeConnector
-from brokergraph_dxtrade.sandbox import DxTradeSandbox
+from brokergraph_dxtrade.sandbox import DxTradeSandbox, Rules
 from brokergraph_dxtrade.webhook import parse_callback, topic_for
 
 from gateway.contract import Capability, Connector
@@ -75,3 +78,28 @@ class TestDxTradeConformance(ConformanceSuite):
         assert event.trader_id == "alice@default"
         assert event.subscription is not None
         assert not event.subscription.active
+
+
+class UndedupedSandbox(DxTradeSandbox):
+    """A DXtrade host that applies a repeated cash id again, ignores a stale
+    ``If-Match`` and has no disable route (it answers 405)."""
+
+    def __init__(self, **options: Any) -> None:
+        rules = Rules(cash_id_repeat="apply", etag_checks=False, disable_route=405)
+        super().__init__(rules=rules, **options)
+
+
+class ConflictingSandbox(DxTradeSandbox):
+    """A DXtrade host that refuses every repeated cash id (409) and answers 400 to the
+    disable route."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(rules=Rules(cash_id_repeat="conflict", disable_route=400), **options)
+
+
+class TestDxTradeConformanceUndeduped(TestDxTradeConformance):
+    sandbox_class = UndedupedSandbox
+
+
+class TestDxTradeConformanceConflicting(TestDxTradeConformance):
+    sandbox_class = ConflictingSandbox
