@@ -623,8 +623,18 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
                 return await self._identify(account_id, spec, known)
         if not placed.ok or not placed.order_number:
             raise await self._refusal(account_id, mark, old.id)
+        if placed.order_number != old.id:
+            return await self._await_order(
+                account_id, placed.order_number, lambda o: True, "notification"
+            )
+        # Replaced in place (QST does not say a replacement gets a new number): the
+        # order's state from before would answer at once; wait for the new one.
+        wanted = (spec.quantity, spec.price, spec.stop_price)
         return await self._await_order(
-            account_id, placed.order_number, lambda o: True, "notification"
+            account_id,
+            old.id,
+            lambda o: o.status in TERMINAL or (o.quantity, o.price, o.stop_price) == wanted,
+            "replacement",
         )
 
     # -- order stream -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ RULES = {
     "request id is echoed": "inferred",
     "PlaceOrderResponse carries the new order number": "inferred",
     "buying power and max order size": "inferred",
+    "replacement a new order number": "inferred",
     "password sent as a hash": "inferred",
     "close 4101": "inferred",
     "close 4102": "inferred",

@@ -573,3 +573,40 @@ async def test_placements_answered_without_an_order_number_are_found_in_the_book
         # A reject still says why (its number was never needed).
         refused = await gateway.data(PLACE, {"input": limit_input("1000.10")}, token="client")
         assert refused["placeOrder"]["errors"][0]["message"] == "Invalid price: 1000.10"
+
+
+async def test_a_replacement_that_keeps_its_number_returns_the_new_state(tmp_path: Path) -> None:
+    """That a QST cancel-replace gives a new order number is our reading [I]: replaced
+    in place instead, the mutation still returns the order as replaced, not as it was."""
+    async with (
+        # Answers undelayed: the response comes before the notification of the change,
+        # when the order's state from before is all the connector has.
+        started_sandbox(
+            tick_seconds=0, replace_keeps_number=True, response_jitter_seconds=0
+        ) as sandbox,
+        qst_gateway_on(sandbox, tmp_path) as gateway,
+        subscribe(gateway, "297999") as events,
+    ):
+        await events.wait_for(lambda e: True, "the snapshot")
+        order = (await place(gateway, "1000"))["order"]
+        arguments = {"orderId": order["id"], "quantity": "2", "price": "1000.25"}
+        result = await gateway.data(
+            REPLACE, {"input": {**arguments, "idempotencyKey": new_key()}}, token="client"
+        )
+        replaced = result["replaceOrder"]
+        assert replaced["errors"] == []
+        assert replaced["order"]["externalId"] == order["externalId"], "the same order"
+        new = replaced["order"]
+        assert (Decimal(new["quantity"]), Decimal(new["price"])) == (Decimal(2), Decimal("1000.25"))
+        book = sandbox.book.orders[order["externalId"]]
+        assert (book.quantity, book.price, book.status) == (
+            Decimal(2),
+            Decimal("1000.25"),
+            "Working",
+        )
+        await events.wait_for(
+            lambda e: e["order"] is not None and Decimal(e["order"]["quantity"]) == 2, "the change"
+        )
+        await gateway.data(CANCEL, {"id": order["id"]}, token="client")
+        await events.wait_order(order["externalId"], "CANCELLED")
+    check_sequences(events)

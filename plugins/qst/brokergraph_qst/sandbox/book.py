@@ -387,9 +387,17 @@ class Book:
         return outcome
 
     def replace(
-        self, user: str, account: str, order_id: str, spec: OrderSpec, now_ms: int
+        self,
+        user: str,
+        account: str,
+        order_id: str,
+        spec: OrderSpec,
+        now_ms: int,
+        *,
+        keep_number: bool = False,
     ) -> Outcome:
-        """Cancel a working order and enter ``spec`` in its place, on the same account."""
+        """Cancel a working order and enter ``spec`` in its place, on the same account
+        (``keep_number``: change the order itself, which keeps its number)."""
         headline = "Cancel/replace order rejected"
         old, reason = self._working_order(user, order_id)
         parsed: _Parsed | None = None
@@ -400,6 +408,13 @@ class Book:
         if old is None or parsed is None or reason:
             where = old.account if old is not None else account
             return Outcome(False, "", [TextEvent(where, headline, reason)])
+        if keep_number:
+            new = self._new_order(old.number, user, old.account, spec, parsed, old.order_date_ms)
+            new.status = WORKING
+            self.orders[new.number] = self._working[new.number] = new
+            detail = f"#{new.number} replaced: {new.describe()}"
+            events: list[Event] = [OrderEvent(_copy(new), "Replace", "Order replaced", detail)]
+            return Outcome(True, new.number, events + self._execute(new))
         number = self._next_number()
         events = self._cancel(old, f"#{old.number} replaced by #{number}")
         new = self._new_order(number, user, old.account, spec, parsed, now_ms)

@@ -19,6 +19,8 @@ Phases: CONNECTED -> (LoginRequest ok) LOGGED_IN -> (OELoginRequest ok) OE_LOGGE
 * PlaceOrderResponse and CancelReplaceOrderResponse carry the new order's number [D];
   with ``order_number_in_response`` off they do not (QST's workflow reads the order book
   "to get the id of last placed request" [V]).
+* A cancel-replace gives the order a new number [D]; with ``replace_keeps_number`` the
+  order keeps its number and changes in place (QST does not say which) [I].
 * A pending fault (``fail_next``/``drop_next``) is taken by the next request of a
   logged-in session, not by the requests that log in or out.
 """
@@ -94,6 +96,7 @@ class Hub(Protocol):
     requests: Counter[str]
     echo_request_id: bool
     order_number_in_response: bool
+    replace_keeps_number: bool
     reordered_responses: int
     max_in_flight: int
 
@@ -408,6 +411,7 @@ class ConnectionHandler:
             request.order_id_to_be_replaced.strip(),
             order_spec(request),
             self.hub.now_ms(),
+            keep_number=self.hub.replace_keeps_number,
         )
         response = pb.CancelReplaceOrderResponse(
             status=self._status(outcome.ok), order_number=self._number(outcome)

@@ -31,6 +31,8 @@ QST's own knobs:
   routing may (its docs never mention the id; the market-data API echoes it) [I].
 * ``order_number_in_response`` - off: PlaceOrderResponse and CancelReplaceOrderResponse
   carry no order number (the documented workflow reads it from the order book) [I].
+* ``replace_keeps_number`` - on: a cancel-replace changes the order in place, keeping
+  its number, instead of giving the replacement a new one [I].
 * ``tick_seconds`` - the price path steps this often (``<= 0``: only ``set_price`` moves).
 * ``slow_consumer_limit`` - frames a connection may have waiting before it is dropped (4102).
 * ``on_emit(order_number, perf_counter())`` - right before an Order notification is sent.
@@ -84,6 +86,7 @@ class QstSandbox(Sandbox):
         slow_consumer_limit: int = 1000,
         echo_request_id: bool = True,
         order_number_in_response: bool = True,
+        replace_keeps_number: bool = False,
     ) -> None:
         self.seed = seed
         self._knobs = (
@@ -93,6 +96,7 @@ class QstSandbox(Sandbox):
             slow_consumer_limit,
             echo_request_id,
             order_number_in_response,
+            replace_keeps_number,
         )
         self.latency_seconds = latency_seconds
         self.response_jitter_seconds = response_jitter_seconds
@@ -100,6 +104,7 @@ class QstSandbox(Sandbox):
         self.slow_consumer_limit = slow_consumer_limit
         self.echo_request_id = echo_request_id
         self.order_number_in_response = order_number_in_response
+        self.replace_keeps_number = replace_keeps_number
         self.reordered_responses = 0
         self.max_in_flight = 0
         self.on_emit: Callable[[str, float], None] | None = None
@@ -190,13 +195,14 @@ class QstSandbox(Sandbox):
 
     def reset(self) -> None:
         """Every knob back to its constructor value; pending faults forgotten (see above)."""
-        latency, jitter, tick, limit, echo, numbered = self._knobs
+        latency, jitter, tick, limit, echo, numbered, keeps = self._knobs
         self.latency_seconds = latency
         self.response_jitter_seconds = jitter
         self.tick_seconds = tick
         self.slow_consumer_limit = limit
         self.echo_request_id = echo
         self.order_number_in_response = numbered
+        self.replace_keeps_number = keeps
         self.on_emit = None
         self._faults.clear()
         self._jitter = random.Random(self.seed)  # noqa: S311 - delays, not secrets
