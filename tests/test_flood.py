@@ -12,15 +12,18 @@ calls that reach the sandbox:
 * identical reads in flight at once, from several requests and viewers, make one
   upstream fetch;
 * cache hits and reads joined to one in flight cost nothing (:class:`SingleFlight`
-  with real budgets).
+  with real budgets);
+* with the cache on Redis, a viewer's budget is one for the whole cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import brokergraph_ctrader.plugin
@@ -303,3 +306,36 @@ async def test_a_joiner_is_not_refused_for_the_leaders_spent_budget() -> None:
     with pytest.raises(RateLimited):
         await leader
     assert await joiner == ["value"]  # made again on b's own budget
+
+
+async def test_the_budget_of_upstream_calls_is_cluster_wide_with_the_cache_on_redis(
+    tmp_path: Path,
+) -> None:
+    settings: dict[str, Mapping[str, Any]] = {
+        # One 20-day deals read is ~58 calls: one fits the budget, two do not.
+        "limits": {
+            "upstream_calls_per_viewer_per_second": 0.001,
+            "upstream_calls_per_viewer_burst": 80,
+            "max_upstream_calls": 80,
+        },
+        "cache": {"url": "redis://127.0.0.1:6379/0", "secret": "flood-test-secret"},
+        # A fresh namespace: a slow refill keeps a bucket in Redis for an hour.
+        "cluster": {"namespace": f"t-{uuid.uuid4().hex[:12]}"},
+    }
+    async with (
+        CTraderSandbox() as sandbox,
+        open_test_gateway(brokergraph_ctrader.plugin, [sandbox], tmp_path / "a", **settings) as a,
+        open_test_gateway(brokergraph_ctrader.plugin, [sandbox], tmp_path / "b", **settings) as b,
+    ):
+        token = client(a, "cluster-reader")
+        variables = {"id": gid("9000001")}
+        first = today() - timedelta(days=400)
+        body = await a.query(period(DEALS, first - timedelta(days=20), first), variables, token)
+        assert "errors" not in body, body
+        before = counted(sandbox)
+        second = today() - timedelta(days=1000)
+        body = await b.query(period(DEALS, second - timedelta(days=20), second), variables, token)
+        assert codes(body) == ["RATE_LIMITED"]  # the other replica spent this viewer's budget
+        assert spent(before, counted(sandbox))[CLOSED] <= 80 - windows(
+            first - timedelta(days=20) - LOOKBACK, first
+        )
