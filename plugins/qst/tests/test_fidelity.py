@@ -36,6 +36,7 @@ RULES = {
     "PlaceOrderResponse carries the new order number": "inferred",
     "buying power and max order size": "inferred",
     "replacement a new order number": "inferred",
+    "every account of the user": "inferred",
     "password sent as a hash": "inferred",
     "close 4101": "inferred",
     "close 4102": "inferred",

@@ -610,3 +610,35 @@ async def test_a_replacement_that_keeps_its_number_returns_the_new_state(tmp_pat
         await gateway.data(CANCEL, {"id": order["id"]}, token="client")
         await events.wait_order(order["externalId"], "CANCELLED")
     check_sequences(events)
+
+
+async def test_an_account_notified_only_while_current_catches_up_at_its_next_read(
+    tmp_path: Path,
+) -> None:
+    """Whether QST notifies the orders of an account that is not the session's current
+    one is not documented [I].  If it does not, a followed account's change made while
+    another account is current reaches its stream at that account's next order-book read
+    (its orders or positions queried, a reconnect): once, in order — but not live, as
+    the connector does not poll.  This test pins that limit."""
+    async with (
+        started_sandbox(tick_seconds=0, notify_current_account_only=True) as sandbox,
+        qst_gateway_on(sandbox, tmp_path) as gateway,
+        subscribe(gateway, "297998") as events,
+    ):
+        await events.wait_for(lambda e: True, "the snapshot")
+        resting = (await place(gateway, "5000", account="297998"))["order"]
+        await events.wait_order(resting["externalId"], "WORKING")  # 297998 is current
+        other = (await place(gateway, "1000"))["order"]  # now 297999 is
+        withheld = sandbox.withheld_notifications
+        sandbox.set_price("ESZ26", Decimal("4999.75"))  # fills the 297998 order
+        assert sandbox.withheld_notifications > withheld, "QST said nothing of the fill"
+        assert sandbox.book.orders[resting["externalId"]].status == "Filled"
+        assert not [e for e in events.events if e["order"] and e["order"]["status"] == "FILLED"]
+        # The next read of the account diffs its book: the fill is reported then, once.
+        await gateway.data(BOOK, {"id": account_gid("297998")}, token="client")
+        await events.wait_order(resting["externalId"], "FILLED")
+        sandbox.set_price("ESZ26", Decimal("6000.00"))
+        await gateway.data(CANCEL, {"id": other["id"]}, token="client")
+    check_sequences(events)
+    fills = [e for e in events.events if e["order"] and e["order"]["status"] == "FILLED"]
+    assert len(fills) == 1

@@ -33,6 +33,9 @@ QST's own knobs:
   carry no order number (the documented workflow reads it from the order book) [I].
 * ``replace_keeps_number`` - on: a cancel-replace changes the order in place, keeping
   its number, instead of giving the replacement a new one [I].
+* ``notify_current_account_only`` - on: a user's connection gets the notifications of
+  its current account only (QST does not say whether the others' come) [I];
+  ``withheld_notifications`` counts those not sent.
 * ``tick_seconds`` - the price path steps this often (``<= 0``: only ``set_price`` moves).
 * ``slow_consumer_limit`` - frames a connection may have waiting before it is dropped (4102).
 * ``on_emit(order_number, perf_counter())`` - right before an Order notification is sent.
@@ -87,6 +90,7 @@ class QstSandbox(Sandbox):
         echo_request_id: bool = True,
         order_number_in_response: bool = True,
         replace_keeps_number: bool = False,
+        notify_current_account_only: bool = False,
     ) -> None:
         self.seed = seed
         self._knobs = (
@@ -97,6 +101,7 @@ class QstSandbox(Sandbox):
             echo_request_id,
             order_number_in_response,
             replace_keeps_number,
+            notify_current_account_only,
         )
         self.latency_seconds = latency_seconds
         self.response_jitter_seconds = response_jitter_seconds
@@ -105,6 +110,8 @@ class QstSandbox(Sandbox):
         self.echo_request_id = echo_request_id
         self.order_number_in_response = order_number_in_response
         self.replace_keeps_number = replace_keeps_number
+        self.notify_current_account_only = notify_current_account_only
+        self.withheld_notifications = 0
         self.reordered_responses = 0
         self.max_in_flight = 0
         self.on_emit: Callable[[str, float], None] | None = None
@@ -195,7 +202,7 @@ class QstSandbox(Sandbox):
 
     def reset(self) -> None:
         """Every knob back to its constructor value; pending faults forgotten (see above)."""
-        latency, jitter, tick, limit, echo, numbered, keeps = self._knobs
+        latency, jitter, tick, limit, echo, numbered, keeps, current_only = self._knobs
         self.latency_seconds = latency
         self.response_jitter_seconds = jitter
         self.tick_seconds = tick
@@ -203,6 +210,7 @@ class QstSandbox(Sandbox):
         self.echo_request_id = echo
         self.order_number_in_response = numbered
         self.replace_keeps_number = keeps
+        self.notify_current_account_only = current_only
         self.on_emit = None
         self._faults.clear()
         self._jitter = random.Random(self.seed)  # noqa: S311 - delays, not secrets
@@ -251,8 +259,16 @@ class QstSandbox(Sandbox):
                 )
                 session.record(item)
             handler = self._active.get(owner)
-            if handler is not None and handler.receives_notifications:
-                handler.deliver(event)
+            if handler is None or not handler.receives_notifications:
+                continue
+            if (
+                self.notify_current_account_only
+                and session is not None
+                and session.current_account != event.account
+            ):
+                self.withheld_notifications += 1
+                continue
+            handler.deliver(event)
 
     def response_delay(self) -> float:
         if self.response_jitter_seconds <= 0:
