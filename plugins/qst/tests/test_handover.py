@@ -148,6 +148,9 @@ async def test_a_new_holder_logs_only_what_changed_while_no_replica_held_the_ses
             await resumed.wait_order(filled, "FILLED")
             # Not asked for on B: reloaded because A's record lists it.
             await other_resumed.wait_order(other, "FILLED")
+            # The fill is logged mid-resynchronisation; once that is done (ready), the
+            # session is back on its home account.
+            await wait_until(lambda: connector(b).session.ready, "B ready")
             assert connector(b).session.home_account != OTHER
             # A fresh subscription: the new holder's snapshot, then live events.
             async with subscribe(b, ACCOUNT) as fresh:
