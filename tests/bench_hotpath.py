@@ -1,0 +1,543 @@
+"""Benchmark: the gateway's hot path — writes against their direct call, warm reads
+against a bare Strawberry app serving the same cache.
+
+Run from the repository root (bounded: about two minutes, stops by itself)::
+
+    .venv/bin/python tests/bench_hotpath.py      # or: scripts/bench hotpath
+
+This process serves the QST and cTrader sandboxes, a gateway wired to both (SQLite
+store, in-memory cache) and a bare Strawberry app answering the same balance from the
+gateway's cache (no auth, no extensions, no store); the load client runs in another
+process (this file with ``--client``) so it never shares the event loop under test.
+Printed as markdown, medians of interleaved rounds:
+
+* ``placeOrder`` through the gateway (HTTP + GraphQL + idempotency + audit) against a
+  bare protobuf client placing the same order on the QST sandbox (request → response +
+  the order's first notification, as the connector waits for);
+* a cTrader ``deposit`` through the gateway against the same ``changebalance`` REST
+  call made directly (with a manager token fetched once);
+* warm ``account { balance }`` reads and ``{ viewer { role } }``: requests per second
+  of a closed loop of concurrent keep-alive connections, gateway against the bare app.
+
+``--profile`` also profiles the gateway while it serves the warm balance reads
+(cProfile, top entries by own time, to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import hashlib
+import io
+import json
+import pstats
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import brokergraph_ctrader.plugin  # noqa: E402
+import brokergraph_qst.plugin  # noqa: E402
+import httpx  # noqa: E402
+import strawberry  # noqa: E402
+import websockets  # noqa: E402
+from brokergraph_ctrader.sandbox import CTraderSandbox  # noqa: E402
+from brokergraph_qst import wire  # noqa: E402
+from brokergraph_qst.sandbox import QstSandbox, password_hash  # noqa: E402
+from strawberry.asgi import GraphQL  # noqa: E402
+from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
+
+from gateway.asgi_server import ServedApp, serve_asgi  # noqa: E402
+from gateway.cache import Cache  # noqa: E402
+from gateway.contract import OrderSide, OrderType, TimeInForce  # noqa: E402
+from gateway.graphql.ids import encode_id  # noqa: E402
+from gateway.graphql.loaders import cache_key  # noqa: E402
+from gateway.testing import TestGateway, open_test_gateway  # noqa: E402
+
+QST_ACCOUNT = "297999"  # DEMO-001's
+CTRADER_ACCOUNT = "9000001"  # DEMO-001's
+ROUNDS = 5
+PER_ROUND = 30
+WARMUP = 10
+#: Seconds of each throughput measurement, and concurrent keep-alive connections.
+LOAD_SECONDS = 4.0
+CONNECTIONS = 16
+#: Every wait of the client (one request, one notification) is bounded by this.
+WAIT = 30.0
+#: The whole client run is bounded by this.
+CLIENT_TIMEOUT = 240.0
+#: The client's lines around each throughput case; ``--profile`` profiles this one.
+PROFILE_START, PROFILE_STOP, PROFILED = "case-start", "case-stop", "balance_gateway"
+
+PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
+  order { id externalId status } errors { code message } } }"""
+CANCEL = """mutation($input: CancelOrderInput!) { cancelOrder(input: $input) {
+  errors { code message } } }"""
+DEPOSIT = """mutation($input: MoneyMovementInput!) { deposit(input: $input) {
+  operation { externalId } errors { code message } } }"""
+BALANCE = "query($id: ID!) { account(id: $id) { balance { amount currency } } }"
+VIEWER = "{ viewer { role } }"
+
+
+# -- the bare app: Strawberry answering from the same cache, nothing else ---------------
+
+
+@strawberry.type
+class BareMoney:
+    amount: str
+    currency: str
+
+
+@strawberry.type
+class BareAccount:
+    balance: BareMoney | None
+
+
+@strawberry.type
+class BareViewer:
+    role: str
+
+
+def bare_app(cache: Cache) -> GraphQL[Any, Any]:
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        async def account(self, id: strawberry.ID) -> BareAccount | None:
+            account = await cache.get(cache_key("account", "ctrader", CTRADER_ACCOUNT))
+            if account is None or account.balance is None:
+                return None
+            money = BareMoney(amount=str(account.balance.amount), currency=account.balance.currency)
+            return BareAccount(balance=money)
+
+        @strawberry.field
+        def viewer(self) -> BareViewer:
+            return BareViewer(role="CLIENT")
+
+    # The same document caches as the gateway's schema: parsing and validating a
+    # repeated query is not what either app should pay per request.
+    schema = strawberry.Schema(query=Query, extensions=[ParserCache, ValidationCache])
+    return GraphQL(schema, graphql_ide=None)
+
+
+# -- the load client (another process) -------------------------------------------------
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection: the cheapest client, so the server is measured."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, url: str) -> RawClient:
+        parsed = httpx.URL(url)
+        reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+        return cls(reader, writer)
+
+    async def exchange(self, request: bytes) -> bytes:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"unexpected answer: {head[:80]!r}")
+        return await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+def post_bytes(url: str, body: dict[str, Any], token: str | None) -> bytes:
+    parsed = httpx.URL(url)
+    payload = json.dumps(body).encode()
+    headers = [
+        f"POST {parsed.raw_path.decode()} HTTP/1.1",
+        f"Host: {parsed.host}:{parsed.port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(payload)}",
+    ]
+    if token is not None:
+        headers.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + payload
+
+
+async def throughput(url: str, body: dict[str, Any], token: str | None) -> float:
+    """Requests per second of CONNECTIONS closed loops for LOAD_SECONDS."""
+    request = post_bytes(url, body, token)
+    clients = [await RawClient.open(url) for _ in range(CONNECTIONS)]
+    check = json.loads(await clients[0].exchange(request))
+    if check.get("errors") or not check.get("data"):
+        raise RuntimeError(f"{url} answered {check}")
+    done = 0
+    deadline = time.perf_counter() + LOAD_SECONDS
+
+    async def loop(client: RawClient) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            await client.exchange(request)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(c) for c in clients))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        await client.close()
+    return done / elapsed
+
+
+async def until_notified(socket: Any, request_id: int, number: str | None = None) -> str:
+    """Read until the answer to ``request_id`` and a notification of its order."""
+    seen: set[str] = set()
+    answered = False
+    while not (answered and number in seen):
+        frame = wire.decode(await socket.recv())
+        if frame.request_id == request_id:
+            answered = True
+            number = number or frame.body.order_number
+        elif isinstance(frame.body, wire.OrderNotice):
+            seen.add(frame.body.order.id)
+    assert number is not None
+    return number
+
+
+class Direct:
+    """The bare clients of the vendors: QST protobuf over WebSocket, cTrader REST."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.trust = ssl.create_default_context(cafile=config["ca_file"])
+        self.request_id = 10
+
+    @contextlib.asynccontextmanager
+    async def qst(self) -> AsyncIterator[Any]:
+        async with websockets.connect(
+            self.config["qst_url"], compression=None, ssl=self.trust
+        ) as socket:
+            hashed = password_hash("other-pass")
+            for request_id, request in enumerate(
+                (
+                    wire.login("other-trader", hashed, "bench"),
+                    wire.oe_login("other-trader", hashed, "QOR", is_relogin=False),
+                ),
+                start=1,
+            ):
+                await socket.send(wire.encode(request_id, request))
+                while wire.decode(await socket.recv(decode=False)).request_id != request_id:
+                    pass
+            yield socket
+
+    async def place(self, socket: Any) -> str:
+        spec = wire.OrderSpec(
+            contract="ESZ26",
+            side=OrderSide.BUY,
+            type=OrderType.LIMIT,
+            quantity=Decimal(1),
+            time_in_force=TimeInForce.GTC,
+            price=Decimal("1000.00"),
+        )
+        self.request_id += 1
+        await socket.send(wire.encode(self.request_id, wire.place_order(spec)))
+        return await until_notified(socket, self.request_id)
+
+    async def cancel(self, socket: Any, number: str) -> None:
+        """Cancel a placed order (its margin would refuse the next placements)."""
+        self.request_id += 1
+        await socket.send(wire.encode(self.request_id, wire.cancel_order(number)))
+        await until_notified(socket, self.request_id, number)
+
+
+def answer(response: httpx.Response) -> dict[str, Any]:
+    """``data`` of a GraphQL answer; anything else stops the run, saying what came."""
+    try:
+        data: dict[str, Any] = response.json()["data"]
+    except (ValueError, KeyError, TypeError):
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}") from None
+    return data
+
+
+async def timed(samples: list[float], call: Any) -> Any:
+    started = time.perf_counter()
+    result = await asyncio.wait_for(call, WAIT)
+    samples.append(time.perf_counter() - started)
+    return result
+
+
+async def run_client(config: dict[str, Any]) -> dict[str, Any]:
+    direct = Direct(config)
+    gateway_url = config["graphql_url"]
+    client_token, admin_token = config["client_token"], config["admin_token"]
+    results: dict[str, Any] = {}
+    trust = ssl.create_default_context(cafile=config["ca_file"])
+    async with (
+        httpx.AsyncClient(timeout=WAIT) as http,
+        httpx.AsyncClient(
+            timeout=WAIT,
+            verify=trust,
+            base_url=config["ctrader_url"],
+            headers={"Accept": "application/json"},  # cTrader answers XML unless asked
+        ) as ctrader,
+        direct.qst() as socket,
+    ):
+
+        async def gateway_place() -> str:
+            variables = {
+                "input": {
+                    "accountId": config["qst_account"],
+                    "symbol": "ESZ26",
+                    "side": "BUY",
+                    "type": "LIMIT",
+                    "quantity": "1",
+                    "price": "1000",
+                    "timeInForce": "GTC",
+                    "idempotencyKey": f"bench-{uuid.uuid4().hex}",
+                }
+            }
+            response = await http.post(
+                gateway_url,
+                json={"query": PLACE, "variables": variables},
+                headers={"Authorization": f"Bearer {client_token}"},
+            )
+            payload = answer(response)["placeOrder"]
+            if payload["errors"]:
+                raise RuntimeError(f"placeOrder failed: {payload['errors']}")
+            order_id: str = payload["order"]["id"]
+            return order_id
+
+        async def gateway_cancel(order_id: str) -> None:
+            response = await http.post(
+                gateway_url,
+                json={"query": CANCEL, "variables": {"input": {"orderId": order_id}}},
+                headers={"Authorization": f"Bearer {client_token}"},
+            )
+            if answer(response)["cancelOrder"]["errors"]:
+                raise RuntimeError(f"cancelOrder failed: {response.text}")
+
+        async def gateway_deposit() -> None:
+            variables = {
+                "input": {
+                    "accountId": config["ctrader_account"],
+                    "amount": "1.00",
+                    "idempotencyKey": f"bench-{uuid.uuid4().hex}",
+                }
+            }
+            response = await http.post(
+                gateway_url,
+                json={"query": DEPOSIT, "variables": variables},
+                headers={"Authorization": f"Bearer {admin_token}"},
+            )
+            payload = answer(response)["deposit"]
+            if payload["errors"]:
+                raise RuntimeError(f"deposit failed: {payload['errors']}")
+
+        token_answer = await ctrader.post(
+            "/v2/webserv/managers/token",
+            json={"login": 30017, "hashedPassword": hashlib.md5(b"manager-pass").hexdigest()},
+        )
+        manager_token = token_answer.json()["webservToken"]
+
+        async def direct_deposit() -> None:
+            response = await ctrader.post(
+                f"/v2/webserv/traders/{CTRADER_ACCOUNT}/changebalance",
+                params={"token": manager_token},
+                json={
+                    "login": int(CTRADER_ACCOUNT),
+                    "preciseAmount": "1.00",
+                    "type": "DEPOSIT",
+                    "externalId": f"bench-{uuid.uuid4().hex}",
+                    "comment": "bench",
+                    "source": "bench",
+                },
+            )
+            response.raise_for_status()
+
+        async def nothing(_: Any) -> None:
+            return None
+
+        # name -> (the timed call, what undoes it untimed)
+        cases: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]]]
+        cases = {
+            "place_gateway": (gateway_place, gateway_cancel),
+            "place_direct": (lambda: direct.place(socket), lambda n: direct.cancel(socket, n)),
+            "deposit_gateway": (gateway_deposit, nothing),
+            "deposit_direct": (direct_deposit, nothing),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for call, undo in cases.values():
+            for _ in range(WARMUP):
+                await undo(await asyncio.wait_for(call(), WAIT))
+        for _ in range(ROUNDS):  # interleaved: a drift of the machine hits every case alike
+            for name, (call, undo) in cases.items():
+                for _ in range(PER_ROUND):
+                    await undo(await timed(samples[name], call()))
+        results["latency"] = {name: statistics.median(s) for name, s in samples.items()}
+
+    balance = {"query": BALANCE, "variables": {"id": config["ctrader_account"]}}
+    viewer = {"query": VIEWER}
+    rates: dict[str, list[float]] = {}
+    for _ in range(2):  # interleaved twice, the best of each kept
+        for name, url, body, token in (
+            ("balance_gateway", gateway_url, balance, client_token),
+            ("balance_bare", config["bare_url"], balance, None),
+            ("viewer_gateway", gateway_url, viewer, client_token),
+            ("viewer_bare", config["bare_url"], viewer, None),
+        ):
+            print(f"{PROFILE_START} {name}", flush=True)  # the server profiles one case
+            rates.setdefault(name, []).append(await throughput(url, body, token))
+            print(PROFILE_STOP, flush=True)
+    results["throughput"] = {name: max(values) for name, values in rates.items()}
+    return results
+
+
+# -- the server side (this process) ----------------------------------------------------
+
+
+async def client_output(stream: asyncio.StreamReader, profiler: cProfile.Profile | None) -> str:
+    """The client's result line; cProfile runs between its markers of the profiled case."""
+    while True:
+        line = (await stream.readline()).decode().strip()
+        if not line:
+            raise RuntimeError("the load client stopped without its results")
+        if line == f"{PROFILE_START} {PROFILED}" and profiler is not None:
+            profiler.enable()
+        elif line == PROFILE_STOP and profiler is not None:
+            profiler.disable()
+        elif not line.startswith(PROFILE_START):
+            return line
+
+
+def top(profiler: cProfile.Profile, entries: int = 30) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(entries)
+    return out.getvalue()
+
+
+async def serve(profile: bool) -> dict[str, Any]:
+    qst = QstSandbox(tick_seconds=0)
+    await qst.start()
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            async with (
+                CTraderSandbox() as ctrader,
+                open_test_gateway(
+                    [brokergraph_qst.plugin, brokergraph_ctrader.plugin],
+                    [qst, ctrader],
+                    Path(directory),
+                    # The per-viewer limiter still runs (its cost is measured), never refusing.
+                    limits={
+                        "requests_per_viewer_per_second": 1e9,
+                        "requests_per_viewer_burst": 1_000_000_000,
+                    },
+                ) as gateway,
+            ):
+                bare: ServedApp = await serve_asgi(
+                    bare_app(gateway.services.cache), name="the bare app"
+                )
+                try:
+                    return await drive(gateway, qst, ctrader, bare, profile)
+                finally:
+                    await bare.stop()
+    finally:
+        await qst.stop()
+
+
+async def drive(
+    gateway: TestGateway,
+    qst: QstSandbox,
+    ctrader: CTraderSandbox,
+    bare: ServedApp,
+    profile: bool,
+) -> dict[str, Any]:
+    ctrader_gid = encode_id("Account", "ctrader", CTRADER_ACCOUNT)
+    warm = await gateway.data(BALANCE, {"id": ctrader_gid}, token="client")  # fills the cache
+    assert warm["account"]["balance"] is not None
+    config = {
+        "graphql_url": gateway.graphql_url,
+        "bare_url": f"{bare.url}/graphql",
+        "client_token": gateway.tokens["client"],
+        "admin_token": gateway.tokens["admin"],
+        "qst_url": qst.url,
+        "qst_account": encode_id("Account", "qst", QST_ACCOUNT),
+        "ctrader_url": ctrader.connector_settings()["url"],
+        "ctrader_account": ctrader_gid,
+        "ca_file": str(ctrader.connector_settings()["ca_file"]),
+    }
+    profiler = cProfile.Profile() if profile else None
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(json.dumps(config).encode())
+        process.stdin.close()
+        line = await asyncio.wait_for(client_output(process.stdout, profiler), CLIENT_TIMEOUT)
+        await asyncio.wait_for(process.wait(), WAIT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        raise RuntimeError(f"the load client failed ({process.returncode})")
+    if profiler is not None:
+        print(top(profiler), file=sys.stderr)
+    results: dict[str, Any] = json.loads(line)
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    latency, rate = results["latency"], results["throughput"]
+    rows = [
+        "| measure | gateway | reference | ratio | goal |",
+        "|---|---:|---:|---:|---|",
+        "| QST `placeOrder` p50 ms (reference: direct protobuf) "
+        f"| {latency['place_gateway'] * 1000:.2f} | {latency['place_direct'] * 1000:.2f} "
+        f"| {latency['place_gateway'] / latency['place_direct']:.1f}x | ≤ 3x |",
+        "| cTrader `deposit` p50 ms (reference: direct REST) "
+        f"| {latency['deposit_gateway'] * 1000:.2f} | {latency['deposit_direct'] * 1000:.2f} "
+        f"| {latency['deposit_gateway'] / latency['deposit_direct']:.1f}x | ≤ 3x |",
+        "| warm `account { balance }` req/s (reference: bare Strawberry) "
+        f"| {rate['balance_gateway']:.0f} | {rate['balance_bare']:.0f} "
+        f"| {rate['balance_gateway'] / rate['balance_bare']:.2f}x | ≥ 0.6x |",
+        "| `{ viewer { role } }` req/s (reference: bare Strawberry) "
+        f"| {rate['viewer_gateway']:.0f} | {rate['viewer_bare']:.0f} "
+        f"| {rate['viewer_gateway'] / rate['viewer_bare']:.2f}x | ≥ 0.9x |",
+    ]
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--client", action="store_true", help="run as the load client")
+    parser.add_argument("--profile", action="store_true", help="cProfile the warm reads")
+    args = parser.parse_args()
+    if args.client:
+        config = json.loads(sys.stdin.read())
+        results = asyncio.run(asyncio.wait_for(run_client(config), CLIENT_TIMEOUT))
+        print(json.dumps(results))
+        return
+    print(table(asyncio.run(serve(args.profile))))
+
+
+if __name__ == "__main__":
+    main()
