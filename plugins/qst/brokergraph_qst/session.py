@@ -438,7 +438,9 @@ class QstSession:
             raise UpstreamUnavailable("the QST session is closed")
         if self._ready.is_set():
             return
-        if self.busy:
+        if self.busy or isinstance(self._last_error, UpstreamRejected):
+            # Another session holds the user, or QST refused the login: no reconnection
+            # is coming within ready_wait, so waiting for one only delays the answer.
             raise self._unavailable()
         try:
             async with asyncio.timeout(self.config.ready_wait):

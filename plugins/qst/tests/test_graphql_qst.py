@@ -642,3 +642,24 @@ async def test_an_account_notified_only_while_current_catches_up_at_its_next_rea
     check_sequences(events)
     fills = [e for e in events.events if e["order"] and e["order"]["status"] == "FILLED"]
     assert len(fills) == 1
+
+
+async def test_a_password_hashed_otherwise_than_qst_expects_is_a_clear_refusal(
+    tmp_path: Path,
+) -> None:
+    """QST's login example shows only "hash_password"; sha256 hex is our reading [I].
+    Should QST hash otherwise, the product cannot log in, and says so: health DOWN with
+    QST's reason, requests refused before anything is sent, no login loop."""
+    async with (
+        started_sandbox(tick_seconds=0, hash_scheme="md5") as sandbox,
+        qst_gateway_on(sandbox, tmp_path, reconnect_max_seconds=30.0) as gateway,
+    ):
+        health = await gateway.data("{ connectors { name health { status detail } } }")
+        (entry,) = [c for c in health["connectors"] if c["name"] == "qst"]
+        assert entry["health"] == {"status": "DOWN", "detail": "UPSTREAM_REJECTED"}
+        result = await gateway.data(PLACE, {"input": limit_input("1000")}, token="client")
+        (error,) = result["placeOrder"]["errors"]
+        assert error["code"] == "UPSTREAM_REJECTED"
+        assert "Invalid username or password" in error["message"]
+        assert sandbox.requests["PlaceOrderRequest"] == 0, "nothing was sent"
+        assert sandbox.requests["LoginRequest"] == 1, "a refused login is not retried at once"

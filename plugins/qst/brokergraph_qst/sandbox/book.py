@@ -79,8 +79,15 @@ ACCOUNTS = [
 ]
 
 
-def password_hash(password: str) -> str:
+#: How the sandbox expects a password hashed: sha256 hex is ours [D]; QST's example shows
+#: only "hash_password" [V], so the sandbox can be told another (``hash_scheme``).
+HASH_SCHEMES = ("sha256", "md5")
+
+
+def password_hash(password: str, scheme: str = "sha256") -> str:
     """What a client sends as LoginRequest.password and OELoginRequest.password_hash [D]."""
+    if scheme == "md5":
+        return hashlib.md5(password.encode(), usedforsecurity=False).hexdigest()
     return hashlib.sha256(password.encode()).hexdigest()
 
 
@@ -285,6 +292,7 @@ class Book:
             number: Account(number, owner, name, currency, D(balance))
             for number, owner, name, currency, balance in ACCOUNTS
         }
+        self.hash_scheme = "sha256"
         self.orders: dict[str, Order] = {}
         self.positions: dict[tuple[str, str], Position] = {}
         self._working: dict[str, Order] = {}
@@ -294,7 +302,9 @@ class Book:
 
     def check_password(self, user: str, hashed: str) -> bool:
         password = self.passwords.get(user)
-        return password is not None and password_hash(password) == hashed.strip().lower()
+        if password is None:
+            return False
+        return password_hash(password, self.hash_scheme) == hashed.strip().lower()
 
     def owns(self, user: str, account: str) -> bool:
         return account in self.user_accounts.get(user, ())

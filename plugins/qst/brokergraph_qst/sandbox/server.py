@@ -33,6 +33,8 @@ QST's own knobs:
   carry no order number (the documented workflow reads it from the order book) [I].
 * ``replace_keeps_number`` - on: a cancel-replace changes the order in place, keeping
   its number, instead of giving the replacement a new one [I].
+* ``hash_scheme`` - how logins must hash the password: "sha256" (hex, our reading
+  of QST's "hash_password" [I]) or "md5".
 * ``notify_current_account_only`` - on: a user's connection gets the notifications of
   its current account only (QST does not say whether the others' come) [I];
   ``withheld_notifications`` counts those not sent.
@@ -62,7 +64,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from brokergraph_qst._proto import order_routing_pb2 as pb
-from brokergraph_qst.sandbox.book import Book, Event, OrderEvent
+from brokergraph_qst.sandbox.book import HASH_SCHEMES, Book, Event, OrderEvent
 from brokergraph_qst.sandbox.handler import ConnectionHandler, Drop, Fail, Fault
 from brokergraph_qst.sandbox.market import Market
 from brokergraph_qst.sandbox.outbox import Outbox
@@ -91,7 +93,10 @@ class QstSandbox(Sandbox):
         order_number_in_response: bool = True,
         replace_keeps_number: bool = False,
         notify_current_account_only: bool = False,
+        hash_scheme: str = "sha256",
     ) -> None:
+        if hash_scheme not in HASH_SCHEMES:
+            raise ValueError(f"hash_scheme must be one of {HASH_SCHEMES}")
         self.seed = seed
         self._knobs = (
             latency_seconds,
@@ -102,6 +107,7 @@ class QstSandbox(Sandbox):
             order_number_in_response,
             replace_keeps_number,
             notify_current_account_only,
+            hash_scheme,
         )
         self.latency_seconds = latency_seconds
         self.response_jitter_seconds = response_jitter_seconds
@@ -121,6 +127,7 @@ class QstSandbox(Sandbox):
         self.closes: Counter[int] = Counter()
         self.market = Market(seed)
         self.book = Book(self.market)
+        self.book.hash_scheme = hash_scheme
         self.sessions: dict[str, UserSession] = {}
         self._active: dict[str, ConnectionHandler] = {}
         self._handlers: set[ConnectionHandler] = set()
@@ -202,7 +209,7 @@ class QstSandbox(Sandbox):
 
     def reset(self) -> None:
         """Every knob back to its constructor value; pending faults forgotten (see above)."""
-        latency, jitter, tick, limit, echo, numbered, keeps, current_only = self._knobs
+        latency, jitter, tick, limit, echo, numbered, keeps, current_only, scheme = self._knobs
         self.latency_seconds = latency
         self.response_jitter_seconds = jitter
         self.tick_seconds = tick
@@ -211,6 +218,7 @@ class QstSandbox(Sandbox):
         self.order_number_in_response = numbered
         self.replace_keeps_number = keeps
         self.notify_current_account_only = current_only
+        self.book.hash_scheme = scheme
         self.on_emit = None
         self._faults.clear()
         self._jitter = random.Random(self.seed)  # noqa: S311 - delays, not secrets
