@@ -6,8 +6,9 @@
   ``{username, domain, password}`` gives a ``sessionToken`` and its lifetime in
   milliseconds, sent as ``Authorization: DXAPI <token>`` on every call.  A session
   close to its end is extended with ``POST {surface}/ping`` (falling back to a fresh
-  login), and a 401 answered to a token we hold makes the client log in again once
-  and repeat the call: the call was refused, so repeating it is safe even for a write.
+  login), and a 401 or 403 answered to a token we hold makes the client log in again
+  once and repeat the call (that an ended session answers 401 is only inferred, B7; a
+  host may answer 403): the call was refused, so repeating it is safe even for a write.
 * Reads on ``/dxsca-web`` are limited to ``reads_per_second`` per session (10 by
   default, B7) by a small sliding-window limiter, so a batch of loader calls never
   trips the platform's 429.  A 429 that happens anyway is retried once for a read,
@@ -78,6 +79,8 @@ RENEW_MARGIN_SECONDS = 60.0
 DEFAULT_SESSION_SECONDS = 1800.0
 MAX_RETRY_AFTER_SECONDS = 5.0
 LIMIT_WINDOW_SECONDS = 1.05
+#: What DXtrade may answer to a session token it ended: 401 (B7, inferred) or 403.
+SESSION_ENDED = frozenset({401, 403})
 
 logger = logging.getLogger("brokergraph_dxtrade.client")
 
@@ -116,8 +119,9 @@ _REFUSED_CREDENTIALS = VendorError(
 #:                         PermissionDenied: those judge the GraphQL viewer, whose
 #:                         rights the gateway already checked; an operator must fix the
 #:                         connector's credential, and the client cannot.
-#: 403                     UpstreamRejected, same reason: the CRM service account lacks a
-#:                         DXtrade permission (e.g. register/update users).
+#: 403                     UpstreamRejected, same reason (after one re-login too): the
+#:                         CRM service account lacks a DXtrade permission (e.g.
+#:                         register/update users).
 #: 429                     RateLimited (``retryAfter`` from the header)
 #: 5xx                     UpstreamUnavailable, outcome UNKNOWN: the platform may have
 #:                         applied the request.  Money writes carry our client-generated
@@ -365,7 +369,7 @@ class DxTradeClient:
                 params=params,
                 headers=headers,
             )
-            if response.status_code == 401 and stale is None:
+            if response.status_code in SESSION_ENDED and stale is None:
                 stale = token  # expired or revoked: log in again once and repeat
                 continue
             if response.status_code == 429 and read and not retried_rate:

@@ -6,8 +6,9 @@ sandbox on another port, attached to the gateway so its dxFeed callbacks reach t
 plugin's webhook route.  Everything goes over real sockets.  The session shares one
 sandbox: tests create their own users (unique logins) instead of relying on seeded
 balances.  The small helpers below are plain functions.  ``cash_id_repeat``,
-``etag_checks`` and ``disable_route`` run a test under each alternative of a rule
-the vendor facts only infer (``ruled`` changes the sandbox's rules for a block).
+``etag_checks``, ``expired_session_status`` and ``disable_route`` run a test under each
+alternative of a rule the vendor facts only infer (``ruled`` changes the sandbox's
+rules for a block).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest_asyncio
 import websockets
 from brokergraph_dxtrade.sandbox import (
     CASH_ID_REPEATS,
+    EXPIRED_SESSION_STATUSES,
     MISSING_ROUTE_STATUSES,
     CashIdRepeat,
     DxTradeSandbox,
@@ -105,6 +107,15 @@ def cash_id_repeat(
 def etag_checks(request: pytest.FixtureRequest, dx_sandbox: DxTradeSandbox) -> Iterator[bool]:
     """A stale ``If-Match``: 412, or simply overwritten."""
     with ruled(dx_sandbox, etag_checks=request.param):
+        yield request.param
+
+
+@pytest.fixture(params=EXPIRED_SESSION_STATUSES)
+def expired_session_status(
+    request: pytest.FixtureRequest, dx_sandbox: DxTradeSandbox
+) -> Iterator[int]:
+    """What a session token DXtrade ended answers: 401, or 403."""
+    with ruled(dx_sandbox, expired_session_status=request.param):
         yield request.param
 
 

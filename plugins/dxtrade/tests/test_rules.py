@@ -41,6 +41,7 @@ from gateway.contract import (
     MoneyMovement,
     ReactivateTraderRequest,
     UpstreamError,
+    UpstreamRejected,
 )
 from gateway.testing import open_connector
 
@@ -244,6 +245,52 @@ async def test_status_changes_keep_a_concurrent_update(
         ]
         assert client.status == "OFFLINE"
         assert dx_sandbox.state.account("default", account.partition(":")[2]).terminal
+
+
+# -- an ended session -------------------------------------------------------------------------
+
+
+def logins(sandbox: DxTradeSandbox) -> int:
+    return sum(n for route, n in sandbox.calls.items() if route.endswith("/login"))
+
+
+async def test_an_ended_session_logs_in_again_once(
+    connector: DxTradeConnector, dx_sandbox: DxTradeSandbox, expired_session_status: int
+) -> None:
+    """DXtrade ended the connector's sessions (a restart, a logout): whether it then
+    answers 401 or 403, the refused call is repeated after one fresh login."""
+    _, account = new_user(dx_sandbox)
+    await connector.deposit(movement(account, f"warm-{uuid.uuid4()}", "1"))
+    (await connector.get_accounts([account]))[0]  # both surfaces' sessions open
+    dx_sandbox.sessions.clear()
+    before = logins(dx_sandbox)
+    key = f"dep-{uuid.uuid4()}"
+    assert (await connector.deposit(movement(account, key))).id == key
+    (found,) = await connector.get_accounts([account])
+    assert found is not None and found.balance is not None
+    assert found.balance.amount == Decimal("1026.50")
+    assert logins(dx_sandbox) == before + 2  # one per surface
+    assert len(dx_sandbox.state.applied(key)) == 1
+
+
+async def test_a_missing_permission_costs_one_login_then_is_refused(
+    connector: DxTradeConnector, dx_sandbox: DxTradeSandbox
+) -> None:
+    """A 403 that is a real refusal: one fresh login (it might have been an ended
+    session), the same refusal, UPSTREAM_REJECTED, nothing applied."""
+    _, account = new_user(dx_sandbox)
+    await connector.deposit(movement(account, f"warm-{uuid.uuid4()}", "1"))
+    permissions = dx_sandbox.state.permissions[("default", "crm-admin")]
+    permissions.discard("REGISTER")
+    try:
+        before = logins(dx_sandbox)
+        key = f"dep-{uuid.uuid4()}"
+        with pytest.raises(UpstreamRejected):
+            await connector.deposit(movement(account, key))
+        assert logins(dx_sandbox) == before + 1
+        assert dx_sandbox.state.applied(key) == []
+    finally:
+        permissions.add("REGISTER")
 
 
 # -- the disable route -----------------------------------------------------------------------

@@ -4,6 +4,7 @@ dxsca-web (``/dxsca-web``) REST APIs, with dxFeed subscriptions and signed callb
 from brokergraph_dxtrade.sandbox.dxfeed import WEBHOOK_PATH, Delivery, sign
 from brokergraph_dxtrade.sandbox.rules import (
     CASH_ID_REPEATS,
+    EXPIRED_SESSION_STATUSES,
     LOGIN_ON_BEHALF,
     MISSING_ROUTE_STATUSES,
     CashIdRepeat,
@@ -14,6 +15,7 @@ from brokergraph_dxtrade.sandbox.server import DEFAULT_WEBHOOK_SECRET, DxTradeSa
 __all__ = [
     "CASH_ID_REPEATS",
     "DEFAULT_WEBHOOK_SECRET",
+    "EXPIRED_SESSION_STATUSES",
     "LOGIN_ON_BEHALF",
     "MISSING_ROUTE_STATUSES",
     "WEBHOOK_PATH",

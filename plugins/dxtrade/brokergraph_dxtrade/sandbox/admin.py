@@ -76,7 +76,7 @@ async def ping(request: Request, ctx: Context) -> Any:
     token = token_of(request.headers)
     if token is None:
         raise unauthorized("ping extends a session token: send Authorization: DXAPI <token>")
-    ctx.sessions.ping(token)
+    ctx.sessions.ping(token, ctx.state.rules.expired_session_status)
     return {"sessionToken": token, "timeout": ctx.sessions.timeout_ms}
 
 

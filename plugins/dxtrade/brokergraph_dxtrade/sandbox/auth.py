@@ -115,17 +115,18 @@ class Sessions:
         )
         return token
 
-    def get(self, token: str) -> Principal:
+    def get(self, token: str, ended: int = 401) -> Principal:
+        """The session's principal; an unknown or expired token answers ``ended``
+        (``rules.expired_session_status``: 401, or 403 as some hosts do)."""
         session = self._sessions.get(token)
-        if session is None:
-            raise unauthorized("unknown or logged-out session token")
-        if time.monotonic() >= session.expires_at:
+        if session is None or time.monotonic() >= session.expires_at:
             self.close(token)
-            raise unauthorized("the session token has expired")
+            message = "unknown, logged-out or expired session token"
+            raise unauthorized(message) if ended == 401 else forbidden(message, "SESSION_ENDED")
         return session.principal
 
-    def ping(self, token: str) -> None:
-        self.get(token)
+    def ping(self, token: str, ended: int = 401) -> None:
+        self.get(token, ended)
         self._sessions[token].expires_at = time.monotonic() + self.timeout_ms / 1000
 
     def close(self, token: str) -> None:
@@ -157,7 +158,7 @@ class Sessions:
         scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
         credentials = credentials.strip()
         if scheme.upper() == "DXAPI" and credentials:
-            return self.get(credentials)
+            return self.get(credentials, state.rules.expired_session_status)
         if scheme.lower() == "basic" and credentials:
             try:
                 decoded = base64.b64decode(credentials, validate=True).decode()

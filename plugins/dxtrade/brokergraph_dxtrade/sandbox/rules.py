@@ -12,6 +12,8 @@ one of them and nothing safe may depend on the guess:
 * ``etag_checks``: B7 [O] says a user update *accepts* ``If-Match``; that a stale one is
   refused with 412 is [I].  ``True``: 412 on a stale ETag; ``False``: the header is
   ignored and the update simply overwrites.
+* ``expired_session_status``: B7 [I] says an expired session answers 401; a host may
+  as well answer 403 to a token it no longer knows.
 * ``disable_route``: seed 004's ``…/disable-user-and-terminate-accounts`` is in no
   vendor document (B3 "Known gaps").  ``None``: the sandbox serves it; ``404``,
   ``405`` or ``400``: the answers a host without it could give to a POST there.
@@ -24,6 +26,8 @@ from typing import Literal
 
 CashIdRepeat = Literal["replay", "conflict", "apply"]
 CASH_ID_REPEATS: tuple[CashIdRepeat, ...] = ("replay", "conflict", "apply")
+#: What a host may answer to a session token it no longer knows.
+EXPIRED_SESSION_STATUSES: tuple[int, ...] = (401, 403)
 #: What a host without the disable route may answer to a POST on it.
 MISSING_ROUTE_STATUSES: tuple[int, ...] = (404, 405, 400)
 
@@ -39,17 +43,21 @@ class Rules:
 
     cash_id_repeat: CashIdRepeat = "replay"
     etag_checks: bool = True
+    expired_session_status: int = 401
     disable_route: int | None = None
 
     def __post_init__(self) -> None:
         if self.cash_id_repeat not in CASH_ID_REPEATS:
             raise ValueError(f"cash_id_repeat must be one of {CASH_ID_REPEATS}")
+        if self.expired_session_status not in EXPIRED_SESSION_STATUSES:
+            raise ValueError(f"expired_session_status must be one of {EXPIRED_SESSION_STATUSES}")
         if self.disable_route is not None and self.disable_route not in MISSING_ROUTE_STATUSES:
             raise ValueError(f"disable_route must be None or one of {MISSING_ROUTE_STATUSES}")
 
 
 __all__ = [
     "CASH_ID_REPEATS",
+    "EXPIRED_SESSION_STATUSES",
     "LOGIN_ON_BEHALF",
     "MISSING_ROUTE_STATUSES",
     "REGISTER",

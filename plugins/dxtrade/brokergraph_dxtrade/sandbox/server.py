@@ -18,7 +18,7 @@ from brokergraph_dxtrade.sandbox.auth import Sessions
 from brokergraph_dxtrade.sandbox.context import Api, Context
 from brokergraph_dxtrade.sandbox.dxfeed import WEBHOOK_PATH, CallbackSender, Delivery
 from brokergraph_dxtrade.sandbox.errors import DxError, forbidden, unavailable
-from brokergraph_dxtrade.sandbox.rules import Rules
+from brokergraph_dxtrade.sandbox.rules import REGISTER, Rules
 from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, ADMIN_PASSWORD
 from brokergraph_dxtrade.sandbox.state import DxState, FeedEvent
 from brokergraph_dxtrade.sandbox.wire import DxJSONResponse
@@ -239,7 +239,9 @@ class DxTradeSandbox(AsgiSandbox):
                     raise unavailable(status)
                 if api.access != "none":
                     ctx.caller = self.sessions.authenticate(ctx.state, request.headers)
-                    if api.access == "admin" and not ctx.caller.admin:
+                    # Checked live: a permission revoked meanwhile refuses an open session.
+                    granted = ctx.state.permissions.get(ctx.caller.key, set())
+                    if api.access == "admin" and REGISTER not in granted:
                         raise forbidden("the user lacks the register permission")
                     if api.read:
                         self.sessions.count_read(ctx.caller)
