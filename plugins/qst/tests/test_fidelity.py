@@ -37,6 +37,7 @@ RULES = {
     "buying power and max order size": "inferred",
     "replacement a new order number": "inferred",
     "every account of the user": "inferred",
+    "the other statuses' texts": "inferred",
     "password sent as a hash": "inferred",
     "close 4101": "inferred",
     "close 4102": "inferred",

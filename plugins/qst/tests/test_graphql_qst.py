@@ -663,3 +663,44 @@ async def test_a_password_hashed_otherwise_than_qst_expects_is_a_clear_refusal(
         assert "Invalid username or password" in error["message"]
         assert sandbox.requests["PlaceOrderRequest"] == 0, "nothing was sent"
         assert sandbox.requests["LoginRequest"] == 1, "a refused login is not retried at once"
+
+
+#: The order-status codes of QST's JSON API (its list has no code for "filled").
+JSON_API_STATUS_CODES = {
+    "New Order": "PN",
+    "Working": "N",
+    "Canceled": "CXL",
+    "Rejected": "RJ",
+    "Expired": "E",
+}
+
+
+async def test_order_statuses_as_the_json_api_codes_them_read_the_same(tmp_path: Path) -> None:
+    """Only "New Order" is a documented status text [V]; should QST's order routing send
+    the codes of its JSON API instead [I], every status still reads right."""
+    async with (
+        started_sandbox(tick_seconds=0, status_texts=JSON_API_STATUS_CODES) as sandbox,
+        qst_gateway_on(sandbox, tmp_path) as gateway,
+        subscribe(gateway, "297999") as events,
+    ):
+        await events.wait_for(lambda e: True, "the snapshot")
+        order = (await place(gateway, "1000"))["order"]
+        await events.wait_order(order["externalId"], "WORKING")
+        cancelled = await gateway.data(CANCEL, {"id": order["id"]}, token="client")
+        assert cancelled["cancelOrder"]["order"]["status"] == "CANCELLED"
+        refused = await gateway.data(PLACE, {"input": limit_input("1000.10")}, token="client")
+        assert refused["placeOrder"]["errors"][0]["message"] == "Invalid price: 1000.10"
+        filled = (await place(gateway, "6000"))["order"]  # at the market: fills at once
+        await events.wait_order(filled["externalId"], "FILLED")
+        wire_statuses = {o.status for o in sandbox.book.orders.values()}
+        assert wire_statuses == {"Canceled", "Rejected", "Filled"}, "the book's own texts"
+        book = await gateway.data(BOOK, {"id": account_gid("297999")}, token="client")
+        statuses = {o["externalId"]: o["status"] for o in book["account"]["orders"]}
+        assert statuses[order["externalId"]] == "CANCELLED"
+        assert statuses[filled["externalId"]] == "FILLED"
+        assert "REJECTED" in statuses.values()
+        sell = {**limit_input("6000"), "side": "SELL"}  # flat again
+        await gateway.data(PLACE, {"input": sell}, token="client")
+    check_sequences(events)
+    seen = {e["order"]["status"] for e in events.events if e["order"]}
+    assert {"PENDING", "WORKING", "CANCELLED", "FILLED"} <= seen

@@ -19,6 +19,8 @@ Phases: CONNECTED -> (LoginRequest ok) LOGGED_IN -> (OELoginRequest ok) OE_LOGGE
 * PlaceOrderResponse and CancelReplaceOrderResponse carry the new order's number [D];
   with ``order_number_in_response`` off they do not (QST's workflow reads the order book
   "to get the id of last placed request" [V]).
+* Order statuses are display texts ("New Order", "Working", ...) [V for "New Order"];
+  ``status_texts`` renames them on the wire (e.g. to the JSON API's codes) [I].
 * A cancel-replace gives the order a new number [D]; with ``replace_keeps_number`` the
   order keeps its number and changes in place (QST does not say which) [I].
 * A pending fault (``fail_next``/``drop_next``) is taken by the next request of a
@@ -37,6 +39,7 @@ from brokergraph_qst._proto import order_routing_pb2 as pb
 from brokergraph_qst.sandbox.book import (
     Book,
     Event,
+    Order,
     OrderEvent,
     Outcome,
     PositionEvent,
@@ -97,6 +100,7 @@ class Hub(Protocol):
     echo_request_id: bool
     order_number_in_response: bool
     replace_keeps_number: bool
+    status_texts: dict[str, str]
     reordered_responses: int
     max_in_flight: int
 
@@ -186,8 +190,7 @@ class ConnectionHandler:
     def deliver(self, event: Event) -> None:
         """Send one book event as notifications (an Order is always followed by its text)."""
         if isinstance(event, OrderEvent):
-            price = self.hub.book.market.prices.get(event.order.contract)
-            self._notify(pb.OrderEntryNotification(order=order_message(event.order, price)), event)
+            self._notify(pb.OrderEntryNotification(order=self._order(event.order)), event)
             self._text(event)
         elif isinstance(event, TextEvent):
             self._text(event)
@@ -198,6 +201,11 @@ class ConnectionHandler:
             self._notify(pb.OrderEntryNotification(account_information=info))
 
     # -- plumbing ---------------------------------------------------------------------
+
+    def _order(self, order: Order) -> pb.Order:
+        message = order_message(order, self.hub.book.market.prices.get(order.contract))
+        message.status = self.hub.status_texts.get(order.status, order.status)
+        return message
 
     def _respond(self, message: pb.ServerMessage) -> None:
         if not self.hub.echo_request_id:
@@ -321,10 +329,7 @@ class ConnectionHandler:
         response = pb.OrderBookResponse(
             oe_provider=PROVIDER,
             net_positions=[position_message(p) for p in book.positions_of(account)],
-            orders=[
-                order_message(o, book.market.prices.get(o.contract))
-                for o in book.orders_of(account)
-            ],
+            orders=[self._order(o) for o in book.orders_of(account)],
         )
         self._respond(pb.ServerMessage(request_id=request_id, order_book=response))
 

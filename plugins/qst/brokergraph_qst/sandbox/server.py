@@ -33,6 +33,8 @@ QST's own knobs:
   carry no order number (the documented workflow reads it from the order book) [I].
 * ``replace_keeps_number`` - on: a cancel-replace changes the order in place, keeping
   its number, instead of giving the replacement a new one [I].
+* ``status_texts`` - order status display texts renamed on the wire, e.g. to the codes
+  of QST's JSON API ({"Working": "N", "Canceled": "CXL", ...}) [I].
 * ``hash_scheme`` - how logins must hash the password: "sha256" (hex, our reading
   of QST's "hash_password" [I]) or "md5".
 * ``notify_current_account_only`` - on: a user's connection gets the notifications of
@@ -94,6 +96,7 @@ class QstSandbox(Sandbox):
         replace_keeps_number: bool = False,
         notify_current_account_only: bool = False,
         hash_scheme: str = "sha256",
+        status_texts: Mapping[str, str] | None = None,
     ) -> None:
         if hash_scheme not in HASH_SCHEMES:
             raise ValueError(f"hash_scheme must be one of {HASH_SCHEMES}")
@@ -108,6 +111,7 @@ class QstSandbox(Sandbox):
             replace_keeps_number,
             notify_current_account_only,
             hash_scheme,
+            dict(status_texts or {}),
         )
         self.latency_seconds = latency_seconds
         self.response_jitter_seconds = response_jitter_seconds
@@ -118,6 +122,7 @@ class QstSandbox(Sandbox):
         self.replace_keeps_number = replace_keeps_number
         self.notify_current_account_only = notify_current_account_only
         self.withheld_notifications = 0
+        self.status_texts: dict[str, str] = dict(status_texts or {})
         self.reordered_responses = 0
         self.max_in_flight = 0
         self.on_emit: Callable[[str, float], None] | None = None
@@ -209,7 +214,9 @@ class QstSandbox(Sandbox):
 
     def reset(self) -> None:
         """Every knob back to its constructor value; pending faults forgotten (see above)."""
-        latency, jitter, tick, limit, echo, numbered, keeps, current_only, scheme = self._knobs
+        latency, jitter, tick, limit, echo, numbered, keeps, current_only, scheme, texts = (
+            self._knobs
+        )
         self.latency_seconds = latency
         self.response_jitter_seconds = jitter
         self.tick_seconds = tick
@@ -219,6 +226,7 @@ class QstSandbox(Sandbox):
         self.replace_keeps_number = keeps
         self.notify_current_account_only = current_only
         self.book.hash_scheme = scheme
+        self.status_texts = dict(texts)
         self.on_emit = None
         self._faults.clear()
         self._jitter = random.Random(self.seed)  # noqa: S311 - delays, not secrets
