@@ -136,9 +136,10 @@ def check_fidelity_table(
 ) -> None:
     """Assert *readme*'s fidelity table is well formed and every named test exists.
 
-    ``tests/<file>.py`` in a row is the file ``<file>.py`` under *tests_root* (the
-    plugin's ``tests`` directory).  *required* maps a rule's short name (a
-    case-insensitive substring of a rule cell) to the tag its row must carry.
+    ``tests/<file>.py`` in a row is the file ``<file>.py`` under *tests_root*, the
+    plugin's ``tests`` directory (or ``tests/<file>.py`` under it, should *tests_root*
+    be the plugin's root).  *required* maps a rule's short name (a case-insensitive
+    substring of a rule cell) to the tag its row must carry.
     """
     rows = read_fidelity_table(readme)
     defined: dict[Path, set[str]] = {}
@@ -148,6 +149,8 @@ def check_fidelity_table(
             match = _TEST_REF.fullmatch(ref)
             assert match is not None  # read_fidelity_table only keeps full matches
             path = tests_root / match.group("file")
+            if not path.is_file() and (tests_root / "tests" / match.group("file")).is_file():
+                path = tests_root / "tests" / match.group("file")
             if not path.is_file():
                 problems.append(f"{readme}:{row.line}: {ref}: no file {path}")
                 continue

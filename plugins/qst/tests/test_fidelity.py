@@ -14,8 +14,8 @@ from gateway.testing.fidelity import check_fidelity_table, read_fidelity_table
 README = Path(__file__).resolve().parents[1] / "README.md"
 TESTS = Path(__file__).resolve().parent
 
-#: Rules of /work/shared/vendors/vendors-qst-qort.md (QST part) the sandbox mimics, by a
-#: phrase of their README row, with the tag the facts give them.
+#: Rules of the vendor research on QST the sandbox mimics, by a phrase of their README
+#: row, with the tag the research gives them.
 RULES = {
     # [V] in the vendor facts or the seed text (001)
     "out of order": "verified",
@@ -72,6 +72,7 @@ def test_the_checker_accepts_a_true_table_with_class_tests(tmp_path: Path) -> No
     row = f"| a \\| b | inferred | knob | {both} |"
     readme = write(tmp_path, [GOOD_ROW, row], tests)
     check_fidelity_table(readme, tmp_path / "tests", required={"a | b": "inferred"})
+    check_fidelity_table(readme, tmp_path)  # the plugin's root will do as well
     rows = read_fidelity_table(readme)
     assert [r.rule for r in rows] == ["answers out of order", "a | b"]
     assert rows[1].tests == ("tests/test_a.py::TestK::test_two", "tests/test_a.py::test_one")
