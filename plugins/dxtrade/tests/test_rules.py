@@ -19,11 +19,10 @@ import asyncio
 import base64
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -208,7 +207,7 @@ async def test_a_failed_settling_read_never_resends(
 # -- a stale If-Match ------------------------------------------------------------------------
 
 
-def rename(login: str) -> Any:
+def rename(login: str) -> Callable[[DxState], None]:
     """Another writer (a back-office user) renames ``login`` between our read and write."""
 
     def change(state: DxState) -> None:
