@@ -151,6 +151,7 @@ async def run_demo(
             f"brokergraph {__version__} demo is running",
             f"  GraphiQL:  {gateway.graphql_url}",
             *(f"  sandbox {s.name}: {s.url}" for s in sandboxes),
+            *_sandbox_ca_line(sandboxes),
             '  Tokens (GraphiQL > Headers: {"Authorization": "Bearer <token>"}):',
             *(f"    {role:8} {token}" for role, token in _demo_tokens(secret).items()),
             f"  The client token is partner {DEMO_CLIENT}; the manager sees broker {DEMO_BROKER}.",
@@ -160,6 +161,14 @@ async def run_demo(
         if ready is not None:
             ready.set()
         await _wait_for_signal()
+
+
+def _sandbox_ca_line(sandboxes: list[Sandbox]) -> list[str]:
+    """Where the sandboxes' throwaway CA is, for calling a sandbox (HTTPS/WSS) by hand."""
+    certificate = next((s.certificate for s in sandboxes if s.certificate is not None), None)
+    if certificate is None:
+        return []
+    return [f"  Sandbox CA (curl --cacert): {certificate.ca_file}"]
 
 
 # --------------------------------------------------------------------------- schema

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import abc
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from gateway.sandbox_tls import SandboxCertificate, sandbox_certificate
 
 if TYPE_CHECKING:
     from gateway.store import Store
@@ -35,9 +38,17 @@ class Sandbox(abc.ABC):
 
     The demo starts every registered sandbox and hands ``connector_settings()`` to
     the connector of the same ``name``, so a newcomer sees real data at once.
+
+    Like the vendors, a sandbox speaks TLS (``https://``, ``wss://``) with the
+    process's throwaway certificate (:func:`~gateway.sandbox_tls.sandbox_certificate`);
+    its ``connector_settings`` carry :meth:`tls_settings`, the CA to trust.  Plain
+    ``http://``/``ws://`` only when ``plaintext`` is set before start.
     """
 
     name: ClassVar[str]
+    #: Serve without TLS (set before :meth:`start`); the connector must then be told
+    #: ``allow_plaintext`` (which :meth:`tls_settings` does).
+    plaintext: bool = False
 
     @abc.abstractmethod
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -55,6 +66,24 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def connector_settings(self) -> Mapping[str, Any]:
         """The connector settings section that points a connector at this sandbox."""
+
+    @property
+    def certificate(self) -> SandboxCertificate | None:
+        """The certificate served (the process's throwaway one), None when ``plaintext``."""
+        return None if self.plaintext else sandbox_certificate()
+
+    def tls_settings(self) -> Mapping[str, Any]:
+        """The TLS part of :meth:`connector_settings`: the CA file to trust, or, for a
+        ``plaintext`` sandbox, the explicit permission to speak plain HTTP/WS."""
+        certificate = self.certificate
+        if certificate is None:
+            return {"allow_plaintext": True}
+        return {"ca_file": str(certificate.ca_file)}
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting the sandbox CA, for code that calls a sandbox directly
+        (``httpx.AsyncClient(verify=...)``, ``websockets.connect(ssl=...)``)."""
+        return sandbox_certificate().client_context()
 
     async def __aenter__(self) -> Self:
         """Start on a free local port: ``async with MySandbox() as sandbox: ...``."""

@@ -70,6 +70,11 @@ def test_demo_serves_graphql_and_prints_tokens(tmp_path: Path) -> None:
         url = re.search(r"GraphiQL:\s+(\S+)", output)
         tokens = dict(re.findall(r"^\s+(admin|manager|client)\s+(\S+)$", output, re.M))
         assert url and set(tokens) == {"admin", "manager", "client"}, output
+        # The sandboxes speak TLS as the vendors do, and the demo says which CA to trust.
+        sandboxes = re.findall(r"^\s+sandbox \w+: (\w+)://", output, re.M)
+        assert sandboxes and set(sandboxes) <= {"https", "wss"}, output
+        ca_file = re.search(r"Sandbox CA \(curl --cacert\): (\S+)", output)
+        assert ca_file and Path(ca_file.group(1)).is_file(), output
         response = httpx.post(
             url.group(1),
             json={"query": "{ viewer { role } }"},

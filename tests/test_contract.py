@@ -108,6 +108,7 @@ PINNED_CONTRACT = [
     "TaxKind",
     "TaxRequest",
     "TimeInForce",
+    "TlsSettings",
     "TokenSession",
     "Trader",
     "TraderProvisioning",
@@ -157,7 +158,9 @@ PINNED_SANDBOX_FACE = [
     "DemoLink",
     "Misbehaving",
     "Sandbox",
+    "SandboxCertificate",
     "ServedApp",
+    "sandbox_certificate",
     "serve_asgi",
 ]
 

@@ -247,6 +247,7 @@ class CounterSandbox(AsgiSandbox):
 
     name = "acme"
     display_name = "the acme sandbox"
+    plaintext = True  # these tests call it with bare clients; tests/test_sandbox_tls.py has TLS
 
     def __init__(self) -> None:
         super().__init__()

@@ -81,6 +81,7 @@ from gateway.contract._services import (
     PluginServices,
 )
 from gateway.contract._settings import ConnectorSettings, Secret, SettingsError, reveal, setting
+from gateway.contract._tls import TlsSettings
 from gateway.contract._token_session import IssuedToken, TokenSession
 from gateway.contract._transport import may_have_arrived, transport_error
 from gateway.contract._upstream_cost import UpstreamCost
@@ -231,6 +232,7 @@ __all__ = [
     "TaxKind",
     "TaxRequest",
     "TimeInForce",
+    "TlsSettings",
     "TokenSession",
     "Trader",
     "TraderProvisioning",

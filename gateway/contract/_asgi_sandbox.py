@@ -1,7 +1,8 @@
 """An HTTP sandbox in a few lines: the vendor's ASGI app, served, with the standard knobs.
 
-Every HTTP sandbox needs the same frame — start on a free port, stop, know its
-URL — and the same ways to misbehave, which the conformance kit drives without
+Every HTTP sandbox needs the same frame — start on a free port over HTTPS with the
+process's sandbox certificate (plain HTTP only when ``plaintext`` is set), stop,
+know its URL — and the same ways to misbehave, which the conformance kit drives without
 knowing the vendor:
 
 * ``latency_seconds`` — every request waits this long first;
@@ -76,8 +77,15 @@ class AsgiSandbox(Sandbox):
         return b'{"error":"sandbox failure (fail_next)"}', "application/json"
 
     def serve_options(self) -> Mapping[str, Any]:
-        """Extra uvicorn options for :meth:`start` (e.g. ``ssl_certfile`` for HTTPS)."""
-        return {}
+        """Extra uvicorn options for :meth:`start`: by default the sandbox certificate
+        (HTTPS), none when ``plaintext``; override to serve another certificate."""
+        certificate = self.certificate
+        if certificate is None:
+            return {}
+        return {
+            "ssl_certfile": str(certificate.cert_file),
+            "ssl_keyfile": str(certificate.key_file),
+        }
 
     def reset_state(self) -> None:
         """Restore the seeded data and clear the vendor's counters; called by :meth:`reset`."""

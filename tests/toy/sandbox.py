@@ -64,6 +64,8 @@ class ToySandbox(AsgiSandbox):
 
     name: ClassVar[str] = "toy"
     display_name: ClassVar[str] = "the toy sandbox"
+    #: The toy stands for no vendor and its connector speaks plain HTTP (no TLS settings).
+    plaintext = True
 
     def __init__(self) -> None:
         super().__init__()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -164,8 +165,11 @@ class WebServicesClient:
         manager_password: str,
         timeout_seconds: float = 10.0,
         max_connections: int = 20,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``verify``: the TLS context checking cTrader (``CTraderSettings.ssl_context()``)."""
         self._base_url = base_url.rstrip("/")
+        self._verify = verify
         self._login = manager_login
         self._password_hash = md5_hex(manager_password)
         self._timeout = timeout_seconds
@@ -183,6 +187,7 @@ class WebServicesClient:
             timeout=self._timeout,
             headers={"Accept": "application/json"},
             limits=httpx.Limits(max_connections=self._max_connections),
+            verify=self._verify,
         )
 
     async def close(self) -> None:

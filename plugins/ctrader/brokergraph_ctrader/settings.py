@@ -3,7 +3,9 @@
 Read by the contract's :class:`~gateway.contract.ConnectorSettings`: an unknown key
 (a typo such as ``timout_seconds``) stops the connector at start, the manager
 ``login`` may be given as a digits string (environment variables are strings), and
-the password arrives as a ``Secret`` and is revealed only here.
+the password arrives as a ``Secret`` and is revealed only here.  The TLS keys
+(``verify_tls``, ``ca_file``, ``allow_plaintext``) come from
+:class:`~gateway.contract.TlsSettings`: cTrader is HTTPS-only.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from gateway.contract import ConnectorSettings, setting
+from gateway.contract import TlsSettings, setting
 
 __all__ = ["CTraderSettings"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CTraderSettings(ConnectorSettings):
+class CTraderSettings(TlsSettings):
     """What the connector needs; defaults follow cTrader's guidance (see the README)."""
 
     url: str

@@ -168,7 +168,7 @@ def test_error_table() -> None:
 
 
 def test_settings_refuse_typos_and_take_a_digits_login() -> None:
-    section = {"url": "http://x", "login": "30017", "password": "p", "broker_name": "B"}
+    section = {"url": "https://x", "login": "30017", "password": "p", "broker_name": "B"}
     settings = CTraderSettings.from_section("ctrader", section)
     assert (settings.login, settings.default_currency, settings.is_live) == (30017, "USD", True)
     with pytest.raises(

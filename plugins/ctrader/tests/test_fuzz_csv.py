@@ -526,7 +526,8 @@ async def fuzz_sandbox() -> AsyncIterator[CTraderSandbox]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def sandbox_http(fuzz_sandbox: CTraderSandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=fuzz_sandbox.url, timeout=30) as http:
+    verify = fuzz_sandbox.client_ssl_context()
+    async with httpx.AsyncClient(base_url=fuzz_sandbox.url, timeout=30, verify=verify) as http:
         password_md5 = hashlib.md5(b"manager-pass").hexdigest()
         token = await http.post(
             f"{WEBSERV}/managers/token",

@@ -440,7 +440,9 @@ async def _bulk_accounts(sandbox: CTraderSandbox, count: int) -> list[str]:
     """``count`` new traders, created over the sandbox's own HTTP API."""
     settings = sandbox.connector_settings()
     async with httpx.AsyncClient(
-        base_url=sandbox.url, headers={"Accept": "application/json"}
+        base_url=sandbox.url,
+        headers={"Accept": "application/json"},
+        verify=sandbox.client_ssl_context(),
     ) as http:
         token_reply = await http.post(
             "/v2/webserv/managers/token",

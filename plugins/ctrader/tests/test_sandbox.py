@@ -25,7 +25,7 @@ from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_ctrader.sandbox.market import BY_NAME, rate
 from brokergraph_ctrader.sandbox.state import State
 
-from gateway.contract.sandbox import DemoLink
+from gateway.contract.sandbox import DemoLink, sandbox_certificate
 
 JSON = {"Accept": "application/json"}
 WEBSERV = "/v2/webserv"
@@ -138,7 +138,8 @@ async def sandbox() -> AsyncIterator[CTraderSandbox]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def http(sandbox: CTraderSandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sandbox.url, timeout=30) as client:
+    verify = sandbox.client_ssl_context()
+    async with httpx.AsyncClient(base_url=sandbox.url, timeout=30, verify=verify) as client:
         yield client
 
 
@@ -170,13 +171,14 @@ def limited(http: httpx.AsyncClient, tokens: dict[int, str]) -> Api:
 
 def test_settings_and_demo_links(sandbox: CTraderSandbox) -> None:
     assert sandbox.name == "ctrader"
-    assert sandbox.url.startswith("http://127.0.0.1:")
+    assert sandbox.url.startswith("https://127.0.0.1:")
     assert sandbox.connector_settings() == {
         "url": sandbox.url,
         "login": 30017,
         "password": "manager-pass",
         "broker_name": "DEMOBROKER",
         "environment": "demo",
+        "ca_file": str(sandbox_certificate().ca_file),
     }
     assert list(sandbox.demo_links()) == [
         DemoLink("DEMO-001", "trader", "1001"),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -235,7 +236,9 @@ class DxTradeClient:
         reads_per_second: int = 10,
         dxfeed_url: str | None = None,
         dxfeed_token: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``verify``: the TLS context checking DXtrade (``DxTradeSettings.ssl_context()``)."""
         self._username = username
         self._domain = domain
         self._password = password
@@ -246,6 +249,7 @@ class DxTradeClient:
             timeout=httpx.Timeout(timeout_seconds),
             headers={"Accept": "application/json"},
             follow_redirects=False,
+            verify=verify,
         )
         # DXtrade extends a live session with a ping (B2) rather than opening another.
         self._sessions = {

@@ -1,16 +1,18 @@
 """The ``[connectors.dxtrade]`` settings section, read and checked once.
 
 Both the connector and the webhook route read it, so the route verifies callbacks
-with exactly the secret the connector was configured with.
+with exactly the secret the connector was configured with.  The TLS keys
+(``verify_tls``, ``ca_file``, ``allow_plaintext``) come from
+:class:`~gateway.contract.TlsSettings` and cover ``url`` and ``dxfeed_url`` alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from gateway.contract import ConnectorSettings, Secret, SettingsError
+from gateway.contract import Secret, SettingsError, TlsSettings
 
 __all__ = ["DxTradeSettings"]
 
@@ -19,7 +21,7 @@ MIN_WEBHOOK_SECRET = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DxTradeSettings(ConnectorSettings):
+class DxTradeSettings(TlsSettings):
     """What the connector and the webhook need (defaults in the README's table).
 
     The password and the secrets stay wrapped in :class:`Secret`, so printing the
@@ -46,6 +48,8 @@ class DxTradeSettings(ConnectorSettings):
     use_disable_route: bool = True
     #: Concurrent dxweb calls of one batch (dxweb reads one user/account per call).
     concurrency: int = 8
+
+    url_settings: ClassVar[tuple[str, ...]] = ("url", "dxfeed_url")
 
     @property
     def webhook_secrets(self) -> tuple[str, ...]:

@@ -50,6 +50,7 @@ def make_client(sandbox: DxTradeSandbox, **overrides: Any) -> DxTradeClient:
         "domain": "default",
         "password": "crm-pass",
         "dxfeed_token": sandbox.webhook_secret,
+        "verify": sandbox.client_ssl_context(),
     }
     settings.update(overrides)
     return DxTradeClient(**settings)

@@ -84,10 +84,11 @@ async def user_login(
     gateway: TestGateway, sandbox: DxTradeSandbox, login: str, password: str
 ) -> httpx.Response:
     """The user's own login on dxsca-web (DxTradeXT gates it on dxFeed, seed 004 §2.2)."""
-    return await gateway.http.post(
-        f"{sandbox.url}/dxsca-web/login",
-        json={"username": login, "domain": "default", "password": password},
-    )
+    async with httpx.AsyncClient(verify=sandbox.client_ssl_context(), timeout=60) as http:
+        return await http.post(
+            f"{sandbox.url}/dxsca-web/login",
+            json={"username": login, "domain": "default", "password": password},
+        )
 
 
 async def create_crm_user(gateway: TestGateway, partner: str = "DEMO-001") -> dict[str, Any]:

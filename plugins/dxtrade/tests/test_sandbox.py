@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.contract.sandbox import sandbox_certificate
+
 ADMIN = {"username": "crm-admin", "domain": "default", "password": "crm-pass"}
 ALICE_FEED = "6ddbec14-dd36-4358-adbb-80421d044ba3"
 REG = "/dxweb/rest/api/register"
@@ -141,7 +143,8 @@ def _fresh(sandbox: DxTradeSandbox, receiver: Receiver) -> None:
 
 @pytest.fixture
 async def http(sandbox: DxTradeSandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sandbox.url, timeout=10) as client:
+    verify = sandbox.client_ssl_context()
+    async with httpx.AsyncClient(base_url=sandbox.url, timeout=10, verify=verify) as client:
         yield client
 
 
@@ -210,7 +213,8 @@ async def test_session_expires_and_ping_extends_it() -> None:
     box = DxTradeSandbox(session_timeout_ms=1000)
     await box.start()
     try:
-        async with httpx.AsyncClient(base_url=box.url, timeout=10) as http:
+        verify = box.client_ssl_context()
+        async with httpx.AsyncClient(base_url=box.url, timeout=10, verify=verify) as http:
             response = await http.post("/dxsca-web/login", json=ADMIN)
             assert response.json()["timeout"] == 1000
             token = response.json()["sessionToken"]
@@ -602,7 +606,8 @@ async def test_reads_are_rate_limited_per_session() -> None:
     box = DxTradeSandbox(reads_per_second=2)
     await box.start()
     try:
-        async with httpx.AsyncClient(base_url=box.url, timeout=10) as http:
+        verify = box.client_ssl_context()
+        async with httpx.AsyncClient(base_url=box.url, timeout=10, verify=verify) as http:
             first, second = dxapi(await login(http)), dxapi(await login(http))
             statuses = [
                 (await http.get("/dxsca-web/accounts/metrics", headers=first)).status_code
@@ -726,6 +731,7 @@ def test_contract_settings_and_demo_links(sandbox: DxTradeSandbox) -> None:
         "password": "crm-pass",
         "webhook_secret": DEFAULT_WEBHOOK_SECRET,
         "clearing_code": "default",
+        "ca_file": str(sandbox_certificate().ca_file),
     }
     links = {
         (link.partner_code, link.kind, link.external_id, link.trader_id)

@@ -26,7 +26,6 @@ import base64
 import dataclasses
 import logging
 import re
-import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -144,7 +143,7 @@ class QortClient:
         """``http`` (optional) is handed over: :meth:`close` closes it."""
         self.settings = settings
         self._http = http or httpx.AsyncClient(
-            timeout=settings.timeout_seconds, verify=_tls(settings.verify_tls)
+            timeout=settings.timeout_seconds, verify=settings.ssl_context()
         )
         self._wsdl_http: httpx.Client | None = None
         self._service: Any = None
@@ -396,13 +395,6 @@ def _qort_fault(fault: Any, operation: str) -> QortFault:
         operation=operation,
         server=server,
     )
-
-
-def _tls(verify: bool | str) -> bool | ssl.SSLContext:
-    """httpx's ``verify``: a CA bundle path becomes an SSLContext (httpx 0.28 wants one)."""
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return verify
 
 
 def _text(value: Any) -> str:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from gateway.contract import ConnectorSettings, Secret, SettingsError
+from gateway.contract import Secret, TlsSettings
 
 __all__ = ["QortSettings"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class QortSettings(ConnectorSettings):
+class QortSettings(TlsSettings):
     """The ``[connectors.qort]`` section (read with ``QortSettings.from_section``).
 
-    ``url`` is the module's base URL (``https://`` in production); the endpoint is
-    ``{url}/qort`` and the WSDL ``{url}/qort?wsdl`` unless ``endpoint``/``wsdl`` say
-    otherwise (``wsdl`` may be a local file).
+    ``url`` is the module's base URL (``https://``: the module is HTTPS-only); the
+    endpoint is ``{url}/qort`` and the WSDL ``{url}/qort?wsdl`` unless
+    ``endpoint``/``wsdl`` say otherwise (``wsdl`` may be a local file).  The TLS keys
+    (``verify_tls``, ``ca_file``, ``allow_plaintext``) come from
+    :class:`~gateway.contract.TlsSettings` and cover all three URLs.
     """
 
     url: str
@@ -26,8 +28,6 @@ class QortSettings(ConnectorSettings):
     endpoint: str | None = None
     wsdl: str | None = None
     timeout_seconds: float = 10.0
-    #: TLS: verify the server (default), or the path of a CA bundle to verify against.
-    verify_tls: bool | str = True
     #: After QORT answers BUSY (another application holds it), fail fast this long.
     busy_cooldown_seconds: float = 5.0
     #: Ping to keep the token alive; the interval defaults to a third of its lifetime.
@@ -40,13 +40,10 @@ class QortSettings(ConnectorSettings):
     agreement_type: str = "BA"  # ClientAgreeTypes.ShortName: brokerage agreement
     home_country: str = "RU"
 
+    url_settings: ClassVar[tuple[str, ...]] = ("url", "endpoint", "wsdl")
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", self.url.rstrip("/"))
-        verify: Any = self.verify_tls
-        if not isinstance(verify, bool) and not (isinstance(verify, str) and verify.strip()):
-            raise SettingsError(
-                "[connectors.qort] verify_tls must be true, false or the path of a CA bundle"
-            )
 
     @property
     def endpoint_url(self) -> str:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import subprocess
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +21,7 @@ from gateway.contract import (
     Conflict,
     InvalidInput,
     NotFound,
+    SettingsError,
     UpstreamBusy,
     UpstreamRejected,
     UpstreamTimeout,
@@ -41,7 +40,7 @@ async def raw_login(sandbox: QortSandbox, app: str = "backoffice-tool") -> httpx
     """A second application logging in with a hand-written envelope (not our client)."""
     login, password = {"backoffice-tool": ("backoffice", "bo-pass")}[app]
     body = SOAP_LOGIN.format(login=login, password=password, app=app)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=sandbox.client_ssl_context()) as http:
         return await http.post(
             f"{sandbox.url}/qort",
             content=body.encode(),
@@ -239,7 +238,7 @@ async def test_the_wsdl_is_loaded_once(sandbox: QortSandbox) -> None:
         if request.method == "GET":
             gets.append(str(request.url))
 
-    http = httpx.AsyncClient(event_hooks={"request": [count]})
+    http = httpx.AsyncClient(event_hooks={"request": [count]}, verify=sandbox.client_ssl_context())
     qort = QortClient(QortSettings.from_section("qort", sandbox.connector_settings()), http=http)
     try:
         for code in ("DEMO-001", "DEMO-002", "OTHER-001"):
@@ -305,7 +304,7 @@ async def test_wrong_credentials_and_unreachable_qort(
             await stranger.get_firm_packet("DEMO-001")
     finally:
         await stranger.close()
-    nowhere = QortClient(make_settings(url="http://127.0.0.1:9", keepalive=False))
+    nowhere = QortClient(make_settings(url="https://127.0.0.1:9", keepalive=False))
     try:
         with pytest.raises(UpstreamUnavailable, match="cannot be reached"):
             await nowhere.get_firm_packet("DEMO-001")
@@ -356,57 +355,46 @@ def test_record_errors_are_classified() -> None:
     ]
 
 
-@pytest.fixture
-def tls_files(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key (the cert is its own CA)."""
-    cert, key = tmp_path / "qort.pem", tmp_path / "qort.key"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-async def test_https_with_the_brokers_ca(tls_files: tuple[Path, Path]) -> None:
-    """QORT's module is reached over HTTPS in production: verify against a CA bundle."""
-    cert, key = tls_files
-    secure = QortSandbox(ssl_certfile=str(cert), ssl_keyfile=str(key))
-    await secure.start()
-    try:
-        assert secure.url.startswith("https://")
-        trusted = QortClient(
-            QortSettings.from_section(
-                "qort", {**secure.connector_settings(), "verify_tls": str(cert), "keepalive": False}
-            )
-        )
-        try:
-            packet = await trusted.get_firm_packet("DEMO-001")
-            assert packet is not None
-        finally:
-            await trusted.close()
-        untrusted = QortClient(
-            QortSettings.from_section("qort", {**secure.connector_settings(), "keepalive": False})
-        )
-        try:
-            with pytest.raises(UpstreamUnavailable, match="cannot be reached"):
-                await untrusted.get_firm_packet("DEMO-001")
-        finally:
-            await untrusted.close()
+async def test_https_with_the_ca_and_plain_http_only_when_allowed(sandbox: QortSandbox) -> None:
+    """QORT's module is HTTPS-only (ARQA): the connector verifies it against ``ca_file``
+    (the broker's CA; here the sandbox's), and speaks plain HTTP only if told to."""
+    assert sandbox.url.startswith("https://")
+    section = {k: v for k, v in sandbox.connector_settings().items() if k != "ca_file"}
+    untrusted = QortClient(QortSettings.from_section("qort", {**section, "keepalive": False}))
+    try:  # the system's trust store does not know the broker's CA
+        with pytest.raises(UpstreamUnavailable, match="cannot be reached"):
+            await untrusted.get_firm_packet("DEMO-001")
     finally:
-        await secure.stop()
+        await untrusted.close()
+    assert not sandbox.calls
+
+    plain = QortSandbox()
+    plain.plaintext = True
+    async with plain:
+        assert plain.url.startswith("http://")
+        with pytest.raises(SettingsError, match=r"\[connectors.qort\] url is plain http://"):
+            QortSettings.from_section("qort", {**section, "url": plain.url})
+        allowed = QortClient(
+            QortSettings.from_section("qort", {**plain.connector_settings(), "keepalive": False})
+        )
+        try:
+            assert await allowed.get_firm_packet("DEMO-001") is not None
+        finally:
+            await allowed.close()
 
 
 def test_settings_are_checked() -> None:
     read = functools.partial(QortSettings.from_section, "qort")
     with pytest.raises(ValueError, match=r"\[connectors.qort\] unknown keys \['colour'\]"):
-        read({"url": "http://x", "login": "a", "password": "b", "colour": 1})
+        read({"url": "https://x", "login": "a", "password": "b", "colour": 1})
     with pytest.raises(ValueError, match="password is required"):
-        read({"url": "http://x", "login": "a"})
+        read({"url": "https://x", "login": "a"})
+    for key in ("url", "endpoint", "wsdl"):  # every URL the connector dials
+        section = {"url": "https://x", "login": "a", "password": "b", key: "http://x/qort"}
+        with pytest.raises(SettingsError, match=f"{key} is plain http://"):
+            read(section)
+    local = read({"url": "https://x", "login": "a", "password": "b", "wsdl": "/etc/qort.wsdl"})
+    assert local.wsdl_location == "/etc/qort.wsdl"  # a local WSDL file is no URL
     settings = read({"url": "https://qort/", "login": "a", "password": "b"})
     assert (settings.endpoint_url, settings.wsdl_location) == (
         "https://qort/qort",

@@ -41,6 +41,7 @@ from gateway.contract import (
     InvalidInput,
     NotFound,
 )
+from gateway.contract.sandbox import sandbox_certificate
 
 FUZZ = settings(
     max_examples=80,
@@ -441,7 +442,8 @@ _session: dict[QortSandbox, str] = {}
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     """One client for the module (a new one per example costs ~40 ms of TLS set-up)."""
-    async with httpx.AsyncClient(timeout=30) as client:
+    trust = sandbox_certificate().client_context()  # the sandboxes' CA
+    async with httpx.AsyncClient(timeout=30, verify=trust) as client:
         yield client
 
 
@@ -513,7 +515,7 @@ async def test_sandbox_operation_with_arbitrary_children(
 
 # --------------------------------------------------------------------------- the connector
 
-ENDPOINT = "http://qort.test/qort"
+ENDPOINT = "https://qort.test/qort"
 
 
 @dataclass(frozen=True)
@@ -611,7 +613,7 @@ class ScriptedQort:
 
     def client(self) -> QortClient:
         settings = QortSettings.from_section(
-            "qort", {"url": "http://qort.test", "login": "u", "password": "p", "keepalive": False}
+            "qort", {"url": "https://qort.test", "login": "u", "password": "p", "keepalive": False}
         )
         http = httpx.AsyncClient(transport=httpx.MockTransport(self.handle))
         return QortClient(settings, http=http)

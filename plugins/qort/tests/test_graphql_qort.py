@@ -101,7 +101,7 @@ async def raw_soap(sandbox: QortSandbox, operation: str, body: str) -> httpx.Res
         'xmlns:q="urn:brokergraph:qort:v1"><soap:Body>'
         f"<q:{operation}Request>{body}</q:{operation}Request></soap:Body></soap:Envelope>"
     )
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=sandbox.client_ssl_context()) as http:
         return await http.post(
             f"{sandbox.url}/qort",
             content=envelope.encode(),

@@ -11,15 +11,12 @@ import asyncio
 import csv
 import io
 import re
-import shutil
 import ssl
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,7 +32,7 @@ from brokergraph_qort.sandbox.soap import SOAP_ENV, TNS
 from zeep.exceptions import Fault
 from zeep.transports import AsyncTransport
 
-from gateway.sandboxes import DemoLink
+from gateway.contract.sandbox import DemoLink, sandbox_certificate
 
 GATEWAY = {"Login": "brokergraph", "Password": "qort-pass", "AppName": "brokergraph-gateway"}
 BACKOFFICE = {"Login": "backoffice", "Password": "bo-pass", "AppName": "backoffice-tool"}
@@ -63,7 +60,7 @@ def _fresh(qort: QortSandbox) -> Iterator[None]:
     qort.max_body_bytes = 1_000_000
 
 
-async def _zeep_client(url: str, verify: ssl.SSLContext | bool = True) -> tuple[Any, Any]:
+async def _zeep_client(url: str, verify: ssl.SSLContext | bool) -> tuple[Any, Any]:
     sync_http = httpx.Client(verify=verify)
     async_http = httpx.AsyncClient(verify=verify)
     transport = AsyncTransport(client=async_http, wsdl_client=sync_http)  # type: ignore[no-untyped-call]
@@ -73,7 +70,7 @@ async def _zeep_client(url: str, verify: ssl.SSLContext | bool = True) -> tuple[
 
 @pytest_asyncio.fixture(scope="module")
 async def zclient(qort: QortSandbox) -> AsyncIterator[Any]:
-    client, (sync_http, async_http) = await _zeep_client(qort.url)
+    client, (sync_http, async_http) = await _zeep_client(qort.url, qort.client_ssl_context())
     try:
         yield client
     finally:
@@ -128,7 +125,7 @@ async def post_raw(
     sent = {"Content-Type": "text/xml; charset=utf-8", **headers}
     if action is not None:
         sent["SOAPAction"] = f'"{action}"'
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, verify=qort.client_ssl_context()) as http:
         return await http.post(f"{qort.url}/qort", content=body, headers=sent)
 
 
@@ -145,7 +142,7 @@ def raw_fault(response: httpx.Response) -> tuple[str, str]:
 
 
 async def test_wsdl_is_served_and_names_every_operation(qort: QortSandbox, zclient: Any) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=qort.client_ssl_context()) as http:
         for path in ("/qort?wsdl", "/qort/service.wsdl"):
             response = await http.get(qort.url + path)
             assert response.status_code == 200
@@ -167,8 +164,9 @@ def test_contract_settings_and_demo_links(qort: QortSandbox) -> None:
         "login": "brokergraph",
         "password": "qort-pass",
         "app_name": "brokergraph-gateway",
+        "ca_file": str(sandbox_certificate().ca_file),
     }
-    assert qort.url.startswith("http://127.0.0.1:")
+    assert qort.url.startswith("https://127.0.0.1:")
     assert list(qort.demo_links()) == [
         DemoLink("DEMO-001", "account", "DEMO-001-01"),
         DemoLink("DEMO-001", "account", "DEMO-001-02"),
@@ -844,28 +842,16 @@ async def test_oversized_bodies_are_refused(qort: QortSandbox) -> None:
 # -- HTTPS ---------------------------------------------------------------------------------
 
 
-async def test_https_when_given_a_certificate(tmp_path: Path) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    command = [
-        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
-        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-    ]  # fmt: skip
-    await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True, timeout=30)
-    sandbox = QortSandbox(ssl_certfile=str(cert), ssl_keyfile=str(key))
-    await sandbox.start()
+async def test_https_only_for_clients_trusting_the_sandbox_ca(qort: QortSandbox) -> None:
+    """QORT's module speaks HTTPS (ARQA); so does the sandbox, with the process's CA."""
+    assert qort.url.startswith("https://")
+    client, (sync_http, async_http) = await _zeep_client(qort.url, qort.client_ssl_context())
     try:
-        assert sandbox.url.startswith("https://127.0.0.1:")
-        verify = ssl.create_default_context(cafile=str(cert))
-        client, (sync_http, async_http) = await _zeep_client(sandbox.url, verify)
-        try:
-            session = await client.service.Login(**GATEWAY)
-            assert await client.service.Logout(Token=session.Token) is True
-        finally:
-            await async_http.aclose()
-            sync_http.close()
+        session = await client.service.Login(**GATEWAY)
+        assert await client.service.Logout(Token=session.Token) is True
     finally:
-        await sandbox.stop()
+        await async_http.aclose()
+        sync_http.close()
+    async with httpx.AsyncClient() as untrusting:  # the system's trust store: no
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusting.get(f"{qort.url}/qort?wsdl")

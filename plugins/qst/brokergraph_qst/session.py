@@ -38,6 +38,7 @@ import enum
 import itertools
 import logging
 import random
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -184,6 +185,8 @@ class SessionConfig:
     busy_backoff: float = 30.0
     #: WebSocket keep-alive (QST documents no heartbeat message).
     ping_interval: float | None = 20.0
+    #: The TLS context checking QST for a ``wss://`` URL (None: the system's trust store).
+    ssl: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)
@@ -671,6 +674,7 @@ class QstSession:
                 max_size=MAX_FRAME_BYTES,
                 compression=None,
                 proxy=None,
+                ssl=config.ssl,
             )
         except (OSError, InvalidHandshake, InvalidURI, ConnectionClosed, TimeoutError) as error:
             self._last_error = transport_error(error, platform=wire.PLATFORM, vendor=VENDOR)

@@ -2,7 +2,8 @@
 
 Unknown keys are refused (a typo such as ``reconect_wait_seconds`` stops the gateway
 instead of silently leaving the default in force); the README's configuration table
-lists every key.
+lists every key.  The TLS keys (``verify_tls``, ``ca_file``, ``allow_plaintext``)
+come from :class:`~gateway.contract.TlsSettings`: QST is ``wss://``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from dataclasses import dataclass
 
 from brokergraph_qst import wire
 from brokergraph_qst.session import SessionConfig
-from gateway.contract import ConnectorSettings, SettingsError, setting
+from gateway.contract import SettingsError, TlsSettings, setting
 
 __all__ = ["QstSettings"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class QstSettings(ConnectorSettings):
+class QstSettings(TlsSettings):
     url: str = setting(doc="wss://… given by QST with the credentials")
     username: str = setting(doc="the QST user: the gateway's Trader")
     password: str = setting(doc="sent as sha256 hex, never in clear")
@@ -53,4 +54,6 @@ class QstSettings(ConnectorSettings):
             backoff_initial=self.reconnect_initial_seconds,
             backoff_max=self.reconnect_max_seconds,
             busy_backoff=self.busy_backoff_seconds,
+            # websockets refuses a TLS context for a ws:// URL (allowed by allow_plaintext).
+            ssl=self.ssl_context() if self.url.lower().startswith("wss:") else None,
         )

@@ -240,7 +240,8 @@ async def until_notified(socket: Any, request_id: int, number: str | None = None
 async def direct_placements(sandbox: QstSandbox) -> list[float]:
     """A bare protobuf client of another user (one session per user: no 4101 fight)."""
     samples: list[float] = []
-    async with websockets.connect(sandbox.url, compression=None) as socket:
+    trust = sandbox.client_ssl_context()
+    async with websockets.connect(sandbox.url, compression=None, ssl=trust) as socket:
         hashed = password_hash("other-pass")
         for request_id, request in enumerate(
             (

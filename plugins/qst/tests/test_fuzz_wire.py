@@ -452,7 +452,9 @@ async def _log_in(socket: ClientConnection, user: str, password: str) -> None:
 
 async def _still_serving(sandbox: QstSandbox) -> None:
     """A fresh connection logs in and reads its order book."""
-    async with connect(sandbox.url, compression=None, close_timeout=2) as socket:
+    async with connect(
+        sandbox.url, compression=None, close_timeout=2, ssl=sandbox.client_ssl_context()
+    ) as socket:
         await _log_in(socket, USER, PASSWORD)
         book = (await _call(socket, order_book=pb.OrderBookRequest())).body
         assert isinstance(book, wire.OrderBook)
@@ -492,7 +494,8 @@ async def test_sandbox_answers_any_first_frame_with_a_documented_close(
     fuzz_sandbox: QstSandbox, frame: bytes | str
 ) -> None:
     expected = _expected_pre_login(frame)
-    async with connect(fuzz_sandbox.url, compression=None, close_timeout=2) as socket:
+    trust = fuzz_sandbox.client_ssl_context()
+    async with connect(fuzz_sandbox.url, compression=None, close_timeout=2, ssl=trust) as socket:
         await socket.send(frame)
         received = await _receive(socket)
         if expected == "login":  # a login with made-up credentials: refused, still open
@@ -527,7 +530,9 @@ async def test_sandbox_survives_arbitrary_requests_after_login(requests: list[An
     sandbox = QstSandbox(tick_seconds=0, response_jitter_seconds=0)
     await sandbox.start()
     try:
-        async with connect(sandbox.url, compression=None, close_timeout=2) as socket:
+        async with connect(
+            sandbox.url, compression=None, close_timeout=2, ssl=sandbox.client_ssl_context()
+        ) as socket:
             await _log_in(socket, OTHER_USER, OTHER_PASSWORD)
             for request in requests:
                 await socket.send(request.SerializeToString())

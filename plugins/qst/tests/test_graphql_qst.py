@@ -108,6 +108,7 @@ def raw_session(sandbox: QstSandbox, **changes: Any) -> QstSession:
         username=settings["username"],
         password_hash=hashlib.sha256(settings["password"].encode()).hexdigest(),
         client_unique_id=settings["client_unique_id"],
+        ssl=sandbox.client_ssl_context(),
         busy_backoff=60.0,
         **changes,
     )

@@ -199,7 +199,14 @@ async def open_client() -> AsyncIterator[Opener]:
         **connect_kwargs: Any,
     ) -> Client:
         websocket = await asyncio.wait_for(
-            connect(server.url, proxy=None, open_timeout=WAIT, **connect_kwargs), WAIT
+            connect(
+                server.url,
+                proxy=None,
+                open_timeout=WAIT,
+                ssl=server.client_ssl_context(),
+                **connect_kwargs,
+            ),
+            WAIT,
         )
         client = Client(websocket)
         clients.append(client)
@@ -540,7 +547,8 @@ async def test_the_seeded_price_path_fills_working_orders() -> None:
     server = QstSandbox(seed=7, tick_seconds=0.01)
     await server.start()
     try:
-        websocket = await connect(server.url, proxy=None, open_timeout=WAIT)
+        trust = server.client_ssl_context()
+        websocket = await connect(server.url, proxy=None, open_timeout=WAIT, ssl=trust)
         client = Client(websocket)
         assert (await client.login()).success
         assert (await client.oe_login()).success

@@ -47,6 +47,7 @@ def config(sandbox: QstSandbox, **changes: Any) -> SessionConfig:
         "username": settings["username"],
         "password_hash": hashlib.sha256(settings["password"].encode()).hexdigest(),
         "client_unique_id": settings["client_unique_id"],
+        "ssl": sandbox.client_ssl_context(),
         "backoff_initial": 0.05,
         "backoff_max": 0.5,
         "busy_backoff": 1.0,

@@ -24,7 +24,7 @@ from gateway.contract import (
 )
 
 SECTION: dict[str, Any] = {
-    "url": "ws://127.0.0.1:7008/",
+    "url": "wss://127.0.0.1:7008/",
     "username": "demo-trader",
     "password": Secret("demo-pass"),  # as the gateway hands a secret-looking key over
     "client_unique_id": "6a1f0c1e-0000-4000-8000-000000000001",

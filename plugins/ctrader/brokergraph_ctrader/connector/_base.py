@@ -88,6 +88,7 @@ class CTraderBase(Connector):
             manager_login=self._settings.login,
             manager_password=self._settings.password,
             timeout_seconds=self._settings.timeout_seconds,
+            verify=self._settings.ssl_context(),
         )
         await self._client.start()
 

@@ -101,6 +101,7 @@ class CTraderSandbox(AsgiSandbox):
             "password": "manager-pass",
             "broker_name": "DEMOBROKER",
             "environment": "demo",
+            **self.tls_settings(),
         }
 
     def demo_links(self) -> Sequence[DemoLink]:

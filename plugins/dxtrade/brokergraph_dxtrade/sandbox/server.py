@@ -93,6 +93,7 @@ class DxTradeSandbox(AsgiSandbox):
             "password": ADMIN_PASSWORD,
             "webhook_secret": self.webhook_secret,
             "clearing_code": "default",
+            **self.tls_settings(),
         }
 
     def attach_gateway(self, base_url: str) -> None:

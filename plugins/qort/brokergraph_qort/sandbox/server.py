@@ -1,4 +1,8 @@
-"""``QortSandbox``: the QORT web-services module on a local port (SOAP 1.1 over HTTP/HTTPS).
+"""``QortSandbox``: the QORT web-services module on a local port (SOAP 1.1 over HTTPS).
+
+HTTPS like the module (ARQA: data is sent over HTTPS), with the process's sandbox
+certificate; ``connector_settings`` hand the connector its CA (``ca_file``).  Plain
+HTTP only when ``plaintext`` is set before start.
 
 GET ``/qort?wsdl`` (or ``/qort/service.wsdl``) serves the WSDL; POST ``/qort`` takes
 SOAP requests, dispatched by the body element (``<Op>Request``), which must agree
@@ -55,14 +59,10 @@ class QortSandbox(AsgiSandbox):
         latency_seconds: float = 0.0,
         token_ttl_seconds: int = 900,
         report_delay_seconds: float = 0.5,
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
     ) -> None:
         super().__init__(latency_seconds=latency_seconds)
         self.token_ttl_seconds = token_ttl_seconds
         self.report_delay_seconds = report_delay_seconds
-        self.ssl_certfile = ssl_certfile
-        self.ssl_keyfile = ssl_keyfile
         #: Largest request body accepted, in bytes.
         self.max_body_bytes = MAX_BODY_BYTES
         #: Calls per operation name that reached the service (fail_next answers before it).
@@ -101,18 +101,18 @@ class QortSandbox(AsgiSandbox):
 
     # -- the Sandbox contract -----------------------------------------------------------
 
-    def serve_options(self) -> Mapping[str, Any]:
-        # QORT's module is HTTPS in production; the tests of TLS serve it that way.
-        if self.ssl_certfile is None:
-            return {}
-        return {"ssl_certfile": self.ssl_certfile, "ssl_keyfile": self.ssl_keyfile}
-
     def asgi_app(self) -> ASGIApp:
         return Starlette(routes=self._routes())
 
     def connector_settings(self) -> Mapping[str, Any]:
         login, password = ALLOWED_APPLICATIONS[_APP]
-        return {"url": self.url, "login": login, "password": password, "app_name": _APP}
+        return {
+            "url": self.url,
+            "login": login,
+            "password": password,
+            "app_name": _APP,
+            **self.tls_settings(),
+        }
 
     def demo_links(self) -> Sequence[DemoLink]:
         return [

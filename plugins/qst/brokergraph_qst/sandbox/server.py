@@ -2,7 +2,9 @@
 
 One ClientMessage per binary frame in, one ServerMessage per binary frame out.  State
 (book, sessions, the price path) lives on the sandbox object, so it survives client
-disconnects and ``restart()``.  Knobs and counters are plain attributes.
+disconnects and ``restart()``.  Knobs and counters are plain attributes.  It listens
+on ``wss://`` with the process's sandbox certificate, as QST serves "Secure
+WebSockets" [V]; ``plaintext`` (set before start) makes it ``ws://``.
 
 The standard knobs, which the conformance kit drives on every sandbox alike:
 
@@ -145,12 +147,14 @@ class QstSandbox(Sandbox):
     # -- the Sandbox contract -------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        certificate = self.certificate  # wss:// like QST, unless plaintext
         self._server = await serve(
             self._serve,
             host,
             port,
             compression=None,
             close_timeout=CLOSE_TIMEOUT,
+            ssl=None if certificate is None else certificate.server_context(),
         )
         self._host = host
         self._port = self._server.sockets[0].getsockname()[1]
@@ -178,7 +182,8 @@ class QstSandbox(Sandbox):
     def url(self) -> str:
         if self._port is None:
             raise RuntimeError("the QST sandbox is not started")
-        return f"ws://{self._host}:{self._port}/"
+        scheme = "ws" if self.plaintext else "wss"
+        return f"{scheme}://{self._host}:{self._port}/"
 
     @property
     def port(self) -> int | None:
@@ -191,6 +196,7 @@ class QstSandbox(Sandbox):
             "password": "demo-pass",
             "client_unique_id": CLIENT_UNIQUE_ID,
             "order_entry_provider": "QOR",
+            **self.tls_settings(),
         }
 
     def demo_links(self) -> Sequence[DemoLink]:
