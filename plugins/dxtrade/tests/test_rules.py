@@ -28,6 +28,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from brokergraph_dxtrade.connector import DxTradeConnector
+from brokergraph_dxtrade.connector._base import SETTLE_READ_LIMIT
 from brokergraph_dxtrade.sandbox import LOGIN_ON_BEHALF, CashIdRepeat, DxTradeSandbox
 from brokergraph_dxtrade.sandbox.state import DxState
 
@@ -44,11 +45,12 @@ from gateway.contract import (
 )
 from gateway.testing import open_connector
 
-from .conftest import unique
+from .conftest import ruled, unique
 
 #: The connector's timeout here: it re-sends an unknown attempt three of them later.
 TIMEOUT_SECONDS = 0.3
 STALE_SECONDS = TIMEOUT_SECONDS * 3 + 0.3
+ONE_USD = {"currency": "USD", "amount": Decimal(1)}
 TRANSFERS_ROUTE = "GET /dxsca-web/accounts/{account}/transfers"
 USER_ROUTE = "PUT /dxweb/rest/api/register/client/{domain}/{login}"
 DISABLE_ROUTE = (
@@ -202,6 +204,46 @@ async def test_a_failed_settling_read_never_resends(
     await connector.withdraw(movement(account, key))  # the read works again: absent, sent
     assert cash_calls(dx_sandbox, mark) == ["READ", "READ", "PUT"]
     assert len(dx_sandbox.state.applied(key)) == 1
+
+
+async def test_a_paged_transfers_read_does_not_hide_a_lost_transfer(
+    connector: DxTradeConnector, dx_sandbox: DxTradeSandbox, cash_id_repeat: CashIdRepeat
+) -> None:
+    """A host paging the transfers read (two, oldest first, when no ``limit`` is given)
+    would hide the newest transfer: the settling read asks for its own page size."""
+    with ruled(dx_sandbox, transfers_page_size=2):
+        _, account = new_user(dx_sandbox)  # its initial deposit: one transfer
+        await connector.deposit(movement(account, f"warm-{uuid.uuid4()}", "1"))  # two
+        key = f"wd-{uuid.uuid4()}"
+        dx_sandbox.drop_next(1, after_apply=True)  # the third, its answer lost
+        with pytest.raises(UpstreamError):
+            await connector.withdraw(movement(account, key))
+        await asyncio.sleep(STALE_SECONDS)
+        mark = len(dx_sandbox.requests)
+        assert (await connector.withdraw(movement(account, key))).id == key
+        assert cash_calls(dx_sandbox, mark) == ["READ"]
+        assert len(dx_sandbox.state.applied(key)) == 1
+
+
+async def test_a_full_page_of_transfers_proves_no_absence(
+    connector: DxTradeConnector, dx_sandbox: DxTradeSandbox
+) -> None:
+    """When the settling read comes back full, more may exist: nothing is re-sent."""
+    _, account = new_user(dx_sandbox)
+    await connector.deposit(movement(account, f"warm-{uuid.uuid4()}", "1"))
+    key = f"wd-{uuid.uuid4()}"
+    dx_sandbox.fail_next(1, 502)  # nothing applied, the outcome unknown
+    with pytest.raises(UpstreamError):
+        await connector.withdraw(movement(account, key))
+    clearing, _, code = account.partition(":")
+    for n in range(SETTLE_READ_LIMIT):  # another writer's transfers meanwhile
+        dx_sandbox.state.cash("deposit", clearing, code, f"other-{n}", ONE_USD)
+    await asyncio.sleep(STALE_SECONDS)
+    mark = len(dx_sandbox.requests)
+    with pytest.raises(UpstreamError, match="cannot be proven"):
+        await connector.withdraw(movement(account, key))
+    assert cash_calls(dx_sandbox, mark) == ["READ"]
+    assert dx_sandbox.state.applied(key) == []
 
 
 # -- a stale If-Match ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from brokergraph_dxtrade.client import DXSCA, DXWEB, DxTradeClient, Response, segment
 from brokergraph_dxtrade.mapping import (
+    PLATFORM,
     account_id,
     balance_operations,
     iso,
@@ -45,6 +46,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 OWNER_FLOW = "dxtrade-account-owner"
+#: The most transfers the settling read asks for: a page that full proves no absence.
+SETTLE_READ_LIMIT = 500
 
 
 def error_text(error: BrokerGraphError) -> str:
@@ -68,7 +71,6 @@ class DxTradeBase(Connector):
             reads_per_second=s.reads_per_second,
             dxfeed_url=s.dxfeed_url,
             dxfeed_token=None if feed_token is None else feed_token.reveal(),
-            verify=s.ssl_context(),
         )
         self._slots = asyncio.Semaphore(s.concurrency)
         self._owners: dict[str, str] = {}
@@ -174,34 +176,48 @@ class DxTradeBase(Connector):
         return {str(m.get("account")): m for m in items_of(response.body, "metrics")}
 
     async def _balance_operations(
-        self, account_id: str, start: datetime, end: datetime
-    ) -> list[BalanceOperation]:
-        """Each cash transaction of the account's transfers in ``[start, end)``, by time."""
+        self, account_id: str, start: datetime, end: datetime, *, limit: int | None = None
+    ) -> tuple[list[BalanceOperation], int]:
+        """Each cash transaction of the account's transfers in ``[start, end)``, by time,
+        and how many transfers DXtrade answered (``limit``: at most that many)."""
         self._account_parts(account_id)
+        params = {"time-from": iso(start), "time-to": iso(end)}
+        if limit is not None:
+            params["limit"] = str(limit)
         response = await self.client.get(
-            DXSCA,
-            f"/accounts/{segment(account_id)}/transfers",
-            what="account",
-            params={"time-from": iso(start), "time-to": iso(end)},
+            DXSCA, f"/accounts/{segment(account_id)}/transfers", what="account", params=params
         )
-        operations = [
-            op for t in items_of(response.body, "transfers") for op in balance_operations(t)
-        ]
-        return sorted((o for o in operations if start <= o.at < end), key=lambda o: o.at)
+        transfers = items_of(response.body, "transfers")
+        operations = [op for t in transfers for op in balance_operations(t)]
+        in_period = sorted((o for o in operations if start <= o.at < end), key=lambda o: o.at)
+        return in_period, len(transfers)
 
     async def _find_cash(
         self, account_id: str, idempotency_key: str, since: datetime
     ) -> BalanceOperation | None:
         """The deposit or withdrawal DXtrade holds under ``idempotency_key`` (its
-        ``transferCode``), or None: the read that settles an unknown cash PUT."""
+        ``transferCode``), or None: the read that settles an unknown cash PUT.
+
+        None only when the read is provably whole: it asks for at most
+        ``SETTLE_READ_LIMIT`` transfers (DXtrade's page size is not known, B5), and a
+        full page proves nothing, so it is an error, never "absent"."""
         until = datetime.now(UTC) + timedelta(minutes=1)  # DXtrade's clock may run ahead
-        for operation in await self._balance_operations(account_id, since, until):
+        operations, answered = await self._balance_operations(
+            account_id, since, until, limit=SETTLE_READ_LIMIT
+        )
+        for operation in operations:
             if operation.external_id == idempotency_key and operation.kind in (
                 BalanceOperationKind.DEPOSIT,
                 BalanceOperationKind.WITHDRAWAL,
             ):
                 # The id the PUT's own answer gives, so a settled replay reads alike.
                 return dataclasses.replace(operation, id=idempotency_key)
+        if answered >= SETTLE_READ_LIMIT:
+            raise UpstreamError(
+                "DXtrade's transfers since this key's attempt fill a whole page, so the "
+                "key's absence cannot be proven; its outcome stays unknown",
+                details={"platform": PLATFORM, "accountId": account_id},
+            )
         return None
 
     async def _remember_owner(self, account: str, owner: str) -> None:

@@ -83,7 +83,8 @@ class DxTradeReads(DxTradeBase, AccountReads, AccountHistory):
     async def get_balance_operations(
         self, account_id: str, start: datetime, end: datetime
     ) -> Sequence[BalanceOperation]:
-        return await self._balance_operations(account_id, start, end)
+        operations, _ = await self._balance_operations(account_id, start, end)
+        return operations
 
     @read
     async def find_movement(

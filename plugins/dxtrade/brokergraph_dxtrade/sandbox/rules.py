@@ -14,6 +14,9 @@ one of them and nothing safe may depend on the guess:
   ignored and the update simply overwrites.
 * ``expired_session_status``: B7 [I] says an expired session answers 401; a host may
   as well answer 403 to a token it no longer knows.
+* ``transfers_page_size``: B5 lists ``limit`` for the transfers read but no default
+  page size.  ``None``: every transfer of the window; a number: at most that many
+  (oldest first) when the caller gives no ``limit``, with nothing saying more exist.
 * ``disable_route``: seed 004's ``…/disable-user-and-terminate-accounts`` is in no
   vendor document (B3 "Known gaps").  ``None``: the sandbox serves it; ``404``,
   ``405`` or ``400``: the answers a host without it could give to a POST there.
@@ -44,6 +47,7 @@ class Rules:
     cash_id_repeat: CashIdRepeat = "replay"
     etag_checks: bool = True
     expired_session_status: int = 401
+    transfers_page_size: int | None = None
     disable_route: int | None = None
 
     def __post_init__(self) -> None:
@@ -51,6 +55,8 @@ class Rules:
             raise ValueError(f"cash_id_repeat must be one of {CASH_ID_REPEATS}")
         if self.expired_session_status not in EXPIRED_SESSION_STATUSES:
             raise ValueError(f"expired_session_status must be one of {EXPIRED_SESSION_STATUSES}")
+        if self.transfers_page_size is not None and self.transfers_page_size < 1:
+            raise ValueError("transfers_page_size must be None or at least 1")
         if self.disable_route is not None and self.disable_route not in MISSING_ROUTE_STATUSES:
             raise ValueError(f"disable_route must be None or one of {MISSING_ROUTE_STATUSES}")
 

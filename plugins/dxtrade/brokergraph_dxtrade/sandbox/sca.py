@@ -121,6 +121,8 @@ async def transfers(request: Request, ctx: Context) -> Any:
         and (end is None or t.at < end)
     ]
     limit = _limit(request)
+    if limit is None:  # the host's own page size, if it has one (rules.py)
+        limit = ctx.state.rules.transfers_page_size
     return {"transfers": [reads.transfer(t) for t in found[:limit]]}
 
 
