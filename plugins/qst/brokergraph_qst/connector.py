@@ -129,6 +129,7 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         self._last_rejected: dict[str, str] = {}
         #: Changes found by diffing order books after a reconnect (tests, README).
         self.resync_changes = 0
+        self._poller: asyncio.Task[None] | None = None
         #: QST accepted a placement without saying its number (see the module docstring).
         self.numberless = False
         self._placing: dict[str, asyncio.Lock] = {}
@@ -160,9 +161,17 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             logger=self._log,
         )
         await self._session.start()
+        if self.settings.poll_followed_seconds is not None:
+            self._poller = asyncio.create_task(
+                self._poll_followed(self.settings.poll_followed_seconds), name="qst-poll"
+            )
 
     async def close(self) -> None:
         self._closed = True
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
         if self._session is not None:
             await self._session.close()
         # After the session: no event comes any more, and what came reaches the log
@@ -362,6 +371,32 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             await session.activate(home, internal=True)
         if relogin:
             self._log.info("QST resynchronised %d accounts after a reconnect", len(accounts))
+
+    async def _poll_followed(self, interval: float) -> None:
+        """For a QST that notifies only the session's current account (the setting says
+        so; QST does not): every ``interval``, diff the book of each subscribed account,
+        the current one last — it is switched away from meanwhile, and back to."""
+        while True:
+            await asyncio.sleep(interval)
+            session = self._session
+            if session is None or not session.ready:
+                continue
+            current = session.home_account
+            others = [
+                f.account_id
+                for f in self.feeds.followed()
+                if f.subscriber_count
+                and f.account_id in session.accounts
+                and f.account_id != current
+            ]
+            if not others:  # the current account's own notifications keep it live
+                continue
+            back = [current] if current is not None and current in session.accounts else []
+            try:
+                for account in others + back:
+                    await self._load_book(account)
+            except BrokerGraphError as error:  # the next round tries again
+                self._log.info("QST: polling the followed books stopped: %s", error.message)
 
     async def _await_order(
         self, account_id: str, order_id: str, predicate: Callable[[Order], bool], what: str

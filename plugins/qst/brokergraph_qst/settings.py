@@ -34,6 +34,11 @@ class QstSettings(TlsSettings):
     reconnect_max_seconds: float = setting(10.0, doc="the longest reconnect backoff step")
     busy_backoff_seconds: float = setting(30.0, doc="the wait after close 4101")
     max_subscriber_lag: int = setting(1000, doc="events a subscriber may have queued")
+    poll_followed_seconds: float | None = setting(
+        None,
+        doc="read the books of subscribed accounts this often (QST notifying only its"
+        " current account); unset: never",
+    )
 
     def __post_init__(self) -> None:
         # Checked here, not at the first OE login: a wrong provider is a setup mistake.

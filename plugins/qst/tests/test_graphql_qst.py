@@ -620,7 +620,8 @@ async def test_an_account_notified_only_while_current_catches_up_at_its_next_rea
     one is not documented [I].  If it does not, a followed account's change made while
     another account is current reaches its stream at that account's next order-book read
     (its orders or positions queried, a reconnect): once, in order — but not live, as
-    the connector does not poll.  This test pins that limit."""
+    the connector does not poll unless told to (``poll_followed_seconds``, the next
+    test).  This test pins that limit of the default."""
     async with (
         started_sandbox(tick_seconds=0, notify_current_account_only=True) as sandbox,
         qst_gateway_on(sandbox, tmp_path) as gateway,
@@ -705,3 +706,31 @@ async def test_order_statuses_as_the_json_api_codes_them_read_the_same(tmp_path:
     check_sequences(events)
     seen = {e["order"]["status"] for e in events.events if e["order"]}
     assert {"PENDING", "WORKING", "CANCELLED", "FILLED"} <= seen
+
+
+async def test_polling_keeps_an_account_notified_only_while_current_live(tmp_path: Path) -> None:
+    """The same QST, with ``poll_followed_seconds`` set: the connector diffs the book of
+    every subscribed account in turn, so the fill reaches the stream without a read."""
+    async with (
+        started_sandbox(tick_seconds=0, notify_current_account_only=True) as sandbox,
+        qst_gateway_on(sandbox, tmp_path, poll_followed_seconds=0.05) as gateway,
+        subscribe(gateway, "297998") as events,
+        subscribe(gateway, "297999") as home_events,
+    ):
+        await events.wait_for(lambda e: True, "the snapshot")
+        await home_events.wait_for(lambda e: True, "the snapshot")
+        resting = (await place(gateway, "5000", account="297998"))["order"]
+        home = (await place(gateway, "4000"))["order"]  # on 297999
+        await events.wait_order(resting["externalId"], "WORKING")
+        await home_events.wait_order(home["externalId"], "WORKING")
+        books = sandbox.requests["OrderBookRequest"]
+        sandbox.set_price("ESZ26", Decimal("3999.75"))  # fills both, whichever is current
+        await events.wait_order(resting["externalId"], "FILLED")
+        await home_events.wait_order(home["externalId"], "FILLED")
+        assert sandbox.withheld_notifications > 0, "QST said nothing of one of the fills"
+        assert sandbox.requests["OrderBookRequest"] > books, "found by reading the books"
+        sandbox.set_price("ESZ26", Decimal("6000.00"))
+    for subscription in (events, home_events):
+        check_sequences(subscription)
+        fills = [e for e in subscription.events if e["order"] and e["order"]["status"] == "FILLED"]
+        assert len(fills) == 1

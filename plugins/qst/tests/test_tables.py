@@ -35,6 +35,7 @@ def test_settings_defaults_and_the_hashed_secret() -> None:
     settings = QstSettings.from_section("qst", SECTION)
     assert (settings.ack_timeout_seconds, settings.max_subscriber_lag) == (10.0, 1000)
     assert settings.order_entry_provider == "QOR"
+    assert settings.poll_followed_seconds is None, "QST's notifications keep streams live"
     config = settings.session_config()
     assert config.password_hash == hashlib.sha256(b"demo-pass").hexdigest()
     assert (config.request_timeout, config.ready_wait, config.busy_backoff) == (10.0, 5.0, 30.0)
