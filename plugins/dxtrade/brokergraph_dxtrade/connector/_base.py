@@ -71,6 +71,7 @@ class DxTradeBase(Connector):
             reads_per_second=s.reads_per_second,
             dxfeed_url=s.dxfeed_url,
             dxfeed_token=None if feed_token is None else feed_token.reveal(),
+            verify=s.ssl_context(),
         )
         self._slots = asyncio.Semaphore(s.concurrency)
         self._owners: dict[str, str] = {}
