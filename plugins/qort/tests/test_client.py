@@ -213,6 +213,43 @@ async def test_the_gateway_fails_fast_while_another_application_holds_qort(
         await gateway.close()
 
 
+async def test_a_restarted_gateway_takes_over_or_waits_for_the_old_session(
+    make_settings: Callable[..., QortSettings], sandbox: QortSandbox
+) -> None:
+    """Whether QORT lets the holder's own second login in is not published [I].  The
+    sandbox's reading: a restarted gateway takes over at once (the old token dies).  The
+    strict one (``relogin_replaces`` off): it is UPSTREAM_BUSY until the old session
+    ends, then gets in — the connector is correct under both."""
+    old = QortClient(make_settings(keepalive=False))
+    restarted = QortClient(make_settings(keepalive=False))
+    try:
+        await old.connect()
+        assert await restarted.get_firm_packet("DEMO-001") is not None
+        assert sandbox.calls["Login"] == 2
+    finally:
+        await old.close()  # its dead token needs no logout
+        await restarted.close()
+
+    sandbox.sessions.relogin_replaces = False
+    old = QortClient(make_settings(keepalive=False))
+    restarted = QortClient(make_settings(keepalive=False, busy_cooldown_seconds=30))
+    packets = sandbox.calls["GetFirmPacket"]
+    try:
+        await old.connect()
+        with pytest.raises(UpstreamBusy, match="another application"):
+            await restarted.get_firm_packet("DEMO-001")
+        await old.close()  # logs out (an expiry frees QORT the same way)
+        fresh = QortClient(make_settings(keepalive=False))
+        try:
+            assert await fresh.get_firm_packet("DEMO-001") is not None
+        finally:
+            await fresh.close()
+        assert sandbox.calls["GetFirmPacket"] == packets + 1  # none while BUSY
+    finally:
+        await old.close()
+        await restarted.close()
+
+
 async def test_keepalive_holds_the_session(
     make_settings: Callable[..., QortSettings], sandbox: QortSandbox
 ) -> None:

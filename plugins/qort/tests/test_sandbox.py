@@ -220,6 +220,19 @@ async def test_a_second_application_is_busy_until_the_first_logs_out(service: An
     assert (await fault_of(service.Login(**GATEWAY)))[1] == "BUSY"
 
 
+async def test_strict_reading_the_holders_own_login_is_busy_too(
+    qort: QortSandbox, service: Any
+) -> None:
+    qort.sessions.relogin_replaces = False
+    first = (await service.Login(**GATEWAY)).Token
+    assert (await fault_of(service.Login(**GATEWAY)))[:2] == ("soap:Server", "BUSY")
+    assert (await service.Ping(Token=first)).Ok is True  # the holder keeps its session
+    await service.Logout(Token=first)
+    assert (await service.Login(**GATEWAY)).Token
+    qort.reset()
+    assert qort.sessions.relogin_replaces is True  # the constructor's value again
+
+
 async def test_an_expired_token_frees_the_service(qort: QortSandbox, service: Any) -> None:
     first = (await service.Login(**GATEWAY)).Token
     assert (await fault_of(service.Login(**BACKOFFICE)))[1] == "BUSY"

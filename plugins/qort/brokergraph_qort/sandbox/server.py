@@ -10,7 +10,8 @@ with the SOAPAction header when one is given.  Knobs for tests: the standard one
 :class:`AsgiSandbox` (``latency_seconds``, ``fail_next(n)`` — answered with QORT's
 soap:Server ``INTERNAL`` fault —, ``drop_next(n)``, ``reset()``, which re-seeds), and
 QORT's own: ``calls`` (a Counter by operation name), ``today`` (the sandbox clock's
-date) and ``force_expire_tokens()``.
+date), ``force_expire_tokens()`` and ``relogin_replaces`` (off: the holder's own second
+login is BUSY too, the strict reading of "one application at a time").
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ class QortSandbox(AsgiSandbox):
         latency_seconds: float = 0.0,
         token_ttl_seconds: int = 900,
         report_delay_seconds: float = 0.5,
+        relogin_replaces: bool = True,
     ) -> None:
         super().__init__(latency_seconds=latency_seconds)
         self.token_ttl_seconds = token_ttl_seconds
+        self._relogin_replaces = relogin_replaces
         self.report_delay_seconds = report_delay_seconds
         #: Largest request body accepted, in bytes.
         self.max_body_bytes = MAX_BODY_BYTES
@@ -76,7 +79,7 @@ class QortSandbox(AsgiSandbox):
         #: The sandbox clock's date (None: today in UTC); drives the same-day upload rule.
         self.today: date | None = None
         self.calls.clear()
-        self.sessions = Sessions(self.token_ttl_seconds)
+        self.sessions = Sessions(self.token_ttl_seconds, relogin_replaces=self._relogin_replaces)
         self.store = Store()
         self.quik = Quik(self.store, self.current_date)
         self.reports = Reports(self.store, self.report_delay_seconds, self.current_date)

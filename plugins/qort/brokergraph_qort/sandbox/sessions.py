@@ -27,10 +27,23 @@ class Session:
 
 
 class Sessions:
-    """At most one live token; ``clock`` is monotonic seconds (a test may move it)."""
+    """At most one live token; ``clock`` is monotonic seconds (a test may move it).
 
-    def __init__(self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic) -> None:
+    ``relogin_replaces``: what the holder's own second login does is not published.
+    True (our reading [I]): it gets a new token and the old one dies, so a restarted
+    gateway is back at once.  False: it is BUSY like any other application until the
+    old token is logged out or expires.
+    """
+
+    def __init__(
+        self,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        relogin_replaces: bool = True,
+    ) -> None:
         self.ttl_seconds = ttl_seconds
+        self.relogin_replaces = relogin_replaces
         self._clock = clock
         self._current: Session | None = None
 
@@ -41,7 +54,8 @@ class Sessions:
         return current
 
     def login(self, login: str, password: str, app_name: str) -> Session:
-        """A new token for ``app_name``; the same application's older token stops working."""
+        """A new token for ``app_name``; the same application's older token stops working
+        (or, without ``relogin_replaces``, the login is BUSY while that token lives)."""
         expected = ALLOWED_APPLICATIONS.get(app_name)
         if expected is None:
             raise QortFault("APP_NOT_ALLOWED", f"application {app_name!r} may not connect")
@@ -51,7 +65,7 @@ class Sessions:
         ):
             raise QortFault("INVALID_CREDENTIALS", "wrong login or password")
         holder = self._live()
-        if holder is not None and holder.app_name != app_name:
+        if holder is not None and (holder.app_name != app_name or not self.relogin_replaces):
             raise QortFault(
                 "BUSY", f"the service is in use by another application ({holder.app_name})"
             )
