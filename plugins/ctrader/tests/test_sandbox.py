@@ -6,6 +6,7 @@ constructor knobs, empty counters).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from brokergraph_ctrader.reporting import decode_snapshot
 from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_ctrader.sandbox.market import BY_NAME, rate
 from brokergraph_ctrader.sandbox.state import State
@@ -682,7 +684,9 @@ async def test_not_enough_money_moves_nothing(api: Api) -> None:
     busy = await api.trader(9000003)  # credit 100.00 and open positions
     everything = (busy["balance"] + busy["nonWithdrawableBonus"]) / 100
     assert error_code(await api.balance(9000003, "WITHDRAW", everything)) == "NOT_ENOUGH_MONEY"
-    free = min(busy["balance"], busy["freeMargin"])
+    # What stays once the open positions are counted: no credit, no open profit.
+    free = min(busy["balance"], busy["cashEquity"] - busy["usedMargin"])
+    assert free < min(busy["balance"], busy["freeMargin"])  # the credit would cover more
     too_much = await api.balance(9000003, "WITHDRAW", f"{(free + 1) / 100:.2f}")
     assert error_code(too_much) == "NOT_ENOUGH_MONEY"
     assert await api.trader(9000003) == busy
@@ -697,11 +701,9 @@ async def test_external_id_makes_a_retry_safe(api: Api) -> None:
     assert retry.status_code == 200
     assert retry.json() == first.json()
     assert (await api.trader(9000005))["balance"] == 251000  # moved once
-    other_type = await api.balance(9000005, "WITHDRAW", 10, externalId="bank-1")
     other_login = await api.balance(9000006, "DEPOSIT", 10, externalId="bank-1")
-    ids = {r.json()["balanceHistoryId"] for r in (first, other_type, other_login)}
-    assert len(ids) == 3
-    assert (await api.trader(9000005))["balance"] == 250000
+    assert other_login.json() != first.json()
+    assert (await api.trader(9000006))["balance"] == 121000
     plain = [await api.balance(9000005, "DEPOSIT", 1) for _ in range(2)]
     assert plain[0].json() != plain[1].json()  # no externalId, no dedupe
 
@@ -956,3 +958,261 @@ async def test_calls_counter_and_reset(sandbox: CTraderSandbox, api: Api) -> Non
     assert (sandbox.latency_seconds, sandbox.rate_limit_per_hour) == (0.0, 1000)
     assert (await api.trader(9000005))["balance"] == 250000
     assert (await api.call("GET", f"{WEBSERV}/traders/9000008")).status_code == 404
+
+
+# --------------------------------------------------------------------------- step 9b rules
+
+
+class _AnyMs:
+    """Equal to any positive epoch-ms timestamp."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int) and other > 0
+
+
+ANY_MS: Any = _AnyMs()
+
+
+async def test_reused_external_id_with_another_request_is_refused(
+    sandbox: CTraderSandbox, api: Api
+) -> None:
+    first = await api.balance(9000005, "DEPOSIT", 10, externalId="bank-2")
+    assert first.status_code == 200
+    for other in (("DEPOSIT", 11), ("WITHDRAW", 10)):
+        refused = await api.balance(9000005, *other, externalId="bank-2")
+        assert (refused.status_code, error_code(refused)) == (400, "INVALID_REQUEST")
+    assert (await api.trader(9000005))["balance"] == 251000
+
+    # The looser reading, a knob: the first operation's id, nothing moved.
+    sandbox.refuse_reused_external_ids = False
+    silent = await api.balance(9000005, "DEPOSIT", 11, externalId="bank-2")
+    assert silent.json() == first.json()
+    assert (await api.trader(9000005))["balance"] == 251000
+
+
+async def test_without_external_id_dedupe_a_repeat_moves_money_again(
+    sandbox: CTraderSandbox, api: Api
+) -> None:
+    sandbox.dedupe_external_ids = False
+    responses = [await api.balance(9000005, "DEPOSIT", 10, externalId="bank-3") for _ in range(2)]
+    assert [r.status_code for r in responses] == [200, 200]
+    assert responses[0].json() != responses[1].json()
+    assert (await api.trader(9000005))["balance"] == 252000
+    other = await api.balance(9000005, "WITHDRAW", 5, externalId="bank-3")
+    assert other.status_code == 200  # a note only: nothing is compared
+    sandbox.reset()
+    assert sandbox.dedupe_external_ids and sandbox.refuse_reused_external_ids
+    assert not CTraderSandbox(dedupe_external_ids=False).dedupe_external_ids
+
+
+async def test_withdrawal_with_losing_positions_cannot_use_the_credit(api: Api) -> None:
+    busy = await api.trader(9000003)  # credit 100.00, open positions at a loss
+    assert busy["nonWithdrawableBonus"] > 0 and busy["cashEquity"] < busy["balance"]
+    assert busy["freeMargin"] > busy["balance"]  # the credit covers the whole balance...
+    whole = await api.balance(9000003, "WITHDRAW", f"{busy['balance'] / 100:.2f}")
+    assert error_code(whole) == "NOT_ENOUGH_MONEY"  # ...but is not paid out
+    assert await api.trader(9000003) == busy
+
+
+async def test_revoked_tokens_are_refused_until_a_new_login(
+    sandbox: CTraderSandbox, http: httpx.AsyncClient
+) -> None:
+    old = await get_token(http, 30017, "manager-pass")
+    limited = await get_token(http, 30018, "limited-pass")
+    sandbox.revoke_tokens(30017)
+    refused = await Api(http, old).call("GET", f"{WEBSERV}/tradergroups")
+    assert (refused.status_code, error_code(refused)) == (403, "NOT_ENOUGH_RIGHTS")
+    assert (await Api(http, limited).call("GET", f"{WEBSERV}/tradergroups")).status_code == 200
+    new = await get_token(http, 30017, "manager-pass")
+    assert new != old
+    assert (await Api(http, new).call("GET", f"{WEBSERV}/tradergroups")).status_code == 200
+    sandbox.revoke_tokens()  # every manager
+    for token in (new, limited):
+        assert (await Api(http, token).call("GET", f"{WEBSERV}/symbols")).status_code == 403
+
+
+async def test_manager_password_change_kills_its_tokens(
+    sandbox: CTraderSandbox, http: httpx.AsyncClient
+) -> None:
+    old = await get_token(http, 30017, "manager-pass")
+    sandbox.change_manager_password(30017, "rotated-pass")
+    assert (await Api(http, old).call("GET", f"{WEBSERV}/symbols")).status_code == 403
+    body = {"login": 30017, "hashedPassword": md5("manager-pass")}
+    stale = await http.post(f"{WEBSERV}/managers/token", json=body, headers=JSON)
+    assert (stale.status_code, error_code(stale)) == (403, "NOT_ENOUGH_RIGHTS")
+    new = await get_token(http, 30017, "rotated-pass")
+    assert (await Api(http, new).call("GET", f"{WEBSERV}/symbols")).status_code == 200
+    sandbox.reset()
+    assert (await Api(http, old).call("GET", f"{WEBSERV}/symbols")).status_code == 200
+
+
+async def test_list_filters_on_last_deal_time_and_open_positions(
+    sandbox: CTraderSandbox, api: Api
+) -> None:
+    window = {"from": "2020-01-01T00:00:00.000", "to": "2030-01-01T00:00:00.000"}
+
+    async def logins(**filters: str) -> set[int]:
+        response = await api.call("GET", f"{WEBSERV}/traders/", params={**window, **filters})
+        assert response.status_code == 200, response.text
+        return {t["login"] for t in response.json()["trader"]}
+
+    alone = await api.call(
+        "GET", f"{WEBSERV}/traders/", params={**window, "lastDealFrom": "2026-11-14T00:00:00.000"}
+    )
+    assert (alone.status_code, error_code(alone)) == (400, "INVALID_REQUEST")
+    start, end = datetime(2026, 11, 13, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC)
+    expected = {
+        login
+        for login in SEEDED
+        if (at := sandbox.state.last_deal_at(login)) is not None and start <= at < end
+    }
+    assert expected and expected != SEEDED  # the filter does filter
+    assert await logins(lastDealFrom=wire_time(start), lastDealTo=wire_time(end)) == expected
+    holding = {9000001, 9000002, 9000003, 9000004}
+    assert await logins(hasOpenPositions="true") == holding
+    assert await logins(hasOpenPositions="false") == SEEDED - holding
+    bad = await api.call("GET", f"{WEBSERV}/traders/", params={**window, "hasOpenPositions": "1"})
+    assert error_code(bad) == "INVALID_REQUEST"
+
+
+async def test_trader_attributes_upsert_list_delete(api: Api, limited: Api) -> None:
+    base = f"{WEBSERV}/attributes/traders"
+    items = [
+        {"id": 9000001, "attributes": [{"name": "kyc", "value": "passed"}]},
+        {"id": 9000002, "attributes": [{"name": "KYC-level", "value": "2"}]},
+    ]
+    done = await api.call("POST", base, json={"items": items})
+    assert (done.status_code, done.json()) == (200, {})
+    listed = (await api.call("POST", f"{base}/list", json={})).json()
+    assert [i["id"] for i in listed["items"]] == [9000001, 9000002]
+    assert listed["nextCursor"] is None
+    assert listed["items"][0]["attributes"] == [{"name": "kyc", "value": "passed"}]
+    assert listed["items"][0]["lastUpdateTimestamp"] > 0
+    page = (await api.call("POST", f"{base}/list", json={"pageSize": 1})).json()
+    assert ([i["id"] for i in page["items"]], page["nextCursor"]) == ([9000001], 1)
+    named = await api.call("POST", f"{base}/list", json={"ids": [9000002], "nameFilter": "kyc"})
+    assert [i["id"] for i in named.json()["items"]] == [9000002]  # case-insensitive
+    mixed = await api.call("POST", f"{base}/list", json={"ids": [9000001], "pageSize": 5})
+    assert error_code(mixed) == "INVALID_REQUEST"  # paging only without ids
+    # The limited manager sees group Pro only: 9000001 (Default) is dropped silently.
+    theirs = await limited.call("POST", f"{base}/list", json={})
+    assert [i["id"] for i in theirs.json()["items"]] == [9000002]
+    dropped = await limited.call(
+        "POST", base, json={"items": [{"id": 9000001, "attributes": [{"name": "x", "value": "y"}]}]}
+    )
+    assert (dropped.status_code, error_code(dropped)) == (403, "NOT_ENOUGH_RIGHTS")
+    too_long = [{"id": 9000001, "attributes": [{"name": "n" * 65, "value": "v"}]}]
+    assert error_code(await api.call("POST", base, json={"items": too_long})) == "INVALID_REQUEST"
+    empty_value = [{"id": 9000001, "attributes": [{"name": "n", "value": ""}]}]
+    refused = await api.call("POST", base, json={"items": empty_value})
+    assert error_code(refused) == "INVALID_REQUEST"
+    gone = await api.call("POST", f"{base}/delete", json={"ids": [9000001, 9000002]})
+    assert (gone.status_code, gone.json()) == (200, {})
+    assert (await api.call("POST", f"{base}/list", json={})).json()["items"] == []
+
+
+async def test_group_and_manager_attributes(api: Api, limited: Api) -> None:
+    groups = f"{WEBSERV}/attributes/tradergroups"
+    pair = [{"name": "tier", "value": "gold"}, {"name": "desk", "value": "A"}]
+    assert (
+        await api.call("POST", groups, json={"items": [{"id": 2, "attributes": pair}]})
+    ).json() == {}
+    no_ids = await api.call("POST", f"{groups}/list", json={})
+    assert error_code(no_ids) == "INVALID_REQUEST"  # group lists need ids
+    one = await api.call("POST", f"{groups}/delete", json={"ids": [2], "names": ["desk"]})
+    assert one.status_code == 200
+    listed = (await limited.call("POST", f"{groups}/list", json={"ids": [1, 2]})).json()
+    assert listed["items"] == [
+        {"id": 2, "attributes": [{"name": "tier", "value": "gold"}], "lastUpdateTimestamp": ANY_MS}
+    ]
+    managers = f"{WEBSERV}/attributes/managers"
+    mine = [{"id": 30017, "attributes": [{"name": "desk", "value": "EU"}]}]
+    assert (await api.call("POST", managers, json={"items": mine})).status_code == 200
+    other = await limited.call("POST", f"{managers}/list", json={"ids": [30017, 30018]})
+    assert other.json()["items"] == []  # a regular manager reads its own only
+    assert error_code(await api.call("POST", f"{WEBSERV}/attributes/users/list", json={})) == (
+        "INVALID_REQUEST"
+    )
+
+
+async def test_white_label_move(api: Api, limited: Api) -> None:
+    move = "/cid/ctid/changeCtidTraderAccount"
+    body = {"traderLogin": 9000002, "brokerName": "OTHERBROKER", "environmentName": "demo"}
+    assert (await limited.call("POST", move, json=body)).status_code == 403  # broker disabled
+    assert (await limited.call("GET", f"{WEBSERV}/traders/9000002")).status_code == 200
+    done = await api.call("POST", move, json=body)
+    assert (done.status_code, done.content) == (200, b"")
+    assert (await api.trader(9000002))["brokerName"] == "OTHERBROKER"
+    assert (await limited.call("GET", f"{WEBSERV}/traders/9000002")).status_code == 403
+    for changes, code in (
+        ({"brokerName": "NOBROKER"}, "CH_PLANT_INVALID"),
+        ({"traderLogin": 9999999}, "TRADER_NOT_FOUND"),
+        ({"environmentName": "live"}, "INVALID_REQUEST"),
+    ):
+        assert error_code(await api.call("POST", move, json={**body, **changes})) == code
+    linked = await api.call(
+        "POST",
+        "/cid/ctid/link",
+        json={
+            "traderLogin": 9000002,
+            "traderPasswordHash": md5("trader-pass-9000002"),
+            "userId": 1001,
+            "brokerName": "DEMOBROKER",
+            "environmentName": "demo",
+        },
+    )
+    assert error_code(linked) == "NOT_ENOUGH_RIGHTS"  # DEMOBROKER no longer has the trader
+
+
+async def test_reporting_history_snapshots(
+    sandbox: CTraderSandbox, http: httpx.AsyncClient, api: Api
+) -> None:
+    before = int(time.time() * 1000) - 1
+    assert (
+        await api.balance(9000005, "DEPOSIT", "1.25", externalId="ref-1", comment="c")
+    ).status_code == 200
+    bonus = await api.call(
+        "POST", f"{WEBSERV}/traders/9000005/changebonus",
+        json={"type": "DEPOSIT", "preciseAmount": 2, "externalId": "ref-2"},
+    )  # fmt: skip
+    assert bonus.status_code == 200
+    window = {
+        "login": "9000005",
+        "fromTimestamp": str(before),
+        "toTimestamp": str(before + 3_600_000),
+    }
+    balance = await http.get("/repo/balanceHistory", params=window)  # no token
+    assert balance.headers["content-type"] == "application/x-protobuf"
+    (entry,) = decode_snapshot(balance.content)
+    assert (entry.operation_type, entry.delta, entry.money_digits) == ("DEPOSIT", 125, 2)
+    assert (entry.external_id, entry.comment, entry.login) == ("ref-1", "c", 9000005)
+    (bonus_entry,) = decode_snapshot((await http.get("/repo/bonusHistory", params=window)).content)
+    assert (bonus_entry.external_id, bonus_entry.delta) == ("ref-2", 200)
+    earlier = {**window, "toTimestamp": str(before)}
+    assert decode_snapshot((await http.get("/repo/balanceHistory", params=earlier)).content) == []
+    assert (await http.get("/repo/balanceHistory", params={"login": "9000005"})).status_code == 400
+    sandbox.allowed_ips = ("10.0.0.1",)
+    assert (await http.get("/repo/balanceHistory", params=window)).status_code == 403
+
+
+async def test_fail_next_after_apply(sandbox: CTraderSandbox, api: Api) -> None:
+    sandbox.fail_next_after_apply(1, 502)
+    lost = await api.balance(9000005, "DEPOSIT", 10)
+    assert (lost.status_code, error_code(lost)) == (502, "UNKNOWN_ERROR")
+    assert (await api.trader(9000005))["balance"] == 251000  # applied all the same
+    assert sandbox.calls["POST /v2/webserv/traders/{login}/changebalance"] == 1
+
+
+async def test_reporting_serves_two_snapshots_at_once(
+    sandbox: CTraderSandbox, http: httpx.AsyncClient
+) -> None:
+    sandbox.snapshot_seconds = 0.5  # long enough for three requests to overlap
+    window = {"login": "9000005", "fromTimestamp": "0", "toTimestamp": "1"}
+    answers = await asyncio.gather(
+        *(http.get("/repo/balanceHistory", params=window, headers=JSON) for _ in range(3))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 429]
+    refused = next(a for a in answers if a.status_code == 429)
+    assert error_code(refused) == "REQUEST_FREQUENCY_EXCEEDED"
+    sandbox.reset()
+    assert sandbox.snapshot_seconds == 0.0

@@ -6,7 +6,12 @@ the gate (IP allow-list, token, rate limit; the standard knobs act before it).  
 was called: the traders collection answers with and without its trailing slash, and counts as
 ``GET /v2/webserv/traders/`` (list, the doc's spelling) and ``POST /v2/webserv/traders``
 (create).  Also offered: ``POST /v2/webserv/traders/{login}/checkpassword`` (4.9, the
-path is [I]).
+path is [I]); the 4.3 deal-time and open-positions filters as ``lastDealFrom`` /
+``lastDealTo`` (given together) and ``hasOpenPositions`` (the names were not
+recovered: [I]); the attributes calls 4.14-4.22 (``attributes.py``); 5.3 as
+``POST /cid/ctid/changeCtidTraderAccount`` (the one client's path, [O]); and the
+Reporting API's balance/bonus-history snapshots (``brokergraph_ctrader.reporting``),
+which need no token.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from brokergraph_ctrader import reporting
 from brokergraph_ctrader.sandbox import csvgrid, fields
+from brokergraph_ctrader.sandbox.attributes import KINDS
 from brokergraph_ctrader.sandbox.errors import invalid
 from brokergraph_ctrader.sandbox.market import DEPOSIT_ASSETS, SYMBOLS
 from brokergraph_ctrader.sandbox.model import Manager
 from brokergraph_ctrader.sandbox.state import State
-from brokergraph_ctrader.sandbox.times import parse_wire_time
+from brokergraph_ctrader.sandbox.times import from_ms, parse_wire_time
 from brokergraph_ctrader.sandbox.wire import csv_reply, read_body, reply
 
 #: The longest closedPositions window.
@@ -91,8 +98,25 @@ async def list_traders(call: Call) -> Response:
     if start > end:
         raise invalid("from must not be after to")
     keys = [k.strip() for k in query.get("fields", "").split(",") if k.strip()] or None
+    deal_from, deal_to = query.get("lastDealFrom"), query.get("lastDealTo")
+    if (deal_from is None) != (deal_to is None):
+        raise invalid("lastDealFrom and lastDealTo must be given together")
+    last_deal = None
+    if deal_from is not None:
+        last_deal = (
+            parse_wire_time("lastDealFrom", deal_from),
+            parse_wire_time("lastDealTo", deal_to),
+        )
+    holding = query.get("hasOpenPositions")
     page = call.state.list_traders(
-        call.who, start, end, call.query_int("groupId"), keys, call.chunk_size
+        call.who,
+        start,
+        end,
+        call.query_int("groupId"),
+        keys,
+        call.chunk_size,
+        last_deal=last_deal,
+        has_open_positions=None if holding is None else fields.boolean("hasOpenPositions", holding),
     )
     return call.reply("traders", page)
 
@@ -166,6 +190,68 @@ async def closed_positions(call: Call) -> Response:
     return csv_reply(csvgrid.render(csvgrid.CLOSED_HEADER, rows))
 
 
+def _snapshot(ledger: str) -> Handler:
+    async def serve(call: Call) -> Response:
+        login = call.query_int("login")
+        start, end = call.query_int("fromTimestamp"), call.query_int("toTimestamp")
+        if login is None or start is None or end is None or start > end:
+            raise invalid("login, fromTimestamp <= toTimestamp (epoch ms) are required")
+        entries = call.state.history(ledger, login, from_ms(start), from_ms(end))
+        trader = call.state.traders.get(login)
+        digits = trader.money_digits if trader is not None else 2
+        body = reporting.encode_snapshot(
+            [
+                reporting.HistoryEntry(
+                    history_id=e.id,
+                    login=e.login,
+                    operation_type=e.type,
+                    delta=e.amount,
+                    money_digits=digits,
+                    change_timestamp_ms=e.timestamp_ms,
+                    external_id=e.external_id,
+                    comment=e.comment,
+                    external_note=e.external_note,
+                    source=e.source,
+                )
+                for e in entries
+            ]
+        )
+        return Response(body, media_type="application/x-protobuf")
+
+    return serve
+
+
+def _kind(call: Call) -> str:
+    kind: str = call.request.path_params["kind"]
+    if kind not in KINDS:
+        raise invalid(f"no attributes of {kind!r}")
+    return kind
+
+
+async def list_attributes(call: Call) -> Response:
+    kind, state = _kind(call), call.state
+    visible = [t.login for t in state.visible(call.who)]
+    found = state.attributes.list(kind, await call.body(), state.authorise(call.who), visible)
+    return call.reply("attributes", found)
+
+
+async def upsert_attributes(call: Call) -> Response:
+    kind, state = _kind(call), call.state
+    state.attributes.upsert(kind, await call.body(), state.authorise(call.who), state.stamp())
+    return call.reply("attributes", {})
+
+
+async def delete_attributes(call: Call) -> Response:
+    kind, state = _kind(call), call.state
+    state.attributes.delete(kind, await call.body(), state.authorise(call.who))
+    return call.reply("attributes", {})
+
+
+async def move_trader(call: Call) -> Response:
+    call.state.move_trader(call.who, await call.body())
+    return Response(status_code=200)  # "none per doc"
+
+
 async def create_user(call: Call) -> Response:
     return call.reply("user", call.state.create_user(await call.body()))
 
@@ -190,6 +276,8 @@ class Endpoint:
     public: bool = False
     #: /cid/*: JSON only.
     json_only: bool = False
+    #: A Reporting API snapshot: at most 2 served at once per server.
+    snapshot: bool = False
 
     @property
     def key(self) -> str:
@@ -220,4 +308,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _e("GET", f"{WEBSERV}/closedPositions", closed_positions),
     Endpoint("POST", ("/cid/ctid/create",), create_user, json_only=True),
     Endpoint("POST", ("/cid/ctid/link",), link_trader, json_only=True),
+    Endpoint("POST", ("/cid/ctid/changeCtidTraderAccount",), move_trader, json_only=True),
+    _e("POST", f"{WEBSERV}/attributes/{{kind}}/list", list_attributes),
+    _e("POST", f"{WEBSERV}/attributes/{{kind}}", upsert_attributes),
+    _e("POST", f"{WEBSERV}/attributes/{{kind}}/delete", delete_attributes),
+    Endpoint("GET", (reporting.BALANCE_PATH,), _snapshot("balance"), public=True, snapshot=True),
+    Endpoint("GET", (reporting.BONUS_PATH,), _snapshot("bonus"), public=True, snapshot=True),
 )

@@ -5,15 +5,30 @@ its allowed groups and its broker is not disabled for it (403 NOT_ENOUGH_RIGHTS
 otherwise, absent from lists); money is scaled by moneyDigits; equity = balance +
 nonWithdrawableBonus (credit) + unrealised P&L of open positions at the fixed marks,
 freeMargin = equity - usedMargin, cashEquity = balance + unrealised P&L.
-[I] choices: a WITHDRAW may not exceed min(balance, freeMargin) and a credit
-withdrawal min(credit, freeMargin) (NOT_ENOUGH_MONEY); a balance or bonus change whose
-``externalId`` was already used for that login and type answers the first history id
-again and moves nothing; new logins count up from 9000008, users from 1004; the
-deposit currency may change only on an account without money or open positions.
+A WITHDRAW fails with NOT_ENOUGH_MONEY beyond the funds or "when open positions carry
+unrealised P&L" [V]: the sandbox reads that as "beyond what stays once the open
+positions are settled and their margin kept" — at most min(balance, balance +
+unrealised P&L - usedMargin), so neither an open profit nor the credit backing a
+losing position can be paid out [I, the rule's reading]; a credit withdrawal at most
+min(credit, freeMargin) [I].
+
+``externalId`` is only "the broker's reference" [V].  Two [I] readings, each a knob:
+``dedupe_external_ids`` (on by default): a change whose ``externalId`` was already
+used on that login's ledger answers the first history id and moves nothing — off,
+it is a note only and a repeat moves money again (the alternative the vendor does
+not rule out); ``refuse_reused_external_ids`` (on): with dedupe on, a repeat whose
+type or amount differs is refused INVALID_REQUEST, not answered with the first id.
+
+Manager tokens [V]: never expire; dead once the manager's password changes
+(``change_manager_password``); ``revoke_tokens`` kills them as a password change
+would, the password staying.  Other [I] choices: new logins count up from 9000008,
+users from 1004; the deposit currency may change only on an account without money
+or open positions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from brokergraph_ctrader.sandbox import fields, seed
+from brokergraph_ctrader.sandbox.attributes import Attributes, Authorise
 from brokergraph_ctrader.sandbox.errors import CTraderError, invalid, no_rights
 from brokergraph_ctrader.sandbox.market import BY_NAME, DEPOSIT_ASSETS, rate
 from brokergraph_ctrader.sandbox.model import ClosingDeal, Link, Manager, Position, Trader, User
@@ -88,7 +104,14 @@ class State:
         self.next_login = max(self.traders) + 1
         self.next_user_id = max(self.users) + 1
         self.next_link_id = seed.FIRST_LINK_ID + len(self.links)
-        self._external: dict[tuple[str, int, str, str], int] = {}
+        #: (ledger, login, externalId) -> (history id, type, scaled amount) of the first use.
+        self._external: dict[tuple[str, int, str], tuple[int, str, int]] = {}
+        #: Knobs (see the module docstring), set by the sandbox.
+        self.dedupe_external_ids = True
+        self.refuse_reused_external_ids = True
+        self.attributes = Attributes()
+        #: Per manager login: how many times its tokens were revoked.
+        self._token_generation: dict[int, int] = {}
         self._equity_day: dict[int, date] = {}
         self._last_stamp = 0
         for trader in self.traders.values():
@@ -104,8 +127,18 @@ class State:
     # -- managers -----------------------------------------------------------------
 
     def _token(self, manager: Manager) -> str:
-        name = f"{self.seed}:{manager.login}:{manager.password_md5}"
+        generation = self._token_generation.get(manager.login, 0)
+        name = f"{self.seed}:{manager.login}:{manager.password_md5}:{generation}"
         return str(uuid.uuid5(_TOKENS, name))
+
+    def change_manager_password(self, login: int, password_md5: str) -> None:
+        """cBroker's password change: the manager's tokens die, the new hash logs in."""
+        self.managers[login] = dataclasses.replace(self.managers[login], password_md5=password_md5)
+
+    def revoke_tokens(self, login: int | None = None) -> None:
+        """Every token of ``login`` (of every manager when None) dies; passwords stay."""
+        for manager in [login] if login is not None else list(self.managers):
+            self._token_generation[manager] = self._token_generation.get(manager, 0) + 1
 
     def issue_token(self, body: dict[str, Any]) -> str:
         login = fields.integer("login", body.get("login"))
@@ -130,6 +163,20 @@ class State:
         if not manager.sees(trader.group_name, trader.broker_name):
             raise no_rights(f"the manager has no access to trader {login}")
         return trader
+
+    def authorise(self, manager: Manager) -> Authorise:
+        """Which attribute owners ``manager`` may read and change (4.14-4.22)."""
+        groups = {g.id: g.name for g in self.groups.values()}
+
+        def allowed(kind: str, owner: int) -> bool:
+            if kind == "traders":
+                trader = self.traders.get(owner)
+                return trader is not None and manager.sees(trader.group_name, trader.broker_name)
+            if kind == "tradergroups":
+                return groups.get(owner) in manager.allowed_groups
+            return owner == manager.login  # no super-administrator is seeded
+
+        return allowed
 
     def visible(self, manager: Manager) -> list[Trader]:
         return [t for t in self.traders.values() if manager.sees(t.group_name, t.broker_name)]
@@ -252,8 +299,12 @@ class State:
         group_id: int | None,
         keys: list[str] | None,
         chunk: int,
+        last_deal: tuple[datetime, datetime] | None = None,
+        has_open_positions: bool | None = None,
     ) -> dict[str, Any]:
-        """Traders registered in [start, end), newest first, at most ``chunk`` of them."""
+        """Traders registered in [start, end), newest first, at most ``chunk`` of them;
+        optionally only those whose last deal falls in ``last_deal`` [from, to) and
+        those with (or without) open positions."""
         group = None
         if group_id is not None:
             group = next((g for g in self.groups.values() if g.id == group_id), None)
@@ -265,11 +316,24 @@ class State:
             for t in self.visible(manager)
             if low <= t.registration_ms < high and (group is None or t.group_name == group.name)
         ]
+        if last_deal is not None:
+            first, last = last_deal
+            times = {t.login: self.last_deal_at(t.login) for t in rows}
+            rows = [t for t in rows if (at := times[t.login]) is not None and first <= at < last]
+        if has_open_positions is not None:
+            holding = {p.login for p in self.positions}
+            rows = [t for t in rows if (t.login in holding) == has_open_positions]
         rows.sort(key=lambda t: (t.registration_ms, t.login), reverse=True)
         items = [self.wire(t) for t in rows[:chunk]]
         if keys:
             items = [{k: v for k, v in item.items() if k in keys} for item in items]
         return {"trader": items, "hasMore": len(rows) > chunk}
+
+    def last_deal_at(self, login: int) -> datetime | None:
+        """When the trader's latest deal (an opening or a closing one) was made."""
+        times = [p.opened_at for p in self.positions if p.login == login]
+        times += [d.closed_at for d in self.deals if d.login == login]
+        return max(times, default=None)
 
     # -- money --------------------------------------------------------------------
 
@@ -307,7 +371,7 @@ class State:
         self, manager: Manager, login: int, body: dict[str, Any], family: str
     ) -> tuple[Trader, str, int, int | None]:
         """Validate a balance/bonus change; the trader, type, scaled amount, and the first
-        history id when this externalId was used already."""
+        history id when this externalId was used already (and is deduplicated)."""
         trader = self.trader(manager, login)
         self._check_login(body, login)
         types = BALANCE_TYPES if family == "balance" else BONUS_TYPES
@@ -316,19 +380,31 @@ class State:
         external = _note(body, "externalId")
         for key in ("comment", "externalNote", "source"):
             _note(body, key)  # validated now, stored once the change is made
-        first = self._external.get((family, login, kind, external)) if external else None
+        if not external or not self.dedupe_external_ids:
+            return trader, kind, amount, None
+        earlier = self._external.get((family, login, external))
+        if earlier is None:
+            return trader, kind, amount, None
+        first, first_kind, first_amount = earlier
+        if self.refuse_reused_external_ids and (first_kind, first_amount) != (kind, amount):
+            raise invalid(f"externalId {external!r} was used for a different {family} change")
         return trader, kind, amount, first
 
     def change_balance(self, manager: Manager, login: int, body: dict[str, Any]) -> int:
         trader, kind, amount, first = self._change(manager, login, body, "balance")
         if first is not None:
             return first
-        free = self.figures(trader).free_margin
+        figures = self.figures(trader)
+        free = figures.free_margin
         if kind == "DEPOSIT":
             trader.balance += amount
         elif kind == "WITHDRAW":
-            if amount > min(trader.balance, free):
-                raise CTraderError("NOT_ENOUGH_MONEY", "the withdrawal exceeds the free funds")
+            # cash equity (balance + unrealised) less the margin: no credit, no open profit
+            if amount > min(trader.balance, figures.cash_equity - figures.used_margin):
+                raise CTraderError(
+                    "NOT_ENOUGH_MONEY",
+                    "the withdrawal exceeds the funds left once open positions are counted",
+                )
             trader.balance -= amount
         elif kind == "DEPOSIT_NONWITHDRAWABLE_BONUS":
             trader.non_withdrawable_bonus += amount
@@ -347,7 +423,7 @@ class State:
             trader.last_update_ms,
             body,
         )
-        self._remember(("balance", login, kind), body, entry_id)
+        self._remember("balance", login, kind, amount, body, entry_id)
         return entry_id
 
     def change_bonus(self, manager: Manager, login: int, body: dict[str, Any]) -> int:
@@ -367,13 +443,23 @@ class State:
             trader.last_update_ms,
             body,
         )
-        self._remember(("bonus", login, kind), body, entry_id)
+        self._remember("bonus", login, kind, amount, body, entry_id)
         return entry_id
 
-    def _remember(self, key: tuple[str, int, str], body: dict[str, Any], entry_id: int) -> None:
+    def _remember(
+        self, ledger: str, login: int, kind: str, amount: int, body: dict[str, Any], entry_id: int
+    ) -> None:
         external = _note(body, "externalId")
         if external:
-            self._external[(*key, external)] = entry_id
+            self._external.setdefault((ledger, login, external), (entry_id, kind, amount))
+
+    def history(
+        self, ledger: str, login: int, start: datetime, end: datetime
+    ) -> list[HistoryEntry]:
+        """The login's balance (or bonus) operations made in [start, end), oldest first."""
+        entries = self.balance_history if ledger == "balance" else self.bonus_history
+        low, high = to_ms(start), to_ms(end)
+        return [e for e in entries if e.login == login and low <= e.timestamp_ms < high]
 
     def change_password(self, manager: Manager, login: int, body: dict[str, Any]) -> None:
         trader = self.trader(manager, login)
@@ -478,3 +564,21 @@ class State:
         self.next_link_id += 1
         self.links[login] = link
         return link
+
+    def move_trader(self, manager: Manager, body: dict[str, Any]) -> None:
+        """5.3: the trader (and its cTID link) moves to another White Label."""
+        login = fields.integer("traderLogin", body.get("traderLogin"))
+        broker = fields.text("brokerName", body.get("brokerName"))
+        environment = fields.text("environmentName", body.get("environmentName"))
+        if broker not in seed.BROKERS:
+            raise CTraderError("CH_PLANT_INVALID", f"broker {broker!r} is not on this plant")
+        if environment != seed.ENVIRONMENT:
+            raise invalid(f"environment {environment!r} not found")
+        trader = self.trader(manager, login)
+        if broker in manager.disabled_brokers:
+            raise no_rights(f"the manager has no access to broker {broker!r}")
+        trader.broker_name = broker
+        trader.last_update_ms = self.stamp()
+        link = self.links.get(login)
+        if link is not None:
+            self.links[login] = dataclasses.replace(link, broker_name=broker)
