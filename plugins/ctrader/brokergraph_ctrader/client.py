@@ -15,6 +15,10 @@
   copied into a client-visible message.
 * Bodies are written and read with exact decimals (``exact_json_dumps`` /
   ``exact_json_loads``): money never passes through a float.
+* The Reporting API's balance/bonus-history snapshots (:mod:`brokergraph_ctrader.reporting`,
+  protobuf, no token: the IP allow-list is their guard) are read with
+  :meth:`WebServicesClient.snapshot`, at most 2 at once (cTrader's limit per server)
+  and with at least 20 s to answer.
 * The token travels in the URL, so the client adds a filter to the ``httpx`` logger
   that blanks ``token=…`` in its request lines, and no error or log of ours carries
   a URL; the manager password is only ever held as its MD5 hash and never logged.
@@ -22,6 +26,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -31,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from brokergraph_ctrader.reporting import HistoryEntry, decode_snapshot
 from gateway.contract import (
     BrokerGraphError,
     Conflict,
@@ -55,6 +61,10 @@ __all__ = ["ERRORS", "WebServicesClient", "error_for", "md5_hex"]
 
 PLATFORM = "ctrader"
 TOKEN_PATH = "/v2/webserv/managers/token"
+#: The Reporting API serves at most 2 snapshot requests at once and asks for a
+#: timeout of at least 20 s (vendor notes A9).
+SNAPSHOT_CONCURRENCY = 2
+SNAPSHOT_TIMEOUT_SECONDS = 20.0
 
 
 def md5_hex(secret: str) -> str:
@@ -177,6 +187,7 @@ class WebServicesClient:
         self._http: httpx.AsyncClient | None = None
         # The token never expires on its own (A2): no expiry, renewed only when refused.
         self._session = TokenSession(self._issue_token)
+        self._snapshots = asyncio.Semaphore(SNAPSHOT_CONCURRENCY)
         #: Upstream requests sent (token calls included), for tests and metrics.
         self.requests_sent = 0
 
@@ -284,6 +295,30 @@ class WebServicesClient:
     async def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str:
         result: str = await self.request("GET", path, params=params, text=True)
         return result
+
+    async def snapshot(
+        self, base_url: str, path: str, params: Mapping[str, str]
+    ) -> list[HistoryEntry]:
+        """One Reporting API history snapshot from ``base_url`` (no token)."""
+        if self._http is None:
+            raise UpstreamUnavailable("the cTrader connector is not started")
+        timeout = max(self._timeout, SNAPSHOT_TIMEOUT_SECONDS)
+        async with self._snapshots:
+            self.requests_sent += 1
+            try:
+                response = await self._http.get(
+                    base_url.rstrip("/") + path, params=params, timeout=timeout
+                )
+            except httpx.TransportError as error:
+                raise transport_error(error, platform=PLATFORM, vendor="cTrader") from None
+        if not response.is_success:
+            raise self._error(response)
+        if "protobuf" not in response.headers.get("content-type", ""):
+            raise ProtocolError("cTrader's Reporting API answered something other than protobuf")
+        try:
+            return decode_snapshot(response.content)
+        except ValueError:
+            raise ProtocolError("cTrader's Reporting API answered a malformed snapshot") from None
 
     async def post(self, path: str, body: Mapping[str, Any]) -> Any:
         return await self.request("POST", path, body=body)

@@ -31,6 +31,9 @@ class CTraderSettings(TlsSettings):
     #: environmentName of cTID links: live / demo.
     environment: str = "live"
     timeout_seconds: float = 10.0
+    #: The Reporting API's base (``https://HOST:PORT``, serving ``/repo/…``), ``url`` when
+    #: unset: its balance-history snapshot settles a money write whose answer was lost.
+    reporting_url: str | None = None
     #: Look-back before ``from`` for deals of positions opened earlier (closedPositions
     #: filters on position creation time); 0 reads the period only.
     deals_lookback_days: int = setting(90, minimum=-1)

@@ -1,7 +1,9 @@
 """The gateway's conformance kit against the cTrader connector and its sandbox.
 
 Every case of the kit runs; the only skips are capabilities the connector does not
-declare (orders, streams, back office).  One fixture differs from the kit's, for a
+declare (orders, streams, back office).  The kit runs twice: against the sandbox as
+it is, and without its inferred ``externalId`` dedupe (``dedupe_external_ids=False``).
+One fixture differs from the kit's, for a
 reason the kit cannot know about: WebServices has no "read user" and no
 balance-history call, so the connector answers those from the gateway store.  The
 fixture writes into its store what a running gateway holds there — the demo's links
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import ClassVar
 
 import pytest
 import pytest_asyncio
@@ -47,7 +50,7 @@ CTRADER_SAMPLE = Sample(
 
 class TestCTraderConformance(ConformanceSuite):
     connector_class = CTraderConnector
-    sandbox_class = CTraderSandbox
+    sandbox_class: ClassVar[type[Sandbox]] = CTraderSandbox
     sample = CTRADER_SAMPLE
 
     @pytest_asyncio.fixture(scope="class", loop_scope="session")
@@ -80,3 +83,17 @@ class TestCTraderConformance(ConformanceSuite):
         found = await connector.get_accounts(ids)
         assert len(found) == 50
         assert sandbox.calls["GET /v2/webserv/traders/"] == before + 1
+
+
+class _WithoutExternalIdDedupe(CTraderSandbox):
+    """cTrader as the vendor may be: a repeated ``externalId`` moves money again."""
+
+    def __init__(self) -> None:
+        super().__init__(dedupe_external_ids=False)
+
+
+class TestCTraderConformanceWithoutExternalIdDedupe(TestCTraderConformance):
+    """Every case again without the inferred dedupe: the money cases (a repeated key
+    moves money once among them) must not rest on it."""
+
+    sandbox_class = _WithoutExternalIdDedupe

@@ -194,14 +194,16 @@ async def test_token_is_fetched_once_and_again_when_stale(tmp_path: Path) -> Non
         await connector.get_accounts(["9000001"])
         await connector.get_accounts(["9000002"])
         assert sandbox.calls["POST /v2/webserv/managers/token"] == 1
-        # A new seed invalidates every token the server issued (as a manager
-        # password change would); the connector's credentials are still good.
-        sandbox.seed = 4
-        sandbox.reset()
+        # cTrader kills the held token mid-session (as it does on a manager password
+        # change); the connector's credentials are still good: one new login.
+        sandbox.revoke_tokens()
+        reads = sandbox.calls["GET /v2/webserv/traders/{login}"]
         (account,) = await connector.get_accounts(["9000001"])
         assert account is not None
-        assert sandbox.calls["POST /v2/webserv/managers/token"] == 1
-        assert sandbox.calls["GET /v2/webserv/traders/{login}"] == 2  # refused, repeated
+        assert sandbox.calls["POST /v2/webserv/managers/token"] == 2
+        assert sandbox.calls["GET /v2/webserv/traders/{login}"] == reads + 2  # refused, repeated
+        await connector.get_accounts(["9000002"])
+        assert sandbox.calls["POST /v2/webserv/managers/token"] == 2  # the new token is kept
 
 
 async def test_wrong_manager_password_is_upstream_rejected(
