@@ -24,12 +24,13 @@ from brokergraph_ctrader import __version__
 from brokergraph_ctrader.connector._history import HistoryMixin
 from brokergraph_ctrader.connector._money import MoneyMixin
 from brokergraph_ctrader.connector._provisioning import ProvisioningMixin
+from brokergraph_ctrader.connector._white_label import WhiteLabelMixin
 from gateway.contract import Capability
 
 __all__ = ["CTraderConnector"]
 
 
-class CTraderConnector(ProvisioningMixin, MoneyMixin, HistoryMixin):
+class CTraderConnector(ProvisioningMixin, MoneyMixin, WhiteLabelMixin, HistoryMixin):
     name: ClassVar[str] = "ctrader"
     platform: ClassVar[str] = "ctrader"
     version: ClassVar[str] = __version__
