@@ -33,7 +33,7 @@ request with the key (the same request, or it is IDEMPOTENCY_CONFLICT) sends it.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -50,7 +50,7 @@ from gateway.errors import (
     UpstreamUnavailable,
     may_have_applied,
 )
-from gateway.store import IdempotencyState, Store
+from gateway.store import AuditEntry, IdempotencyState, Store
 
 __all__ = ["IdempotentResult", "check_idempotency_key", "outcome_unknown", "run_once"]
 
@@ -74,6 +74,8 @@ class IdempotentResult:
     value: Any
     error: Mapping[str, Any] | None
     replayed: bool
+    #: True when its audit row was written with the claim's completion (``audit``).
+    audited: bool = False
 
 
 def request_fingerprint(operation: str, request: Mapping[str, Any]) -> str:
@@ -92,6 +94,7 @@ async def run_once(
     redrive_after: float | None = None,
     settle: Callable[[datetime], Awaitable[Any | None]] | None = None,
     recovery: Mapping[str, Any] | None = None,
+    audit: Callable[[IdempotentResult], AuditEntry] | None = None,
 ) -> IdempotentResult:
     """Run ``call`` unless ``key`` already ran in ``scope``; ``call`` returns JSON-safe data.
 
@@ -109,6 +112,9 @@ async def run_once(
     ``recovery`` (JSON-safe) is stored with the claim for the background reconciler:
     what it needs to run ``settle``'s read and audit the settlement on its own.  A
     claim it settled as NOT_APPLIED is taken over by the next request and sent.
+
+    ``audit`` makes the audit row of the result this call completes the claim with;
+    the row is written in the completion's transaction (the result says ``audited``).
     """
     fingerprint = request_fingerprint(operation, request)
     claimed, record = await store.begin_idempotent(
@@ -148,12 +154,19 @@ async def run_once(
             raise
         if isinstance(error, IdempotencyConflict):
             raise
-        await store.complete_idempotent(scope, key, {"error": error.to_dict()})
-        return IdempotentResult(value=None, error=error.to_dict(), replayed=False)
-    # A retry may have settled it meanwhile, from the platform: the same operation.
-    with contextlib.suppress(IdempotencyConflict):
-        await store.complete_idempotent(scope, key, {"value": value})
-    return IdempotentResult(value=value, error=None, replayed=False)
+        result = IdempotentResult(value=None, error=error.to_dict(), replayed=False)
+        entry = None if audit is None else audit(result)
+        await store.complete_idempotent(scope, key, {"error": result.error}, audit=entry)
+        return dataclasses.replace(result, audited=entry is not None)
+    result = IdempotentResult(value=value, error=None, replayed=False)
+    entry = None if audit is None else audit(result)
+    try:
+        await store.complete_idempotent(scope, key, {"value": value}, audit=entry)
+    except IdempotencyConflict:
+        # A retry settled it meanwhile, from the platform (the same operation); the
+        # refused completion wrote no audit row either.
+        return result
+    return dataclasses.replace(result, audited=entry is not None)
 
 
 async def _settle(

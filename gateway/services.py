@@ -185,6 +185,8 @@ class GatewayServices:
             retention=Retention(settings.events.retention_count, settings.events.retention_seconds),
             reconnect_seconds=settings.events.reconnect_seconds,
         )
+        # Replicas keep each other's in-memory partners and link owners exact.
+        store.share_changes(events)
         contexts = {
             name: ConnectorContext(
                 name=name,

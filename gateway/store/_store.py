@@ -8,21 +8,21 @@ behaves the same on SQLite and PostgreSQL and needs no locking reads.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import secrets
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
+from gateway.events import EventLog
 
-from ._engine import create_engine, normalise_url, ping
+from ._directory import Directory, LinkKey
+from ._engine import Database, normalise_url, open_database
 from ._records import (
     ApiKeyRecord,
     AuditEntry,
@@ -95,6 +95,61 @@ def _idempotency(row: Row[Any]) -> IdempotencyRecord:
     )
 
 
+# -- statements of the hot path, built once -----------------------------------------
+# A statement object caches its own cache key; one built per call makes SQLAlchemy
+# recompute it (walking every column's type), which cost more than SQLite's own work.
+# Bound names never equal a column name: SQLAlchemy reserves those in UPDATE ... SET.
+
+
+def _claim_is(state: str | None = None) -> ColumnElement[bool]:
+    where = (idempotency.c.scope == bindparam("b_scope")) & (
+        idempotency.c.key == bindparam("b_key")
+    )
+    return where if state is None else where & (idempotency.c.state == state)
+
+
+_INSERT_CLAIM = insert(idempotency)
+_INSERT_RECOVERY = insert(idempotency_recovery)
+_DELETE_RECOVERY = delete(idempotency_recovery).where(
+    (idempotency_recovery.c.scope == bindparam("b_scope"))
+    & (idempotency_recovery.c.key == bindparam("b_key"))
+)
+_COMPLETE_CLAIM = (
+    update(idempotency)
+    .where(_claim_is(IdempotencyState.STARTED.value))
+    .values(
+        state=IdempotencyState.COMPLETED.value,
+        response=bindparam("b_response"),
+        completed_at=bindparam("b_completed_at"),
+    )
+    .returning(*idempotency.c)
+)
+_SELECT_CLAIM = select(idempotency).where(_claim_is())
+_RELEASE_CLAIM = delete(idempotency).where(_claim_is(IdempotencyState.STARTED.value))
+_INSERT_AUDIT = insert(audit_log)
+_INSERT_AUDIT_RETURNING_ID = insert(audit_log).returning(audit_log.c.id)
+_SELECT_FLOW = select(flows.c.state).where(flows.c.flow_id == bindparam("b_flow_id"))
+_UPDATE_FLOW = (
+    update(flows)
+    .where(flows.c.flow_id == bindparam("b_flow_id"))
+    .values(
+        kind=bindparam("b_kind"),
+        state=bindparam("b_state"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+_INSERT_FLOW = insert(flows)
+
+
+def _link_of(key: LinkKey) -> ColumnElement[bool]:
+    platform, kind, external_id = key
+    return (
+        (links.c.platform == platform)
+        & (links.c.kind == kind)
+        & (links.c.external_id == external_id)
+    )
+
+
 def _recovery_of(scope: str, key: str) -> ColumnElement[bool]:
     return (idempotency_recovery.c.scope == scope) & (idempotency_recovery.c.key == key)
 
@@ -129,25 +184,44 @@ def _audit(row: Row[Any]) -> AuditEntry:
     )
 
 
+def _audit_values(entry: AuditEntry) -> Mapping[str, Any]:
+    """The row of ``entry``; the database assigns the id."""
+    return {column: value for column, value in dataclasses.asdict(entry).items() if column != "id"}
+
+
+class _NotCompleted(Exception):
+    """Rolls back a completion that found no STARTED claim to complete."""
+
+
 class Store:
     """Async access to the gateway's own state; open with :meth:`Store.open`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, database: Database) -> None:
+        self._engine = database
         self._closed = False
+        self._directory = Directory(
+            self._directory_from_db, self._partner_from_db, self._owner_from_db
+        )
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Store:
-        engine = create_engine(normalise_url(url), pool_size=pool_size, max_overflow=max_overflow)
+        database = open_database(normalise_url(url), pool_size=pool_size, max_overflow=max_overflow)
+        store = cls(database)
         try:
-            await cls._create_schema(engine)
+            await cls._create_schema(database)
+            await store._directory.load()
         except BaseException:
-            await engine.dispose()
+            await database.close(0)
             raise
-        return cls(engine)
+        return store
+
+    def share_changes(self, log: EventLog) -> None:
+        """Keep this store's in-memory partners and owners exact across the replicas
+        appending to ``log`` (a no-op for an in-process log: no other replica)."""
+        self._directory.follow(log)
 
     @staticmethod
-    async def _create_schema(engine: AsyncEngine) -> None:
+    async def _create_schema(engine: Database) -> None:
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(metadata.create_all)
@@ -160,24 +234,17 @@ class Store:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._connections_returned()
-            await self._engine.dispose()
-
-    async def _connections_returned(self) -> None:
-        # dispose() closes only the connections in the pool.  One that an operation
-        # still holds would go back to the discarded pool and be closed by the garbage
-        # collector at some later moment, unclosed (aiosqlite warns: ResourceWarning).
-        checked_out = getattr(self._engine.pool, "checkedout", None)
-        if checked_out is None:  # a pool without checkout accounting (in-memory SQLite)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _CLOSE_GRACE_SECONDS
-        while checked_out() and loop.time() < deadline:  # noqa: ASYNC110 (a count, no event)
-            await asyncio.sleep(0.01)
+            await self._directory.stop()
+            await self._engine.close(_CLOSE_GRACE_SECONDS)
 
     async def ping(self) -> None:
         """A trivial query: raises when the database cannot be reached (readiness)."""
-        await ping(self._engine)
+        await self._engine.ping()
+
+    @property
+    def sync_engine(self) -> Engine:
+        """The engine whose events see every transaction of the store (to count them)."""
+        return self._engine.sync_engine
 
     @property
     def url_for_display(self) -> str:
@@ -187,14 +254,16 @@ class Store:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
-    async def _try_insert(self, statement: Insert) -> bool:
+    async def _try_insert(
+        self, statement: Insert, parameters: Mapping[str, Any] | None = None
+    ) -> bool:
         """Run one INSERT in its own transaction; False when a constraint refused it.
 
         Its own transaction because PostgreSQL aborts a transaction after an error.
         """
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(statement)
+                await conn.execute(statement, parameters)
         except IntegrityError:
             return False
         return True
@@ -210,6 +279,7 @@ class Store:
             for name, value in (("broker", broker), ("display_name", display_name))
             if value is not None
         }
+        record: PartnerRecord | None = None
         for _ in range(_ATTEMPTS):
             if await self._try_insert(
                 insert(partners).values(
@@ -226,13 +296,21 @@ class Store:
                     await conn.execute(select(partners).where(partners.c.code == code))
                 ).one_or_none()
             if row is not None:
-                return _partner(row)
-        record = (await self.get_partners([code]))[0]
+                record = _partner(row)
+                break
+        if record is None:  # inserted now, or gone each time it was updated
+            record = (await self._partners_from_db([code]))[0]
         if record is None:
             raise Conflict(f"partner {code!r} was deleted while being saved")
+        await self._directory.partner_changed(code, record)
         return record
 
     async def get_partners(self, codes: Sequence[str]) -> list[PartnerRecord | None]:
+        if self._directory.ready:
+            return self._directory.partners_of(codes)
+        return await self._partners_from_db(codes)
+
+    async def _partners_from_db(self, codes: Sequence[str]) -> list[PartnerRecord | None]:
         found: dict[str, PartnerRecord] = {}
         async with self._engine.connect() as conn:
             for chunk in _chunks(codes):
@@ -262,7 +340,40 @@ class Store:
         async with self._engine.begin() as conn:
             await conn.execute(delete(links).where(links.c.partner_code == code))
             result = await conn.execute(delete(partners).where(partners.c.code == code))
+        await self._directory.partner_changed(code, None)
         return result.rowcount > 0
+
+    # -- the in-memory directory's reads ------------------------------------------
+
+    async def _directory_from_db(self) -> tuple[dict[str, PartnerRecord], dict[LinkKey, str]]:
+        owners = select(links.c.platform, links.c.kind, links.c.external_id, links.c.partner_code)
+        async with self._engine.connect() as conn:
+            found = {row.code: _partner(row) for row in await conn.execute(select(partners))}
+            owned = {
+                (row.platform, row.kind, row.external_id): row.partner_code
+                for row in await conn.execute(owners)
+            }
+        return found, owned
+
+    async def _partner_from_db(self, code: str) -> tuple[PartnerRecord | None, dict[LinkKey, str]]:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(partners).where(partners.c.code == code))
+            ).one_or_none()
+            owned = {
+                (link.platform, link.kind, link.external_id): code
+                for link in await conn.execute(
+                    select(links.c.platform, links.c.kind, links.c.external_id).where(
+                        links.c.partner_code == code
+                    )
+                )
+            }
+        return (None if row is None else _partner(row)), owned
+
+    async def _owner_from_db(self, key: LinkKey) -> str | None:
+        async with self._engine.connect() as conn:
+            owner: str | None = await conn.scalar(select(links.c.partner_code).where(_link_of(key)))
+        return owner
 
     # -- links ------------------------------------------------------------------
 
@@ -299,14 +410,12 @@ class Store:
     ) -> tuple[Link, bool]:
         if kind not in _LINK_KINDS:
             raise InvalidInput(f"link kind must be one of {sorted(_LINK_KINDS)}", field=["kind"])
-        key = (
-            (links.c.platform == platform)
-            & (links.c.kind == kind)
-            & (links.c.external_id == external_id)
-        )
+        link_key = (platform, kind, external_id)
+        key = _link_of(link_key)
         for _ in range(_ATTEMPTS):
             created = Link(link_partner_code, platform, kind, external_id, trader_id, _now())
             if await self._try_insert(insert(links).values(**dataclasses.asdict(created))):
+                await self._directory.owner_changed(link_key, link_partner_code)
                 return created, True
             async with self._engine.begin() as conn:
                 row = (await conn.execute(select(links).where(key))).one_or_none()
@@ -332,14 +441,10 @@ class Store:
         raise Conflict(f"{platform} {kind} {external_id!r} changed while being linked")
 
     async def unlink(self, platform: str, kind: str, external_id: str) -> bool:
+        link_key = (platform, kind, external_id)
         async with self._engine.begin() as conn:
-            result = await conn.execute(
-                delete(links).where(
-                    (links.c.platform == platform)
-                    & (links.c.kind == kind)
-                    & (links.c.external_id == external_id)
-                )
-            )
+            result = await conn.execute(delete(links).where(_link_of(link_key)))
+        await self._directory.owner_changed(link_key, None)
         return result.rowcount > 0
 
     async def links_of_partner(
@@ -357,6 +462,9 @@ class Store:
     async def owners(
         self, platform: str, kind: str, external_ids: Sequence[str]
     ) -> list[str | None]:
+        """The partner owning each object (None: not linked), from memory when loaded."""
+        if self._directory.ready:
+            return self._directory.owners_of(platform, kind, external_ids)
         owner: dict[str, str] = {}
         async with self._engine.connect() as conn:
             for chunk in _chunks(external_ids):
@@ -409,46 +517,57 @@ class Store:
         self, values: Mapping[str, Any], recovery: Mapping[str, Any] | None
     ) -> bool:
         """Insert a claim and its recovery together; False when the key is taken."""
+        named = {"b_scope": values["scope"], "b_key": values["key"]}
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(idempotency).values(**values))
+                await conn.execute(_INSERT_CLAIM, values)
                 if recovery is not None:
-                    where = _recovery_of(values["scope"], values["key"])
-                    await conn.execute(delete(idempotency_recovery).where(where))
+                    await conn.execute(_DELETE_RECOVERY, named)
                     await conn.execute(
-                        insert(idempotency_recovery).values(
-                            scope=values["scope"],
-                            key=values["key"],
-                            recovery=dict(recovery),
-                            check_after=values["created_at"],
-                        )
+                        _INSERT_RECOVERY,
+                        {
+                            "scope": values["scope"],
+                            "key": values["key"],
+                            "recovery": dict(recovery),
+                            "check_after": values["created_at"],
+                        },
                     )
         except IntegrityError:
             return False
         return True
 
     async def complete_idempotent(
-        self, scope: str, key: str, response: dict[str, Any]
+        self,
+        scope: str,
+        key: str,
+        response: dict[str, Any],
+        *,
+        audit: AuditEntry | None = None,
     ) -> IdempotencyRecord:
-        """Record the response of a STARTED claim; a completed one is never overwritten."""
-        where = (idempotency.c.scope == scope) & (idempotency.c.key == key)
-        async with self._engine.begin() as conn:
-            updated = await conn.execute(
-                update(idempotency)
-                .where(where & (idempotency.c.state == IdempotencyState.STARTED.value))
-                .values(
-                    state=IdempotencyState.COMPLETED.value,
-                    response=response,
-                    completed_at=_now(),
-                )
-            )
-            if updated.rowcount:  # settled for good: nothing left to recover
-                await conn.execute(delete(idempotency_recovery).where(_recovery_of(scope, key)))
-            row = (await conn.execute(select(idempotency).where(where))).one_or_none()
-        if row is None:
-            raise NotFound("no idempotency claim exists for this key")
-        if updated.rowcount == 0:
-            raise IdempotencyConflict("this idempotency key was already completed")
+        """Record the response of a STARTED claim; a completed one is never overwritten.
+
+        ``audit`` is appended in the same transaction: the claim completes with its
+        audit row or not at all (when refused, neither is written).
+        """
+        named = {"b_scope": scope, "b_key": key}
+        try:
+            async with self._engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        _COMPLETE_CLAIM,
+                        {**named, "b_response": response, "b_completed_at": _now()},
+                    )
+                ).one_or_none()
+                if row is None:
+                    raise _NotCompleted
+                # Settled for good: nothing left to recover.
+                await conn.execute(_DELETE_RECOVERY, named)
+                if audit is not None:
+                    await conn.execute(_INSERT_AUDIT, _audit_values(audit))
+        except _NotCompleted:
+            if await self.get_idempotent(scope, key) is None:
+                raise NotFound("no idempotency claim exists for this key") from None
+            raise IdempotencyConflict("this idempotency key was already completed") from None
         return _idempotency(row)
 
     async def reclaim_idempotent(
@@ -494,17 +613,12 @@ class Store:
         return bool(result.rowcount == 1)
 
     async def release_idempotent(self, scope: str, key: str) -> None:
+        named = {"b_scope": scope, "b_key": key}
         async with self._engine.begin() as conn:
-            released = await conn.execute(
-                delete(idempotency).where(
-                    (idempotency.c.scope == scope)
-                    & (idempotency.c.key == key)
-                    # A completed result must keep answering retries.
-                    & (idempotency.c.state == IdempotencyState.STARTED.value)
-                )
-            )
+            # Only a STARTED claim: a completed result must keep answering retries.
+            released = await conn.execute(_RELEASE_CLAIM, named)
             if released.rowcount:
-                await conn.execute(delete(idempotency_recovery).where(_recovery_of(scope, key)))
+                await conn.execute(_DELETE_RECOVERY, named)
 
     async def unsettled_idempotent(
         self, *, claimed_before: datetime, limit: int
@@ -548,11 +662,7 @@ class Store:
     async def get_idempotent(self, scope: str, key: str) -> IdempotencyRecord | None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(
-                    select(idempotency).where(
-                        (idempotency.c.scope == scope) & (idempotency.c.key == key)
-                    )
-                )
+                await conn.execute(_SELECT_CLAIM, {"b_scope": scope, "b_key": key})
             ).one_or_none()
         return None if row is None else _idempotency(row)
 
@@ -560,11 +670,8 @@ class Store:
 
     async def append_audit(self, entry: AuditEntry) -> AuditEntry:
         """Append ``entry``; the database assigns the id, any given one is ignored."""
-        values: Mapping[str, Any] = {
-            column: value for column, value in dataclasses.asdict(entry).items() if column != "id"
-        }
         async with self._engine.begin() as conn:
-            new_id = await conn.scalar(insert(audit_log).values(**values).returning(audit_log.c.id))
+            new_id = await conn.scalar(_INSERT_AUDIT_RETURNING_ID, _audit_values(entry))
         return dataclasses.replace(entry, id=new_id)
 
     async def list_audit(
@@ -591,22 +698,19 @@ class Store:
 
     async def save_flow(self, flow_id: str, kind: str, state: dict[str, Any]) -> None:
         values = {"kind": kind, "state": state, "updated_at": _now()}
+        named = {f"b_{name}": value for name, value in values.items()}
         for _ in range(_ATTEMPTS):
             async with self._engine.begin() as conn:
-                result = await conn.execute(
-                    update(flows).where(flows.c.flow_id == flow_id).values(**values)
-                )
+                result = await conn.execute(_UPDATE_FLOW, {"b_flow_id": flow_id, **named})
             if result.rowcount > 0:
                 return
-            if await self._try_insert(insert(flows).values(flow_id=flow_id, **values)):
+            if await self._try_insert(_INSERT_FLOW, {"flow_id": flow_id, **values}):
                 return
         raise Conflict(f"flow {flow_id!r} is being saved and deleted concurrently")
 
     async def get_flow(self, flow_id: str) -> dict[str, Any] | None:
         async with self._engine.connect() as conn:
-            state: dict[str, Any] | None = await conn.scalar(
-                select(flows.c.state).where(flows.c.flow_id == flow_id)
-            )
+            state: dict[str, Any] | None = await conn.scalar(_SELECT_FLOW, {"b_flow_id": flow_id})
         return state
 
     async def list_flows(

@@ -43,7 +43,7 @@ from gateway.errors import BrokerGraphError, OutcomeUnknown, may_have_applied
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
 from gateway.graphql.loaders import account_period_prefixes, cache_key
-from gateway.idempotency import outcome_unknown, run_once
+from gateway.idempotency import IdempotentResult, outcome_unknown, run_once
 from gateway.reconciler import Recovery, platform_settler
 from gateway.serialization import from_jsonable, to_jsonable
 from gateway.store import AuditEntry
@@ -160,31 +160,9 @@ async def write(
     """Run ``operation``'s write path for ``input`` (see the module docstring)."""
     ctx = context_of(info)
     viewer = ctx.require_viewer()
-    error_code: str | None = None
-    try:
-        if authorise:
-            viewer.require_role(*authorise)
-        checked = await validate(ctx, input)
-        if once is not None:
-            result = await _once(ctx, operation, once, checked, target)
-        else:
-            assert dispatch is not None  # the overloads require dispatch without once
-            result = await _dispatch(ctx, dispatch, checked)
-        outcome = "replayed" if getattr(result, "replayed", False) else "ok"
-        if result.errors:
-            error_code = result.errors[0].code.value
-            outcome = "replayed" if outcome == "replayed" else "error"
-    except BrokerGraphError as error:
-        errors = [to_user_error(error)]
-        if once is not None:
-            result = once.present(None, errors, False)
-        else:
-            assert payload is not None  # the overloads require payload without once
-            result = payload(errors=errors)
-        outcome = "unknown" if isinstance(error, OutcomeUnknown) else "error"
-        error_code = error.code
-    await ctx.services.store.append_audit(
-        AuditEntry(
+
+    def audit_row(result: Any, outcome: str, error_code: str | None) -> AuditEntry:
+        return AuditEntry(
             id=None,
             at=datetime.now(UTC),
             actor=viewer.subject,
@@ -197,7 +175,34 @@ async def write(
             idempotency_key=getattr(input, "idempotency_key", None),
             details=audit_details(input),
         )
-    )
+
+    def audit_of(result: Any) -> AuditEntry:
+        """The audit row of a payload the path produced."""
+        replayed = bool(getattr(result, "replayed", False))
+        code = result.errors[0].code.value if result.errors else None
+        return audit_row(result, "replayed" if replayed else "error" if code else "ok", code)
+
+    try:
+        if authorise:
+            viewer.require_role(*authorise)
+        checked = await validate(ctx, input)
+        if once is not None:
+            result, audited = await _once(ctx, operation, once, checked, target, audit_of)
+        else:
+            assert dispatch is not None  # the overloads require dispatch without once
+            result, audited = await _dispatch(ctx, dispatch, checked), False
+        entry = None if audited else audit_of(result)
+    except BrokerGraphError as error:
+        errors = [to_user_error(error)]
+        if once is not None:
+            result = once.present(None, errors, False)
+        else:
+            assert payload is not None  # the overloads require payload without once
+            result = payload(errors=errors)
+        outcome = "unknown" if isinstance(error, OutcomeUnknown) else "error"
+        entry = audit_row(result, outcome, error.code)
+    if entry is not None:  # not yet written with the idempotency claim's completion
+        await ctx.services.store.append_audit(entry)
     return result
 
 
@@ -222,13 +227,27 @@ async def _once(
     once: Once[M, P],
     checked: AccountWrite[K, M],
     target: str | None,
-) -> P:
+    audit_of: Callable[[P], AuditEntry],
+) -> tuple[P, bool]:
     """Send ``checked`` at most once per key; a replay returns the first result.
 
     The request is fingerprinted without its key, so the same key with a different
     request is refused as IDEMPOTENCY_CONFLICT.  With a finder, the claim keeps what
-    the background reconciler needs to settle it if its outcome is lost.
+    the background reconciler needs to settle it if its outcome is lost.  The payload
+    comes with whether its audit row (``audit_of``) was written with the claim's
+    completion — one transaction for both.
     """
+    presented: dict[bool, P] = {}
+
+    def present(result: IdempotentResult) -> P:
+        if result.replayed not in presented:
+            if result.error is not None:
+                error = user_error_from_dict(dict(result.error))
+                presented[result.replayed] = once.present(None, [error], result.replayed)
+            else:
+                model = from_jsonable(once.model, result.value)
+                presented[result.replayed] = once.present(model, [], result.replayed)
+        return presented[result.replayed]
 
     async def upstream() -> Any:
         return to_jsonable(await checked.send(checked.request))
@@ -266,6 +285,7 @@ async def _once(
             redrive_after=lease if redrive else None,
             settle=settle,
             recovery=recovery,
+            audit=lambda result: audit_of(present(result)),
         )
     except OutcomeUnknown:
         # It may have been applied: what is cached about the account may be stale now.
@@ -273,9 +293,7 @@ async def _once(
         raise
     if not result.replayed:
         await _invalidate_after_write(ctx, operation, checked.platform, checked.account_id)
-    if result.error is not None:
-        return once.present(None, [user_error_from_dict(dict(result.error))], result.replayed)
-    return once.present(from_jsonable(once.model, result.value), [], result.replayed)
+    return present(result), result.audited
 
 
 async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:
