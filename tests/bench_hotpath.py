@@ -415,11 +415,12 @@ async def client_output(stream: asyncio.StreamReader, profiler: cProfile.Profile
         line = (await stream.readline()).decode().strip()
         if not line:
             raise RuntimeError("the load client stopped without its results")
-        if line == f"{PROFILE_START} {PROFILED}" and profiler is not None:
-            profiler.enable()
-        elif line == PROFILE_STOP and profiler is not None:
-            profiler.disable()
-        elif not line.startswith(PROFILE_START):
+        if line.startswith((PROFILE_START, PROFILE_STOP)):
+            if profiler is not None and line == f"{PROFILE_START} {PROFILED}":
+                profiler.enable()
+            elif profiler is not None and line == PROFILE_STOP:
+                profiler.disable()
+        else:
             return line
 
 
