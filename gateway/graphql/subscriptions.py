@@ -8,6 +8,12 @@ and receives what it missed, then live events, with no gap and no duplicate
 (RESUME_POINT_EXPIRED when the log no longer holds that point: subscribe without
 it for a fresh snapshot).  A connector whose stream cannot resume refuses
 ``afterSequence`` with CAPABILITY_NOT_SUPPORTED.
+
+Every stream goes through :func:`relay`, which tells the WebSocket fan-out (see
+:mod:`gateway.graphql._fanout`) each event's sequence and lets it start the stream
+after a sequence of its choosing: that is how subscribers of the same stream come to
+share one execution per event.  The access check stays here, per subscriber, before
+the first event.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -23,6 +29,7 @@ from strawberry.types import Info
 from gateway.connectors import AccountStream, Capability, MarketDataEntitlements, OrderStream
 from gateway.errors import CapabilityNotSupported, InvalidInput
 from gateway.graphql import access
+from gateway.graphql._fanout import current_tap
 from gateway.graphql.context import context_of
 from gateway.graphql.mutations import decode_account, decode_trader
 from gateway.graphql.types import AccountEvent, MarketDataSubscriptionEvent, OrderEvent
@@ -54,6 +61,11 @@ AfterSequence = Annotated[
 ]
 
 
+def can_resume(method: Callable[..., AsyncIterator[Any]]) -> bool:
+    # Guarded methods keep their signature (functools.wraps): this sees the connector's.
+    return "after" in inspect.signature(method).parameters
+
+
 def resumable(
     method: Callable[..., AsyncIterator[T]], key: str, after: int | None, platform: str
 ) -> AsyncIterator[T]:
@@ -62,14 +74,48 @@ def resumable(
         return method(key)
     if after < 0:
         raise InvalidInput("afterSequence must not be negative", field=["afterSequence"])
-    # Guarded methods keep their signature (functools.wraps): this sees the connector's.
-    if "after" not in inspect.signature(method).parameters:
+    if not can_resume(method):
         raise CapabilityNotSupported(
             f"{platform} streams cannot resume; subscribe without afterSequence",
             field=["afterSequence"],
             details={"platform": platform},
         )
     return method(key, after=after)
+
+
+class _Sequenced(Protocol):
+    @property
+    def sequence(self) -> int: ...
+
+
+E = TypeVar("E", bound=_Sequenced)
+G = TypeVar("G")
+
+
+async def relay(
+    method: Callable[..., AsyncIterator[E]],
+    key: str,
+    after: int | None,
+    platform: str,
+    convert: Callable[[E], G],
+) -> AsyncGenerator[G, None]:
+    """The connector's stream of ``key`` as GraphQL objects, reporting to the fan-out.
+
+    The fan-out may start the stream after another sequence than the document's
+    (:attr:`StreamTap.resume_after`); it is told each event's sequence before the
+    event is yielded, and whether the stream can resume at all.
+    """
+    tap = current_tap()
+    if tap is not None:
+        after = tap.after(after)
+        tap.resumable = can_resume(method)
+    # When the client leaves, the connector's stream is closed at once,
+    # not whenever the async generator happens to be finalised.
+    async with closing(resumable(method, key, after, platform)) as events:
+        async for event in events:
+            if tap is not None:
+                tap.sequence = event.sequence
+            yield convert(event)
 
 
 @strawberry.type
@@ -85,12 +131,16 @@ class CoreSubscription:
         platform, native_id = decode_account(account_id)
         await access.require_account(ctx, platform, native_id)
         stream = ctx.services.registry.require(platform, Capability.ORDER_STREAM, OrderStream)
-        # When the client leaves, the connector's stream is closed at once,
-        # not whenever the async generator happens to be finalised.
-        events_of = resumable(stream.order_events, native_id, after_sequence, platform)
-        async with closing(events_of) as events:
+        events = relay(
+            stream.order_events,
+            native_id,
+            after_sequence,
+            platform,
+            lambda event: OrderEvent.from_model(ctx, event),
+        )
+        async with contextlib.aclosing(events):
             async for event in events:
-                yield OrderEvent.from_model(ctx, event)
+                yield event
 
     @strawberry.subscription(description="Balance and state changes of an account.")
     async def account_events(
@@ -103,10 +153,16 @@ class CoreSubscription:
         platform, native_id = decode_account(account_id)
         await access.require_account(ctx, platform, native_id)
         stream = ctx.services.registry.require(platform, Capability.ACCOUNT_STREAM, AccountStream)
-        events_of = resumable(stream.account_events, native_id, after_sequence, platform)
-        async with closing(events_of) as events:
+        events = relay(
+            stream.account_events,
+            native_id,
+            after_sequence,
+            platform,
+            lambda event: AccountEvent.from_model(ctx, event),
+        )
+        async with contextlib.aclosing(events):
             async for event in events:
-                yield AccountEvent.from_model(ctx, event)
+                yield event
 
     @strawberry.subscription(description="Market-data entitlement changes of a trader.")
     async def market_data_subscription_events(
@@ -121,7 +177,13 @@ class CoreSubscription:
         entitlements = ctx.services.registry.require(
             platform, Capability.MARKET_DATA_ENTITLEMENTS, MarketDataEntitlements
         )
-        events_of = resumable(entitlements.market_data_events, native_id, after_sequence, platform)
-        async with closing(events_of) as events:
+        events = relay(
+            entitlements.market_data_events,
+            native_id,
+            after_sequence,
+            platform,
+            MarketDataSubscriptionEvent.from_model,
+        )
+        async with contextlib.aclosing(events):
             async for event in events:
-                yield MarketDataSubscriptionEvent.from_model(event)
+                yield event

@@ -6,7 +6,8 @@ checks the header.  A socket that never authenticates is closed with 4403 (bad
 credentials), 4408 (no connection_init in time) or 4429 (an API key from a client
 address past its failed API-key attempts, which the app counts with the HTTP side's).
 After that the socket follows its credentials, its caps and its client's keep-alive:
-see :mod:`gateway.http.ws_guard`.
+see :mod:`gateway.http.ws_guard`.  Subscribers of the same stream share one execution
+per event: see :mod:`gateway.http._fanout`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from gateway.errors import Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
 from gateway.http._client_limits import FailureWindows
+from gateway.http._fanout import FanoutHub, fanout_handler_class
 from gateway.http.ws_guard import SocketPolicy, handler_class
 from gateway.services import GatewayServices
 
@@ -64,7 +66,7 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
         )
         self.services = services
         self.account_types = schema.account_types
-        self.graphql_transport_ws_handler_class = handler_class(
+        guarded = handler_class(
             SocketPolicy(
                 services.settings.limits,
                 services.authenticator,
@@ -73,6 +75,9 @@ class GraphQLWebSocket(GraphQL[RequestContext, None]):
                 or FailureWindows(services.settings.limits.api_key_failures_per_minute),
             )
         )
+        #: Subscribers of one stream share its executions (see gateway.http._fanout).
+        self.fanout = FanoutHub()
+        self.graphql_transport_ws_handler_class = fanout_handler_class(guarded, self.fanout)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
