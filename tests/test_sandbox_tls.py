@@ -8,14 +8,17 @@ connector at start unless ``allow_plaintext`` says otherwise.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import brokergraph_ctrader.plugin
 import httpx
 import pytest
+from brokergraph_ctrader.sandbox import CTraderSandbox
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,6 +26,7 @@ from starlette.routing import Route
 
 from gateway.contract import SettingsError, TlsSettings
 from gateway.contract.sandbox import ASGIApp, AsgiSandbox, sandbox_certificate
+from gateway.testing import open_test_gateway
 
 
 class CountingSandbox(AsgiSandbox):
@@ -153,3 +157,19 @@ def test_settings_defaults_verify_and_plain_urls_pass_when_allowed() -> None:
     assert allowed.url == "http://127.0.0.1:9"
     # A URL-less value (a local file) is not a URL to refuse.
     assert read(url="https://v.example", feed_url="/etc/feed.wsdl").feed_url == "/etc/feed.wsdl"
+
+
+async def test_a_connector_given_a_plain_url_refuses_to_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gateway keeps running, the connector is DOWN with the reason, nothing is sent."""
+    caplog.set_level(logging.ERROR)
+    async with CTraderSandbox() as sandbox:
+        plain = {"ctrader": {"url": sandbox.url.replace("https://", "http://")}}
+        async with open_test_gateway(
+            brokergraph_ctrader.plugin, [sandbox], tmp_path, connector_settings=plain
+        ) as gateway:
+            data = await gateway.data("{ connectors { name health { status } } }")
+        assert data["connectors"] == [{"name": "ctrader", "health": {"status": "DOWN"}}]
+        assert not sandbox.calls
+    assert "[connectors.ctrader] url is plain http:// (no TLS)" in caplog.text
