@@ -19,6 +19,10 @@ import brokergraph_ctrader.plugin
 import httpx
 import pytest
 from brokergraph_ctrader.sandbox import CTraderSandbox
+from brokergraph_ctrader.settings import CTraderSettings
+from brokergraph_dxtrade.settings import DxTradeSettings
+from brokergraph_qort.settings import QortSettings
+from brokergraph_qst.settings import QstSettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -173,3 +177,26 @@ async def test_a_connector_given_a_plain_url_refuses_to_start(
         assert data["connectors"] == [{"name": "ctrader", "health": {"status": "DOWN"}}]
         assert not sandbox.calls
     assert "[connectors.ctrader] url is plain http:// (no TLS)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("settings", "section", "key"),
+    [
+        (CTraderSettings, {"login": 1, "password": "p", "broker_name": "B"}, "reporting_url"),
+        (DxTradeSettings, {"username": "u", "password": "p"}, "dxfeed_url"),
+        (QortSettings, {"login": "u", "password": "p"}, "endpoint"),
+        (QstSettings, {"username": "u", "password": "p", "client_unique_id": "c"}, "url"),
+    ],
+)
+def test_every_connector_refuses_a_plain_url_it_dials(
+    settings: type[TlsSettings], section: dict[str, Any], key: str
+) -> None:
+    secure = "wss://v.example/" if settings is QstSettings else "https://v.example"
+    settings.from_section("x", {"url": secure, **section})  # the TLS URL is fine
+    plain = "ws://v.example/" if settings is QstSettings else "http://v.example"
+    with pytest.raises(SettingsError, match=f"{key} is plain"):
+        settings.from_section("x", {"url": secure, **section, key: plain})
+    allowed = settings.from_section(
+        "x", {"url": secure, **section, key: plain, "allow_plaintext": True}
+    )
+    assert allowed.ssl_context().verify_mode == ssl.CERT_REQUIRED

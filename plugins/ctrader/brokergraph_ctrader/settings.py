@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 from gateway.contract import TlsSettings, setting
 
@@ -49,6 +50,8 @@ class CTraderSettings(TlsSettings):
     #: How long the gateway keeps a closedPositions window that can no longer change
     #: (it lies in the past and no position opened in it is still open).
     final_window_cache_seconds: float = 86400.0
+
+    url_settings: ClassVar[tuple[str, ...]] = ("url", "reporting_url")
 
     def __post_init__(self) -> None:
         # cTrader's deposit assets are upper case; compare like with like.
