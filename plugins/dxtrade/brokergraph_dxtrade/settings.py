@@ -48,6 +48,10 @@ class DxTradeSettings(TlsSettings):
     use_disable_route: bool = True
     #: Concurrent dxweb calls of one batch (dxweb reads one user/account per call).
     concurrency: int = 8
+    #: Read dxsca-web (balances, positions, transfers, deals) in sessions opened on behalf
+    #: of each account's user, for a host whose service account sees no user's accounts
+    #: there; DXtrade then requires the LOGIN_ON_BEHALF permission (B2).
+    read_on_behalf: bool = False
 
     url_settings: ClassVar[tuple[str, ...]] = ("url", "dxfeed_url")
 

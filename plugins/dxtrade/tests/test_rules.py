@@ -479,3 +479,67 @@ async def _on_behalf_logins(http: httpx.AsyncClient, dx_sandbox: DxTradeSandbox)
         assert disabled.json()["errorCode"] == "USER_DISABLED"
     finally:
         dx_sandbox.state.permissions[("default", "crm-admin")].discard(LOGIN_ON_BEHALF)
+
+
+# -- a service account that sees no user's accounts on dxsca-web -----------------------------
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def on_behalf(dx_sandbox: DxTradeSandbox, tmp_path: Path) -> AsyncIterator[DxTradeConnector]:
+    """A connector reading dxsca-web on behalf of each account's user."""
+    settings = {
+        **dx_sandbox.connector_settings(),
+        "timeout_seconds": TIMEOUT_SECONDS,
+        "read_on_behalf": True,
+    }
+    (tmp_path / "behalf").mkdir()
+    async with open_connector(DxTradeConnector, settings, tmp_path / "behalf") as made:
+        yield made
+
+
+async def test_a_blind_service_account_reads_on_behalf_of_each_user(
+    connector: DxTradeConnector, on_behalf: DxTradeConnector, dx_sandbox: DxTradeSandbox
+) -> None:
+    with ruled(dx_sandbox, crm_sees_all_accounts=False):
+        dx_sandbox.grant(LOGIN_ON_BEHALF)
+        try:
+            attempts = len(dx_sandbox.state.on_behalf_logins)
+            trader, account = new_user(dx_sandbox)  # an owner neither connector has seen
+            (blind,) = await connector.get_accounts([account])
+            assert blind is not None and blind.equity is None  # no live money as the CRM
+            await on_behalf.deposit(movement(account, f"dep-{uuid.uuid4()}"))
+            (seen,) = await on_behalf.get_accounts([account])
+            assert seen is not None and seen.equity is not None
+            assert seen.equity.amount == Decimal("1025.50")
+            alice = "default:alice-usd"
+            positions = await on_behalf.get_positions([alice, account])
+            assert [len(p) for p in positions] == [2, 0]
+            march = (datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC))
+            assert len(await on_behalf.get_deals(alice, *march)) == 2
+            # A lost withdrawal is settled by reading its transfer on the user's behalf.
+            key = f"wd-{uuid.uuid4()}"
+            dx_sandbox.drop_next(1, after_apply=True)
+            with pytest.raises(UpstreamError):
+                await on_behalf.withdraw(movement(account, key, "5"))
+            mark = len(dx_sandbox.requests)
+            assert (await on_behalf.withdraw(movement(account, key, "5"))).id == key
+            assert cash_calls(dx_sandbox, mark) == ["READ"]
+            assert len(dx_sandbox.state.applied(key)) == 1
+            # One session per user, reused by every read.
+            logins = dx_sandbox.state.on_behalf_logins[attempts:]
+            assert sorted(logins) == [
+                ("crm-admin@default", "alice@default", True),
+                ("crm-admin@default", trader, True),
+            ]
+        finally:
+            dx_sandbox.state.permissions[("default", "crm-admin")].discard(LOGIN_ON_BEHALF)
+
+
+async def test_reading_on_behalf_without_the_permission_says_which(
+    on_behalf: DxTradeConnector, dx_sandbox: DxTradeSandbox
+) -> None:
+    with ruled(dx_sandbox, crm_sees_all_accounts=False):
+        _, account = new_user(dx_sandbox)
+        with pytest.raises(UpstreamRejected, match="LOGIN_ON_BEHALF"):
+            await on_behalf.get_accounts([account])
+        assert dx_sandbox.state.on_behalf_logins[-1][2] is False

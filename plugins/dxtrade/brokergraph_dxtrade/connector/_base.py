@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -46,6 +47,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 OWNER_FLOW = "dxtrade-account-owner"
+#: On-behalf sessions kept open at once (``read_on_behalf``).
+BEHALF_SESSIONS = 256
 #: The most transfers the settling read asks for: a page that full proves no absence.
 SETTLE_READ_LIMIT = 500
 
@@ -79,6 +82,8 @@ class DxTradeBase(Connector):
         self._feed_ids: dict[str, str] = {}
         self._credit_locks: dict[str, asyncio.Lock] = {}
         self._cash_locks: dict[str, asyncio.Lock] = {}
+        #: On-behalf clients by owner (``read_on_behalf``), least recently used first.
+        self._behalf: OrderedDict[str, DxTradeClient] = OrderedDict()
 
     async def close(self) -> None:
         await self.client.close()
@@ -165,16 +170,82 @@ class DxTradeBase(Connector):
         return body
 
     async def _metrics(self, account_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        """Metrics of many accounts in ONE dxsca-web read (unknown ones are left out)."""
+        """Metrics of many accounts in ONE dxsca-web read per session (unknown ones are
+        left out)."""
+        bodies = await self._batched(account_ids, "/accounts/metrics", "account metrics")
+        return {str(m.get("account")): m for b in bodies for m in items_of(b, "metrics")}
+
+    # -- dxsca-web reads: as the service account, or on behalf of each owner -------------
+
+    async def _batched(self, account_ids: Sequence[str], path: str, what: str) -> list[Any]:
+        """The bodies of one ``accounts=a,b,…`` read of ``path`` per session: the service
+        account's, or with ``read_on_behalf`` one per owner of the accounts (accounts no
+        user owns are left out: nobody can log in for them)."""
         if not account_ids:
-            return {}
-        response = await self.client.get(
-            DXSCA,
-            "/accounts/metrics",
-            what="account metrics",
-            params=self.client.accounts_param(account_ids),
-        )
-        return {str(m.get("account")): m for m in items_of(response.body, "metrics")}
+            return []
+        if not self.settings.read_on_behalf:
+            params = self.client.accounts_param(account_ids)
+            return [(await self.client.get(DXSCA, path, what=what, params=params)).body]
+        groups: dict[str, list[str]] = {}
+        for account, owner in zip(account_ids, await self._owners_of(account_ids), strict=True):
+            if owner is not None:
+                groups.setdefault(owner, []).append(account)
+
+        async def read(owner: str) -> Any:
+            reader = self._reader_for(owner)
+            params = reader.accounts_param(groups[owner])
+            return (
+                await self._as_owner(owner, reader.get(DXSCA, path, what=what, params=params))
+            ).body
+
+        return await self._each(list(groups), read)
+
+    async def _read_account(
+        self, account_id: str, path: str, what: str, params: Mapping[str, str]
+    ) -> Response:
+        """One account's dxsca-web read at ``path``, in the session :meth:`_batched` says."""
+        if not self.settings.read_on_behalf:
+            return await self.client.get(DXSCA, path, what=what, params=params)
+        (owner,) = await self._owners_of([account_id])
+        if owner is None:
+            raise NotFound(f"no DXtrade user owns account {account_id!r}")
+        reader = self._reader_for(owner)
+        return await self._as_owner(owner, reader.get(DXSCA, path, what=what, params=params))
+
+    def _reader_for(self, owner: str) -> DxTradeClient:
+        """``owner``'s on-behalf client, kept for its session (the least recently used
+        beyond ``BEHALF_SESSIONS`` are dropped: their sessions lapse on DXtrade)."""
+        reader = self._behalf.pop(owner, None)
+        if reader is None:
+            login, domain = self._trader_parts(owner)
+            reader = self.client.on_behalf(login, domain)
+        self._behalf[owner] = reader
+        while len(self._behalf) > BEHALF_SESSIONS:
+            self._behalf.popitem(last=False)
+        return reader
+
+    @staticmethod
+    async def _as_owner(owner: str, call: Awaitable[Response]) -> Response:
+        """A read on ``owner``'s behalf; a refusal names the permission it needs."""
+        try:
+            return await call
+        except UpstreamRejected as error:
+            raise UpstreamRejected(
+                f"DXtrade refused to read {owner}'s accounts on their behalf: the service "
+                "account needs the LOGIN_ON_BEHALF permission (read_on_behalf)",
+                details=error.details,
+            ) from error
+
+    async def _owners_of(self, account_ids: Sequence[str]) -> list[str | None]:
+        """Each account's user, from what the connector has learnt, else from DXtrade's
+        user list (read once for all the unknown ones)."""
+        owners = [await self._owner(a) for a in account_ids]
+        if None in owners:
+            response = await self.client.get(DXWEB, "/api/register/client", what="users")
+            for client in items_of(response.body, "clients"):
+                await self._accounts_of(client)
+            owners = [await self._owner(a) for a in account_ids]
+        return owners
 
     async def _balance_operations(
         self, account_id: str, start: datetime, end: datetime, *, limit: int | None = None
@@ -185,8 +256,8 @@ class DxTradeBase(Connector):
         params = {"time-from": iso(start), "time-to": iso(end)}
         if limit is not None:
             params["limit"] = str(limit)
-        response = await self.client.get(
-            DXSCA, f"/accounts/{segment(account_id)}/transfers", what="account", params=params
+        response = await self._read_account(
+            account_id, f"/accounts/{segment(account_id)}/transfers", "account", params
         )
         transfers = items_of(response.body, "transfers")
         operations = [op for t in transfers for op in balance_operations(t)]

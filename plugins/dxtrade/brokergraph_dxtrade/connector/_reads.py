@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
-from brokergraph_dxtrade.client import DXSCA, segment
+from brokergraph_dxtrade.client import segment
 from brokergraph_dxtrade.connector._base import DxTradeBase, items_of
 from brokergraph_dxtrade.mapping import (
     account_id,
@@ -66,14 +66,8 @@ class DxTradeReads(DxTradeBase, AccountReads, AccountHistory):
     async def get_positions(self, account_ids: Sequence[str]) -> Sequence[Sequence[Position]]:
         valid = list(dict.fromkeys(i for i in account_ids if parse_account_id(i) is not None))
         grouped: dict[str, list[Position]] = {}
-        if valid:
-            response = await self.client.get(
-                DXSCA,
-                "/accounts/positions",
-                what="positions",
-                params=self.client.accounts_param(valid),
-            )
-            for p in items_of(response.body, "positions"):
+        for body in await self._batched(valid, "/accounts/positions", "positions"):
+            for p in items_of(body, "positions"):
                 position = position_model(p)
                 grouped.setdefault(position.account_id, []).append(position)
         return [grouped.get(i, []) for i in account_ids]
@@ -102,15 +96,11 @@ class DxTradeReads(DxTradeBase, AccountReads, AccountHistory):
 
     async def get_deals(self, account_id: str, start: datetime, end: datetime) -> Sequence[Deal]:
         self._account_parts(account_id)
-        response = await self.client.get(
-            DXSCA,
+        response = await self._read_account(
+            account_id,
             f"/accounts/{segment(account_id)}/orders/history",
-            what="account",
-            params={
-                "in-status": "COMPLETED",
-                "completed-from": iso(start),
-                "completed-to": iso(end),
-            },
+            "account",
+            {"in-status": "COMPLETED", "completed-from": iso(start), "completed-to": iso(end)},
         )
         deals = [d for o in items_of(response.body, "orders") for d in deals_of_order(o)]
         return sorted(

@@ -17,6 +17,9 @@ one of them and nothing safe may depend on the guess:
 * ``transfers_page_size``: B5 lists ``limit`` for the transfers read but no default
   page size.  ``None``: every transfer of the window; a number: at most that many
   (oldest first) when the caller gives no ``limit``, with nothing saying more exist.
+* ``crm_sees_all_accounts``: that the CRM account's dxsca-web session sees every
+  user's accounts is [I] (B5 says only "visible to caller").  ``False``: it sees none;
+  a user's accounts are read in a session on behalf of that user (LOGIN_ON_BEHALF).
 * ``disable_route``: seed 004's ``…/disable-user-and-terminate-accounts`` is in no
   vendor document (B3 "Known gaps").  ``None``: the sandbox serves it; ``404``,
   ``405`` or ``400``: the answers a host without it could give to a POST there.
@@ -48,6 +51,7 @@ class Rules:
     etag_checks: bool = True
     expired_session_status: int = 401
     transfers_page_size: int | None = None
+    crm_sees_all_accounts: bool = True
     disable_route: int | None = None
 
     def __post_init__(self) -> None:

@@ -1,8 +1,9 @@
 """``/dxsca-web``: sessions, users and the account reads (B5), single and batched.
 
 Reads count against the caller's per-session budget (429 past it).  A caller sees its
-own accounts (an admin sees every account); an account it cannot see is a 404, and in a
-batched read (``accounts=a,b``) it is left out.
+own accounts (an admin every account, unless ``rules.crm_sees_all_accounts`` is off);
+an account it cannot see is a 404, and in a batched read (``accounts=a,b``) it is left
+out.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ PREFIX = "/dxsca-web"
 
 
 def _visible(state: DxState, caller: Principal) -> list[Account]:
-    return [a for a in state.accounts.values() if caller.admin or a.owner == caller.key]
+    sees_all = caller.admin and state.rules.crm_sees_all_accounts
+    return [a for a in state.accounts.values() if sees_all or a.owner == caller.key]
 
 
 def _selected(request: Request, ctx: Context) -> list[Account]:
