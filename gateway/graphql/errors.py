@@ -173,7 +173,14 @@ class MaskUnexpectedErrors(SchemaExtension):
     """Replace errors that are not ours or graphql-core's by a generic one with an id."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except GraphQLError:
+            raise
+        except Exception as error:
+            # A bug before execution (a validation rule that crashed): Strawberry would
+            # answer with the exception's text and no code.
+            raise self._mask(GraphQLError(str(error), original_error=error)) from None
         result = self.execution_context.result
         if result is None or not result.errors:
             return
@@ -183,6 +190,10 @@ class MaskUnexpectedErrors(SchemaExtension):
     def _mask(error: GraphQLError) -> GraphQLError:
         original = error.original_error
         if original is None or isinstance(original, GraphQLError | domain.BrokerGraphError):
+            return error
+        if error.path is None and error.nodes:
+            # Reported by validation (a scalar refusing a literal, "NaN" for a Decimal):
+            # a refusal of the request, which CodeRefusals codes, not a bug.
             return error
         error_id = uuid.uuid4().hex[:16]
         logger.error(

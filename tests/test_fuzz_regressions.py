@@ -1,0 +1,68 @@
+"""What tests/test_fuzz_schema.py found, pinned one case each: every one was an INTERNAL
+(or an error with no code) for input a client may send, now a coded refusal before any
+upstream call.  Against the session's toy gateway over real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import ASTValidationRule, FieldNode
+from strawberry.extensions import AddValidationRules
+
+from gateway.graphql.errors import MaskUnexpectedErrors
+from gateway.graphql.ids import encode_id
+from tests.gateway_fixtures import GatewayUnderTest
+
+ACCOUNT = encode_id("Account", "toy", "1001")
+
+
+def codes(body: Any) -> list[str]:
+    return [e["extensions"]["code"] for e in body["errors"]]
+
+
+def calls(gateway: GatewayUnderTest) -> int:
+    return sum(gateway.sandbox.calls.values())
+
+
+async def test_a_literal_its_scalar_refuses_is_a_validation_refusal(
+    gateway: GatewayUnderTest,
+) -> None:
+    """The scalar's ValueError rode on the validation error and was masked INTERNAL."""
+    before = calls(gateway)
+    for document in (
+        f'{{ account(id: "{ACCOUNT}") {{ deals(from: "2026-10-01T00:00:00", '
+        'to: "2026-10-02T00:00:00Z") { externalId } } }',
+        f"""mutation {{ placeOrder(input: {{accountId: "{ACCOUNT}", symbol: "EURUSD",
+            side: BUY, type: MARKET, quantity: "NaN", idempotencyKey: "fuzz-nan-0001",
+            timeInForce: DAY}}) {{ errors {{ code }} }} }}""",
+    ):
+        status, body = await gateway.query(document, token="admin")
+        assert status == 400, body  # a refused document (graphql-response+json)
+        assert codes(body) == ["GRAPHQL_VALIDATION_FAILED"], body
+        assert "Internal error" not in str(body)
+    assert calls(gateway) == before
+
+
+class CrashingRule(ASTValidationRule):
+    def enter_field(self, node: FieldNode, *_: Any) -> None:
+        raise OverflowError("date value out of range")
+
+
+@strawberry.type
+class Query:
+    answer: int = 42
+
+
+async def test_a_crash_in_a_validation_rule_is_masked_with_a_code() -> None:
+    """An exception out of validation skipped the masking: the client saw Python's text
+    with no ``extensions.code`` (the cost rule's overflow did)."""
+    schema = strawberry.Schema(
+        query=Query, extensions=[MaskUnexpectedErrors, lambda: AddValidationRules([CrashingRule])]
+    )
+    result = await schema.execute("{ answer }")
+    assert result.errors is not None
+    [error] = result.errors
+    assert error.message == "Internal error"
+    assert error.extensions is not None
+    assert error.extensions["code"] == "INTERNAL"
