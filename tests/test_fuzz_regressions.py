@@ -44,6 +44,29 @@ async def test_a_literal_its_scalar_refuses_is_a_validation_refusal(
     assert calls(gateway) == before
 
 
+async def test_a_date_outside_1970_to_8999_is_refused_before_any_call(
+    gateway: GatewayUnderTest,
+) -> None:
+    """Year 1 overflowed cTrader's lookback (INTERNAL) and reached DXtrade; a literal
+    year 9999 overflowed the cost rule, answered with Python's text and no code."""
+    before = calls(gateway)
+    status, body = await gateway.query(
+        """query($id: ID!, $from: DateTime!, $to: DateTime!) {
+            account(id: $id) { deals(from: $from, to: $to) { externalId } } }""",
+        {"id": ACCOUNT, "from": "0001-01-01T00:00:00Z", "to": "0001-01-02T00:00:00Z"},
+    )
+    assert status == 200, body
+    assert codes(body) == ["INVALID_INPUT", "INVALID_INPUT"], body  # $from and $to
+    assert "1970" in body["errors"][0]["message"]
+    status, body = await gateway.query(
+        f'{{ account(id: "{ACCOUNT}") {{ analytics(from: "9999-12-30T00:00:00Z", '
+        'to: "9999-12-31T00:00:00Z") { wins } } }'
+    )
+    assert status == 400, body
+    assert codes(body) == ["GRAPHQL_VALIDATION_FAILED", "GRAPHQL_VALIDATION_FAILED"], body
+    assert calls(gateway) == before
+
+
 class CrashingRule(ASTValidationRule):
     def enter_field(self, node: FieldNode, *_: Any) -> None:
         raise OverflowError("date value out of range")

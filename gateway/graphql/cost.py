@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from graphql import (
@@ -69,6 +69,7 @@ from graphql import (
 
 from gateway.connectors import Connector
 from gateway.contract import UpstreamCost
+from gateway.graphql.scalars import parse_datetime
 
 __all__ = [
     "ASSUMED_PERIOD",
@@ -158,14 +159,13 @@ def declared_upstream_costs(
 
 
 def _when(argument: ArgumentNode | None) -> datetime | None:
-    """A literal DateTime argument (naive means UTC, as the scalar reads it)."""
+    """A literal DateTime argument, as the scalar reads it (in its range: no overflow)."""
     if argument is None or not isinstance(argument.value, StringValueNode):
         return None
     try:
-        value = datetime.fromisoformat(argument.value.value)
+        return parse_datetime(argument.value.value)
     except ValueError:
         return None  # the scalar refuses it; nothing will run
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _period_calls(node: FieldNode, costs: list[UpstreamCost]) -> tuple[int, int]:

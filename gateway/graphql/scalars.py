@@ -8,7 +8,7 @@ guessing a zone.  Both replace Strawberry's built-ins through ``StrawberryConfig
 from __future__ import annotations
 
 import decimal
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
@@ -16,9 +16,14 @@ from strawberry.types.scalar import ScalarDefinition
 
 from gateway.models import ensure_utc
 
-__all__ = ["SCALAR_MAP", "DateTimeScalar", "DecimalScalar", "parse_decimal"]
+__all__ = ["SCALAR_MAP", "DateTimeScalar", "DecimalScalar", "parse_datetime", "parse_decimal"]
 
 MAX_DECIMAL_DIGITS = 38
+#: No platform keeps records before the Unix epoch, and far from datetime's own limits a
+#: period's arithmetic (a connector's lookback, the cost model's 366 days) cannot overflow:
+#: year 1 or 9999 crashed cTrader's history reads and the cost rule before any check.
+EARLIEST_DATETIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_DATETIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def parse_decimal(value: Any) -> decimal.Decimal:
@@ -42,7 +47,8 @@ def _serialize_decimal(value: decimal.Decimal) -> str:
     return format(value, "f")
 
 
-def _parse_datetime(value: Any) -> datetime:
+def parse_datetime(value: Any) -> datetime:
+    """An aware UTC datetime from an ISO-8601 string in the range below; else ValueError."""
     if not isinstance(value, str):
         raise ValueError("DateTime values must be ISO-8601 strings")
     try:
@@ -51,6 +57,8 @@ def _parse_datetime(value: Any) -> datetime:
         raise ValueError(f"{value!r} is not an ISO-8601 date-time") from error
     if parsed.tzinfo is None:
         raise ValueError("DateTime values need a UTC offset, e.g. 2026-01-31T12:00:00Z")
+    if not EARLIEST_DATETIME <= parsed < LATEST_DATETIME:
+        raise ValueError("DateTime values must lie in the years 1970 to 8999")
     return ensure_utc(parsed)
 
 
@@ -69,7 +77,7 @@ DateTimeScalar: ScalarDefinition = strawberry.scalar(
     name="DateTime",
     description='An ISO-8601 date-time in UTC, e.g. "2026-01-31T12:00:00Z".',
     serialize=_serialize_datetime,
-    parse_value=_parse_datetime,
+    parse_value=parse_datetime,
 )
 
 SCALAR_MAP: dict[object, Any] = {
