@@ -67,6 +67,25 @@ async def test_a_date_outside_1970_to_8999_is_refused_before_any_call(
     assert calls(gateway) == before
 
 
+async def test_an_id_with_too_few_or_too_many_parts_is_invalid_input(
+    gateway: GatewayUnderTest,
+) -> None:
+    """Unpacking ``platform, account, order`` out of a 1-part id was a ValueError."""
+    before = calls(gateway)
+    for field, global_id in (
+        ("order", encode_id("Order", "toy")),
+        ("order", encode_id("Order", "toy", "1001", "1", "2")),
+        ("account", encode_id("Account", "toy", "1001", "extra")),
+        ("trader", encode_id("Trader", "toy")),
+    ):
+        status, body = await gateway.query(
+            f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", {"id": global_id}
+        )
+        assert status == 200, body
+        assert codes(body) == ["INVALID_INPUT"], (field, body)
+    assert calls(gateway) == before
+
+
 class CrashingRule(ASTValidationRule):
     def enter_field(self, node: FieldNode, *_: Any) -> None:
         raise OverflowError("date value out of range")

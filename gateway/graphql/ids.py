@@ -23,10 +23,15 @@ def encode_id(type_name: str, *parts: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_id(global_id: str, *expected: str, field: str = "id") -> tuple[str, list[str]]:
-    """The type name and parts of ``global_id``; ``expected`` restricts the type names."""
+def decode_id(
+    global_id: str, *expected: str, field: str = "id", size: int | None = None
+) -> tuple[str, list[str]]:
+    """The type name and parts of ``global_id``; ``expected`` restricts the type names and
+    ``size`` says how many parts they have (an id with fewer or more is invalid input)."""
+    if not isinstance(global_id, str):  # a federation representation's id is raw JSON
+        raise InvalidInput("an id is a string", field=[field])
     error = InvalidInput(f"{global_id[:40]!r} is not a valid id", field=[field])
-    if not isinstance(global_id, str) or not 0 < len(global_id) <= MAX_ID_LENGTH:
+    if not 0 < len(global_id) <= MAX_ID_LENGTH:
         raise error
     try:
         padded = global_id + "=" * (-len(global_id) % 4)
@@ -42,4 +47,6 @@ def decode_id(global_id: str, *expected: str, field: str = "id") -> tuple[str, l
     type_name, *parts = decoded
     if expected and type_name not in expected:
         raise InvalidInput(f"id is a {type_name}, expected {' or '.join(expected)}", field=[field])
+    if size is not None and len(parts) != size:
+        raise error
     return type_name, parts

@@ -134,12 +134,12 @@ class CoreQuery:
 
     @strawberry.field
     async def trader(self, info: Info[Any, Any], id: strawberry.ID) -> Trader:
-        _, (platform, native_id) = decode_id(id, "Trader")
+        _, (platform, native_id) = decode_id(id, "Trader", size=2)
         return await load_trader(context_of(info), platform, native_id)
 
     @strawberry.field
     async def account(self, info: Info[Any, Any], id: strawberry.ID) -> Account:
-        _, (platform, native_id) = decode_id(id, "Account")
+        _, (platform, native_id) = decode_id(id, "Account", size=2)
         return await load_account(context_of(info), platform, native_id)
 
     @strawberry.field(description="Accounts linked to partners the viewer may see.")
@@ -174,7 +174,7 @@ class CoreQuery:
 
     @strawberry.field
     async def order(self, info: Info[Any, Any], id: strawberry.ID) -> Order:
-        _, (platform, account_id, order_id) = decode_id(id, "Order")
+        _, (platform, account_id, order_id) = decode_id(id, "Order", size=3)
         return await load_order(context_of(info), platform, account_id, order_id)
 
     @strawberry.field(description="Installed connectors, what they declare and their health.")

@@ -361,7 +361,7 @@ class Account(Node):
 
     @classmethod
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Account:
-        _, (platform, native_id) = decode_id(id, "Account")
+        _, (platform, native_id) = decode_id(id, "Account", size=2)
         return await load_account(context_of(info), platform, native_id)
 
     @strawberry.field
@@ -475,7 +475,7 @@ class Trader(Node):
 
     @classmethod
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Trader:
-        _, (platform, native_id) = decode_id(id, "Trader")
+        _, (platform, native_id) = decode_id(id, "Trader", size=2)
         return await load_trader(context_of(info), platform, native_id)
 
     @strawberry.field
@@ -558,7 +558,7 @@ class BusinessPartner(Node):
 
     @classmethod
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> BusinessPartner:
-        _, (code,) = decode_id(id, "BusinessPartner")
+        _, (code,) = decode_id(id, "BusinessPartner", size=1)
         return await load_partner(context_of(info), code)
 
     @strawberry.field(
@@ -663,7 +663,7 @@ class Order(Node):
 
     @classmethod
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Order:
-        _, (platform, account_id, order_id) = decode_id(id, "Order")
+        _, (platform, account_id, order_id) = decode_id(id, "Order", size=3)
         return await load_order(context_of(info), platform, account_id, order_id)
 
 
