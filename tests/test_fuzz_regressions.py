@@ -86,6 +86,32 @@ async def test_an_id_with_too_few_or_too_many_parts_is_invalid_input(
     assert calls(gateway) == before
 
 
+async def test_junk_entity_representations_are_refused_one_by_one(
+    gateway: GatewayUnderTest,
+) -> None:
+    """Strawberry's ``_entities`` indexed its type map with any ``__typename`` and called
+    ``resolve_reference`` with any keys: KeyError, TypeError, AttributeError, INTERNAL."""
+    junk: list[Any] = [
+        {"__typename": "Account"},
+        {"__typename": ""},
+        {"__typename": "Money", "id": "x"},
+        {"__typename": "Trader", "id": 5},
+        {"__typename": "Account", "id": ACCOUNT, "extra": 1},
+        "junk",
+        {"id": ACCOUNT},
+    ]
+    status, body = await gateway.query(
+        """query($r: [_Any!]!) { _entities(representations: $r) {
+            ... on Account { number } } }""",
+        {"r": [*junk, {"__typename": "Account", "id": ACCOUNT}]},
+    )
+    assert status == 200, body
+    assert codes(body) == ["INVALID_INPUT"] * len(junk), body
+    paths = sorted(e["path"][1] for e in body["errors"])
+    assert paths == list(range(len(junk))), body
+    assert body["data"]["_entities"] == [None] * len(junk) + [{"number": "1001"}]
+
+
 class CrashingRule(ASTValidationRule):
     def enter_field(self, node: FieldNode, *_: Any) -> None:
         raise OverflowError("date value out of range")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
@@ -21,12 +21,16 @@ from strawberry.extensions import (
     ParserCache,
     ValidationCache,
 )
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
+from strawberry.types.info import Info
+from strawberry.utils.inspect import get_func_args
 
 from gateway.config import LimitSettings
 from gateway.contract import UpstreamCost
+from gateway.errors import InvalidInput
 from gateway.graphql.cost import DeclaredCosts, cost_limit_rule
 from gateway.graphql.errors import ERROR_TYPES, CodeRefusals, MaskUnexpectedErrors
 from gateway.graphql.exposure import HideSchema
@@ -46,6 +50,43 @@ class BrokerGraphSchema(strawberry.federation.Schema):
     """The federation subgraph schema, remembering which type serves each platform."""
 
     account_types: Mapping[str, type] = {}
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Strawberry looks a representation's ``__typename`` up and hands its other keys
+        to ``resolve_reference`` as they came, so junk (no ``__typename``, a type that is
+        no entity, a missing or extra key) was a KeyError or TypeError, masked INTERNAL.
+        Such a representation is refused as INVALID_INPUT, before any read; the others
+        still resolve."""
+        refused = {
+            index: error
+            for index, representation in enumerate(representations)
+            if (error := self._refusal(representation, index)) is not None
+        }
+        valid = [r for index, r in enumerate(representations) if index not in refused]
+        resolved = iter(super().entities_resolver(info, valid))
+        # The field's type is set by Strawberry (the _Entity union); an item may be an error.
+        return [
+            cast(FederationAny, refused[i]) if i in refused else next(resolved)
+            for i in range(len(representations))
+        ]
+
+    def _refusal(self, representation: Any, index: int) -> InvalidInput | None:
+        field = ["representations", str(index)]
+        type_name = representation.get("__typename") if isinstance(representation, dict) else None
+        if not isinstance(type_name, str):
+            return InvalidInput("a representation is an object with a __typename", field=field)
+        definition = getattr(self.schema_converter.type_map.get(type_name), "definition", None)
+        resolve = getattr(getattr(definition, "origin", None), "resolve_reference", None)
+        if resolve is None:
+            return InvalidInput(f"{type_name[:40]!r} is not an entity type", field=field)
+        keys = set(get_func_args(resolve)) - {"info"}
+        if set(representation) - {"__typename"} != keys:
+            return InvalidInput(
+                f"a {type_name} representation has the keys {sorted(keys)}", field=field
+            )
+        return None
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
