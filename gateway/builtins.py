@@ -1,6 +1,6 @@
 """Built-in features, registered as a plugin through the same hooks as any other:
 the core's root query, mutation and subscription fields, health, readiness and
-upstream-health routes, report downloads, and the core CLI commands."""
+upstream-health routes, report downloads, ``/metrics``, and the core CLI commands."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from gateway.graphql.query import CoreQuery
 from gateway.graphql.subscriptions import CoreSubscription
 from gateway.hookspecs import hookimpl
 from gateway.models import HealthStatus
+from gateway.observability import metrics_routes
 from gateway.services import GatewayServices
 
 #: Upstream statuses /upstreamz answers 200 for (an unconfigured connector is not down).
@@ -118,6 +119,7 @@ def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/upstreamz", upstreamz, methods=["GET"]),
         Route("/reports/{report_id}", report_download, methods=["GET"]),
+        *metrics_routes(services),
     ]
 
 

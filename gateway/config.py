@@ -29,6 +29,7 @@ __all__ = [
     "ConfigError",
     "EventSettings",
     "LimitSettings",
+    "ObservabilitySettings",
     "PluginSettings",
     "ReconcilerSettings",
     "Secret",
@@ -276,6 +277,37 @@ class ReconcilerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    """Metrics, traces and logs (gateway.observability); traces' exporter: ``OTEL_*``."""
+
+    #: Serve Prometheus metrics (GraphQL operations, upstream calls, breakers...).
+    metrics: bool = True
+    #: Where the gateway serves them...
+    metrics_path: str = "/metrics"
+    #: ...or on this port of their own, apart from ``/graphql`` (0: on the gateway's).
+    metrics_port: int = 0
+    #: When set, a scrape must send ``Authorization: Bearer <metrics_token>``.
+    metrics_token: Secret | None = None
+    #: Record OpenTelemetry traces (also on when ``OTEL_TRACES_EXPORTER`` names an
+    #: exporter; ``OTEL_SDK_DISABLED=true`` turns them off whatever this says).
+    tracing: bool = False
+    #: ``text`` (for people) or ``json`` (one object a line, for a log pipeline).
+    log_format: str = "text"
+    #: One line per HTTP request and per WebSocket operation (logger ``gateway.access``).
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(
+                f"[observability] log_format must be text or json, got {self.log_format!r}"
+            )
+        if not self.metrics_path.startswith("/") or self.metrics_path == "/graphql":
+            raise ConfigError("[observability] metrics_path must be a path other than /graphql")
+        if self.metrics_port > 65535:
+            raise ConfigError("[observability] metrics_port must be a TCP port (0: the gateway's)")
+
+
+@dataclass(frozen=True, slots=True)
 class PluginSettings:
     strict: bool = False
     blocked: tuple[str, ...] = ()
@@ -292,6 +324,7 @@ class Settings:
     plugins: PluginSettings = field(default_factory=PluginSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     reconciler: ReconcilerSettings = field(default_factory=ReconcilerSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     #: One section per connector name; secret-looking keys hold :class:`Secret`.
     connectors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Upstream guards: plain keys are defaults, ``[resilience.<connector>]`` tables override.
@@ -313,6 +346,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "plugins": PluginSettings,
     "cluster": ClusterSettings,
     "reconciler": ReconcilerSettings,
+    "observability": ObservabilitySettings,
 }
 
 

@@ -50,6 +50,7 @@ from gateway.errors import (
     UpstreamUnavailable,
     may_have_applied,
 )
+from gateway.observability import metrics
 from gateway.store import AuditEntry, IdempotencyState, Store
 
 __all__ = ["IdempotentResult", "check_idempotency_key", "outcome_unknown", "run_once"]
@@ -134,20 +135,24 @@ async def run_once(
             claimed = await store.reclaim_idempotent(scope, key, stale_before)
     if not claimed:
         if record.state is IdempotencyState.COMPLETED and record.response is not None:
+            metrics.idempotency_outcome("replayed")
             return IdempotentResult(
                 value=record.response.get("value"),
                 error=record.response.get("error"),
                 replayed=True,
             )
+        metrics.idempotency_outcome("conflict")
         raise IdempotencyConflict(
             "a request with this idempotency key is in progress or its outcome is not known "
             "yet; retry later with the same key",
             field=["idempotencyKey"],
         )
+    metrics.idempotency_outcome("claimed")
     try:
         value = await call()
     except BrokerGraphError as error:
         if may_have_applied(error):
+            metrics.idempotency_outcome("unknown")
             raise outcome_unknown(error, keyed=True) from error  # the claim stays
         if isinstance(error, UpstreamUnavailable):
             await store.release_idempotent(scope, key)  # not delivered: free to retry

@@ -91,6 +91,8 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.models import ConnectorHealth, HealthStatus
+from gateway.observability import metrics, tracing
+from gateway.observability._context import note_upstream_call
 from gateway.outage import Outage
 
 __all__ = [
@@ -169,8 +171,14 @@ class Permit:
 
 class CircuitBreaker:
     def __init__(
-        self, failures: int, reset_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        failures: int,
+        reset_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[BreakerState], None] | None = None,
     ) -> None:
+        """``on_change``: told each state entered (the metrics' transitions)."""
+        self._on_change = on_change
         self._threshold = max(1, failures)
         self._reset = reset_seconds
         self._clock = clock
@@ -195,7 +203,7 @@ class CircuitBreaker:
         The permit must be settled (:meth:`settle`) whatever happens to the call.
         """
         if self.state is BreakerState.OPEN and self._clock() - self._opened_at >= self._reset:
-            self.state = BreakerState.HALF_OPEN
+            self._move(BreakerState.HALF_OPEN)
         if self.state is BreakerState.CLOSED:
             return Permit(trial=False)
         if self.state is BreakerState.HALF_OPEN and self._trial is None:
@@ -211,14 +219,19 @@ class CircuitBreaker:
             self._failures = 0
             if self.state is not BreakerState.CLOSED:
                 logger.info("circuit closed")
-            self.state = BreakerState.CLOSED
+                self._move(BreakerState.CLOSED)
         elif verdict is Verdict.FAILURE:
             self._failures += 1
             if self.state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
                 if self.state is not BreakerState.OPEN:
                     logger.warning("circuit opened after %d failures", self._failures)
-                self.state = BreakerState.OPEN
+                    self._move(BreakerState.OPEN)
                 self._opened_at = self._clock()
+
+    def _move(self, state: BreakerState) -> None:
+        self.state = state
+        if self._on_change is not None:
+            self._on_change(state)
 
     @property
     def retry_in_seconds(self) -> float:
@@ -393,6 +406,13 @@ def verdict(error: BaseException) -> Verdict:
     return Verdict.NEUTRAL  # cancellation, or a bug of the connector
 
 
+def _outcome_label(error: Exception, outcome: Verdict) -> str:
+    """A failed call's outcome label: its error code, never its message."""
+    if isinstance(error, BrokerGraphError):
+        return error.code
+    return "TRANSPORT_ERROR" if outcome is Verdict.FAILURE else "CONNECTOR_ERROR"
+
+
 def _is_retryable(error: Exception) -> bool:
     return isinstance(error, UpstreamUnavailable | UpstreamTimeout) and not isinstance(
         error, UpstreamBusy
@@ -408,8 +428,12 @@ class Upstream:
         self.name = name
         self.policy = policy
         self.breaker = CircuitBreaker(
-            policy.breaker_failures, policy.breaker_reset_seconds, clock=clock
+            policy.breaker_failures,
+            policy.breaker_reset_seconds,
+            clock=clock,
+            on_change=lambda state: metrics.breaker_moved(name, state.value),
         )
+        metrics.BREAKER_STATE.labels(name).set(0)  # closed; a transition only when it moves
         #: In-process unless the services share it across replicas (SharedTokenBucket).
         self.bucket: RateLimiter = TokenBucket(
             policy.rate_limit_per_second, policy.rate_limit_burst
@@ -467,20 +491,29 @@ class Upstream:
 
     async def _once(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """One attempt under one permit, settled whatever happens (cancellation too)."""
-        permit = self.admit()
-        outcome = Verdict.NEUTRAL  # until known: a cancelled call gives its slot back
-        started = time.perf_counter()
         try:
-            try:
-                async with asyncio.timeout(self.policy.timeout_seconds or None):
-                    result = await call()
-            except TimeoutError:
-                raise UpstreamTimeout(
-                    f"{self.name} did not answer {method} within {self.policy.timeout_seconds} s",
-                    details={"platform": self.name},
-                ) from None
+            permit = self.admit()
+        except UpstreamUnavailable:
+            metrics.upstream_call(self.name, method, "BREAKER_OPEN", None)
+            raise
+        outcome = Verdict.NEUTRAL  # until known: a cancelled call gives its slot back
+        label = "CANCELLED"  # the metrics' outcome, likewise
+        started = time.perf_counter()
+        note_upstream_call()
+        try:
+            with tracing.upstream_span(self.name, method):
+                try:
+                    async with asyncio.timeout(self.policy.timeout_seconds or None):
+                        result = await call()
+                except TimeoutError:
+                    raise UpstreamTimeout(
+                        f"{self.name} did not answer {method} within "
+                        f"{self.policy.timeout_seconds} s",
+                        details={"platform": self.name},
+                    ) from None
         except Exception as error:
             outcome = verdict(error)
+            label = _outcome_label(error, outcome)
             if outcome is Verdict.FAILURE or isinstance(error, UpstreamBusy):
                 code = error.code if isinstance(error, BrokerGraphError) else type(error).__name__
                 self._observe(HealthStatus.DOWN, code, started)
@@ -495,11 +528,12 @@ class Upstream:
                 )
             raise
         else:
-            outcome = Verdict.SUCCESS
+            outcome, label = Verdict.SUCCESS, "ok"
             self._observe(HealthStatus.UP, None, started)
             return result
         finally:
             self.breaker.settle(permit, outcome)
+            metrics.upstream_call(self.name, method, label, time.perf_counter() - started)
 
     async def probe(
         self, check: Callable[[], Awaitable[ConnectorHealth]]

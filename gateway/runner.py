@@ -20,6 +20,7 @@ from gateway.graphql import BrokerGraphSchema, build_schema
 from gateway.graphql.cost import declared_upstream_costs
 from gateway.http.app import create_app
 from gateway.logging_redaction import install_redaction, register_secrets
+from gateway.observability import Observability
 from gateway.plugins import Plugins
 from gateway.services import GatewayServices
 
@@ -67,7 +68,9 @@ async def running_gateway(
             introspection=settings.server.introspection,
             upstream_costs=declared_upstream_costs(services.registry.connectors()),
         )
-        app = create_app(services, schema)
+        # Logs, traces and the schema's extension first: the app is made instrumented.
+        observability = Observability.start(settings, schema)
+        app = observability.wrap(create_app(services, schema), schema)
         served = await serve_asgi(
             app,
             host=host or settings.server.host,
@@ -78,11 +81,13 @@ async def running_gateway(
         )
         services.registry.advertise(settings.cluster.advertise_url or advertised_url(served))
         try:
+            await observability.serve_metrics(services, host or settings.server.host)
             yield RunningGateway(served.url, services, schema, served.server)
         finally:
             # Hand single upstream sessions over first: the next replica takes them at
             # once, while this one finishes its requests (routing its own to the new holder).
             await services.registry.step_down()
             await served.stop()
+            await observability.stop()
     finally:
         await services.close()

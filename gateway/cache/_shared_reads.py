@@ -38,6 +38,7 @@ from weakref import WeakKeyDictionary
 from gateway.cache._base import Cache
 from gateway.cache._keys import cache_key
 from gateway.errors import RateLimited
+from gateway.observability import metrics, tracing
 from gateway.resilience import UpstreamPayer, upstream_payer
 
 __all__ = ["SharedReads", "SingleFlight"]
@@ -110,7 +111,9 @@ class SingleFlight:
         values: list[Any] = [None] * len(keys)
         missing = list(range(len(keys)))
         if callable(ttl) or ttl > 0:
-            values = list(await asyncio.gather(*(self._cache.get(key) for key in keys)))
+            with tracing.span("cache.get", {"brokergraph.cache.keys": len(keys)}):
+                values = list(await asyncio.gather(*(self._cache.get(key) for key in keys)))
+            metrics.cache_lookups(keys, values)
             missing = [i for i, value in enumerate(values) if value is None]
         flights, mine = self._join(keys, missing)
         payer = upstream_payer.get()

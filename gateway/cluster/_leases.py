@@ -20,6 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from gateway.observability import metrics
+
 __all__ = ["Holder", "Lease", "LeaseHooks", "LeaseManager", "LocalLeases"]
 
 Hook = Callable[[], Awaitable[None]]
@@ -93,11 +95,13 @@ class Lease:
             pass
 
     def granted(self, token: int, valid_until: float) -> None:
+        metrics.lease_held(self.name, True)
         self.token = token
         self.valid_until = valid_until
         self.draining = False
 
     def revoked(self) -> None:
+        metrics.lease_held(self.name, False)
         self.token = None
         self.valid_until = 0.0
         self.ready.clear()

@@ -1,0 +1,348 @@
+"""Request ids, access lines, and the log format: an ASGI middleware and two formatters.
+
+Every HTTP request and WebSocket connection gets a request id — the client's
+``X-Request-Id`` when it is 1-128 safe characters, a fresh one otherwise — echoed
+in the response.  A contextvar carries it (and the trace id) to every log record
+made while the request runs, so each line of a request can be found by its id.
+
+One access line (logger ``gateway.access``, INFO) is written per HTTP request, per
+WebSocket operation and per WebSocket connection: request id, operation name,
+viewer (the subject, never a credential), status, duration and the upstream
+calls made.  ``[observability] log_format`` picks text for people (the default)
+or JSON, one object a line; either is redacted like every other record.
+
+WebSocket metrics are taken here too, from the frames as they pass (a connection
+opened and closed, a subscription started and ended, each event delivered or
+dropped), so the socket code needs no hook of its own; a client frame is parsed
+only when it may be a ``subscribe``, a server frame never beyond its head.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from gateway.logging_redaction import redact
+from gateway.observability import _context, metrics, tracing
+from gateway.observability._context import RequestRecord
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "JsonFormatter",
+    "ObservabilityMiddleware",
+    "RequestContextFilter",
+    "TextFormatter",
+    "install_request_fields",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID_HEADER: Final = "X-Request-Id"
+_REQUEST_ID_KEY: Final = b"x-request-id"
+_SAFE_ID: Final = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_TRACE_HEADERS: Final = (b"traceparent", b"tracestate")
+#: A server frame's head: ``{"id": "…", "type": "next"`` (both writers put id first).
+_FRAME_HEAD: Final = re.compile(
+    r'\{\s*"id"\s*:\s*"((?:[^"\\]|\\.){0,128})"\s*,\s*"type"\s*:\s*"(\w+)"'
+)
+_OPERATION: Final = re.compile(r"^\s*(query|mutation|subscription)\b\s*(\w*)")
+_ROOT_FIELD: Final = re.compile(r"\{\s*(?:\w+\s*:\s*)?(\w+)")
+
+access_logger = logging.getLogger("gateway.access")
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == _REQUEST_ID_KEY and _SAFE_ID.fullmatch(value):
+            return value.decode("ascii")
+    return uuid.uuid4().hex
+
+
+def _trace_headers(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {n.decode(): v.decode("latin-1") for n, v in headers if n in _TRACE_HEADERS}
+
+
+class ObservabilityMiddleware:
+    """Request id, access line and request span around every HTTP request and socket."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool, topics: frozenset[str]) -> None:
+        self.app = app
+        self.access_log = access_log
+        #: The schema's subscription fields: a topic label is one of them or ``other``.
+        self.topics = topics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await _Socket(self, scope).run(receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        record = RequestRecord(_request_id(headers))
+        echoed = (_REQUEST_ID_KEY, record.request_id.encode("ascii"))
+        status = 500  # until the app answers: an exception before it did is a 500
+
+        async def answer(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), echoed]
+            await send(message)
+
+        token = _context.current.set(record)
+        try:
+            with tracing.server_span(f"{scope['method']} {scope['path']}", _trace_headers(headers)):
+                record.trace_id = tracing.current_trace_id()
+                await self.app(scope, receive, answer)
+        finally:
+            _context.current.reset(token)
+            if self.access_log:
+                _log_access(
+                    record,
+                    status,
+                    kind="http",
+                    method=scope["method"],
+                    path=scope["path"],
+                )
+
+
+@dataclass(slots=True)
+class _Operation:
+    name: str
+    topic: str | None
+    started: float
+    calls_before: int
+    events: int = 0
+
+
+class _Socket:
+    """One WebSocket connection: its operations, seen in the frames."""
+
+    def __init__(self, middleware: ObservabilityMiddleware, scope: Scope) -> None:
+        self.middleware = middleware
+        self.scope = scope
+        self.record = RequestRecord(_request_id(scope["headers"]))
+        self.operations: dict[str, _Operation] = {}
+        self.accepted = False
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        token = _context.current.set(self.record)
+        status: int | str = "closed"
+        try:
+            await self.middleware.app(self.scope, self._receiving(receive), self._sending(send))
+        finally:
+            _context.current.reset(token)
+            for operation_id in list(self.operations):
+                self._end(operation_id, "closed")
+            if self.accepted:
+                metrics.WEBSOCKETS.dec()
+                if self.middleware.access_log:
+                    _log_access(self.record, status, kind="websocket", path=self.scope["path"])
+
+    def _receiving(self, receive: Receive) -> Receive:
+        async def receiving() -> Message:
+            message = await receive()
+            text = message.get("text")
+            if text and ('"subscribe"' in text or '"complete"' in text):
+                self._client_frame(text)
+            return message
+
+        return receiving
+
+    def _sending(self, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            kind = message["type"]
+            if kind == "websocket.accept":
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (_REQUEST_ID_KEY, self.record.request_id.encode("ascii")),
+                ]
+                await send(message)
+                self.accepted = True
+                metrics.WEBSOCKETS.inc()
+                return
+            text = message.get("text") if kind == "websocket.send" else None
+            head = _FRAME_HEAD.match(text, 0, 300) if text else None
+            if head is None:
+                await send(message)
+                return
+            operation_id, frame = head.group(1), head.group(2)
+            operation = self.operations.get(operation_id)
+            if frame != "next" or operation is None or operation.topic is None:
+                await send(message)
+                if frame in ("complete", "error"):
+                    self._end(operation_id, frame)
+                return
+            try:
+                await send(message)
+            except BaseException:
+                metrics.subscription_event(operation.topic, delivered=False)
+                raise
+            operation.events += 1
+            metrics.subscription_event(operation.topic, delivered=True)
+
+        return sending
+
+    def _client_frame(self, text: str) -> None:
+        try:
+            frame = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return  # the protocol handler answers it
+        if not isinstance(frame, dict) or not isinstance(frame.get("id"), str):
+            return
+        operation_id = frame["id"]
+        if frame.get("type") == "complete":
+            self._end(operation_id, "cancelled")
+            return
+        payload = frame.get("payload")
+        if frame.get("type") != "subscribe" or not isinstance(payload, dict):
+            return
+        if operation_id in self.operations:
+            return  # a duplicate id: the handler closes the socket (4409)
+        query = payload.get("query")
+        query = query if isinstance(query, str) else ""
+        name = payload.get("operationName")
+        declared = _OPERATION.match(query)
+        if not isinstance(name, str) or not name:
+            name = declared.group(2) if declared else None
+        topic = None
+        if declared is not None and declared.group(1) == "subscription":
+            field = _ROOT_FIELD.search(query, declared.end())
+            topic = field.group(1) if field else "other"
+            topic = topic if topic in self.middleware.topics else "other"
+            metrics.SUBSCRIPTIONS.labels(topic).inc()
+        self.operations[operation_id] = _Operation(
+            metrics.operation_label(name), topic, time.perf_counter(), self.record.upstream_calls
+        )
+
+    def _end(self, operation_id: str, status: str) -> None:
+        operation = self.operations.pop(operation_id, None)
+        if operation is None:
+            return
+        if operation.topic is not None:
+            metrics.SUBSCRIPTIONS.labels(operation.topic).dec()
+        if not self.middleware.access_log:
+            return
+        fields = {
+            "request_id": self.record.request_id,
+            "operation_id": operation_id[:64],
+            "operation": operation.name,
+            "viewer": self.record.viewer,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - operation.started) * 1000, 1),
+            "upstream_calls": self.record.upstream_calls - operation.calls_before,
+            "events": operation.events,
+            "kind": "websocket operation",
+        }
+        _emit(fields)
+
+
+def _log_access(record: RequestRecord, status: int | str, **extra: Any) -> None:
+    fields = {
+        "request_id": record.request_id,
+        "trace_id": record.trace_id,
+        "operation": record.operation,
+        "viewer": record.viewer,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - record.started) * 1000, 1),
+        "upstream_calls": record.upstream_calls,
+        **extra,
+    }
+    _emit(fields)
+
+
+def _emit(fields: dict[str, Any]) -> None:
+    """One access line: ``key=value`` pairs in the message, the same as ``record.access``."""
+    message = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+    access_logger.info("%s", message, extra={"access": fields})
+
+
+class RequestContextFilter(logging.Filter):
+    """Stamps a record with the request id and trace id of the request making it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _context.current.get()
+        record.request_id = current.request_id if current is not None else None
+        record.trace_id = (
+            current.trace_id if current is not None else None
+        ) or tracing.current_trace_id()
+        return True
+
+
+_FILTER: Final = RequestContextFilter()
+
+
+def install_request_fields() -> None:
+    """Every record made in this process from now on carries ``request_id`` and
+    ``trace_id`` (``None`` outside a request); idempotent.  Done in the record
+    factory, like the redaction, so every handler (and pytest's capture) sees them."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_brokergraph_request_fields", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        _FILTER.filter(record)
+        return record
+
+    factory._brokergraph_request_fields = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+class TextFormatter(logging.Formatter):
+    """The CLI's line for people, with the request's ids when there is a request."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        if request_id is None or hasattr(record, "access"):
+            return line
+        trace_id = getattr(record, "trace_id", None)
+        suffix = f" [request_id={request_id}" + (f" trace_id={trace_id}]" if trace_id else "]")
+        head, newline, rest = line.partition("\n")  # before a traceback, if any
+        return head + suffix + newline + rest
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request and trace ids,
+    the access fields of an access line, and the traceback; redacted as a whole."""
+
+    converter = time.gmtime  # type: ignore[assignment]  # UTC, as the "Z" says
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ("request_id", "trace_id"):
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            entry.update({k: v for k, v in access.items() if v is not None})
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        # The message was redacted when the record was made; the extra fields were not.
+        return redact(orjson.dumps(entry, default=str).decode())
