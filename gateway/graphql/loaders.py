@@ -329,7 +329,20 @@ class Loaders:
             self._changed_partners -= changed
             await self._services.cache.delete(*(cache_key("partner", platform, c) for c in changed))
             # Straight from the platform: a read in flight may have started before the change.
-            return await fetch(platform, codes)
+            # What it answers is the freshest there is: cache it for the next request.
+            fresh = await fetch(platform, codes)
+            ttl = registry.require_any(platform).cache_ttl_seconds.get(
+                Capability.PARTNER_DIRECTORY, 0
+            )
+            if ttl > 0:
+                await asyncio.gather(
+                    *(
+                        self._services.cache.set(cache_key("partner", platform, code), value, ttl)
+                        for code, value in zip(codes, fresh, strict=True)
+                        if value is not None
+                    )
+                )
+            return fresh
         return await self._cached("partner", Capability.PARTNER_DIRECTORY, fetch)(platform, codes)
 
     async def _load_keyed(self, reads: list[_Read[Any, Any]]) -> list[Any]:
