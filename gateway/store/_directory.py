@@ -72,6 +72,8 @@ class Directory:
         self.ready = False
         self._log: EventLog | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Whether the current break was logged (once per break, not per retry).
+        self._warned = False
 
     async def load(self) -> None:
         self.partners, self.owners = await self._load_all()
@@ -128,6 +130,7 @@ class Directory:
                 # The head before the reload: a change committed during it is replayed.
                 after = await log.head(TOPIC)
                 await self.load()
+                self._warned = False
                 async with log.follow(TOPIC, after=after) as follower:
                     while True:
                         try:
@@ -150,7 +153,13 @@ class Directory:
 
     def _broken(self, error: Exception) -> None:
         self.ready = False
-        logger.warning("following the store directory broke (%s): reloading it", error)
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "following the store directory broke (%s): the database answers until it "
+                "is reloaded",
+                error,
+            )
 
     async def _apply(self, notice: object) -> None:
         if isinstance(notice, PartnerChange):

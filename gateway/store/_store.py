@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Row, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.dml import Insert
 
@@ -129,16 +131,23 @@ _RELEASE_CLAIM = delete(idempotency).where(_claim_is(IdempotencyState.STARTED.va
 _INSERT_AUDIT = insert(audit_log)
 _INSERT_AUDIT_RETURNING_ID = insert(audit_log).returning(audit_log.c.id)
 _SELECT_FLOW = select(flows.c.state).where(flows.c.flow_id == bindparam("b_flow_id"))
-_UPDATE_FLOW = (
-    update(flows)
-    .where(flows.c.flow_id == bindparam("b_flow_id"))
-    .values(
-        kind=bindparam("b_kind"),
-        state=bindparam("b_state"),
-        updated_at=bindparam("b_updated_at"),
+
+
+def _save_flow(dialect_insert: Any) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE (SQLite and PostgreSQL spell it alike): one
+    statement whether the flow exists or not, so one transaction and no retry."""
+    statement = dialect_insert(flows)
+    return statement.on_conflict_do_update(
+        index_elements=[flows.c.flow_id],
+        set_={
+            "kind": statement.excluded.kind,
+            "state": statement.excluded.state,
+            "updated_at": statement.excluded.updated_at,
+        },
     )
-)
-_INSERT_FLOW = insert(flows)
+
+
+_SAVE_FLOW = {"sqlite": _save_flow(sqlite_insert), "postgresql": _save_flow(postgresql_insert)}
 
 
 def _link_of(key: LinkKey) -> ColumnElement[bool]:
@@ -199,6 +208,7 @@ class Store:
     def __init__(self, database: Database) -> None:
         self._engine = database
         self._closed = False
+        self._save_flow = _SAVE_FLOW[database.dialect.name]
         self._directory = Directory(
             self._directory_from_db, self._partner_from_db, self._owner_from_db
         )
@@ -304,6 +314,19 @@ class Store:
             raise Conflict(f"partner {code!r} was deleted while being saved")
         await self._directory.partner_changed(code, record)
         return record
+
+    def known_partner(self, code: str) -> tuple[bool, PartnerRecord | None]:
+        """``(True, record or None)`` from memory, without awaiting anything; ``(False,
+        None)`` while the in-memory copy is being reloaded (ask :meth:`get_partners`)."""
+        if self._directory.ready:
+            return True, self._directory.partners.get(code)
+        return False, None
+
+    def known_owner(self, platform: str, kind: str, external_id: str) -> tuple[bool, str | None]:
+        """As :meth:`known_partner`, for the partner owning one object (ask :meth:`owners`)."""
+        if self._directory.ready:
+            return True, self._directory.owners.get((platform, kind, external_id))
+        return False, None
 
     async def get_partners(self, codes: Sequence[str]) -> list[PartnerRecord | None]:
         if self._directory.ready:
@@ -697,16 +720,9 @@ class Store:
     # -- flows ------------------------------------------------------------------
 
     async def save_flow(self, flow_id: str, kind: str, state: dict[str, Any]) -> None:
-        values = {"kind": kind, "state": state, "updated_at": _now()}
-        named = {f"b_{name}": value for name, value in values.items()}
-        for _ in range(_ATTEMPTS):
-            async with self._engine.begin() as conn:
-                result = await conn.execute(_UPDATE_FLOW, {"b_flow_id": flow_id, **named})
-            if result.rowcount > 0:
-                return
-            if await self._try_insert(_INSERT_FLOW, {"flow_id": flow_id, **values}):
-                return
-        raise Conflict(f"flow {flow_id!r} is being saved and deleted concurrently")
+        values = {"flow_id": flow_id, "kind": kind, "state": state, "updated_at": _now()}
+        async with self._engine.begin() as conn:
+            await conn.execute(self._save_flow, values)
 
     async def get_flow(self, flow_id: str) -> dict[str, Any] | None:
         async with self._engine.connect() as conn:
