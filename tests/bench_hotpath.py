@@ -41,6 +41,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,16 @@ from strawberry.asgi import GraphQL  # noqa: E402
 from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
 
 from gateway.asgi_server import ServedApp, serve_asgi  # noqa: E402
+from gateway.auth import Role  # noqa: E402
 from gateway.cache import Cache  # noqa: E402
+from gateway.config import load_settings  # noqa: E402
 from gateway.contract import OrderSide, OrderType, TimeInForce  # noqa: E402
 from gateway.graphql.ids import encode_id  # noqa: E402
 from gateway.graphql.loaders import cache_key  # noqa: E402
-from gateway.testing import TestGateway, open_test_gateway  # noqa: E402
+from gateway.plugins import load_plugins  # noqa: E402
+from gateway.runner import RunningGateway, running_gateway  # noqa: E402
+from gateway.sandboxes import Sandbox, seed_demo  # noqa: E402
+from gateway.testing import TEST_JWT_SECRET  # noqa: E402
 
 QST_ACCOUNT = "297999"  # DEMO-001's
 CTRADER_ACCOUNT = "9000001"  # DEMO-001's
@@ -179,8 +185,8 @@ def post_bytes(url: str, body: dict[str, Any], token: str | None) -> bytes:
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + payload
 
 
-async def throughput(url: str, body: dict[str, Any], token: str | None) -> float:
-    """Requests per second of CONNECTIONS closed loops for LOAD_SECONDS."""
+async def throughput(url: str, body: dict[str, Any], token: str | None) -> tuple[float, int]:
+    """Requests per second of CONNECTIONS closed loops for LOAD_SECONDS, and how many."""
     request = post_bytes(url, body, token)
     clients = [await RawClient.open(url) for _ in range(CONNECTIONS)]
     check = json.loads(await clients[0].exchange(request))
@@ -200,7 +206,7 @@ async def throughput(url: str, body: dict[str, Any], token: str | None) -> float
     elapsed = time.perf_counter() - started
     for client in clients:
         await client.close()
-    return done / elapsed
+    return done / elapsed, done + 1
 
 
 async def until_notified(socket: Any, request_id: int, number: str | None = None) -> str:
@@ -385,6 +391,7 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
     balance = {"query": BALANCE, "variables": {"id": config["ctrader_account"]}}
     viewer = {"query": VIEWER}
     rates: dict[str, list[float]] = {}
+    served: dict[str, int] = {}
     for _ in range(2):  # interleaved twice, the best of each kept
         for name, url, body, token in (
             ("balance_gateway", gateway_url, balance, client_token),
@@ -392,26 +399,38 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
             ("viewer_gateway", gateway_url, viewer, client_token),
             ("viewer_bare", config["bare_url"], viewer, None),
         ):
-            print(f"{PROFILE_START} {name}", flush=True)  # the server profiles one case
-            rates.setdefault(name, []).append(await throughput(url, body, token))
+            # The server counts its CPU time between the markers (and profiles one case).
+            print(f"{PROFILE_START} {name}", flush=True)
+            rate, count = await throughput(url, body, token)
             print(PROFILE_STOP, flush=True)
+            rates.setdefault(name, []).append(rate)
+            served[name] = served.get(name, 0) + count
     results["throughput"] = {name: max(values) for name, values in rates.items()}
+    results["served"] = served
     return results
 
 
 # -- the server side (this process) ----------------------------------------------------
 
 
-async def client_output(stream: asyncio.StreamReader, profiler: cProfile.Profile | None) -> str:
-    """The client's result line; cProfile runs between its markers of the profiled case."""
+async def client_output(
+    stream: asyncio.StreamReader, profiler: cProfile.Profile | None, cpu: dict[str, float]
+) -> str:
+    """The client's result line.  Between its markers of a throughput case, this
+    process's CPU time is added to ``cpu[case]`` (CPU per request holds up on a busy
+    machine, where requests per second do not), and cProfile runs for the profiled one."""
+    case, started = "", 0.0
     while True:
         line = (await stream.readline()).decode().strip()
         if not line:
             raise RuntimeError("the load client stopped without its results")
-        if line.startswith((PROFILE_START, PROFILE_STOP)):
-            if profiler is not None and line == f"{PROFILE_START} {PROFILED}":
+        if line.startswith(PROFILE_START):
+            case, started = line.split(" ", 1)[1], time.process_time()
+            if profiler is not None and case == PROFILED:
                 profiler.enable()
-            elif profiler is not None and line == PROFILE_STOP:
+        elif line == PROFILE_STOP:
+            cpu[case] = cpu.get(case, 0.0) + time.process_time() - started
+            if profiler is not None and case == PROFILED:
                 profiler.disable()
         else:
             return line
@@ -423,6 +442,54 @@ def top(profiler: cProfile.Profile, entries: int = 30) -> str:
     return out.getvalue()
 
 
+@dataclass(frozen=True)
+class Gateway:
+    running: RunningGateway
+    tokens: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(sandboxes: list[Sandbox], directory: Path) -> AsyncIterator[Gateway]:
+    """The QST and cTrader plugins against their sandboxes, demo links seeded."""
+    plugins = load_plugins(
+        entry_points=False,
+        extra=[brokergraph_qst.plugin, brokergraph_ctrader.plugin],
+        strict=True,
+    )
+    settings = load_settings(
+        environ={},
+        overrides={
+            "auth": {"jwt_secret": TEST_JWT_SECRET},
+            "store": {"url": f"sqlite+aiosqlite:///{directory / 'store.db'}"},
+            "plugins": {"strict": True},
+            "connectors": {s.name: dict(s.connector_settings()) for s in sandboxes},
+            # The per-viewer limiter still runs (its cost is measured), never refusing.
+            "limits": {
+                "requests_per_viewer_per_second": 1e9,
+                "requests_per_viewer_burst": 1_000_000_000,
+            },
+        },
+    )
+    async with running_gateway(settings, plugins, host="127.0.0.1", port=0) as running:
+        for sandbox in sandboxes:
+            sandbox.attach_gateway(running.url)
+        classes = plugins.connector_classes
+        await seed_demo(running.services.store, sandboxes, lambda n: classes[n].platform)
+        issue = running.services.authenticator.issue
+        yield Gateway(
+            running,
+            {
+                "admin": issue(subject="bench-admin", role=Role.ADMIN, ttl_seconds=3600),
+                "client": issue(
+                    subject="bench-client",
+                    role=Role.CLIENT,
+                    partner_code="DEMO-001",
+                    ttl_seconds=3600,
+                ),
+            },
+        )
+
+
 async def serve(profile: bool) -> dict[str, Any]:
     qst = QstSandbox(tick_seconds=0)
     await qst.start()
@@ -430,19 +497,10 @@ async def serve(profile: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as directory:
             async with (
                 CTraderSandbox() as ctrader,
-                open_test_gateway(
-                    [brokergraph_qst.plugin, brokergraph_ctrader.plugin],
-                    [qst, ctrader],
-                    Path(directory),
-                    # The per-viewer limiter still runs (its cost is measured), never refusing.
-                    limits={
-                        "requests_per_viewer_per_second": 1e9,
-                        "requests_per_viewer_burst": 1_000_000_000,
-                    },
-                ) as gateway,
+                serve_gateway([qst, ctrader], Path(directory)) as gateway,
             ):
                 bare: ServedApp = await serve_asgi(
-                    bare_app(gateway.services.cache), name="the bare app"
+                    bare_app(gateway.running.services.cache), name="the bare app"
                 )
                 try:
                     return await drive(gateway, qst, ctrader, bare, profile)
@@ -453,17 +511,22 @@ async def serve(profile: bool) -> dict[str, Any]:
 
 
 async def drive(
-    gateway: TestGateway,
+    gateway: Gateway,
     qst: QstSandbox,
     ctrader: CTraderSandbox,
     bare: ServedApp,
     profile: bool,
 ) -> dict[str, Any]:
     ctrader_gid = encode_id("Account", "ctrader", CTRADER_ACCOUNT)
-    warm = await gateway.data(BALANCE, {"id": ctrader_gid}, token="client")  # fills the cache
-    assert warm["account"]["balance"] is not None
+    async with httpx.AsyncClient(timeout=WAIT) as http:  # fills the cache
+        warm = await http.post(
+            gateway.running.graphql_url,
+            json={"query": BALANCE, "variables": {"id": ctrader_gid}},
+            headers={"Authorization": f"Bearer {gateway.tokens['client']}"},
+        )
+    assert warm.json()["data"]["account"]["balance"] is not None, warm.text
     config = {
-        "graphql_url": gateway.graphql_url,
+        "graphql_url": gateway.running.graphql_url,
         "bare_url": f"{bare.url}/graphql",
         "client_token": gateway.tokens["client"],
         "admin_token": gateway.tokens["admin"],
@@ -485,7 +548,8 @@ async def drive(
     try:
         process.stdin.write(json.dumps(config).encode())
         process.stdin.close()
-        line = await asyncio.wait_for(client_output(process.stdout, profiler), CLIENT_TIMEOUT)
+        cpu: dict[str, float] = {}
+        line = await asyncio.wait_for(client_output(process.stdout, profiler, cpu), CLIENT_TIMEOUT)
         await asyncio.wait_for(process.wait(), WAIT)
     finally:
         if process.returncode is None:
@@ -496,11 +560,12 @@ async def drive(
     if profiler is not None:
         print(top(profiler), file=sys.stderr)
     results: dict[str, Any] = json.loads(line)
+    results["cpu"] = {case: cpu[case] / n for case, n in results["served"].items()}
     return results
 
 
 def table(results: dict[str, Any]) -> str:
-    latency, rate = results["latency"], results["throughput"]
+    latency, rate, cpu = results["latency"], results["throughput"], results["cpu"]
     rows = [
         "| measure | gateway | reference | ratio | goal |",
         "|---|---:|---:|---:|---|",
@@ -516,6 +581,12 @@ def table(results: dict[str, Any]) -> str:
         "| `{ viewer { role } }` req/s (reference: bare Strawberry) "
         f"| {rate['viewer_gateway']:.0f} | {rate['viewer_bare']:.0f} "
         f"| {rate['viewer_gateway'] / rate['viewer_bare']:.2f}x | ≥ 0.9x |",
+        "| warm `account { balance }` server CPU µs/request (ratio: reference / gateway) "
+        f"| {cpu['balance_gateway'] * 1e6:.0f} | {cpu['balance_bare'] * 1e6:.0f} "
+        f"| {cpu['balance_bare'] / cpu['balance_gateway']:.2f}x | ≥ 0.6x |",
+        "| `{ viewer { role } }` server CPU µs/request (ratio: reference / gateway) "
+        f"| {cpu['viewer_gateway'] * 1e6:.0f} | {cpu['viewer_bare'] * 1e6:.0f} "
+        f"| {cpu['viewer_bare'] / cpu['viewer_gateway']:.2f}x | ≥ 0.9x |",
     ]
     return "\n".join(rows)
 
