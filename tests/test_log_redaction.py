@@ -2,7 +2,8 @@
 
 One gateway runs with every logger at DEBUG while HTTP and WebSocket requests carry
 a token in the URL query and in headers, an API key, and a connector password;
-then every captured record is searched for each secret.
+then every captured record is searched for each secret, as the configured log
+format writes it: text, or JSON with the access lines' extra fields.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import websockets
 
 from gateway.auth import Role, create_api_key
 from gateway.logging_redaction import REDACTED, redact
+from gateway.observability.access_log import JsonFormatter, TextFormatter
 from tests.gateway_fixtures import TEST_JWT_SECRET, open_gateway
 from tests.test_websocket import ACCOUNT, PROTOCOL, receive, subscribe
 from tests.toy.sandbox import API_KEY, ToySandbox
@@ -26,8 +28,9 @@ PLACE_ORDER = """mutation($input: PlaceOrderInput!) {
     placeOrder(input: $input) { order { externalId } errors { code } } }"""
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
 async def test_no_secret_appears_in_any_log_record_at_debug(
-    toy_sandbox: ToySandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    toy_sandbox: ToySandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture, log_format: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
     # A uvicorn.Config made elsewhere (tests/browser.py: log_level="warning") sets this
@@ -35,7 +38,10 @@ async def test_no_secret_appears_in_any_log_record_at_debug(
     caplog.set_level(logging.DEBUG, logger="uvicorn.error")
     password = f"toy-Pa55word-{uuid.uuid4().hex}"
     async with open_gateway(
-        toy_sandbox, tmp_path, connector_settings={"toy": {"password": password}}
+        toy_sandbox,
+        tmp_path,
+        connector_settings={"toy": {"password": password}},
+        observability={"log_format": log_format},
     ) as gateway:
         token = gateway.tokens["client"]
         new = await create_api_key(
@@ -83,17 +89,20 @@ async def test_no_secret_appears_in_any_log_record_at_debug(
         "connector API key": API_KEY,
         "connector password": password,
     }
-    logged = [record_text(record) for record in caplog.records]
+    logged = [record_text(record, log_format) for record in caplog.records]
     assert any(f"WebSocket /graphql?{REDACTED}" in text for text in logged), "no uvicorn line"
+    assert any('"logger":"gateway.access"' in text for text in logged) or log_format == "text"
     for name, secret in secrets.items():
         leaks = [text for text in logged if secret in text]
         assert not leaks, f"the {name} was logged: {leaks[:3]}"
 
 
-def record_text(record: logging.LogRecord) -> str:
-    """All a handler could print of ``record``: message, traceback, stack."""
+def record_text(record: logging.LogRecord, log_format: str = "text") -> str:
+    """All a handler could print of ``record``: message, traceback, stack — and in
+    the format the gateway writes (JSON adds the access lines' fields)."""
     formatted = logging.Formatter("%(name)s %(message)s").format(record)
-    return "\n".join([formatted, record.exc_text or "", record.stack_info or ""])
+    written = (JsonFormatter() if log_format == "json" else TextFormatter()).format(record)
+    return "\n".join([formatted, written, record.exc_text or "", record.stack_info or ""])
 
 
 def test_redaction_keeps_ordinary_text_and_public_ids() -> None:

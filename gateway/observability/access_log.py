@@ -109,8 +109,7 @@ class ObservabilityMiddleware:
                 record.trace_id = tracing.current_trace_id()
                 await self.app(scope, receive, answer)
         finally:
-            _context.current.reset(token)
-            if self.access_log:
+            if self.access_log:  # still in the request's context: the line carries its ids
                 _log_access(
                     record,
                     status,
@@ -118,6 +117,7 @@ class ObservabilityMiddleware:
                     method=scope["method"],
                     path=scope["path"],
                 )
+            _context.current.reset(token)
 
 
 @dataclass(slots=True)
@@ -145,13 +145,13 @@ class _Socket:
         try:
             await self.middleware.app(self.scope, self._receiving(receive), self._sending(send))
         finally:
-            _context.current.reset(token)
             for operation_id in list(self.operations):
                 self._end(operation_id, "closed")
             if self.accepted:
                 metrics.WEBSOCKETS.dec()
                 if self.middleware.access_log:
                     _log_access(self.record, status, kind="websocket", path=self.scope["path"])
+            _context.current.reset(token)
 
     def _receiving(self, receive: Receive) -> Receive:
         async def receiving() -> Message:
