@@ -10,7 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.auth import Role
-from gateway.errors import BrokerGraphError, InvalidInput, NotFound
+from gateway.errors import BrokerGraphError, InvalidInput, NotFound, UpstreamError
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
@@ -126,7 +126,9 @@ class CoreQuery:
         nodes = [
             (
                 r.code,
-                BusinessPartner.from_records(r, d if not isinstance(d, BaseException) else None),
+                BusinessPartner.from_records(r, None, d)
+                if isinstance(d, UpstreamError)
+                else BusinessPartner.from_records(r, None if isinstance(d, BaseException) else d),
             )
             for r, d in zip(records, details, strict=True)
         ]

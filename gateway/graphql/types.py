@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from gateway import models
 from gateway.connectors import Capability, OrderReads
-from gateway.errors import CapabilityNotSupported, InvalidInput, NotFound
+from gateway.errors import CapabilityNotSupported, InvalidInput, NotFound, UpstreamError
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
@@ -513,8 +513,17 @@ async def _linked(
 
 
 async def load_partner(ctx: RequestContext, code: str) -> BusinessPartner:
+    """The partner from the store, its directory details from the directory platform.
+
+    A directory that fails (down, held by another application) does not hide the
+    partner: the store knows it and its links, so it answers with those and its
+    directory-backed fields are null, each with the directory's error.
+    """
     record = await access.require_partner(ctx, code)
-    details = await ctx.loaders.partner_details.load(code)
+    try:
+        details = await ctx.loaders.partner_details.load(code)
+    except UpstreamError as error:
+        return BusinessPartner.from_records(record, None, error)
     return BusinessPartner.from_records(record, details)
 
 
@@ -522,39 +531,83 @@ async def load_partner(ctx: RequestContext, code: str) -> BusinessPartner:
 class BusinessPartner(Node):
     id: strawberry.ID
     code: str
-    name: str
-    kind: PartnerKind | None  # type: ignore[valid-type]
-    short_name: str | None
-    email: str | None
-    phone: str | None
-    tax_id: str | None
-    residency: str | None
-    is_qualified_investor: bool | None
-    kyc_passed: bool | None
-    broker: str | None
-    attributes: JSON = strawberry.field(
-        description="Data-model extension fields of the back office."
+    name: str = strawberry.field(
+        description="The directory's name; the gateway's display name while it cannot be read."
     )
+    broker: str | None
+    details: strawberry.Private[models.BusinessPartner | None]
+    #: Why the directory could not be read (its fields then answer this error).
+    details_error: strawberry.Private[UpstreamError | None]
 
     @classmethod
     def from_records(
-        cls, record: PartnerRecord, details: models.BusinessPartner | None
+        cls,
+        record: PartnerRecord,
+        details: models.BusinessPartner | None,
+        details_error: UpstreamError | None = None,
     ) -> BusinessPartner:
         return cls(
             id=strawberry.ID(encode_id("BusinessPartner", record.code)),
             code=record.code,
             name=(details.name if details else None) or record.display_name or record.code,
-            kind=details.kind if details else None,
-            short_name=details.short_name if details else None,
-            email=details.email if details else None,
-            phone=details.phone if details else None,
-            tax_id=details.tax_id if details else None,
-            residency=details.residency if details else None,
-            is_qualified_investor=details.is_qualified_investor if details else None,
-            kyc_passed=details.kyc_passed if details else None,
             broker=record.broker,
-            attributes=JSON(dict(details.attributes) if details else {}),
+            details=details,
+            details_error=details_error,
         )
+
+    def _directory(self) -> models.BusinessPartner | None:
+        if self.details_error is not None:
+            raise self.details_error
+        return self.details
+
+    # The directory-backed fields: null with the directory's error when it failed.
+    @strawberry.field
+    def kind(self) -> PartnerKind | None:  # type: ignore[valid-type]
+        d = self._directory()
+        return d.kind if d else None
+
+    @strawberry.field
+    def short_name(self) -> str | None:
+        d = self._directory()
+        return d.short_name if d else None
+
+    @strawberry.field
+    def email(self) -> str | None:
+        d = self._directory()
+        return d.email if d else None
+
+    @strawberry.field
+    def phone(self) -> str | None:
+        d = self._directory()
+        return d.phone if d else None
+
+    @strawberry.field
+    def tax_id(self) -> str | None:
+        d = self._directory()
+        return d.tax_id if d else None
+
+    @strawberry.field
+    def residency(self) -> str | None:
+        d = self._directory()
+        return d.residency if d else None
+
+    @strawberry.field
+    def is_qualified_investor(self) -> bool | None:
+        d = self._directory()
+        return d.is_qualified_investor if d else None
+
+    @strawberry.field
+    def kyc_passed(self) -> bool | None:
+        d = self._directory()
+        return d.kyc_passed if d else None
+
+    @strawberry.field(
+        description="Data-model extension fields of the back office "
+        "(null only while the directory cannot be read)."
+    )
+    def attributes(self) -> JSON | None:
+        d = self._directory()
+        return JSON(dict(d.attributes) if d else {})
 
     @classmethod
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> BusinessPartner:

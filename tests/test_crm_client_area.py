@@ -1,0 +1,132 @@
+"""What a broker's CRM and client area need across platforms, end to end.
+
+One gateway with the QORT (partner directory), cTrader and DXtrade connectors, each
+against its sandbox over real sockets, seeded with the demo partners and links.
+Faults come from the sandboxes' knobs (QORT held by another application, QORT down).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import brokergraph_ctrader.plugin
+import brokergraph_dxtrade.plugin
+import brokergraph_qort.plugin
+import httpx
+import pytest
+import pytest_asyncio
+from brokergraph_ctrader.sandbox import CTraderSandbox
+from brokergraph_dxtrade.sandbox import DxTradeSandbox
+from brokergraph_qort.sandbox import QortSandbox
+
+from gateway.testing import TestGateway, open_test_gateway
+
+BUSY_COOLDOWN_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class World:
+    gw: TestGateway
+    qort: QortSandbox
+    ctrader: CTraderSandbox
+    dxtrade: DxTradeSandbox
+
+    async def forget_cache(self) -> None:
+        """Drop cached reads, so the next read asks the platforms."""
+        await self.gw.services.cache.delete_prefix("")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with (
+        QortSandbox(report_delay_seconds=0.1) as qort,
+        CTraderSandbox() as ctrader,
+        DxTradeSandbox() as dxtrade,
+        open_test_gateway(
+            [brokergraph_qort.plugin, brokergraph_ctrader.plugin, brokergraph_dxtrade.plugin],
+            [qort, ctrader, dxtrade],
+            tmp_path_factory.mktemp("crm"),
+            connector_settings={"qort": {"busy_cooldown_seconds": BUSY_COOLDOWN_SECONDS}},
+        ) as gw,
+    ):
+        yield World(gw, qort, ctrader, dxtrade)
+
+
+def error_codes(body: dict[str, Any]) -> dict[tuple[str | int, ...], str]:
+    """The body's errors by path."""
+    return {tuple(e["path"]): e["extensions"]["code"] for e in body.get("errors", [])}
+
+
+async def qort_soap(sandbox: QortSandbox, operation: str, body: str) -> httpx.Response:
+    """Another application speaking SOAP to QORT by hand (not through our client)."""
+    envelope = (
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:q="urn:brokergraph:qort:v1"><soap:Body>'
+        f"<q:{operation}Request>{body}</q:{operation}Request></soap:Body></soap:Envelope>"
+    )
+    async with httpx.AsyncClient(verify=sandbox.client_ssl_context()) as http:
+        return await http.post(
+            f"{sandbox.url}/qort",
+            content=envelope.encode(),
+            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": operation},
+        )
+
+
+# --------------------------------------------------------------------------- item 3
+
+ME = """{ me {
+  code name broker email taxId kind attributes
+  accounts { platform externalId }
+  traders { platform externalId }
+} }"""
+
+
+def _partner_from_the_store(body: dict[str, Any], code: str) -> None:
+    """``me`` answered from the store: links kept, directory fields null with an error."""
+    me = body["data"]["me"]
+    assert me is not None, body
+    assert (me["code"], me["broker"]) == (code, "demo-broker")
+    assert me["name"], "the store's display name stands in"
+    for directory_field in ("email", "taxId", "kind", "attributes"):
+        assert me[directory_field] is None
+    ctrader = [a["externalId"] for a in me["accounts"] if a and a["platform"] == "ctrader"]
+    assert sorted(ctrader) == ["9000001", "9000002"]
+    assert any(a and a["platform"] == "dxtrade" for a in me["accounts"])
+    assert {t["platform"] for t in me["traders"] if t} >= {"ctrader", "dxtrade"}
+
+
+async def test_a_partner_answers_from_the_store_while_qort_is_held_or_down(world: World) -> None:
+    await world.forget_cache()
+    world.qort.force_expire_tokens()  # the gateway's session ends; another tool gets in first
+    login = await qort_soap(
+        world.qort,
+        "Login",
+        "<q:Login>backoffice</q:Login><q:Password>bo-pass</q:Password>"
+        "<q:AppName>backoffice-tool</q:AppName>",
+    )
+    token = re.search(rb"<(?:\w+:)?Token>([^<]+)<", login.content)
+    assert token is not None, login.text
+    try:
+        busy = await world.gw.query(ME, token="client")
+    finally:
+        logout = f"<q:Token>{token.group(1).decode()}</q:Token>"
+        assert (await qort_soap(world.qort, "Logout", logout)).status_code == 200
+    _partner_from_the_store(busy, "DEMO-001")
+    codes = error_codes(busy)
+    for directory_field in ("email", "taxId", "kind", "attributes"):
+        assert codes[("me", directory_field)] == "UPSTREAM_BUSY"
+
+    await world.forget_cache()
+    port = urlsplit(world.qort.url).port
+    assert port is not None
+    await world.qort.stop()  # QORT is down: nothing listens on its port
+    try:
+        down = await world.gw.query(ME, token="client")
+    finally:
+        await world.qort.start(port=port)
+    _partner_from_the_store(down, "DEMO-001")
+    assert error_codes(down)[("me", "email")] == "UPSTREAM_UNAVAILABLE"
