@@ -8,6 +8,7 @@ Faults come from the sandboxes' knobs (QORT held by another application, QORT do
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_qort.sandbox import QortSandbox
 
+from gateway.graphql.ids import encode_id
 from gateway.testing import TestGateway, open_test_gateway
 
 BUSY_COOLDOWN_SECONDS = 0.2
@@ -130,3 +132,62 @@ async def test_a_partner_answers_from_the_store_while_qort_is_held_or_down(world
         await world.qort.start(port=port)
     _partner_from_the_store(down, "DEMO-001")
     assert error_codes(down)[("me", "email")] == "UPSTREAM_UNAVAILABLE"
+
+
+# --------------------------------------------------------------------------- item 4, 9b
+
+CREATE_TRADER = """
+mutation($input: CreateTraderInput!) {
+  createTrader(input: $input) {
+    trader { externalId accounts { externalId } }
+    accounts { externalId }
+    errors { code message }
+  }
+}"""
+TWO_CREATE_TRADERS = """
+mutation($input: CreateTraderInput!) {
+  first: createTrader(input: $input) {
+    trader { externalId accounts { externalId } } accounts { externalId } errors { code }
+  }
+  second: createTrader(input: $input) {
+    trader { externalId accounts { externalId } } accounts { externalId } errors { code }
+  }
+}"""
+TRADER_ACCOUNTS = "query($id: ID!) { trader(id: $id) { accounts { externalId } } }"
+
+
+def ctrader_trader(email: str) -> dict[str, Any]:
+    return {"input": {"platform": "ctrader", "partnerCode": "DEMO-001", "email": email}}
+
+
+def logins(accounts: list[dict[str, Any]]) -> list[str]:
+    return sorted(a["externalId"] for a in accounts)
+
+
+async def test_a_second_account_of_a_ctrader_user_shows_at_once(world: World) -> None:
+    email = f"second-{uuid.uuid4().hex[:8]}@example.com"
+    first = (await world.gw.data(CREATE_TRADER, ctrader_trader(email)))["createTrader"]
+    assert first["errors"] == []
+    (one,) = logins(first["accounts"])
+    assert logins(first["trader"]["accounts"]) == [one]  # read now: cached for 60 s
+
+    second = (await world.gw.data(CREATE_TRADER, ctrader_trader(email)))["createTrader"]
+    assert second["errors"] == []
+    assert second["trader"]["externalId"] == first["trader"]["externalId"], "the same user"
+    (two,) = logins(second["accounts"])
+    assert two != one
+    assert logins(second["trader"]["accounts"]) == sorted([one, two]), "the payload reads fresh"
+    trader_id = encode_id("Trader", "ctrader", first["trader"]["externalId"])
+    later = await world.gw.data(TRADER_ACCOUNTS, {"id": trader_id})
+    assert logins(later["trader"]["accounts"]) == sorted([one, two])
+
+
+async def test_each_mutation_of_a_request_reads_its_own_fresh_state(world: World) -> None:
+    email = f"twice-{uuid.uuid4().hex[:8]}@example.com"
+    data = await world.gw.data(TWO_CREATE_TRADERS, ctrader_trader(email))
+    first, second = data["first"], data["second"]
+    assert first["errors"] == second["errors"] == []
+    (one,) = logins(first["accounts"])
+    (two,) = logins(second["accounts"])
+    assert logins(first["trader"]["accounts"]) == [one]
+    assert logins(second["trader"]["accounts"]) == sorted([one, two])

@@ -304,6 +304,30 @@ class Loaders:
                 self.partner_links.clear((code, kind))
         self._changed_partners.add(code)
 
+    def forget_reads(self) -> None:
+        """Drop every read this operation made so far (a mutation has just written).
+
+        Mutations of one request run one after the other and share these loaders: the
+        next field, the write's own payload included, must not answer what was read
+        before the write.  Partners marked changed stay marked.
+        """
+        loaders: tuple[DataLoader[Any, Any], ...] = (
+            self.partners,
+            self.partner_details,
+            self.partner_links,
+            self.account_owners,
+            self.trader_owners,
+            self._keyed,
+            self.accounts,
+            self.traders,
+            self.trader_accounts,
+            self.positions,
+            self.orders,
+            self.market_data_subscriptions,
+        )
+        for loader in loaders:
+            loader.clear_all()
+
     async def _load_partners(self, codes: list[str]) -> list[PartnerRecord | None]:
         return await self._services.store.get_partners(codes)
 

@@ -201,6 +201,7 @@ async def write(
             result = payload(errors=errors)
         outcome = "unknown" if isinstance(error, OutcomeUnknown) else "error"
         entry = audit_row(result, outcome, error.code)
+    ctx.loaders.forget_reads()  # the payload, and any later mutation, reads what is now
     if entry is not None:  # not yet written with the idempotency claim's completion
         await ctx.services.store.append_audit(entry)
     return result

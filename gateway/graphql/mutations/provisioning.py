@@ -270,6 +270,8 @@ async def _create_trader(ctx: RequestContext, new: _NewTrader) -> ProvisioningPa
             ) from None
         raise
     await _link_result(ctx, input.partner_code, result)
+    if result.trader is not None:  # an existing user's new account: its list changed
+        await _invalidate_trader(ctx, result.trader.platform, result.trader.id)
     await _keep_resume_token(ctx, new, result)
     return _provisioning_payload(ctx, result)
 
@@ -378,6 +380,7 @@ async def _open_account(ctx: RequestContext, trader: _OfTrader[OpenAccountInput]
             options=json_object(input.options, "options"),
         )
     )
+    await _invalidate_trader(ctx, trader.platform, trader.trader_id)
     if trader.owner is not None:
         await ctx.services.store.link(
             trader.owner, trader.platform, "account", account.id, trader_id=trader.trader_id
