@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from gateway import __version__
 from gateway.auth import (
     DEFAULT_CACHE_TTL_SECONDS,
@@ -30,7 +32,15 @@ from gateway.logging_redaction import install_redaction
 from gateway.plugins import Plugins, load_plugins
 from gateway.runner import running_gateway
 from gateway.sandboxes import Sandbox, seed_demo
-from gateway.store import Store
+from gateway.store import (
+    SchemaBehind,
+    SchemaUnknown,
+    Store,
+    head_revision,
+    history,
+    read_store_schema,
+    upgrade_store,
+)
 
 __all__ = ["CORE_COMMANDS", "main"]
 
@@ -257,7 +267,8 @@ def _api_key(args: argparse.Namespace) -> int:
 
 
 async def _api_key_action(args: argparse.Namespace, settings: Settings) -> int:
-    store = await Store.open(settings.store.url)
+    # The same schema policy as serve: an admin command never upgrades a shared store.
+    store = await Store.open(settings.store.url, upgrade=settings.store.upgrades_at_start)
     try:
         if args.api_key_action == "create":
             return await _api_key_create(args, store)
@@ -324,6 +335,52 @@ async def _api_key_revoke(key_id: str, store: Store) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- db
+
+
+def _configure_db(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
+    actions.add_parser(
+        "upgrade",
+        help="upgrade the store's schema to this version's revision (back it up first)",
+        description="Upgrade [store] url to this version's schema revision. A store made "
+        "before migrations existed is recognised by its tables and stamped first; one whose "
+        "tables match no known revision is left untouched.",
+    )
+    actions.add_parser(
+        "current",
+        help="print the store's revision; exit status 1 when an upgrade is due",
+    )
+    actions.add_parser("history", help="list the schema revisions this version knows")
+
+
+def _db(args: argparse.Namespace) -> int:
+    if args.db_action == "history":
+        head = head_revision()
+        for script in history():
+            mark = "  (head)" if script.revision == head else ""
+            print(f"{script.revision}  {script.doc}{mark}")
+        return 0
+    settings = load_settings(args.config)
+    url = settings.store.url
+    shown = make_url(url).render_as_string(hide_password=True)
+    if args.db_action == "upgrade":
+        before = asyncio.run(upgrade_store(url))
+        if before.up_to_date and not before.legacy:
+            print(f"store {shown} is at revision {before.head}: nothing to do")
+        else:
+            print(f"store {shown} upgraded: was {before.describe()}, now at {before.head}")
+        return 0
+    state = asyncio.run(read_store_schema(url))
+    if state.up_to_date:
+        print(f"store {shown} is {state.describe()} (head)")
+        return 0
+    print(
+        f"store {shown} is {state.describe()}; head is {state.head}: run `brokergraph db upgrade`"
+    )
+    return 1
+
+
 CORE_COMMANDS: tuple[CliCommand, ...] = (
     CliCommand(
         name="serve",
@@ -348,6 +405,12 @@ CORE_COMMANDS: tuple[CliCommand, ...] = (
         help="create, list or revoke API keys for server-to-server callers",
         run=_api_key,
         configure=_configure_api_key,
+    ),
+    CliCommand(
+        name="db",
+        help="the store's schema: upgrade it, show its revision, list the revisions",
+        run=_db,
+        configure=_configure_db,
     ),
     CliCommand(
         name="plugins",
@@ -391,6 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"brokergraph: configuration error: {error}", file=sys.stderr)
         return 2
+    except (SchemaBehind, SchemaUnknown) as error:
+        print(f"brokergraph: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

@@ -148,10 +148,22 @@ class StoreSettings:
     #: under the server's max_connections.
     pool_size: int = 5
     max_overflow: int = 10
+    #: ``serve`` upgrades a store behind this code's schema (``brokergraph db upgrade``)
+    #: instead of refusing to start (an empty database is made at the head either way).
+    #: Unset: yes for SQLite (one process owns the file: the demo, tests, a newcomer's
+    #: ``serve``), no for PostgreSQL, where replicas share the store and upgrading it is
+    #: a deploy step taken after a backup.
+    upgrade_at_start: bool | None = None
 
     def __post_init__(self) -> None:
         if self.pool_size < 1:
             raise ConfigError("[store] pool_size must be at least 1")
+
+    @property
+    def upgrades_at_start(self) -> bool:
+        if self.upgrade_at_start is not None:
+            return self.upgrade_at_start
+        return self.url.startswith("sqlite")
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +419,7 @@ def _build_section(cls: type[Any], name: str, data: Mapping[str, Any]) -> Any:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"[{name}] {key} must be a non-negative number, got {value!r}")
             values[key] = float(value)
-        elif expected == "bool":
+        elif expected in ("bool", "bool | None"):
             if not isinstance(value, bool):
                 raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")
             values[key] = value

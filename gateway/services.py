@@ -158,6 +158,7 @@ class GatewayServices:
             settings.store.url,
             pool_size=settings.store.pool_size,
             max_overflow=settings.store.max_overflow,
+            upgrade=settings.store.upgrades_at_start,
         )
         if not verifiers:
             # API keys alone serve server-to-server callers, but only once one exists.

@@ -1,5 +1,15 @@
 """The gateway's own state, on SQLite (default) or PostgreSQL, with the same code."""
 
+from ._migrate import (
+    UPGRADE_COMMAND,
+    SchemaBehind,
+    SchemaState,
+    SchemaUnknown,
+    head_revision,
+    history,
+    read_store_schema,
+    upgrade_store,
+)
 from ._records import (
     ApiKeyRecord,
     AuditEntry,
@@ -12,12 +22,20 @@ from ._records import (
 from ._store import Store
 
 __all__ = [
+    "UPGRADE_COMMAND",
     "ApiKeyRecord",
     "AuditEntry",
     "IdempotencyRecord",
     "IdempotencyState",
     "Link",
     "PartnerRecord",
+    "SchemaBehind",
+    "SchemaState",
+    "SchemaUnknown",
     "Store",
     "UnsettledClaim",
+    "head_revision",
+    "history",
+    "read_store_schema",
+    "upgrade_store",
 ]

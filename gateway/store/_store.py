@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
@@ -25,6 +25,7 @@ from gateway.events import EventLog
 
 from ._directory import Directory, LinkKey
 from ._engine import Database, normalise_url, open_database
+from ._migrate import prepare_schema
 from ._records import (
     ApiKeyRecord,
     AuditEntry,
@@ -42,7 +43,6 @@ from ._tables import (
     idempotency,
     idempotency_recovery,
     links,
-    metadata,
     partners,
 )
 
@@ -214,11 +214,15 @@ class Store:
         )
 
     @classmethod
-    async def open(cls, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Store:
+    async def open(
+        cls, url: str, *, pool_size: int = 5, max_overflow: int = 10, upgrade: bool = True
+    ) -> Store:
+        """Open the store at ``url``, its schema upgraded to this code's revision; with
+        ``upgrade`` false a database behind it raises :class:`SchemaBehind` instead."""
         database = open_database(normalise_url(url), pool_size=pool_size, max_overflow=max_overflow)
         store = cls(database)
         try:
-            await cls._create_schema(database)
+            await prepare_schema(database, upgrade=upgrade)
             await store._directory.load()
         except BaseException:
             await database.close(0)
@@ -229,17 +233,6 @@ class Store:
         """Keep this store's in-memory partners and owners exact across the replicas
         appending to ``log`` (a no-op for an in-process log: no other replica)."""
         self._directory.follow(log)
-
-    @staticmethod
-    async def _create_schema(engine: Database) -> None:
-        try:
-            async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
-        except DBAPIError:
-            # Replicas starting together race on CREATE TABLE; the loser finds the
-            # tables on a second look.  A real fault fails again and propagates.
-            async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
 
     async def close(self) -> None:
         if not self._closed:
