@@ -21,7 +21,9 @@ from typing import Any, Final
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from gateway import errors as domain
 
@@ -169,14 +171,23 @@ def user_error_from_dict(data: dict[str, Any]) -> UserError:
     return to_user_error(rebuilt)
 
 
+#: What Strawberry raises through the operation on purpose: no query, no such operation,
+#: an operation type this transport does not allow (a mutation over GET).
+_REQUEST_REFUSALS: Final = (
+    MissingQueryError,
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+)
+
+
 class MaskUnexpectedErrors(SchemaExtension):
     """Replace errors that are not ours or graphql-core's by a generic one with an id."""
 
     def on_operation(self) -> Iterator[None]:
         try:
             yield
-        except GraphQLError:
-            raise
+        except (GraphQLError, *_REQUEST_REFUSALS):
+            raise  # coded already, or answered by the HTTP handler (405, 400)
         except Exception as error:
             # A bug before execution (a validation rule that crashed): Strawberry would
             # answer with the exception's text and no code.
