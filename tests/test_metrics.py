@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,15 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability import metrics
 from tests.gateway_fixtures import GatewayUnderTest, open_gateway
 from tests.test_websocket import ACCOUNT, PROTOCOL, receive, subscribe
 from tests.toy.sandbox import ToySandbox
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PLACE_ORDER = """mutation PlaceOrder($input: PlaceOrderInput!) {
     placeOrder(input: $input) { order { externalId } errors { code } } }"""
@@ -193,3 +199,63 @@ def test_client_chosen_labels_are_bounded() -> None:
     for hostile in ("eyJhbGciOi.J9.x", "a" * 65, "drop table", ""):
         assert metrics._bounded(hostile, name, set(), 3) == "other"
     assert metrics.operation_label(None) == "anonymous"
+
+
+COUNT_ONE = """
+import os
+from gateway.observability import metrics
+metrics.idempotency_outcome("replayed")
+metrics.WEBSOCKETS.inc()
+print(os.getpid())
+"""
+
+
+def multiprocess_scrape(
+    env: dict[str, str],
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    scraped = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from gateway.observability import metrics; "
+            "sys.stdout.write(metrics.exposition().decode())",
+        ],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+
+
+def test_several_processes_are_counted_together(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR: two worker processes count, any process scrapes both."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    pids = [
+        int(
+            subprocess.run(
+                [sys.executable, "-c", COUNT_ONE],
+                env=env,
+                check=True,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        for _ in range(2)
+    ]
+    samples = multiprocess_scrape(env)
+    assert samples[("brokergraph_idempotency_outcomes_total", (("outcome", "replayed"),))] == 2
+    assert samples[("brokergraph_websocket_connections", ())] == 2
+    # A worker's live gauges leave the sum once the server marks it dead (on its exit);
+    # its counters stay.
+    for pid in pids:
+        multiprocess.mark_process_dead(pid, str(tmp_path))  # type: ignore[no-untyped-call]
+    samples = multiprocess_scrape(env)
+    assert samples[("brokergraph_idempotency_outcomes_total", (("outcome", "replayed"),))] == 2
+    assert samples.get(("brokergraph_websocket_connections", ()), 0) == 0

@@ -125,6 +125,10 @@ async def test_a_mutation_is_traced_from_the_client_to_the_platform(
     # naming the HTTP client span as its parent.
     sent = [parent for _, parent in toy.traceparents if parent is not None]
     assert f"00-{TRACE_ID}-{format(http.context.span_id, '016x')}-01" in sent
+    # The idempotency claim and its completion are store statements of this trace.
+    store = [s for s in ours if s.name.startswith("store ")]
+    assert {"store INSERT", "store UPDATE"} <= {s.name for s in store}, sorted(names)
+    assert all("POST /graphql" in ancestors(s, index) for s in store)
     # No attribute anywhere holds a credential.
     text = repr([dict(s.attributes or {}) for s in finished])
     for secret in (*gateway.tokens.values(), API_KEY, key):

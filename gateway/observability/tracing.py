@@ -13,9 +13,10 @@ endpoint and headers) and the gateway records:
   and family method, and the trace's ``traceparent`` as an attribute, which is how
   a trace reaches the platforms whose protocols carry no header (QST's gRPC session,
   QORT's), where an operator matches it against the vendor's logs by time;
-* each cache lookup, and each HTTP request a connector makes: a client span with the
-  vendor's host and path — never the query string, where cTrader carries its token,
-  nor any header — and ``traceparent`` added to the request.
+* each cache lookup, each statement the store runs (its verb and the database
+  system, never its text or parameters), and each HTTP request a connector makes: a
+  client span with the vendor's host and path — never the query string, where
+  cTrader carries its token, nor any header — and ``traceparent`` added to the request.
 
 The HTTP propagation is ours rather than opentelemetry-instrumentation-httpx: one
 wrapper of httpx's transport (every connector's client goes through it), which
@@ -38,6 +39,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from gateway.config import ConfigError, ObservabilitySettings
 
@@ -79,6 +82,7 @@ def install(provider: TracerProvider) -> None:
     _state.tracer = provider.get_tracer(TRACER_NAME)
     _state.owned = False
     _patch_httpx()
+    _listen_to_the_store()
 
 
 def uninstall() -> None:
@@ -234,3 +238,49 @@ async def _traced_request(
         response: httpx.Response = await original(transport, request)
         opened.set_attribute("http.response.status_code", response.status_code)
         return response
+
+
+_listening = False
+_STORE_SPAN: Final = "_brokergraph_span"
+
+
+def _listen_to_the_store() -> None:
+    """A span per SQL statement of every engine (SQLAlchemy's events reach the asyncio
+    engines' statements too, in the request's context); idle while tracing is off."""
+    global _listening
+    if _listening:
+        return
+    _listening = True
+    event.listen(Engine, "before_cursor_execute", _statement_starts)
+    event.listen(Engine, "after_cursor_execute", _statement_ends)
+    event.listen(Engine, "handle_error", _statement_failed)
+
+
+def _statement_starts(
+    connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    current = _state.tracer
+    if current is None or context is None:
+        return
+    verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    opened = current.start_span(
+        f"store {verb}",
+        kind=SpanKind.CLIENT,
+        attributes={"db.system": connection.dialect.name, "db.operation": verb},
+    )
+    setattr(context, _STORE_SPAN, opened)
+
+
+def _statement_ends(
+    connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    opened: Span | None = getattr(context, _STORE_SPAN, None)
+    if opened is not None:
+        opened.end()
+
+
+def _statement_failed(failure: Any) -> None:
+    opened: Span | None = getattr(failure.execution_context, _STORE_SPAN, None)
+    if opened is not None:
+        opened.set_status(trace.StatusCode.ERROR, type(failure.original_exception).__name__)
+        opened.end()
