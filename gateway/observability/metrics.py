@@ -70,7 +70,7 @@ GRAPHQL_OPERATIONS = Counter(
 )
 GRAPHQL_SECONDS = Histogram(
     "brokergraph_graphql_operation_seconds",
-    "Time to execute a GraphQL operation (a subscription: until its first result).",
+    "Time to execute a GraphQL operation (a subscription: its whole life).",
     ["operation", "type"],
     buckets=LATENCY_BUCKETS,
 )
