@@ -7,6 +7,7 @@ Faults come from the sandboxes' knobs (QORT held by another application, QORT do
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from gateway.graphql.ids import encode_id
 from gateway.testing import TestGateway, open_test_gateway
 
 BUSY_COOLDOWN_SECONDS = 0.2
+QORT_BREAKER_RESET_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             [qort, ctrader, dxtrade],
             tmp_path_factory.mktemp("crm"),
             connector_settings={"qort": {"busy_cooldown_seconds": BUSY_COOLDOWN_SECONDS}},
+            # QORT's breaker opens while it is down: closed again soon after it is back.
+            resilience={"qort": {"breaker_reset_seconds": QORT_BREAKER_RESET_SECONDS}},
         ) as gw,
     ):
         yield World(gw, qort, ctrader, dxtrade)
@@ -132,6 +136,17 @@ async def test_a_partner_answers_from_the_store_while_qort_is_held_or_down(world
         await world.qort.start(port=port)
     _partner_from_the_store(down, "DEMO-001")
     assert error_codes(down)[("me", "email")] == "UPSTREAM_UNAVAILABLE"
+    await qort_answers_again(world)
+
+
+async def qort_answers_again(world: World) -> None:
+    """Wait (bounded) until QORT's breaker lets reads through again."""
+    for _ in range(50):
+        body = await world.gw.query("{ me { email } }", token="client")
+        if "errors" not in body:
+            return
+        await asyncio.sleep(QORT_BREAKER_RESET_SECONDS / 2)
+    raise AssertionError(f"QORT did not come back: {body}")
 
 
 # --------------------------------------------------------------------------- item 4, 9b
@@ -191,3 +206,59 @@ async def test_each_mutation_of_a_request_reads_its_own_fresh_state(world: World
     (two,) = logins(second["accounts"])
     assert logins(first["trader"]["accounts"]) == [one]
     assert logins(second["trader"]["accounts"]) == sorted([one, two])
+
+
+# --------------------------------------------------------------------------- item 7
+
+CREATE_PARTNER = """
+mutation($input: CreateBusinessPartnerInput!) {
+  createBusinessPartner(input: $input) { businessPartner { code } errors { code message } }
+}"""
+DELETE_PARTNER = """
+mutation($code: String!) {
+  deleteBusinessPartner(input: {code: $code}) {
+    deletedCode errors { __typename code message }
+  }
+}"""
+MONEY = """
+mutation($input: MoneyMovementInput!) {
+  %s(input: $input) { operation { amount { amount currency } } errors { code message } }
+}"""
+
+
+async def move(world: World, operation: str, account: str, amount: str) -> dict[str, Any]:
+    variables = {
+        "input": {
+            "accountId": encode_id("Account", "ctrader", account),
+            "amount": amount,
+            "idempotencyKey": str(uuid.uuid4()),
+        }
+    }
+    result: dict[str, Any] = (await world.gw.data(MONEY % operation, variables))[operation]
+    return result
+
+
+async def test_a_partner_whose_accounts_hold_money_is_not_deleted(world: World) -> None:
+    code = f"DEL-{uuid.uuid4().hex[:6].upper()}"
+    partner = {"code": code, "name": "Leaving Client", "broker": "demo-broker"}
+    created = await world.gw.data(CREATE_PARTNER, {"input": partner})
+    assert created["createBusinessPartner"]["errors"] == []
+    trader = await world.gw.data(
+        CREATE_TRADER,
+        {"input": {"platform": "ctrader", "partnerCode": code, "email": f"{code}@example.com"}},
+    )
+    (login,) = logins(trader["createTrader"]["accounts"])
+    assert (await move(world, "deposit", login, "100.00"))["errors"] == []
+
+    refused = (await world.gw.data(DELETE_PARTNER, {"code": code}))["deleteBusinessPartner"]
+    assert refused["deletedCode"] is None
+    (error,) = refused["errors"]
+    assert (error["__typename"], error["code"]) == ("ConflictError", "CONFLICT")
+    assert f"ctrader account {login}" in error["message"]
+    assert "100.00 USD" in error["message"]
+    # Nothing was deleted: the partner and its link stay, so the money can still leave.
+    assert await world.gw.services.store.owners("ctrader", "account", [login]) == [code]
+    assert (await move(world, "withdraw", login, "100.00"))["errors"] == []
+
+    deleted = (await world.gw.data(DELETE_PARTNER, {"code": code}))["deleteBusinessPartner"]
+    assert deleted == {"deletedCode": code, "errors": []}

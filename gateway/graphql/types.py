@@ -54,6 +54,30 @@ def check_period(start: datetime, end: datetime) -> None:
         raise InvalidInput("a period may span at most 366 days", field=["to"])
 
 
+#: ISO 4217 minor units of the currencies that have other than two.
+_MINOR_UNITS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"), 0),
+    **dict.fromkeys(("RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+def money_amount(amount: Decimal, currency: str) -> Decimal:
+    """The one rule for money amounts: the currency's minor units (ISO 4217, two when
+    it is not listed), so 25000 USD is ``25000.00`` whatever the platform sent; never
+    fewer digits than the platform gave (nothing is rounded)."""
+    exponent = -_MINOR_UNITS.get(currency.upper(), 2)
+    as_tuple = amount.as_tuple()
+    if not amount.is_finite() or not isinstance(as_tuple.exponent, int):
+        return amount
+    return amount if as_tuple.exponent < exponent else amount.quantize(Decimal(1).scaleb(exponent))
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """``100.00 USD``: an amount for a message, by :func:`money_amount`'s rule."""
+    return f"{money_amount(amount, currency):f} {currency}"
+
+
 @strawberry.type(description="An exact amount of money.")
 class Money:
     amount: Decimal

@@ -25,9 +25,10 @@ from gateway.connectors import (
     TradingAccess,
     UpdatePartnerRequest,
 )
-from gateway.errors import InvalidInput, PermissionDenied
+from gateway.errors import Conflict, InvalidInput, PermissionDenied
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext
+from gateway.graphql.loaders import cache_key
 from gateway.graphql.mutations._inputs import (
     CalculateTaxInput,
     CreateBusinessPartnerInput,
@@ -45,7 +46,13 @@ from gateway.graphql.mutations._payloads import (
 )
 from gateway.graphql.mutations._validate import check_amount, check_text, json_object
 from gateway.graphql.mutations._write_path import STAFF, write
-from gateway.graphql.types import ClientReport, TaxCalculation, check_period, load_partner
+from gateway.graphql.types import (
+    ClientReport,
+    TaxCalculation,
+    check_period,
+    load_partner,
+    money_text,
+)
 
 __all__ = ["BackOfficeMutation"]
 
@@ -92,7 +99,7 @@ class BackOfficeMutation:
             "deleteBusinessPartner",
             target=input.code,
             authorise=STAFF,
-            validate=_visible_code,
+            validate=_deletable,
             dispatch=_delete_partner,
             payload=DeleteBusinessPartnerPayload,
         )
@@ -179,6 +186,53 @@ async def _visible_partner(ctx: RequestContext, input: NP) -> NP:
 
 async def _visible_code(ctx: RequestContext, input: NC) -> NC:
     await access.require_partner(ctx, input.code)
+    return input
+
+
+async def _deletable(
+    ctx: RequestContext, input: DeleteBusinessPartnerInput
+) -> DeleteBusinessPartnerInput:
+    """A partner whose linked accounts hold money or positions is not deleted: without
+    its links, nothing could withdraw the money or close the positions any more."""
+    await access.require_partner(ctx, input.code)
+    links = await ctx.services.store.links_of_partner(input.code, kind="account")
+    keys = sorted({(link.platform, link.external_id) for link in links})
+    if not keys:
+        return input
+    # What the platforms hold now, not what a cache remembers of it.
+    await ctx.services.cache.delete(
+        *(cache_key(kind, p, i) for p, i in keys for kind in ("account", "positions"))
+    )
+    # A platform that cannot answer refuses the deletion with its error: nothing is known.
+    accounts = await ctx.loaders.accounts.load_many(keys)
+    positions = await ctx.loaders.positions.load_many(keys)
+    held: list[tuple[str, str]] = []
+    for (platform, account_id), account, open_positions in zip(
+        keys, accounts, positions, strict=True
+    ):
+        if isinstance(account, BaseException):
+            raise account
+        if isinstance(open_positions, BaseException):
+            raise open_positions
+        what: list[str] = []
+        if account is not None and account.balance is not None and account.balance.amount:
+            what.append(money_text(account.balance.amount, account.balance.currency))
+        if open_positions:
+            what.append(f"{len(open_positions)} open position(s)")
+        if what:
+            held.append(
+                (
+                    f"{platform}:{account_id}",
+                    f"{platform} account {account_id} holds {' and '.join(what)}",
+                )
+            )
+    if held:
+        raise Conflict(
+            f"business partner {input.code!r} is not deleted: {'; '.join(t for _, t in held)}. "
+            "Withdraw the money and close the positions first (or unlink the accounts)",
+            field=["code"],
+            details={"accounts": [key for key, _ in held]},
+        )
     return input
 
 
