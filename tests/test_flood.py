@@ -125,8 +125,8 @@ async def test_the_started_ctrader_connector_declares_its_windows_and_look_back(
 ) -> None:
     gateway, _ = flood_gateway
     declared = declared_upstream_costs(gateway.services.registry.connectors())["ctrader"]
-    assert declared["get_deals"] == UpstreamCost(calls=2, window=WINDOW, lookback=LOOKBACK)
-    assert declared["get_analytics"] == UpstreamCost(calls=3, window=WINDOW, lookback=LOOKBACK)
+    assert declared["get_deals"] == UpstreamCost(calls=1, window=WINDOW, lookback=LOOKBACK)
+    assert declared["get_analytics"] == UpstreamCost(calls=2, window=WINDOW, lookback=LOOKBACK)
     assert declared["get_balance_operations"] == UpstreamCost(calls=0)  # from the store
 
 
@@ -168,12 +168,14 @@ async def test_a_flood_of_entities_spends_only_the_flooders_budget(
     )
 
     flooder = client(gateway, "entities-flooder")
-    representation = {"r": [{"__typename": "Account", "id": gid("9000001")}]}
     before = counted(sandbox)
 
     async def one(index: int) -> Any:
-        # A quarter and the look-back: ~95 calls, within a budget; forty are not.
-        start = end - timedelta(days=91 * (index + 1))
+        # A quarter and the look-back of either account of the partner: up to ~90
+        # calls, within a budget; forty, some 240 windows since the accounts were
+        # registered (none before: no position is older than its account), are not.
+        representation = {"r": [{"__typename": "Account", "id": gid(f"900000{1 + index % 2}")}]}
+        start = end - timedelta(days=91 + 4 * (index // 2))
         query = period(ANALYTICS, start, start + timedelta(days=91))
         return (await gateway.post(query, representation, token=flooder)).json()
 
@@ -195,10 +197,11 @@ async def test_a_flood_of_entities_spends_only_the_flooders_budget(
     assert upstream.breaker.state is BreakerState.CLOSED and upstream.breaker.failures == 0
 
     # The flooder's next read of anything uncached is refused with nothing sent...
+    await gateway.clear_cache()
     before = counted(sandbox)
     again = await gateway.post(
-        period(ANALYTICS, end - timedelta(days=3000), end - timedelta(days=2990)),
-        representation,
+        period(ANALYTICS, end - timedelta(days=30), end - timedelta(days=20)),
+        {"r": [{"__typename": "Account", "id": gid("9000001")}]},
         token=flooder,
     )
     assert codes(again.json()) == ["RATE_LIMITED"]
@@ -219,7 +222,8 @@ async def test_identical_reads_in_flight_make_one_upstream_fetch(
 ) -> None:
     gateway, sandbox = flood_gateway
     await gateway.clear_cache()
-    end = today() - timedelta(days=400)
+    # In the seeded history: no window of it precedes the account's registration.
+    end = datetime(2026, 11, 1, tzinfo=UTC)
     start = end - timedelta(days=20)
     query = period(DEALS, start, end)
     tokens = [
@@ -235,10 +239,10 @@ async def test_identical_reads_in_flight_make_one_upstream_fetch(
     assert len({repr(b["data"]) for b in bodies}) == 1
     calls = spent(before, counted(sandbox))
     # Each window once, the open positions once, the trader once for the account
-    # and once for the deals read: the same as a single request makes.
+    # (the deals read reuses it): the same as a single request makes.
     assert calls[CLOSED] == windows(start - LOOKBACK, end)
     assert calls["GET /v2/webserv/openPositions"] == 1
-    assert sum(n for k, n in calls.items() if k.startswith("GET /v2/webserv/traders/")) == 2
+    assert sum(n for k, n in calls.items() if k.startswith("GET /v2/webserv/traders/")) == 1
 
 
 async def test_cache_hits_and_joined_reads_cost_nothing() -> None:
@@ -329,11 +333,12 @@ async def test_the_budget_of_upstream_calls_is_cluster_wide_with_the_cache_on_re
     ):
         token = client(a, "cluster-reader")
         variables = {"id": gid("9000001")}
-        first = today() - timedelta(days=400)
+        # Two periods of the seeded history, their windows after the registration.
+        first = datetime(2026, 11, 1, tzinfo=UTC)
         body = await a.query(period(DEALS, first - timedelta(days=20), first), variables, token)
         assert "errors" not in body, body
         before = counted(sandbox)
-        second = today() - timedelta(days=1000)
+        second = datetime(2026, 7, 10, tzinfo=UTC)
         body = await b.query(period(DEALS, second - timedelta(days=20), second), variables, token)
         assert codes(body) == ["RATE_LIMITED"]  # the other replica spent this viewer's budget
         assert spent(before, counted(sandbox))[CLOSED] <= 80 - windows(

@@ -23,8 +23,8 @@ from gateway.plugins import load_plugins
 
 WINDOW = timedelta(days=2)
 LOOKBACK = timedelta(days=90)
-DEALS = UpstreamCost(calls=2, window=WINDOW, lookback=LOOKBACK)
-ANALYTICS = UpstreamCost(calls=3, window=WINDOW, lookback=LOOKBACK)
+DEALS = UpstreamCost(calls=1, window=WINDOW, lookback=LOOKBACK)
+ANALYTICS = UpstreamCost(calls=2, window=WINDOW, lookback=LOOKBACK)
 CTRADER = {
     "get_deals": DEALS,
     "get_analytics": ANALYTICS,
@@ -100,7 +100,7 @@ def deals(start: datetime, end: datetime, alias: str = "") -> str:
 def test_a_literal_period_costs_its_windows_and_the_look_back(schema: Any) -> None:
     spanned = windows(JAN - LOOKBACK, FEB)
     assert spanned == 61  # 90 + 31 days, from an even epoch day: ceil(121 / 2) windows
-    calls = 2 + spanned
+    calls = 1 + spanned
     query = account(deals(JAN, FEB))
     # account 1 + deals (its declared calls) + 20 symbols
     assert cost(schema, query, CTRADER_ONLY) == 1 + calls + LIST
@@ -119,8 +119,9 @@ def test_variables_assume_the_longest_period_for_cost_and_nothing_for_certainty(
         windows(start - LOOKBACK, start + MAX_PERIOD)
         for start in (JAN + timedelta(hours=h) for h in range(0, 48, 6))
     )
-    assert cost(schema, query, CTRADER_ONLY) == 1 + 2 + worst + LIST
-    assert certain_calls(schema, query, CTRADER_ONLY) == 2  # the fixed calls only
+    assert cost(schema, query, CTRADER_ONLY) == 1 + 1 + worst + LIST
+    # the one fixed call only, which is not more than one: nothing told
+    assert certain_calls(schema, query, CTRADER_ONLY) == 0
 
 
 def test_aliases_of_long_periods_are_refused_as_certain_to_spend_a_clients_budget(
@@ -135,7 +136,7 @@ def test_aliases_of_long_periods_are_refused_as_certain_to_spend_a_clients_budge
             for i, (s, e) in enumerate(years)
         )
     )
-    expected = sum(3 + windows(s - LOOKBACK, e) for s, e in years)
+    expected = sum(2 + windows(s - LOOKBACK, e) for s, e in years)
     found = refusal(schema, query, CTRADER_ONLY, max_cost=20_000, max_upstream_calls=600)
     assert found == {"code": "QUERY_TOO_COSTLY", "upstreamCalls": expected, "limit": 600}
     one = account(f'analytics(from: "{stamp(years[0][0])}", to: "{stamp(years[0][1])}") {{ wins }}')
@@ -147,7 +148,7 @@ def test_the_interface_charges_the_costliest_platform_and_is_certain_of_the_chea
 ) -> None:
     # A second platform that declares nothing: one call per read.
     two = DeclaredCosts({"ctrader": CTRADER, "other": {}}, {"CTraderAccount": "ctrader"})
-    calls = 2 + windows(JAN - LOOKBACK, FEB)
+    calls = 1 + windows(JAN - LOOKBACK, FEB)
     on_interface = account(deals(JAN, FEB))
     on_ctrader = account("... on CTraderAccount { %s }" % deals(JAN, FEB))  # noqa: UP031
     assert cost(schema, on_interface, two) == 1 + calls + LIST
@@ -161,7 +162,7 @@ def test_a_literal_list_of_representations_multiplies_the_certain_calls(schema: 
     analytics = f'analytics(from: "{stamp(JAN)}", to: "{stamp(FEB)}") {{ wins }}'
     items = ", ".join('{__typename: "Account", id: "x"}' for _ in range(3))
     query = f"{{ _entities(representations: [{items}]) {{ ... on Account {{ {analytics} }} }} }}"
-    assert certain_calls(schema, query, CTRADER_ONLY) == 3 * (3 + windows(JAN - LOOKBACK, FEB))
+    assert certain_calls(schema, query, CTRADER_ONLY) == 3 * (2 + windows(JAN - LOOKBACK, FEB))
 
 
 def test_a_period_longer_than_the_fields_accept_costs_the_longest_they_accept(
@@ -180,7 +181,7 @@ def test_undeclared_reads_keep_the_plain_cost(schema: Any) -> None:
     # account 1 + deals 1 + 20 symbols + balanceOperations 1 + 20 kinds
     assert cost(schema, query, nothing) == 1 + (1 + LIST) + (1 + LIST)
     # cTrader declares balance operations free upstream: the field still costs 1.
-    with_deals = 1 + (2 + windows(JAN - LOOKBACK, FEB) + LIST) + (1 + LIST)
+    with_deals = 1 + (1 + windows(JAN - LOOKBACK, FEB) + LIST) + (1 + LIST)
     assert cost(schema, query, CTRADER_ONLY) == with_deals
 
 
@@ -190,7 +191,7 @@ def test_a_declared_span_is_never_fewer_calls_than_any_period_that_long(hours: i
     for days in (1, 2, 3, 30, 366):
         span = timedelta(days=days)
         exact = DEALS.of_period(start, start + span)
-        assert exact == 2 + windows(start - LOOKBACK, start + span)
+        assert exact == 1 + windows(start - LOOKBACK, start + span)
         assert DEALS.of_span(span) >= exact
 
 

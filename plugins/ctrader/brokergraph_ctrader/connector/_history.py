@@ -10,15 +10,11 @@ from datetime import datetime, timedelta
 from brokergraph_ctrader.analytics import summarize
 from brokergraph_ctrader.connector._base import EPOCH, _login_of, _now
 from brokergraph_ctrader.connector._reads import ReadsMixin
-from brokergraph_ctrader.csvwire import (
-    ClosedDealRow,
-    OpenPositionRow,
-    format_timestamp,
-    parse_closed_positions,
-)
+from brokergraph_ctrader.csvwire import ClosedDealRow, format_timestamp, parse_closed_positions
 from brokergraph_ctrader.records import operation_from_record
-from brokergraph_ctrader.wire import deal_from_row, position_from_row
+from brokergraph_ctrader.wire import deal_from_row
 from gateway.contract import (
+    Account,
     AccountAnalytics,
     AccountAnalyticsReads,
     AccountHistory,
@@ -26,6 +22,7 @@ from gateway.contract import (
     Capability,
     Deal,
     NotFound,
+    Position,
     UpstreamCost,
 )
 
@@ -46,12 +43,15 @@ def _window_starts(start: datetime, end: datetime) -> list[datetime]:
 class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
     def upstream_costs(self) -> Mapping[str, UpstreamCost]:
         """A period is one closedPositions call per 2-day window of it and of the
-        look-back; deals add the trader and open-positions reads, analytics those and
-        the Copy sub-accounts read; balance operations come from the gateway store."""
+        look-back (none before the account's registration: the bound is the worst
+        case).  The account itself is never read again: the field's parent loaded it.
+        Deals add the open-positions read (a sibling ``positions`` field of the same
+        query shares it), analytics that and the Copy sub-accounts read; balance
+        operations come from the gateway store."""
         lookback = timedelta(days=max(0, self.settings.deals_lookback_days))
         return {
-            "get_deals": UpstreamCost(calls=2, window=WINDOW, lookback=lookback),
-            "get_analytics": UpstreamCost(calls=3, window=WINDOW, lookback=lookback),
+            "get_deals": UpstreamCost(calls=1, window=WINDOW, lookback=lookback),
+            "get_analytics": UpstreamCost(calls=2, window=WINDOW, lookback=lookback),
             "get_balance_operations": UpstreamCost(calls=0),
         }
 
@@ -60,7 +60,7 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
         login: str,
         start: datetime,
         end: datetime,
-        open_rows: Sequence[OpenPositionRow] | None = None,
+        open_positions: Sequence[Position] | None = None,
     ) -> list[ClosedDealRow]:
         """Closing deals of positions *opened* in ``[start, end)``, in ≤ 2-day windows
         fetched ``window_concurrency`` at a time, deduplicated by ``dealId``.
@@ -82,8 +82,10 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
             if opened is None:
 
                 async def read() -> list[datetime]:
-                    rows = open_rows if open_rows is not None else await self._open_rows(login)
-                    return [r.opened_at for r in rows if r.login == login]
+                    held = open_positions
+                    if held is None:
+                        held = await self._held_positions(login)
+                    return [p.opened_at for p in held]
 
                 opened = asyncio.ensure_future(read())
             return await opened
@@ -125,13 +127,25 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
                 unique.setdefault(row.deal_id, row)
         return sorted(unique.values(), key=lambda r: (r.closed_at, r.deal_id))
 
-    def _lookback(self, start: datetime) -> datetime:
-        return start - timedelta(days=self.settings.deals_lookback_days)
+    def _first_open(self, account: Account, start: datetime) -> datetime:
+        """The earliest open time a deal closed from ``start`` on is looked for: the
+        look-back before ``start``, but never before the account was registered
+        (no position of it can be older), so a young account reads no empty windows."""
+        lookback = start - timedelta(days=self.settings.deals_lookback_days)
+        if account.created_at is None:
+            return lookback
+        return max(lookback, account.created_at)
+
+    async def _account_of(self, account_id: str) -> Account:
+        login = _login_of(account_id)
+        if login is None:
+            raise NotFound("account not found", field=["accountId"])
+        return await self._held_account(login)  # NotFound for an unknown login
 
     async def get_deals(self, account_id: str, start: datetime, end: datetime) -> Sequence[Deal]:
         """Deals *closed* in ``[start, end)`` (positions opened up to the look-back before)."""
-        account = await self._read_account(account_id)
-        rows = await self._closed_rows(account.id, self._lookback(start), end)
+        account = await self._account_of(account_id)
+        rows = await self._closed_rows(account.id, self._first_open(account, start), end)
         return [
             deal_from_row(row, self.platform, account.currency)
             for row in rows
@@ -154,17 +168,20 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
     async def get_analytics(
         self, account_id: str, start: datetime, end: datetime
     ) -> AccountAnalytics:
-        """The seed-003 analytics (see :mod:`brokergraph_ctrader.analytics`)."""
-        login = _login_of(account_id)
-        if login is None:
-            raise NotFound("account not found", field=["accountId"])
-        account = await self._read_account(login)  # NotFound for an unknown login
-        open_rows = await self._open_rows(login)
+        """The seed-003 analytics (see :mod:`brokergraph_ctrader.analytics`).
+
+        The account, its open positions and its Copy sub-accounts are the entries the
+        query's loaders hold (read here only when none does): the upstream calls of
+        the period are its closedPositions windows and nothing more.
+        """
+        account = await self._account_of(account_id)
+        login = account.id
+        positions = await self._held_positions(login)
         # The windows are read after the open positions: a position that closes in
         # between shows up in its window rather than in neither.
         rows, subs = await asyncio.gather(
-            self._closed_rows(login, self._lookback(start), end, open_rows),
-            self.get_copy_sub_accounts(login),
+            self._closed_rows(login, self._first_open(account, start), end, positions),
+            self._held_sub_accounts(login),
         )
         return summarize(
             account_id=login,
@@ -172,6 +189,6 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
             start=start,
             end=end,
             deals=[deal_from_row(r, self.platform, account.currency) for r in rows],
-            positions=[position_from_row(r, self.platform) for r in open_rows],
+            positions=positions,
             copy_sub_accounts=subs,
         )

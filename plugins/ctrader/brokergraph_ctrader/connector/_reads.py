@@ -16,6 +16,7 @@ from brokergraph_ctrader.wire import epoch_ms, position_from_row
 from gateway.contract import (
     Account,
     AccountReads,
+    Capability,
     CopySubAccount,
     NotFound,
     Position,
@@ -25,6 +26,13 @@ from gateway.contract import (
 )
 
 MAX_LIST_PAGES = 100
+#: The kinds under which the gateway's loaders keep an account, its open positions
+#: and (this plugin's field) its Copy sub-accounts, keyed by the account id
+#: (``gateway.graphql.loaders``, ``brokergraph_ctrader.schema``).  The analytics and
+#: deals reads ask ``context.reads`` for the same entries, so what a batched loader
+#: of the same query holds (or is fetching) is reused, never read again.
+HELD_ACCOUNT, HELD_POSITIONS = "account", "positions"
+HELD_SUB_ACCOUNTS = "ctrader-copy-sub-accounts"
 
 
 class ReadsMixin(CTraderBase, AccountReads):
@@ -141,6 +149,35 @@ class ReadsMixin(CTraderBase, AccountReads):
             if row.login in wanted:
                 grouped[row.login].append(position_from_row(row, self.platform))
         return [grouped.get(_login_of(i) or "", []) for i in account_ids]
+
+    def _held_ttl(self) -> float:
+        # The loaders cache these kinds for the ACCOUNT_READS TTL: the same here.
+        return max(self.cache_ttl_seconds.get(Capability.ACCOUNT_READS, 0), 0)
+
+    async def _held_account(self, login: str) -> Account:
+        """The account as the accounts loader holds it, else one trader read (4.2)."""
+        return await self.context.reads.read(
+            HELD_ACCOUNT, login, lambda: self._read_account(login), ttl=self._held_ttl()
+        )
+
+    async def _held_positions(self, login: str) -> list[Position]:
+        """The open positions as the positions loader holds them (a batch of a whole
+        page of accounts is one call), else one ``openPositions?login`` call."""
+
+        async def fetch() -> list[Position]:
+            (positions,) = await self.get_positions([login])
+            return list(positions)
+
+        return await self.context.reads.read(HELD_POSITIONS, login, fetch, ttl=self._held_ttl())
+
+    async def _held_sub_accounts(self, login: str) -> list[CopySubAccount]:
+        """The Copy sub-accounts as the ``copySubAccounts`` field holds them, else 4.4."""
+        return await self.context.reads.read(
+            HELD_SUB_ACCOUNTS,
+            login,
+            lambda: self.get_copy_sub_accounts(login),
+            ttl=self._held_ttl(),
+        )
 
     @read
     async def get_copy_sub_accounts(self, account_id: str) -> list[CopySubAccount]:

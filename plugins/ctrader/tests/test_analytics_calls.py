@@ -1,0 +1,192 @@
+"""The upstream calls of ``analytics``, counted on the sandbox: per account and period,
+its closedPositions windows (4.13, ≤ 2 days each) and nothing the query's loaders hold.
+
+An overview page asks for accounts, their balances and positions, and their analytics.
+The account and its open positions are already read by the batched loaders (one call
+for the whole page when it lists more than three accounts); analytics reuses those
+entries instead of reading the trader and openPositions again per account.  Windows
+start at the look-back before ``from`` but never before the account's registration
+(no position of it is older), and end at ``to`` (or tomorrow, nothing opens later).
+Counts are computed here independently of the connector.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from brokergraph_ctrader.client import md5_hex
+from brokergraph_ctrader.sandbox import CTraderSandbox
+
+from gateway.testing import TestGateway
+
+from .conftest import account_gid, delta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WINDOW = timedelta(days=2)
+LOOKBACK = timedelta(days=90)  # the connector's default deals_lookback_days
+ANALYTICS = """
+  analytics(from: $from, to: $to) {
+    realizedPnl { amount currency } wins losses openVolume
+    mostTradedSymbols { symbol volume deals }
+    copySubAccounts { accountId balance { amount } }
+  }"""
+ONE = (
+    """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: $id) {
+    externalId balance { amount } positions { externalId volume }"""
+    + ANALYTICS
+    + "} }"
+)
+# The page leaves out the analytics' lists: fifty of each would pass the cost limit.
+PAGE = """query($code: String!, $from: DateTime!, $to: DateTime!) {
+  accounts(partnerCode: $code, first: 50) { edges { node {
+    externalId balance { amount } positions { externalId volume }
+    analytics(from: $from, to: $to) { realizedPnl { amount } wins losses openVolume }
+  } } } }"""
+SUBACCOUNTS = "GET /v2/webserv/traders/{login}/subaccounts"
+CLOSED = "GET /v2/webserv/closedPositions"
+
+
+def windows(start: datetime, end: datetime) -> int:
+    """2-day windows aligned on even epoch days that ``[start, end)`` touches."""
+    current = EPOCH + WINDOW * ((start - EPOCH) // WINDOW)
+    count = 0
+    while current < end:
+        count += 1
+        current += WINDOW
+    return count
+
+
+def period_windows(sandbox: CTraderSandbox, login: int, start: datetime, end: datetime) -> int:
+    """The windows one account's period needs: from the look-back (or the account's
+    registration, if later) to ``end`` (or tomorrow, if earlier)."""
+    registered = datetime.fromtimestamp(sandbox.state.traders[login].registration_ms / 1000, UTC)
+    return windows(
+        max(start - LOOKBACK, registered), min(end, datetime.now(UTC) + timedelta(days=1))
+    )
+
+
+async def open_accounts(sandbox: CTraderSandbox, count: int) -> list[str]:
+    """``count`` funded accounts opened over WebServices (4.1), as a CRM opens them."""
+    settings = sandbox.connector_settings()
+    async with httpx.AsyncClient(
+        base_url=sandbox.url,
+        headers={"Accept": "application/json"},
+        verify=sandbox.client_ssl_context(),
+    ) as http:
+        reply = await http.post(
+            "/v2/webserv/managers/token",
+            json={"login": settings["login"], "hashedPassword": md5_hex(settings["password"])},
+        )
+        token = reply.json()["webservToken"]
+        logins: list[str] = []
+        for i in range(count):
+            reply = await http.post(
+                "/v2/webserv/traders",
+                params={"token": token},
+                json={
+                    "accessRights": "FULL_ACCESS",
+                    "accountType": "HEDGED",
+                    "balance": 250000 + i,
+                    "brokerName": "DEMOBROKER",
+                    "depositCurrency": "USD",
+                    "groupName": "Default",
+                    "hashedPassword": md5_hex(f"calls-{i}"),
+                    "leverageInCents": 10000,
+                    "totalMarginCalculationType": "MAX",
+                },
+            )
+            assert reply.status_code == 200, reply.text
+            logins.append(str(reply.json()["login"]))
+    return logins
+
+
+async def cold_and_warm(
+    gateway: TestGateway, sandbox: CTraderSandbox, query: str, variables: dict[str, Any]
+) -> tuple[dict[str, Any], Counter[str]]:
+    """The answer of ``query`` on an empty cache and its upstream calls; asked again,
+    it must cost nothing."""
+    await gateway.clear_cache()
+    before = Counter(sandbox.calls)
+    cold = await gateway.query(query, variables)
+    assert "errors" not in cold, cold["errors"][:1]
+    calls = delta(before, sandbox.calls)
+    before = Counter(sandbox.calls)
+    assert await gateway.query(query, variables) == cold
+    assert delta(before, sandbox.calls) == {}
+    return cold, calls
+
+
+async def test_one_account_costs_its_windows_and_no_second_read_of_what_the_page_holds(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    start, end = datetime(2026, 10, 16, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC)
+    variables = {"id": account_gid("9000001"), "from": start.isoformat(), "to": end.isoformat()}
+    await gateway.query(ONE, variables)  # the manager's token: not part of the count
+    body, calls = await cold_and_warm(gateway, sandbox, ONE, variables)
+    expected_windows = period_windows(sandbox, 9000001, start, end)
+    assert expected_windows == 60  # 90 + 30 days, starting on an even epoch day
+    assert calls == {
+        # the account (its loader) and its two Copy sub-accounts (4.4's answer, read
+        # one by one): analytics reads no trader of its own
+        "GET /v2/webserv/traders/{login}": 3,
+        "GET /v2/webserv/openPositions": 1,  # the positions loader's; analytics joins it
+        SUBACCOUNTS: 1,
+        CLOSED: expected_windows,
+    }
+    analytics = body["data"]["account"]["analytics"]
+    truth = [d for d in sandbox.state.deals if d.login == 9000001 and start <= d.closed_at < end]
+    assert analytics["wins"] + analytics["losses"] == sum(1 for d in truth if d.pnl != 0)
+    assert sum(s["deals"] for s in analytics["mostTradedSymbols"]) == len(truth)
+
+
+async def test_fifty_accounts_cost_their_windows_and_one_read_of_balances_and_positions(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    logins = await open_accounts(sandbox, 50)
+    store = gateway.services.store
+    await store.upsert_partner("CALLS-050", broker="demo-broker", display_name="Calls")
+    for login in logins:
+        await store.link("CALLS-050", "ctrader", "account", login)
+    # A period reaching today: each account's windows run from its registration on.
+    end = datetime.now(UTC).replace(microsecond=0)
+    start = end - timedelta(days=30)
+    variables = {"code": "CALLS-050", "from": start.isoformat(), "to": end.isoformat()}
+    body, calls = await cold_and_warm(gateway, sandbox, PAGE, variables)
+    edges = body["data"]["accounts"]["edges"]
+    assert sorted(e["node"]["externalId"] for e in edges) == sorted(logins)
+    expected_windows = sum(period_windows(sandbox, int(login), start, end) for login in logins)
+    assert 50 <= expected_windows <= 100  # one or two windows each: opened today
+    assert calls == {
+        "GET /v2/webserv/traders/": 1,  # every balance in one list call (4.3)
+        "GET /v2/webserv/openPositions": 1,  # every account's positions in one call
+        SUBACCOUNTS: 50,
+        CLOSED: expected_windows,
+    }
+    for edge in edges:
+        analytics = edge["node"]["analytics"]
+        assert (analytics["wins"], analytics["losses"]) == (0, 0)
+        assert Decimal(analytics["openVolume"]) == 0
+
+
+async def test_a_period_before_the_account_existed_reads_no_window(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    (login,) = await open_accounts(sandbox, 1)
+    store = gateway.services.store
+    await store.upsert_partner("CALLS-001", broker="demo-broker", display_name="Calls")
+    await store.link("CALLS-001", "ctrader", "account", login)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
+    start = end - timedelta(days=30)
+    assert period_windows(sandbox, int(login), start, end) == 0
+    variables = {"id": account_gid(login), "from": start.isoformat(), "to": end.isoformat()}
+    _, calls = await cold_and_warm(gateway, sandbox, ONE, variables)
+    assert CLOSED not in calls
+    assert calls == {
+        "GET /v2/webserv/traders/{login}": 1,
+        "GET /v2/webserv/openPositions": 1,
+        SUBACCOUNTS: 1,
+    }
