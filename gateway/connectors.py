@@ -317,6 +317,9 @@ class ReportRequest:
     format: ReportFormat
     period_from: datetime
     period_to: datetime
+    #: The partner's account to report on; None: the connector's choice (the gateway
+    #: sends one request per linked account, so this is None only when none is linked).
+    account_id: str | None = None
 
 
 # --------------------------------------------------------------------------- the connector

@@ -262,3 +262,65 @@ async def test_a_partner_whose_accounts_hold_money_is_not_deleted(world: World) 
 
     deleted = (await world.gw.data(DELETE_PARTNER, {"code": code}))["deleteBusinessPartner"]
     assert deleted == {"deletedCode": code, "errors": []}
+
+
+# --------------------------------------------------------------------------- item 5
+
+REQUEST_REPORT = """
+mutation($input: RequestClientReportInput!) {
+  requestClientReport(input: $input) {
+    report { id } reports { id partnerCode status } errors { code message field }
+  }
+}"""
+YEAR_2024 = {
+    "partnerCode": "DEMO-001",
+    "format": "CSV",
+    "periodFrom": "2024-01-01T00:00:00Z",
+    "periodTo": "2025-01-01T00:00:00Z",
+}
+
+
+async def downloaded(world: World, report_id: str) -> str:
+    """The CSV of a report, once QORT has made it (bounded wait)."""
+    headers = {"Authorization": f"Bearer {world.gw.tokens['client']}"}
+    for _ in range(100):
+        response = await world.gw.http.get(f"{world.gw.url}/reports/{report_id}", headers=headers)
+        if response.status_code == 200:
+            return response.text
+        assert response.status_code == 409, response.text  # not READY yet
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"report {report_id} never became READY")
+
+
+def trades(csv_text: str) -> list[str]:
+    return sorted(line.split(",")[0] for line in csv_text.splitlines()[1:])
+
+
+async def test_a_client_report_covers_every_sub_account_or_the_one_asked_for(
+    world: World,
+) -> None:
+    # DEMO-001 holds RUB (DEMO-001-01) and USD (DEMO-001-02) sub-accounts; both traded in 2024.
+    every = await world.gw.data(REQUEST_REPORT, {"input": YEAR_2024}, token="client")
+    payload = every["requestClientReport"]
+    assert payload["errors"] == []
+    assert len(payload["reports"]) == 2
+    assert payload["report"]["id"] == payload["reports"][0]["id"]
+    contents = [await downloaded(world, r["id"]) for r in payload["reports"]]
+    assert sorted(t for c in contents for t in trades(c)) == ["T-10001", "T-10002", "T-10004"]
+
+    usd = encode_id("Account", "qort", "DEMO-001-02")
+    one = await world.gw.data(
+        REQUEST_REPORT, {"input": {**YEAR_2024, "accountId": usd}}, token="client"
+    )
+    (report,) = one["requestClientReport"]["reports"]
+    assert trades(await downloaded(world, report["id"])) == ["T-10004"]
+
+    # Another partner's sub-account is not found, and QORT is not asked.
+    before = world.qort.calls["RequestClientReport"]
+    foreign = encode_id("Account", "qort", "OTHER-001-01")
+    refused = await world.gw.data(
+        REQUEST_REPORT, {"input": {**YEAR_2024, "accountId": foreign}}, token="client"
+    )
+    (error,) = refused["requestClientReport"]["errors"]
+    assert (error["code"], error["field"]) == ("NOT_FOUND", ["accountId"])
+    assert world.qort.calls["RequestClientReport"] == before

@@ -116,6 +116,11 @@ class RequestClientReportInput:
     period_from: datetime
     period_to: datetime
     platform: str | None = None
+    account_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="One of the partner's accounts on the reporting platform; "
+        "omitted: one report per account of the partner there.",
+    )
 
 
 @strawberry.input

@@ -50,7 +50,13 @@ class TaxPayload:
 
 @strawberry.type
 class ClientReportPayload:
-    report: ClientReport | None = None
+    report: ClientReport | None = strawberry.field(
+        default=None, description="The first of `reports`."
+    )
+    reports: list[ClientReport] = strawberry.field(
+        default_factory=list,
+        description="One report per account reported on (the platform reports per account).",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -25,7 +25,7 @@ from gateway.connectors import (
     TradingAccess,
     UpdatePartnerRequest,
 )
-from gateway.errors import Conflict, InvalidInput, PermissionDenied
+from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext
 from gateway.graphql.loaders import cache_key
@@ -44,7 +44,12 @@ from gateway.graphql.mutations._payloads import (
     DeleteBusinessPartnerPayload,
     TaxPayload,
 )
-from gateway.graphql.mutations._validate import check_amount, check_text, json_object
+from gateway.graphql.mutations._validate import (
+    check_amount,
+    check_text,
+    decode_account,
+    json_object,
+)
 from gateway.graphql.mutations._write_path import STAFF, write
 from gateway.graphql.types import (
     ClientReport,
@@ -276,10 +281,35 @@ async def _tax(ctx: RequestContext, input: CalculateTaxInput) -> CalculateTaxInp
     return input
 
 
-async def _report(ctx: RequestContext, input: RequestClientReportInput) -> RequestClientReportInput:
+@dataclass(frozen=True, slots=True)
+class _Report:
+    input: RequestClientReportInput
+    platform: str
+    #: The accounts to report on, one report each (None: the connector's choice).
+    accounts: list[str | None]
+
+
+async def _report(ctx: RequestContext, input: RequestClientReportInput) -> _Report:
     await access.require_partner(ctx, input.partner_code)
     check_period(input.period_from, input.period_to)
-    return input
+    registry = ctx.services.registry
+    registry.only(Capability.CLIENT_REPORTS, ClientReports, input.platform)
+    platform = input.platform or registry.platforms_with(Capability.CLIENT_REPORTS)[0]
+    if input.account_id is not None:
+        account_platform, account_id = decode_account(input.account_id)
+        owners = await ctx.services.store.owners(account_platform, "account", [account_id])
+        if account_platform != platform or owners != [input.partner_code]:
+            # The same answer for another partner's account as for no account at all.
+            raise NotFound(
+                f"the partner has no {platform} account with this id", field=["accountId"]
+            )
+        return _Report(input, platform, [account_id])
+    # The platform reports per account: every account of the partner there, not the first.
+    links = await ctx.services.store.links_of_partner(
+        input.partner_code, platform=platform, kind="account"
+    )
+    linked: list[str | None] = [*sorted({link.external_id for link in links})]
+    return _Report(input, platform, linked or [None])
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -401,17 +431,23 @@ async def _calculate_tax(ctx: RequestContext, input: CalculateTaxInput) -> TaxPa
     return TaxPayload(calculation=TaxCalculation.from_model(result))
 
 
-async def _request_report(
-    ctx: RequestContext, input: RequestClientReportInput
-) -> ClientReportPayload:
-    registry = ctx.services.registry
-    reports = registry.only(Capability.CLIENT_REPORTS, ClientReports, input.platform)
-    report = await reports.request_report(
-        ReportRequest(
-            partner_code=input.partner_code,
-            format=input.format,
-            period_from=input.period_from,
-            period_to=input.period_to,
-        )
+async def _request_report(ctx: RequestContext, asked: _Report) -> ClientReportPayload:
+    input = asked.input
+    reports = ctx.services.registry.require(
+        asked.platform, Capability.CLIENT_REPORTS, ClientReports
     )
-    return ClientReportPayload(report=ClientReport.from_model(report))
+    made = [
+        ClientReport.from_model(
+            await reports.request_report(
+                ReportRequest(
+                    partner_code=input.partner_code,
+                    format=input.format,
+                    period_from=input.period_from,
+                    period_to=input.period_to,
+                    account_id=account_id,
+                )
+            )
+        )
+        for account_id in asked.accounts
+    ]
+    return ClientReportPayload(report=made[0], reports=made)

@@ -21,8 +21,9 @@ What it declares and how each family maps onto QORT's web-services module:
   and ``SetQuikLeverage`` on each active QUIK sub-account of the partner.
 * TAX — ``CalcPitWithdrawal`` on the partner's first active sub-account (in code
   order) in the withdrawal's currency, and ``CalcPitPeriod`` for the partner.
-* CLIENT_REPORTS — ``RequestClientReport`` on the partner's first active
-  sub-account; QORT has no "list reports" operation, so requested reports are
+* CLIENT_REPORTS — ``RequestClientReport`` on one sub-account of the partner, the
+  one asked for (the gateway asks once per linked sub-account), else the first
+  active one; QORT has no "list reports" operation, so requested reports are
   remembered in the gateway store (``flows``, kind ``qort-report``) and their
   status refreshed with ``GetClientReport`` until READY.  A download checks that
   QORT's ``OwnerBOCode`` is the partner asked for.
@@ -647,13 +648,19 @@ class QortConnector(
 
     async def request_report(self, request: ReportRequest) -> ClientReport:
         packet = await self._packet(request.partner_code)
-        active = self._active(packet)
-        if not active:
-            raise Conflict(
-                "the partner has no active sub-account to report on",
-                details={"platform": self.platform},
-            )
-        subacc = active[0]["SubAccCode"]
+        if request.account_id is not None:
+            # QORT reports on one sub-account a request: the one asked for, if the partner's.
+            if not any(row.get("SubAccCode") == request.account_id for row in packet.subaccs):
+                raise NotFound("the partner has no such sub-account", field=["accountId"])
+            subacc = request.account_id
+        else:
+            active = self._active(packet)
+            if not active:
+                raise Conflict(
+                    "the partner has no active sub-account to report on",
+                    details={"platform": self.platform},
+                )
+            subacc = active[0]["SubAccCode"]
         report_id, status = await self.client.request_client_report(
             subacc,
             qort_date(request.period_from),
