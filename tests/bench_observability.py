@@ -5,13 +5,15 @@ Run from the repository root (bounded: about a minute, stops by itself)::
     .venv/bin/python tests/bench_observability.py      # or: scripts/bench observability
 
 This process serves the toy sandbox and, one after another, gateways wired to it
-in three set-ups; the load client runs in another process (this file with
+in four set-ups; the load client runs in another process (this file with
 ``--client``) so it never shares the event loop under test.  Each round measures
 requests per second of a closed loop of concurrent keep-alive connections for a
 warm read (``account { balance }`` from the cache: no upstream call) and for
 ``placeOrder`` (idempotency claim, one upstream call, audit), rounds interleaved
 across the set-ups, medians printed as markdown:
 
+* **bare** — no middleware, no schema extension (the runner's ``Observability``
+  swapped for a no-op here, as no setting does): what the always-on parts cost;
 * **quiet** — metrics served, access log and tracing off;
 * **default** — metrics and the access log (INFO, formatted, written to /dev/null);
 * **traced** — the default plus tracing on: every span made and handed to a batch
@@ -48,13 +50,14 @@ from opentelemetry.sdk.trace.export import (  # noqa: E402
 )
 
 import tests.toy.plugin  # noqa: E402
+from gateway import runner  # noqa: E402
 from gateway.graphql.ids import encode_id  # noqa: E402
-from gateway.observability import tracing  # noqa: E402
+from gateway.observability import Observability, tracing  # noqa: E402
 from gateway.testing import open_test_gateway  # noqa: E402
 from tests.toy.sandbox import ToySandbox  # noqa: E402
 
 ROUNDS = 3
-SECONDS = 3.0
+SECONDS = 2.0
 CONCURRENCY = 8
 ACCOUNT = encode_id("Account", "toy", "1001")
 READ = {
@@ -77,10 +80,28 @@ WRITE = {
     },
 }
 SETUPS: dict[str, dict[str, Any]] = {
+    "bare": {"bare": True},
     "quiet": {"access_log": False},
     "default": {},
     "traced": {"tracing": True},
 }
+
+
+class NoObservability:
+    """The runner's :class:`~gateway.observability.Observability`, doing nothing."""
+
+    @classmethod
+    def start(cls, settings: Any, schema: Any) -> NoObservability:
+        return cls()
+
+    def wrap(self, app: Any, schema: Any) -> Any:
+        return app
+
+    async def serve_metrics(self, services: Any, host: str) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
 
 class Dropping(SpanExporter):
@@ -144,6 +165,8 @@ async def one_round(
     client: asyncio.subprocess.Process, sandbox: ToySandbox, setup: str, directory: Path
 ) -> dict[str, float]:
     settings = SETUPS[setup]
+    # The runner looks the name up when it starts a gateway.
+    setattr(runner, "Observability", NoObservability if settings.get("bare") else Observability)  # noqa: B010
     if settings.get("tracing"):
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(Dropping()))
@@ -153,7 +176,7 @@ async def one_round(
             tests.toy.plugin,
             [sandbox],
             directory / f"{setup}-{uuid.uuid4().hex}",
-            observability={k: v for k, v in settings.items() if k != "tracing"},
+            observability={k: v for k, v in settings.items() if k not in ("tracing", "bare")},
             # One client viewer makes all the load: its budgets would measure themselves.
             limits={"requests_per_viewer_per_second": 0, "upstream_calls_per_viewer_per_second": 0},
         ) as gateway:
@@ -196,15 +219,15 @@ async def serve() -> dict[str, dict[str, list[float]]]:
 
 def table(results: dict[str, dict[str, list[float]]]) -> str:
     lines = [
-        "| workload | quiet req/s | default req/s | traced req/s | default / quiet "
-        "| traced / default |",
-        "|---|---|---|---|---|---|",
+        "| workload | bare req/s | quiet req/s | default req/s | traced req/s "
+        "| quiet / bare | default / bare | traced / default |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in results["default"]:
-        quiet, default, traced = (statistics.median(results[s][name]) for s in SETUPS)
+        bare, quiet, default, traced = (statistics.median(results[s][name]) for s in SETUPS)
         lines.append(
-            f"| {name} | {quiet:.0f} | {default:.0f} | {traced:.0f} "
-            f"| {default / quiet:.2f} | {traced / default:.2f} |"
+            f"| {name} | {bare:.0f} | {quiet:.0f} | {default:.0f} | {traced:.0f} "
+            f"| {quiet / bare:.2f} | {default / bare:.2f} | {traced / default:.2f} |"
         )
     return "\n".join(lines)
 

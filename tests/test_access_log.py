@@ -159,5 +159,6 @@ async def test_each_websocket_operation_leaves_an_access_line(
     assert operation["events"] == 2 and operation["viewer"] == "test-client"
     connection = next(a for a in lines if a["kind"] == "websocket")
     assert connection["path"] == "/graphql" and connection["viewer"] == "test-client"
+    assert connection["status"] == 1000  # the client's normal close
     for record in caplog.records:
         assert gateway.tokens["client"] not in JsonFormatter().format(record)

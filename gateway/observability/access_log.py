@@ -138,10 +138,11 @@ class _Socket:
         self.record = RequestRecord(_request_id(scope["headers"]))
         self.operations: dict[str, _Operation] = {}
         self.accepted = False
+        #: The close code, whichever side closed first (1006: none was seen).
+        self.close_code = 1006
 
     async def run(self, receive: Receive, send: Send) -> None:
         token = _context.current.set(self.record)
-        status: int | str = "closed"
         try:
             await self.middleware.app(self.scope, self._receiving(receive), self._sending(send))
         finally:
@@ -150,12 +151,16 @@ class _Socket:
             if self.accepted:
                 metrics.WEBSOCKETS.dec()
                 if self.middleware.access_log:
-                    _log_access(self.record, status, kind="websocket", path=self.scope["path"])
+                    _log_access(
+                        self.record, self.close_code, kind="websocket", path=self.scope["path"]
+                    )
             _context.current.reset(token)
 
     def _receiving(self, receive: Receive) -> Receive:
         async def receiving() -> Message:
             message = await receive()
+            if message["type"] == "websocket.disconnect" and self.close_code == 1006:
+                self.close_code = message.get("code", 1005)
             text = message.get("text")
             if text and ('"subscribe"' in text or '"complete"' in text):
                 self._client_frame(text)
@@ -175,6 +180,8 @@ class _Socket:
                 self.accepted = True
                 metrics.WEBSOCKETS.inc()
                 return
+            if kind == "websocket.close" and self.close_code == 1006:
+                self.close_code = message.get("code", 1000)
             text = message.get("text") if kind == "websocket.send" else None
             head = _FRAME_HEAD.match(text, 0, 300) if text else None
             if head is None:
@@ -235,7 +242,7 @@ class _Socket:
             return
         if operation.topic is not None:
             metrics.SUBSCRIPTIONS.labels(operation.topic).dec()
-        if not self.middleware.access_log:
+        if not self.middleware.access_log or not access_logger.isEnabledFor(logging.INFO):
             return
         fields = {
             "request_id": self.record.request_id,
@@ -252,6 +259,8 @@ class _Socket:
 
 
 def _log_access(record: RequestRecord, status: int | str, **extra: Any) -> None:
+    if not access_logger.isEnabledFor(logging.INFO):
+        return  # nothing built for a line nobody writes
     fields = {
         "request_id": record.request_id,
         "trace_id": record.trace_id,
