@@ -2,7 +2,7 @@
 Gateway, side by side, cold and warm.
 
 Run from the repository root (``scripts/bench mesh`` installs the pinned npm packages
-with ``npm ci`` first; bounded: about two minutes, stops by itself)::
+with ``npm ci`` first; bounded: about 2.5 minutes, stops by itself)::
 
     .venv/bin/python tests/bench_mesh.py [--profile [ROW]]
 
