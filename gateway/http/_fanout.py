@@ -87,6 +87,8 @@ __all__ = ["MAX_BACKLOG", "RING", "FanoutHub", "LeakFreeExecutionContext", "fano
 RING: Final = 256
 #: Frames a member may have waiting for its socket before it leaves its group.
 MAX_BACKLOG: Final = 1000
+#: Members sent a frame between two turns of the event loop.
+SLICE: Final = 200
 #: Documents whose viewer-independence is remembered.
 _ANALYSED_DOCUMENTS: Final = 512
 
@@ -427,7 +429,7 @@ class Group:
                         break  # incremental delivery: the members' own runs refused it
                     self.executions += 1
                     self.hub.executions += 1
-                    self._dispatch(sequence, self._payload(result))
+                    await self._dispatch(sequence, self._payload(result))
         finally:
             self.hub.forget(self)
             for member in list(self.members):
@@ -443,15 +445,22 @@ class Group:
         encoded = self._encode(payload)
         return encoded.decode() if isinstance(encoded, bytes) else encoded
 
-    def _dispatch(self, sequence: int | None, payload: str) -> None:
+    async def _dispatch(self, sequence: int | None, payload: str) -> None:
         if sequence is not None:
             if len(self.ring) == RING:
                 self.floor = self.ring[0][0]
             self.ring.append((sequence, payload))
-        # Not an event (a stream error): everyone gets it.
-        for member in list(self.members):
-            if sequence is None or sequence > member.last:
-                member.push(sequence, payload)
+        members = list(self.members)
+        for start in range(0, len(members), SLICE):
+            if start:
+                # Thousands of sends take a while: let the loop serve everything else
+                # (upstream answers, pings).  A member joining meanwhile had this frame
+                # from the ring; one leaving is skipped.
+                await asyncio.sleep(0)
+            for member in members[start : start + SLICE]:
+                # Not an event (a stream error): everyone gets it.
+                if member.group is self and (sequence is None or sequence > member.last):
+                    member.push(sequence, payload)
 
 
 class FanoutHub:
