@@ -14,7 +14,9 @@ own loader.
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,13 @@ from urllib.parse import urlsplit
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from prometheus_client import REGISTRY
 
+from gateway.cli import CORE_COMMANDS, build_parser
 from gateway.config import ConfigError, Settings, load_settings
+from gateway.observability import metrics
 from gateway.services import jwt_verifiers
 from tests.gateway_fixtures import GatewayUnderTest
 
@@ -397,3 +404,157 @@ async def test_probe_paths_are_routes_the_gateway_serves(gateway: GatewayUnderTe
     for path in sorted(paths):
         response = await gateway.http.get(f"{gateway.url}{path}")
         assert response.status_code == 200, (path, response.text)
+
+
+async def test_the_scraped_metrics_path_is_served(gateway: GatewayUnderTest) -> None:
+    deployment = find(render(KUBERNETES / "base"), "Deployment", GATEWAY)
+    path = deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+    response = await gateway.http.get(f"{gateway.url}{path}")
+    assert response.status_code == 200
+    assert "brokergraph_graphql_operations_total" in response.text
+
+
+# ------------------------------------------------------------------ operations
+
+PROMETHEUS = KUBERNETES / "prometheus"
+JOBS = KUBERNETES / "jobs"
+DASHBOARD = DEPLOY / "grafana" / "brokergraph.json"
+REQUIREMENTS = REPO / "requirements"
+
+
+def test_pods_are_annotated_for_prometheus_and_a_service_monitor_matches() -> None:
+    resources = render(KUBERNETES / "base")
+    deployment = find(resources, "Deployment", GATEWAY)
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    (http,) = (p for p in gateway_container(resources)["ports"] if p["name"] == "http")
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(http["containerPort"])
+    assert annotations["prometheus.io/path"] == load_settings(environ={}).observability.metrics_path
+
+    (monitor,) = load_yaml_documents(PROMETHEUS / "servicemonitor.yaml")
+    assert (monitor["apiVersion"], monitor["kind"]) == (
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+    )
+    service = find(resources, "Service", GATEWAY)
+    assert selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+        assert endpoint["path"] == annotations["prometheus.io/path"]
+    # No schema for a CRD: the fields used are the ones the operator documents.
+    assert set(monitor["spec"]) == {"selector", "endpoints"}
+    assert all(set(e) <= {"port", "path", "interval"} for e in monitor["spec"]["endpoints"])
+
+
+def test_the_db_upgrade_job_runs_the_gateways_image_and_store() -> None:
+    resources = render(KUBERNETES / "base")
+    (job,) = load_yaml_documents(JOBS / "db-upgrade.yaml")
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == gateway_container(resources)["image"]
+    assert container["args"] == ["db", "upgrade"]
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert ("ServiceAccount", pod["serviceAccountName"]) in {
+        (r["kind"], r["metadata"]["name"]) for r in resources
+    }
+    (source,) = container["envFrom"]
+    secret = find(resources, "Secret", source["secretRef"]["name"])
+    assert "BROKERGRAPH_STORE__URL" in secret["stringData"]
+    parsed = build_parser(CORE_COMMANDS).parse_args(container["args"])
+    assert parsed.db_action == "upgrade"
+
+
+def _metric_names() -> set[str]:
+    """Every sample name the gateway's metrics can expose."""
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_sum", "_count", "_created"),
+        "gauge": ("",),
+    }
+    families = [
+        *REGISTRY.collect(),
+        *metrics.HealthCollector(lambda: {}).collect(),
+    ]
+    return {
+        family.name + suffix
+        for family in families
+        if family.name.startswith("brokergraph_")
+        for suffix in suffixes[family.type]
+    }
+
+
+def test_the_grafana_dashboard_charts_metrics_the_gateway_exposes() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    known = _metric_names()
+    assert "brokergraph_graphql_operations_total" in known  # the registry was read
+    panels = dashboard["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels)
+    charted = set()
+    for panel in panels:
+        exprs = [target["expr"] for target in panel["targets"]]
+        names = {name for expr in exprs for name in re.findall(r"\bbrokergraph_\w+", expr)}
+        assert names, f"panel {panel['title']!r} charts no gateway metric"
+        assert names <= known, f"panel {panel['title']!r}: {sorted(names - known)} not exposed"
+        charted |= names
+    for main in (
+        "brokergraph_graphql_errors_total",
+        "brokergraph_upstream_calls_total",
+        "brokergraph_breaker_state",
+        "brokergraph_idempotency_outcomes_total",
+    ):
+        assert main in charted
+
+
+def _locked(lock: Path) -> dict[str, str]:
+    """name -> the whole requirement entry of a pip-compile lock."""
+    entries = re.split(r"\n(?=\S)", lock.read_text(encoding="utf-8"))
+    return {
+        canonicalize_name(entry.split("==")[0]): entry
+        for entry in entries
+        if re.match(r"[A-Za-z0-9]", entry)
+    }
+
+
+def test_the_containerfile_keeps_state_in_a_volume_and_installs_by_hash() -> None:
+    containerfile = (REPO / "Containerfile").read_text(encoding="utf-8")
+    assert 'VOLUME ["/var/lib/brokergraph"]' in containerfile
+    # The default SQLite URL is relative to the working directory: inside the volume.
+    assert "WORKDIR /var/lib/brokergraph" in containerfile
+    assert load_settings(environ={}).store.url == "sqlite+aiosqlite:///var/brokergraph.db"
+    installs = re.findall(r"pip install ((?:[^\n]|\\\n)+)", containerfile)
+    assert installs
+    for install in installs:
+        if " -r " in install:
+            assert "--require-hashes" in install, install
+        else:  # our own wheels, built in the image: nothing else may come in
+            assert "--no-deps" in install and "--no-index" in install, install
+    assert "--no-build-isolation" in containerfile  # builds use the locked tools
+    assert "--require-hashes -r requirements/build.lock" in containerfile
+    assert "--require-hashes --only-binary=:all: -r /tmp/image.lock" in containerfile
+
+
+@pytest.mark.parametrize("name", ["image", "build"])
+def test_the_locks_pin_every_dependency_with_hashes(name: str) -> None:
+    locked = _locked(REQUIREMENTS / f"{name}.lock")
+    assert locked
+    for package, entry in locked.items():
+        assert re.match(r"\S+==\S+ \\\n", entry), f"{package} is not pinned"
+        assert "--hash=sha256:" in entry, f"{package} has no hash"
+    if name == "build":
+        return
+    assert not any(p.startswith("brokergraph") for p in locked)  # built in the image
+    pyprojects = [REPO / "pyproject.toml", *sorted(REPO.glob("plugins/*/pyproject.toml"))]
+    for pyproject in pyprojects:
+        for line in tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]:
+            requirement = Requirement(line)
+            if requirement.name == "brokergraph":
+                continue
+            package = canonicalize_name(requirement.name)
+            assert package in locked, f"{pyproject}: {package} missing: run scripts/lock-image"
+            version = locked[package].split("==")[1].split()[0]
+            assert requirement.specifier.contains(version), (
+                f"{package}=={version} is outside {pyproject}'s {requirement.specifier}: "
+                "run scripts/lock-image"
+            )
