@@ -199,6 +199,32 @@ async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
         pytest.fail(f"the other replica never saw {what}")
 
 
+async def _loaded(code: str, *stores: Store) -> bool:
+    """Whether each store serves ``code`` (an existing partner) from its loaded copy."""
+    for store in stores:
+        await store.get_partners([code])
+    return all(store.known_partner(code)[0] for store in stores)
+
+
+@pytest.mark.postgres
+async def test_a_store_that_hears_no_gateway_reads_the_database(
+    gateway: GatewayUnderTest, tmp_path: Path, postgres_url: str
+) -> None:
+    # A test's or a command's store, beside running replicas: it cannot hear their
+    # changes, so it keeps no copy that they could make stale.
+    standalone = await Store.open(postgres_url)
+    other = await Store.open(postgres_url)
+    try:
+        await other.upsert_partner("HOT-S", broker="demo-broker")
+        assert (await standalone.get_partners(["HOT-S"]))[0] is not None
+        assert await other.delete_partner("HOT-S")
+        assert await standalone.get_partners(["HOT-S"]) == [None]
+        assert standalone.known_partner("HOT-S") == (False, None)
+    finally:
+        await standalone.close()
+        await other.close()
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 async def test_replicas_see_each_others_links_and_partners(
@@ -211,19 +237,17 @@ async def test_replicas_see_each_others_links_and_partners(
     ):
         code = f"P-{uuid.uuid4().hex[:8]}"
         account = f"acc-{uuid.uuid4().hex[:8]}"
-        await a.upsert_partner(code, broker="b1")
-
-        async def b_sees_partner() -> bool:
-            found = (await b.get_partners([code]))[0]
-            return found is not None and found.broker == "b1"
-
-        await _until(b_sees_partner, "the new partner")
+        await a.upsert_partner(f"{code}-seed")
+        await _until(lambda: _loaded(f"{code}-seed", a, b), "its own copy loaded")
+        # What one creates, the other finds at once: a miss in memory asks the database.
+        record = await a.upsert_partner(code, broker="b1")
+        assert await b.get_partners([code]) == [record]
         await a.link(code, "toy", "account", account)
+        assert await b.owners("toy", "account", [account]) == [code]
 
         async def b_sees_owner() -> bool:
             return await b.owners("toy", "account", [account]) == [code]
 
-        await _until(b_sees_owner, "the link")
         await b.upsert_partner(code, broker="b2")  # the other way round
 
         async def a_sees_update() -> bool:

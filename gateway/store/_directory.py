@@ -1,17 +1,20 @@
 """Partners and link owners held in memory, so authorisation reads no database.
 
 Every account-scoped request asks who owns the account and what that partner is;
-both change only through the store's own partner and link methods.  The store loads
-both tables at open and updates this copy after each change commits — and tells
-the other replicas through the event log (:meth:`Directory.follow`): each notice
-names one changed key, and a replica re-reads that key from the database (the
+both change only through the store's own partner and link methods.  A gateway's store
+loads both tables once its services share the event log (:meth:`Directory.follow`)
+and updates this copy after each change commits — and tells the other replicas: each
+notice names one changed key, and a replica re-reads that key from the database (the
 truth) rather than trusting the notice, so duplicates and reordering do no harm.
 
-A replica learns of another's change when its notice arrives (milliseconds on
-Redis).  Should the follow break beyond what the log can replay, the copy is
-reloaded whole; until it is, lookups go to the database.  As a backstop for a
-notice that could not be appended at all, a following replica reloads the whole
-copy every ``refresh_seconds``.
+What memory does not hold is read from the database (and then remembered), so an
+object another replica has just linked, or a partner it has just created, is found at
+once.  A removal (unlink, deleted partner) reaches another replica with its notice
+(milliseconds on Redis): until then that replica still answers with the old owner.
+Should the follow break beyond what the log can replay, the copy is reloaded whole;
+until it is, every lookup goes to the database.  As a backstop for a notice that could
+not be appended at all, a following replica reloads the whole copy every
+:data:`REFRESH_SECONDS`.
 """
 
 from __future__ import annotations
@@ -74,14 +77,19 @@ class Directory:
         self._task: asyncio.Task[None] | None = None
         #: Whether the current break was logged (once per break, not per retry).
         self._warned = False
+        #: Counts changes applied: what a database read found is remembered only if
+        #: nothing changed while it ran (else a removal could be undone by it).
+        self.generation = 0
 
     async def load(self) -> None:
         self.partners, self.owners = await self._load_all()
+        self.generation += 1
         self.ready = True
 
     # -- this replica's changes (called after they committed) -----------------------
 
     async def partner_changed(self, code: str, record: PartnerRecord | None) -> None:
+        self.generation += 1
         if record is None:
             self.partners.pop(code, None)
             # Deleting a partner deletes its links.
@@ -92,6 +100,7 @@ class Directory:
         await self._tell(PartnerChange(code))
 
     async def owner_changed(self, key: LinkKey, owner: str | None) -> None:
+        self.generation += 1
         if owner is None:
             self.owners.pop(key, None)
         else:
@@ -110,11 +119,21 @@ class Directory:
     # -- the other replicas' changes --------------------------------------------------
 
     def follow(self, log: EventLog) -> None:
-        """Apply the notices other replicas append to ``log`` (not needed in process)."""
-        if isinstance(log, InProcessEventLog) or self._task is not None:
+        """Load the copy and apply the notices other replicas append to ``log`` (an
+        in-process log has no other replica: loading is all)."""
+        if self._task is not None:
+            return
+        if isinstance(log, InProcessEventLog):
+            self._task = asyncio.create_task(self._load_once(), name="store directory load")
             return
         self._log = log
         self._task = asyncio.create_task(self._follow(log), name="store directory follower")
+
+    async def _load_once(self) -> None:
+        try:
+            await self.load()
+        except Exception as error:  # the database answers every lookup meanwhile
+            self._broken(error)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -162,6 +181,7 @@ class Directory:
             )
 
     async def _apply(self, notice: object) -> None:
+        self.generation += 1  # before the read: a remembered miss from before it is void
         if isinstance(notice, PartnerChange):
             record, owned = await self._load_partner(notice.code)
             if record is None:
@@ -181,6 +201,16 @@ class Directory:
                 self.owners[notice.key] = owner
 
     # -- lookups ----------------------------------------------------------------------
+
+    def remember_partners(self, records: Iterable[PartnerRecord], since: int) -> None:
+        """Partners memory missed, read from the database from ``generation`` ``since``."""
+        if since == self.generation:
+            self.partners.update((record.code, record) for record in records)
+
+    def remember_owners(self, owned: Iterable[tuple[LinkKey, str]], since: int) -> None:
+        """Owners memory missed, read from the database from ``generation`` ``since``."""
+        if since == self.generation:
+            self.owners.update(owned)
 
     def owners_of(self, platform: str, kind: str, external_ids: Iterable[str]) -> list[str | None]:
         owners = self.owners

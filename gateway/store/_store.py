@@ -223,15 +223,15 @@ class Store:
         store = cls(database)
         try:
             await prepare_schema(database, upgrade=upgrade)
-            await store._directory.load()
         except BaseException:
             await database.close(0)
             raise
         return store
 
     def share_changes(self, log: EventLog) -> None:
-        """Keep this store's in-memory partners and owners exact across the replicas
-        appending to ``log`` (a no-op for an in-process log: no other replica)."""
+        """Serve partners and link owners from memory, kept exact across the replicas
+        appending to ``log``.  A gateway's store does (its services call this); any other
+        (a test's, a command's) reads the database, as it cannot hear the gateways."""
         self._directory.follow(log)
 
     async def close(self) -> None:
@@ -309,22 +309,30 @@ class Store:
         return record
 
     def known_partner(self, code: str) -> tuple[bool, PartnerRecord | None]:
-        """``(True, record or None)`` from memory, without awaiting anything; ``(False,
-        None)`` while the in-memory copy is being reloaded (ask :meth:`get_partners`)."""
-        if self._directory.ready:
-            return True, self._directory.partners.get(code)
-        return False, None
+        """``(True, record)`` when memory holds the partner, without awaiting anything;
+        otherwise ``(False, None)``: ask :meth:`get_partners`, which reads the database."""
+        record = self._directory.partners.get(code) if self._directory.ready else None
+        return record is not None, record
 
     def known_owner(self, platform: str, kind: str, external_id: str) -> tuple[bool, str | None]:
         """As :meth:`known_partner`, for the partner owning one object (ask :meth:`owners`)."""
-        if self._directory.ready:
-            return True, self._directory.owners.get((platform, kind, external_id))
-        return False, None
+        directory = self._directory
+        owner = directory.owners.get((platform, kind, external_id)) if directory.ready else None
+        return owner is not None, owner
 
     async def get_partners(self, codes: Sequence[str]) -> list[PartnerRecord | None]:
-        if self._directory.ready:
-            return self._directory.partners_of(codes)
-        return await self._partners_from_db(codes)
+        """The partners, from memory where it holds them; the others from the database
+        (another replica may have created one whose notice has not arrived yet)."""
+        if not self._directory.ready:
+            return await self._partners_from_db(codes)
+        found = self._directory.partners_of(codes)
+        missing = [code for code, record in zip(codes, found, strict=True) if record is None]
+        if missing:
+            since = self._directory.generation
+            read = dict(zip(missing, await self._partners_from_db(missing), strict=True))
+            found = [record or read[code] for code, record in zip(codes, found, strict=True)]
+            self._directory.remember_partners((r for r in read.values() if r is not None), since)
+        return found
 
     async def _partners_from_db(self, codes: Sequence[str]) -> list[PartnerRecord | None]:
         found: dict[str, PartnerRecord] = {}
@@ -478,9 +486,27 @@ class Store:
     async def owners(
         self, platform: str, kind: str, external_ids: Sequence[str]
     ) -> list[str | None]:
-        """The partner owning each object (None: not linked), from memory when loaded."""
-        if self._directory.ready:
-            return self._directory.owners_of(platform, kind, external_ids)
+        """The partner owning each object (None: not linked): from memory where it holds
+        the object, else from the database (as :meth:`get_partners`)."""
+        if not self._directory.ready:
+            return await self._owners_from_db(platform, kind, external_ids)
+        found = self._directory.owners_of(platform, kind, external_ids)
+        missing = [i for i, owner in zip(external_ids, found, strict=True) if owner is None]
+        if missing:
+            since = self._directory.generation
+            read = dict(
+                zip(missing, await self._owners_from_db(platform, kind, missing), strict=True)
+            )
+            found = [owner or read[i] for i, owner in zip(external_ids, found, strict=True)]
+            self._directory.remember_owners(
+                (((platform, kind, i), owner) for i, owner in read.items() if owner is not None),
+                since,
+            )
+        return found
+
+    async def _owners_from_db(
+        self, platform: str, kind: str, external_ids: Sequence[str]
+    ) -> list[str | None]:
         owner: dict[str, str] = {}
         async with self._engine.connect() as conn:
             for chunk in _chunks(external_ids):
