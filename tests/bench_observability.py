@@ -7,10 +7,10 @@ Run from the repository root (bounded: about a minute, stops by itself)::
 This process serves the toy sandbox and, one after another, gateways wired to it
 in four set-ups; the load client runs in another process (this file with
 ``--client``) so it never shares the event loop under test.  Each round measures
-requests per second of a closed loop of concurrent keep-alive connections for a
-warm read (``account { balance }`` from the cache: no upstream call) and for
-``placeOrder`` (idempotency claim, one upstream call, audit), rounds interleaved
-across the set-ups, medians printed as markdown:
+the serving process's CPU time per request, under a closed loop of concurrent
+keep-alive connections, for a warm read (``account { balance }`` from the cache: no
+upstream call) and for ``placeOrder`` (idempotency claim, one upstream call, audit),
+rounds interleaved across the set-ups, medians printed as markdown:
 
 * **bare** — no middleware, no schema extension (the runner's ``Observability``
   swapped for a no-op here, as no setting does): what the always-on parts cost;
@@ -134,10 +134,9 @@ async def closed_loop(command: dict[str, Any]) -> dict[str, Any]:
             else:
                 failed += 1
 
-    started = time.perf_counter()
     async with httpx.AsyncClient(timeout=30) as client:
         await asyncio.gather(*(worker(client) for _ in range(command["concurrency"])))
-    return {"per_second": done / (time.perf_counter() - started), "failed": failed}
+    return {"done": done, "failed": failed}
 
 
 async def run_client() -> None:
@@ -151,14 +150,21 @@ async def run_client() -> None:
 
 
 async def measure(client: asyncio.subprocess.Process, command: dict[str, Any]) -> float:
+    """CPU milliseconds this process (gateway and sandbox, every thread) spent per request.
+
+    CPU time, not throughput: the machine is shared, and a busy neighbour slows a
+    closed loop's rate far more than it changes the work each request takes here.
+    """
     assert client.stdin is not None and client.stdout is not None
+    spent = time.process_time()
     client.stdin.write((json.dumps(command) + "\n").encode())
     await client.stdin.drain()
     result = json.loads(await client.stdout.readline())
+    spent = time.process_time() - spent
     if result["failed"]:
         raise RuntimeError(f"{result['failed']} requests failed: {command['body']['query']}")
-    per_second: float = result["per_second"]
-    return per_second
+    done: int = result["done"]
+    return spent * 1000 / max(1, done)
 
 
 async def one_round(
@@ -219,14 +225,14 @@ async def serve() -> dict[str, dict[str, list[float]]]:
 
 def table(results: dict[str, dict[str, list[float]]]) -> str:
     lines = [
-        "| workload | bare req/s | quiet req/s | default req/s | traced req/s "
+        "| workload | bare | quiet | default | traced "
         "| quiet / bare | default / bare | traced / default |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in results["default"]:
         bare, quiet, default, traced = (statistics.median(results[s][name]) for s in SETUPS)
         lines.append(
-            f"| {name} | {bare:.0f} | {quiet:.0f} | {default:.0f} | {traced:.0f} "
+            f"| {name} | {bare:.2f} | {quiet:.2f} | {default:.2f} | {traced:.2f} "
             f"| {quiet / bare:.2f} | {default / bare:.2f} | {traced / default:.2f} |"
         )
     return "\n".join(lines)
@@ -247,7 +253,8 @@ def main() -> None:
     results = asyncio.run(serve())
     print(
         f"{ROUNDS} interleaved rounds of {SECONDS:.0f} s per workload, "
-        f"{CONCURRENCY} connections, medians ({time.perf_counter() - started:.0f} s in all)\n"
+        f"{CONCURRENCY} connections; the serving process's CPU ms per request, medians "
+        f"({time.perf_counter() - started:.0f} s in all)\n"
     )
     print(table(results))
 

@@ -17,13 +17,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import brokergraph_qst.plugin
 import httpx
 import pytest
 import websockets
+from brokergraph_qst.sandbox import QstSandbox
 from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.observability import metrics
+from gateway.testing import open_test_gateway
 from tests.gateway_fixtures import GatewayUnderTest, open_gateway
 from tests.test_websocket import ACCOUNT, PROTOCOL, receive, subscribe
 from tests.toy.sandbox import ToySandbox
@@ -204,6 +207,7 @@ def test_client_chosen_labels_are_bounded() -> None:
 COUNT_ONE = """
 import os
 from gateway.observability import metrics
+from gateway.testing import open_test_gateway
 metrics.idempotency_outcome("replayed")
 metrics.WEBSOCKETS.inc()
 print(os.getpid())
@@ -259,3 +263,25 @@ def test_several_processes_are_counted_together(tmp_path: Path) -> None:
     samples = multiprocess_scrape(env)
     assert samples[("brokergraph_idempotency_outcomes_total", (("outcome", "replayed"),))] == 2
     assert samples.get(("brokergraph_websocket_connections", ()), 0) == 0
+
+
+async def test_a_single_session_lease_is_held_while_serving_and_let_go_after(
+    tmp_path: Path,
+) -> None:
+    """QST's one upstream session: this replica holds its lease (1) until it steps down."""
+    held = ("brokergraph_session_lease_held", "connector=qst")
+    async with (
+        QstSandbox() as sandbox,
+        open_test_gateway(brokergraph_qst.plugin, [sandbox], tmp_path) as gateway,
+    ):
+        response = await gateway.http.get(f"{gateway.url}/metrics")
+        assert samples_of(response.text)[held] == 1
+    assert samples_of(metrics.exposition().decode())[held] == 0
+
+
+def samples_of(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (sample.name, ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
