@@ -171,7 +171,10 @@ class CreateTraderRequest:
     group: str | None = None
     currency: str | None = None
     leverage: Decimal | None = None
-    is_live: bool = True
+    #: Live (True) or demo (False); None: the platform's default.  A platform that
+    #: cannot make what is asked refuses it (INVALID_INPUT on ``isLive``), never
+    #: silently makes the other kind.
+    is_live: bool | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     resume_token: str | None = None
 
@@ -230,7 +233,8 @@ class OpenAccountRequest:
     currency: str
     group: str | None = None
     leverage: Decimal | None = None
-    is_live: bool = True
+    #: As :attr:`CreateTraderRequest.is_live`.
+    is_live: bool | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -324,3 +324,57 @@ async def test_a_client_report_covers_every_sub_account_or_the_one_asked_for(
     (error,) = refused["requestClientReport"]["errors"]
     assert (error["code"], error["field"]) == ("NOT_FOUND", ["accountId"])
     assert world.qort.calls["RequestClientReport"] == before
+
+
+# --------------------------------------------------------------------------- item 8
+
+CREATE_LIVE = """
+mutation($input: CreateTraderInput!) {
+  createTrader(input: $input) {
+    trader { externalId email } accounts { externalId isLive } errors { code message field }
+  }
+}"""
+
+
+async def test_ctrader_honours_is_live_or_refuses_it(world: World) -> None:
+    # The sandbox is cTrader's demo environment: a live account cannot be made there.
+    email = f"live-{uuid.uuid4().hex[:8]}@example.com"
+    writes = sum(n for call, n in world.ctrader.calls.items() if not call.startswith("GET "))
+    live = {"platform": "ctrader", "partnerCode": "DEMO-001", "email": email, "isLive": True}
+    refused = (await world.gw.data(CREATE_LIVE, {"input": live}))["createTrader"]
+    (error,) = refused["errors"]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", ["isLive"])
+    assert "demo" in error["message"]
+    assert refused["trader"] is None
+    after = sum(n for call, n in world.ctrader.calls.items() if not call.startswith("GET "))
+    assert after == writes, "nothing was created"
+
+    demo = (await world.gw.data(CREATE_LIVE, {"input": {**live, "isLive": False}}))["createTrader"]
+    assert demo["errors"] == []
+    assert [a["isLive"] for a in demo["accounts"]] == [False]
+    # Omitted: the environment the connector serves, and the account says which.
+    email = f"default-{uuid.uuid4().hex[:8]}@example.com"
+    omitted = {"platform": "ctrader", "partnerCode": "DEMO-001", "email": email}
+    default = (await world.gw.data(CREATE_LIVE, {"input": omitted}))["createTrader"]
+    assert default["errors"] == []
+    assert [a["isLive"] for a in default["accounts"]] == [False]
+
+
+async def test_dxtrade_keeps_the_email_as_seed_004_says(world: World) -> None:
+    # Seed 004 §2.1: "In DxTradeXT mode - only user email should be specified".
+    email = f"bob-{uuid.uuid4().hex[:8]}@example.com"
+    only_email = {"platform": "dxtrade", "partnerCode": "DEMO-001", "email": email}
+    created = (await world.gw.data(CREATE_LIVE, {"input": only_email}))["createTrader"]
+    assert created["errors"] == []
+    assert created["trader"]["email"] == email
+    login, _, domain = created["trader"]["externalId"].partition("@")
+    user = world.dxtrade.state.client(domain, login)
+    assert (user.email, user.mode) == (email, "xt")
+
+    # Single feed keeps no email on DXtrade: refused, naming the email, before any call.
+    users = len(world.dxtrade.state.clients)
+    single = {**only_email, "email": f"x{email}", "options": {"mode": "SINGLE_FEED"}}
+    refused = (await world.gw.data(CREATE_LIVE, {"input": single}))["createTrader"]
+    (error,) = refused["errors"]
+    assert (error["code"], error["field"]) == ("INVALID_INPUT", ["email"])
+    assert len(world.dxtrade.state.clients) == users

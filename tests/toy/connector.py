@@ -464,7 +464,7 @@ class ToyConnector(
             "currency": request.currency,
             "group": request.group,
             "leverage": None if request.leverage is None else format(request.leverage, "f"),
-            "live": request.is_live,
+            "live": request.is_live is not False,  # None: the toy's default, live
         }
         return self._decode(_wire.account, await self._call("POST", "/accounts", body=body))
 

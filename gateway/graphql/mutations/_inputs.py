@@ -133,7 +133,11 @@ class CreateTraderInput:
     group: str | None = None
     currency: str | None = None
     leverage: Decimal | None = None
-    is_live: bool = True
+    is_live: bool | None = strawberry.field(
+        default=None,
+        description="Live or demo; null: the platform's default (cTrader: the environment "
+        "its connector serves). A platform that cannot make what is asked refuses it.",
+    )
     options: JSON | None = strawberry.field(
         default=None, description="Platform-specific options; see the connector's docs."
     )
@@ -145,7 +149,11 @@ class NewAccountInput:
     currency: str
     group: str | None = None
     leverage: Decimal | None = None
-    is_live: bool = True
+    is_live: bool | None = strawberry.field(
+        default=None,
+        description="Live or demo; null: the platform's default (cTrader: the environment "
+        "its connector serves). A platform that cannot make what is asked refuses it.",
+    )
     options: JSON | None = None
 
 
@@ -155,7 +163,11 @@ class OpenAccountInput:
     currency: str
     group: str | None = None
     leverage: Decimal | None = None
-    is_live: bool = True
+    is_live: bool | None = strawberry.field(
+        default=None,
+        description="Live or demo; null: the platform's default (cTrader: the environment "
+        "its connector serves). A platform that cannot make what is asked refuses it.",
+    )
     options: JSON | None = None
 
 

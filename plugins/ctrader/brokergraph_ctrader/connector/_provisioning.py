@@ -45,6 +45,19 @@ MARGIN_TYPES = frozenset({"MAX", "SUM", "NET"})
 
 
 class ProvisioningMixin(ReadsMixin, TraderProvisioning):
+    def _check_environment(self, is_live: bool | None) -> None:
+        """cTrader makes live or demo accounts by server (the link's environmentName),
+        not by request: one the connector's environment cannot make is refused."""
+        if is_live is None or is_live == self.settings.is_live:
+            return
+        have, want = ("live", "demo") if self.settings.is_live else ("demo", "live")
+        raise InvalidInput(
+            f"this cTrader connector serves the {have} environment "
+            f"({self.settings.environment!r}): it cannot create a {want} account; "
+            f"use a connector for a {want} server, or set isLive to {str(not is_live).lower()}",
+            field=["isLive"],
+        )
+
     # Groups and deposit assets are read afresh for every check, not cached: two GETs
     # (which cTrader does not rate-limit) next to the three writes of a createTrader,
     # and a group or asset added in cBroker is usable at once.
@@ -207,6 +220,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
         new one (without ``resume_token``) is a Conflict naming the token to resume with,
         so a retry that lost the first answer cannot make a second trading account.
         """
+        self._check_environment(request.is_live)
         email_key = self._email_key(request.email)
         # In-process serialisation per email (and so per flow): a double submit waits
         # for the first and then meets its state.
@@ -408,6 +422,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
 
     async def open_account(self, request: OpenAccountRequest) -> Account:
         """A new trader (4.1) linked (5.2) to an existing user."""
+        self._check_environment(request.is_live)
         record = await self._require_user(request.trader_id)
         password_hash = md5_hex(secrets.token_urlsafe(24))
         body = await self._new_trader_body(

@@ -62,13 +62,13 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         self,
         options: Mapping[str, Any],
         currency: str,
-        is_live: bool,
+        is_live: bool | None,
         leverage: Decimal | None,
         *,
         template: Mapping[str, Any] | None = None,
     ) -> AccountPlan:
         t = template or {}
-        default_type = "LIVE" if is_live else "DEMO"
+        default_type = "DEMO" if is_live is False else "LIVE"  # None: live, as before
         account_type = option_choice(
             options, "accountType", ("LIVE", "DEMO"), str(t.get("accountType", default_type))
         )
@@ -134,7 +134,6 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
     @staticmethod
     def _client_body(
         request: CreateTraderRequest,
-        mode: str,
         domain: str,
         login: str,
         broker_code: str | None,
@@ -156,10 +155,7 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
             body["brokerCode"] = broker_code
         if request.group is not None:
             body["groups"] = [request.group]
-        # DxTradeXT reads an email without dxFeedAccountId as DxTradeXT mode (seed 004
-        # §2.1), so a single-feed user is created without one.
-        if mode != "SINGLE_FEED":
-            body["email"] = request.email
+        body["email"] = request.email  # _feed_mode refuses SINGLE_FEED, which would drop it
         if feed_id is not None:
             body["dxFeedAccountId"] = feed_id
         return body
@@ -180,7 +176,8 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         """The dxFeed account id and XT mode ``options`` ask for, both checked."""
         check_option_keys(options, TRADER_OPTIONS)
         feed_id = option_text(options, "dxFeedAccountId", FEED_ID)
-        mode = option_choice(options, "mode", MODES, "CRM" if feed_id else "SINGLE_FEED")
+        # Seed 004 §2.1: "In DxTradeXT mode - only user email should be specified".
+        mode = option_choice(options, "mode", MODES, "CRM" if feed_id else "DXTRADE_XT")
         if mode == "CRM" and feed_id is None:
             raise invalid_option(
                 "CRM mode needs options.dxFeedAccountId (the CRM creates the dxFeed account "
@@ -190,6 +187,15 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         if mode != "CRM" and feed_id is not None:
             raise invalid_option(
                 f"options.dxFeedAccountId is for CRM mode, not {mode}", "dxFeedAccountId"
+            )
+        if mode == "SINGLE_FEED":
+            # DxTradeXT reads an email without dxFeedAccountId as DxTradeXT mode, so a
+            # single-feed user is created without one: the email would be lost.
+            raise InvalidInput(
+                "a single-feed DXtrade user keeps no email (DxTradeXT takes an email as "
+                "DxTradeXT mode), and createTrader's email must not be dropped: use mode "
+                "DXTRADE_XT (the default) or CRM",
+                field=["email"],
             )
         return feed_id, mode
 
@@ -231,8 +237,9 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
     async def create_trader(self, request: CreateTraderRequest) -> ProvisioningResult:
         """One call: the user and (with a currency) its first account, as seed 004 §2.1.
 
-        ``options``: ``mode`` (SINGLE_FEED | DXTRADE_XT | CRM; CRM when a
-        ``dxFeedAccountId`` is given, else SINGLE_FEED), ``dxFeedAccountId`` (CRM only,
+        ``options``: ``mode`` (DXTRADE_XT | CRM; CRM when a ``dxFeedAccountId`` is
+        given, else DXTRADE_XT, as seed 004 says; SINGLE_FEED is refused: it would drop
+        the email), ``dxFeedAccountId`` (CRM only,
         required there), ``login`` (default: the email's local part, made unique),
         ``domain``, ``brokerCode``, and for the account ``accountCode``, ``accountType``
         (LIVE | DEMO), ``accountCashType`` (MARGIN | CASH), ``clearingCode``,
@@ -293,7 +300,7 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
                 )
             else:
                 login = f"{base}-{secrets.token_hex(3)}"
-            body = self._client_body(request, mode, domain, login, broker_code, feed_id)
+            body = self._client_body(request, domain, login, broker_code, feed_id)
             if plan is not None:
                 code = await self._free_account_code(plan, f"{login}-{plan.currency.lower()}")
                 body["accounts"] = [plan.body(code, broker_code)]
