@@ -432,9 +432,17 @@ def build_parser(commands: Sequence[CliCommand]) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    # Also accepted after the subcommand (`brokergraph serve --config FILE`), where people
+    # put it; SUPPRESS keeps a subcommand without it from erasing one given before.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument(
+        "--config", metavar="FILE", default=argparse.SUPPRESS, help="TOML configuration file"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in commands:
-        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        child = sub.add_parser(
+            command.name, help=command.help, description=command.help, parents=[after]
+        )
         command.configure(child)
         child.set_defaults(run=command.run)
     return parser
