@@ -25,10 +25,11 @@ from gateway.store import (
     SchemaUnknown,
     Store,
     head_revision,
+    history,
     read_store_schema,
     upgrade_store,
 )
-from gateway.store._migrate import LEGACY_SCHEMAS, upgrade_schema
+from gateway.store._migrate import LEGACY_SCHEMAS, MIGRATIONS, upgrade_schema
 from gateway.store._tables import (
     api_keys,
     audit_log,
@@ -306,3 +307,11 @@ async def test_serve_refuses_an_old_store_until_db_upgrade(tmp_path: Path) -> No
     listed = await asyncio.to_thread(_cli, tmp_path, "db", "history")
     assert listed.stdout.splitlines()[0].startswith(V0_1_0)
     assert listed.stdout.splitlines()[-1].endswith("(head)")
+
+
+def test_the_revisions_are_packaged() -> None:
+    """The wheel (and the image) carry the migrations: setuptools' package discovery
+    (pyproject: include gateway*) takes folders with an __init__.py, and nothing else."""
+    assert (MIGRATIONS / "__init__.py").is_file()
+    assert (MIGRATIONS / "versions" / "__init__.py").is_file()
+    assert len(history()) == len(list((MIGRATIONS / "versions").glob("0*.py")))

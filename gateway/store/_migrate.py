@@ -22,7 +22,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -46,6 +45,7 @@ __all__ = [
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_COMMAND = "brokergraph db upgrade"
+_VERSION_TABLE = "alembic_version"  # Alembic's default, where a revision is recorded
 # The ASCII of "bgMigrat" as a signed 64-bit key; the cluster's leases take keys hashed
 # from credentials, so a collision is as likely as one between two of those.
 _PG_LOCK_KEY = 0x62674D6967726174 - (1 << 63)
@@ -187,7 +187,14 @@ def _recognise(tables: Mapping[str, frozenset[str]]) -> str:
 def read_schema(connection: Connection) -> SchemaState:
     """Where the database stands; reads only."""
     head = head_revision()
-    current = MigrationContext.configure(connection).get_current_revision()
+    inspector = inspect(connection)
+    names = inspector.get_table_names()
+    # Read directly: alembic's MigrationContext logs two INFO lines each time it is made.
+    current = (
+        connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        if _VERSION_TABLE in names
+        else None
+    )
     if current is not None:
         if current not in {script.revision for script in _scripts().walk_revisions()}:
             raise SchemaUnknown(
@@ -195,10 +202,9 @@ def read_schema(connection: Connection) -> SchemaState:
                 "(a newer version upgraded it): run that version, or restore a backup"
             )
         return SchemaState(current, head)
-    inspector = inspect(connection)
     ours = {
         name: frozenset(column["name"] for column in inspector.get_columns(name))
-        for name in inspector.get_table_names()
+        for name in names
         if name in _OURS
     }
     if not ours:
