@@ -274,6 +274,14 @@ class LimitSettings:
     api_key_failures_per_minute: int = 60
     persisted_operations_file: str | None = None
     persisted_only: bool = False
+    #: Apollo's automatic persisted queries (registration is off under persisted_only).
+    apq: bool = True
+    #: How long a registered query text is remembered after its registration.
+    apq_ttl_seconds: float = 86_400.0
+    #: Texts remembered with the in-memory cache (with Redis, its memory policy bounds them).
+    apq_max_entries: int = 1_000
+    #: Longer texts run but are not remembered: memory stays under entries x this.
+    apq_max_query_bytes: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)

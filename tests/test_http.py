@@ -14,7 +14,9 @@ QUERY = "{ viewer { role } }"
 
 @pytest.fixture
 async def client(gateway: Any) -> Any:
-    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+    # A GraphQL client's Accept: httpx's default */* is answered as a legacy client.
+    headers = {"Accept": GRAPHQL_RESPONSE}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10, headers=headers) as http:
         yield http
 
 

@@ -37,12 +37,17 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from gateway.cache import MemoryCache, RedisCache
 from gateway.config import ConfigError
 from gateway.errors import BrokerGraphError, RateLimited, Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
 from gateway.http._client_limits import FailureWindows, ViewerBudgets
 from gateway.http.graphiql import offline_graphiql_html
-from gateway.http.persisted import PersistedOperationRefused, PersistedOperations
+from gateway.http.persisted import (
+    AutomaticPersistedQueries,
+    PersistedOperationRefused,
+    PersistedOperations,
+)
 from gateway.services import GatewayServices
 
 __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLHTTPHandler"]
@@ -91,7 +96,9 @@ def negotiate(accept: str | None) -> str | None:
         if media in (GRAPHQL_RESPONSE_JSON, APPLICATION_JSON):
             chosen = media
         elif media in ("*/*", "application/*"):
-            chosen = GRAPHQL_RESPONSE_JSON
+            # A wildcard is what fetch sends when the caller set no Accept: legacy
+            # clients, which the spec says get application/json (audit 47DE, 80D8).
+            chosen = APPLICATION_JSON
         else:
             continue
         candidate = (quality, -position, chosen)
@@ -124,7 +131,9 @@ class GraphQLHTTPHandler:
         self.key_failures = FailureWindows(limits.api_key_failures_per_minute)
         try:
             self.persisted = PersistedOperations.from_file(
-                limits.persisted_operations_file, only=limits.persisted_only
+                limits.persisted_operations_file,
+                only=limits.persisted_only,
+                apq=_automatic_persisted_queries(services),
             )
         except (OSError, ValueError) as error:
             raise ConfigError(f"[limits] persisted operations: {error}") from error
@@ -193,7 +202,7 @@ class GraphQLHTTPHandler:
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """One operation: ``(status, body, headers)`` as the spec's status table says."""
         try:
-            query = self.persisted.resolve(params)
+            query, register = await self.persisted.resolve(params)
             result = await self.schema.execute(
                 query,
                 variable_values=params["variables"],
@@ -211,6 +220,8 @@ class GraphQLHTTPHandler:
             refusal = _error_body("only queries may be sent with GET; use POST", "BAD_REQUEST")
             return 405, refusal, {"Allow": "POST"}
         request_error = isinstance(result, PreExecutionError)
+        if register is not None and query is not None and not request_error:
+            await self.persisted.register(register, query)  # it parsed and validated
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = [_format_error(e) for e in result.errors]
@@ -294,6 +305,20 @@ def _operation(raw: Mapping[str, Any], *, from_query_string: bool) -> dict[str, 
         "extensions": extensions,
         "documentId": document_id,
     }
+
+
+def _automatic_persisted_queries(services: GatewayServices) -> AutomaticPersistedQueries | None:
+    """APQ texts in the shared Redis cache when there is one (every replica knows what
+    one registered), else in an LRU of their own, beside the upstream reads' cache."""
+    limits = services.settings.limits
+    if not limits.apq:
+        return None
+    cache = services.cache
+    if not isinstance(cache, RedisCache):
+        cache = MemoryCache(limits.apq_max_entries)
+    return AutomaticPersistedQueries(
+        cache, ttl_seconds=limits.apq_ttl_seconds, max_query_bytes=limits.apq_max_query_bytes
+    )
 
 
 def _json_param(value: str | None, name: str) -> Any:

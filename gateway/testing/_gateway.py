@@ -169,7 +169,11 @@ async def open_test_gateway(
     )
     async with (
         running_gateway(settings, plugins, host="127.0.0.1", port=0) as running,
-        httpx.AsyncClient(timeout=60) as http,
+        # Accept as a GraphQL client sends it (httpx's default */* gets the legacy
+        # application/json, under which a validation error answers 200).
+        httpx.AsyncClient(
+            timeout=60, headers={"Accept": "application/graphql-response+json"}
+        ) as http,
     ):
         for sandbox in sandboxes:
             sandbox.attach_gateway(running.url)
