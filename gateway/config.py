@@ -61,6 +61,26 @@ class ServerSettings:
     graphiql: bool = True
     introspection: bool = True
     allowed_origins: tuple[str, ...] = ()
+    #: Browser origins allowed to call /graphql cross-origin (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    #: Let those origins send cookies / HTTP auth (bearer tokens need no credentials).
+    cors_allow_credentials: bool = False
+    #: How long a browser may reuse a preflight's answer.
+    cors_max_age_seconds: int = 600
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        for origin in self.cors_origins:
+            if origin != "*" and (origin.endswith("/") or "://" not in origin):
+                raise ConfigError(
+                    f"[server] cors_origins: {origin!r} is not an origin like https://app.example"
+                )
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            # Starlette would echo any Origin back with credentials allowed: every site
+            # could then act with the visitor's cookies.
+            raise ConfigError('[server] cors_origins "*" cannot go with cors_allow_credentials')
+        if self.cors_max_age_seconds < 0:
+            raise ConfigError("[server] cors_max_age_seconds must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -35,7 +37,30 @@ def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> Starlett
         *cluster_routes(services),
         *services.plugins.collect("brokergraph_routes", services=services),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=_cors(services))
     app.state.services = services
     app.state.schema = schema
     return app
+
+
+def _cors(services: GatewayServices) -> list[Middleware]:
+    """CORS for ``[server] cors_origins`` (no middleware without origins: same-origin only).
+
+    Requests carry bearer tokens in a header, so credentials (cookies) stay off unless
+    configured; a preflight answers for any header the browser asks for, and its
+    answer is cached for ``cors_max_age_seconds``.
+    """
+    server = services.settings.server
+    if not server.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(server.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            allow_credentials=server.cors_allow_credentials,
+            expose_headers=["Retry-After"],
+            max_age=server.cors_max_age_seconds,
+        )
+    ]
