@@ -187,6 +187,8 @@ class ProvisioningStep:
     succeeded: bool
     reference: str | None = None
     message: str | None = None
+    #: A failed step's error code (``RATE_LIMITED``…), when an error stopped it.
+    code: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -378,3 +378,44 @@ async def test_dxtrade_keeps_the_email_as_seed_004_says(world: World) -> None:
     (error,) = refused["errors"]
     assert (error["code"], error["field"]) == ("INVALID_INPUT", ["email"])
     assert len(world.dxtrade.state.clients) == users
+
+
+# --------------------------------------------------------------------------- item 9a
+
+CREATE_WITH_STEPS = """
+mutation($input: CreateTraderInput!) {
+  createTrader(input: $input) {
+    steps { name succeeded code message }
+    resumeToken
+    errors { __typename code message }
+  }
+}"""
+
+
+async def test_a_stopped_create_trader_step_carries_the_real_code(world: World) -> None:
+    sandbox = world.ctrader
+    created = sandbox.calls["POST /v2/webserv/traders"]
+
+    async def refuse_the_link() -> None:
+        # Latency holds every request, so the knob is set before link-user arrives.
+        while sandbox.calls["POST /v2/webserv/traders"] == created:  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
+        sandbox.fail_next(1, 429)
+
+    sandbox.latency_seconds = 0.2
+    watcher = asyncio.get_running_loop().create_task(refuse_the_link())
+    try:
+        email = f"stopped-{uuid.uuid4().hex[:8]}@example.com"
+        payload = (await world.gw.data(CREATE_WITH_STEPS, ctrader_trader(email)))["createTrader"]
+    finally:
+        sandbox.latency_seconds = 0.0
+        watcher.cancel()
+    assert [(s["name"], s["succeeded"], s["code"]) for s in payload["steps"]] == [
+        ("create-user", True, None),
+        ("create-trader", True, None),
+        ("link-user", False, "RATE_LIMITED"),
+    ]
+    (error,) = payload["errors"]
+    assert (error["__typename"], error["code"]) == ("RateLimitedError", "RATE_LIMITED")
+    assert "link-user" in error["message"]
+    assert payload["resumeToken"], "what was made is linked and the flow resumable"

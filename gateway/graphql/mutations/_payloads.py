@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from gateway.graphql.errors import UserError
+from gateway.graphql.errors import ErrorCode, UserError
 from gateway.graphql.types import (
     Account,
     BalanceOperation,
@@ -66,6 +66,9 @@ class ProvisioningStep:
     succeeded: bool
     reference: str | None
     message: str | None
+    code: ErrorCode | None = strawberry.field(
+        default=None, description="The error code that stopped a failed step, when known."
+    )
 
 
 @strawberry.type

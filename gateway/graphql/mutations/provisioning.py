@@ -41,11 +41,12 @@ from gateway.errors import (
     InvalidInput,
     NotFound,
     UpstreamError,
+    error_class_for,
     may_have_applied,
 )
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext
-from gateway.graphql.errors import UserError, to_user_error
+from gateway.graphql.errors import ErrorCode, UserError, to_user_error
 from gateway.graphql.loaders import cache_key
 from gateway.graphql.mutations._inputs import (
     CreateTraderInput,
@@ -465,6 +466,11 @@ async def _link_result(ctx: RequestContext, partner_code: str, result: Provision
         ) from None
 
 
+def _step_code(code: str | None) -> ErrorCode | None:
+    """A step's code as the schema's enum (a code the core does not know: none)."""
+    return ErrorCode[code] if code is not None and code in ErrorCode.__members__ else None
+
+
 def _provisioning_payload(ctx: RequestContext, result: ProvisioningResult) -> ProvisioningPayload:
     errors: list[UserError] = []
     if not result.complete:
@@ -472,9 +478,11 @@ def _provisioning_payload(ctx: RequestContext, result: ProvisioningResult) -> Pr
         where = f"at step {failed.name!r}" if failed else "midway"
         detail = f": {failed.message}" if failed and failed.message else ""
         then = "; send resumeToken to continue" if result.resume_token else ""
+        # The step's own code (RATE_LIMITED…), so a client need not parse the message.
+        error_class = error_class_for(failed.code) if failed and failed.code else UpstreamError
         errors.append(
             to_user_error(
-                UpstreamError(f"the flow stopped {where}{detail}; what was created is linked{then}")
+                error_class(f"the flow stopped {where}{detail}; what was created is linked{then}")
             )
         )
     return ProvisioningPayload(
@@ -483,7 +491,11 @@ def _provisioning_payload(ctx: RequestContext, result: ProvisioningResult) -> Pr
         accounts=[account_type(ctx, a) for a in result.accounts],
         steps=[
             ProvisioningStep(
-                name=s.name, succeeded=s.succeeded, reference=s.reference, message=s.message
+                name=s.name,
+                succeeded=s.succeeded,
+                reference=s.reference,
+                message=s.message,
+                code=_step_code(s.code),
             )
             for s in result.steps
         ],

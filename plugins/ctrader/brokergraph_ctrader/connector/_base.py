@@ -52,7 +52,9 @@ def _step(name: str, reference: Any = None, message: str | None = None) -> Provi
 
 
 def _failed(name: str, error: BrokerGraphError) -> ProvisioningStep:
-    return ProvisioningStep(name=name, succeeded=False, message=f"{error.code}: {error.message}")
+    return ProvisioningStep(
+        name=name, succeeded=False, message=f"{error.code}: {error.message}", code=error.code
+    )
 
 
 class CTraderBase(Connector):

@@ -460,6 +460,7 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
             succeeded=False,
             reference=tid,
             message=f"DXtrade refused the deactivation: {error_text(error)}; nothing was changed",
+            code=error.code,
         )
         return ProvisioningResult(steps=[refused], trader=trader_model(before))
 
@@ -503,6 +504,7 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
                 succeeded=False,
                 reference=feed_id,
                 message=f"could not read the subscriptions back: {error_text(error)}",
+                code=error.code,
             )
         active = [s.name for s in subscriptions if s.active]
         return ProvisioningStep(
