@@ -186,7 +186,8 @@ def _sandbox_ca_line(sandboxes: list[Sandbox]) -> list[str]:
 
 def _schema(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    sdl = build_schema(_plugins_for(settings), settings.limits).as_str() + "\n"
+    schema = build_schema(_plugins_for(settings), settings.limits)
+    sdl = (schema.subgraph_sdl() if args.subgraph else schema.as_str()) + "\n"
     if args.check:
         path = Path(args.check)
         current = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -214,6 +215,12 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--check", metavar="FILE", help="exit 1 and show a diff when FILE differs")
 
+    parser.add_argument(
+        "--subgraph",
+        action="store_true",
+        help="the federation subgraph SDL (_service.sdl, e.g. schema/subgraph.graphql) "
+        "instead of the public one",
+    )
 
 # --------------------------------------------------------------------------- plugins
 

@@ -9,6 +9,7 @@ two contributions both define is a contract error, never a silent override.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, cast
@@ -22,6 +23,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.federation.schema import FederationAny
+from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 from strawberry.types.base import has_object_definition
@@ -36,6 +38,7 @@ from gateway.graphql.errors import ERROR_TYPES, CodeRefusals, MaskUnexpectedErro
 from gateway.graphql.exposure import HideSchema
 from gateway.graphql.limits import alias_limit_rule, depth_limit_rule, repeated_fields_rule
 from gateway.graphql.scalars import SCALAR_MAP
+from gateway.graphql.sdl import FederationService, public_sdl, subgraph_sdl
 from gateway.graphql.types import CORE_TYPES, Account
 from gateway.plugins import PluginContractError, Plugins
 
@@ -50,6 +53,24 @@ class BrokerGraphSchema(strawberry.federation.Schema):
     """The federation subgraph schema, remembering which type serves each platform."""
 
     account_types: Mapping[str, type] = {}
+
+    @functools.cached_property
+    def _subgraph_sdl(self) -> str:
+        return subgraph_sdl(print_schema(self))
+
+    def subgraph_sdl(self) -> str:
+        """What ``_service { sdl }`` answers: no federation internals (schema/subgraph.graphql)."""
+        return self._subgraph_sdl
+
+    @functools.cached_property
+    def _public_sdl(self) -> str:
+        return public_sdl(self._subgraph_sdl)
+
+    def as_str(self) -> str:
+        """The SDL without federation, which any ``buildSchema`` reads (schema/schema.graphql)."""
+        return self._public_sdl
+
+    __str__ = as_str
 
     def entities_resolver(
         self, info: Info, representations: list[FederationAny]
@@ -161,7 +182,7 @@ def build_schema(
     for platform, cls in account_types.items():
         if not (isinstance(cls, type) and issubclass(cls, Account)):
             raise PluginContractError(f"account type for {platform!r} must subclass Account")
-    query = _merge("Query", plugins.collect("brokergraph_query_fields"))
+    query = _merge("Query", [*plugins.collect("brokergraph_query_fields"), FederationService])
     mutation = _merge("Mutation", plugins.collect("brokergraph_mutation_fields"))
     subscription = _merge("Subscription", plugins.collect("brokergraph_subscription_fields"))
     types: list[Any] = [
