@@ -530,6 +530,10 @@ def test_the_containerfile_keeps_state_in_a_volume_and_installs_by_hash() -> Non
             assert "--require-hashes" in install, install
         else:  # our own wheels, built in the image: nothing else may come in
             assert "--no-deps" in install and "--no-index" in install, install
+    # A moved folder fails the build at its COPY: every source must exist here.
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", containerfile, re.MULTILINE):
+        for path in source.split():
+            assert (REPO / path).exists(), f"Containerfile copies {path}, which does not exist"
     assert "--no-build-isolation" in containerfile  # builds use the locked tools
     assert "--require-hashes -r requirements/build.lock" in containerfile
     assert "--require-hashes --only-binary=:all: -r /tmp/image.lock" in containerfile
@@ -546,6 +550,16 @@ def test_the_locks_pin_every_dependency_with_hashes(name: str) -> None:
         return
     assert not any(p.startswith("brokergraph") for p in locked)  # built in the image
     pyprojects = [REPO / "pyproject.toml", *sorted(REPO.glob("plugins/*/pyproject.toml"))]
+    declared = {
+        canonicalize_name(Requirement(line).name)
+        for pyproject in pyprojects
+        for line in tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    }
+    for package, entry in locked.items():
+        wanted_by = set(re.findall(r"^\s+#\s+(?:via\s+)?([\w.-]+)\s*$", entry, re.MULTILINE))
+        if any(name.startswith("brokergraph") for name in wanted_by):
+            # A dependency dropped from a pyproject must leave the image too.
+            assert package in declared, f"{package} is no longer declared: run scripts/lock-image"
     for pyproject in pyprojects:
         for line in tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]:
             requirement = Requirement(line)
