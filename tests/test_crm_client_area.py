@@ -419,3 +419,29 @@ async def test_a_stopped_create_trader_step_carries_the_real_code(world: World) 
     assert (error["__typename"], error["code"]) == ("RateLimitedError", "RATE_LIMITED")
     assert "link-user" in error["message"]
     assert payload["resumeToken"], "what was made is linked and the flow resumable"
+
+
+# --------------------------------------------------------------------------- item 9c, 9d
+
+MONEY_FIELDS = ("balance", "equity", "credit", "margin", "freeMargin")
+_MONEY_SELECTION = " ".join(f"{f} {{ amount currency }}" for f in MONEY_FIELDS)
+BALANCES = (
+    '{ businessPartner(code: "DEMO-001") { accounts { platform externalId currency '
+    + _MONEY_SELECTION
+    + " } } }"
+)
+
+
+async def test_money_has_the_currencys_minor_units_on_every_platform(world: World) -> None:
+    await world.forget_cache()
+    accounts = (await world.gw.data(BALANCES))["businessPartner"]["accounts"]
+    by_platform: dict[str, list[str]] = {}
+    for account in accounts:
+        for money in (account[f] for f in MONEY_FIELDS if account[f] is not None):
+            assert money["currency"] == account["currency"]
+            by_platform.setdefault(account["platform"], []).append(money["amount"])
+    assert {"ctrader", "dxtrade"} <= set(by_platform), by_platform
+    for platform, amounts in by_platform.items():
+        for amount in amounts:
+            # USD, EUR, RUB…: two decimals ("25000.00", not DXtrade's "25000.0").
+            assert re.fullmatch(r"-?\d+\.\d{2}", amount), (platform, amount)

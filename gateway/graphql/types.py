@@ -63,14 +63,18 @@ _MINOR_UNITS = {
 
 
 def money_amount(amount: Decimal, currency: str) -> Decimal:
-    """The one rule for money amounts: the currency's minor units (ISO 4217, two when
-    it is not listed), so 25000 USD is ``25000.00`` whatever the platform sent; never
-    fewer digits than the platform gave (nothing is rounded)."""
-    exponent = -_MINOR_UNITS.get(currency.upper(), 2)
-    as_tuple = amount.as_tuple()
-    if not amount.is_finite() or not isinstance(as_tuple.exponent, int):
+    """The one rule for money amounts: the currency's minor units (ISO 4217, two when it
+    is not listed), whatever the platform sent — USD ``25000``, ``25000.0`` and
+    ``25000.00000`` are all ``25000.00``, JPY ``1500``.  Nothing is rounded: a non-zero
+    digit below the minor unit (``0.005`` USD) is kept."""
+    if not amount.is_finite():
         return amount
-    return amount if as_tuple.exponent < exponent else amount.quantize(Decimal(1).scaleb(exponent))
+    exponent = -_MINOR_UNITS.get(currency.upper(), 2)
+    significant = amount.normalize()
+    digits = significant.as_tuple().exponent
+    if isinstance(digits, int) and digits < exponent:
+        return significant
+    return significant.quantize(Decimal(1).scaleb(exponent))
 
 
 def money_text(amount: Decimal, currency: str) -> str:
@@ -78,18 +82,21 @@ def money_text(amount: Decimal, currency: str) -> str:
     return f"{money_amount(amount, currency):f} {currency}"
 
 
-@strawberry.type(description="An exact amount of money.")
+@strawberry.type(
+    description="An exact amount of money, in the currency's minor units (ISO 4217: "
+    '"25000.00" USD, "1500" JPY); a digit below them is kept, never rounded.'
+)
 class Money:
     amount: Decimal
     currency: str
 
     @staticmethod
     def of(value: models.Money | None) -> Money | None:
-        return None if value is None else Money(amount=value.amount, currency=value.currency)
+        return None if value is None else Money.required(value)
 
     @staticmethod
     def required(value: models.Money) -> Money:
-        return Money(amount=value.amount, currency=value.currency)
+        return Money(amount=money_amount(value.amount, value.currency), currency=value.currency)
 
 
 @strawberry.interface(description="An object with a global, opaque id (Relay).")
