@@ -29,6 +29,7 @@ from gateway.cli_commands import CliCommand
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.graphql import build_schema
 from gateway.logging_redaction import install_redaction
+from gateway.new_connector import COMMAND as NEW_CONNECTOR
 from gateway.plugins import Plugins, load_plugins
 from gateway.runner import running_gateway
 from gateway.sandboxes import Sandbox, seed_demo
@@ -214,13 +215,13 @@ def _configure_schema(parser: argparse.ArgumentParser) -> None:
         "--output", metavar="FILE", help=f"write the SDL to FILE (e.g. {DEFAULT_SCHEMA_FILE})"
     )
     group.add_argument("--check", metavar="FILE", help="exit 1 and show a diff when FILE differs")
-
     parser.add_argument(
         "--subgraph",
         action="store_true",
         help="the federation subgraph SDL (_service.sdl, e.g. schema/subgraph.graphql) "
         "instead of the public one",
     )
+
 
 # --------------------------------------------------------------------------- plugins
 
@@ -424,6 +425,7 @@ CORE_COMMANDS: tuple[CliCommand, ...] = (
         help="list plugins (and why any failed), connectors and their capabilities",
         run=_plugins,
     ),
+    NEW_CONNECTOR,
 )
 
 
