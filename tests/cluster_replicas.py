@@ -82,12 +82,16 @@ def toml_config(sections: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def resting_buy(account_id: str, price: str = "1000.25") -> dict[str, Any]:
-    """``placeOrder``'s input for a QST LIMIT BUY far below the market: it rests."""
+def resting_buy(account_id: str, price: str = "1000.25", symbol: str = "ESZ26") -> dict[str, Any]:
+    """``placeOrder``'s input for a QST LIMIT BUY far below the market: it rests.
+
+    A resting order holds its initial margin (QST checks buying power), so a test
+    placing many uses a contract of small margin (ZCZ26) to stay within the account.
+    """
     return {
         "input": {
             "accountId": account_id,
-            "symbol": "ESZ26",
+            "symbol": symbol,
             "side": "BUY",
             "type": "LIMIT",
             "quantity": "1",

@@ -73,7 +73,7 @@ class Traffic:
         data = await self._post(
             replica,
             PLACE,
-            resting_buy(encode_id("Account", PLATFORMS["qst"], "297999"), price),
+            resting_buy(encode_id("Account", PLATFORMS["qst"], "297999"), price, "ZCZ26"),
         )
         payload = (data or {}).get("placeOrder") or {"errors": [{"code": "NO_PAYLOAD"}]}
         for error in payload["errors"]:
@@ -91,7 +91,7 @@ class Traffic:
             call
             for i in range(rounds)
             for replica in members
-            for call in (self.place(replica, f"{4000 + i}.25"), self.read_qort(replica))
+            for call in (self.place(replica, f"{300 + i}.25"), self.read_qort(replica))
         ]
         return list(await asyncio.gather(*calls))
 
@@ -114,7 +114,7 @@ async def _held_elsewhere(dsn: str, name: str, not_at: str, seconds: float) -> H
 async def _first_order(traffic: Traffic, replica: Replica, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if await traffic.place(replica, "3999.25"):
+        if await traffic.place(replica, "299.25"):
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"no order went through {replica.name} within {seconds} s")
