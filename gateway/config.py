@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from gateway.auth import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS
+from gateway.auth import HMAC_ALGORITHMS, PUBLIC_KEY_ALGORITHMS, check_jwks_url
 from gateway.contract._settings import Secret
 
 __all__ = [
@@ -88,7 +88,7 @@ class AuthSettings:
     """How callers authenticate; combinations are checked here, key files when serving.
 
     Each token algorithm needs its own key material: HS* the shared
-    ``jwt_secret``, RS*/ES* a ``jwt_public_key_file`` or a ``jwks_file``.  A
+    ``jwt_secret``, RS*/ES* a ``jwt_public_key_file``, a ``jwks_file`` or a ``jwks_url``.  A
     configuration that lists an algorithm without its keys, or keys without an
     algorithm for them, is refused rather than left half-working.
     """
@@ -97,6 +97,12 @@ class AuthSettings:
     algorithms: tuple[str, ...] = ("HS256",)
     jwt_public_key_file: str | None = None
     jwks_file: str | None = None
+    #: An identity provider's JWKS (https://; http:// to a loopback host only), fetched
+    #: at start, again when older than ``jwks_cache_seconds``, and when a token names an
+    #: unknown ``kid`` (a rotation) — at most once per ``jwks_refetch_seconds``.
+    jwks_url: str | None = None
+    jwks_cache_seconds: float = 300.0
+    jwks_refetch_seconds: float = 30.0
     issuer: str = "brokergraph"
     audience: str = "brokergraph"
     api_keys: bool = True
@@ -128,13 +134,21 @@ def _check_auth(auth: AuthSettings) -> None:
         raise ConfigError("[auth] issuer and audience must not be empty")
     if auth.jwt_secret is not None and not auth.jwt_secret:
         raise ConfigError("[auth] jwt_secret must not be empty")
-    for name in ("jwt_public_key_file", "jwks_file"):
+    key_sources = ("jwt_public_key_file", "jwks_file", "jwks_url")
+    for name in key_sources:
         if getattr(auth, name) == "":
             raise ConfigError(f"[auth] {name} must not be empty")
-    if auth.jwt_public_key_file is not None and auth.jwks_file is not None:
-        raise ConfigError("[auth] set jwt_public_key_file or jwks_file, not both")
-    key_file = "jwt_public_key_file" if auth.jwt_public_key_file is not None else None
-    key_file = "jwks_file" if auth.jwks_file is not None else key_file
+    configured = [name for name in key_sources if getattr(auth, name) is not None]
+    if len(configured) > 1:
+        raise ConfigError(f"[auth] set one key source, not both {' and '.join(configured)}")
+    key_file = configured[0] if configured else None
+    if auth.jwks_url is not None:
+        try:
+            check_jwks_url(auth.jwks_url)
+        except ValueError as error:
+            raise ConfigError(f"[auth] {error}") from None
+    if auth.jwks_cache_seconds <= 0 or auth.jwks_refetch_seconds <= 0:
+        raise ConfigError("[auth] jwks_cache_seconds and jwks_refetch_seconds must be positive")
     public, hmac = auth.public_key_algorithms, auth.hmac_algorithms
     if key_file is not None and not public:
         raise ConfigError(
@@ -144,7 +158,7 @@ def _check_auth(auth: AuthSettings) -> None:
     if public and key_file is None:
         raise ConfigError(
             f"[auth] algorithms lists {', '.join(public)} but neither jwt_public_key_file "
-            "nor jwks_file is set"
+            "nor jwks_file nor jwks_url is set"
         )
     if auth.jwt_secret is not None and not hmac:
         raise ConfigError(

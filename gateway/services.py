@@ -6,6 +6,7 @@ the HTTP app, the schema's context and plugin routes all receive this object.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from gateway.auth import (
     PublicKeyJwtAuthenticator,
     PublicKeys,
     PublicKeySettings,
+    RemoteJwks,
     TokenVerifier,
 )
 from gateway.cache import Cache, SharedReads, create_cache
@@ -94,12 +96,21 @@ def jwt_verifiers(auth: AuthSettings) -> list[TokenVerifier]:
                 )
             )
         if auth.public_key_algorithms:
-            if auth.jwks_file is not None:
+            keys: PublicKeys | RemoteJwks
+            if auth.jwks_url is not None:
+                keys = RemoteJwks(
+                    auth.jwks_url,
+                    cache_seconds=auth.jwks_cache_seconds,
+                    refetch_seconds=auth.jwks_refetch_seconds,
+                )
+            elif auth.jwks_file is not None:
                 keys = PublicKeys.from_jwks_file(auth.jwks_file)
             elif auth.jwt_public_key_file is not None:
                 keys = PublicKeys.from_pem_file(auth.jwt_public_key_file)
             else:  # AuthSettings refuses this; kept so a bypass cannot accept every key
-                raise ValueError("public-key algorithms need jwt_public_key_file or jwks_file")
+                raise ValueError(
+                    "public-key algorithms need jwt_public_key_file, jwks_file or jwks_url"
+                )
             verifiers.append(
                 PublicKeyJwtAuthenticator(
                     PublicKeySettings(
@@ -118,7 +129,7 @@ def jwt_verifiers(auth: AuthSettings) -> list[TokenVerifier]:
 
 def _nobody_can_authenticate(why: str) -> ConfigError:
     return ConfigError(
-        "auth.jwt_secret is not set (nor auth.jwt_public_key_file or auth.jwks_file) and "
+        "auth.jwt_secret is not set (nor auth.jwt_public_key_file, jwks_file or jwks_url) and "
         f"{why}, so no caller could authenticate: set [auth] jwt_secret in the configuration "
         "file or BROKERGRAPH_AUTH__JWT_SECRET (at least 32 bytes), configure public keys, "
         "or create an API key with `brokergraph api-key create`"
@@ -147,7 +158,8 @@ class GatewayServices:
     @classmethod
     async def open(cls, settings: Settings, plugins: Plugins) -> GatewayServices:
         """Open the store, cache and event bus, then instantiate and start the connectors."""
-        verifiers = jwt_verifiers(settings.auth)  # key files read before anything opens
+        # Key files (or a JWKS URL) read before anything opens; in a thread, as a fetch blocks.
+        verifiers = await asyncio.to_thread(jwt_verifiers, settings.auth)
         if not verifiers and not settings.auth.api_keys:
             raise _nobody_can_authenticate("auth.api_keys is false")
         policies = resilience_policies(settings)  # validated before anything opens

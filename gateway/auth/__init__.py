@@ -3,7 +3,7 @@
 Every request is turned into a :class:`Viewer` by an :class:`Authenticator`: a
 running gateway uses an :class:`AuthenticatorChain` that sends ``Bearer`` JWTs
 to :class:`JwtAuthenticator` (HS*, a shared secret) or
-:class:`PublicKeyJwtAuthenticator` (RS*/ES*, a PEM key or a JWKS) by the token's
+:class:`PublicKeyJwtAuthenticator` (RS*/ES*, a PEM key, a JWKS file or URL) by the token's
 algorithm, and ``ApiKey`` credentials to :class:`ApiKeyAuthenticator` (keys
 stored hashed).  Resolvers then ask the viewer, with pure and cheap methods,
 what it may see (:meth:`Viewer.can_see_partner`), what it may do
@@ -32,6 +32,9 @@ from gateway.auth._public_keys import (
     PublicKeyJwtAuthenticator,
     PublicKeys,
     PublicKeySettings,
+    RemoteJwks,
+    UnknownKeyId,
+    check_jwks_url,
 )
 from gateway.auth._viewer import Role, Viewer
 
@@ -50,10 +53,13 @@ __all__ = [
     "PublicKeyJwtAuthenticator",
     "PublicKeySettings",
     "PublicKeys",
+    "RemoteJwks",
     "Role",
     "TokenVerifier",
+    "UnknownKeyId",
     "Viewer",
     "api_key_id",
     "bearer_expiry",
+    "check_jwks_url",
     "create_api_key",
 ]

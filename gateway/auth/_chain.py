@@ -28,6 +28,7 @@ from gateway.auth._api_keys import ApiKeyAuthenticator
 from gateway.auth._decode import check_token_shape, refuse, unverified_header
 from gateway.auth._header import split_authorization_header
 from gateway.auth._jwt import JwtAuthenticator
+from gateway.auth._public_keys import UnknownKeyId
 from gateway.auth._viewer import Role, Viewer
 from gateway.errors import Unauthenticated
 
@@ -112,6 +113,12 @@ class AuthenticatorChain:
         """The viewer of a ``Bearer <jwt>`` or ``ApiKey <key>`` header."""
         scheme, credentials = split_authorization_header(value)
         if scheme == "bearer" and self._verifiers:
+            try:
+                return self.viewer_from_token(credentials)
+            except UnknownKeyId as unknown:
+                # Keys fetched by URL may have rotated: refresh (bounded), then once more.
+                if unknown.refresh is None or not await unknown.refresh():
+                    raise
             return self.viewer_from_token(credentials)
         if scheme == "apikey" and self._api_keys is not None:
             return await self._api_keys.viewer_from_key(credentials)

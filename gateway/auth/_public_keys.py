@@ -1,28 +1,43 @@
-"""RS*/ES* JSON Web Tokens, verified with configured public keys: a PEM file or a JWKS file.
+"""RS*/ES* JSON Web Tokens, verified with configured public keys: a PEM file, a JWKS
+file, or a JWKS fetched from an identity provider's URL.
 
 Only asymmetric algorithms are accepted here, and each key verifies only the
 algorithms its own type allows, so a token that says ``HS256`` can never be
 checked with a public key used as an HMAC secret (algorithm confusion).  Key
 files are read once, at start-up: rotating keys means restarting, which also
-means a key removed from the file is refused at once.
+means a key removed from the file is refused at once.  A JWKS URL
+(:class:`RemoteJwks`) is fetched at start-up and again when its copy is older than
+its cache lifetime, or when a token names a ``kid`` it does not hold (a rotation) —
+at most once per refetch interval, however many such tokens arrive.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from gateway.auth._decode import check_token_shape, refuse, unverified_header, verified_viewer
+from gateway.auth._decode import (
+    REFUSED,
+    check_token_shape,
+    refuse,
+    unverified_header,
+    verified_viewer,
+)
 from gateway.auth._header import split_authorization_header
 from gateway.auth._viewer import Viewer
 from gateway.errors import Unauthenticated
@@ -33,6 +48,9 @@ __all__ = [
     "PublicKeyJwtAuthenticator",
     "PublicKeySettings",
     "PublicKeys",
+    "RemoteJwks",
+    "UnknownKeyId",
+    "check_jwks_url",
 ]
 
 logger = logging.getLogger("gateway.auth")
@@ -50,6 +68,8 @@ _MAX_FILE_BYTES: Final = 1_000_000
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 AnyPublicKey = RSAPublicKey | EllipticCurvePublicKey
+#: One JWKS fetch waits at most this long (start-up included).
+_JWKS_TIMEOUT_SECONDS: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +223,176 @@ def _jwk_key(jwk: Mapping[str, Any], kid: str, where: str) -> PublicKey | None:
     return _public_key(kid, key, alg, f"{where}: key {kid!r}")
 
 
+def check_jwks_url(url: str) -> str:
+    """``url`` if keys may be fetched from it: ``https://``, or ``http://`` to a loopback
+    host only (an identity provider's sidecar or a test), never plain HTTP across a
+    network, where anyone on the path could swap the keys."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme == "https" and host:
+        return url
+    if scheme == "http" and host and _is_loopback(host):
+        return url
+    raise ValueError(
+        f"jwks_url {url!r} must be an https:// URL (plain http:// only to a loopback host)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class UnknownKeyId(Unauthenticated):
+    """A token names a ``kid`` the keys do not hold; the caller sees only :data:`REFUSED`.
+
+    ``refresh``, when set, fetches the keys again (bounded by the key source) and
+    answers whether the ``kid`` is known now, so the token can be checked once more.
+    """
+
+    def __init__(self, refresh: Callable[[], Awaitable[bool]] | None = None) -> None:
+        super().__init__(REFUSED)
+        self.refresh = refresh
+
+
+class RemoteJwks:
+    """The JWK Set an identity provider publishes at ``url``, kept current.
+
+    Fetched once when built (a failure then is a configuration error), again in the
+    background when the copy is older than ``cache_seconds``, and on demand by
+    :meth:`refresh_for` when a token names an unknown ``kid`` — but never more often
+    than once per ``refetch_seconds``, so a flood of tokens with invented ``kid``
+    values costs the provider one request per interval.  A failed refresh keeps the
+    keys held (and is logged); a key the provider withdrew is refused once a fetch
+    no longer lists it.
+    """
+
+    __slots__ = (
+        "_attempted_at",
+        "_background",
+        "_cache_seconds",
+        "_clock",
+        "_fetched_at",
+        "_keys",
+        "_lock",
+        "_refetch_seconds",
+        "_verify",
+        "fetches",
+        "url",
+    )
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_seconds: float = 300.0,
+        refetch_seconds: float = 30.0,
+        verify: Any = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if cache_seconds <= 0 or refetch_seconds <= 0:
+            raise ValueError("jwks_cache_seconds and jwks_refetch_seconds must be positive")
+        self.url = check_jwks_url(url)
+        self._cache_seconds = cache_seconds
+        self._refetch_seconds = refetch_seconds
+        #: httpx's ``verify``: True (the system's CAs) or an ``ssl.SSLContext``.
+        self._verify = verify
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
+        #: Fetches attempted, for tests and metrics.
+        self.fetches = 0
+        self._attempted_at = clock()
+        self._keys = self._fetch()
+        self._fetched_at = self._attempted_at
+
+    @property
+    def source(self) -> str:
+        return f"JWKS at {self.url}"
+
+    def _fetch(self) -> PublicKeys:
+        """One GET of the JWKS; ``ValueError`` naming the URL when it yields no keys."""
+        self.fetches += 1
+        self._attempted_at = self._clock()
+        where = self.source
+        try:
+            with (
+                httpx.Client(verify=self._verify, timeout=_JWKS_TIMEOUT_SECONDS) as client,
+                client.stream("GET", self.url, headers={"Accept": "application/json"}) as answer,
+            ):
+                if answer.status_code != 200:
+                    raise ValueError(f"{where} answered HTTP {answer.status_code}")
+                body = bytearray()
+                for chunk in answer.iter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_FILE_BYTES:
+                        raise ValueError(f"{where} is too large to be a key set")
+        except httpx.HTTPError as error:
+            raise ValueError(f"{where} cannot be fetched ({type(error).__name__})") from None
+        try:
+            jwks = json.loads(bytes(body))
+        except json.JSONDecodeError:
+            raise ValueError(f"{where} is not valid JSON") from None
+        return PublicKeys.from_jwks(jwks, where=where)
+
+    async def _refetch(self) -> None:
+        """Fetch in a worker thread; keep the keys held when it fails."""
+        try:
+            keys = await asyncio.to_thread(self._fetch)
+        except ValueError as error:
+            logger.warning("%s; keeping the %d keys held", error, len(self._keys))
+            return
+        self._keys = keys
+        self._fetched_at = self._clock()
+
+    def _may_fetch(self) -> bool:
+        return self._clock() - self._attempted_at >= self._refetch_seconds
+
+    async def refresh_for(self, kid: object) -> bool:
+        """Fetch again for an unknown ``kid`` (if the interval allows); is it known now?"""
+        async with self._lock:
+            # Another request's fetch may have brought it while this one waited.
+            if self._keys.select(kid) is None and self._may_fetch():
+                await self._refetch()
+        return self._keys.select(kid) is not None
+
+    def _refresh_in_background(self) -> None:
+        if self._clock() - self._fetched_at < self._cache_seconds or not self._may_fetch():
+            return
+        if self._background is not None and not self._background.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a synchronous caller): the next request on one refreshes
+        self._background = loop.create_task(self._refresh_stale())
+
+    async def _refresh_stale(self) -> None:
+        async with self._lock:
+            if self._may_fetch():
+                await self._refetch()
+
+    def select(self, kid: object) -> PublicKey | None:
+        """The key for ``kid`` from the copy held; an old copy is refreshed meanwhile."""
+        self._refresh_in_background()
+        return self._keys.select(kid)
+
+    def __iter__(self) -> Iterator[PublicKey]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 @dataclass(frozen=True, slots=True)
 class PublicKeySettings:
     """How RS*/ES* tokens are checked.  ``algorithms`` never holds HS* or ``none``."""
 
-    keys: PublicKeys
+    keys: PublicKeys | RemoteJwks
     issuer: str = "brokergraph"
     audience: str = "brokergraph"
     leeway_seconds: int = 30
@@ -258,9 +443,15 @@ class PublicKeyJwtAuthenticator:
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in settings.algorithms:
             refuse("algorithm not allowed")
-        key = settings.keys.select(header.get("kid"))
+        kid = header.get("kid")
+        keys = settings.keys
+        key = keys.select(kid)
         if key is None:
-            refuse("unknown kid")
+            logger.debug("token refused: unknown kid")
+            if isinstance(keys, RemoteJwks):
+                # The provider may have rotated: the caller may refresh and try once more.
+                raise UnknownKeyId(lambda: keys.refresh_for(kid))
+            raise UnknownKeyId()
         if algorithm not in key.algorithms:
             refuse("algorithm does not match the key")
         # One algorithm, the one this key allows: PyJWT cannot fall back to another.
@@ -278,4 +469,9 @@ class PublicKeyJwtAuthenticator:
         scheme, credentials = split_authorization_header(value)
         if scheme != "bearer":
             raise Unauthenticated("malformed Authorization header")
+        try:
+            return self.viewer_from_token(credentials)
+        except UnknownKeyId as unknown:
+            if unknown.refresh is None or not await unknown.refresh():
+                raise
         return self.viewer_from_token(credentials)
