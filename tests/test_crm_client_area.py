@@ -197,6 +197,26 @@ async def test_a_second_account_of_a_ctrader_user_shows_at_once(world: World) ->
     assert logins(later["trader"]["accounts"]) == sorted([one, two])
 
 
+OPEN_ACCOUNT = """
+mutation($input: OpenAccountInput!) {
+  openAccount(input: $input) { account { externalId } errors { code message } }
+}"""
+
+
+async def test_an_account_opened_for_a_trader_shows_at_once(world: World) -> None:
+    email = f"open-{uuid.uuid4().hex[:8]}@example.com"
+    first = (await world.gw.data(CREATE_TRADER, ctrader_trader(email)))["createTrader"]
+    (one,) = logins(first["trader"]["accounts"])  # read now: cached for 60 s
+    trader_id = encode_id("Trader", "ctrader", first["trader"]["externalId"])
+    opened = await world.gw.data(
+        OPEN_ACCOUNT, {"input": {"traderId": trader_id, "currency": "USD"}}
+    )
+    assert opened["openAccount"]["errors"] == []
+    two = opened["openAccount"]["account"]["externalId"]
+    later = await world.gw.data(TRADER_ACCOUNTS, {"id": trader_id})
+    assert logins(later["trader"]["accounts"]) == sorted([one, two])
+
+
 async def test_each_mutation_of_a_request_reads_its_own_fresh_state(world: World) -> None:
     email = f"twice-{uuid.uuid4().hex[:8]}@example.com"
     data = await world.gw.data(TWO_CREATE_TRADERS, ctrader_trader(email))
