@@ -136,21 +136,22 @@ class TestGateway:
 
 @contextlib.asynccontextmanager
 async def open_test_gateway(
-    plugin: object,
+    plugin: object | Sequence[object],
     sandboxes: Sequence[Sandbox],
     store_dir: Path,
     *,
     connector_settings: Mapping[str, Mapping[str, Any]] | None = None,
     **sections: Mapping[str, Any],
 ) -> AsyncIterator[TestGateway]:
-    """Serve ``plugin`` against started ``sandboxes`` until the block exits.
+    """Serve ``plugin`` (or a list of plugins) against started ``sandboxes`` until the block exits.
 
     ``connector_settings`` adds keys to a sandbox's connector section (by name);
     ``sections`` are further settings sections (``resilience={...}``, ``limits={...}``).
     The background upstream check runs once at start and then only hourly (unless a
     ``cluster`` section says otherwise), so tests can count the calls they cause.
     """
-    plugins = load_plugins(entry_points=False, extra=[plugin], strict=True)
+    extra_plugins = list(plugin) if isinstance(plugin, Sequence) else [plugin]
+    plugins = load_plugins(entry_points=False, extra=extra_plugins, strict=True)
     extra = connector_settings or {}
     settings = load_settings(
         environ={},
