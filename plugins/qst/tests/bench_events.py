@@ -2,16 +2,28 @@
 
 Run from the repository root (``scripts/bench qst`` does)::
 
-    .venv/bin/python plugins/qst/tests/bench_events.py
+    .venv/bin/python plugins/qst/tests/bench_events.py [--profile] [--fanout-only]
 
-Everything runs in this one process and event loop, over real sockets: the QST
-sandbox, the gateway under uvicorn and every WebSocket client.  Prints markdown:
+The QST sandbox and the gateway under uvicorn share this process and event loop; the
+graphql-transport-ws subscribers run in separate client processes (clients in the
+gateway's loop would be timed as gateway work).  Timestamps are ``perf_counter``,
+which is the machine's monotonic clock in every process.  Prints markdown:
 
-1. emit → client latency: from the sandbox about to send an Order notification
-   (its ``on_emit`` hook) to a graphql-transport-ws client of ``orderEvents`` having
-   received the event, p50/p99, with 1, 100 and 1,000 concurrent subscribers.  One
-   upstream session feeds them all; each round places an order (QST sends New Order
-   and Working at once) and, once every subscriber has both, cancels it (Canceled).
+1. emit → client latency of ``orderEvents``, p50/p99, with the gateway's CPU per
+   delivery (process time over the measured rounds / events x subscribers) and its RSS
+   growth, first with every subscription executed on its own (strawberry's handler,
+   as before the fan-out), then with the fan-out:
+
+   * one account, 1 to 10,000 subscribers: each round places an order through the
+     connector (QST sends New Order and Working at once) and, once every subscriber
+     has both, cancels it (Canceled).  From the sandbox about to send the Order
+     notification (its ``on_emit`` hook) to the client having the event;
+   * 5,000 subscribers on 5,000 different accounts, each round one event on every
+     account, appended to the gateway's event log (the road QST's notifications take
+     after decoding): from the append to the client having the event.
+
+   ``--profile`` adds the top functions (own time) of the fan-out's 1,000-subscriber run;
+   ``--fanout-only`` skips the cases without the fan-out.
 2. placement round trip: ``placeOrder`` over HTTP through the gateway (it returns
    once QST answered and sent the order's first notification) against the same
    exchange done directly on the sandbox by a bare protobuf client (PlaceOrderRequest
@@ -24,50 +36,77 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
+import io
 import json
 import logging
+import pstats
+import resource
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import websockets
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
 
 ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import brokergraph_qst.plugin  # noqa: E402
 from brokergraph_qst import wire  # noqa: E402
 from brokergraph_qst.sandbox import QstSandbox, password_hash  # noqa: E402
+from brokergraph_qst.streams import topic_for  # noqa: E402
 
+from gateway import models  # noqa: E402
 from gateway.contract import (  # noqa: E402
     OrderSide,
     OrderType,
     PlaceOrderRequest,
     TimeInForce,
 )
-from gateway.testing import TestGateway  # noqa: E402
+from gateway.http.websocket import GraphQLWebSocket  # noqa: E402
+from gateway.testing import TestGateway, open_test_gateway  # noqa: E402
 from plugins.qst.tests.qst_testkit import (  # noqa: E402
+    FAST_RECOVERY,
     PROTOCOL,
     account_gid,
     connector,
-    qst_gateway_on,
 )
 
-#: subscribers -> rounds (each round: 3 Order notifications to every subscriber)
-EVENT_CASES = {1: 100, 100: 30, 1000: 10}
+#: subscribers on one account -> measured rounds (3 Order notifications each)
+EVENT_CASES = {1: 30, 100: 20, 1000: 10, 10000: 3}
+#: the same without the fan-out: fewer rounds where each takes seconds (10,000 sockets
+#: were not all subscribed within minutes: each one's setup competes with the fan-out)
+BEFORE_CASES = {1: 30, 100: 10, 1000: 4}
+#: subscribers on as many accounts, and rounds of one event on each
+SPREAD_ACCOUNTS = 5000
+SPREAD_ROUNDS = 5
+#: client processes sharing the subscribers of a case with at least this many
+CLIENT_PROCESSES = 2
+MANY = 1000
 PLACEMENTS = 100
-WARMUP = 3
-WAIT = 60.0
+WARMUP = 2
+WAIT = 120.0
+#: for thousands of subscribers to connect and subscribe
+SETUP_WAIT = 900.0
 ACCOUNT = "297999"
 QUERY = (
     "subscription($id: ID!) { orderEvents(accountId: $id) "
-    "{ sequence kind order { externalId status } } }"
+    "{ sequence kind text order { externalId status } } }"
+)
+SPREAD_QUERY = (
+    "subscription($id: ID!) { orderEvents(accountId: $id, afterSequence: 0) "
+    "{ sequence kind text order { externalId status } } }"
 )
 
 
@@ -81,87 +120,361 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
-class Client:
-    """One graphql-transport-ws subscriber that timestamps each order event on arrival."""
+# --------------------------------------------------------------------------- client process
 
-    def __init__(self) -> None:
+
+class Subscriber:
+    """One graphql-transport-ws socket and subscription, timestamping each event."""
+
+    def __init__(self, variables: dict[str, Any]) -> None:
+        self.variables = variables
+        #: event key (the order's external id, else the event's text) -> arrival times
         self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.count = 0
         self.ready = asyncio.Event()
-        self.changed = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
 
-    async def run(self, url: str, token: str) -> None:
-        async with websockets.connect(url, subprotocols=[PROTOCOL], max_queue=None) as socket:
+    async def run(
+        self, url: str, token: str, query: str, snapshot: bool, on_event: Callable[[], None]
+    ) -> None:
+        async with websockets.connect(
+            url, subprotocols=[PROTOCOL], max_queue=None, open_timeout=SETUP_WAIT
+        ) as socket:
             init = {"Authorization": f"Bearer {token}"}
             await socket.send(json.dumps({"type": "connection_init", "payload": init}))
             await socket.recv()
-            payload = {"query": QUERY, "variables": {"id": account_gid(ACCOUNT)}}
+            payload = {"query": query, "variables": self.variables}
             await socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            if not snapshot:  # a resume misses nothing appended meanwhile
+                self.ready.set()
             async for text in socket:
                 received = time.perf_counter()
                 message = json.loads(text)
+                if message["type"] == "ping":  # the server's keep-alive
+                    await socket.send('{"type":"pong"}')
+                    continue
                 if message["type"] != "next":
                     raise RuntimeError(f"subscription failed: {message}")
                 event = message["payload"]["data"]["orderEvents"]
                 if event["kind"] == "ORDER_BOOK_SNAPSHOT":
-                    self.ready.set()
-                elif event["order"] is not None:
-                    self.arrivals[event["order"]["externalId"]].append(received)
-                    self.changed.set()
+                    self.ready.set()  # live from here on
+                    continue
+                key = event["order"]["externalId"] if event["order"] else event["text"]
+                if key is None:
+                    continue  # the connector's own notes (position, account): not timed
+                self.arrivals[key].append(received)
+                self.count += 1
+                on_event()
 
 
-async def all_received(clients: list[Client], emits: dict[str, list[float]], order: str) -> None:
-    async with asyncio.timeout(WAIT):
-        for client in clients:
-            while len(client.arrivals[order]) < len(emits[order]):
-                client.changed.clear()
-                await client.changed.wait()
+async def client_process() -> None:
+    """Serve one share of a case's subscribers; commands on stdin, answers on stdout.
+
+    First line: ``{"url", "token", "query", "snapshot", "variables": [one per
+    subscriber]}`` (``snapshot``: a subscriber is live once it had its snapshot); then
+    ``wait N [KEY]`` (answered ``ok`` once every subscriber has N events, of order KEY if
+    given) and ``dump PATH``
+    (arrival times written as JSON, then exit).
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**26)  # the config line names every subscriber
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    config = json.loads(await reader.readline())
+    subscribers = [Subscriber(v) for v in config["variables"]]
+    target = 0
+    progressed = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    gate = asyncio.Semaphore(100)  # the gateway accepts a burst, not 10,000 handshakes
+
+    async def start(subscriber: Subscriber) -> None:
+        async with gate:
+            tasks.append(
+                asyncio.create_task(
+                    subscriber.run(
+                        config["url"],
+                        config["token"],
+                        config["query"],
+                        config["snapshot"],
+                        progressed.set,
+                    )
+                )
+            )
+            await subscriber.ready.wait()
+
+    async with asyncio.timeout(SETUP_WAIT):
+        await asyncio.gather(*(start(s) for s in subscribers))
+    print("subscribed", flush=True)
+    while command := (await reader.readline()).decode().split():
+        if command[0] == "wait":
+            # ``wait N``: N events each; ``wait N KEY``: N events of that order each.
+            target = int(command[1])
+            key = command[2] if len(command) > 2 else None
+
+            def behind(s: Subscriber, target: int = target, key: str | None = key) -> bool:
+                return (s.count if key is None else len(s.arrivals.get(key, ()))) < target
+
+            async with asyncio.timeout(WAIT):
+                while any(behind(s) for s in subscribers):
+                    progressed.clear()
+                    failed = [t for t in tasks if t.done()]
+                    if failed:
+                        failed[0].result()
+                        raise RuntimeError("a subscriber's socket closed")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(progressed.wait(), 1.0)
+            print("ok", flush=True)
+        elif command[0] == "dump":
+            dumped = json.dumps([s.arrivals for s in subscribers])
+            await asyncio.to_thread(Path(command[1]).write_text, dumped)
+            break
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def event_latency(
-    gateway: TestGateway, sandbox: QstSandbox, subscribers: int, rounds: int
+class Clients:
+    """Client processes holding ``variables`` (one subscriber each) between them."""
+
+    def __init__(self, url: str, token: str, query: str, variables: list[dict[str, Any]]):
+        self.url, self.token, self.query = url, token, query
+        count = CLIENT_PROCESSES if len(variables) >= MANY else 1
+        self.shares = [variables[i::count] for i in range(count)]
+        self.processes: list[asyncio.subprocess.Process] = []
+
+    async def __aenter__(self) -> Clients:
+        for share in self.shares:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                __file__,
+                "client",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            self.processes.append(process)
+            config = {
+                "url": self.url,
+                "token": self.token,
+                "query": self.query,
+                "snapshot": "afterSequence" not in self.query,
+            }
+            await self._send(process, json.dumps({**config, "variables": share}))
+        await self._all_answer("subscribed", SETUP_WAIT)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+    async def wait(self, events: int, key: str = "") -> None:
+        for process in self.processes:
+            await self._send(process, f"wait {events} {key}".strip())
+        await self._all_answer("ok")
+
+    async def arrivals(self) -> list[dict[str, list[float]]]:
+        result: list[dict[str, list[float]]] = []
+        with tempfile.TemporaryDirectory() as directory:
+            for n, process in enumerate(self.processes):
+                path = Path(directory) / f"{n}.json"
+                await self._send(process, f"dump {path}")
+                await process.wait()
+                result.extend(json.loads(path.read_text()))
+        return result
+
+    @staticmethod
+    async def _send(process: asyncio.subprocess.Process, line: str) -> None:
+        assert process.stdin is not None
+        process.stdin.write(line.encode() + b"\n")
+        await process.stdin.drain()
+
+    async def _all_answer(self, expected: str, within: float = WAIT) -> None:
+        async with asyncio.timeout(within):
+            for process in self.processes:
+                assert process.stdout is not None
+                answer = (await process.stdout.readline()).decode().strip()
+                if answer != expected:
+                    raise RuntimeError(f"client process said {answer!r}, not {expected!r}")
+
+
+# --------------------------------------------------------------------------- gateway process
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Measured:
+    """One case's samples and the gateway process's cost over its measured rounds."""
+
+    def __init__(self, subscribers: int) -> None:
+        self.subscribers = subscribers
+        self.samples: list[float] = []
+        self.deliveries = 0
+        self.cpu = 0.0
+        self.rss_growth = 0.0
+        self._cpu0 = 0.0
+        self._rss0 = 0.0
+
+    def start(self) -> None:
+        self._cpu0, self._rss0 = time.process_time(), rss_mib()
+
+    def stop(self, deliveries: int) -> None:
+        self.cpu = time.process_time() - self._cpu0
+        self.rss_growth = rss_mib() - self._rss0
+        self.deliveries = deliveries
+
+    def row(self, mode: str, shape: str) -> str:
+        per_delivery = self.cpu / self.deliveries * 1e6 if self.deliveries else 0.0
+        return (
+            f"| {mode} | {shape} | {self.subscribers} | {len(self.samples)} "
+            f"| {ms(statistics.median(self.samples))} | {ms(percentile(self.samples, 0.99))} "
+            f"| {per_delivery:.0f} | {self.rss_growth:+.0f} |"
+        )
+
+
+def matched(
+    emits: dict[str, list[float]], arrivals: list[dict[str, list[float]]], keys: set[str]
 ) -> list[float]:
+    samples: list[float] = []
+    for client in arrivals:
+        for key in keys:
+            samples.extend(r - e for e, r in zip(emits[key], client.get(key, []), strict=False))
+    return samples
+
+
+def views(gateway: TestGateway) -> list[GraphQLWebSocket]:
+    app: Any = gateway.running.server.config.app
+    while not isinstance(app, Starlette):
+        app = app.app
+    return [
+        route.endpoint
+        for route in app.routes
+        if isinstance(route, WebSocketRoute) and isinstance(route.endpoint, GraphQLWebSocket)
+    ]
+
+
+@contextlib.contextmanager
+def fanout(gateway: TestGateway, enabled: bool) -> Iterator[None]:
+    """With ``enabled`` false: every subscription executed on its own, as before."""
+    saved = [(v, v.graphql_transport_ws_handler_class) for v in views(gateway)]
+    try:
+        if not enabled:
+            for view, fanned in saved:
+                view.graphql_transport_ws_handler_class = fanned.__mro__[2]  # the guarded one
+        yield
+    finally:
+        for view, fanned in saved:
+            view.graphql_transport_ws_handler_class = fanned
+
+
+async def one_account(
+    gateway: TestGateway, sandbox: QstSandbox, subscribers: int, rounds: int
+) -> Measured:
     qst = connector(gateway)
     emits: dict[str, list[float]] = defaultdict(list)
     sandbox.on_emit = lambda number, at: emits[number].append(at)
-    clients = [Client() for _ in range(subscribers)]
-    token = gateway.tokens["client"]
-    for client in clients:
-        client.task = asyncio.create_task(client.run(gateway.websocket_url, token))
-    samples: list[float] = []
+    measured = Measured(subscribers)
+    variables = [{"id": account_gid(ACCOUNT)}] * subscribers
+    orders: set[str] = set()
     try:
-        async with asyncio.timeout(WAIT):
-            await asyncio.gather(*(c.ready.wait() for c in clients))
-        for round_number in range(WARMUP + rounds):
-            request = PlaceOrderRequest(
-                account_id=ACCOUNT,
-                symbol="ESZ26",
-                side=OrderSide.BUY,
-                type=OrderType.LIMIT,
-                quantity=Decimal(1),
-                price=Decimal("1000.00"),
-                time_in_force=TimeInForce.GTC,
-                idempotency_key=f"bench-{uuid.uuid4().hex}",
-            )
-            # Each QST burst (New Order + Working, then Canceled) fans out fully before
-            # the next: latency, not a backlog of rounds, is measured.
-            order = await qst.place_order(request)
-            await all_received(clients, emits, order.id)
-            await qst.cancel_order(ACCOUNT, order.id)
-            await all_received(clients, emits, order.id)
-            if round_number >= WARMUP:
-                for client in clients:
-                    for emitted, received in zip(
-                        emits[order.id], client.arrivals[order.id], strict=True
-                    ):
-                        samples.append(received - emitted)
+        token = gateway.tokens["client"]
+        async with Clients(gateway.websocket_url, token, QUERY, variables) as clients:
+            for round_number in range(WARMUP + rounds):
+                if round_number == WARMUP:
+                    measured.start()
+                    orders.clear()
+                request = PlaceOrderRequest(
+                    account_id=ACCOUNT,
+                    symbol="ESZ26",
+                    side=OrderSide.BUY,
+                    type=OrderType.LIMIT,
+                    quantity=Decimal(1),
+                    price=Decimal("1000.00"),
+                    time_in_force=TimeInForce.GTC,
+                    idempotency_key=f"bench-{uuid.uuid4().hex}",
+                )
+                # Each QST burst (New Order + Working, then Canceled) fans out fully
+                # before the next: latency, not a backlog of rounds, is measured.
+                order = await qst.place_order(request)
+                orders.add(order.id)
+                await clients.wait(len(emits[order.id]), order.id)
+                await qst.cancel_order(ACCOUNT, order.id)
+                await clients.wait(len(emits[order.id]), order.id)
+            events = sum(len(emits[o]) for o in orders)
+            measured.stop(events * subscribers)
+            measured.samples = matched(emits, await clients.arrivals(), orders)
     finally:
         sandbox.on_emit = None
-        for client in clients:
-            if client.task is not None:
-                client.task.cancel()
-        await asyncio.gather(*(c.task for c in clients if c.task), return_exceptions=True)
-    return samples
+    return measured
+
+
+async def many_accounts(gateway: TestGateway, accounts: int, rounds: int) -> Measured:
+    log = gateway.services.events
+    ids = [f"9{n:05d}" for n in range(accounts)]
+    variables = [{"id": account_gid(a)} for a in ids]
+    measured = Measured(accounts)
+    emits: dict[str, list[float]] = {}
+    keys: set[str] = set()
+    token = gateway.tokens["admin"]  # sees every account, linked or not
+    async with Clients(gateway.websocket_url, token, SPREAD_QUERY, variables) as clients:
+        for round_number in range(WARMUP + rounds):
+            if round_number == WARMUP:
+                measured.start()
+                keys.clear()
+            for account in ids:
+                key = f"{uuid.uuid4().hex}"
+                event = models.OrderEvent(
+                    platform="qst",
+                    account_id=account,
+                    sequence=0,
+                    kind=models.OrderEventKind.TEXT,
+                    at=datetime.now(UTC),
+                    text=key,
+                )
+                emits[key] = [time.perf_counter()]
+                keys.add(key)
+                await log.append(topic_for(account), event)
+            await clients.wait(round_number + 1)
+        measured.stop(len(keys))
+        measured.samples = matched(emits, await clients.arrivals(), keys)
+    return measured
+
+
+def top_entries(profile: cProfile.Profile, count: int = 15) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out)
+    stats.sort_stats("tottime").print_stats(count)
+    return out.getvalue()
+
+
+async def event_cases(
+    gateway: TestGateway, sandbox: QstSandbox, profile: bool, before: bool
+) -> tuple[list[str], str]:
+    rows: list[str] = []
+    profiled = ""
+    modes = ((False, BEFORE_CASES), (True, EVENT_CASES)) if before else ((True, EVENT_CASES),)
+    for enabled, cases in modes:
+        mode = "fan-out" if enabled else "before (one execution per subscriber)"
+        with fanout(gateway, enabled):
+            for subscribers, rounds in cases.items():
+                profiler = (
+                    cProfile.Profile() if profile and enabled and subscribers == MANY else None
+                )
+                if profiler is not None:
+                    profiler.enable()
+                measured = await one_account(gateway, sandbox, subscribers, rounds)
+                if profiler is not None:
+                    profiler.disable()
+                    profiled = top_entries(profiler)
+                rows.append(measured.row(mode, "one account"))
+                print(rows[-1], file=sys.stderr, flush=True)
+            measured = await many_accounts(gateway, SPREAD_ACCOUNTS, SPREAD_ROUNDS)
+            rows.append(measured.row(mode, "one account each"))
+            print(rows[-1], file=sys.stderr, flush=True)
+    return rows, profiled
 
 
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
@@ -278,21 +591,21 @@ async def direct_placements(sandbox: QstSandbox) -> list[float]:
     return samples
 
 
-async def main() -> None:
+async def main(profile: bool, before: bool = True) -> None:
     logging.basicConfig(level=logging.ERROR)
     sandbox = QstSandbox(tick_seconds=0)
     await sandbox.start()
-    rows: list[str] = []
     try:
         with tempfile.TemporaryDirectory() as directory:
-            async with qst_gateway_on(sandbox, Path(directory)) as gateway:
-                for subscribers, rounds in EVENT_CASES.items():
-                    samples = await event_latency(gateway, sandbox, subscribers, rounds)
-                    rows.append(
-                        f"| emit → GraphQL WS client | {subscribers} | {len(samples)} "
-                        f"| {ms(statistics.median(samples))} | {ms(percentile(samples, 0.99))} |"
-                    )
-                    print(rows[-1], file=sys.stderr, flush=True)
+            async with open_test_gateway(
+                brokergraph_qst.plugin,
+                [sandbox],
+                Path(directory),
+                connector_settings={"qst": FAST_RECOVERY},
+                # One viewer holds every subscriber: the per-viewer caps would refuse them.
+                limits={"max_sockets_per_viewer": 0, "max_subscriptions_per_viewer": 0},
+            ) as gateway:
+                rows, profiled = await event_cases(gateway, sandbox, profile, before)
                 through = await gateway_placements(gateway)
                 alone = await connector_placements(gateway)
                 direct = await direct_placements(sandbox)
@@ -300,16 +613,31 @@ async def main() -> None:
         await sandbox.stop()
     p50 = (statistics.median(through), statistics.median(alone), statistics.median(direct))
     p99 = (percentile(through, 0.99), percentile(alone, 0.99), percentile(direct, 0.99))
-    print("| measure | subscribers | samples | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| emit → GraphQL WS client | shape | subscribers | samples | p50 ms | p99 ms "
+        "| gateway CPU µs/delivery | RSS growth MiB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
-    print(f"| placement, direct on the sandbox | - | {len(direct)} | {ms(p50[2])} | {ms(p99[2])} |")
-    print(f"| placement, QstConnector alone | - | {len(alone)} | {ms(p50[1])} | {ms(p99[1])} |")
-    print(f"| placement, through the gateway | - | {len(through)} | {ms(p50[0])} | {ms(p99[0])} |")
-    print(f"| ratio connector / direct | - | - | {p50[1] / p50[2]:.1f}x | {p99[1] / p99[2]:.1f}x |")
-    print(f"| ratio gateway / direct | - | - | {p50[0] / p50[2]:.1f}x | {p99[0] / p99[2]:.1f}x |")
+    print()
+    print("| measure | samples | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|")
+    print(f"| placement, direct on the sandbox | {len(direct)} | {ms(p50[2])} | {ms(p99[2])} |")
+    print(f"| placement, QstConnector alone | {len(alone)} | {ms(p50[1])} | {ms(p99[1])} |")
+    print(f"| placement, through the gateway | {len(through)} | {ms(p50[0])} | {ms(p99[0])} |")
+    print(f"| ratio connector / direct | - | {p50[1] / p50[2]:.1f}x | {p99[1] / p99[2]:.1f}x |")
+    print(f"| ratio gateway / direct | - | {p50[0] / p50[2]:.1f}x | {p99[0] / p99[2]:.1f}x |")
+    if profiled:
+        print()
+        print("Fan-out, 1,000 subscribers, gateway process (own time):")
+        print("```")
+        print(profiled.strip())
+        print("```")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["client"]:
+        asyncio.run(client_process())
+    else:
+        asyncio.run(main("--profile" in sys.argv[1:], "--fanout-only" not in sys.argv[1:]))
