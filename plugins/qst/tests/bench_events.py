@@ -2,7 +2,7 @@
 
 Run from the repository root (``scripts/bench qst`` does)::
 
-    .venv/bin/python plugins/qst/tests/bench_events.py [--profile] [--fanout-only]
+    .venv/bin/python plugins/qst/tests/bench_events.py [--profile] [--fanout-only|--before-only]
 
 The QST sandbox and the gateway under uvicorn share this process and event loop; the
 graphql-transport-ws subscribers run in separate client processes (clients in the
@@ -23,7 +23,7 @@ which is the machine's monotonic clock in every process.  Prints markdown:
      after decoding): from the append to the client having the event.
 
    ``--profile`` adds the top functions (own time) of the fan-out's 1,000-subscriber run;
-   ``--fanout-only`` skips the cases without the fan-out.
+   ``--fanout-only`` / ``--before-only``: only the cases with / without it.
 2. placement round trip: ``placeOrder`` over HTTP through the gateway (it returns
    once QST answered and sent the order's first notification) against the same
    exchange done directly on the sandbox by a bare protobuf client (PlaceOrderRequest
@@ -451,11 +451,12 @@ def top_entries(profile: cProfile.Profile, count: int = 15) -> str:
 
 
 async def event_cases(
-    gateway: TestGateway, sandbox: QstSandbox, profile: bool, before: bool
+    gateway: TestGateway, sandbox: QstSandbox, profile: bool, before: bool, after: bool
 ) -> tuple[list[str], str]:
     rows: list[str] = []
     profiled = ""
-    modes = ((False, BEFORE_CASES), (True, EVENT_CASES)) if before else ((True, EVENT_CASES),)
+    every = ((False, BEFORE_CASES), (True, EVENT_CASES))
+    modes = [m for m in every if (before or m[0]) and (after or not m[0])]
     for enabled, cases in modes:
         mode = "fan-out" if enabled else "before (one execution per subscriber)"
         with fanout(gateway, enabled):
@@ -591,7 +592,7 @@ async def direct_placements(sandbox: QstSandbox) -> list[float]:
     return samples
 
 
-async def main(profile: bool, before: bool = True) -> None:
+async def main(profile: bool, before: bool = True, after: bool = True) -> None:
     logging.basicConfig(level=logging.ERROR)
     sandbox = QstSandbox(tick_seconds=0)
     await sandbox.start()
@@ -605,7 +606,7 @@ async def main(profile: bool, before: bool = True) -> None:
                 # One viewer holds every subscriber: the per-viewer caps would refuse them.
                 limits={"max_sockets_per_viewer": 0, "max_subscriptions_per_viewer": 0},
             ) as gateway:
-                rows, profiled = await event_cases(gateway, sandbox, profile, before)
+                rows, profiled = await event_cases(gateway, sandbox, profile, before, after)
                 through = await gateway_placements(gateway)
                 alone = await connector_placements(gateway)
                 direct = await direct_placements(sandbox)
@@ -640,4 +641,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["client"]:
         asyncio.run(client_process())
     else:
-        asyncio.run(main("--profile" in sys.argv[1:], "--fanout-only" not in sys.argv[1:]))
+        flags = sys.argv[1:]
+        asyncio.run(
+            main("--profile" in flags, "--fanout-only" not in flags, "--before-only" not in flags)
+        )
