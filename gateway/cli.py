@@ -28,6 +28,7 @@ from gateway.auth import (
 from gateway.cli_commands import CliCommand
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.graphql import build_schema
+from gateway.http.graphiql import graphiql_url
 from gateway.logging_redaction import install_redaction
 from gateway.new_connector import COMMAND as NEW_CONNECTOR
 from gateway.plugins import Plugins, load_plugins
@@ -158,13 +159,19 @@ async def run_demo(
         await seed_demo(
             gateway.services.store, sandboxes, lambda n: plugins.connector_classes[n].platform
         )
+        tokens = _demo_tokens(secret)
         lines = [
             f"brokergraph {__version__} demo is running",
             f"  GraphiQL:  {gateway.graphql_url}",
+            # Signed in: the token rides in the URL fragment, which browsers never send.
+            *(
+                f"  GraphiQL as {role}: {graphiql_url(gateway.graphql_url, token)}"
+                for role, token in tokens.items()
+            ),
             *(f"  sandbox {s.name}: {s.url}" for s in sandboxes),
             *_sandbox_ca_line(sandboxes),
-            '  Tokens (GraphiQL > Headers: {"Authorization": "Bearer <token>"}):',
-            *(f"    {role:8} {token}" for role, token in _demo_tokens(secret).items()),
+            '  Tokens (other clients: {"Authorization": "Bearer <token>"}):',
+            *(f"    {role:8} {token}" for role, token in tokens.items()),
             f"  The client token is partner {DEMO_CLIENT}; the manager sees broker {DEMO_BROKER}.",
             "  Press Ctrl+C to stop.",
         ]

@@ -26,6 +26,7 @@ from gateway.http.graphiql import (
     GRAPHIQL_ASSETS,
     GRAPHIQL_STATIC_DIR,
     GRAPHIQL_STATIC_PREFIX,
+    SIGN_IN_EDITS,
     graphiql_routes,
     offline_graphiql_html,
 )
@@ -84,7 +85,8 @@ def test_page_references_only_local_assets() -> None:
 
 
 def test_same_page_as_strawberry_apart_from_urls() -> None:
-    """Only the asset URLs and the fetch URL differ from strawberry's template."""
+    """Only the asset URLs, the fetch URL and the sign-in edits differ from strawberry's
+    template."""
     stock = get_graphql_ide_html("graphiql")
     ours = offline_graphiql_html()
     for asset in GRAPHIQL_ASSETS:
@@ -93,6 +95,8 @@ def test_same_page_as_strawberry_apart_from_urls() -> None:
         'const fetchURL = window.location.href.split("?")[0];',
         'const fetchURL = new URL("/graphql", window.location.href).toString();',
     )
+    for template_line, edited in SIGN_IN_EDITS:
+        stock = stock.replace(template_line, edited)
     assert ours == stock
 
 

@@ -24,8 +24,10 @@ import websockets
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
 from gateway.graphql.ids import encode_id
+from gateway.http.graphiql import graphiql_url
 from gateway.testing import open_test_gateway
 from tests import browser
+from tests.gateway_fixtures import GatewayUnderTest
 
 ANALYTICS = """query Analytics($id: ID!) {
   account(id: $id) {
@@ -141,3 +143,67 @@ async def test_graphiql_runs_the_seed_003_analytics_offline(tmp_path: Path) -> N
         for field in (*expected, "wins", "losses", "winRatio", '"symbol": "EURUSD"'):
             assert field in answer, field
         assert '"errors"' not in answer
+
+
+DOCS_BUTTON = "document.querySelector('[aria-label=\"Show Documentation Explorer\"]')"
+DOCS_TEXT = (
+    "(() => { const d = document.querySelector('.graphiql-doc-explorer');"
+    " return d ? d.innerText : ''; })()"
+)
+VIEWER = "{ viewer { role } }"
+
+
+async def open_docs(page: DevTools) -> str:
+    """Open the docs pane and wait until it shows the schema or GraphiQL's fetch error."""
+    await page.wait_for(f"{DOCS_BUTTON} !== null")
+    await page.evaluate(f"{DOCS_BUTTON}.click()")
+    text: str = await page.wait_for(
+        f"(() => {{ const t = {DOCS_TEXT};"
+        " return /Root Types|Error fetching schema/.test(t) ? t : ''; })()"
+    )
+    return text
+
+
+@pytest.mark.browser
+async def test_the_demo_url_opens_graphiql_signed_in_with_the_docs_pane_working(
+    gateway: GatewayUnderTest,
+) -> None:
+    # The demo prints graphiql_url(...) for each role; the token rides in the fragment.
+    url = graphiql_url(
+        f"{gateway.graphql_url}?q={urllib.parse.quote(VIEWER)}", gateway.tokens["client"]
+    )
+    assert "token=" not in url.split("#")[0]
+    async with chromium_at(url) as page:
+        docs = await open_docs(page)
+        assert "Root Types" in docs and "Error fetching schema" not in docs
+        # The fragment is gone from the address bar (and so from history and bookmarks).
+        assert await page.evaluate("window.location.hash") == ""
+        await page.evaluate("document.querySelector('.graphiql-execute-button').click()")
+        answer = await page.wait_for(
+            "(() => { const r = document.querySelector('.graphiql-response');"
+            " const t = r ? r.innerText : ''; return t.includes('role') ? t : ''; })()"
+        )
+        assert '"client"' in answer
+        # GraphiQL's own URL sharing writes the query string; the token never joins it.
+        assert "token" not in await page.evaluate("window.location.search")
+        assert gateway.tokens["client"] not in await page.evaluate("window.location.href")
+
+
+@pytest.mark.browser
+async def test_a_token_pasted_later_makes_graphiql_fetch_the_schema_again(
+    gateway: GatewayUnderTest,
+) -> None:
+    async with chromium_at(gateway.graphql_url) as page:
+        # Anonymous introspection is refused (401): GraphiQL's docs pane shows its error.
+        assert "Error fetching schema" in await open_docs(page)
+        headers = json.dumps({"Authorization": f"Bearer {gateway.tokens['admin']}"})
+        # The Headers editor is a CodeMirror 5 instance; setValue fires its change event
+        # as typing does.
+        await page.evaluate(
+            "document.querySelectorAll('.graphiql-editor-tool .CodeMirror')[1]"
+            f".CodeMirror.setValue({json.dumps(headers)})"
+        )
+        docs = await page.wait_for(
+            f"(() => {{ const t = {DOCS_TEXT}; return t.includes('Root Types') ? t : ''; }})()"
+        )
+        assert "Error fetching schema" not in docs

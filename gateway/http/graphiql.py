@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import pathlib
+import urllib.parse
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
 from typing import NamedTuple
@@ -30,9 +31,11 @@ __all__ = [
     "GRAPHIQL_ASSETS",
     "GRAPHIQL_STATIC_DIR",
     "GRAPHIQL_STATIC_PREFIX",
+    "SIGN_IN_EDITS",
     "UNPKG_URL",
     "GraphiQLAsset",
     "graphiql_routes",
+    "graphiql_url",
     "offline_graphiql_html",
 ]
 
@@ -89,6 +92,53 @@ GRAPHIQL_ASSETS: tuple[GraphiQLAsset, ...] = (
 # The line of strawberry's template that picks the URL GraphiQL posts to.
 _FETCH_URL_LINE = 'const fetchURL = window.location.href.split("?")[0];'
 
+# Ours, run before the template's component is defined.  A token handed over in the
+# URL fragment (which browsers never send, so no access log or proxy sees it) fills
+# the Headers editor, whose content GraphiQL's first introspection already sends:
+# the docs pane works on first load.  The fragment is then dropped from the address
+# bar and history.  The template's own URL sharing writes only the query and the
+# variables to the query string; the token never joins them.  And a changed
+# Authorization header in the editor (a token pasted later) makes GraphiQL fetch the
+# schema again: it introspects whenever its fetcher changes.
+_TOKEN_SCRIPT = """
+      const handedOver = new URLSearchParams(window.location.hash.slice(1));
+      const handedToken = handedOver.get("token");
+      let handedHeaders;
+      if (handedToken) {
+        handedHeaders = JSON.stringify({ Authorization: `Bearer ${handedToken}` }, null, 2);
+        handedOver.delete("token");
+        const rest = handedOver.toString();
+        history.replaceState(
+          null, "", window.location.pathname + window.location.search + (rest ? `#${rest}` : ""),
+        );
+      }
+      function authorizationOf(text) {
+        try {
+          const headers = JSON.parse(text || "{}");
+          const name = Object.keys(headers).find((k) => k.toLowerCase() === "authorization");
+          return name === undefined ? null : String(headers[name]);
+        } catch {
+          return undefined;  // half-typed JSON: wait for the next edit
+        }
+      }
+      let introspectedAuthorization = authorizationOf(handedHeaders || parameters.headers);
+      let reintrospection;
+      function refetchSchemaOnNewAuthorization(text, setFetcher) {
+        clearTimeout(reintrospection);
+        reintrospection = setTimeout(() => {
+          const authorization = authorizationOf(text);
+          if (authorization === undefined || authorization === introspectedAuthorization) {
+            return;
+          }
+          introspectedAuthorization = authorization;
+          const fresh = GraphiQL.createFetcher({
+            url: fetchURL, headers: defaultHeaders, subscriptionUrl,
+          });
+          setFetcher(() => fresh);
+        }, 300);
+      }
+"""
+
 
 class _ExternalRefs(HTMLParser):
     """Collects src/href attributes that would make the browser leave the host."""
@@ -104,6 +154,28 @@ class _ExternalRefs(HTMLParser):
             ref = value.strip().lower()
             if ref.startswith(("http:", "https:", "//")):
                 self.external.append(f"<{tag} {name}={value!r}>")
+
+
+#: Our edits of the template's component (line as shipped, line as served): the
+#: headers start as the handed-over token's, and the fetcher lives in the component's
+#: state so that a new Authorization replaces it (and so fetches the schema again).
+SIGN_IN_EDITS: tuple[tuple[str, str], ...] = (
+    (
+        "const fetcher = GraphiQL.createFetcher({",
+        _TOKEN_SCRIPT.lstrip() + "      const fetcher = GraphiQL.createFetcher({",
+    ),
+    (
+        "const [headers, setHeaders] = React.useState(parameters.headers);",
+        "const [headers, setHeaders] = React.useState(handedHeaders || parameters.headers);\n"
+        "        const [activeFetcher, setActiveFetcher] = React.useState(() => fetcher);",
+    ),
+    (
+        "          setHeaders(newHeaders);",
+        "          setHeaders(newHeaders);\n"
+        "          refetchSchemaOnNewAuthorization(newHeaders, setActiveFetcher);",
+    ),
+    ("          fetcher: fetcher,", "          fetcher: activeFetcher,"),
+)
 
 
 def _replace_once(html: str, old: str, new: str) -> str:
@@ -139,6 +211,8 @@ def offline_graphiql_html(graphql_path: str = "/graphql") -> str:
         _FETCH_URL_LINE,
         f"const fetchURL = new URL({path_literal}, window.location.href).toString();",
     )
+    for template_line, ours in SIGN_IN_EDITS:
+        html = _replace_once(html, template_line, ours)
 
     refs = _ExternalRefs()
     refs.feed(html)
@@ -151,6 +225,14 @@ def offline_graphiql_html(graphql_path: str = "/graphql") -> str:
             "gateway/http/graphiql.py and run scripts/vendor-graphiql"
         )
     return html
+
+
+def graphiql_url(graphql_url: str, token: str | None = None) -> str:
+    """The URL opening GraphiQL, signed in with ``token`` when given: in the fragment,
+    never the query string, which servers and proxies log."""
+    if token is None:
+        return graphql_url
+    return f"{graphql_url}#{urllib.parse.urlencode({'token': token})}"  # read by _TOKEN_SCRIPT
 
 
 def graphiql_routes() -> list[BaseRoute]:
