@@ -126,6 +126,9 @@ class _Operation:
     topic: str | None
     started: float
     calls_before: int
+    #: The topic's delivered and dropped counters, looked up once: a busy stream
+    #: sends thousands of frames a second through :meth:`_Socket._sending`.
+    counters: tuple[Any, Any] | None = None
     events: int = 0
 
 
@@ -189,18 +192,19 @@ class _Socket:
                 return
             operation_id, frame = head.group(1), head.group(2)
             operation = self.operations.get(operation_id)
-            if frame != "next" or operation is None or operation.topic is None:
+            if frame != "next" or operation is None or operation.counters is None:
                 await send(message)
                 if frame in ("complete", "error"):
                     self._end(operation_id, frame)
                 return
+            delivered, dropped = operation.counters
             try:
                 await send(message)
             except BaseException:
-                metrics.subscription_event(operation.topic, delivered=False)
+                dropped.inc()
                 raise
             operation.events += 1
-            metrics.subscription_event(operation.topic, delivered=True)
+            delivered.inc()
 
         return sending
 
@@ -233,7 +237,11 @@ class _Socket:
             topic = topic if topic in self.middleware.topics else "other"
             metrics.SUBSCRIPTIONS.labels(topic).inc()
         self.operations[operation_id] = _Operation(
-            metrics.operation_label(name), topic, time.perf_counter(), self.record.upstream_calls
+            metrics.operation_label(name),
+            topic,
+            time.perf_counter(),
+            self.record.upstream_calls,
+            None if topic is None else metrics.subscription_events(topic),
         )
 
     def _end(self, operation_id: str, status: str) -> None:

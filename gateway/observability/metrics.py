@@ -49,7 +49,7 @@ __all__ = [
     "idempotency_outcome",
     "lease_held",
     "operation_label",
-    "subscription_event",
+    "subscription_events",
     "upstream_call",
 ]
 
@@ -199,8 +199,11 @@ def idempotency_outcome(outcome: str) -> None:
     IDEMPOTENCY.labels(outcome).inc()
 
 
-def subscription_event(topic: str, delivered: bool) -> None:
-    SUBSCRIPTION_EVENTS.labels(topic, "delivered" if delivered else "dropped").inc()
+def subscription_events(topic: str) -> tuple[Any, Any]:
+    """The ``delivered`` and ``dropped`` counters of ``topic`` (kept per subscription)."""
+    return SUBSCRIPTION_EVENTS.labels(topic, "delivered"), SUBSCRIPTION_EVENTS.labels(
+        topic, "dropped"
+    )
 
 
 def lease_held(connector: str, held: bool) -> None:
