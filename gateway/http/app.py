@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from gateway.graphql import BrokerGraphSchema
+from gateway.http._sse import socket_policy
 from gateway.http.cluster import cluster_routes
 from gateway.http.graphiql import graphiql_routes
 from gateway.http.graphql_http import GraphQLHTTPHandler
@@ -28,11 +29,14 @@ def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> Starlett
     async def graphql_endpoint(request: Request) -> Response:
         return await http(request)
 
+    # One client's failed API keys count together over HTTP and WebSocket.
+    websocket = GraphQLWebSocket(services, schema, http.key_failures)
+    # Subscriptions streamed over HTTP (SSE, multipart) and over sockets share the caps.
+    http.stream_subscriptions(socket_policy(websocket))
     routes: list[BaseRoute] = [
         # Every method reaches the handler so that it can answer 405 in GraphQL's shape.
         Route("/graphql", graphql_endpoint, methods=ALL_METHODS),
-        # One client's failed API keys count together over HTTP and WebSocket.
-        WebSocketRoute("/graphql", GraphQLWebSocket(services, schema, http.key_failures)),
+        WebSocketRoute("/graphql", websocket),
         *graphiql_routes(),
         *cluster_routes(services),
         *services.plugins.collect("brokergraph_routes", services=services),

@@ -19,7 +19,13 @@ body over the limit                    413                  413
 batch of more than limits.max_batch    400                  400
 no or bad credentials                  401                  401
 over the viewer's request budget       429                  429
+subscription with a JSON-only Accept   400                  400
 =====================================  ==================  ==================
+
+``Accept: text/event-stream`` (GraphQL over SSE) and ``multipart/mixed;
+subscriptionSpec=1.0`` (Apollo's multipart subscriptions) stream the operation's
+results after the same checks (see :mod:`gateway.http._sse`); a subscription sent
+without either is refused with STREAM_REQUIRED.
 """
 
 from __future__ import annotations
@@ -42,12 +48,15 @@ from gateway.config import ConfigError
 from gateway.errors import BrokerGraphError, RateLimited, Unauthenticated
 from gateway.graphql import BrokerGraphSchema, RequestContext
 from gateway.http._client_limits import FailureWindows, ViewerBudgets
+from gateway.http._multipart import MultipartFraming
+from gateway.http._sse import HTTPSubscriptions, SSEFraming
 from gateway.http.graphiql import offline_graphiql_html
 from gateway.http.persisted import (
     AutomaticPersistedQueries,
     PersistedOperationRefused,
     PersistedOperations,
 )
+from gateway.http.ws_guard import SocketPolicy
 from gateway.services import GatewayServices
 
 __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLHTTPHandler"]
@@ -55,6 +64,7 @@ __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLHTTPHandler"]
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 APPLICATION_JSON = "application/json"
 _QUERY_ONLY = (OperationType.QUERY,)
+_NOT_STREAMED = (OperationType.QUERY, OperationType.MUTATION)
 
 
 class RequestRejected(Exception):
@@ -117,6 +127,8 @@ class GraphQLHTTPHandler:
 
     def __init__(self, services: GatewayServices, schema: BrokerGraphSchema) -> None:
         self.services = services
+        #: Streamed subscriptions; the app hands it the WebSocket's caps (see create_app).
+        self.subscriptions: HTTPSubscriptions | None = None
         self.schema = schema
         limits = services.settings.limits
         self.max_body_bytes = limits.max_body_bytes
@@ -138,6 +150,12 @@ class GraphQLHTTPHandler:
         except (OSError, ValueError) as error:
             raise ConfigError(f"[limits] persisted operations: {error}") from error
 
+    def stream_subscriptions(self, policy: SocketPolicy) -> None:
+        """Answer streaming Accepts, counting subscriptions with ``policy``'s sockets."""
+        self.subscriptions = HTTPSubscriptions(
+            self.services, self.schema, self.persisted, policy, _format_error
+        )
+
     async def __call__(self, request: Request) -> Response:
         if request.method not in ("GET", "POST"):
             return _plain_error(405, "use GET or POST", headers={"Allow": "GET, POST"})
@@ -145,7 +163,9 @@ class GraphQLHTTPHandler:
             if not self.graphiql:
                 return _plain_error(404, "GraphiQL is disabled")
             return HTMLResponse(offline_graphiql_html())
-        media = negotiate(request.headers.get("accept"))
+        accept = request.headers.get("accept")
+        framing = SSEFraming.accepting(accept) or MultipartFraming.accepting(accept)
+        media = APPLICATION_JSON if framing is not None else negotiate(accept)
         if media is None:
             return _plain_error(406, f"accept {GRAPHQL_RESPONSE_JSON} or {APPLICATION_JSON}")
         authorization = request.headers.get("authorization")
@@ -185,6 +205,12 @@ class GraphQLHTTPHandler:
             viewer=viewer,
             request=request,
         )
+        if framing is not None and self.subscriptions is not None:
+            if batched:
+                return _error_response(400, media, "a batch cannot be streamed", "BAD_REQUEST")
+            return await self.subscriptions.respond(
+                framing, operations[0], viewer, authorization, request
+            )
         query_only = request.method == "GET"
         if not batched:
             status, body, headers = await self._execute(operations[0], context, query_only, media)
@@ -208,7 +234,7 @@ class GraphQLHTTPHandler:
                 variable_values=params["variables"],
                 context_value=context,
                 operation_name=params["operationName"],
-                allowed_operation_types=_QUERY_ONLY if query_only else None,
+                allowed_operation_types=_QUERY_ONLY if query_only else _NOT_STREAMED,
             )
         except PersistedOperationRefused as refused:
             return 400, _error_body(refused.message, refused.code), {}
@@ -216,7 +242,9 @@ class GraphQLHTTPHandler:
             return 400, _error_body("no GraphQL query found in the request", "BAD_REQUEST"), {}
         except CannotGetOperationTypeError as error:
             return 400, _error_body(error.as_http_error_reason(), "BAD_REQUEST"), {}
-        except InvalidOperationTypeError:
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                return 400, _error_body(_STREAM_REQUIRED, "STREAM_REQUIRED"), {}
             refusal = _error_body("only queries may be sent with GET; use POST", "BAD_REQUEST")
             return 405, refusal, {"Allow": "POST"}
         request_error = isinstance(result, PreExecutionError)
@@ -274,6 +302,12 @@ class GraphQLHTTPHandler:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+_STREAM_REQUIRED = (
+    "a subscription needs a streaming response: send Accept: text/event-stream "
+    "(GraphQL over SSE) or multipart/mixed;subscriptionSpec=1.0, or use the WebSocket"
+)
 
 
 def _operation(raw: Mapping[str, Any], *, from_query_string: bool) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, Final
@@ -79,6 +79,9 @@ class SocketPolicy:
         #: Failed API-key attempts per client address (the HTTP handler's, when shared).
         self.key_failures = key_failures
         self._by_viewer: defaultdict[str, set[GuardedTransportWSHandler]] = defaultdict(set)
+        #: Subscriptions streamed over HTTP (SSE, multipart) per viewer: they count
+        #: towards ``max_subscriptions_per_viewer`` with the sockets' operations.
+        self.http_streams: Counter[str] = Counter()
 
     def admit(self, subject: str, handler: GuardedTransportWSHandler) -> bool:
         """Register ``handler`` as one of ``subject``'s sockets, unless that is one too many."""
@@ -99,8 +102,9 @@ class SocketPolicy:
                 del self._by_viewer[subject]
 
     def operations_of(self, subject: str) -> int:
-        """Operations in flight over all of ``subject``'s sockets."""
-        return sum(len(h.operations) for h in self._by_viewer.get(subject, ()))
+        """Operations in flight over all of ``subject``'s sockets and HTTP streams."""
+        sockets = sum(len(h.operations) for h in self._by_viewer.get(subject, ()))
+        return sockets + self.http_streams[subject]
 
 
 class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, None]):
