@@ -20,6 +20,7 @@ from gateway.graphql.mutations import MUTATION_TYPES
 from gateway.graphql.query import CoreQuery
 from gateway.graphql.subscriptions import CoreSubscription
 from gateway.hookspecs import hookimpl
+from gateway.http.client_area import client_area_routes
 from gateway.models import HealthStatus
 from gateway.observability import metrics_routes
 from gateway.services import GatewayServices
@@ -120,6 +121,7 @@ def brokergraph_routes(services: GatewayServices) -> Sequence[BaseRoute]:
         Route("/upstreamz", upstreamz, methods=["GET"]),
         Route("/reports/{report_id}", report_download, methods=["GET"]),
         *metrics_routes(services),
+        *client_area_routes(),
     ]
 
 

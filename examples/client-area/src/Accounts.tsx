@@ -1,0 +1,159 @@
+import { useState } from "react";
+import { useQuery } from "urql";
+import { graphql } from "./gql";
+import type { MyAccountsQuery } from "./gql/graphql";
+import { Orders } from "./Orders";
+
+const MyAccounts = graphql(`
+  query MyAccounts {
+    viewer {
+      role
+      partnerCode
+    }
+    me {
+      code
+      name
+      accounts {
+        id
+        platform
+        number
+        currency
+        status
+        balance {
+          amount
+          currency
+        }
+        equity {
+          amount
+          currency
+        }
+        credit {
+          amount
+          currency
+        }
+        margin {
+          amount
+          currency
+        }
+      }
+    }
+  }
+`);
+
+type Account = NonNullable<NonNullable<MyAccountsQuery["me"]>["accounts"][number]>;
+type Money = { amount: string; currency: string } | null | undefined;
+
+/** Amounts are decimal strings from the API: shown as sent, never through a float. */
+function money(value: Money): string {
+  return value ? `${value.amount} ${value.currency}` : "—";
+}
+
+interface PartialError {
+  index: number;
+  message: string;
+  code: string;
+  platform: string | null;
+}
+
+export function Accounts() {
+  const [{ data, error, fetching }] = useQuery({ query: MyAccounts });
+  const [selected, setSelected] = useState<string | null>(null);
+
+  if (fetching && !data) return <p aria-busy="true">Loading accounts…</p>;
+  if (!data?.me) {
+    return <p role="alert">{error ? error.message : "This token has no partner of its own."}</p>;
+  }
+  // A platform that fails leaves its entry null with a typed error at its path
+  // (me.accounts.<index>); the other platforms' accounts still answer.
+  const partial: PartialError[] = (error?.graphQLErrors ?? []).flatMap((item) => {
+    const path = item.path ?? [];
+    if (path[0] !== "me" || path[1] !== "accounts" || typeof path[2] !== "number") return [];
+    const extensions = item.extensions as Record<string, unknown>;
+    return [
+      {
+        index: path[2],
+        message: item.message,
+        code: String(extensions.code ?? "ERROR"),
+        platform: typeof extensions.platform === "string" ? extensions.platform : null,
+      },
+    ];
+  });
+  const accounts = data.me.accounts;
+  const qst = accounts.filter((a): a is Account => a?.platform === "qst");
+  const trading = accounts.find((a) => a?.id === selected) ?? qst[0] ?? null;
+
+  return (
+    <>
+      <section aria-labelledby="accounts-title">
+        <h2 id="accounts-title">
+          Accounts of {data.me.name} ({data.me.code})
+        </h2>
+        {partial.length > 0 && (
+          <p className="partial" role="status">
+            Partial result: {partial.length} account(s) could not be read.
+          </p>
+        )}
+        <table className="accounts">
+          <thead>
+            <tr>
+              <th scope="col">Platform</th>
+              <th scope="col">Account</th>
+              <th scope="col">Status</th>
+              <th scope="col">Balance</th>
+              <th scope="col">Equity</th>
+              <th scope="col">Credit</th>
+              <th scope="col">Margin</th>
+            </tr>
+          </thead>
+          <tbody>
+            {accounts.map((account, index) => {
+              if (account === null) {
+                const failure = partial.find((p) => p.index === index);
+                return (
+                  <tr key={`error-${index}`} className="account-error" data-index={index}>
+                    <td>
+                      <span className="badge badge-error">{failure?.platform ?? "unknown"}</span>
+                    </td>
+                    <td colSpan={6}>
+                      <strong>{failure?.code ?? "ERROR"}</strong> at me.accounts.{index}:{" "}
+                      {failure?.message ?? "not available"}
+                    </td>
+                  </tr>
+                );
+              }
+              return (
+                <tr key={account.id} data-account={account.number} data-platform={account.platform}>
+                  <td>
+                    <span className={`badge badge-${account.platform}`}>{account.platform}</span>
+                  </td>
+                  <td>{account.number}</td>
+                  <td>{account.status}</td>
+                  <td className="num balance">{money(account.balance)}</td>
+                  <td className="num equity">{money(account.equity)}</td>
+                  <td className="num credit">{money(account.credit)}</td>
+                  <td className="num margin">{money(account.margin)}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </section>
+      {qst.length > 0 && trading && (
+        <section aria-labelledby="orders-title">
+          <h2 id="orders-title">Orders</h2>
+          <label>
+            Account
+            <select value={trading.id} onChange={(event) => setSelected(event.target.value)}>
+              {qst.map((a) => (
+                <option key={a.id} value={a.id}>
+                  {a.platform} {a.number}
+                </option>
+              ))}
+            </select>
+          </label>
+          <Orders accountId={trading.id} key={trading.id} />
+        </section>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,204 @@
+import { useState } from "react";
+import { useMutation, useSubscription } from "urql";
+import { graphql } from "./gql";
+import type { OrderEventsSubscription, OrderSide } from "./gql/graphql";
+
+const OrderEvents = graphql(`
+  subscription OrderEvents($accountId: ID!, $afterSequence: Int) {
+    orderEvents(accountId: $accountId, afterSequence: $afterSequence) {
+      sequence
+      kind
+      at
+      text
+      order {
+        id
+        externalId
+        symbol
+        side
+        type
+        quantity
+        filledQuantity
+        price
+        status
+        rejectReason
+      }
+    }
+  }
+`);
+
+const PlaceOrder = graphql(`
+  mutation PlaceOrder($input: PlaceOrderInput!) {
+    placeOrder(input: $input) {
+      replayed
+      order {
+        id
+        externalId
+        status
+      }
+      errors {
+        code
+        message
+        field
+      }
+    }
+  }
+`);
+
+const CancelOrder = graphql(`
+  mutation CancelOrder($input: CancelOrderInput!) {
+    cancelOrder(input: $input) {
+      order {
+        id
+        status
+      }
+      errors {
+        code
+        message
+      }
+    }
+  }
+`);
+
+type Order = NonNullable<OrderEventsSubscription["orderEvents"]["order"]>;
+
+interface Blotter {
+  lastSequence: number;
+  /** Orders by id, in the order they first appeared. */
+  orders: Map<string, Order>;
+  /** Every state each order was seen in, so the journey PENDING → WORKING stays visible. */
+  history: Map<string, string[]>;
+}
+
+const EMPTY: Blotter = { lastSequence: 0, orders: new Map(), history: new Map() };
+
+const FINAL = new Set(["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]);
+
+export function Orders({ accountId }: { accountId: string }) {
+  const [{ data: blotter = EMPTY, error: streamError }] = useSubscription(
+    { query: OrderEvents, variables: { accountId } },
+    (previous: Blotter | undefined, event: OrderEventsSubscription): Blotter => {
+      const current = previous ?? EMPTY;
+      const { sequence, order } = event.orderEvents;
+      // Sequences grow by one per account: an old one is a replay already applied.
+      if (sequence <= current.lastSequence || !order) {
+        return { ...current, lastSequence: Math.max(current.lastSequence, sequence) };
+      }
+      const orders = new Map(current.orders).set(order.id, order);
+      const seen = current.history.get(order.id) ?? [];
+      const history = new Map(current.history);
+      if (seen[seen.length - 1] !== order.status) history.set(order.id, [...seen, order.status]);
+      return { lastSequence: sequence, orders, history };
+    },
+  );
+  const [placing, placeOrder] = useMutation(PlaceOrder);
+  const [, cancelOrder] = useMutation(CancelOrder);
+  const [symbol, setSymbol] = useState("ESZ26");
+  const [side, setSide] = useState<OrderSide>("BUY");
+  const [quantity, setQuantity] = useState("1");
+  const [price, setPrice] = useState("5000.00");
+  const [message, setMessage] = useState<string | null>(null);
+
+  async function submit(event: React.FormEvent) {
+    event.preventDefault();
+    setMessage(null);
+    // One key per submission: a retry of this same submission can never place twice.
+    const result = await placeOrder({
+      input: {
+        accountId,
+        symbol,
+        side,
+        type: "LIMIT",
+        quantity,
+        price,
+        idempotencyKey: crypto.randomUUID(),
+      },
+    });
+    const errors = result.data?.placeOrder.errors ?? [];
+    if (result.error) setMessage(result.error.message);
+    else if (errors.length) setMessage(errors.map((e) => `${e.code}: ${e.message}`).join("; "));
+    else setMessage(`Order ${result.data?.placeOrder.order?.externalId ?? ""} sent`);
+  }
+
+  async function cancel(orderId: string) {
+    const result = await cancelOrder({ input: { orderId } });
+    const errors = result.data?.cancelOrder.errors ?? [];
+    if (result.error) setMessage(result.error.message);
+    else if (errors.length) setMessage(errors.map((e) => `${e.code}: ${e.message}`).join("; "));
+  }
+
+  return (
+    <>
+      <form className="order-form" onSubmit={submit}>
+        <label>
+          Symbol
+          <input value={symbol} onChange={(e) => setSymbol(e.target.value)} required />
+        </label>
+        <label>
+          Side
+          <select value={side} onChange={(e) => setSide(e.target.value as OrderSide)}>
+            <option value="BUY">BUY</option>
+            <option value="SELL">SELL</option>
+          </select>
+        </label>
+        <label>
+          Quantity
+          <input value={quantity} inputMode="decimal" onChange={(e) => setQuantity(e.target.value)} required />
+        </label>
+        <label>
+          Limit price
+          <input value={price} inputMode="decimal" onChange={(e) => setPrice(e.target.value)} required />
+        </label>
+        <button type="submit" disabled={placing.fetching}>
+          Place order
+        </button>
+      </form>
+      {message && (
+        <p role="status" className="order-message">
+          {message}
+        </p>
+      )}
+      {streamError && (
+        <p role="alert">Live updates interrupted: {streamError.message}</p>
+      )}
+      <table className="blotter">
+        <caption>Live orders (event {blotter.lastSequence})</caption>
+        <thead>
+          <tr>
+            <th scope="col">Order</th>
+            <th scope="col">Symbol</th>
+            <th scope="col">Side</th>
+            <th scope="col">Quantity</th>
+            <th scope="col">Price</th>
+            <th scope="col">Status</th>
+            <th scope="col">Seen</th>
+            <th scope="col">
+              <span className="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {[...blotter.orders.values()].reverse().map((order) => (
+            <tr key={order.id} data-order={order.externalId}>
+              <td>{order.externalId}</td>
+              <td>{order.symbol}</td>
+              <td>{order.side}</td>
+              <td className="num">
+                {order.filledQuantity}/{order.quantity}
+              </td>
+              <td className="num">{order.price ?? "market"}</td>
+              <td className={`status status-${order.status}`}>{order.status}</td>
+              <td className="history">{(blotter.history.get(order.id) ?? []).join(" → ")}</td>
+              <td>
+                {!FINAL.has(order.status) && (
+                  <button type="button" onClick={() => void cancel(order.id)}>
+                    Cancel {order.externalId}
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
