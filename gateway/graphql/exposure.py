@@ -10,15 +10,13 @@ validation cache keys on the rules, so each set still hits it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Final
 
 from graphql import FieldNode, GraphQLError, NoSchemaIntrospectionCustomRule, ValidationRule
-from strawberry.extensions import SchemaExtension
 
 from gateway.auth import Role
 
-__all__ = ["HideSchema"]
+__all__ = ["hiding_rules"]
 
 INTROSPECTION_DISABLED: Final = "INTROSPECTION_DISABLED"
 
@@ -51,13 +49,7 @@ _FOR_ADMINS = (_IntrospectionDisabled,)
 _FOR_OTHERS = (_IntrospectionDisabled, _ServiceForAdminsOnly)
 
 
-class HideSchema(SchemaExtension):
-    """Add the rules hiding the schema, by the viewer's role (installed only when off)."""
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context
-        viewer = getattr(context.context, "viewer", None)
-        admin = viewer is not None and viewer.role is Role.ADMIN
-        added = _FOR_ADMINS if admin else _FOR_OTHERS
-        context.validation_rules = context.validation_rules + added
-        yield
+def hiding_rules(viewer: Any) -> tuple[type[ValidationRule], ...]:
+    """The rules hiding the schema from ``viewer`` (added per request only when off)."""
+    admin = viewer is not None and viewer.role is Role.ADMIN
+    return _FOR_ADMINS if admin else _FOR_OTHERS

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -151,74 +152,104 @@ class Loaders:
         self, services: GatewayServices, *, cache: bool = True, viewer: Viewer | None = None
     ) -> None:
         self._services = services
-        registry = services.registry
         budgets = upstream_budgets(services)
         #: Who pays the upstream calls of this operation's reads (None: nobody).
         self._payer: UpstreamPayer | None = None
         if viewer is not None and budgets.enabled:
             self._payer = budgets.payer(f"{viewer.role.value}:{viewer.subject}")
-        self.partners: DataLoader[str, PartnerRecord | None] = DataLoader(
-            self._load_partners, cache=cache
-        )
-        self.partner_details: DataLoader[str, BusinessPartner | None] = DataLoader(
-            self._load_partner_details, cache=cache
-        )
-        # Links resolve together so that sibling fields' upstream reads land in one batch.
-        self.partner_links: DataLoader[tuple[str, str], list[Link]] = DataLoader(
-            self._load_partner_links, cache=cache
-        )
-        self.account_owners: DataLoader[PlatformKey, str | None] = DataLoader(
-            self._owners("account"), cache=cache
-        )
-        self.trader_owners: DataLoader[PlatformKey, str | None] = DataLoader(
-            self._owners("trader"), cache=cache
-        )
-        self._keyed: DataLoader[_Read[Any, Any], Any] = DataLoader(self._load_keyed, cache=cache)
+        self._cache = cache
         # Partners a mutation changed: their next detail read skips the gateway cache.
         self._changed_partners: set[str] = set()
 
-        def reads(platform: str) -> AccountReads:
-            return registry.require(platform, Capability.ACCOUNT_READS, AccountReads)
+    # Each loader is made on first use: an operation touches one or two of them, and
+    # making all of them cost a tenth of a warm read.
 
-        self.accounts: DataLoader[PlatformKey, Account | None] = self._platform_loader(
+    @functools.cached_property
+    def partners(self) -> DataLoader[str, PartnerRecord | None]:
+        return DataLoader(self._load_partners, cache=self._cache)
+
+    @functools.cached_property
+    def partner_details(self) -> DataLoader[str, BusinessPartner | None]:
+        return DataLoader(self._load_partner_details, cache=self._cache)
+
+    @functools.cached_property
+    def partner_links(self) -> DataLoader[tuple[str, str], list[Link]]:
+        # Links resolve together so that sibling fields' upstream reads land in one batch.
+        return DataLoader(self._load_partner_links, cache=self._cache)
+
+    @functools.cached_property
+    def account_owners(self) -> DataLoader[PlatformKey, str | None]:
+        return DataLoader(self._owners("account"), cache=self._cache)
+
+    @functools.cached_property
+    def trader_owners(self) -> DataLoader[PlatformKey, str | None]:
+        return DataLoader(self._owners("trader"), cache=self._cache)
+
+    @functools.cached_property
+    def _keyed(self) -> DataLoader[_Read[Any, Any], Any]:
+        return DataLoader(self._load_keyed, cache=self._cache)
+
+    def _reads(self, platform: str) -> AccountReads:
+        return self._services.registry.require(platform, Capability.ACCOUNT_READS, AccountReads)
+
+    @functools.cached_property
+    def accounts(self) -> DataLoader[PlatformKey, Account | None]:
+        return self._platform_loader(
             "account",
             Capability.ACCOUNT_READS,
-            lambda p, ids: reads(p).get_accounts(ids),
-            cache,
+            lambda p, ids: self._reads(p).get_accounts(ids),
+            self._cache,
         )
-        self.traders: DataLoader[PlatformKey, Trader | None] = self._platform_loader(
+
+    @functools.cached_property
+    def traders(self) -> DataLoader[PlatformKey, Trader | None]:
+        return self._platform_loader(
             "trader",
             Capability.ACCOUNT_READS,
-            lambda p, ids: reads(p).get_traders(ids),
-            cache,
+            lambda p, ids: self._reads(p).get_traders(ids),
+            self._cache,
         )
-        self.trader_accounts: DataLoader[PlatformKey, Sequence[Account]] = self._platform_loader(
+
+    @functools.cached_property
+    def trader_accounts(self) -> DataLoader[PlatformKey, Sequence[Account]]:
+        return self._platform_loader(
             "trader-accounts",
             Capability.ACCOUNT_READS,
-            lambda p, ids: reads(p).get_trader_accounts(ids),
-            cache,
+            lambda p, ids: self._reads(p).get_trader_accounts(ids),
+            self._cache,
         )
-        self.positions: DataLoader[PlatformKey, Sequence[Position]] = self._platform_loader(
+
+    @functools.cached_property
+    def positions(self) -> DataLoader[PlatformKey, Sequence[Position]]:
+        return self._platform_loader(
             "positions",
             Capability.ACCOUNT_READS,
-            lambda p, ids: reads(p).get_positions(ids),
-            cache,
+            lambda p, ids: self._reads(p).get_positions(ids),
+            self._cache,
         )
-        self.orders: DataLoader[PlatformKey, Sequence[Order]] = self._platform_loader(
+
+    @functools.cached_property
+    def orders(self) -> DataLoader[PlatformKey, Sequence[Order]]:
+        registry = self._services.registry
+        return self._platform_loader(
             "orders",
             Capability.ORDER_READS,
             lambda p, ids: registry.require(p, Capability.ORDER_READS, OrderReads).get_orders(ids),
-            cache,
+            self._cache,
         )
-        self.market_data_subscriptions: DataLoader[
-            PlatformKey, Sequence[MarketDataSubscription]
-        ] = self._platform_loader(
+
+    @functools.cached_property
+    def market_data_subscriptions(
+        self,
+    ) -> DataLoader[PlatformKey, Sequence[MarketDataSubscription]]:
+        registry = self._services.registry
+        return self._platform_loader(
             "md-subscriptions",
             Capability.MARKET_DATA_ENTITLEMENTS,
             lambda p, ids: registry.require(
                 p, Capability.MARKET_DATA_ENTITLEMENTS, MarketDataEntitlements
             ).get_market_data_subscriptions(ids),
-            cache,
+            self._cache,
         )
 
     async def read(

@@ -16,12 +16,6 @@ from typing import Any, Final, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
 from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
@@ -34,9 +28,9 @@ from gateway.config import LimitSettings
 from gateway.contract import UpstreamCost
 from gateway.errors import InvalidInput
 from gateway.graphql.cost import DeclaredCosts, cost_limit_rule
-from gateway.graphql.errors import ERROR_TYPES, CodeRefusals, MaskUnexpectedErrors
-from gateway.graphql.exposure import HideSchema
+from gateway.graphql.errors import ERROR_TYPES
 from gateway.graphql.limits import alias_limit_rule, depth_limit_rule, repeated_fields_rule
+from gateway.graphql.operation import OperationSettings, gateway_operation
 from gateway.graphql.scalars import SCALAR_MAP
 from gateway.graphql.sdl import FederationService, public_sdl, subgraph_sdl
 from gateway.graphql.types import CORE_TYPES, Account
@@ -152,17 +146,17 @@ def _extensions(limits: LimitSettings, introspection: bool, declared: DeclaredCo
             max_upstream_calls=limits.max_upstream_calls,
         ),
     ]
-    extensions: list[Any] = [
-        MaskUnexpectedErrors,
-        lambda: CodeRefusals(hide_suggestions=not introspection),
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+    # One extension for all of it: Strawberry's cost is per extension and per hook.
+    return [
+        gateway_operation(
+            OperationSettings.make(
+                max_tokens=limits.max_tokens,
+                rules=rules,
+                hide_schema=not introspection,
+                cache_size=DOCUMENT_CACHE_SIZE,
+            )
+        )
     ]
-    if not introspection:
-        extensions.append(HideSchema)
-    return extensions
 
 
 def build_schema(

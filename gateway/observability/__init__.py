@@ -36,7 +36,7 @@ from gateway.observability.access_log import (
     TextFormatter,
     install_request_fields,
 )
-from gateway.observability.extension import ObservedOperation, ResolverSpans
+from gateway.observability.extension import ObservedOperation, ResolverSpans, TracedOperation
 
 if TYPE_CHECKING:
     from gateway.graphql import BrokerGraphSchema
@@ -105,7 +105,8 @@ class Observability:
         installed = tracing.tracer() is not None
         traced = tracing.configure(settings.observability)
         # Outermost, so it sees the errors as the other extensions leave them.
-        extensions: list[Any] = [ObservedOperation, *schema.extensions]
+        observed = TracedOperation if traced else ObservedOperation
+        extensions: list[Any] = [observed, *schema.extensions]
         if traced:
             extensions.append(ResolverSpans)
         schema.extensions = tuple(extensions)

@@ -3,9 +3,11 @@
 :class:`ObservedOperation` runs around every operation (HTTP or WebSocket): it
 counts the operation by name, type and outcome with its latency, counts its errors
 by ``extensions.code``, tells the access line the operation and the viewer, and
-while tracing is on opens the operation's span with its parse and validate steps.
-:class:`ResolverSpans` (only added while tracing is on, since any ``resolve`` hook
-makes Strawberry wrap every field) gives each resolver that awaits a span.
+while tracing is on (:class:`TracedOperation`, installed instead) opens the
+operation's span with its parse and validate steps: without tracing, the hooks
+for those steps would cost every request for nothing.  :class:`ResolverSpans`
+(only added while tracing is on, since any ``resolve`` hook makes Strawberry wrap
+every field) gives each resolver that awaits a span.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from strawberry.extensions import SchemaExtension
 from gateway.errors import BrokerGraphError
 from gateway.observability import _context, metrics, tracing
 
-__all__ = ["ObservedOperation", "ResolverSpans"]
+__all__ = ["ObservedOperation", "ResolverSpans", "TracedOperation"]
 
 
 class ObservedOperation(SchemaExtension):
@@ -76,6 +78,10 @@ class ObservedOperation(SchemaExtension):
             if errors:
                 self._span.set_status(trace.StatusCode.ERROR, str(_code(errors[0])))
             self._span.end()
+
+
+class TracedOperation(ObservedOperation):
+    """:class:`ObservedOperation` with the spans of the operation's steps."""
 
     def on_parse(self) -> Iterator[None]:
         yield from self._step("graphql.parse")
