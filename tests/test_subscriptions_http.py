@@ -367,3 +367,20 @@ async def test_the_graphql_sse_client_is_refused_without_a_token(gateway: TestGa
         await received.wait_for(lambda r: r.completed, "the end")
     assert received.events == []
     assert len(received.errors) == 1 and "401" in json.dumps(received.errors), received.errors
+
+
+async def test_another_clients_account_is_not_found_in_the_stream(gateway: TestGateway) -> None:
+    async with multipart(gateway, operation(), token="other_client") as received:
+        await received.wait_for(lambda r: bool(r.errors), "an error")
+    assert received.errors[0]["extensions"]["code"] == "NOT_FOUND", received.errors
+    assert received.events == []
+
+
+async def test_the_depth_rule_refuses_a_streamed_subscription(tmp_path: Path) -> None:
+    async with (
+        serving(tmp_path, max_depth=1) as gateway,  # the document has depth 2
+        graphql_sse_client(gateway, operation()) as received,
+    ):
+        await received.wait_for(lambda r: r.completed, "the end")
+    assert [e["extensions"]["code"] for e in received.errors] == ["QUERY_TOO_DEEP"]
+    assert received.events == []

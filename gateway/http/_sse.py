@@ -188,6 +188,8 @@ class HTTPSubscriptions:
                 request=request,
                 loaders_cache=False,  # a cache would go stale over a long-lived stream
             )
+            # Nothing runs before the stream is iterated: the response starts at once
+            # (with its heartbeats), however long the first event takes.
             source = cast(
                 AsyncGenerator[Any, None],
                 await leak_free(self.schema).stream(
@@ -200,18 +202,11 @@ class HTTPSubscriptions:
                     ),
                 ),
             )
-            first = await anext(source, _END)
-            if isinstance(first, PreExecutionError) or not isinstance(first, ExecutionResult):
-                await release()
-                errors = getattr(first, "errors", None) or []
-                body = {"errors": [self.format_error(e) for e in errors]}
-                return Response(orjson.dumps(body), 400, media_type="application/json")
-            if register is not None and query is not None:
-                await self.persisted.register(register, query)  # it parsed and validated
         except BaseException:
             await release()
             raise
-        frames = self._frames(framing, source, first, authorization)
+        registration = None if register is None or query is None else (register, query)
+        frames = self._frames(framing, source, authorization, registration)
         merged = merge_stream_with_heartbeat(
             lambda: frames,
             framing.heartbeat,
@@ -230,10 +225,11 @@ class HTTPSubscriptions:
         self,
         framing: Framing,
         source: AsyncGenerator[Any, None],
-        first: ExecutionResult,
         authorization: str | None,
+        registration: tuple[str, str] | None,
     ) -> AsyncGenerator[str, None]:
-        yield framing.next(self._payload(first))
+        """The stream's frames; ``registration``: an APQ hash and text to store once the
+        text proved valid (it ran)."""
         watch = self._credentials_lapse(authorization)
         lapse = None if watch is None else asyncio.ensure_future(watch)
         upcoming: asyncio.Future[Any] | None = None
@@ -250,6 +246,22 @@ class HTTPSubscriptions:
                 upcoming = None
                 if result is _END:
                     break
+                if isinstance(result, PreExecutionError):
+                    # Parse, validation (depth, cost), operation type: as the WebSocket's
+                    # ``error`` message, the operation's only result.
+                    errors = [self.format_error(e) for e in result.errors or ()]
+                    yield framing.next({"errors": errors})
+                    break
+                if not isinstance(result, ExecutionResult):
+                    # @defer / @stream frames: not served on a subscription transport.
+                    refusal = {"message": "incremental delivery is not supported"}
+                    yield framing.next(
+                        {"errors": [{**refusal, "extensions": {"code": "BAD_REQUEST"}}]}
+                    )
+                    break
+                if registration is not None:
+                    await self.persisted.register(*registration)
+                    registration = None
                 yield framing.next(self._payload(result))
             yield framing.complete()
         finally:
