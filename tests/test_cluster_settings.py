@@ -131,7 +131,7 @@ async def test_the_postgresql_pool_takes_its_size_from_the_settings(
 ) -> None:
     pool = {"url": postgres_url, "pool_size": 2, "max_overflow": 1}
     async with replica(sandbox, postgres_url, store=pool) as services:
-        engine_pool: Any = services.store._engine.pool
+        engine_pool: Any = services.store._engine.sync_engine.pool
         assert engine_pool.size() == 2
         assert engine_pool._max_overflow == 1
         await services.store.ping()
