@@ -326,13 +326,16 @@ async def test_a_cancelled_half_open_trial_gives_its_slot_back_and_the_probe_rec
         assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"]
         assert sum(sandbox.calls.values()) == calls and not breaker.trial_in_flight
         # A well-formed id: one field takes the trial, its sibling is refused "circuit
-        # open" (non-null), so graphql-core cancels the trial mid-call.
+        # open" (non-null), so graphql-core cancels the field that holds the trial.
         order = encode_id("Order", "toy", "1001", "no-such-order")
         _, body = await gateway.query(SIBLING_FAILS, {"id": account, "order": order})
         assert body["data"] is None
         assert body["errors"][0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
-        assert state_of(breaker) is BreakerState.HALF_OPEN
-        assert not breaker.trial_in_flight  # given back by the cancelled call
+        # The read itself runs on in its own task (other requests may have joined it:
+        # gateway.cache.SingleFlight), and gives the slot back with its outcome: the
+        # circuit is never left half-open with a trial nobody will settle.
+        await until(lambda: not breaker.trial_in_flight)
+        assert state_of(breaker) is BreakerState.CLOSED
         sandbox.latency_seconds = 0
         await gateway.clear_cache()
         _, body = await gateway.query(BALANCE, {"id": account})  # the next trial
