@@ -62,6 +62,8 @@ const CancelOrder = graphql(`
 type Order = NonNullable<OrderEventsSubscription["orderEvents"]["order"]>;
 
 interface Blotter {
+  /** True once the first event (the stream's snapshot) arrived: updates are live from here. */
+  live: boolean;
   lastSequence: number;
   /** Orders by id, in the order they first appeared. */
   orders: Map<string, Order>;
@@ -69,7 +71,7 @@ interface Blotter {
   history: Map<string, string[]>;
 }
 
-const EMPTY: Blotter = { lastSequence: 0, orders: new Map(), history: new Map() };
+const EMPTY: Blotter = { live: false, lastSequence: 0, orders: new Map(), history: new Map() };
 
 const FINAL = new Set(["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]);
 
@@ -81,13 +83,13 @@ export function Orders({ accountId }: { accountId: string }) {
       const { sequence, order } = event.orderEvents;
       // Sequences grow by one per account: an old one is a replay already applied.
       if (sequence <= current.lastSequence || !order) {
-        return { ...current, lastSequence: Math.max(current.lastSequence, sequence) };
+        return { ...current, live: true, lastSequence: Math.max(current.lastSequence, sequence) };
       }
       const orders = new Map(current.orders).set(order.id, order);
       const seen = current.history.get(order.id) ?? [];
       const history = new Map(current.history);
       if (seen[seen.length - 1] !== order.status) history.set(order.id, [...seen, order.status]);
-      return { lastSequence: sequence, orders, history };
+      return { live: true, lastSequence: sequence, orders, history };
     },
   );
   const [placing, placeOrder] = useMutation(PlaceOrder);
@@ -160,8 +162,10 @@ export function Orders({ accountId }: { accountId: string }) {
       {streamError && (
         <p role="alert">Live updates interrupted: {streamError.message}</p>
       )}
-      <table className="blotter">
-        <caption>Live orders (event {blotter.lastSequence})</caption>
+      <table className="blotter" data-live={blotter.live}>
+        <caption>
+          {blotter.live ? `Live orders (event ${blotter.lastSequence})` : "Connecting to live orders…"}
+        </caption>
         <thead>
           <tr>
             <th scope="col">Order</th>

@@ -1,0 +1,65 @@
+// The client journey in a real browser, offline: Debian's chromium driven by
+// playwright-core, every host but 127.0.0.1 unresolvable and any request off the
+// loopback recorded (and failed).  Run by tests/test_client_area_browser.py, which
+// passes its inputs as environment variables and reads the JSON printed on stdout.
+//   CLIENT_AREA_URL  the page, with the client token in the fragment
+//   CHROMIUM         the chromium binary
+//   EXPECTED         JSON {"platform number": "balance text"} the gateway answered
+//   SCREENSHOT_DIR   where the screenshots go
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const env = process.env;
+const expected = JSON.parse(env.EXPECTED);
+const report = { balances: {}, order: null, history: null, offLoopback: [], axe: null };
+const STEP_MS = 60_000;
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM,
+  args: ["--no-sandbox", "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(STEP_MS);
+  await page.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === "127.0.0.1" || url.protocol === "data:") return route.continue();
+    report.offLoopback.push(url.toString());
+    return route.abort();
+  });
+  await page.goto(env.CLIENT_AREA_URL);
+
+  // Accounts: every expected account with the balance the gateway answered.
+  for (const key of Object.keys(expected)) {
+    const [platform, number] = key.split(" ");
+    const cell = page.locator(`tr[data-platform="${platform}"][data-account="${number}"] td.balance`);
+    await cell.waitFor();
+    report.balances[key] = (await cell.textContent()).trim();
+  }
+
+  // Accessibility basics on the loaded page.
+  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+  report.axe = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+  });
+
+  // Orders: wait for the stream to be live, place a resting limit order, watch it work.
+  await page.locator('table.blotter[data-live="true"]').waitFor();
+  await page.getByRole("button", { name: "Place order" }).click();
+  const sent = page.locator(".order-message", { hasText: /^Order \S+ sent$/ });
+  await sent.waitFor();
+  const orderId = (await sent.textContent()).trim().split(" ")[1];
+  report.order = orderId;
+  const row = page.locator(`tr[data-order="${orderId}"]`);
+  await row.locator("td.status", { hasText: /^WORKING$/ }).waitFor();
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area-working.png`, fullPage: true });
+  await row.getByRole("button", { name: `Cancel ${orderId}` }).click();
+  await row.locator("td.status", { hasText: /^CANCELLED$/ }).waitFor();
+  report.history = (await row.locator("td.history").textContent()).trim();
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area.png`, fullPage: true });
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));
