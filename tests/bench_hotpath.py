@@ -64,6 +64,7 @@ from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
 from gateway.asgi_server import ServedApp, serve_asgi  # noqa: E402
 from gateway.auth import Role  # noqa: E402
 from gateway.cache import Cache  # noqa: E402
+from gateway.cli import run_server  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
 from gateway.contract import OrderSide, OrderType, TimeInForce  # noqa: E402
 from gateway.graphql.ids import encode_id  # noqa: E402
@@ -601,7 +602,8 @@ def main() -> None:
         results = asyncio.run(asyncio.wait_for(run_client(config), CLIENT_TIMEOUT))
         print(json.dumps(results))
         return
-    print(table(asyncio.run(serve(args.profile))))
+    # On the loop `brokergraph serve` runs (uvloop): the bare app shares it.
+    print(table(run_server(serve(args.profile))))
 
 
 if __name__ == "__main__":
