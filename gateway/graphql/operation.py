@@ -36,7 +36,7 @@ class OperationSettings:
     #: Introspection off: the exposure rules by role, suggestions cut from messages.
     hide_schema: bool
     parse: Callable[..., DocumentNode]
-    validate: Callable[[GraphQLSchema, DocumentNode, _Rules], list[GraphQLError]]
+    validate: Callable[[GraphQLSchema, _Document, _Rules], list[GraphQLError]]
 
     @classmethod
     def make(
@@ -54,8 +54,29 @@ class OperationSettings:
             rules=tuple(rules),
             hide_schema=hide_schema,
             parse=functools.lru_cache(maxsize=cache_size)(parse),
-            validate=functools.lru_cache(maxsize=cache_size)(validate_document),
+            validate=functools.lru_cache(maxsize=cache_size)(_validate),
         )
+
+
+class _Document:
+    """A parsed document as a cache key, by identity: graphql-core hashes a document by
+    walking all its nodes (a tenth of a warm read), while the parser cache hands the
+    same object for the same text.  The entry holds the document, so its id stays its."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: DocumentNode) -> None:
+        self.node = node
+
+    def __hash__(self) -> int:
+        return id(self.node)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Document) and other.node is self.node
+
+
+def _validate(schema: GraphQLSchema, document: _Document, rules: _Rules) -> list[GraphQLError]:
+    return validate_document(schema, document.node, rules)
 
 
 class GatewayOperation(CodeRefusals):
@@ -103,7 +124,7 @@ class GatewayOperation(CodeRefusals):
         context = self.execution_context
         assert context.graphql_document is not None  # parsed, or refused before this step
         context.pre_execution_errors = self.settings.validate(
-            context.schema._schema, context.graphql_document, context.validation_rules
+            context.schema._schema, _Document(context.graphql_document), context.validation_rules
         )
         yield from super().on_validate()
 
