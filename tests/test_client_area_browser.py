@@ -84,7 +84,7 @@ async def test_client_journey_accounts_and_a_live_order(tmp_path: Path) -> None:
             shots.mkdir()
             report = await run_journey(
                 {
-                    "CLIENT_AREA_URL": f"{gateway.url}/client-area/#client={token}",
+                    "CLIENT_AREA_URL": f"{gateway.url}/client-area/#token={token}",
                     "CHROMIUM": chromium,
                     "EXPECTED": json.dumps(expected),
                     "SCREENSHOT_DIR": str(shots),

@@ -1,5 +1,6 @@
 /**
- * Demo tokens arrive in the URL fragment (#token=… or #client=…&manager=…&admin=…),
+ * Demo tokens arrive in the URL fragment (#token=…, as GraphiQL takes them, or by role:
+ * #client=…&manager=…&admin=…),
  * which the browser never sends to a server or writes to access logs, unlike a query
  * string.  They are kept for the tab only (sessionStorage) and the fragment is cleared.
  */
@@ -13,7 +14,7 @@ export function loadTokens(): Tokens {
   let changed = false;
   for (const [name, value] of fragment) {
     if (value) {
-      stored[name] = value;
+      stored[name === "token" ? roleOf(value) : name] = value;
       changed = true;
     }
   }
@@ -29,4 +30,18 @@ export function saveToken(role: string, token: string): Tokens {
   stored[role] = token;
   sessionStorage.setItem(KEY, JSON.stringify(stored));
   return stored;
+}
+
+/**
+ * The role claim of a JWT, read (not verified: the gateway verifies) only to file the
+ * token under the right role in the picker; "client" when it cannot be read.
+ */
+function roleOf(token: string): string {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(payload)) as { role?: unknown };
+    return typeof claims.role === "string" ? claims.role : "client";
+  } catch {
+    return "client";
+  }
 }
