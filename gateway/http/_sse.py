@@ -92,7 +92,12 @@ class Framing:
 
 
 class SSEFraming(Framing):
-    """graphql-sse, distinct connections mode (``event: next`` / ``event: complete``)."""
+    """graphql-sse, distinct connections mode (``event: next`` / ``event: complete``).
+
+    Lines end with LF alone, as graphql-sse's own server writes them: Strawberry's
+    encoder ends them with CRLF, which the SSE specification allows but Hive Gateway's
+    subgraph client (it splits events on a blank LF line) never reads as an event end.
+    """
 
     _sse: ClassVar[SSETransport] = SSETransport()
     headers: ClassVar[Mapping[str, str]] = SSETransport.headers
@@ -104,17 +109,17 @@ class SSEFraming(Framing):
         return cls() if accept and cls._sse.accepts(accept) else None
 
     def next(self, result: dict[str, Any]) -> str:
-        return self._sse.encode_next(result, encode_json)  # type: ignore[arg-type]
+        return f"event: next\ndata: {encode_json(result)}\n\n"  # orjson writes no newline
 
     def fatal(self, errors: list[dict[str, Any]]) -> str:
         # The protocol has no error event in this mode: errors travel as a result.
         return self.next({"errors": errors}) + self.complete()
 
     def complete(self) -> str:
-        return self._sse.encode_complete()
+        return "event: complete\ndata:\n\n"  # a data field, or browsers drop the event
 
     def heartbeat(self) -> str:
-        return self._sse.heartbeat_message(encode_json)
+        return ": ping\n\n"
 
 
 def socket_policy(websocket: GraphQLWebSocket) -> SocketPolicy:
