@@ -3,7 +3,9 @@ client, pinned in tests/npm) and Apollo's multipart protocol (parsed here from a
 stream), against a QST sandbox through the gateway, with the WebSocket's rules: 401
 without credentials, the per-viewer cap shared with the sockets, ``afterSequence``
 resume with no gap, RESUME_POINT_EXPIRED in the stream, the stream ended when its token
-expires, and a coded 400 for a subscription sent as a plain JSON request."""
+expires, a coded 400 for a subscription sent as a plain JSON request, and Hive
+Gateway (bench/mesh's pin) relaying a subscription from a composed supergraph over its
+default subgraph transport (SSE)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import brokergraph_qst.plugin
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -384,3 +388,126 @@ async def test_the_depth_rule_refuses_a_streamed_subscription(tmp_path: Path) ->
         await received.wait_for(lambda r: r.completed, "the end")
     assert [e["extensions"]["code"] for e in received.errors] == ["QUERY_TOO_DEEP"]
     assert received.events == []
+
+
+# --------------------------------------------------------------------------- Hive Gateway
+
+MESH_DIR = Path(__file__).resolve().parent.parent / "bench" / "mesh"
+
+
+def sse_results(buffer: str) -> tuple[list[dict[str, Any] | None], str]:
+    """The complete events at the head of ``buffer`` (None: ``complete``) and the rest."""
+    results: list[dict[str, Any] | None] = []
+    while "\n\n" in buffer:
+        block, buffer = buffer.split("\n\n", 1)
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if fields.get("event") == "next":
+            results.append(json.loads(fields["data"]))
+        elif block.startswith("event: complete"):
+            results.append(None)
+    return results, buffer
+
+
+@contextlib.asynccontextmanager
+async def hive_gateway(gateway: TestGateway, directory: Path) -> AsyncIterator[str]:
+    """Hive Gateway (bench/mesh's pin) on a supergraph composing this gateway: its URL.
+
+    The subgraph is read from the public SDL; the caller's Authorization header is
+    forwarded to it, as a gateway in front of brokergraph would."""
+    hive = MESH_DIR / "node_modules" / ".bin" / "hive-gateway"
+    if shutil.which("node") is None or not hive.exists():
+        pytest.skip("node or bench/mesh/node_modules is missing: npm ci --prefix bench/mesh")
+    (directory / "brokergraph.graphql").write_text(str(gateway.schema))
+    (directory / "node_modules").symlink_to(MESH_DIR / "node_modules")
+    (directory / "mesh.config.ts").write_text(
+        "import { defineConfig, loadGraphQLHTTPSubgraph } from '@graphql-mesh/compose-cli';\n"
+        "export const composeConfig = defineConfig({ subgraphs: [{\n"
+        "  sourceHandler: loadGraphQLHTTPSubgraph('brokergraph', {\n"
+        f"    endpoint: {json.dumps(gateway.graphql_url)},\n"
+        "    source: './brokergraph.graphql',\n"
+        "    operationHeaders: { authorization: '{context.headers.authorization}' },\n"
+        "  }),\n"
+        "}] });\n"
+    )
+    compose = await asyncio.create_subprocess_exec(
+        str(MESH_DIR / "node_modules" / ".bin" / "mesh-compose"),
+        "-o",
+        "supergraph.graphql",
+        cwd=directory,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(compose.communicate(), 120)
+    assert compose.returncode == 0, out.decode()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        str(hive),
+        "supergraph",
+        "supergraph.graphql",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        cwd=directory,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        health = f"http://127.0.0.1:{port}/healthcheck"
+        await wait_until_answering(gateway, health, process)
+        yield f"http://127.0.0.1:{port}/graphql"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+async def wait_until_answering(
+    gateway: TestGateway, url: str, process: asyncio.subprocess.Process
+) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            assert process.returncode is None, "hive-gateway exited"
+            with contextlib.suppress(httpx.TransportError):
+                if (await gateway.http.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+
+
+async def test_hive_gateways_default_transport_streams_order_events(
+    gateway: TestGateway, tmp_path: Path
+) -> None:
+    async with hive_gateway(gateway, tmp_path) as hive_url:
+        headers = {"Accept": SSE, "Authorization": f"Bearer {gateway.tokens['client']}"}
+        received = Received()
+        async with gateway.http.stream(
+            "POST", hive_url, json=operation(), headers=headers, timeout=WAIT
+        ) as response:
+            assert response.status_code == 200
+
+            async def pump() -> None:
+                buffer = ""
+                async for chunk in response.aiter_text():
+                    results, buffer = sse_results(buffer + chunk)
+                    for result in results:
+                        if result is None:
+                            received.end()
+                        else:
+                            received.add(result)
+                received.end()
+
+            task = asyncio.create_task(pump())
+            try:
+                await received.wait_for(lambda r: bool(r.events), "the snapshot")
+                # Hive opened its stream to brokergraph with the client's token.
+                assert sum(policy_of(gateway).http_streams.values()) == 1
+                placed = await place(gateway)
+                await received.wait_order(placed, "WORKING")
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    assert statuses(received, placed)[:2] == ["PENDING", "WORKING"]
+    assert received.errors == []
