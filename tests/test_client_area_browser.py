@@ -1,19 +1,22 @@
 """The client journey through the reference client area in Debian's chromium, offline.
 
-A gateway wired to the four platform sandboxes serves the built app at /client-area;
+A gateway wired to the platform sandboxes serves the built app at /client-area;
 playwright-core (examples/client-area/e2e/client-journey.mjs) opens it with the client
 token in the URL fragment, with every host but 127.0.0.1 unresolvable and every request
 off the loopback recorded.  The page must list the partner's accounts on every platform
 with the balances the gateway answers, pass axe-core's WCAG 2 A/AA rules, and show a QST
 limit order go PENDING → WORKING and, once cancelled, CANCELLED — live, from
-``orderEvents``.  Screenshots go to the test's tmp dir.
+``orderEvents``.  With a platform down, its accounts are rows carrying the typed error at
+their path and the others still show.  Screenshots go to the test's tmp dir.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +30,12 @@ from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_qort.sandbox import QortSandbox
 from brokergraph_qst.sandbox import QstSandbox
 
-from gateway.testing import open_test_gateway
+from gateway.sandboxes import Sandbox
+from gateway.testing import TestGateway, open_test_gateway
 from tests import browser
 from tests.test_client_area_build import APP_DIR, build_client_area
 
-PLUGINS = [
-    brokergraph_ctrader.plugin,
-    brokergraph_dxtrade.plugin,
-    brokergraph_qort.plugin,
-    brokergraph_qst.plugin,
-]
-
-BALANCES = """{ me { accounts { platform number balance { amount currency } } } }"""
+ACCOUNTS = """{ me { accounts { platform number balance { amount currency } } } }"""
 
 
 def shown(money: dict[str, str] | None) -> str:
@@ -46,7 +43,40 @@ def shown(money: dict[str, str] | None) -> str:
     return f"{money['amount']} {money['currency']}" if money else "—"
 
 
-async def run_journey(env: dict[str, str]) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def client_area(
+    plugins: list[object], sandboxes: list[Sandbox], tmp_path: Path
+) -> AsyncIterator[TestGateway]:
+    """The built app, served by a gateway wired to ``sandboxes`` (started here)."""
+    await build_client_area()
+    async with contextlib.AsyncExitStack() as stack:
+        for sandbox in sandboxes:
+            await stack.enter_async_context(sandbox)
+        yield await stack.enter_async_context(
+            open_test_gateway(plugins, sandboxes, tmp_path / "store")
+        )
+
+
+async def accounts_answer(gateway: TestGateway) -> dict[str, Any]:
+    token = gateway.tokens["client"]
+    answer = await gateway.http.post(
+        gateway.graphql_url, json={"query": ACCOUNTS}, headers={"Authorization": f"Bearer {token}"}
+    )
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def run_journey(
+    gateway: TestGateway, journey: str, expected: dict[str, str], shots: Path
+) -> dict[str, Any]:
+    """Run the browser journey; its JSON report (what the page showed)."""
+    env = {
+        "CLIENT_AREA_URL": f"{gateway.url}/client-area/#token={gateway.tokens['client']}",
+        "CHROMIUM": browser.chromium_path(),
+        "EXPECTED": json.dumps(expected),
+        "SCREENSHOT_DIR": str(shots),
+        "JOURNEY": journey,
+    }
     process = await asyncio.create_subprocess_exec(
         "node",
         str(APP_DIR / "e2e" / "client-journey.mjs"),
@@ -58,43 +88,58 @@ async def run_journey(env: dict[str, str]) -> dict[str, Any]:
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode(errors="replace")
     report: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    assert report["offLoopback"] == []  # nothing from a CDN, nothing off this machine
     return report
 
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)  # a cold npm ci downloads; four sandboxes and chromium start
 async def test_client_journey_accounts_and_a_live_order(tmp_path: Path) -> None:
-    chromium = browser.chromium_path()
-    await build_client_area()
-    sandboxes = [CTraderSandbox(), DxTradeSandbox(), QortSandbox(), QstSandbox()]
-    for sandbox in sandboxes:
-        await sandbox.start(host="127.0.0.1", port=0)
-    try:
-        async with open_test_gateway(PLUGINS, sandboxes, tmp_path / "store") as gateway:
-            token = gateway.tokens["client"]
-            answer = await gateway.http.post(
-                gateway.graphql_url,
-                json={"query": BALANCES},
-                headers={"Authorization": f"Bearer {token}"},
-            )
-            accounts = answer.json()["data"]["me"]["accounts"]
-            expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts}
-            assert {key.split()[0] for key in expected} >= {"ctrader", "dxtrade", "qort", "qst"}
-            shots = tmp_path / "screenshots"
-            shots.mkdir()
-            report = await run_journey(
-                {
-                    "CLIENT_AREA_URL": f"{gateway.url}/client-area/#token={token}",
-                    "CHROMIUM": chromium,
-                    "EXPECTED": json.dumps(expected),
-                    "SCREENSHOT_DIR": str(shots),
-                }
-            )
-    finally:
-        for sandbox in sandboxes:
-            await sandbox.stop()
-    assert report["offLoopback"] == []
+    browser.chromium_path()
+    plugins: list[object] = [
+        brokergraph_ctrader.plugin,
+        brokergraph_dxtrade.plugin,
+        brokergraph_qort.plugin,
+        brokergraph_qst.plugin,
+    ]
+    sandboxes: list[Sandbox] = [CTraderSandbox(), DxTradeSandbox(), QortSandbox(), QstSandbox()]
+    async with client_area(plugins, sandboxes, tmp_path) as gateway:
+        accounts = (await accounts_answer(gateway))["data"]["me"]["accounts"]
+        expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts}
+        assert {key.split()[0] for key in expected} == {"ctrader", "dxtrade", "qort", "qst"}
+        report = await run_journey(gateway, "orders", expected, tmp_path)
     assert report["balances"] == expected
     assert report["axe"] == []
     assert report["history"] == "PENDING → WORKING → CANCELLED"
-    assert (shots / "client-area.png").stat().st_size > 0
+    assert (tmp_path / "client-area.png").stat().st_size > 0
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+async def test_a_platform_down_shows_its_typed_error_beside_the_others(tmp_path: Path) -> None:
+    browser.chromium_path()
+    ctrader = CTraderSandbox()
+    plugins: list[object] = [brokergraph_ctrader.plugin, brokergraph_qst.plugin]
+    async with client_area(plugins, [ctrader, QstSandbox()], tmp_path) as gateway:
+        await ctrader.stop()  # cTrader refuses connections from now on
+        answer = await accounts_answer(gateway)
+        accounts = answer["data"]["me"]["accounts"]
+        expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts if a}
+        # The code and path of each error (its message changes once the breaker opens).
+        failures = [
+            (
+                error["extensions"]["details"]["platform"],
+                f"{error['extensions']['code']} at me.accounts.{error['path'][2]}: ",
+            )
+            for error in answer["errors"]
+        ]
+        assert {key.split()[0] for key in expected} == {"qst"}
+        assert [platform for platform, _ in failures] == ["ctrader", "ctrader"]
+        report = await run_journey(gateway, "partial", expected, tmp_path)
+    assert report["balances"] == expected
+    shown_failures = [(row["platform"], row["text"]) for row in report["failures"]]
+    for (platform, text), (want_platform, start) in zip(shown_failures, failures, strict=True):
+        assert platform == want_platform
+        assert text.startswith(start)
+        assert "ctrader" in text.lower()  # the message names the platform too
+    assert report["banner"] == "Partial result: 2 account(s) could not be read."

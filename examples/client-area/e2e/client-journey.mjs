@@ -6,14 +6,61 @@
 //   CHROMIUM         the chromium binary
 //   EXPECTED         JSON {"platform number": "balance text"} the gateway answered
 //   SCREENSHOT_DIR   where the screenshots go
+//   JOURNEY          "orders" (default): accounts, axe-core, an order placed and cancelled;
+//                    "partial": accounts, and the rows of a platform that is down
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const require = createRequire(import.meta.url);
 const env = process.env;
 const expected = JSON.parse(env.EXPECTED);
-const report = { balances: {}, order: null, history: null, offLoopback: [], axe: null };
+const journey = env.JOURNEY ?? "orders";
+const report = { balances: {}, failures: [], banner: null, order: null, history: null, offLoopback: [], axe: null };
 const STEP_MS = 60_000;
+
+async function accounts(page) {
+  for (const key of Object.keys(expected)) {
+    const [platform, number] = key.split(" ");
+    const cell = page.locator(`tr[data-platform="${platform}"][data-account="${number}"] td.balance`);
+    await cell.waitFor();
+    report.balances[key] = (await cell.textContent()).trim();
+  }
+}
+
+async function partial(page) {
+  const rows = page.locator("tr.account-error");
+  await rows.first().waitFor();
+  for (const row of await rows.all()) {
+    const platform = (await row.locator(".badge").textContent()).trim();
+    const text = (await row.locator("td").nth(1).textContent()).trim();
+    report.failures.push({ platform, text });
+  }
+  report.banner = (await page.locator(".partial").textContent()).trim();
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area-partial.png`, fullPage: true });
+}
+
+async function orders(page) {
+  // Accessibility basics on the loaded page.
+  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+  report.axe = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+  });
+  // Wait for the stream to be live (its snapshot arrived), so no event can be missed.
+  await page.locator('table.blotter[data-live="true"]').waitFor();
+  await page.getByRole("button", { name: "Place order" }).click();
+  const sent = page.locator(".order-message", { hasText: /^Order \S+ sent$/ });
+  await sent.waitFor();
+  const orderId = (await sent.textContent()).trim().split(" ")[1];
+  report.order = orderId;
+  const row = page.locator(`tr[data-order="${orderId}"]`);
+  await row.locator("td.status", { hasText: /^WORKING$/ }).waitFor();
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area-working.png`, fullPage: true });
+  await row.getByRole("button", { name: `Cancel ${orderId}` }).click();
+  await row.locator("td.status", { hasText: /^CANCELLED$/ }).waitFor();
+  report.history = (await row.locator("td.history").textContent()).trim();
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area.png`, fullPage: true });
+}
 
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM,
@@ -29,36 +76,8 @@ try {
     return route.abort();
   });
   await page.goto(env.CLIENT_AREA_URL);
-
-  // Accounts: every expected account with the balance the gateway answered.
-  for (const key of Object.keys(expected)) {
-    const [platform, number] = key.split(" ");
-    const cell = page.locator(`tr[data-platform="${platform}"][data-account="${number}"] td.balance`);
-    await cell.waitFor();
-    report.balances[key] = (await cell.textContent()).trim();
-  }
-
-  // Accessibility basics on the loaded page.
-  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
-  report.axe = await page.evaluate(async () => {
-    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
-    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
-  });
-
-  // Orders: wait for the stream to be live, place a resting limit order, watch it work.
-  await page.locator('table.blotter[data-live="true"]').waitFor();
-  await page.getByRole("button", { name: "Place order" }).click();
-  const sent = page.locator(".order-message", { hasText: /^Order \S+ sent$/ });
-  await sent.waitFor();
-  const orderId = (await sent.textContent()).trim().split(" ")[1];
-  report.order = orderId;
-  const row = page.locator(`tr[data-order="${orderId}"]`);
-  await row.locator("td.status", { hasText: /^WORKING$/ }).waitFor();
-  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area-working.png`, fullPage: true });
-  await row.getByRole("button", { name: `Cancel ${orderId}` }).click();
-  await row.locator("td.status", { hasText: /^CANCELLED$/ }).waitFor();
-  report.history = (await row.locator("td.history").textContent()).trim();
-  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area.png`, fullPage: true });
+  await accounts(page);
+  await (journey === "partial" ? partial(page) : orders(page));
 } finally {
   await browser.close();
 }

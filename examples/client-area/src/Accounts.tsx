@@ -68,13 +68,15 @@ export function Accounts() {
   const partial: PartialError[] = (error?.graphQLErrors ?? []).flatMap((item) => {
     const path = item.path ?? [];
     if (path[0] !== "me" || path[1] !== "accounts" || typeof path[2] !== "number") return [];
-    const extensions = item.extensions as Record<string, unknown>;
+    // The gateway names the failing platform in extensions.details.platform.
+    const extensions = item.extensions as { code?: unknown; details?: { platform?: unknown } };
+    const platform = extensions.details?.platform;
     return [
       {
         index: path[2],
         message: item.message,
         code: String(extensions.code ?? "ERROR"),
-        platform: typeof extensions.platform === "string" ? extensions.platform : null,
+        platform: typeof platform === "string" ? platform : null,
       },
     ];
   });
