@@ -213,6 +213,16 @@ CASES = [
         ),
         EVERYONE,
     ),
+    Case(
+        "cancelAllOrders",
+        "mutation",
+        m(
+            "cancelAllOrders",
+            "CancelAllOrdersInput",
+            lambda i: {"accountId": i["account"], "idempotencyKey": key()},
+        ),
+        EVERYONE,
+    ),
     # -- provisioning
     Case(
         "createTrader",

@@ -69,6 +69,7 @@ MUTATIONS = {
     "cancelOrder",
     "cancelOrders",
     "cancelOrdersForContract",
+    "cancelAllOrders",
     "replaceOrder",
 }
 SUBSCRIPTIONS = {"orderEvents", "accountEvents", "marketDataSubscriptionEvents"}

@@ -1,12 +1,16 @@
 """Order mutations: place, cancel and replace orders on an account.
 
 Any viewer may trade the accounts they may see.  Placing and replacing run under
-the client's idempotency key (scope ``order:<platform>:<account>``); cancelling is
-idempotent by nature and runs without one.
+the client's idempotency key (scope ``order:<platform>:<account>``); cancelling named
+orders is idempotent by nature and runs without one.  Cancelling *every* working order
+is not: a retry after new orders were placed would cancel those too, so
+``cancelAllOrders`` runs under a key (scope ``orders:<platform>:<account>``) and a
+retry replays the first result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +22,7 @@ from gateway import models
 from gateway.connectors import (
     CancelOrdersRequest,
     Capability,
+    OrderReads,
     OrderRouting,
     PlaceOrderRequest,
     ReplaceOrderRequest,
@@ -44,9 +49,41 @@ from gateway.graphql.mutations._write_path import AccountWrite, Once, send, writ
 from gateway.graphql.types import Order
 from gateway.idempotency import check_idempotency_key
 
-__all__ = ["OrdersMutation"]
+__all__ = ["CancelAllOrdersInput", "CancelAllOrdersPayload", "OrdersMutation"]
 
 MAX_CANCEL = 100
+# The states an order can still be cancelled in.
+RESTING = frozenset(
+    {models.OrderStatus.PENDING, models.OrderStatus.WORKING, models.OrderStatus.PARTIALLY_FILLED}
+)
+
+
+@strawberry.input
+class CancelAllOrdersInput:
+    account_id: strawberry.ID
+    idempotency_key: str
+
+
+@strawberry.type
+class CancelAllOrdersPayload:
+    """Every order that was working, each in the state its cancellation left it."""
+
+    orders: list[Order] = strawberry.field(default_factory=list)
+    replayed: bool = False
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CancelAllOrdersRequest:
+    account_id: str
+    idempotency_key: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CancelledOrders:
+    """What ``cancelAllOrders`` stores under its key: the orders it cancelled."""
+
+    orders: tuple[models.Order, ...]
 
 
 def _payload(order: models.Order | None, errors: list[UserError], replayed: bool) -> OrderPayload:
@@ -60,6 +97,16 @@ def _reference(payload: OrderPayload) -> str | None:
 
 
 ORDER = Once(scope="order", model=models.Order, present=_payload)
+
+
+def _all_payload(
+    result: CancelledOrders | None, errors: list[UserError], replayed: bool
+) -> CancelAllOrdersPayload:
+    orders = [Order.from_model(o) for o in result.orders] if result else []
+    return CancelAllOrdersPayload(orders=orders, replayed=replayed, errors=errors)
+
+
+ALL_ORDERS = Once(scope="orders", model=CancelledOrders, present=_all_payload)
 
 
 @strawberry.type
@@ -112,6 +159,22 @@ class OrdersMutation:
             validate=_contract_cancellation,
             dispatch=_cancel_many,
             payload=OrdersPayload,
+        )
+
+    @strawberry.mutation(
+        description="Cancel every working order of the account, each by its id; a retry"
+        " with the same idempotencyKey replays the first result (and cancels nothing new)."
+    )
+    async def cancel_all_orders(
+        self, info: Info[Any, Any], input: CancelAllOrdersInput
+    ) -> CancelAllOrdersPayload:
+        return await write(
+            info,
+            input,
+            "cancelAllOrders",
+            target=input.account_id,
+            validate=_cancel_all,
+            once=ALL_ORDERS,
         )
 
     @strawberry.mutation
@@ -235,6 +298,31 @@ async def _contract_cancellation(
         symbol,
         functools.partial(router.cancel_orders_for_contract, account_id),
     )
+
+
+async def _cancel_all(
+    ctx: RequestContext, input: CancelAllOrdersInput
+) -> AccountWrite[CancelAllOrdersRequest, CancelledOrders]:
+    platform, account_id = decode_account(input.account_id)
+    key = check_idempotency_key(input.idempotency_key)
+    router = await _router(ctx, platform, account_id)
+    # The working orders come from the platform's own book, read as the cancel is sent:
+    # the gateway's cached orders may miss some placed elsewhere (a desk, another app).
+    reads = ctx.services.registry.require(platform, Capability.ORDER_READS, OrderReads)
+
+    async def cancel_all(request: CancelAllOrdersRequest) -> CancelledOrders:
+        (book,) = await reads.get_orders([request.account_id])
+        working = [o.id for o in book if o.status in RESTING]
+        cancelled: list[models.Order] = []
+        # In batches no larger than cancelOrders takes, so a platform sees familiar sizes.
+        for start in range(0, len(working), MAX_CANCEL):
+            ids = working[start : start + MAX_CANCEL]
+            batch = CancelOrdersRequest(account_id=request.account_id, order_ids=ids)
+            cancelled.extend(await router.cancel_orders(batch))
+        return CancelledOrders(tuple(cancelled))
+
+    request = CancelAllOrdersRequest(account_id=account_id, idempotency_key=key)
+    return AccountWrite(platform, account_id, request, cancel_all)
 
 
 # --------------------------------------------------------------------------- dispatch
