@@ -720,10 +720,12 @@ class Order(Node):
     updated_at: datetime | None
     client_order_id: str | None
     reject_reason: str | None
+    account_external_id: strawberry.Private[str]
 
     @classmethod
     def from_model(cls, m: models.Order) -> Order:
         return cls(
+            account_external_id=m.account_id,
             id=strawberry.ID(encode_id("Order", m.platform, m.account_id, m.id)),
             platform=m.platform,
             external_id=m.id,
@@ -749,6 +751,18 @@ class Order(Node):
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Order:
         _, (platform, account_id, order_id) = decode_id(id, "Order", size=3)
         return await load_order(context_of(info), platform, account_id, order_id)
+
+    @strawberry.field(description="The account the order is on.")
+    async def account(self, info: Info[Any, Any]) -> Account | None:
+        return await load_account(context_of(info), self.platform, self.account_external_id)
+
+    @strawberry.field(description="The trader owning the order's account, if the platform tells.")
+    async def trader(self, info: Info[Any, Any]) -> Trader | None:
+        ctx = context_of(info)
+        account = await load_account(ctx, self.platform, self.account_external_id)
+        if account.trader_external_id is None:
+            return None
+        return await load_trader(ctx, self.platform, account.trader_external_id)
 
 
 @strawberry.type
