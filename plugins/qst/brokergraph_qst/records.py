@@ -5,8 +5,9 @@ A replica without the QST session has no order state of its own; a fresh subscri
 there starts from the last saved record (resting orders as of a logged sequence, see
 :meth:`~brokergraph_qst.streams.AccountFeed.record`) and follows the log after that
 sequence.  Any record is a consistent pair, so saving is coalesced (the latest state
-when the saver gets to it) and a failed save only makes the next subscriber replay a
-little more of the log; it is retried.
+when the saver gets to it, at most one save per :data:`SAVE_INTERVAL_SECONDS`) and a
+failed save only makes the next subscriber replay a little more of the log; it is
+retried.
 
 The next holder of the session takes the records over (:func:`saved_records`,
 :func:`restore`): each account's record plus the log's entries after its sequence —
@@ -32,6 +33,11 @@ __all__ = ["FLOW_KIND", "RecordSaver", "record_id", "restore", "saved_records"]
 FLOW_KIND = "qst-order-book"
 #: The pause after a failed save before the next try.
 RETRY_SECONDS = 1.0
+#: The least time between two saves.  Each is a store transaction, and saving after
+#: every order made a third one per order beside the idempotency record and the audit
+#: (they queue behind each other on SQLite).  The log holds every event, so a record a
+#: quarter second older only makes the next subscriber or holder replay that much more.
+SAVE_INTERVAL_SECONDS = 0.25
 #: The most account records a new holder takes over (one QST login has a handful).
 MAX_RECORDS = 1000
 
@@ -112,8 +118,9 @@ class RecordSaver:
         while True:
             await self._wanted.wait()
             self._wanted.clear()
-            if not await self._save_changed():
-                await asyncio.sleep(RETRY_SECONDS)
+            saved = await self._save_changed()
+            # What changes meanwhile is coalesced into the next save.
+            await asyncio.sleep(SAVE_INTERVAL_SECONDS if saved else RETRY_SECONDS)
 
     async def _save_changed(self) -> bool:
         """Save every changed account; False when one failed (it stays marked)."""
