@@ -10,6 +10,7 @@ import logging
 import secrets
 import signal
 import sys
+import urllib.parse
 from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -179,6 +180,13 @@ async def run_demo(
             *(
                 f"  GraphiQL as {role}: {graphiql_url(gateway.graphql_url, token)}"
                 for role, token in tokens.items()
+            ),
+            # The reference client area (served when built: scripts/demo builds it).
+            *(
+                f"  Client area as {role}: {gateway.url}/client-area/#"
+                + urllib.parse.urlencode({"token": token})
+                for role, token in tokens.items()
+                if role in ("client", "manager")
             ),
             *(f"  sandbox {s.name}: {s.url}" for s in sandboxes),
             *_sandbox_ca_line(sandboxes),

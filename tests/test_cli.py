@@ -84,6 +84,11 @@ def test_demo_serves_graphql_and_prints_tokens(tmp_path: Path) -> None:
         assert response.json() == {"data": {"viewer": {"role": "manager"}}}
         page = httpx.get(url.group(1), headers={"Accept": "text/html"}, timeout=10)
         assert "graphiql" in page.text.lower()
+        # The client area, signed in through the fragment (never sent to the server).
+        area = re.search(r"Client area as client: (\S+)#token=\S+", output)
+        assert area, output
+        served = httpx.get(area.group(1), timeout=10)  # the app, or how to build it
+        assert served.status_code in (200, 404) and "client area" in served.text.lower()
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
