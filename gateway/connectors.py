@@ -289,6 +289,10 @@ class PlaceOrderRequest:
     stop_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
     expires_at: datetime | None = None
+    #: The client's own id for the order.  A connector whose platform has a field for
+    #: it sends it and returns it in ``Order.client_order_id``; otherwise the gateway
+    #: keeps it (the order comes back without one).
+    client_order_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

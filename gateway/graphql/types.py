@@ -18,7 +18,7 @@ from strawberry.types import Info
 from gateway import models
 from gateway.connectors import Capability, OrderReads
 from gateway.errors import CapabilityNotSupported, InvalidInput, NotFound, UpstreamError
-from gateway.graphql import access
+from gateway.graphql import access, client_order_ids
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
 
@@ -718,14 +718,15 @@ class Order(Node):
     expires_at: datetime | None
     created_at: datetime | None
     updated_at: datetime | None
-    client_order_id: str | None
     reject_reason: str | None
     account_external_id: strawberry.Private[str]
+    model: strawberry.Private[models.Order]
 
     @classmethod
     def from_model(cls, m: models.Order) -> Order:
         return cls(
             account_external_id=m.account_id,
+            model=m,
             id=strawberry.ID(encode_id("Order", m.platform, m.account_id, m.id)),
             platform=m.platform,
             external_id=m.id,
@@ -743,7 +744,6 @@ class Order(Node):
             expires_at=m.expires_at,
             created_at=m.created_at,
             updated_at=m.updated_at,
-            client_order_id=m.client_order_id,
             reject_reason=m.reject_reason,
         )
 
@@ -751,6 +751,13 @@ class Order(Node):
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Order:
         _, (platform, account_id, order_id) = decode_id(id, "Order", size=3)
         return await load_order(context_of(info), platform, account_id, order_id)
+
+    @strawberry.field(
+        description="The client's own id given at placement (kept by the gateway where"
+        " the platform has no field for it)."
+    )
+    async def client_order_id(self, info: Info[Any, Any]) -> str | None:
+        return await client_order_ids.recall(context_of(info).services.store, self.model)
 
     @strawberry.field(description="The account the order is on.")
     async def account(self, info: Info[Any, Any]) -> Account | None:

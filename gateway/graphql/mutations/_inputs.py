@@ -215,6 +215,11 @@ class PlaceOrderInput:
     stop_price: Decimal | None = None
     time_in_force: TimeInForce = models.TimeInForce.DAY  # type: ignore[valid-type]
     expires_at: datetime | None = None
+    client_order_id: str | None = strawberry.field(
+        default=None,
+        description="The client's own id for the order, shown as Order.clientOrderId"
+        " (kept by the gateway where the platform has no field for it).",
+    )
 
 
 @strawberry.input

@@ -28,7 +28,7 @@ from gateway.connectors import (
     ReplaceOrderRequest,
 )
 from gateway.errors import InvalidInput
-from gateway.graphql import access
+from gateway.graphql import access, client_order_ids
 from gateway.graphql.context import RequestContext
 from gateway.graphql.errors import UserError
 from gateway.graphql.mutations._inputs import (
@@ -217,6 +217,11 @@ async def _placement(
             check_amount(value, field=name)
     if input.time_in_force is models.TimeInForce.GTD and input.expires_at is None:
         raise InvalidInput("a GTD order needs expiresAt", field=["expiresAt"])
+    client_order_id = (
+        None
+        if input.client_order_id is None
+        else check_text(input.client_order_id, "clientOrderId", max_length=64)
+    )
     router = await _router(ctx, platform, account_id)
     request = PlaceOrderRequest(
         account_id=account_id,
@@ -229,8 +234,17 @@ async def _placement(
         stop_price=input.stop_price,
         time_in_force=input.time_in_force,
         expires_at=input.expires_at,
+        client_order_id=client_order_id,
     )
-    return AccountWrite(platform, account_id, request, router.place_order)
+
+    async def place(request: PlaceOrderRequest) -> models.Order:
+        order = await router.place_order(request)
+        if request.client_order_id is None or order.client_order_id is not None:
+            return order  # nothing to keep, or the platform keeps it
+        await client_order_ids.remember(ctx.services.store, order, request.client_order_id)
+        return dataclasses.replace(order, client_order_id=request.client_order_id)
+
+    return AccountWrite(platform, account_id, request, place)
 
 
 async def _replacement(
