@@ -34,7 +34,6 @@ from gateway.store._tables import (
     api_keys,
     audit_log,
     idempotency,
-    idempotency_recovery,
     links,
     metadata,
     partners,
@@ -141,9 +140,9 @@ def _version(connection: Connection) -> str | None:
 
 
 def _create_all_0_1_0(connection: Connection) -> None:
-    """The store a 0.1.0 gateway made with create_all: today's tables but the recovery
-    table (tests/test_migrations checks LEGACY_SCHEMAS against the revisions)."""
-    tables = [t for t in metadata.sorted_tables if t is not idempotency_recovery]
+    """The store a 0.1.0 gateway made with create_all: its tables as they are today
+    (tests/test_migrations checks LEGACY_SCHEMAS against the revisions)."""
+    tables = [t for t in metadata.sorted_tables if t.name in LEGACY_SCHEMAS[V0_1_0]]
     metadata.create_all(connection, tables=tables)
 
 
@@ -212,10 +211,18 @@ async def test_a_store_made_by_create_all_before_migrations_is_recognised(
         await store.close()
 
 
-async def test_a_create_all_store_at_the_head_serves_without_an_upgrade(tmp_path: Path) -> None:
+async def test_the_last_create_all_store_is_recognised_then_upgraded(tmp_path: Path) -> None:
+    """What the last gateway to use create_all made (0002) is known by its tables."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'made-by-create-all.db'}"
-    await _on(url, metadata.create_all)
-    await (await Store.open(url, upgrade=False)).close()
+    last = "0002_idempotency_recovery"
+
+    def create_all_0002(connection: Connection) -> None:
+        tables = [t for t in metadata.sorted_tables if t.name in LEGACY_SCHEMAS[last]]
+        metadata.create_all(connection, tables=tables)
+
+    await _on(url, create_all_0002)
+    state = await read_store_schema(url)
+    assert (state.current, state.legacy) == (last, True)
     assert await _on(url, _version) is None  # recognised, not written
     await upgrade_store(url)
     assert await _on(url, _version) == head_revision()
@@ -254,7 +261,7 @@ async def test_the_recognised_schemas_are_the_revisions(tmp_path: Path, revision
 @pytest.mark.postgres
 async def test_replicas_upgrading_together_run_the_migrations_once(postgres_url: str) -> None:
     befores = await asyncio.gather(*(upgrade_store(postgres_url) for _ in range(4)))
-    assert sorted(str(b.current) for b in befores) == ["0002_idempotency_recovery"] * 3 + ["None"]
+    assert sorted(str(b.current) for b in befores) == [head_revision()] * 3 + ["None"]
     assert await _on(postgres_url, _version) == head_revision()
 
 

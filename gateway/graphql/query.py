@@ -23,6 +23,7 @@ from gateway.graphql.types import (
     Node,
     Order,
     Trader,
+    Transfer,
     ViewerInfo,
     account_type,
     connection,
@@ -178,6 +179,16 @@ class CoreQuery:
     async def order(self, info: Info[Any, Any], id: strawberry.ID) -> Order:
         _, (platform, account_id, order_id) = decode_id(id, "Order", size=3)
         return await load_order(context_of(info), platform, account_id, order_id)
+
+    @strawberry.field(description="A transfer between two accounts, with its saga's steps.")
+    async def transfer(self, info: Info[Any, Any], id: strawberry.ID) -> Transfer:
+        ctx = context_of(info)
+        _, parts = decode_id(id, "Transfer")
+        record = await ctx.services.store.get_transfer(parts[0]) if len(parts) == 1 else None
+        # Another partner's transfer is as invisible as an unknown one.
+        if record is None or await access.visible_partner(ctx, record.partner_code) is None:
+            raise NotFound("transfer not found", field=["id"])
+        return Transfer.from_record(record)
 
     @strawberry.field(description="Installed connectors, what they declare and their health.")
     async def connectors(self, info: Info[Any, Any]) -> list[ConnectorInfo]:

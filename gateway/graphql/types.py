@@ -6,6 +6,7 @@ the request's DataLoaders.  Entities carry Apollo Federation ``@key(fields: "id"
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,7 +24,7 @@ from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
 
 if TYPE_CHECKING:
-    from gateway.store import PartnerRecord
+    from gateway.store import PartnerRecord, TransferRecord
 
 T = TypeVar("T")
 MAX_PERIOD = timedelta(days=366)
@@ -880,6 +881,83 @@ class ViewerInfo:
     role: str
     partner_code: str | None
     brokers: list[str]
+
+
+@strawberry.enum(description="Where a transfer's saga stands; see Transfer.")
+class TransferState(enum.Enum):
+    STARTED = "STARTED"
+    WITHDRAW_UNKNOWN = strawberry.enum_value(
+        "WITHDRAW_UNKNOWN", description="The withdrawal's outcome is unknown: retry the key."
+    )
+    WITHDRAWN = "WITHDRAWN"
+    DEPOSIT_UNKNOWN = strawberry.enum_value(
+        "DEPOSIT_UNKNOWN",
+        description="Withdrawn; the deposit's outcome is unknown: retry the key, never redo.",
+    )
+    DEPOSITED = strawberry.enum_value("DEPOSITED", description="Done: the money moved once.")
+    COMPENSATING = strawberry.enum_value(
+        "COMPENSATING", description="The deposit was refused; paying the source back."
+    )
+    COMPENSATED = strawberry.enum_value(
+        "COMPENSATED", description="The source was paid back: nothing moved in the end."
+    )
+    FAILED = strawberry.enum_value("FAILED", description="The withdrawal was refused.")
+
+
+@strawberry.type(description="One settled step of a transfer's saga.")
+class TransferStep:
+    step: str = strawberry.field(description="WITHDRAW, DEPOSIT or COMPENSATE.")
+    account_id: strawberry.ID
+    idempotency_key: str = strawberry.field(description="The money write's own key.")
+    outcome: str = strawberry.field(description="ok, refused or unknown.")
+    error_code: str | None
+    external_id: str | None = strawberry.field(description="The platform's operation id.")
+    at: datetime
+
+
+@strawberry.type(
+    description="A transfer between two accounts of one partner, run as a saga: withdraw "
+    "from the source, deposit to the target, and pay the source back if the deposit is "
+    "refused.  Every step is a money write under its own key, audited."
+)
+class Transfer:
+    id: strawberry.ID
+    state: TransferState
+    from_account_id: strawberry.ID
+    to_account_id: strawberry.ID
+    amount: Money
+    comment: str | None
+    idempotency_key: str
+    steps: list[TransferStep]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, record: TransferRecord) -> Transfer:
+        request = record.request
+        return cls(
+            id=strawberry.ID(encode_id("Transfer", record.transfer_id)),
+            state=TransferState(record.state),
+            from_account_id=strawberry.ID(request["from_account_id"]),
+            to_account_id=strawberry.ID(request["to_account_id"]),
+            amount=Money(amount=Decimal(request["amount"]), currency=request["currency"]),
+            comment=request.get("comment"),
+            idempotency_key=request["idempotency_key"],
+            steps=[
+                TransferStep(
+                    step=step["step"],
+                    account_id=strawberry.ID(step["account_id"]),
+                    idempotency_key=step["idempotency_key"],
+                    outcome=step["outcome"],
+                    error_code=step.get("error_code"),
+                    external_id=step.get("external_id"),
+                    at=datetime.fromisoformat(step["at"]),
+                )
+                for step in record.steps
+            ],
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
 
 
 #: Types the schema must list explicitly (they are reached only through interfaces).

@@ -17,6 +17,7 @@ from ._records import (
     IdempotencyState,
     Link,
     PartnerRecord,
+    TransferRecord,
     UnsettledClaim,
 )
 from ._store import Store
@@ -33,6 +34,7 @@ __all__ = [
     "SchemaState",
     "SchemaUnknown",
     "Store",
+    "TransferRecord",
     "UnsettledClaim",
     "head_revision",
     "history",

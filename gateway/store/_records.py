@@ -104,3 +104,20 @@ class ApiKeyRecord:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """A transfer saga as stored: its state, the request it runs, its settled steps.
+
+    ``request`` and each of ``steps`` are JSON objects the saga's code writes and reads;
+    the store only keeps them and moves ``state`` forward atomically.
+    """
+
+    transfer_id: str
+    partner_code: str
+    state: str
+    request: dict[str, Any]
+    steps: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime

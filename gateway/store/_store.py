@@ -33,6 +33,7 @@ from ._records import (
     IdempotencyState,
     Link,
     PartnerRecord,
+    TransferRecord,
     UnsettledClaim,
 )
 from ._tables import (
@@ -44,6 +45,7 @@ from ._tables import (
     idempotency_recovery,
     links,
     partners,
+    transfers,
 )
 
 # "identity": a platform identity a provisioning flow reuses or binds beyond the trader
@@ -765,6 +767,62 @@ class Store:
     async def delete_flow(self, flow_id: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(delete(flows).where(flows.c.flow_id == flow_id))
+
+    # -- transfer sagas -----------------------------------------------------------
+
+    async def begin_transfer(
+        self, transfer_id: str, partner_code: str, state: str, request: dict[str, Any]
+    ) -> tuple[TransferRecord, bool]:
+        """The saga under ``transfer_id``, and whether this call created it (in
+        ``state``, no steps); an existing saga is returned as it is."""
+        for _ in range(_ATTEMPTS):
+            at = _now()
+            values: dict[str, Any] = {
+                "transfer_id": transfer_id,
+                "partner_code": partner_code,
+                "state": state,
+                "request": request,
+                "steps": [],
+                "created_at": at,
+                "updated_at": at,
+            }
+            if await self._try_insert(insert(transfers).values(**values)):
+                return TransferRecord(**values), True
+            existing = await self.get_transfer(transfer_id)
+            if existing is not None:
+                return existing, False
+        raise Conflict(f"transfer {transfer_id} could not be claimed; retry")
+
+    async def get_transfer(self, transfer_id: str) -> TransferRecord | None:
+        query = select(transfers).where(transfers.c.transfer_id == transfer_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+        return None if row is None else TransferRecord(**row._asdict())
+
+    async def advance_transfer(
+        self,
+        transfer_id: str,
+        expected: Collection[str],
+        state: str,
+        steps: list[dict[str, Any]],
+        audit: AuditEntry,
+    ) -> bool:
+        """Move the saga from one of the ``expected`` states to ``state`` with ``steps``,
+        and append its ``audit`` row, in one transaction; False (nothing written) when
+        it stands elsewhere (another request moved it first)."""
+        statement = (
+            update(transfers)
+            .where(
+                transfers.c.transfer_id == transfer_id,
+                transfers.c.state.in_(sorted(expected)),
+            )
+            .values(state=state, steps=steps, updated_at=_now())
+        )
+        async with self._engine.begin() as conn:
+            if (await conn.execute(statement)).rowcount != 1:
+                return False
+            await conn.execute(insert(audit_log).values(**_audit_values(audit)))
+        return True
 
     # -- API keys ---------------------------------------------------------------
 

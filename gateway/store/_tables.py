@@ -157,3 +157,19 @@ api_keys = Table(
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
 )
+
+# A transfer between two accounts run as a saga (withdraw, deposit, maybe compensate):
+# its state machine, so a retry or an operator sees where the money is.  The primary
+# key is derived from the source account and the client's key: the atomic "one saga
+# per key" claim.  ``steps`` lists each step's outcome as it settled.
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("transfer_id", String, primary_key=True),
+    Column("partner_code", String, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("request", _JSON, nullable=False),
+    Column("steps", _JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

@@ -1,6 +1,6 @@
 """Root mutation fields of the core, one module per family.
 
-Each family module (back office, provisioning, money, orders, admin) exposes a
+Each family module (back office, provisioning, money, transfers, orders, admin) exposes a
 Strawberry type whose fields :mod:`gateway.builtins` contributes to ``Mutation``
 through ``brokergraph_mutation_fields``, the hook a plugin uses.  Every mutation
 takes one ``input``, returns a payload with typed errors and writes through the
@@ -17,6 +17,7 @@ from gateway.graphql.mutations.backoffice import BackOfficeMutation
 from gateway.graphql.mutations.money import MoneyMutation
 from gateway.graphql.mutations.orders import OrdersMutation
 from gateway.graphql.mutations.provisioning import ProvisioningMutation
+from gateway.graphql.mutations.transfers import TransfersMutation
 
 __all__ = ["MUTATION_TYPES", "decode_account", "decode_trader"]
 
@@ -25,6 +26,7 @@ MUTATION_TYPES: Final[tuple[type, ...]] = (
     BackOfficeMutation,
     ProvisioningMutation,
     MoneyMutation,
+    TransfersMutation,
     OrdersMutation,
     AdminMutation,
 )

@@ -1,0 +1,250 @@
+"""Transfers between two accounts of one partner, as a saga over the money path.
+
+GraphQL over HTTP → gateway → DXtrade connector → sandbox, real sockets.  The sandbox's
+knobs refuse the deposit (the target account terminated just before it: a domain
+error, nothing applied) or lose its answer after applying it (``after_apply``).  Each
+test checks balances on the platform, the saga's state and its audit rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from brokergraph_dxtrade.sandbox import DxTradeSandbox
+from brokergraph_dxtrade.sandbox.state import DxState
+
+from gateway.testing import TestGateway
+
+from .conftest import account_gid
+from .test_graphql_dxtrade import balance, create_crm_user
+
+TRANSFER = """
+mutation($input: TransferFundsInput!) {
+  transferFunds(input: $input) {
+    transfer {
+      id state amount { amount currency } fromAccountId toAccountId
+      steps { step outcome errorCode idempotencyKey externalId }
+    }
+    replayed
+    errors { __typename code message field }
+  }
+}"""
+
+QUERY = """
+query($id: ID!) { transfer(id: $id) { id state steps { step outcome } } }"""
+
+DEPOSIT = """
+mutation($input: MoneyMovementInput!) { deposit(input: $input) { errors { code } } }"""
+
+DEPOSIT_ROUTE = "PUT /dxweb/rest/api/register/account/{clearingCode}/{accountCode}/deposit/{id}"
+
+
+async def _funded_account(gateway: TestGateway, partner: str = "DEMO-001") -> str:
+    """A fresh account of ``partner`` with a deposit on it (its currency read once)."""
+    created = await create_crm_user(gateway, partner)
+    account: str = created["accounts"][0]["externalId"]
+    variables = {
+        "input": {
+            "accountId": account_gid(account),
+            "amount": "100.00",
+            "idempotencyKey": f"fund-{uuid.uuid4()}",
+        }
+    }
+    body = await gateway.query(DEPOSIT, variables)
+    assert body["data"]["deposit"]["errors"] == [], body
+    return account
+
+
+async def _transfer(
+    gateway: TestGateway, source: str, target: str, amount: str, key: str
+) -> dict[str, Any]:
+    variables = {
+        "input": {
+            "fromAccountId": account_gid(source),
+            "toAccountId": account_gid(target),
+            "amount": amount,
+            "idempotencyKey": key,
+        }
+    }
+    body = await gateway.query(TRANSFER, variables)
+    assert "errors" not in body, body
+    payload: dict[str, Any] = body["data"]["transferFunds"]
+    return payload
+
+
+async def _states(gateway: TestGateway, key: str) -> list[tuple[str, str]]:
+    """The saga's audited transitions, oldest first: (step, state)."""
+    rows = await gateway.services.store.list_audit(limit=200, operation="transferFunds")
+    return [
+        (r.details["step"], r.details["state"])
+        for r in reversed(rows)
+        if r.idempotency_key == key and "state" in r.details
+    ]
+
+
+async def _step_audit(gateway: TestGateway, key: str) -> list[tuple[str, str, str]]:
+    """The money writes' own audit rows for the saga's steps: (operation, key, outcome)."""
+    rows = await gateway.services.store.list_audit(limit=400)
+    return [
+        (r.operation, r.idempotency_key, r.outcome)
+        for r in reversed(rows)
+        if r.operation in ("withdraw", "deposit")
+        and r.idempotency_key is not None
+        and r.idempotency_key.startswith(f"{key}:")
+    ]
+
+
+def _cash_puts(sandbox: DxTradeSandbox) -> int:
+    return sum(
+        n
+        for k, n in sandbox.calls.items()
+        if k.startswith("PUT ") and ("/deposit/" in k or "/withdrawal/" in k)
+    )
+
+
+def _terminate(sandbox: DxTradeSandbox, account_id: str) -> None:
+    """Terminate ``account_id`` just before the next deposit reaches DXtrade."""
+
+    def change(state: DxState) -> None:
+        account = state.account_by_id(account_id)
+        assert account is not None
+        account.status = "TERMINATED"
+
+    sandbox.before_next(DEPOSIT_ROUTE, change)
+
+
+async def test_a_transfer_moves_the_money_once_and_audits_each_step(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    start = await balance(dx_gateway, source), await balance(dx_gateway, target)
+    key = f"tr-{uuid.uuid4()}"
+    puts = _cash_puts(dx_sandbox)
+
+    done = await _transfer(dx_gateway, source, target, "30.00", key)
+
+    assert done["errors"] == [] and done["replayed"] is False
+    transfer = done["transfer"]
+    assert transfer["state"] == "DEPOSITED"
+    assert transfer["amount"] == {"amount": "30.00", "currency": "USD"}
+    assert [(s["step"], s["outcome"]) for s in transfer["steps"]] == [
+        ("WITHDRAW", "ok"),
+        ("DEPOSIT", "ok"),
+    ]
+    assert all(s["externalId"] for s in transfer["steps"])
+    assert _cash_puts(dx_sandbox) == puts + 2
+    assert await balance(dx_gateway, source) == start[0] - Decimal("30.00")
+    assert await balance(dx_gateway, target) == start[1] + Decimal("30.00")
+    assert await _states(dx_gateway, key) == [("WITHDRAW", "WITHDRAWN"), ("DEPOSIT", "DEPOSITED")]
+    assert await _step_audit(dx_gateway, key) == [
+        ("withdraw", f"{key}:withdraw", "ok"),
+        ("deposit", f"{key}:deposit", "ok"),
+    ]
+    read = await dx_gateway.query(QUERY, {"id": transfer["id"]})
+    assert read["data"]["transfer"]["state"] == "DEPOSITED"
+
+
+async def test_a_refused_deposit_is_compensated(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    start = await balance(dx_gateway, source), await balance(dx_gateway, target)
+    key = f"tr-{uuid.uuid4()}"
+    _terminate(dx_sandbox, target)
+
+    done = await _transfer(dx_gateway, source, target, "25.00", key)
+
+    assert done["errors"] == []
+    transfer = done["transfer"]
+    assert transfer["state"] == "COMPENSATED"
+    steps = [(s["step"], s["outcome"]) for s in transfer["steps"]]
+    assert steps == [("WITHDRAW", "ok"), ("DEPOSIT", "refused"), ("COMPENSATE", "ok")]
+    assert await balance(dx_gateway, source) == start[0]
+    assert await balance(dx_gateway, target) == start[1]
+    assert await _states(dx_gateway, key) == [
+        ("WITHDRAW", "WITHDRAWN"),
+        ("DEPOSIT", "COMPENSATING"),
+        ("COMPENSATE", "COMPENSATED"),
+    ]
+    assert await _step_audit(dx_gateway, key) == [
+        ("withdraw", f"{key}:withdraw", "ok"),
+        ("deposit", f"{key}:deposit", "error"),
+        ("deposit", f"{key}:compensate", "ok"),
+    ]
+    # A retry returns the settled saga and sends nothing.
+    puts = _cash_puts(dx_sandbox)
+    again = await _transfer(dx_gateway, source, target, "25.00", key)
+    assert again["replayed"] is True and again["transfer"]["state"] == "COMPENSATED"
+    assert _cash_puts(dx_sandbox) == puts
+
+
+async def test_a_double_submit_moves_the_money_once(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    start = await balance(dx_gateway, source), await balance(dx_gateway, target)
+    key = f"tr-{uuid.uuid4()}"
+    puts = _cash_puts(dx_sandbox)
+
+    both = await asyncio.gather(
+        *(_transfer(dx_gateway, source, target, "10.00", key) for _ in range(2))
+    )
+    again = await _transfer(dx_gateway, source, target, "10.00", key)
+
+    assert sorted(p["replayed"] for p in both) == [False, True]
+    assert again["replayed"] is True and again["transfer"]["state"] == "DEPOSITED"
+    assert _cash_puts(dx_sandbox) == puts + 2
+    assert await balance(dx_gateway, source) == start[0] - Decimal("10.00")
+    assert await balance(dx_gateway, target) == start[1] + Decimal("10.00")
+    assert await _states(dx_gateway, key) == [("WITHDRAW", "WITHDRAWN"), ("DEPOSIT", "DEPOSITED")]
+
+
+async def test_an_unknown_deposit_waits_and_a_retry_resumes_it(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    start = await balance(dx_gateway, source), await balance(dx_gateway, target)
+    key = f"tr-{uuid.uuid4()}"
+    dx_sandbox.fail_next_call(DEPOSIT_ROUTE, 502, after_apply=True)
+
+    lost = await _transfer(dx_gateway, source, target, "40.00", key)
+
+    assert lost["errors"] == []
+    assert lost["transfer"]["state"] == "DEPOSIT_UNKNOWN"
+    assert [(s["step"], s["outcome"], s["errorCode"]) for s in lost["transfer"]["steps"]] == [
+        ("WITHDRAW", "ok", None),
+        ("DEPOSIT", "unknown", "OUTCOME_UNKNOWN"),
+    ]
+    # Never compensated blindly: the platform shows the deposit applied.
+    assert await balance(dx_gateway, source) == start[0] - Decimal("40.00")
+    assert await balance(dx_gateway, target) == start[1] + Decimal("40.00")
+    puts = _cash_puts(dx_sandbox)
+
+    resumed = await _transfer(dx_gateway, source, target, "40.00", key)
+
+    assert resumed["replayed"] is True
+    assert resumed["transfer"]["state"] == "DEPOSITED"
+    assert _cash_puts(dx_sandbox) == puts  # settled by reading, not sent again
+    assert await balance(dx_gateway, target) == start[1] + Decimal("40.00")
+    assert await _states(dx_gateway, key) == [
+        ("WITHDRAW", "WITHDRAWN"),
+        ("DEPOSIT", "DEPOSIT_UNKNOWN"),
+        ("DEPOSIT", "DEPOSITED"),
+    ]
+
+
+async def test_another_partners_account_is_not_found_before_any_call(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source = await _funded_account(dx_gateway)
+    foreign = await _funded_account(dx_gateway, "DEMO-002")
+    calls = sum(dx_sandbox.calls.values())
+
+    refused = await _transfer(dx_gateway, source, foreign, "5.00", f"tr-{uuid.uuid4()}")
+
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("NOT_FOUND", ["toAccountId"])]
+    assert refused["transfer"] is None
+    assert sum(dx_sandbox.calls.values()) == calls
