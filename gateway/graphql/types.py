@@ -401,12 +401,32 @@ class Account(Node):
         positions = await context_of(info).loaders.positions.load((self.platform, self.external_id))
         return [Position.from_model(p) for p in positions]
 
-    @strawberry.field
-    async def orders(self, info: Info[Any, Any]) -> list[Order] | None:
+    @strawberry.field(
+        description="The account's orders as its platform lists them, optionally only those"
+        " in one of `status`, on `symbol`, or created in [createdFrom, createdTo) (an order"
+        " whose platform gives no creation time matches no time bound)."
+    )
+    async def orders(
+        self,
+        info: Info[Any, Any],
+        status: list[OrderStatus] | None = None,  # type: ignore[valid-type]
+        symbol: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> list[Order] | None:
+        if created_from is not None and created_to is not None and created_from >= created_to:
+            raise InvalidInput("`createdFrom` must be before `createdTo`", field=["createdFrom"])
         ctx = context_of(info)
         ctx.services.registry.require(self.platform, Capability.ORDER_READS, OrderReads)
         orders = await ctx.loaders.orders.load((self.platform, self.external_id))
-        return [Order.from_model(o) for o in orders]
+        statuses = None if status is None else set(status)
+        return [
+            Order.from_model(o)
+            for o in orders
+            if (statuses is None or o.status in statuses)
+            and (symbol is None or o.symbol == symbol)
+            and _created_within(o, created_from, created_to)
+        ]
 
     @strawberry.field
     async def deals(self, info: Info[Any, Any], from_: From, to: To) -> list[Deal] | None:
@@ -689,6 +709,17 @@ class BusinessPartner(Node):
             )
         found = await asyncio.gather(*(ctx.loaders.reports(p, self.code) for p in platforms))
         return [ClientReport.from_model(r) for reports in found for r in reports]
+
+
+def _created_within(order: models.Order, start: datetime | None, end: datetime | None) -> bool:
+    if start is None and end is None:
+        return True
+    created = order.created_at
+    return (
+        created is not None
+        and (start is None or created >= start)
+        and (end is None or created < end)
+    )
 
 
 async def load_order(ctx: RequestContext, platform: str, account_id: str, order_id: str) -> Order:
