@@ -248,3 +248,56 @@ async def test_another_partners_account_is_not_found_before_any_call(
     assert [(e["code"], e["field"]) for e in refused["errors"]] == [("NOT_FOUND", ["toAccountId"])]
     assert refused["transfer"] is None
     assert sum(dx_sandbox.calls.values()) == calls
+
+
+async def test_a_refused_withdrawal_fails_the_transfer_and_moves_nothing(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    start = await balance(dx_gateway, source), await balance(dx_gateway, target)
+    key = f"tr-{uuid.uuid4()}"
+    puts = _cash_puts(dx_sandbox)
+
+    failed = await _transfer(dx_gateway, source, target, str(start[0] + 1), key)
+
+    assert failed["transfer"]["state"] == "FAILED"
+    steps = failed["transfer"]["steps"]
+    assert [(s["step"], s["outcome"], s["errorCode"]) for s in steps] == [
+        ("WITHDRAW", "refused", "INSUFFICIENT_FUNDS")
+    ]
+    assert _cash_puts(dx_sandbox) == puts + 1  # the refused withdrawal, nothing else
+    assert (await balance(dx_gateway, source), await balance(dx_gateway, target)) == start
+    assert await _states(dx_gateway, key) == [("WITHDRAW", "FAILED")]
+
+
+async def test_the_key_of_another_transfer_is_a_conflict(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    key = f"tr-{uuid.uuid4()}"
+    first = await _transfer(dx_gateway, source, target, "1.00", key)
+    assert first["transfer"]["state"] == "DEPOSITED"
+    puts = _cash_puts(dx_sandbox)
+
+    other = await _transfer(dx_gateway, source, target, "2.00", key)
+
+    assert [e["code"] for e in other["errors"]] == ["IDEMPOTENCY_CONFLICT"]
+    assert _cash_puts(dx_sandbox) == puts
+
+
+async def test_accounts_in_two_currencies_are_refused_before_any_write(
+    dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox
+) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    account = dx_sandbox.state.account_by_id(target)
+    assert account is not None
+    account.currency = "EUR"  # as if opened in EUR: the sandbox's CRM users are USD
+    await dx_gateway.clear_cache()
+    puts = _cash_puts(dx_sandbox)
+
+    refused = await _transfer(dx_gateway, source, target, "5.00", f"tr-{uuid.uuid4()}")
+
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [
+        ("INVALID_INPUT", ["toAccountId"])
+    ]
+    assert _cash_puts(dx_sandbox) == puts
