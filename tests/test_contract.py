@@ -141,15 +141,22 @@ PINNED_CONTRACT = [
 ]
 
 PINNED_SCHEMA_FACE = [
+    "STAFF",
     "AccountType",
+    "AccountWrite",
     "Loaders",
     "MoneyType",
     "RequestContext",
+    "UserError",
     "account_fields",
     "cache_key",
     "context_of",
+    "decode_account",
     "decode_id",
     "encode_id",
+    "require_linked_account",
+    "send",
+    "write",
 ]
 
 PINNED_SANDBOX_FACE = [

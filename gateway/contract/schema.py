@@ -11,29 +11,57 @@ A field that reads its platform takes the one road every read takes —
 ``context_of(info).loaders.read(...)`` (:class:`Loaders`): batched per operation,
 cached for the connector's declared TTL, dispatched through the breaker, rate
 limit and retry policy of a method marked ``read``.
+
+A plugin's own mutation takes the one write path every core mutation takes —
+:func:`write` (authorise, e.g. ``STAFF`` → validate, e.g. ``decode_account`` and
+``require_linked_account`` → dispatch, e.g. :func:`send` of an :class:`AccountWrite`
+→ one audit row), its payload carrying ``errors: [UserError!]!``.
 """
 
 from __future__ import annotations
 
 from gateway.cache import cache_key
 from gateway.contract._public import publish
+from gateway.graphql.access import require_linked_account
 from gateway.graphql.context import RequestContext, context_of
+from gateway.graphql.errors import UserError
 from gateway.graphql.ids import decode_id, encode_id
 from gateway.graphql.loaders import Loaders
+from gateway.graphql.mutations._validate import decode_account
+from gateway.graphql.mutations._write_path import STAFF, AccountWrite, send, write
 from gateway.graphql.types import Account as AccountType
 from gateway.graphql.types import Money as MoneyType
 from gateway.graphql.types import account_fields
 
 __all__ = [
+    "STAFF",
     "AccountType",
+    "AccountWrite",
     "Loaders",
     "MoneyType",
     "RequestContext",
+    "UserError",
     "account_fields",
     "cache_key",
     "context_of",
+    "decode_account",
     "decode_id",
     "encode_id",
+    "require_linked_account",
+    "send",
+    "write",
 ]
 
-publish(__name__, globals(), __all__)
+#: The one write path (authorise → validate → dispatch → audit) for a plugin's own
+#: mutations: these keep their core home, where tracebacks and ``help()`` explain them.
+_WRITE_PATH = {
+    "STAFF",
+    "AccountWrite",
+    "UserError",
+    "decode_account",
+    "require_linked_account",
+    "send",
+    "write",
+}
+
+publish(__name__, globals(), [name for name in __all__ if name not in _WRITE_PATH])

@@ -1,7 +1,8 @@
 """The cTrader plugin: entry point ``ctrader`` in group ``brokergraph.plugins``.
 
 Hooks only declare things (pluggy cannot await): the connector class, its sandbox
-and the ``CTraderAccount`` type that serves accounts of platform ``ctrader``.
+the ``CTraderAccount`` type that serves accounts of platform ``ctrader``, and
+``CTraderMutation`` (what only cTrader can do, through the core's write path).
 Everything else reaches GraphQL through the core's unified schema.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from brokergraph_ctrader.connector import CTraderConnector
-from brokergraph_ctrader.schema import CTraderAccount
+from brokergraph_ctrader.schema import CTraderAccount, CTraderMutation
 from gateway.contract import Connector, hookimpl
 from gateway.contract.sandbox import Sandbox
 
@@ -34,3 +35,8 @@ def brokergraph_sandboxes() -> Sequence[type[Sandbox]]:
 @hookimpl
 def brokergraph_account_types() -> Mapping[str, type[Any]]:
     return {CTraderConnector.platform: CTraderAccount}
+
+
+@hookimpl
+def brokergraph_mutation_fields() -> Sequence[type[Any]]:
+    return [CTraderMutation]

@@ -8,6 +8,7 @@ replay rebuilds models without ``raw``) they are null rather than guessed.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,10 +20,31 @@ from strawberry.types import Info
 
 from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.wire import epoch_ms
-from gateway.contract import Account, Capability
-from gateway.contract.schema import AccountType, account_fields, context_of, encode_id
+from gateway.contract import Account, Capability, InvalidInput, NotFound
+from gateway.contract.schema import (
+    STAFF,
+    AccountType,
+    AccountWrite,
+    RequestContext,
+    UserError,
+    account_fields,
+    context_of,
+    decode_account,
+    encode_id,
+    require_linked_account,
+    send,
+    write,
+)
 
-__all__ = ["CTraderAccessRights", "CTraderAccount", "CTraderAccountKind", "CTraderCopySubAccount"]
+__all__ = [
+    "CTraderAccessRights",
+    "CTraderAccount",
+    "CTraderAccountKind",
+    "CTraderAccountPayload",
+    "CTraderCopySubAccount",
+    "CTraderMutation",
+    "MoveCTraderAccountToWhiteLabelInput",
+]
 
 
 @strawberry.enum(description="cTrader's accessRights of a trading account.")
@@ -129,3 +151,99 @@ class CTraderAccount(AccountType):
             )
             for sub in subs
         ]
+
+
+# --------------------------------------------------------------------------- mutations
+
+
+@strawberry.type(description="The cTrader account a cTrader-only mutation changed.")
+class CTraderAccountPayload:
+    account: CTraderAccount | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="Move a trader to another White Label of the same plant (5.3).")
+class MoveCTraderAccountToWhiteLabelInput:
+    account_id: strawberry.ID = strawberry.field(description="Global id of the cTrader account.")
+    broker_name: str = strawberry.field(
+        description="The White Label's brokerName on cTrader (as cBroker names it)."
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Move:
+    account_id: str
+    broker_name: str
+
+
+def _ctrader_account(info_ctx: RequestContext, global_id: str) -> tuple[str, CTraderConnector]:
+    """The login behind ``global_id`` and the cTrader connector behind its guards.
+
+    Only a cTrader account's id is accepted: the move is cTrader's own call.
+    """
+    platform, account_id = decode_account(global_id)
+    if platform != CTraderConnector.platform:
+        raise NotFound("not a cTrader account", field=["accountId"])
+    connector = info_ctx.services.registry.require(
+        platform, Capability.TRADER_PROVISIONING, CTraderConnector
+    )
+    return account_id, connector
+
+
+async def _move_request(
+    ctx: RequestContext, input: MoveCTraderAccountToWhiteLabelInput
+) -> AccountWrite[_Move, None]:
+    account_id, connector = _ctrader_account(ctx, input.account_id)
+    broker = input.broker_name
+    # Checked here as well as in the connector so a bad name costs no store read either.
+    if not broker.strip() or broker != broker.strip() or len(broker) > 100:
+        raise InvalidInput(
+            "brokerName must be a White Label's name, without surrounding spaces",
+            field=["brokerName"],
+        )
+    await require_linked_account(ctx, CTraderConnector.platform, account_id)
+
+    async def move(request: _Move) -> None:
+        await connector.move_to_white_label(request.account_id, request.broker_name)
+
+    return AccountWrite(CTraderConnector.platform, account_id, _Move(account_id, broker), move)
+
+
+async def _reread(ctx: RequestContext, account_id: str) -> CTraderAccount | None:
+    """The account as cTrader has it now (the write dropped its cached reads)."""
+    connector = ctx.services.registry.require(
+        CTraderConnector.platform, Capability.ACCOUNT_READS, CTraderConnector
+    )
+    (account,) = await connector.get_accounts([account_id])
+    return None if account is None else CTraderAccount.from_model(account)
+
+
+async def _move(ctx: RequestContext, change: AccountWrite[_Move, None]) -> CTraderAccountPayload:
+    await send(ctx, change)
+    return CTraderAccountPayload(account=await _reread(ctx, change.account_id))
+
+
+@strawberry.type
+class CTraderMutation:
+    """cTrader-only mutations, merged into ``Mutation`` by the plugin's hook."""
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="moveCTraderAccountToWhiteLabel",
+        description="Move a cTrader trader to another White Label (brokerName) of the same "
+        "plant (cTrader 5.3). Staff only; audited. The account's partner link is kept: "
+        "relink it if the new White Label belongs to another partner.",
+    )
+    async def move_ctrader_account_to_white_label(
+        self, info: Info[Any, Any], input: MoveCTraderAccountToWhiteLabelInput
+    ) -> CTraderAccountPayload:
+        return await write(
+            info,
+            input,
+            "moveCTraderAccountToWhiteLabel",
+            target=input.account_id,
+            authorise=STAFF,
+            validate=_move_request,
+            dispatch=_move,
+            payload=CTraderAccountPayload,
+            reference=lambda p: p.account.broker_name if p.account else None,
+        )
