@@ -158,6 +158,22 @@ CASES = [
         )
         for name in ("deposit", "withdraw", "changeCredit", "changeBonus")
     ),
+    # Both ends the same account: past authorization, it is INVALID_INPUT (nothing moves).
+    Case(
+        "transferFunds",
+        "mutation",
+        m(
+            "transferFunds",
+            "TransferFundsInput",
+            lambda i: {
+                "fromAccountId": i["account"],
+                "toAccountId": i["account"],
+                "amount": "1",
+                "idempotencyKey": key(),
+            },
+        ),
+        STAFF,
+    ),
     # -- orders
     Case(
         "placeOrder",
@@ -539,6 +555,7 @@ def test_every_root_field_is_in_the_matrix() -> None:
         "businessPartners",
         "connectors",
         "_service",
+        "transfer",  # by role and partner in plugins/dxtrade/tests/test_transfers.py
     }
     gql = schema._schema
     for root in (gql.query_type, gql.mutation_type, gql.subscription_type):

@@ -154,6 +154,16 @@ async def _validate(ctx: RequestContext, input: TransferFundsInput) -> tuple[str
     call for a foreign, unknown or unfunded account."""
     source = decode_account(input.from_account_id, "fromAccountId")
     target = decode_account(input.to_account_id, "toAccountId")
+    owners = []
+    # Access first: what a viewer may not see answers NOT_FOUND whatever else is wrong.
+    for (platform, account_id), field in ((source, "fromAccountId"), (target, "toAccountId")):
+        try:
+            owners.append(await access.require_linked_account(ctx, platform, account_id))
+        except NotFound as error:
+            raise NotFound(error.message, field=[field]) from error
+    if owners[0] != owners[1]:
+        # Another partner's account is as invisible here as an unknown one.
+        raise NotFound("account not found among the source's partner", field=["toAccountId"])
     if source == target:
         raise InvalidInput("the accounts must differ", field=["toAccountId"])
     amount = check_amount(input.amount)
@@ -164,15 +174,6 @@ async def _validate(ctx: RequestContext, input: TransferFundsInput) -> tuple[str
             field=["idempotencyKey"],
         )
     comment = check_text(input.comment, "comment") if input.comment else None
-    owners = []
-    for (platform, account_id), field in ((source, "fromAccountId"), (target, "toAccountId")):
-        try:
-            owners.append(await access.require_linked_account(ctx, platform, account_id))
-        except NotFound as error:
-            raise NotFound(error.message, field=[field]) from error
-    if owners[0] != owners[1]:
-        # Another partner's account is as invisible here as an unknown one.
-        raise NotFound("account not found among the source's partner", field=["toAccountId"])
     for platform, _ in (source, target):
         ctx.services.registry.require(platform, Capability.FUNDING, family_of(Capability.FUNDING))
     accounts = [await ctx.loaders.accounts.load(side) for side in (source, target)]

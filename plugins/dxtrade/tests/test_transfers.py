@@ -301,3 +301,34 @@ async def test_accounts_in_two_currencies_are_refused_before_any_write(
         ("INVALID_INPUT", ["toAccountId"])
     ]
     assert _cash_puts(dx_sandbox) == puts
+
+
+async def test_a_transfer_is_read_by_its_partner_only(dx_gateway: TestGateway) -> None:
+    source, target = await _funded_account(dx_gateway), await _funded_account(dx_gateway)
+    done = await _transfer(dx_gateway, source, target, "1.00", f"tr-{uuid.uuid4()}")
+    transfer_id = done["transfer"]["id"]
+
+    seen = {
+        token: await dx_gateway.query(QUERY, {"id": transfer_id}, token=token)
+        for token in ("admin", "manager", "client", "other_client")
+    }
+
+    for token in ("admin", "manager", "client"):  # DEMO-001's staff and its client
+        assert seen[token]["data"]["transfer"]["id"] == transfer_id, seen[token]
+    other = seen["other_client"]
+    assert other["data"] is None
+    assert other["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    # Moving money is staff work: a client's transfer is refused before any check.
+    refused = await dx_gateway.query(
+        TRANSFER,
+        {
+            "input": {
+                "fromAccountId": account_gid(source),
+                "toAccountId": account_gid(target),
+                "amount": "1.00",
+                "idempotencyKey": f"tr-{uuid.uuid4()}",
+            }
+        },
+        token="client",
+    )
+    assert [e["code"] for e in refused["data"]["transferFunds"]["errors"]] == ["PERMISSION_DENIED"]
