@@ -86,6 +86,12 @@ CASES = [
     Case("trader", "query", q("query($t: ID!) { trader(id: $t) { id } }", t="trader"), EVERYONE),
     Case("order", "query", q("query($o: ID!) { order(id: $o) { id } }", o="order"), EVERYONE),
     Case(
+        "orders",
+        "query",
+        q("query($a: ID!) { orders(accountId: $a) { totalCount } }", a="account"),
+        EVERYONE,
+    ),
+    Case(
         "businessPartner",
         "query",
         q("query($p: String!) { businessPartner(code: $p) { code accounts { id } } }", p="partner"),

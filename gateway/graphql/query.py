@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.auth import Role
+from gateway.connectors import Capability, OrderReads
 from gateway.errors import BrokerGraphError, InvalidInput, NotFound, UpstreamError
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext, context_of
@@ -22,6 +23,8 @@ from gateway.graphql.types import (
     ConnectorInfo,
     Node,
     Order,
+    OrderFilter,
+    OrderStatus,
     Trader,
     Transfer,
     ViewerInfo,
@@ -33,10 +36,29 @@ from gateway.graphql.types import (
     load_trader,
 )
 from gateway.models import Account as AccountModel
+from gateway.models import Order as OrderModel
 
 __all__ = ["CoreQuery", "resolve_node"]
 
 MAX_NODES = 100
+
+
+def _key_of(order: OrderModel) -> tuple[str, str]:
+    """An order's place in a newest-first list: creation time (none sorts oldest), id."""
+    # A fixed-width UTC text sorts as the time does.
+    created = (
+        order.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if order.created_at
+        else ""
+    )
+    return created, order.id
+
+
+def _order_key(cursor: tuple[str, list[str]]) -> tuple[str, str]:
+    _, parts = cursor
+    if len(parts) != 2:
+        raise InvalidInput("not an orders cursor", field=["after"])
+    return parts[0], parts[1]
 
 
 def check_page_size(ctx: RequestContext, first: int) -> None:
@@ -174,6 +196,39 @@ class CoreQuery:
         ]
         more = start + first < len(keys)
         return connection(nodes, cursors[start + first - 1] if more else None, total=len(keys))
+
+    @strawberry.field(
+        description="An account's orders, newest first, a page at a time (the cursor holds"
+        " the last order's creation time and id, so a page follows on however the book has"
+        " changed); filtered as Account.orders."
+    )
+    async def orders(
+        self,
+        info: Info[Any, Any],
+        account_id: strawberry.ID,
+        status: list[OrderStatus] | None = None,  # type: ignore[valid-type]
+        symbol: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> Connection[Order]:
+        ctx = context_of(info)
+        check_page_size(ctx, first)
+        wanted = OrderFilter.of(status, symbol, created_from, created_to)
+        _, (platform, native_id) = decode_id(account_id, "Account", field="accountId", size=2)
+        start = None if after is None else _order_key(decode_id(after, "cursor", field="after"))
+        await access.require_account(ctx, platform, native_id)
+        ctx.services.registry.require(platform, Capability.ORDER_READS, OrderReads)
+        book = await ctx.loaders.orders.load((platform, native_id))
+        listed = sorted(
+            ((_key_of(o), o) for o in book if wanted.matches(o)), key=lambda p: p[0], reverse=True
+        )
+        rest = [(k, o) for k, o in listed if start is None or k < start]
+        page = rest[:first]
+        nodes = [(encode_id("cursor", *k), Order.from_model(o)) for k, o in page]
+        more = len(rest) > first
+        return connection(nodes, nodes[-1][0] if more else None, total=len(listed))
 
     @strawberry.field
     async def order(self, info: Info[Any, Any], id: strawberry.ID) -> Order:

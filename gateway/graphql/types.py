@@ -6,6 +6,7 @@ the request's DataLoaders.  Entities carry Apollo Federation ``@key(fields: "id"
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -414,19 +415,11 @@ class Account(Node):
         created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> list[Order] | None:
-        if created_from is not None and created_to is not None and created_from >= created_to:
-            raise InvalidInput("`createdFrom` must be before `createdTo`", field=["createdFrom"])
+        wanted = OrderFilter.of(status, symbol, created_from, created_to)
         ctx = context_of(info)
         ctx.services.registry.require(self.platform, Capability.ORDER_READS, OrderReads)
         orders = await ctx.loaders.orders.load((self.platform, self.external_id))
-        statuses = None if status is None else set(status)
-        return [
-            Order.from_model(o)
-            for o in orders
-            if (statuses is None or o.status in statuses)
-            and (symbol is None or o.symbol == symbol)
-            and _created_within(o, created_from, created_to)
-        ]
+        return [Order.from_model(o) for o in orders if wanted.matches(o)]
 
     @strawberry.field
     async def deals(self, info: Info[Any, Any], from_: From, to: To) -> list[Deal] | None:
@@ -711,15 +704,41 @@ class BusinessPartner(Node):
         return [ClientReport.from_model(r) for reports in found for r in reports]
 
 
-def _created_within(order: models.Order, start: datetime | None, end: datetime | None) -> bool:
-    if start is None and end is None:
-        return True
-    created = order.created_at
-    return (
-        created is not None
-        and (start is None or created >= start)
-        and (end is None or created < end)
-    )
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """Which orders a list shows: any of ``statuses``, on ``symbol``, created in
+    [start, end) (an order without a creation time matches no time bound)."""
+
+    statuses: frozenset[models.OrderStatus] | None
+    symbol: str | None
+    start: datetime | None
+    end: datetime | None
+
+    @classmethod
+    def of(
+        cls,
+        status: Sequence[models.OrderStatus] | None,
+        symbol: str | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> OrderFilter:
+        if start is not None and end is not None and start >= end:
+            raise InvalidInput("`createdFrom` must be before `createdTo`", field=["createdFrom"])
+        return cls(None if status is None else frozenset(status), symbol, start, end)
+
+    def matches(self, order: models.Order) -> bool:
+        if self.statuses is not None and order.status not in self.statuses:
+            return False
+        if self.symbol is not None and order.symbol != self.symbol:
+            return False
+        if self.start is None and self.end is None:
+            return True
+        created = order.created_at
+        return (
+            created is not None
+            and (self.start is None or created >= self.start)
+            and (self.end is None or created < self.end)
+        )
 
 
 async def load_order(ctx: RequestContext, platform: str, account_id: str, order_id: str) -> Order:

@@ -70,3 +70,43 @@ async def test_a_bad_time_range_is_refused(qst_gateway: TestGateway) -> None:
     result = await qst_gateway.query(ORDERS, {"id": ACCOUNT, **bounds}, token="client")
     assert result["data"]["account"]["orders"] is None
     assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT", result
+
+
+PAGE = """query($account: ID!, $first: Int!, $after: String, $status: [OrderStatus!]) {
+  orders(accountId: $account, first: $first, after: $after, status: $status) {
+    edges { cursor node { externalId createdAt } }
+    pageInfo { hasNextPage endCursor } totalCount } }"""
+
+
+async def test_orders_are_paged_newest_first_by_cursor(qst_gateway: TestGateway) -> None:
+    placed = [await place(qst_gateway, "ESZ26", price) for price in ("1000", "1000.25", "1000.5")]
+    ids = {o["externalId"] for o in placed}
+    seen: list[dict[str, Any]] = []
+    after: str | None = None
+    pages = 0
+    while True:
+        arguments = {"account": ACCOUNT, "first": 2, "after": after, "status": ["WORKING"]}
+        page = (await qst_gateway.data(PAGE, arguments, token="client"))["orders"]
+        pages += 1
+        assert len(page["edges"]) <= 2
+        seen.extend(e["node"] for e in page["edges"])
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+        # An order cancelled between pages does not derail the next page.
+        if pages == 1:
+            await qst_gateway.data(CANCEL, {"id": placed[0]["id"]}, token="client")
+    listed = [o["externalId"] for o in seen]
+    assert len(listed) == len(set(listed))
+    assert ids - {placed[0]["externalId"]} <= set(listed)
+    times = [o["createdAt"] for o in seen]
+    assert times == sorted(times, reverse=True)
+    assert pages >= 2
+    for order in placed[1:]:
+        await qst_gateway.data(CANCEL, {"id": order["id"]}, token="client")
+
+
+async def test_a_bad_page_is_refused(qst_gateway: TestGateway) -> None:
+    for arguments in ({"first": 0}, {"first": 1, "after": "not-a-cursor"}):
+        result = await qst_gateway.query(PAGE, {"account": ACCOUNT, **arguments}, token="client")
+        assert result["errors"][0]["extensions"]["code"] == "INVALID_INPUT", result
