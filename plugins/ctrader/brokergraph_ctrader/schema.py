@@ -43,7 +43,11 @@ __all__ = [
     "CTraderAccountPayload",
     "CTraderCopySubAccount",
     "CTraderMutation",
+    "CTraderPasswordCheckPayload",
+    "ChangeCTraderAccountPasswordInput",
+    "CheckCTraderAccountPasswordInput",
     "MoveCTraderAccountToWhiteLabelInput",
+    "ResetCTraderAccountPasswordInput",
 ]
 
 
@@ -170,6 +174,34 @@ class MoveCTraderAccountToWhiteLabelInput:
     )
 
 
+@strawberry.input(description="Set a trader's password (cTrader 4.8).")
+class ChangeCTraderAccountPasswordInput:
+    account_id: strawberry.ID = strawberry.field(description="Global id of the cTrader account.")
+    password: str = strawberry.field(
+        description="The new trader password: 8-128 printable characters without surrounding "
+        "spaces. Only its MD5 reaches cTrader; it is never logged, audited or answered."
+    )
+
+
+@strawberry.input(description="Revoke a trader's password (cTrader 4.8 with a random one).")
+class ResetCTraderAccountPasswordInput:
+    account_id: strawberry.ID = strawberry.field(description="Global id of the cTrader account.")
+
+
+@strawberry.input(description="Check a trader's password (cTrader 4.9).")
+class CheckCTraderAccountPasswordInput:
+    account_id: strawberry.ID = strawberry.field(description="Global id of the cTrader account.")
+    password: str = strawberry.field(description="Never logged, audited or answered.")
+
+
+@strawberry.type(description="Whether a password is the trader's.")
+class CTraderPasswordCheckPayload:
+    matches: bool | None = strawberry.field(
+        default=None, description="Null when the check could not be made (see errors)."
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Move:
     account_id: str
@@ -190,10 +222,16 @@ def _ctrader_account(info_ctx: RequestContext, global_id: str) -> tuple[str, CTr
     return account_id, connector
 
 
+async def _linked(ctx: RequestContext, global_id: str) -> tuple[str, CTraderConnector]:
+    """A cTrader account linked to a partner the viewer may see, and its connector."""
+    account_id, connector = _ctrader_account(ctx, global_id)
+    await require_linked_account(ctx, CTraderConnector.platform, account_id)
+    return account_id, connector
+
+
 async def _move_request(
     ctx: RequestContext, input: MoveCTraderAccountToWhiteLabelInput
 ) -> AccountWrite[_Move, None]:
-    account_id, connector = _ctrader_account(ctx, input.account_id)
     broker = input.broker_name
     # Checked here as well as in the connector so a bad name costs no store read either.
     if not broker.strip() or broker != broker.strip() or len(broker) > 100:
@@ -201,12 +239,49 @@ async def _move_request(
             "brokerName must be a White Label's name, without surrounding spaces",
             field=["brokerName"],
         )
-    await require_linked_account(ctx, CTraderConnector.platform, account_id)
+    account_id, connector = await _linked(ctx, input.account_id)
 
     async def move(request: _Move) -> None:
         await connector.move_to_white_label(request.account_id, request.broker_name)
 
     return AccountWrite(CTraderConnector.platform, account_id, _Move(account_id, broker), move)
+
+
+async def _change_password_request(
+    ctx: RequestContext, input: ChangeCTraderAccountPasswordInput
+) -> AccountWrite[str, None]:
+    account_id, connector = await _linked(ctx, input.account_id)
+    password = input.password
+
+    async def change(login: str) -> None:
+        await connector.change_trader_password(login, password)
+
+    return AccountWrite(CTraderConnector.platform, account_id, account_id, change)
+
+
+async def _reset_password_request(
+    ctx: RequestContext, input: ResetCTraderAccountPasswordInput
+) -> AccountWrite[str, None]:
+    account_id, connector = await _linked(ctx, input.account_id)
+    return AccountWrite(
+        CTraderConnector.platform, account_id, account_id, connector.reset_trader_password
+    )
+
+
+async def _check_password_request(
+    ctx: RequestContext, input: CheckCTraderAccountPasswordInput
+) -> tuple[str, CTraderConnector, str]:
+    account_id, connector = await _linked(ctx, input.account_id)
+    return account_id, connector, input.password
+
+
+async def _check_password(
+    ctx: RequestContext, check: tuple[str, CTraderConnector, str]
+) -> CTraderPasswordCheckPayload:
+    account_id, connector, password = check
+    return CTraderPasswordCheckPayload(
+        matches=await connector.check_trader_password(account_id, password)
+    )
 
 
 async def _reread(ctx: RequestContext, account_id: str) -> CTraderAccount | None:
@@ -218,7 +293,8 @@ async def _reread(ctx: RequestContext, account_id: str) -> CTraderAccount | None
     return None if account is None else CTraderAccount.from_model(account)
 
 
-async def _move(ctx: RequestContext, change: AccountWrite[_Move, None]) -> CTraderAccountPayload:
+async def _changed(ctx: RequestContext, change: AccountWrite[Any, None]) -> CTraderAccountPayload:
+    """Send an account write, then answer the account as cTrader has it now."""
     await send(ctx, change)
     return CTraderAccountPayload(account=await _reread(ctx, change.account_id))
 
@@ -243,7 +319,67 @@ class CTraderMutation:
             target=input.account_id,
             authorise=STAFF,
             validate=_move_request,
-            dispatch=_move,
+            dispatch=_changed,
             payload=CTraderAccountPayload,
             reference=lambda p: p.account.broker_name if p.account else None,
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="changeCTraderAccountPassword",
+        description="Set a trader's password (cTrader 4.8). Staff only; audited without the "
+        "password.",
+    )
+    async def change_ctrader_account_password(
+        self, info: Info[Any, Any], input: ChangeCTraderAccountPasswordInput
+    ) -> CTraderAccountPayload:
+        return await write(
+            info,
+            input,
+            "changeCTraderAccountPassword",
+            target=input.account_id,
+            authorise=STAFF,
+            validate=_change_password_request,
+            dispatch=_changed,
+            payload=CTraderAccountPayload,
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="resetCTraderAccountPassword",
+        description="Replace a trader's password by a random one nobody learns, so a leaked "
+        "one stops working (users sign in with their cTID; set a new one with "
+        "changeCTraderAccountPassword). Staff only; audited.",
+    )
+    async def reset_ctrader_account_password(
+        self, info: Info[Any, Any], input: ResetCTraderAccountPasswordInput
+    ) -> CTraderAccountPayload:
+        return await write(
+            info,
+            input,
+            "resetCTraderAccountPassword",
+            target=input.account_id,
+            authorise=STAFF,
+            validate=_reset_password_request,
+            dispatch=_changed,
+            payload=CTraderAccountPayload,
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="checkCTraderAccountPassword",
+        description="Whether a password is the trader's (cTrader 4.9; its path is inferred "
+        "and configurable). A mutation so that every attempt is audited; staff only.",
+    )
+    async def check_ctrader_account_password(
+        self, info: Info[Any, Any], input: CheckCTraderAccountPasswordInput
+    ) -> CTraderPasswordCheckPayload:
+        return await write(
+            info,
+            input,
+            "checkCTraderAccountPassword",
+            target=input.account_id,
+            authorise=STAFF,
+            validate=_check_password_request,
+            dispatch=_check_password,
+            payload=CTraderPasswordCheckPayload,
+            # Failed attempts stand out in the audit log without the password.
+            reference=lambda p: None if p.matches is None else "match" if p.matches else "mismatch",
         )

@@ -50,6 +50,9 @@ class CTraderSettings(TlsSettings):
     #: How long the gateway keeps a closedPositions window that can no longer change
     #: (it lies in the past and no position opened in it is still open).
     final_window_cache_seconds: float = 86400.0
+    #: 4.9 (check a trader password): the path was never recovered, this one is inferred;
+    #: ``{login}`` is the trader login.
+    check_password_path: str = "/v2/webserv/traders/{login}/checkpassword"
 
     url_settings: ClassVar[tuple[str, ...]] = ("url", "reporting_url")
 

@@ -1,16 +1,20 @@
 """End to end: cTrader's trader operations through GraphQL against the sandbox.
 
-Moving a trader to another White Label (5.3) is staff-only and goes through the one
-write path: a refused or malformed request reaches cTrader with no write, and every
-attempt leaves one audit row.
+Moving a trader to another White Label (5.3) and its password (4.8 set, 4.9 check)
+are staff-only and go through the one write path: a refused or malformed request
+reaches cTrader with no call, every attempt leaves one audit row, and a password
+shows in no answer, audit row or log line.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from typing import Any
 
+import pytest
+from brokergraph_ctrader.client import md5_hex
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
 from gateway.testing import TestGateway
@@ -113,3 +117,106 @@ async def test_bad_white_labels_are_typed_errors(
     assert [e["code"] for e in unknown["moveCTraderAccountToWhiteLabel"]["errors"]] == ["NOT_FOUND"]
     assert writes(delta(before, sandbox.calls)) == 0
     assert [outcome for outcome, _ in await _audit(gateway, login)] == ["error"] * 5
+
+
+PASSWORD_WRITE = """
+mutation($input: %sInput!) {
+  %s(input: $input) { account { externalId } errors { code message field } }
+}"""
+
+CHECK = """
+mutation($input: CheckCTraderAccountPasswordInput!) {
+  checkCTraderAccountPassword(input: $input) { matches errors { code message field } }
+}"""
+
+
+async def _password_write(
+    gateway: TestGateway, operation: str, input: dict[str, Any], token: str = "admin"
+) -> dict[str, Any]:
+    name = operation[0].upper() + operation[1:]
+    data = await gateway.data(PASSWORD_WRITE % (name, operation), {"input": input}, token)
+    payload: dict[str, Any] = data[operation]
+    return payload
+
+
+async def _check(gateway: TestGateway, login: str, password: str) -> dict[str, Any]:
+    data = await gateway.data(
+        CHECK, {"input": {"accountId": account_gid(login), "password": password}}
+    )
+    payload: dict[str, Any] = data["checkCTraderAccountPassword"]
+    return payload
+
+
+async def test_change_check_and_reset_a_trader_password(
+    gateway: TestGateway, sandbox: CTraderSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    login = await _new_account(gateway)
+    secret = f"Pw-{uuid.uuid4().hex}"
+    payload = await _password_write(
+        gateway,
+        "changeCTraderAccountPassword",
+        {"accountId": account_gid(login), "password": secret},
+        token="manager",
+    )
+    assert payload == {"account": {"externalId": login}, "errors": []}
+    assert sandbox.state.traders[int(login)].password_md5 == md5_hex(secret)
+
+    before = Counter(sandbox.calls)
+    assert await _check(gateway, login, secret) == {"matches": True, "errors": []}
+    assert await _check(gateway, login, secret + "x") == {"matches": False, "errors": []}
+    assert delta(before, sandbox.calls)["POST /v2/webserv/traders/{login}/checkpassword"] == 2
+
+    payload = await _password_write(
+        gateway, "resetCTraderAccountPassword", {"accountId": account_gid(login)}
+    )
+    assert payload["errors"] == []
+    assert sandbox.state.traders[int(login)].password_md5 != md5_hex(secret)
+    assert (await _check(gateway, login, secret))["matches"] is False
+
+    # Audited, each attempt, and nowhere with the password or its hash.
+    rows = [
+        row
+        for row in await gateway.services.store.list_audit(limit=500)
+        if row.target == account_gid(login) and "Password" in row.operation
+    ]
+    assert sorted((r.operation, r.outcome, r.upstream_ref) for r in rows) == [
+        ("changeCTraderAccountPassword", "ok", None),
+        ("checkCTraderAccountPassword", "ok", "match"),
+        ("checkCTraderAccountPassword", "ok", "mismatch"),
+        ("checkCTraderAccountPassword", "ok", "mismatch"),
+        ("resetCTraderAccountPassword", "ok", None),
+    ]
+    assert all(r.details.get("password") in (None, "***") for r in rows)
+    for leak in (secret, md5_hex(secret)):
+        assert all(leak not in repr(r) for r in rows)
+        assert leak not in caplog.text
+
+
+async def test_bad_passwords_and_foreign_viewers_send_nothing(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    login = await _new_account(gateway)
+    before = Counter(sandbox.calls)
+    for bad in ("short", " padded-password ", "tab\tpassword", "x" * 129):
+        payload = await _password_write(
+            gateway,
+            "changeCTraderAccountPassword",
+            {"accountId": account_gid(login), "password": bad},
+        )
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [
+            ("INVALID_INPUT", ["password"])
+        ], bad
+        assert bad not in payload["errors"][0]["message"]
+    payload = await _check(gateway, login, "")
+    assert [(e["code"], e["field"]) for e in payload["errors"]] == [("INVALID_INPUT", ["password"])]
+    assert payload["matches"] is None
+    for operation, extra in (
+        ("changeCTraderAccountPassword", {"password": "a-fine-password"}),
+        ("resetCTraderAccountPassword", {}),
+    ):
+        payload = await _password_write(
+            gateway, operation, {"accountId": account_gid(login), **extra}, token="client"
+        )
+        assert [e["code"] for e in payload["errors"]] == ["PERMISSION_DENIED"]
+    assert delta(before, sandbox.calls) == Counter()
