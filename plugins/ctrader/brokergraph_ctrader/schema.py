@@ -19,6 +19,7 @@ import strawberry
 from strawberry.types import Info
 
 from brokergraph_ctrader.connector import CTraderConnector
+from brokergraph_ctrader.connector._provisioning import check_attribute_names, check_attributes
 from brokergraph_ctrader.wire import epoch_ms
 from gateway.contract import Account, Capability, InvalidInput, NotFound
 from gateway.contract.schema import (
@@ -28,6 +29,7 @@ from gateway.contract.schema import (
     RequestContext,
     UserError,
     account_fields,
+    cache_key,
     context_of,
     decode_account,
     encode_id,
@@ -41,13 +43,17 @@ __all__ = [
     "CTraderAccount",
     "CTraderAccountKind",
     "CTraderAccountPayload",
+    "CTraderAttribute",
+    "CTraderAttributeInput",
     "CTraderCopySubAccount",
     "CTraderMutation",
     "CTraderPasswordCheckPayload",
     "ChangeCTraderAccountPasswordInput",
     "CheckCTraderAccountPasswordInput",
     "MoveCTraderAccountToWhiteLabelInput",
+    "RemoveCTraderAccountAttributesInput",
     "ResetCTraderAccountPasswordInput",
+    "SetCTraderAccountAttributesInput",
 ]
 
 
@@ -73,6 +79,16 @@ class CTraderCopySubAccount:
     currency: str
     balance: Decimal = strawberry.field(description="In currency units.")
     equity: Decimal | None = strawberry.field(description="In currency units.")
+
+
+@strawberry.type(description="A cTrader trader attribute: key/value metadata (4.14).")
+class CTraderAttribute:
+    name: str
+    value: str
+
+
+#: The kind of the attributes read on the road of reads (and its cache key).
+ATTRIBUTES = "ctrader-attributes"
 
 
 def _enum(cls: type[enum.Enum], value: Any) -> Any:
@@ -156,6 +172,21 @@ class CTraderAccount(AccountType):
             for sub in subs
         ]
 
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="The trader's attributes (cTrader 4.14), by name; set and remove them "
+        "with setCTraderAccountAttributes / removeCTraderAccountAttributes."
+    )
+    async def attributes(self, info: Info[Any, Any]) -> list[CTraderAttribute]:
+        found = await context_of(info).loaders.read(
+            self.platform,
+            Capability.ACCOUNT_READS,
+            CTraderConnector,
+            ATTRIBUTES,
+            self.external_id,
+            lambda connector: connector.get_trader_attributes(self.external_id),
+        )
+        return [CTraderAttribute(name=n, value=v) for n, v in sorted(found.items())]
+
 
 # --------------------------------------------------------------------------- mutations
 
@@ -200,6 +231,28 @@ class CTraderPasswordCheckPayload:
         default=None, description="Null when the check could not be made (see errors)."
     )
     errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="One attribute to add or replace.")
+class CTraderAttributeInput:
+    name: str = strawberry.field(description="1-64 characters.")
+    value: str = strawberry.field(description="1-512 characters.")
+
+
+@strawberry.input(description="Add or replace attributes of a trader (cTrader 4.17).")
+class SetCTraderAccountAttributesInput:
+    account_id: strawberry.ID = strawberry.field(description="Global id of the cTrader account.")
+    attributes: list[CTraderAttributeInput] = strawberry.field(
+        description="1-100 attributes, each name once; the trader's others stay."
+    )
+
+
+@strawberry.input(description="Remove attributes of a trader by name (cTrader 4.20).")
+class RemoveCTraderAccountAttributesInput:
+    account_id: strawberry.ID = strawberry.field(description="Global id of the cTrader account.")
+    names: list[str] = strawberry.field(
+        description="1-100 names; a name the trader does not have is no error."
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -266,6 +319,46 @@ async def _reset_password_request(
     return AccountWrite(
         CTraderConnector.platform, account_id, account_id, connector.reset_trader_password
     )
+
+
+async def _set_attributes_request(
+    ctx: RequestContext, input: SetCTraderAccountAttributesInput
+) -> AccountWrite[dict[str, str], None]:
+    names = [a.name for a in input.attributes]
+    if len(set(names)) != len(names):
+        raise InvalidInput("each attribute name once", field=["attributes"])
+    attributes = check_attributes({a.name: a.value for a in input.attributes})
+    account_id, connector = await _linked(ctx, input.account_id)
+
+    async def upsert(pairs: dict[str, str]) -> None:
+        await connector.set_trader_attributes(account_id, pairs)
+
+    return AccountWrite(CTraderConnector.platform, account_id, attributes, upsert)
+
+
+async def _remove_attributes_request(
+    ctx: RequestContext, input: RemoveCTraderAccountAttributesInput
+) -> AccountWrite[list[str], None]:
+    names = check_attribute_names(input.names)
+    account_id, connector = await _linked(ctx, input.account_id)
+
+    async def remove(listed: list[str]) -> None:
+        await connector.remove_trader_attributes(account_id, listed)
+
+    return AccountWrite(CTraderConnector.platform, account_id, names, remove)
+
+
+async def _attributes_changed(
+    ctx: RequestContext, change: AccountWrite[Any, None]
+) -> CTraderAccountPayload:
+    """An attribute write, then the account; its cached attributes go first (the core
+    forgets the account's own reads, not a plugin's), also when the write may have
+    been applied though it failed."""
+    key = cache_key(ATTRIBUTES, CTraderConnector.platform, change.account_id)
+    try:
+        return await _changed(ctx, change)
+    finally:
+        await ctx.services.cache.delete(key)
 
 
 async def _check_password_request(
@@ -382,4 +475,40 @@ class CTraderMutation:
             payload=CTraderPasswordCheckPayload,
             # Failed attempts stand out in the audit log without the password.
             reference=lambda p: None if p.matches is None else "match" if p.matches else "mismatch",
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="setCTraderAccountAttributes",
+        description="Add or replace attributes of a trader (cTrader 4.17). Staff only; audited.",
+    )
+    async def set_ctrader_account_attributes(
+        self, info: Info[Any, Any], input: SetCTraderAccountAttributesInput
+    ) -> CTraderAccountPayload:
+        return await write(
+            info,
+            input,
+            "setCTraderAccountAttributes",
+            target=input.account_id,
+            authorise=STAFF,
+            validate=_set_attributes_request,
+            dispatch=_attributes_changed,
+            payload=CTraderAccountPayload,
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="removeCTraderAccountAttributes",
+        description="Remove attributes of a trader by name (cTrader 4.20). Staff only; audited.",
+    )
+    async def remove_ctrader_account_attributes(
+        self, info: Info[Any, Any], input: RemoveCTraderAccountAttributesInput
+    ) -> CTraderAccountPayload:
+        return await write(
+            info,
+            input,
+            "removeCTraderAccountAttributes",
+            target=input.account_id,
+            authorise=STAFF,
+            validate=_remove_attributes_request,
+            dispatch=_attributes_changed,
+            payload=CTraderAccountPayload,
         )

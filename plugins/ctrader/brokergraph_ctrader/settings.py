@@ -53,6 +53,9 @@ class CTraderSettings(TlsSettings):
     #: 4.9 (check a trader password): the path was never recovered, this one is inferred;
     #: ``{login}`` is the trader login.
     check_password_path: str = "/v2/webserv/traders/{login}/checkpassword"
+    #: 4.14-4.22 (attributes): paths and keys were not recovered; this prefix (with
+    #: ``/traders/list``, ``/traders``, ``/traders/delete``) is inferred.
+    attributes_path: str = "/v2/webserv/attributes"
 
     url_settings: ClassVar[tuple[str, ...]] = ("url", "reporting_url")
 

@@ -220,3 +220,103 @@ async def test_bad_passwords_and_foreign_viewers_send_nothing(
         )
         assert [e["code"] for e in payload["errors"]] == ["PERMISSION_DENIED"]
     assert delta(before, sandbox.calls) == Counter()
+
+
+ATTRIBUTES = """
+query($id: ID!) { account(id: $id) { ... on CTraderAccount { attributes { name value } } } }"""
+
+SET_ATTRIBUTES = """
+mutation($input: SetCTraderAccountAttributesInput!) {
+  setCTraderAccountAttributes(input: $input) {
+    account { attributes { name value } } errors { code field }
+  }
+}"""
+
+REMOVE_ATTRIBUTES = """
+mutation($input: RemoveCTraderAccountAttributesInput!) {
+  removeCTraderAccountAttributes(input: $input) {
+    account { attributes { name value } } errors { code field }
+  }
+}"""
+
+
+async def test_trader_attributes_are_set_read_and_removed(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    login = await _new_account(gateway)
+    gid = account_gid(login)
+    data = await gateway.data(ATTRIBUTES, {"id": gid})
+    assert data["account"]["attributes"] == []  # read, and now cached
+
+    pairs = [{"name": "crmId", "value": "C-17"}, {"name": "segment", "value": "retail"}]
+    data = await gateway.data(
+        SET_ATTRIBUTES, {"input": {"accountId": gid, "attributes": pairs}}, "manager"
+    )
+    payload = data["setCTraderAccountAttributes"]
+    assert payload == {"account": {"attributes": pairs}, "errors": []}
+    # A later read sees the write, though the empty list was cached before it.
+    assert (await gateway.data(ATTRIBUTES, {"id": gid}))["account"]["attributes"] == pairs
+    data = await gateway.data(
+        SET_ATTRIBUTES,
+        {"input": {"accountId": gid, "attributes": [{"name": "segment", "value": "pro"}]}},
+    )
+    assert data["setCTraderAccountAttributes"]["account"]["attributes"] == [
+        {"name": "crmId", "value": "C-17"},
+        {"name": "segment", "value": "pro"},
+    ]
+    data = await gateway.data(
+        REMOVE_ATTRIBUTES, {"input": {"accountId": gid, "names": ["crmId", "never-set"]}}
+    )
+    assert data["removeCTraderAccountAttributes"] == {
+        "account": {"attributes": [{"name": "segment", "value": "pro"}]},
+        "errors": [],
+    }
+    # The sandbox's own list (4.14) agrees.
+    manager = sandbox.state.managers[next(iter(sandbox.state.managers))]
+    listed = sandbox.state.attributes.list(
+        "traders", {"ids": [int(login)]}, sandbox.state.authorise(manager), []
+    )
+    assert listed["items"][0]["attributes"] == [{"name": "segment", "value": "pro"}]
+    rows = await gateway.services.store.list_audit(limit=500)
+    mine = [(r.operation, r.outcome) for r in rows if r.target == gid]
+    assert sorted(mine) == [
+        ("removeCTraderAccountAttributes", "ok"),
+        ("setCTraderAccountAttributes", "ok"),
+        ("setCTraderAccountAttributes", "ok"),
+    ]
+
+
+async def test_bad_attributes_send_nothing(gateway: TestGateway, sandbox: CTraderSandbox) -> None:
+    login = await _new_account(gateway)
+    gid = account_gid(login)
+    bad_sets: list[list[dict[str, str]]] = [
+        [],
+        [{"name": "", "value": "v"}],
+        [{"name": "n" * 65, "value": "v"}],
+        [{"name": "n", "value": ""}],
+        [{"name": "n", "value": "v" * 513}],
+        [{"name": "n", "value": "a"}, {"name": "n", "value": "b"}],
+        [{"name": f"n{i}", "value": "v"} for i in range(101)],
+    ]
+    before = Counter(sandbox.calls)
+    for attributes in bad_sets:
+        data = await gateway.data(
+            SET_ATTRIBUTES, {"input": {"accountId": gid, "attributes": attributes}}
+        )
+        assert data["setCTraderAccountAttributes"]["errors"] == [
+            {"code": "INVALID_INPUT", "field": ["attributes"]}
+        ], attributes
+    for names in ([], [""], ["a", "a"]):
+        data = await gateway.data(REMOVE_ATTRIBUTES, {"input": {"accountId": gid, "names": names}})
+        assert data["removeCTraderAccountAttributes"]["errors"] == [
+            {"code": "INVALID_INPUT", "field": ["names"]}
+        ], names
+    data = await gateway.data(
+        SET_ATTRIBUTES,
+        {"input": {"accountId": gid, "attributes": [{"name": "n", "value": "v"}]}},
+        "client",
+    )
+    assert data["setCTraderAccountAttributes"]["errors"] == [
+        {"code": "PERMISSION_DENIED", "field": None}
+    ]
+    assert delta(before, sandbox.calls) == Counter()

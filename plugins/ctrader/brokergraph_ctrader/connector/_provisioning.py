@@ -48,6 +48,37 @@ MARGIN_TYPES = frozenset({"MAX", "SUM", "NET"})
 PASSWORD_LENGTH = range(8, 129)
 
 
+#: cTrader's bounds of an attribute (A4.6, verified): names 1-64 and values 1-512
+#: characters, at most 100 per call.
+ATTRIBUTE_NAME, ATTRIBUTE_VALUE, ATTRIBUTES_PER_CALL = range(1, 65), range(1, 513), 100
+
+
+def check_attribute_names(names: Sequence[str]) -> list[str]:
+    """Names checked against cTrader's bounds (field ``names``) — no upstream call."""
+    if not 1 <= len(names) <= ATTRIBUTES_PER_CALL or len(set(names)) != len(names):
+        raise InvalidInput(
+            f"name 1 to {ATTRIBUTES_PER_CALL} attributes, each once", field=["names"]
+        )
+    for name in names:
+        if len(name) not in ATTRIBUTE_NAME or name.strip() != name:
+            raise InvalidInput(
+                "an attribute name has 1-64 characters without surrounding spaces",
+                field=["names"],
+            )
+    return list(names)
+
+
+def check_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
+    """Name/value pairs checked against cTrader's bounds (field ``attributes``)."""
+    try:
+        check_attribute_names(list(attributes))
+    except InvalidInput as error:
+        raise InvalidInput(error.message, field=["attributes"]) from None
+    if any(len(value) not in ATTRIBUTE_VALUE for value in attributes.values()):
+        raise InvalidInput("an attribute value has 1-512 characters", field=["attributes"])
+    return dict(attributes)
+
+
 def _password(password: str, *, policy: bool) -> str:
     """``password`` checked; never part of a message.  A password being checked meets
     only the length bound (it may predate the policy), one being set the whole policy."""
@@ -541,7 +572,8 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
 
     # -- trader passwords (4.8, 4.9): only their MD5 travels, nothing logs either --------
 
-    def _password_login(self, account_id: str) -> int:
+    def _trader_login(self, account_id: str) -> int:
+        """The login of an account id, as cTrader's trader calls take it."""
         login = _login_of(account_id)
         if login is None:
             raise NotFound("account not found", field=["accountId"])
@@ -550,7 +582,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
     @write
     async def change_trader_password(self, account_id: str, password: str) -> None:
         """4.8: set the trader password of ``account_id`` (checked against the policy)."""
-        login = self._password_login(account_id)
+        login = self._trader_login(account_id)
         body = {"login": login, "hashedPassword": md5_hex(_password(password, policy=True))}
         await self.client.post(f"{TRADERS}/{login}/changepassword", body)
 
@@ -561,7 +593,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
         Users sign in with their cTID; a trader password only authorises a link, so a
         leaked one is revoked this way, and a new one is set by ``change_trader_password``.
         """
-        login = self._password_login(account_id)
+        login = self._trader_login(account_id)
         body = {"login": login, "hashedPassword": md5_hex(secrets.token_urlsafe(24))}
         await self.client.post(f"{TRADERS}/{login}/changepassword", body)
 
@@ -572,7 +604,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
         4.9's path was not recovered (inferred), so it is the setting
         ``check_password_path``; the fields are verified.
         """
-        login = self._password_login(account_id)
+        login = self._trader_login(account_id)
         body = {"login": login, "hashedPassword": md5_hex(_password(password, policy=False))}
         path = self.settings.check_password_path.format(login=login)
         try:
@@ -582,3 +614,43 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
                 return False
             raise
         return True
+
+    # -- trader attributes (4.14, 4.17, 4.20): key/value metadata of a trader ---------
+
+    def _attributes(self, suffix: str) -> str:
+        return f"{self.settings.attributes_path}/traders{suffix}"
+
+    @read
+    async def get_trader_attributes(self, account_id: str) -> dict[str, str]:
+        """4.14 for one trader: its attributes by name (none: an empty mapping)."""
+        login = self._trader_login(account_id)
+        answer = await self.client.post(self._attributes("/list"), {"ids": [login]})
+        items = answer.get("items") if isinstance(answer, Mapping) else None
+        if not isinstance(items, list):
+            raise ProtocolError("cTrader's attribute list has no items")
+        found: dict[str, str] = {}
+        for item in items:
+            if not isinstance(item, Mapping) or item.get("id") != login:
+                continue
+            for pair in item.get("attributes") or []:
+                name, value = pair.get("name"), pair.get("value")
+                if not isinstance(name, str) or not isinstance(value, str):
+                    raise ProtocolError("cTrader sent an attribute without a text name/value")
+                found[name] = value
+        return found
+
+    @write
+    async def set_trader_attributes(self, account_id: str, attributes: Mapping[str, str]) -> None:
+        """4.17: add or replace these attributes of the trader; others stay."""
+        login = self._trader_login(account_id)
+        pairs = [{"name": n, "value": v} for n, v in check_attributes(attributes).items()]
+        await self.client.post(
+            self._attributes(""), {"items": [{"id": login, "attributes": pairs}]}
+        )
+
+    @write
+    async def remove_trader_attributes(self, account_id: str, names: Sequence[str]) -> None:
+        """4.20 with the names given (never none: cTrader would delete every one)."""
+        login = self._trader_login(account_id)
+        body = {"ids": [login], "names": check_attribute_names(names)}
+        await self.client.post(self._attributes("/delete"), body)
