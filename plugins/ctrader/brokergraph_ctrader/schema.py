@@ -98,6 +98,14 @@ def _enum(cls: type[enum.Enum], value: Any) -> Any:
         return None
 
 
+def _introducers(raw: Mapping[str, Any]) -> list[str]:
+    contact = raw.get("contactDetails")
+    if not isinstance(contact, Mapping):
+        return []
+    keys = ("introducingBroker1", "introducingBroker2")
+    return [v for v in (contact.get(k) for k in keys) if isinstance(v, str) and v]
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -126,6 +134,10 @@ class CTraderAccount(AccountType):
     last_connected_at: datetime | None = strawberry.field(
         description="lastConnectionTimestamp, when cTrader reports it."
     )
+    introducing_brokers: list[str] | None = strawberry.field(
+        description="The partner (IB) ids the trader is attributed to (contactDetails."
+        "introducingBroker1 and 2; set with createTrader/openAccount options of those names)."
+    )
 
     @classmethod
     def from_model(cls, m: Account) -> Self:
@@ -147,6 +159,7 @@ class CTraderAccount(AccountType):
             swap_free=swap_free if isinstance(swap_free, bool) else None,
             registered_at=registered or m.created_at,
             last_connected_at=connected,
+            introducing_brokers=_introducers(raw) if m.raw is not None else None,
         )
 
     @strawberry.field(description="cTrader Copy sub-accounts of this account (4.4).")  # type: ignore[untyped-decorator]

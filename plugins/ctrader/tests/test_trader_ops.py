@@ -320,3 +320,51 @@ async def test_bad_attributes_send_nothing(gateway: TestGateway, sandbox: CTrade
         {"code": "PERMISSION_DENIED", "field": None}
     ]
     assert delta(before, sandbox.calls) == Counter()
+
+
+CREATE_ATTRIBUTED = """
+mutation($input: CreateTraderInput!) {
+  createTrader(input: $input) {
+    accounts { externalId ... on CTraderAccount { introducingBrokers } }
+    errors { code field }
+  }
+}"""
+
+
+async def test_create_attributes_the_trader_to_introducing_brokers(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    def create(options: dict[str, Any]) -> dict[str, Any]:
+        email = f"ib-{uuid.uuid4().hex[:8]}@example.com"
+        return {
+            "input": {
+                "platform": "ctrader",
+                "partnerCode": "DEMO-002",
+                "email": email,
+                "options": options,
+            }
+        }
+
+    data = await gateway.data(
+        CREATE_ATTRIBUTED, create({"introducingBroker1": "IB-42", "introducingBroker2": "SUB-7"})
+    )
+    payload = data["createTrader"]
+    assert payload["errors"] == [], payload
+    (account,) = payload["accounts"]
+    assert account["introducingBrokers"] == ["IB-42", "SUB-7"]
+    contact = sandbox.state.traders[int(account["externalId"])].contact_details
+    assert (contact["introducingBroker1"], contact["introducingBroker2"]) == ("IB-42", "SUB-7")
+    await gateway.clear_cache()
+    read = await gateway.data(
+        "query($id: ID!) { account(id: $id) { ... on CTraderAccount { introducingBrokers } } }",
+        {"id": account_gid(account["externalId"])},
+    )
+    assert read["account"]["introducingBrokers"] == ["IB-42", "SUB-7"]
+
+    before = Counter(sandbox.calls)
+    for bad in ("", " IB-42", "x" * 101, 42):
+        data = await gateway.data(CREATE_ATTRIBUTED, create({"introducingBroker1": bad}))
+        assert data["createTrader"]["errors"] == [
+            {"code": "INVALID_INPUT", "field": ["options", "introducingBroker1"]}
+        ], bad
+    assert writes(delta(before, sandbox.calls)) == 0

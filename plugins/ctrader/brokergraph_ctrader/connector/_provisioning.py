@@ -79,6 +79,29 @@ def check_attributes(attributes: Mapping[str, str]) -> dict[str, str]:
     return dict(attributes)
 
 
+#: Partner (IB) attribution on create (A1, verified): free-text partner ids cTrader keeps
+#: in the trader's contactDetails; ``options`` keys of the same names carry them.
+INTRODUCING_BROKERS = ("introducingBroker1", "introducingBroker2")
+
+
+def _introducing_brokers(options: Mapping[str, Any]) -> dict[str, str]:
+    """``options.introducingBroker1/2`` checked (the gateway's bound: 1-100 characters
+    without surrounding spaces; cTrader states none)."""
+    found: dict[str, str] = {}
+    for key in INTRODUCING_BROKERS:
+        value = options.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not 1 <= len(value) <= 100 or value.strip() != value:
+            raise InvalidInput(
+                f"options.{key} must be a partner id of 1-100 characters "
+                "without surrounding spaces",
+                field=["options", key],
+            )
+        found[key] = value
+    return found
+
+
 def _password(password: str, *, policy: bool) -> str:
     """``password`` checked; never part of a message.  A password being checked meets
     only the length bound (it may predate the policy), one being set the whole policy."""
@@ -162,6 +185,8 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
                 f"options.totalMarginCalculationType must be one of {sorted(MARGIN_TYPES)}",
                 field=["options"],
             )
+        contact: dict[str, Any] = {"email": email} if email else {}
+        contact.update(_introducing_brokers(options))
         cents = leverage_to_cents(
             leverage if leverage is not None else self.settings.default_leverage
         )
@@ -179,7 +204,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
             "hashedPassword": password_hash,
             "leverageInCents": cents,
             "totalMarginCalculationType": margin,
-            "contactDetails": {"email": email} if email else {},
+            "contactDetails": contact,
             # Finds the trader again if the create answer is lost (see _find_marked).
             "description": marker,
             "swapFree": bool(options.get("swapFree", False)),
