@@ -89,6 +89,7 @@ from gateway.contract import (
     UpdatePartnerRequest,
     UpstreamBusy,
     ensure_utc,
+    write,
 )
 
 __all__ = ["REPORT_FLOW_KIND", "QortConnector", "partner_from_packet", "qort_date"]
@@ -98,6 +99,8 @@ R = TypeVar("R")
 
 REPORT_FLOW_KIND = "qort-report"
 ACTIVE = "5"
+#: Subaccs.RPTACTION_Flags that QUIK sub-accounts carry in practice [V-3P; meaning inferred].
+QUIK_REPORT_ACTIONS = 14
 ACCOUNT_STATUS: Mapping[str, AccountStatus] = {
     "5": AccountStatus.FULL_TRADING,
     "12": AccountStatus.CLOSE_ONLY,  # closing planned
@@ -567,6 +570,39 @@ class QortConnector(
 
     async def enable_trading(self, partner_code: str) -> None:
         await self.client.upload_quik_limits(partner_code)
+
+    @write
+    async def mark_subaccount_for_quik(self, partner_code: str, sub_account_code: str) -> Account:
+        """Finish onboarding step 4: mark an active sub-account for QUIK.
+
+        QORT's onboarding marks a sub-account (IsQUIK='y', TradeCode = its code) before
+        the limits upload; a sub-account created outside the gateway may still carry
+        IsQUIK='n' / TradeCode='BLOCK', and enableTrading refuses such a partner.
+        """
+        packet = await self._packet(partner_code)
+        row = next((r for r in packet.subaccs if r.get("SubAccCode") == sub_account_code), None)
+        if row is None:
+            raise NotFound(
+                "the partner has no such sub-account",
+                field=["subAccountCode"],
+                details={"platform": self.platform},
+            )
+        if row.get("ACSTAT_Const") != ACTIVE:
+            raise Conflict(
+                "only an active sub-account (ACSTAT_Const 5) can be marked for QUIK",
+                details={"platform": self.platform, "status": row.get("ACSTAT_Const")},
+            )
+        change = {
+            "SubAccCode": sub_account_code,
+            "IsQUIK": "y",
+            "TradeCode": sub_account_code,
+            "RPTACTION_Flags": QUIK_REPORT_ACTIONS,
+        }
+        await self._import("Subaccs", [(ET_UPDATE, change)], own_key="SubAccCode")
+        account = await self._subacc(sub_account_code)
+        if account is None:  # deleted by someone else between the write and the read
+            raise NotFound("the sub-account is gone", field=["subAccountCode"])
+        return account
 
     async def set_trading_leverage(self, partner_code: str, leverage: Decimal) -> None:
         packet = await self._packet(partner_code)

@@ -7,7 +7,7 @@ from typing import Any
 
 from brokergraph_qort.connector import QortConnector
 from brokergraph_qort.sandbox import QortSandbox
-from brokergraph_qort.schema import QortSubaccount
+from brokergraph_qort.schema import QortMutation, QortSubaccount
 from gateway.contract import Connector, hookimpl
 from gateway.contract.sandbox import Sandbox
 
@@ -28,3 +28,8 @@ def brokergraph_sandboxes() -> Sequence[type[Sandbox]]:
 @hookimpl
 def brokergraph_account_types() -> Mapping[str, type[Any]]:
     return {QortConnector.platform: QortSubaccount}
+
+
+@hookimpl
+def brokergraph_mutation_fields() -> Sequence[type[Any]]:
+    return [QortMutation]

@@ -32,6 +32,7 @@ RULES = {
     "business codes": "observed",
     "YYYYMMDD": "observed",
     "ACSTAT_Const": "observed",
+    "marks a sub-account for QUIK": "observed",
     # [I]/[D]: our design where ARQA publishes nothing; the connector depends on it
     "SOAP 1.1": "inferred",
     "fault codes": "inferred",

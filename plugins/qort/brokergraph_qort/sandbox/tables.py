@@ -191,6 +191,7 @@ SUBACCS: Final = Table(
         "TradeCode": Column("code"),
         "FirmCode": _TEXT,
         "MarketFirmCode": _TEXT,
+        "RPTACTION_Flags": Column("int"),
         "AccountType_Name": _TEXT,
         "ConstitutorCode": _TEXT,
         "Comment": _TEXT,

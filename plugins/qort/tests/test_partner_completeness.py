@@ -1,0 +1,89 @@
+"""End to end through GraphQL: what a QORT partner's onboarding still lacks can be finished.
+
+DEMO-002's onboarding stopped before its sub-account was marked for QUIK (IsQUIK='n',
+TradeCode='BLOCK'), so enableTrading is refused; markQortSubaccountForQuik finishes
+the step QORT's onboarding flow has (vendor facts 3.5, step 4), then the upload works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from brokergraph_qort.sandbox import QortSandbox
+from brokergraph_qort.sandbox.tables import SUBACCS
+
+from gateway.testing import TestGateway
+
+ERRORS = "errors { __typename code message field }"
+MARK = f"""
+mutation($partner: String!, $sub: String!) {{
+  markQortSubaccountForQuik(input: {{partnerCode: $partner, subAccountCode: $sub}}) {{
+    subAccount {{ externalId isQuik tradeCode ownerPartnerCode }} {ERRORS}
+  }}
+}}"""
+ENABLE = f"""
+mutation($code: String!) {{
+  enableTrading(input: {{partnerCode: $code}}) {{ businessPartner {{ code }} {ERRORS} }}
+}}"""
+
+
+def payload(data: dict[str, Any], field: str) -> dict[str, Any]:
+    result: dict[str, Any] = data[field]
+    return result
+
+
+async def test_demo_002_is_marked_for_quik_then_enabled(
+    qort_gateway: TestGateway, sandbox: QortSandbox
+) -> None:
+    gw = qort_gateway
+    refused = payload(await gw.data(ENABLE, {"code": "DEMO-002"}), "enableTrading")
+    assert refused["businessPartner"] is None and refused["errors"]
+    assert "DEMO-002-01" not in sandbox.quik.uploaded_on
+
+    marked = payload(
+        await gw.data(MARK, {"partner": "DEMO-002", "sub": "DEMO-002-01"}),
+        "markQortSubaccountForQuik",
+    )
+    assert marked["errors"] == []
+    assert marked["subAccount"] == {
+        "externalId": "DEMO-002-01",
+        "isQuik": True,
+        "tradeCode": "DEMO-002-01",
+        "ownerPartnerCode": "DEMO-002",
+    }
+    row = sandbox.store.get(SUBACCS, "DEMO-002-01")
+    assert row is not None
+    assert row.values["IsQUIK"] == "y" and row.values["RPTACTION_Flags"] == "14"
+
+    enabled = payload(await gw.data(ENABLE, {"code": "DEMO-002"}), "enableTrading")
+    assert enabled == {"businessPartner": {"code": "DEMO-002"}, "errors": []}
+    assert sandbox.quik.uploaded_on["DEMO-002-01"] == sandbox.current_date()
+
+
+async def test_marking_is_staff_only_and_checks_the_sub_account(
+    qort_gateway: TestGateway, sandbox: QortSandbox
+) -> None:
+    gw = qort_gateway
+    as_client = await gw.data(
+        MARK, {"partner": "DEMO-002", "sub": "DEMO-002-01"}, token="demo_client"
+    )
+    denied = payload(as_client, "markQortSubaccountForQuik")
+    assert denied["subAccount"] is None
+    assert denied["errors"][0]["code"] == "PERMISSION_DENIED"
+
+    # Another partner's sub-account is not found under this partner: nothing is imported.
+    imports = sandbox.calls["ImportRecords"]
+    other = payload(
+        await gw.data(MARK, {"partner": "DEMO-002", "sub": "DEMO-001-01"}),
+        "markQortSubaccountForQuik",
+    )
+    assert other["errors"][0]["code"] == "NOT_FOUND"
+    assert other["errors"][0]["field"] == ["subAccountCode"]
+    spaced = payload(
+        await gw.data(MARK, {"partner": "DEMO-002", "sub": " DEMO-002-01"}),
+        "markQortSubaccountForQuik",
+    )
+    assert spaced["errors"][0]["code"] == "INVALID_INPUT"
+    assert sandbox.calls["ImportRecords"] == imports
+    row = sandbox.store.get(SUBACCS, "DEMO-001-01")
+    assert row is not None and row.values["OwnerFirm_BOCode"] == "DEMO-001"
