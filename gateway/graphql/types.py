@@ -456,6 +456,32 @@ class Account(Node):
         owner = await ctx.loaders.account_owners.load((self.platform, self.external_id))
         return None if owner is None else await load_partner(ctx, owner)
 
+    @strawberry.field(
+        description="The subscriptions the account's platform serves for it (from what its "
+        "connector declares): a client subscribes to these and need not try the others, "
+        "which answer CAPABILITY_NOT_SUPPORTED."
+    )
+    def streams(self, info: Info[Any, Any]) -> list[StreamKind]:
+        registry = context_of(info).services.registry
+        return [kind for kind, needs in STREAM_CAPABILITIES if registry.has(self.platform, needs)]
+
+
+@strawberry.enum(description="A subscription of an account.")
+class StreamKind(enum.Enum):
+    ORDER_EVENTS = strawberry.enum_value(
+        "ORDER_EVENTS", description="Subscription.orderEvents: orders, positions, texts."
+    )
+    ACCOUNT_EVENTS = strawberry.enum_value(
+        "ACCOUNT_EVENTS", description="Subscription.accountEvents: money and status."
+    )
+
+
+#: Each stream of an account and the capability its platform must declare for it.
+STREAM_CAPABILITIES = (
+    (StreamKind.ORDER_EVENTS, Capability.ORDER_STREAM),
+    (StreamKind.ACCOUNT_EVENTS, Capability.ACCOUNT_STREAM),
+)
+
 
 def account_fields(m: models.Account) -> dict[str, Any]:
     """The Account interface's fields of a model; platform types add their own to it."""
@@ -871,10 +897,39 @@ class AccountEvent:
         )
 
 
+@strawberry.enum(description="What happened to a trader's market-data subscriptions.")
+class MarketDataEventKind(enum.Enum):
+    ACTIVATED = strawberry.enum_value("ACTIVATED", description="A subscription became active.")
+    DEACTIVATED = strawberry.enum_value(
+        "DEACTIVATED", description="A subscription stopped (ended or was switched off)."
+    )
+    ADDED = strawberry.enum_value("ADDED", description="A subscription was added.")
+    REMOVED = strawberry.enum_value("REMOVED", description="A subscription was removed.")
+    CANCELLED = strawberry.enum_value(
+        "CANCELLED", description="The gateway cancelled the subscription (deactivateTrader)."
+    )
+    OTHER = strawberry.enum_value(
+        "OTHER", description="A kind the gateway does not know yet: read vendorKind."
+    )
+
+
+def market_data_event_kind(kind: str) -> MarketDataEventKind:
+    """A platform's event name as the enum: ``subscription.activated`` (dxFeed) and
+    ``ACTIVATED`` alike; an unknown name is OTHER, never an error in a stream."""
+    name = kind.strip().lower().removeprefix("subscription.").upper()
+    return MarketDataEventKind.__members__.get(name, MarketDataEventKind.OTHER)
+
+
 @strawberry.type
 class MarketDataSubscriptionEvent:
     trader_id: strawberry.ID
-    kind: str
+    kind: MarketDataEventKind = strawberry.field(
+        description="What happened, whatever the platform calls it (see vendorKind)."
+    )
+    vendor_kind: str = strawberry.field(
+        description="The platform's own name of the event (dxFeed: the callback type, "
+        "e.g. subscription.activated): what `kind` was before it became an enum."
+    )
     at: datetime
     subscription: MarketDataSubscription | None
     sequence: int = strawberry.field(
@@ -887,7 +942,8 @@ class MarketDataSubscriptionEvent:
     def from_model(cls, m: models.MarketDataSubscriptionEvent) -> MarketDataSubscriptionEvent:
         return cls(
             trader_id=strawberry.ID(encode_id("Trader", m.platform, m.trader_id)),
-            kind=m.kind,
+            kind=market_data_event_kind(m.kind),
+            vendor_kind=m.kind,
             at=m.at,
             subscription=MarketDataSubscription.from_model(m.subscription)
             if m.subscription

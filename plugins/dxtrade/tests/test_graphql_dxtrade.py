@@ -287,7 +287,7 @@ async def test_activation_callback_reaches_a_subscriber(
     assert message["id"] == operation
     event = message["payload"]["data"]["marketDataSubscriptionEvents"]
     assert event["traderId"] == gid
-    assert event["kind"] == "subscription.activated"
+    assert event["kind"] == "ACTIVATED"
     assert event["subscription"] == {
         "name": "CME Level 2",
         "active": True,

@@ -30,7 +30,7 @@ from .conftest import receive, subscribe, unique, websocket
 SECRET = DEFAULT_WEBHOOK_SECRET
 EVENTS = """
 subscription($id: ID!) { marketDataSubscriptionEvents(traderId: $id) {
-  kind subscription { name active } } }"""
+  kind vendorKind subscription { name active } } }"""
 
 
 def callback(user: str, kind: str = "subscription.activated", **extra: Any) -> dict[str, Any]:
@@ -87,7 +87,7 @@ async def test_only_verified_new_callbacks_reach_the_subscriber(
         message = await receive(socket)
         assert message["id"] == operation
         event = message["payload"]["data"]["marketDataSubscriptionEvents"]
-        assert event["kind"] == "subscription.activated"
+        assert (event["kind"], event["vendorKind"]) == ("ACTIVATED", "subscription.activated")
         refused_ids = []
 
         # Replayed: the same delivery, freshly signed (as the sandbox retries) -> no effect.
@@ -123,7 +123,7 @@ async def test_only_verified_new_callbacks_reach_the_subscriber(
         assert await post(gateway, last) == 202
         message = await receive(socket)
         event = message["payload"]["data"]["marketDataSubscriptionEvents"]
-        assert event["kind"] == "subscription.removed"
+        assert event["kind"] == "REMOVED"
 
     # Nothing refused was remembered (a first remember succeeds now); the replayed was.
     for delivery_id in refused_ids:
