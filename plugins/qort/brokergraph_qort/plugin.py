@@ -7,7 +7,7 @@ from typing import Any
 
 from brokergraph_qort.connector import QortConnector
 from brokergraph_qort.sandbox import QortSandbox
-from brokergraph_qort.schema import QortMutation, QortSubaccount
+from brokergraph_qort.schema import QortMutation, QortQuery, QortSubaccount
 from gateway.contract import Connector, hookimpl
 from gateway.contract.sandbox import Sandbox
 
@@ -33,3 +33,8 @@ def brokergraph_account_types() -> Mapping[str, type[Any]]:
 @hookimpl
 def brokergraph_mutation_fields() -> Sequence[type[Any]]:
     return [QortMutation]
+
+
+@hookimpl
+def brokergraph_query_fields() -> Sequence[type[Any]]:
+    return [QortQuery]

@@ -8,13 +8,15 @@ without it (the connector declares no cache for ACCOUNT_READS, so none does toda
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any, Self
 
 import strawberry
 from strawberry.types import Info
 
-from brokergraph_qort.connector import QortConnector
+from brokergraph_qort.connector import QortConnector, from_qort_date
 from gateway.contract import Account, Capability, InvalidInput
 from gateway.contract.schema import (
     STAFF,
@@ -22,11 +24,12 @@ from gateway.contract.schema import (
     RequestContext,
     UserError,
     account_fields,
+    context_of,
     write,
 )
 from gateway.graphql import access
 
-__all__ = ["QortMutation", "QortSubaccount"]
+__all__ = ["QortMutation", "QortQuery", "QortSubaccount"]
 
 
 @strawberry.federation.type(
@@ -119,3 +122,142 @@ class QortMutation:
             payload=QortSubaccountPayload,
             reference=lambda p: p.sub_account.external_id if p.sub_account else None,
         )
+
+
+# --------------------------------------------------------------------------- the firm packet
+
+
+def _day(value: str | None) -> date | None:
+    """A QORT day (YYYYMMDD; 0 or empty: none)."""
+    when = from_qort_date(value)
+    return None if when is None else when.date()
+
+
+def _list(value: str | None) -> list[str]:
+    """QORT's list fields (Emails, Phones) are ';' or ',' separated."""
+    return [part.strip() for part in re.split(r"[;,]", value or "") if part.strip()]
+
+
+@strawberry.type(description="A client agreement (ClientAgrees).")
+class QortAgreement:
+    number: str = strawberry.field(description="Num.")
+    type: str | None = strawberry.field(description="ClientAgreeTypeShortName (e.g. BA, DA).")
+    sub_account_code: str | None = strawberry.field(description="SubAccCode, if bound to one.")
+    created_on: date | None = strawberry.field(description="DateCreate.")
+    signed_on: date | None = strawberry.field(description="DateSign.")
+    ends_on: date | None = strawberry.field(description="DateEnd; null when open-ended (0).")
+
+
+@strawberry.type(description="A bank account / settlement instruction (FirmAccounts).")
+class QortBankAccount:
+    name: str = strawberry.field(description="AccName.")
+    account_number: str | None = strawberry.field(description="BankAccNum.")
+    bank_code: str | None = strawberry.field(description="BankAccBank_BOCode: the bank's firm.")
+    currency: str | None = strawberry.field(description="SettlementAsset_ShortName.")
+    comment: str | None = strawberry.field(description="Comment.")
+
+
+@strawberry.type(description="The identity document QORT keeps for the firm (IDoc*).")
+class QortIdentityDocument:
+    type: str | None = strawberry.field(description="IDocType_Name.")
+    number: str | None = strawberry.field(description="IDocNum.")
+    issued_on: date | None = strawberry.field(description="IDocDate.")
+    expires_on: date | None = strawberry.field(description="IDocDateEnd.")
+
+
+@strawberry.type(description="KYC fields of the Firms row.")
+class QortKyc:
+    checked: bool = strawberry.field(description="IsCheckedKYC.")
+    qualified_investor: bool = strawberry.field(description="IsQualified.")
+    resident: bool = strawberry.field(description="IsResident.")
+    tax_resident: bool = strawberry.field(description="IsTaxResident.")
+    date_of_birth: date | None = strawberry.field(description="DateOfBirth.")
+    identity_document: QortIdentityDocument | None = strawberry.field(
+        description="Null when QORT has no IDoc fields for the firm."
+    )
+
+
+@strawberry.type(
+    description="What QORT's one firm-packet read holds for a partner beyond BusinessPartner: "
+    "agreements, bank accounts, contacts, address and KYC."
+)
+class QortPartnerRecord:
+    code: str = strawberry.field(description="BOCode.")
+    emails: list[str] = strawberry.field(description="Emails, each of the list.")
+    phones: list[str] = strawberry.field(description="Phones, each of the list.")
+    legal_address: str | None = strawberry.field(description="LatAddrJu.")
+    kyc: QortKyc
+    agreements: list[QortAgreement]
+    bank_accounts: list[QortBankAccount]
+
+    @classmethod
+    def from_packet(cls, raw: Mapping[str, Any]) -> Self:
+        firm: Mapping[str, str] = raw.get("Firm") or {}
+        agrees: Sequence[Mapping[str, str]] = raw.get("ClientAgree") or []
+        accounts: Sequence[Mapping[str, str]] = raw.get("FirmAccount") or []
+        document = None
+        if any(firm.get(k) for k in ("IDocType_Name", "IDocNum", "IDocDate", "IDocDateEnd")):
+            document = QortIdentityDocument(
+                type=firm.get("IDocType_Name") or None,
+                number=firm.get("IDocNum") or None,
+                issued_on=_day(firm.get("IDocDate")),
+                expires_on=_day(firm.get("IDocDateEnd")),
+            )
+        return cls(
+            code=firm["BOCode"],
+            emails=_list(firm.get("Emails")),
+            phones=_list(firm.get("Phones")),
+            legal_address=firm.get("LatAddrJu") or None,
+            kyc=QortKyc(
+                checked=firm.get("IsCheckedKYC") == "y",
+                qualified_investor=firm.get("IsQualified") == "y",
+                resident=firm.get("IsResident") == "y",
+                tax_resident=firm.get("IsTaxResident") == "y",
+                date_of_birth=_day(firm.get("DateOfBirth")),
+                identity_document=document,
+            ),
+            agreements=[
+                QortAgreement(
+                    number=a["Num"],
+                    type=a.get("ClientAgreeTypeShortName") or None,
+                    sub_account_code=a.get("SubAccCode") or None,
+                    created_on=_day(a.get("DateCreate")),
+                    signed_on=_day(a.get("DateSign")),
+                    ends_on=_day(a.get("DateEnd")),
+                )
+                for a in sorted(agrees, key=lambda a: a["Num"])
+            ],
+            bank_accounts=[
+                QortBankAccount(
+                    name=b["AccName"],
+                    account_number=b.get("BankAccNum") or None,
+                    bank_code=b.get("BankAccBank_BOCode") or None,
+                    currency=b.get("SettlementAsset_ShortName") or None,
+                    comment=b.get("Comment") or None,
+                )
+                for b in sorted(accounts, key=lambda b: b["AccName"])
+            ],
+        )
+
+
+@strawberry.type
+class QortQuery:
+    """QORT-only queries, merged into ``Query`` by the plugin's hook."""
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        name="qortPartnerRecord",
+        description="The partner's QORT firm packet beyond BusinessPartner (agreements, bank "
+        "accounts, contacts, address, KYC and document expiry): the same one GetFirmPacket "
+        "read businessPartner makes. Null when QORT has no such firm; the partner's own "
+        "client or staff only.",
+    )
+    async def qort_partner_record(
+        self, info: Info[Any, Any], code: str
+    ) -> QortPartnerRecord | None:
+        ctx = context_of(info)
+        if await access.visible_partner(ctx, code) is None:  # as businessPartner: null
+            return None
+        partner = await ctx.loaders.partner_details.load(code)
+        if partner is None or partner.platform != QortConnector.platform or not partner.raw:
+            return None
+        return QortPartnerRecord.from_packet(partner.raw)

@@ -21,6 +21,18 @@ mutation($partner: String!, $sub: String!) {{
     subAccount {{ externalId isQuik tradeCode ownerPartnerCode }} {ERRORS}
   }}
 }}"""
+RECORD = """
+query($code: String!) {
+  qortPartnerRecord(code: $code) {
+    code emails phones legalAddress
+    kyc {
+      checked qualifiedInvestor resident taxResident dateOfBirth
+      identityDocument { type number issuedOn expiresOn }
+    }
+    agreements { number type subAccountCode createdOn signedOn endsOn }
+    bankAccounts { name accountNumber bankCode currency comment }
+  }
+}"""
 ENABLE = f"""
 mutation($code: String!) {{
   enableTrading(input: {{partnerCode: $code}}) {{ businessPartner {{ code }} {ERRORS} }}
@@ -87,3 +99,57 @@ async def test_marking_is_staff_only_and_checks_the_sub_account(
     assert sandbox.calls["ImportRecords"] == imports
     row = sandbox.store.get(SUBACCS, "DEMO-001-01")
     assert row is not None and row.values["OwnerFirm_BOCode"] == "DEMO-001"
+
+
+async def test_the_firm_packet_beyond_business_partner_is_readable(
+    qort_gateway: TestGateway, sandbox: QortSandbox
+) -> None:
+    gw = qort_gateway
+    packets = sandbox.calls["GetFirmPacket"]
+    record = (await gw.data(RECORD, {"code": "DEMO-002"}))["qortPartnerRecord"]
+    assert record == {
+        "code": "DEMO-002",
+        "emails": ["two@demo.example", "two.backup@demo.example"],
+        "phones": ["+74950000002"],
+        "legalAddress": "Moscow, Tverskaya 2",
+        "kyc": {
+            "checked": True,
+            "qualifiedInvestor": True,
+            "resident": True,
+            "taxResident": True,
+            "dateOfBirth": "1979-09-23",
+            "identityDocument": {
+                "type": "Passport RF",
+                "number": "4510 123456",
+                "issuedOn": "2010-01-01",
+                "expiresOn": "2030-01-01",
+            },
+        },
+        "agreements": [
+            {
+                "number": "BA-2024/002",
+                "type": "BA",
+                "subAccountCode": "DEMO-002-01",
+                "createdOn": "2024-02-15",
+                "signedOn": "2024-02-15",
+                "endsOn": None,
+            }
+        ],
+        "bankAccounts": [
+            {
+                "name": "DEMO-002-BANK-RUB",
+                "accountNumber": "40817810000000000002",
+                "bankCode": None,
+                "currency": "RUB",
+                "comment": None,
+            }
+        ],
+    }
+    assert sandbox.calls["GetFirmPacket"] - packets <= 1  # the one packet read, no per-table calls
+    assert sandbox.calls["ExportRecords"] == 0
+    first = (await gw.data(RECORD, {"code": "DEMO-001"}))["qortPartnerRecord"]
+    assert first["kyc"]["identityDocument"] is None
+    assert [a["number"] for a in first["agreements"]] == ["BA-2024/001", "DA-2024/001"]
+    # Another partner's client sees nothing, as businessPartner answers.
+    hidden = await gw.data(RECORD, {"code": "DEMO-002"}, token="other_client")
+    assert hidden["qortPartnerRecord"] is None
