@@ -12,11 +12,13 @@ from typing import Any
 from gateway.contract import InvalidInput
 
 __all__ = [
+    "ACCOUNT_KINDS",
     "ACCOUNT_OPTIONS",
     "CODE",
     "FEED_ID",
     "MODES",
     "NAME_TRIES",
+    "OPENING_STATUSES",
     "TRADER_OPTIONS",
     "AccountPlan",
     "check_option_keys",
@@ -32,8 +34,22 @@ __all__ = [
 #: createTrader ``options.mode`` (seed 004 §1).
 MODES = ("SINGLE_FEED", "DXTRADE_XT", "CRM")
 ACCOUNT_OPTIONS = frozenset(
-    {"accountCode", "accountType", "accountCashType", "clearingCode", "categories", "balance"}
+    {
+        "accountCode",
+        "accountType",
+        "accountCashType",
+        "clearingCode",
+        "categories",
+        "balance",
+        "type",
+        "status",
+    }
 )
+#: An account's ``type`` (B6, observed): seed 004 creates CLIENT accounts.
+ACCOUNT_KINDS = ("CLIENT", "OFFSET", "REFERENCE")
+#: The ``status`` an account may be opened with (B6, observed): TERMINATED and EXPIRED
+#: are final, so an account opened in them could never trade.
+OPENING_STATUSES = ("FULL_TRADING", "CLOSE_ONLY", "NO_TRADING")
 TRADER_OPTIONS = ACCOUNT_OPTIONS | {"mode", "dxFeedAccountId", "login", "domain", "brokerCode"}
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FEED_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -54,13 +70,15 @@ class AccountPlan:
     categories: tuple[Mapping[str, str], ...]
     balance: Decimal
     leverage: Decimal | None
+    kind: str = "CLIENT"  # DXtrade's account ``type``
+    status: str = "FULL_TRADING"
 
     def body(self, code: str, broker_code: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "clearingCode": self.clearing_code,
             "accountCode": code,
-            "type": "CLIENT",
-            "status": "FULL_TRADING",
+            "type": self.kind,
+            "status": self.status,
             "accountCashType": self.cash_type,
             "accountType": self.account_type,
             "currency": self.currency,

@@ -12,11 +12,13 @@ from typing import Any
 from brokergraph_dxtrade.client import DXWEB, Response
 from brokergraph_dxtrade.connector._base import DxTradeBase, error_text
 from brokergraph_dxtrade.connector._options import (
+    ACCOUNT_KINDS,
     ACCOUNT_OPTIONS,
     CODE,
     FEED_ID,
     MODES,
     NAME_TRIES,
+    OPENING_STATUSES,
     TRADER_OPTIONS,
     AccountPlan,
     check_option_keys,
@@ -101,6 +103,9 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
             categories=categories,
             balance=option_balance(options, account_type),
             leverage=leverage,
+            kind=option_choice(options, "type", ACCOUNT_KINDS, str(t.get("type", "CLIENT"))),
+            # Never the template's: the account it copies may have been terminated.
+            status=option_choice(options, "status", OPENING_STATUSES, "FULL_TRADING"),
         )
 
     async def _exists(self, path: str, what: str) -> bool:
