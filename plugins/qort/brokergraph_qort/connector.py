@@ -572,6 +572,84 @@ class QortConnector(
         await self.client.upload_quik_limits(partner_code)
 
     @write
+    async def add_subaccount(
+        self,
+        partner_code: str,
+        sub_account_code: str,
+        *,
+        name: str | None,
+        currency: str | None,
+        quik: bool,
+        agreement_number: str | None,
+    ) -> Account:
+        """Open one more sub-account for an existing firm, with its agreement if named.
+
+        The agreement is inserted after the sub-account; if QORT refuses it, the new
+        sub-account is deleted again, so a retry does not meet half of the pair.
+        """
+        packet = await self._packet(partner_code)
+        subacc: dict[str, Any] = {
+            "SubAccCode": sub_account_code,
+            "SubaccName": name or packet.firm.get("FirmShortName") or partner_code,
+            "OwnerFirm_BOCode": partner_code,
+            "ACSTAT_Const": ACTIVE,
+            "IsQUIK": _yn(quik),
+            # Practice [V-3P]: a QUIK sub-account trades under its own code, others are BLOCKed.
+            "TradeCode": sub_account_code if quik else "BLOCK",
+            "Currency": currency or self.settings.default_currency,
+        }
+        if quik:
+            subacc["RPTACTION_Flags"] = QUIK_REPORT_ACTIONS
+        await self._import("Subaccs", [(ET_INSERT, subacc)])
+        if agreement_number:
+            await self._add_agreement_or_undo(
+                partner_code, agreement_number, sub_account_code, [("Subaccs", [subacc])]
+            )
+        account = await self._subacc(sub_account_code)
+        if account is None:  # deleted by someone else between the write and the read
+            raise NotFound("the sub-account is gone", field=["subAccountCode"])
+        return account
+
+    @write
+    async def add_agreement(
+        self, partner_code: str, agreement_number: str, sub_account_code: str | None
+    ) -> None:
+        """Sign one more client agreement (ClientAgrees) for an existing firm."""
+        packet = await self._packet(partner_code)
+        if sub_account_code is not None and not any(
+            r.get("SubAccCode") == sub_account_code for r in packet.subaccs
+        ):
+            raise NotFound(
+                "the partner has no such sub-account",
+                field=["subAccountCode"],
+                details={"platform": self.platform},
+            )
+        await self._add_agreement_or_undo(partner_code, agreement_number, sub_account_code, [])
+
+    async def _add_agreement_or_undo(
+        self,
+        partner_code: str,
+        number: str,
+        sub_account_code: str | None,
+        done: Sequence[tuple[str, list[dict[str, Any]]]],
+    ) -> None:
+        agreement: dict[str, Any] = {
+            "Num": number,
+            "ClientAgreeTypeShortName": self.settings.agreement_type,
+            "OwnerFirm_BOCode": partner_code,
+            "DateSign": qort_date(datetime.now(UTC)),
+            "DateEnd": 0,
+        }
+        if sub_account_code is not None:
+            agreement["SubAccCode"] = sub_account_code
+        try:
+            await self._import("ClientAgrees", [(ET_INSERT, agreement)])
+        except BrokerGraphError as error:
+            if done:
+                error.details["rolledBack"] = await self._undo(done)
+            raise
+
+    @write
     async def mark_subaccount_for_quik(self, partner_code: str, sub_account_code: str) -> Account:
         """Finish onboarding step 4: mark an active sub-account for QUIK.
 

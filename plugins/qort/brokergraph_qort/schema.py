@@ -98,6 +98,109 @@ async def _mark(
     return QortSubaccountPayload(sub_account=QortSubaccount.from_model(account))
 
 
+@strawberry.input(description="One more sub-account for an existing QORT partner.")
+class AddQortSubaccountInput:
+    partner_code: str = strawberry.field(description="BOCode of the owning firm.")
+    sub_account_code: str = strawberry.field(description="SubAccCode of the new sub-account.")
+    name: str | None = strawberry.field(
+        default=None, description="SubaccName; the firm's short name when omitted."
+    )
+    currency: str | None = strawberry.field(
+        default=None, description="ISO code; the connector's default_currency when omitted."
+    )
+    mark_for_quik: bool = strawberry.field(
+        default=False,
+        description="Mark it for QUIK at once (IsQUIK='y'); else TradeCode='BLOCK' until "
+        "markQortSubaccountForQuik.",
+    )
+    agreement_number: str | None = strawberry.field(
+        default=None, description="Num of a client agreement to sign for the sub-account."
+    )
+
+
+@strawberry.input(description="One more client agreement (ClientAgrees) for a QORT partner.")
+class AddQortAgreementInput:
+    partner_code: str = strawberry.field(description="BOCode of the firm.")
+    agreement_number: str = strawberry.field(description="Num of the agreement.")
+    sub_account_code: str | None = strawberry.field(
+        default=None, description="SubAccCode of the partner's sub-account it covers, if any."
+    )
+
+
+@strawberry.type(description="The partner's QORT record after a QORT-only mutation.")
+class QortPartnerRecordPayload:
+    partner_record: QortPartnerRecord | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,49}")
+
+
+def _code(value: str | None, field: str) -> None:
+    """QORT's business codes: refused here, before any call, when QORT would refuse them."""
+    if value is not None and not _CODE.fullmatch(value):
+        raise InvalidInput(
+            f"{field} must be 1-50 letters, digits or _ . / - (a QORT code)", field=[field]
+        )
+
+
+async def _new_subaccount(
+    ctx: RequestContext, input: AddQortSubaccountInput
+) -> AddQortSubaccountInput:
+    _code(input.sub_account_code, "subAccountCode")
+    _code(input.agreement_number, "agreementNumber")
+    if input.currency is not None and not re.fullmatch(r"[A-Z]{3}", input.currency):
+        raise InvalidInput("currency must be an ISO 4217 code such as RUB", field=["currency"])
+    if input.name is not None and (not input.name.strip() or len(input.name) > 200):
+        raise InvalidInput("name must be 1-200 characters", field=["name"])
+    await access.require_partner(ctx, input.partner_code)
+    return input
+
+
+async def _new_agreement(
+    ctx: RequestContext, input: AddQortAgreementInput
+) -> AddQortAgreementInput:
+    _code(input.agreement_number, "agreementNumber")
+    _code(input.sub_account_code, "subAccountCode")
+    await access.require_partner(ctx, input.partner_code)
+    return input
+
+
+def _qort(ctx: RequestContext) -> QortConnector:
+    return ctx.services.registry.require(
+        QortConnector.platform, Capability.PARTNER_DIRECTORY, QortConnector
+    )
+
+
+async def _add_subaccount(
+    ctx: RequestContext, input: AddQortSubaccountInput
+) -> QortSubaccountPayload:
+    account = await _qort(ctx).add_subaccount(
+        input.partner_code,
+        input.sub_account_code,
+        name=input.name,
+        currency=input.currency,
+        quik=input.mark_for_quik,
+        agreement_number=input.agreement_number,
+    )
+    ctx.loaders.forget_partner(input.partner_code)  # its cached packet lacks the sub-account
+    return QortSubaccountPayload(sub_account=QortSubaccount.from_model(account))
+
+
+async def _add_agreement(
+    ctx: RequestContext, input: AddQortAgreementInput
+) -> QortPartnerRecordPayload:
+    await _qort(ctx).add_agreement(
+        input.partner_code, input.agreement_number, input.sub_account_code
+    )
+    ctx.loaders.forget_partner(input.partner_code)  # its cached packet lacks the agreement
+    partner = await ctx.loaders.partner_details.load(input.partner_code)
+    record = (
+        None if partner is None or not partner.raw else QortPartnerRecord.from_packet(partner.raw)
+    )
+    return QortPartnerRecordPayload(partner_record=record)
+
+
 @strawberry.type
 class QortMutation:
     """QORT-only mutations, merged into ``Mutation`` by the plugin's hook."""
@@ -121,6 +224,46 @@ class QortMutation:
             dispatch=_mark,
             payload=QortSubaccountPayload,
             reference=lambda p: p.sub_account.external_id if p.sub_account else None,
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="addQortSubaccount",
+        description="Open one more sub-account for an existing QORT partner, with a client "
+        "agreement if agreementNumber is given (if QORT refuses the agreement the sub-account "
+        "is deleted again). Staff only; audited.",
+    )
+    async def add_qort_subaccount(
+        self, info: Info[Any, Any], input: AddQortSubaccountInput
+    ) -> QortSubaccountPayload:
+        return await write(
+            info,
+            input,
+            "addQortSubaccount",
+            target=input.partner_code,
+            authorise=STAFF,
+            validate=_new_subaccount,
+            dispatch=_add_subaccount,
+            payload=QortSubaccountPayload,
+            reference=lambda p: p.sub_account.external_id if p.sub_account else None,
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="addQortAgreement",
+        description="Sign one more client agreement for an existing QORT partner (type: the "
+        "connector's agreement_type; signed today). Staff only; audited.",
+    )
+    async def add_qort_agreement(
+        self, info: Info[Any, Any], input: AddQortAgreementInput
+    ) -> QortPartnerRecordPayload:
+        return await write(
+            info,
+            input,
+            "addQortAgreement",
+            target=input.partner_code,
+            authorise=STAFF,
+            validate=_new_agreement,
+            dispatch=_add_agreement,
+            payload=QortPartnerRecordPayload,
         )
 
 

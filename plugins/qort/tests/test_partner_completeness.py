@@ -153,3 +153,102 @@ async def test_the_firm_packet_beyond_business_partner_is_readable(
     # Another partner's client sees nothing, as businessPartner answers.
     hidden = await gw.data(RECORD, {"code": "DEMO-002"}, token="other_client")
     assert hidden["qortPartnerRecord"] is None
+
+
+ADD_SUBACCOUNT = f"""
+mutation($input: AddQortSubaccountInput!) {{
+  addQortSubaccount(input: $input) {{
+    subAccount {{ externalId currency isQuik tradeCode ownerPartnerCode name }} {ERRORS}
+  }}
+}}"""
+ADD_AGREEMENT = f"""
+mutation($input: AddQortAgreementInput!) {{
+  addQortAgreement(input: $input) {{
+    partnerRecord {{ agreements {{ number type subAccountCode endsOn }} }} {ERRORS}
+  }}
+}}"""
+
+
+async def test_a_sub_account_and_agreements_are_added_to_an_existing_partner(
+    qort_gateway: TestGateway, sandbox: QortSandbox
+) -> None:
+    gw = qort_gateway
+    added = payload(
+        await gw.data(
+            ADD_SUBACCOUNT,
+            {
+                "input": {
+                    "partnerCode": "DEMO-002",
+                    "subAccountCode": "DEMO-002-02",
+                    "currency": "USD",
+                    "agreementNumber": "BA-2026/010",
+                }
+            },
+        ),
+        "addQortSubaccount",
+    )
+    assert added == {
+        "subAccount": {
+            "externalId": "DEMO-002-02",
+            "currency": "USD",
+            "isQuik": False,
+            "tradeCode": "BLOCK",
+            "ownerPartnerCode": "DEMO-002",
+            "name": "Demo Client Two",
+        },
+        "errors": [],
+    }
+    signed = payload(
+        await gw.data(
+            ADD_AGREEMENT, {"input": {"partnerCode": "DEMO-002", "agreementNumber": "DA-2026/011"}}
+        ),
+        "addQortAgreement",
+    )
+    assert signed["errors"] == []
+    assert signed["partnerRecord"]["agreements"] == [
+        {"number": "BA-2024/002", "type": "BA", "subAccountCode": "DEMO-002-01", "endsOn": None},
+        {"number": "BA-2026/010", "type": "BA", "subAccountCode": "DEMO-002-02", "endsOn": None},
+        {"number": "DA-2026/011", "type": "BA", "subAccountCode": None, "endsOn": None},
+    ]
+
+
+async def test_a_refused_agreement_takes_its_new_sub_account_back(
+    qort_gateway: TestGateway, sandbox: QortSandbox
+) -> None:
+    gw = qort_gateway
+    # BA-2024/003 is OTHER-001's: QORT refuses the duplicate Num, so DEMO-002-03 goes again.
+    refused = payload(
+        await gw.data(
+            ADD_SUBACCOUNT,
+            {
+                "input": {
+                    "partnerCode": "DEMO-002",
+                    "subAccountCode": "DEMO-002-03",
+                    "agreementNumber": "BA-2024/003",
+                }
+            },
+        ),
+        "addQortSubaccount",
+    )
+    assert refused["subAccount"] is None and refused["errors"][0]["code"] == "CONFLICT"
+    assert sandbox.store.get(SUBACCS, "DEMO-002-03") is None
+    imports = sandbox.calls["ImportRecords"]
+    for bad in ({"subAccountCode": "bad code!"}, {"currency": "usd"}, {"agreementNumber": ""}):
+        answer = payload(
+            await gw.data(
+                ADD_SUBACCOUNT,
+                {"input": {"partnerCode": "DEMO-002", "subAccountCode": "DEMO-002-04", **bad}},
+            ),
+            "addQortSubaccount",
+        )
+        assert answer["errors"][0]["code"] == "INVALID_INPUT", bad
+    denied = payload(
+        await gw.data(
+            ADD_AGREEMENT,
+            {"input": {"partnerCode": "DEMO-002", "agreementNumber": "X-1"}},
+            token="demo_client",
+        ),
+        "addQortAgreement",
+    )
+    assert denied["errors"][0]["code"] == "PERMISSION_DENIED"
+    assert sandbox.calls["ImportRecords"] == imports
