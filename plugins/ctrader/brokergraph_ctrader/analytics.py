@@ -10,8 +10,10 @@ b. **most-traded symbols** — per symbol, the volume and number of deals closed
    period, largest volume first (ties: more deals, then the symbol's name);
 c. **open volume** — the total ``volume`` of the positions open now;
 d. **Copy sub-accounts** — each one's balance and equity;
-e. **wins / losses** — deals of the period with ``pnl > 0`` / ``pnl < 0`` (a deal
-   at exactly zero is neither); the ratio is wins / (wins + losses).
+e. **wins / losses** — per *position*: the ``pnl`` of a position's deals closed in
+   the period are summed first, so a position closed in two partial deals counts
+   once; ``> 0`` is a win, ``< 0`` a loss, exactly zero neither (a deal without a
+   position id counts as its own position); the ratio is wins / (wins + losses).
 
 ``closedPositions`` filters on the *position's creation time*, not the deal's, so a
 deal closed inside the period may belong to a position opened before it: the
@@ -56,6 +58,12 @@ def summarize(
     """The analytics of ``deals`` closed in ``[start, end)`` (others are ignored)."""
     closed = [d for d in deals if start <= d.executed_at < end]
     pnl = [d.realized_pnl.amount for d in closed if d.realized_pnl is not None]
+    per_position: dict[str, Decimal] = defaultdict(Decimal)
+    for deal in closed:
+        if deal.realized_pnl is not None:
+            # Keyed apart from position ids so a lone deal never merges into one.
+            key = f"p:{deal.position_id}" if deal.position_id else f"d:{deal.id}"
+            per_position[key] += deal.realized_pnl.amount
     volume: dict[str, Decimal] = defaultdict(Decimal)
     count: dict[str, int] = defaultdict(int)
     for deal in closed:
@@ -67,8 +75,8 @@ def summarize(
         period_from=start,
         period_to=end,
         realized_pnl=Money(sum(pnl, Decimal(0)), currency),
-        wins=sum(1 for p in pnl if p > 0),
-        losses=sum(1 for p in pnl if p < 0),
+        wins=sum(1 for p in per_position.values() if p > 0),
+        losses=sum(1 for p in per_position.values() if p < 0),
         most_traded_symbols=[
             SymbolVolume(symbol=s, volume=volume[s], deals=count[s]) for s in ranked
         ],

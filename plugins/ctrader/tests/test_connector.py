@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -358,8 +358,11 @@ async def test_the_five_analytics_match_the_sandbox(
         assert sub.balance.amount == Decimal(sandbox.state.traders[int(login)].balance).scaleb(-2)
         assert sub.equity is not None
     # e. wins, losses and their ratio
-    assert analytics.wins == sum(1 for d in truth if d.pnl > 0)
-    assert analytics.losses == sum(1 for d in truth if d.pnl < 0)
+    per_position: dict[int, Decimal] = defaultdict(Decimal)  # win/loss is per position
+    for d in truth:
+        per_position[d.position_id] += d.pnl
+    assert analytics.wins == sum(1 for v in per_position.values() if v > 0)
+    assert analytics.losses == sum(1 for v in per_position.values() if v < 0)
     exact = Decimal(analytics.wins) / (analytics.wins + analytics.losses)
     assert analytics.win_ratio == exact.quantize(Decimal("0.0001"))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -206,8 +206,11 @@ async def test_all_five_analytics(gateway: TestGateway, sandbox: CTraderSandbox)
         assert Decimal(subs[account_gid(login)]["balance"]["amount"]) == balance
         assert subs[account_gid(login)]["equity"] is not None
     # e. wins, losses and the ratio
-    wins = sum(1 for d in truth if d.pnl > 0)
-    losses = sum(1 for d in truth if d.pnl < 0)
+    per_position: dict[int, Decimal] = defaultdict(Decimal)  # win/loss is per position
+    for d in truth:
+        per_position[d.position_id] += d.pnl
+    wins = sum(1 for v in per_position.values() if v > 0)
+    losses = sum(1 for v in per_position.values() if v < 0)
     assert (analytics["wins"], analytics["losses"]) == (wins, losses)
     exact = Decimal(wins) / Decimal(wins + losses)
     assert Decimal(analytics["winRatio"]) == exact.quantize(Decimal("0.0001"))
