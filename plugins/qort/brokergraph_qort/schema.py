@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any, Self
 
 import strawberry
@@ -32,6 +33,17 @@ from gateway.graphql import access
 __all__ = ["QortMutation", "QortQuery", "QortSubaccount"]
 
 
+@strawberry.type(description="A sub-account's trading access in QUIK.")
+class QortTradingAccess:
+    marked_for_quik: bool = strawberry.field(description="IsQUIK='y' (TradeCode not BLOCK).")
+    limits_uploaded_on: date | None = strawberry.field(
+        description="The day enableTrading last uploaded its limits to QUIK (null: never); "
+        "setTradingLeverage works only on that day. Read from the row's QuikUploadDate, a "
+        "field whose name is our inference."
+    )
+    leverage: Decimal | None = strawberry.field(description="Leverage set in QUIK.")
+
+
 @strawberry.federation.type(
     keys=["id"],
     description="A QORT sub-account (Subaccs): the client's account in the back office.",
@@ -45,6 +57,9 @@ class QortSubaccount(AccountType):
         description="IsQUIK: traded through QUIK (limits are uploaded by enableTrading)."
     )
     trade_code: str | None = strawberry.field(description="TradeCode: the QUIK client code.")
+    trading_access: QortTradingAccess | None = strawberry.field(
+        description="QUIK state: marked, limits uploaded on, leverage."
+    )
 
     @classmethod
     def from_model(cls, m: Account) -> Self:
@@ -56,6 +71,13 @@ class QortSubaccount(AccountType):
             owner_partner_code=row.get("OwnerFirm_BOCode") or None,
             is_quik=None if is_quik is None else is_quik == "y",
             trade_code=row.get("TradeCode") or None,
+            trading_access=None
+            if not row
+            else QortTradingAccess(
+                marked_for_quik=is_quik == "y" and row.get("TradeCode") != "BLOCK",
+                limits_uploaded_on=_day(row.get("QuikUploadDate")),
+                leverage=m.leverage,
+            ),
         )
 
 

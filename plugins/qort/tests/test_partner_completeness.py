@@ -12,6 +12,7 @@ from typing import Any
 from brokergraph_qort.sandbox import QortSandbox
 from brokergraph_qort.sandbox.tables import SUBACCS
 
+from gateway.contract.schema import encode_id
 from gateway.testing import TestGateway
 
 ERRORS = "errors { __typename code message field }"
@@ -252,3 +253,54 @@ async def test_a_refused_agreement_takes_its_new_sub_account_back(
     )
     assert denied["errors"][0]["code"] == "PERMISSION_DENIED"
     assert sandbox.calls["ImportRecords"] == imports
+
+
+ACCESS = """
+query($code: String!) {
+  businessPartner(code: $code) {
+    accounts(platform: "qort") {
+      externalId
+      ... on QortSubaccount { tradingAccess { markedForQuik limitsUploadedOn leverage } }
+    }
+  }
+}"""
+LEVERAGE = f"""
+mutation($code: String!, $leverage: Decimal!) {{
+  setTradingLeverage(input: {{partnerCode: $code, leverage: $leverage}}) {{
+    businessPartner {{ code }} {ERRORS}
+  }}
+}}"""
+
+
+async def test_trading_access_shows_the_upload_day_and_the_leverage(
+    qort_gateway: TestGateway, sandbox: QortSandbox
+) -> None:
+    gw = qort_gateway
+    link = await gw.data(
+        'mutation { linkToPartner(input: {partnerCode: "DEMO-001", accountId: "'
+        + encode_id("Account", "qort", "DEMO-001-01")
+        + '"}) { errors { code } } }'
+    )
+    assert link["linkToPartner"]["errors"] in ([], [{"code": "CONFLICT"}])  # linked already
+
+    def access_of(data: dict[str, Any]) -> dict[str, Any]:
+        accounts = data["businessPartner"]["accounts"]
+        found: dict[str, Any] = next(a for a in accounts if a["externalId"] == "DEMO-001-01")[
+            "tradingAccess"
+        ]
+        return found
+
+    before = access_of(await gw.data(ACCESS, {"code": "DEMO-001"}))
+    assert before == {"markedForQuik": True, "limitsUploadedOn": None, "leverage": "1"}
+    enabled = payload(await gw.data(ENABLE, {"code": "DEMO-001"}), "enableTrading")
+    assert enabled["errors"] == []
+    changed = payload(
+        await gw.data(LEVERAGE, {"code": "DEMO-001", "leverage": "3"}), "setTradingLeverage"
+    )
+    assert changed["errors"] == []
+    after = access_of(await gw.data(ACCESS, {"code": "DEMO-001"}))
+    assert after == {
+        "markedForQuik": True,
+        "limitsUploadedOn": sandbox.current_date().isoformat(),
+        "leverage": "3",
+    }

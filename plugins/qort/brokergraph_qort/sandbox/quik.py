@@ -40,6 +40,7 @@ class Quik:
         today = self._today()
         for code in codes:
             self.uploaded_on[code] = today
+            self._store.set_value(SUBACCS, (code,), "QuikUploadDate", f"{today:%Y%m%d}")
         now = datetime.now(UTC)
         return codes, datetime.combine(today, now.time().replace(microsecond=0), UTC)
 

@@ -197,6 +197,9 @@ SUBACCS: Final = Table(
         "Comment": _TEXT,
         "Currency": Column("currency", default="RUB"),  # [D]
         "Leverage": Column("positive", default="1"),  # [D]
+        # [D] the day UploadQuikLimits last ran for it (QORT keeps this on the QUIK side; the
+        # module's answer is not published, so the sandbox shows it on the row).
+        "QuikUploadDate": _DAY,
     },
 )
 
