@@ -155,7 +155,9 @@ PINNED_SCHEMA_FACE = [
     "decode_id",
     "encode_id",
     "require_linked_account",
+    "require_partner",
     "send",
+    "visible_partner",
     "write",
 ]
 

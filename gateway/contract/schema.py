@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from gateway.cache import cache_key
 from gateway.contract._public import publish
-from gateway.graphql.access import require_linked_account
+from gateway.graphql.access import require_linked_account, require_partner, visible_partner
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError
 from gateway.graphql.ids import decode_id, encode_id
@@ -48,7 +48,9 @@ __all__ = [
     "decode_id",
     "encode_id",
     "require_linked_account",
+    "require_partner",
     "send",
+    "visible_partner",
     "write",
 ]
 
@@ -60,7 +62,9 @@ _WRITE_PATH = {
     "UserError",
     "decode_account",
     "require_linked_account",
+    "require_partner",
     "send",
+    "visible_partner",
     "write",
 }
 

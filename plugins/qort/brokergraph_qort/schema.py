@@ -26,9 +26,10 @@ from gateway.contract.schema import (
     UserError,
     account_fields,
     context_of,
+    require_partner,
+    visible_partner,
     write,
 )
-from gateway.graphql import access
 
 __all__ = ["QortMutation", "QortQuery", "QortSubaccount"]
 
@@ -105,7 +106,7 @@ async def _markable(
             "subAccountCode must be a SubAccCode, without surrounding spaces",
             field=["subAccountCode"],
         )
-    await access.require_partner(ctx, input.partner_code)
+    await require_partner(ctx, input.partner_code)
     return input
 
 
@@ -175,7 +176,7 @@ async def _new_subaccount(
         raise InvalidInput("currency must be an ISO 4217 code such as RUB", field=["currency"])
     if input.name is not None and (not input.name.strip() or len(input.name) > 200):
         raise InvalidInput("name must be 1-200 characters", field=["name"])
-    await access.require_partner(ctx, input.partner_code)
+    await require_partner(ctx, input.partner_code)
     return input
 
 
@@ -184,7 +185,7 @@ async def _new_agreement(
 ) -> AddQortAgreementInput:
     _code(input.agreement_number, "agreementNumber")
     _code(input.sub_account_code, "subAccountCode")
-    await access.require_partner(ctx, input.partner_code)
+    await require_partner(ctx, input.partner_code)
     return input
 
 
@@ -420,7 +421,7 @@ class QortQuery:
         self, info: Info[Any, Any], code: str
     ) -> QortPartnerRecord | None:
         ctx = context_of(info)
-        if await access.visible_partner(ctx, code) is None:  # as businessPartner: null
+        if await visible_partner(ctx, code) is None:  # as businessPartner: null
             return None
         partner = await ctx.loaders.partner_details.load(code)
         if partner is None or partner.platform != QortConnector.platform or not partner.raw:
