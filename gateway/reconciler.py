@@ -31,6 +31,12 @@ once its hold has passed, not before.  Every settling step is itself
 conditional on the claim still being STARTED (and, for NOT_APPLIED, still old), so a
 client retry or another replica settling it meanwhile wins cleanly and only the one
 that settled writes the audit row.  The same works on SQLite and PostgreSQL.
+
+After its claims, a round runs its follow-ups (:meth:`Reconciler.add_follow_up`): what
+moves on once a write is settled.  The gateway's one is the transfer sagas
+(:func:`gateway.graphql.mutations.transfers.resume_transfers`): each saga waiting past
+the grace is resumed as a same-key retry would, by one replica (which holds it for the
+lease), its audit rows with ``details.settled_by = "reconciler"``.
 """
 
 from __future__ import annotations
@@ -50,7 +56,15 @@ from gateway.registry import ConnectorRegistry
 from gateway.serialization import to_jsonable
 from gateway.store import AuditEntry, Store, UnsettledClaim
 
-__all__ = ["SETTLE_MARGIN", "Reconciler", "Recovery", "Round", "platform_settler"]
+__all__ = [
+    "SETTLED_BY",
+    "SETTLE_MARGIN",
+    "FollowUp",
+    "Reconciler",
+    "Recovery",
+    "Round",
+    "platform_settler",
+]
 
 logger = logging.getLogger("gateway.reconciler")
 
@@ -65,6 +79,9 @@ PAGE = 100
 SETTLED_BY = "reconciler"
 
 Settle = Callable[[datetime], Awaitable[Any | None]]
+#: A follow-up of each round: given what is older than the grace and how long a replica
+#: holds what it takes, how many things it moved on.
+FollowUp = Callable[[datetime, timedelta], Awaitable[int]]
 Outcome = Literal["settled", "not_applied", "unknown", "skipped"]
 
 
@@ -151,6 +168,8 @@ class Round:
     unknown: int = 0
     #: Held by another replica when this one came to it, or settled by someone else.
     skipped: int = 0
+    #: Moved on by the round's follow-ups (transfer sagas resumed).
+    resumed: int = 0
 
     def add(self, outcome: Outcome) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -175,6 +194,7 @@ class Reconciler:
         #: Also how long a replica holds a claim it reads: longer than a read may take.
         self._lease = timedelta(seconds=lease)
         self._task: asyncio.Task[None] | None = None
+        self._follow_ups: list[FollowUp] = []
         #: Rounds completed, for tests.
         self.rounds = 0
 
@@ -194,6 +214,10 @@ class Reconciler:
                 await self._task
             self._task = None
 
+    def add_follow_up(self, follow_up: FollowUp) -> None:
+        """Run ``follow_up`` after the claims of every round (see the module docstring)."""
+        self._follow_ups.append(follow_up)
+
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
@@ -211,6 +235,11 @@ class Reconciler:
                 await self._reconcile(unsettled, done)
             if len(page) < PAGE or not fresh:
                 break
+        for follow_up in self._follow_ups:
+            try:
+                done.resumed += await follow_up(datetime.now(UTC) - self._grace, self._lease)
+            except Exception:  # a bug or a store fault: what it moves waits for the next round
+                logger.exception("reconciler follow-up failed")
         self.rounds += 1
         return done
 

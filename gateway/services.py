@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -33,7 +34,7 @@ from gateway.connectors import ConnectorContext
 from gateway.events import EventLog, Retention, create_event_log
 from gateway.plugins import Plugins
 from gateway.readiness import Readiness
-from gateway.reconciler import Reconciler
+from gateway.reconciler import SETTLED_BY, Reconciler
 from gateway.registry import ConnectorRegistry
 from gateway.resilience import ResiliencePolicy, SharedTokenBucket
 from gateway.store import Store
@@ -249,6 +250,15 @@ class GatewayServices:
             reconciler,
             shared_redis,
         )
+        # Imported here: the transfers module depends on this one.
+        from gateway.graphql.mutations.transfers import resume_transfers
+
+        async def resume(older_than: datetime, hold: timedelta) -> int:
+            return await resume_transfers(
+                services, older_than=older_than, hold=hold, settled_by=SETTLED_BY
+            )
+
+        reconciler.add_follow_up(resume)
         services.readiness.add("store", store.ping)
         services.readiness.add("plugins", services._plugins_serving)
         # The lease manager runs (whether or not this replica holds a session).

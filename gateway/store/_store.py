@@ -824,6 +824,39 @@ class Store:
             await conn.execute(insert(audit_log).values(**_audit_values(audit)))
         return True
 
+    async def waiting_transfers(
+        self, states: Collection[str], *, updated_before: datetime, limit: int
+    ) -> list[TransferRecord]:
+        """Sagas in one of ``states`` not moved (nor held) since ``updated_before``,
+        least recently moved first."""
+        query = (
+            select(transfers)
+            .where(
+                transfers.c.state.in_(sorted(states)),
+                transfers.c.updated_at < updated_before,
+            )
+            .order_by(transfers.c.updated_at)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [TransferRecord(**row._asdict()) for row in rows]
+
+    async def hold_transfer(self, record: TransferRecord, until: datetime) -> bool:
+        """Hold a saga (its ``updated_at`` pushed to ``until``) so no other replica
+        resumes it before: True for the one caller whose update found it as it read it."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(transfers)
+                .where(
+                    transfers.c.transfer_id == record.transfer_id,
+                    transfers.c.state == record.state,
+                    transfers.c.updated_at == record.updated_at,
+                )
+                .values(updated_at=until)
+            )
+        return bool(result.rowcount == 1)
+
     # -- API keys ---------------------------------------------------------------
 
     async def create_api_key(

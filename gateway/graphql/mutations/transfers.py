@@ -13,6 +13,9 @@ followed by a deposit or a compensation, or the saga waits in ``*_UNKNOWN`` /
 ``COMPENSATING`` for a retry.  An unknown step is never compensated: it may have been
 applied.  A retry with the same key returns the saga and drives it on from where it
 stands; the money writes replay what already happened, so nothing moves twice.
+The gateway also resumes a waiting saga by itself (:func:`resume_transfers`, run after
+each reconciler round): exactly as a retry would, as the viewer who started it (kept
+with the saga as ``request["acting"]``), one replica at a time.
 
 State machine (step → outcome → state)::
 
@@ -30,14 +33,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import strawberry
 from strawberry.types import Info
 
+from gateway.auth import Role, Viewer
 from gateway.connectors import Capability, family_of
 from gateway.errors import (
     BrokerGraphError,
@@ -54,9 +59,19 @@ from gateway.graphql.mutations._write_path import STAFF, audit_details, write
 from gateway.graphql.mutations.money import _DEPOSIT, _WITHDRAW, MONEY, _reference
 from gateway.graphql.types import Transfer, TransferState
 from gateway.idempotency import check_idempotency_key
-from gateway.store import AuditEntry, TransferRecord
+from gateway.services import GatewayServices
+from gateway.store import AuditEntry, IdempotencyState, TransferRecord
 
-__all__ = ["TransferFundsInput", "TransferPayload", "TransfersMutation", "transfer_id"]
+__all__ = [
+    "TransferFundsInput",
+    "TransferPayload",
+    "TransfersMutation",
+    "resume_transfer",
+    "resume_transfers",
+    "transfer_id",
+]
+
+logger = logging.getLogger("gateway.transfers")
 
 S = TransferState
 
@@ -86,6 +101,14 @@ _NEXT_STEP: Final[Mapping[TransferState, str]] = {
     S.DEPOSIT_UNKNOWN: "DEPOSIT",
     S.COMPENSATING: "COMPENSATE",
 }
+
+#: States a saga waits in for a retry, which the gateway also resumes by itself.
+WAITING: Final = frozenset({S.WITHDRAW_UNKNOWN, S.WITHDRAWN, S.DEPOSIT_UNKNOWN, S.COMPENSATING})
+#: States whose step may have been applied: a refusal only counts once the step's own
+#: claim holds the platform's answer (see :func:`_definitive`).
+_UNKNOWN: Final = frozenset({S.WITHDRAW_UNKNOWN, S.DEPOSIT_UNKNOWN})
+#: Sagas resumed per store read; a round goes on until none is left.
+_PAGE = 100
 
 #: (step, outcome) → (the states it may move from, the state it moves to).
 _MOVES: Final[Mapping[tuple[str, str], tuple[frozenset[TransferState], TransferState]]] = {
@@ -186,6 +209,7 @@ async def _validate(ctx: RequestContext, input: TransferFundsInput) -> tuple[str
             "a transfer does not convert",
             field=["toAccountId"],
         )
+    viewer = ctx.require_viewer()
     return owners[0], {
         "from_account_id": str(input.from_account_id),
         "to_account_id": str(input.to_account_id),
@@ -193,11 +217,44 @@ async def _validate(ctx: RequestContext, input: TransferFundsInput) -> tuple[str
         "currency": currency,
         "idempotency_key": key,
         "comment": comment,
+        # Who resumes the saga when the gateway does (not part of the request's identity).
+        "acting": {
+            "subject": viewer.subject,
+            "role": viewer.role.value,
+            "partner_code": viewer.partner_code,
+            "brokers": sorted(viewer.brokers),
+        },
     }
 
 
+def _same_request(stored: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
+    """Whether a retry asks for the stored transfer, whoever sends it."""
+
+    def strip(r: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k != "acting"}
+
+    return strip(stored) == strip(request)
+
+
+async def _definitive(info: Info[Any, Any], step: _Step) -> bool:
+    """Whether a refusal of a step retried after an unknown outcome is the platform's
+    answer to the step: not while the step's claim is still unknown (STARTED) — then
+    the retry was refused before it was sent (say, the account became unreadable) and
+    the first attempt may still have been applied, so the saga must not compensate."""
+    platform, account_id = decode_account(strawberry.ID(step.account_id), "accountId")
+    claim = await context_of(info).services.store.get_idempotent(
+        f"{MONEY.scope}:{platform}:{account_id}", step.key
+    )
+    return claim is None or claim.state is not IdempotencyState.STARTED
+
+
 async def _run_step(
-    info: Info[Any, Any], step: _Step, request: Mapping[str, Any], saga_id: str
+    info: Info[Any, Any],
+    step: _Step,
+    request: Mapping[str, Any],
+    saga_id: str,
+    *,
+    from_unknown: bool,
 ) -> dict[str, Any]:
     """Send the step's money write; its outcome as the saga records it."""
     comment = request.get("comment") or f"transfer {saga_id}"
@@ -220,6 +277,8 @@ async def _run_step(
     )
     code = payload.errors[0].code.value if payload.errors else None
     outcome = "ok" if code is None else "refused" if code in REFUSED else "unknown"
+    if outcome == "refused" and from_unknown and not await _definitive(info, step):
+        outcome = "unknown"
     return {
         "step": step.name,
         "account_id": step.account_id,
@@ -231,9 +290,12 @@ async def _run_step(
     }
 
 
-async def _drive(info: Info[Any, Any], record: TransferRecord) -> TransferRecord:
+async def _drive(
+    info: Info[Any, Any], record: TransferRecord, settled_by: str | None = None
+) -> TransferRecord:
     """Run the saga's next steps until it is final or waits; each step at most once
-    per request, so an unknown outcome ends this request rather than looping."""
+    per request, so an unknown outcome ends this request rather than looping.
+    ``settled_by`` names who resumed it when no client request did (in its audit)."""
     ctx = context_of(info)
     store = ctx.services.store
     viewer = ctx.require_viewer()
@@ -244,7 +306,11 @@ async def _drive(info: Info[Any, Any], record: TransferRecord) -> TransferRecord
             break
         tried.add(name)
         done = await _run_step(
-            info, _step(name, record.request), record.request, record.transfer_id
+            info,
+            _step(name, record.request),
+            record.request,
+            record.transfer_id,
+            from_unknown=state in _UNKNOWN,
         )
         sources, target = _MOVES[(name, done["outcome"])]
         audit = AuditEntry(
@@ -263,6 +329,7 @@ async def _drive(info: Info[Any, Any], record: TransferRecord) -> TransferRecord
                 "step": name,
                 "from_state": state.value,
                 "state": target.value,
+                **({} if settled_by is None else {"settled_by": settled_by}),
             },
         )
         await store.advance_transfer(
@@ -290,7 +357,7 @@ async def _transfer_funds(info: Info[Any, Any], input: TransferFundsInput) -> Tr
         record, created = await ctx.services.store.begin_transfer(
             saga_id, partner, S.STARTED.value, request
         )
-        if record.request != request:
+        if not _same_request(record.request, request):
             raise IdempotencyConflict(
                 "idempotencyKey was used for a different transfer", field=["idempotencyKey"]
             )
@@ -314,6 +381,66 @@ async def _transfer_funds(info: Info[Any, Any], input: TransferFundsInput) -> Tr
         return TransferPayload(errors=[to_user_error(error)])
     ctx.loaders.forget_reads()
     return TransferPayload(transfer=Transfer.from_record(record), replayed=not created)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Detached:
+    """What the write path reads of a resolver's ``Info`` (its context), for a saga
+    the gateway resumes with no GraphQL request."""
+
+    context: RequestContext
+
+
+def _acting(record: TransferRecord) -> Viewer | None:
+    """The viewer who started the saga; None for a saga stored without one."""
+    acting = record.request.get("acting")
+    if not isinstance(acting, Mapping):
+        return None
+    return Viewer(
+        subject=str(acting["subject"]),
+        role=Role(acting["role"]),
+        partner_code=acting.get("partner_code"),
+        brokers=frozenset(acting.get("brokers") or ()),
+    )
+
+
+async def resume_transfer(
+    services: GatewayServices, record: TransferRecord, settled_by: str
+) -> TransferRecord:
+    """Drive ``record`` on exactly as a same-key retry by its own viewer would."""
+    viewer = _acting(record)
+    if viewer is None:
+        logger.warning(
+            "transfer %s has no acting viewer: only a retry resumes it", record.transfer_id
+        )
+        return record
+    ctx = RequestContext(services=services, account_types={}, viewer=viewer)
+    try:
+        return await _drive(cast("Info[Any, Any]", _Detached(ctx)), record, settled_by)
+    except BrokerGraphError as error:  # e.g. the store refused: the saga waits as it is
+        logger.warning("resuming transfer %s failed: %s", record.transfer_id, error.code)
+        return record
+
+
+async def resume_transfers(
+    services: GatewayServices, *, older_than: datetime, hold: timedelta, settled_by: str
+) -> int:
+    """Resume every saga waiting in :data:`WAITING` since before ``older_than``, each
+    by the one replica whose hold on it (a conditional update) succeeds; how many."""
+    resumed = 0
+    seen: set[str] = set()
+    while True:
+        page = await services.store.waiting_transfers(
+            {state.value for state in WAITING}, updated_before=older_than, limit=_PAGE
+        )
+        fresh = [record for record in page if record.transfer_id not in seen]
+        for record in fresh:
+            seen.add(record.transfer_id)
+            if await services.store.hold_transfer(record, datetime.now(UTC) + hold):
+                await resume_transfer(services, record, settled_by)
+                resumed += 1
+        if len(page) < _PAGE or not fresh:
+            return resumed
 
 
 @strawberry.type

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
@@ -20,6 +21,7 @@ from gateway.testing import TestGateway
 
 from .conftest import account_gid
 from .test_graphql_dxtrade import balance, create_crm_user
+from .test_reconciler import settling_gateway
 
 TRANSFER = """
 mutation($input: TransferFundsInput!) {
@@ -332,3 +334,67 @@ async def test_a_transfer_is_read_by_its_partner_only(dx_gateway: TestGateway) -
         token="client",
     )
     assert [e["code"] for e in refused["data"]["transferFunds"]["errors"]] == ["PERMISSION_DENIED"]
+
+
+async def _audit_of_round(gateway: TestGateway, key: str) -> list[tuple[str, str, str]]:
+    """The saga's transitions the reconciler made: (step, state, settled_by)."""
+    rows = await gateway.services.store.list_audit(limit=200, operation="transferFunds")
+    return [
+        (r.details["step"], r.details["state"], r.details["settled_by"])
+        for r in reversed(rows)
+        if r.idempotency_key == key and "settled_by" in r.details
+    ]
+
+
+async def test_the_gateway_resumes_an_unknown_deposit_without_a_retry(
+    dx_sandbox: DxTradeSandbox, dx_gateway: TestGateway, tmp_path: Path
+) -> None:
+    async with settling_gateway(dx_sandbox, dx_gateway, tmp_path) as gateway:
+        source, target = await _funded_account(gateway), await _funded_account(gateway)
+        start = await balance(gateway, source), await balance(gateway, target)
+        key = f"tr-{uuid.uuid4()}"
+        dx_sandbox.fail_next_call(DEPOSIT_ROUTE, 502, after_apply=True)
+        lost = await _transfer(gateway, source, target, "40.00", key)
+        assert lost["transfer"]["state"] == "DEPOSIT_UNKNOWN"
+        puts = _cash_puts(dx_sandbox)
+
+        done = await gateway.services.reconciler.reconcile_now()
+
+        assert (done.settled, done.resumed) == (1, 1)  # the deposit's claim, then the saga
+        saga = await gateway.query(QUERY, {"id": lost["transfer"]["id"]})
+        assert saga["data"]["transfer"]["state"] == "DEPOSITED"
+        assert _cash_puts(dx_sandbox) == puts  # settled by reading, nothing sent again
+        assert await balance(gateway, source) == start[0] - Decimal("40.00")
+        assert await balance(gateway, target) == start[1] + Decimal("40.00")
+        assert await _states(gateway, key) == [
+            ("WITHDRAW", "WITHDRAWN"),
+            ("DEPOSIT", "DEPOSIT_UNKNOWN"),
+            ("DEPOSIT", "DEPOSITED"),
+        ]
+        assert await _audit_of_round(gateway, key) == [("DEPOSIT", "DEPOSITED", "reconciler")]
+        # A later round finds nothing waiting; a retry replays the finished saga.
+        assert (await gateway.services.reconciler.reconcile_now()).resumed == 0
+        replay = await _transfer(gateway, source, target, "40.00", key)
+        assert (replay["replayed"], replay["transfer"]["state"]) == (True, "DEPOSITED")
+        assert _cash_puts(dx_sandbox) == puts
+
+
+async def test_a_round_leaves_a_refused_transfer_as_it_is(
+    dx_sandbox: DxTradeSandbox, dx_gateway: TestGateway, tmp_path: Path
+) -> None:
+    async with settling_gateway(dx_sandbox, dx_gateway, tmp_path) as gateway:
+        source, target = await _funded_account(gateway), await _funded_account(gateway)
+        start = await balance(gateway, source), await balance(gateway, target)
+        key = f"tr-{uuid.uuid4()}"
+        failed = await _transfer(gateway, source, target, str(start[0] + 1), key)
+        assert failed["transfer"]["state"] == "FAILED"
+        puts = _cash_puts(dx_sandbox)
+
+        done = await gateway.services.reconciler.reconcile_now()
+
+        assert done.resumed == 0  # final: nothing to resume, nothing to compensate
+        saga = await gateway.query(QUERY, {"id": failed["transfer"]["id"]})
+        assert saga["data"]["transfer"]["state"] == "FAILED"
+        assert _cash_puts(dx_sandbox) == puts
+        assert (await balance(gateway, source), await balance(gateway, target)) == start
+        assert await _states(gateway, key) == [("WITHDRAW", "FAILED")]
