@@ -16,6 +16,7 @@ from typing import Any, Final, cast
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema import FederationAny
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
@@ -29,6 +30,7 @@ from gateway.contract import UpstreamCost
 from gateway.errors import InvalidInput
 from gateway.graphql.cost import DeclaredCosts, cost_limit_rule
 from gateway.graphql.errors import ERROR_TYPES
+from gateway.graphql.extension_runner import PreparedExtensionsRunner, StagePlans
 from gateway.graphql.limits import alias_limit_rule, depth_limit_rule, repeated_fields_rule
 from gateway.graphql.operation import OperationSettings, gateway_operation
 from gateway.graphql.scalars import SCALAR_MAP
@@ -47,6 +49,20 @@ class BrokerGraphSchema(strawberry.federation.Schema):
     """The federation subgraph schema, remembering which type serves each platform."""
 
     account_types: Mapping[str, type] = {}
+
+    @functools.cached_property
+    def _hook_plans(self) -> dict[tuple[type[SchemaExtension], ...], StagePlans]:
+        # Keyed on the classes: observability adds its extension after the schema is built.
+        return {}
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> PreparedExtensionsRunner:
+        classes = tuple(type(extension) for extension in extensions)
+        plans = self._hook_plans.get(classes)
+        if plans is None:
+            plans = self._hook_plans[classes] = StagePlans(classes)
+        return PreparedExtensionsRunner(execution_context, extensions, plans)
 
     @functools.cached_property
     def _subgraph_sdl(self) -> str:
