@@ -109,7 +109,7 @@ class Traffic:
             replica,
             "placeOrder",
             PLACE,
-            resting_buy(self.cluster.account_id("qst", "297999")),
+            resting_buy(self.cluster.account_id("qst", "297999"), "300.25", "ZCZ26"),
         )
         if placed is not None:
             await self.call(cancel_on, "cancelOrder", CANCEL, {"id": placed["order"]["id"]})
