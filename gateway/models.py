@@ -48,6 +48,7 @@ __all__ = [
     "Position",
     "ReportFormat",
     "ReportStatus",
+    "SymbolOpenVolume",
     "SymbolVolume",
     "TaxCalculation",
     "TaxKind",
@@ -423,6 +424,21 @@ class SymbolVolume:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolOpenVolume:
+    """The open positions of one symbol: base units, lots and notional.
+
+    ``lots`` is ``None`` when the symbol's lot size is unknown, ``notional`` when
+    its price cannot be put in the account's currency without a rate.
+    """
+
+    symbol: str
+    volume: Decimal
+    positions: int
+    lots: Decimal | None = None
+    notional: Money | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CopySubAccount:
     account_id: str
     balance: Money
@@ -440,8 +456,11 @@ class AccountAnalytics:
     wins: int
     losses: int
     most_traded_symbols: Sequence[SymbolVolume] = ()
+    #: Base units summed across symbols (10,000 GBPUSD + 10 XAUUSD = 10,010): kept
+    #: for old clients; ``volume_by_symbol`` is the meaningful figure.
     open_volume: Decimal = Decimal(0)
     copy_sub_accounts: Sequence[CopySubAccount] = ()
+    volume_by_symbol: Sequence[SymbolOpenVolume] = ()
 
     def __post_init__(self) -> None:
         _check_utc(self, "period_from", "period_to")

@@ -102,6 +102,7 @@ PINNED_CONTRACT = [
     "Secret",
     "SettingsError",
     "StreamInterrupted",
+    "SymbolOpenVolume",
     "SymbolVolume",
     "TaxCalculation",
     "TaxCalculator",

@@ -307,6 +307,20 @@ class SymbolVolume:
     deals: int
 
 
+@strawberry.type(description="The positions open now in one symbol.")
+class SymbolOpenVolume:
+    symbol: str
+    volume: Decimal = strawberry.field(description="Base-asset units (not lots).")
+    positions: int
+    lots: Decimal | None = strawberry.field(
+        description="Volume in lots; null when the platform's lot size is unknown."
+    )
+    notional: Money | None = strawberry.field(
+        description="Volume at entry price in the account's currency; null when that "
+        "needs a conversion rate the platform does not give."
+    )
+
+
 @strawberry.type
 class CopySubAccount:
     account_id: strawberry.ID
@@ -325,8 +339,12 @@ class AccountAnalytics:
     losses: int
     win_ratio: Decimal | None
     most_traded_symbols: list[SymbolVolume]
-    open_volume: Decimal
+    open_volume: Decimal = strawberry.field(
+        deprecation_reason="Sums base units across symbols (10,000 GBPUSD + 10 XAUUSD = "
+        "10,010); use volumeBySymbol."
+    )
     copy_sub_accounts: list[CopySubAccount]
+    volume_by_symbol: list[SymbolOpenVolume]
 
     @classmethod
     def from_model(cls, m: models.AccountAnalytics, platform: str) -> AccountAnalytics:
@@ -342,6 +360,16 @@ class AccountAnalytics:
                 for s in m.most_traded_symbols
             ],
             open_volume=m.open_volume,
+            volume_by_symbol=[
+                SymbolOpenVolume(
+                    symbol=v.symbol,
+                    volume=v.volume,
+                    positions=v.positions,
+                    lots=v.lots,
+                    notional=Money.of(v.notional),
+                )
+                for v in m.volume_by_symbol
+            ],
             copy_sub_accounts=[
                 CopySubAccount(
                     account_id=strawberry.ID(encode_id("Account", platform, c.account_id)),

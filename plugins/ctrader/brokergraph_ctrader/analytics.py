@@ -8,7 +8,9 @@ sub-accounts (4.4 + trader reads), and this module turns them into
 a. **realised P&L** — the sum of ``pnl`` of every deal *closed* in ``[from, to)``;
 b. **most-traded symbols** — per symbol, the volume and number of deals closed in the
    period, largest volume first (ties: more deals, then the symbol's name);
-c. **open volume** — the total ``volume`` of the positions open now;
+c. **open volume** — per symbol (``volume_by_symbol``), the base units, lots and
+   notional of the positions open now; ``open_volume`` (base units summed across
+   symbols, so 10,000 GBPUSD + 10 XAUUSD = 10,010) is kept for old clients only;
 d. **Copy sub-accounts** — each one's balance and equity;
 e. **wins / losses** — per *position*: the ``pnl`` of a position's deals closed in
    the period are summed first, so a position closed in two partial deals counts
@@ -21,14 +23,22 @@ connector therefore also reads a look-back (``deals_lookback_days``, default 90)
 before ``from`` and keeps the deals whose close time falls in the period.  A
 position opened earlier than the look-back and closed inside the period is missed;
 raise the setting when accounts hold positions longer.
+
+Lots and notional need a symbol's contract, which WebServices does not give (6.1
+lists name, id, asset class and category; positions are in base units): the
+:data:`CONTRACTS` table is **inferred** from cTrader's customary contract sizes.  A
+symbol missing from it gets ``lots = None``.  Notional is ``volume * entryPrice`` (the
+open positions read has no current price), in the account's currency only where the
+symbol's quote (or base) *is* that currency — otherwise ``None``, never a guessed rate.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from gateway.contract import (
     AccountAnalytics,
@@ -36,13 +46,68 @@ from gateway.contract import (
     Deal,
     Money,
     Position,
+    SymbolOpenVolume,
     SymbolVolume,
 )
 
-__all__ = ["MAX_SYMBOLS", "summarize"]
+__all__ = ["CONTRACTS", "MAX_SYMBOLS", "Contract", "open_volumes", "summarize"]
 
 #: How many symbols ``most_traded_symbols`` lists.
 MAX_SYMBOLS = 10
+
+
+class Contract(NamedTuple):
+    """What WebServices does not say about a symbol: its lot and its currencies."""
+
+    lot_size: Decimal
+    base: str
+    quote: str
+
+
+_FX_LOT = Decimal(100_000)
+
+#: Inferred (see the module doc): the sandbox's symbols at cTrader's usual sizes.
+CONTRACTS: Mapping[str, Contract] = {
+    "EURUSD": Contract(_FX_LOT, "EUR", "USD"),
+    "GBPUSD": Contract(_FX_LOT, "GBP", "USD"),
+    "USDJPY": Contract(_FX_LOT, "USD", "JPY"),
+    "XAUUSD": Contract(Decimal(100), "XAU", "USD"),
+    "BTCUSD": Contract(Decimal(1), "BTC", "USD"),
+    "US500": Contract(Decimal(1), "US500", "USD"),
+}
+
+
+def open_volumes(
+    positions: Sequence[Position],
+    currency: str,
+    contracts: Mapping[str, Contract] = CONTRACTS,
+) -> list[SymbolOpenVolume]:
+    """Per symbol (by name), the base units, lots and notional of ``positions``."""
+    volume: dict[str, Decimal] = defaultdict(Decimal)
+    value: dict[str, Decimal] = defaultdict(Decimal)
+    count: dict[str, int] = defaultdict(int)
+    for position in positions:
+        volume[position.symbol] += position.volume
+        value[position.symbol] += position.volume * position.open_price
+        count[position.symbol] += 1
+    result = []
+    for symbol in sorted(volume):
+        contract = contracts.get(symbol)
+        notional: Money | None = None
+        if contract is not None and contract.quote == currency:
+            notional = Money(value[symbol], currency)
+        elif contract is not None and contract.base == currency:
+            notional = Money(volume[symbol], currency)
+        result.append(
+            SymbolOpenVolume(
+                symbol=symbol,
+                volume=volume[symbol],
+                positions=count[symbol],
+                lots=volume[symbol] / contract.lot_size if contract is not None else None,
+                notional=notional,
+            )
+        )
+    return result
 
 
 def summarize(
@@ -82,4 +147,5 @@ def summarize(
         ],
         open_volume=sum((p.volume for p in positions), Decimal(0)),
         copy_sub_accounts=list(copy_sub_accounts),
+        volume_by_symbol=open_volumes(positions, currency),
     )

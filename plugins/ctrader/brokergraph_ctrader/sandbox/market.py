@@ -26,6 +26,10 @@ class Symbol:
     digits: int
     #: The current (fixed) price.
     mark: Decimal
+    #: Base units in one lot.  Inferred: WebServices' symbols (6.1) carry no lot size
+    #: and trade in base units; these are cTrader's customary contract sizes (FX
+    #: 100,000, gold 100 oz, one coin, one index unit).  Not sent on the wire.
+    lot_size: Decimal
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -43,17 +47,18 @@ class Symbol:
 
 
 SYMBOLS: tuple[Symbol, ...] = (
-    Symbol(1, "EURUSD", "Euro vs US Dollar", "Forex", "Majors", "EUR", "USD", 5, D("1.08450")),
+    Symbol(1, "EURUSD", "Euro vs US Dollar", "Forex", "Majors", "EUR", "USD", 5, D("1.08450"),
+           D(100000)),
     Symbol(2, "GBPUSD", "British Pound vs US Dollar", "Forex", "Majors", "GBP", "USD", 5,
-           D("1.27120")),
+           D("1.27120"), D(100000)),
     Symbol(3, "USDJPY", "US Dollar vs Japanese Yen", "Forex", "Majors", "USD", "JPY", 3,
-           D("151.320")),
+           D("151.320"), D(100000)),
     Symbol(4, "XAUUSD", "Gold vs US Dollar", "Metals", "Spot Metals", "XAU", "USD", 2,
-           D("2650.40")),
+           D("2650.40"), D(100)),
     Symbol(5, "BTCUSD", "Bitcoin vs US Dollar", "Crypto", "Cryptocurrencies", "BTC", "USD", 2,
-           D("91250.00")),
+           D("91250.00"), D(1)),
     Symbol(6, "US500", "US 500 Index", "Indices", "US Indices", "US500", "USD", 2,
-           D("5890.50")),
+           D("5890.50"), D(1)),
 )  # fmt: skip
 BY_NAME = {symbol.name: symbol for symbol in SYMBOLS}
 
