@@ -49,6 +49,7 @@ __all__ = [
     "ReportFormat",
     "ReportStatus",
     "SymbolOpenVolume",
+    "SymbolOpened",
     "SymbolVolume",
     "TaxCalculation",
     "TaxKind",
@@ -439,6 +440,15 @@ class SymbolOpenVolume:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolOpened:
+    """The positions of one symbol opened in a period (still open or since closed)."""
+
+    symbol: str
+    positions: int
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CopySubAccount:
     account_id: str
     balance: Money
@@ -461,6 +471,9 @@ class AccountAnalytics:
     open_volume: Decimal = Decimal(0)
     copy_sub_accounts: Sequence[CopySubAccount] = ()
     volume_by_symbol: Sequence[SymbolOpenVolume] = ()
+    #: Symbols ranked by positions opened in the period (seed 003's "frequently
+    #: placed new orders"), most first.
+    most_opened_symbols: Sequence[SymbolOpened] = ()
 
     def __post_init__(self) -> None:
         _check_utc(self, "period_from", "period_to")

@@ -103,6 +103,7 @@ PINNED_CONTRACT = [
     "SettingsError",
     "StreamInterrupted",
     "SymbolOpenVolume",
+    "SymbolOpened",
     "SymbolVolume",
     "TaxCalculation",
     "TaxCalculator",

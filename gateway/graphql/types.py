@@ -321,6 +321,15 @@ class SymbolOpenVolume:
     )
 
 
+@strawberry.type(
+    description="A symbol's positions opened in the period (still open or since closed)."
+)
+class SymbolOpened:
+    symbol: str
+    positions: int
+    volume: Decimal = strawberry.field(description="Base-asset units opened.")
+
+
 @strawberry.type
 class CopySubAccount:
     account_id: strawberry.ID
@@ -345,6 +354,9 @@ class AccountAnalytics:
     )
     copy_sub_accounts: list[CopySubAccount]
     volume_by_symbol: list[SymbolOpenVolume]
+    most_opened_symbols: list[SymbolOpened] = strawberry.field(
+        description="Symbols by positions opened in the period, most first."
+    )
 
     @classmethod
     def from_model(cls, m: models.AccountAnalytics, platform: str) -> AccountAnalytics:
@@ -369,6 +381,10 @@ class AccountAnalytics:
                     notional=Money.of(v.notional),
                 )
                 for v in m.volume_by_symbol
+            ],
+            most_opened_symbols=[
+                SymbolOpened(symbol=o.symbol, positions=o.positions, volume=o.volume)
+                for o in m.most_opened_symbols
             ],
             copy_sub_accounts=[
                 CopySubAccount(

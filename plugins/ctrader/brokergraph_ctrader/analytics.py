@@ -7,7 +7,10 @@ sub-accounts (4.4 + trader reads), and this module turns them into
 
 a. **realised P&L** — the sum of ``pnl`` of every deal *closed* in ``[from, to)``;
 b. **most-traded symbols** — per symbol, the volume and number of deals closed in the
-   period, largest volume first (ties: more deals, then the symbol's name);
+   period, largest volume first (ties: more deals, then the symbol's name); and
+   ``most_opened_symbols``, the seed's "frequently placed new orders": per symbol, the
+   positions *opened* in the period (those still open, from 4.12, and those since
+   closed, from 4.13's ``openTimestamp``), most first (ties: more volume, then name);
 c. **open volume** — per symbol (``volume_by_symbol``), the base units, lots and
    notional of the positions open now; ``open_volume`` (base units summed across
    symbols, so 10,000 GBPUSD + 10 XAUUSD = 10,010) is kept for old clients only;
@@ -46,11 +49,12 @@ from gateway.contract import (
     Deal,
     Money,
     Position,
+    SymbolOpened,
     SymbolOpenVolume,
     SymbolVolume,
 )
 
-__all__ = ["CONTRACTS", "MAX_SYMBOLS", "Contract", "open_volumes", "summarize"]
+__all__ = ["CONTRACTS", "MAX_SYMBOLS", "Contract", "Opening", "open_volumes", "summarize"]
 
 #: How many symbols ``most_traded_symbols`` lists.
 MAX_SYMBOLS = 10
@@ -62,6 +66,15 @@ class Contract(NamedTuple):
     lot_size: Decimal
     base: str
     quote: str
+
+
+class Opening(NamedTuple):
+    """A closing deal seen from its position's opening (4.13's ``openTimestamp``)."""
+
+    position_id: str
+    symbol: str
+    opened_at: datetime
+    volume: Decimal
 
 
 _FX_LOT = Decimal(100_000)
@@ -119,6 +132,7 @@ def summarize(
     deals: Sequence[Deal],
     positions: Sequence[Position],
     copy_sub_accounts: Sequence[CopySubAccount] = (),
+    openings: Sequence[Opening] = (),
 ) -> AccountAnalytics:
     """The analytics of ``deals`` closed in ``[start, end)`` (others are ignored)."""
     closed = [d for d in deals if start <= d.executed_at < end]
@@ -148,4 +162,27 @@ def summarize(
         open_volume=sum((p.volume for p in positions), Decimal(0)),
         copy_sub_accounts=list(copy_sub_accounts),
         volume_by_symbol=open_volumes(positions, currency),
+        most_opened_symbols=_opened(start, end, positions, openings),
     )
+
+
+def _opened(
+    start: datetime, end: datetime, positions: Sequence[Position], openings: Sequence[Opening]
+) -> list[SymbolOpened]:
+    """Symbols by positions opened in ``[start, end)``; a position partly closed is in
+    both reads and counts once, its volume the closed deals' plus what is still open."""
+    symbol_of: dict[str, str] = {}
+    volume: dict[str, Decimal] = defaultdict(Decimal)
+    for p in positions:
+        if start <= p.opened_at < end:
+            symbol_of[p.id] = p.symbol
+            volume[p.symbol] += p.volume
+    for o in openings:
+        if start <= o.opened_at < end:
+            symbol_of[o.position_id] = o.symbol
+            volume[o.symbol] += o.volume
+    count: dict[str, int] = defaultdict(int)
+    for symbol in symbol_of.values():
+        count[symbol] += 1
+    ranked = sorted(count, key=lambda s: (-count[s], -volume[s], s))[:MAX_SYMBOLS]
+    return [SymbolOpened(symbol=s, positions=count[s], volume=volume[s]) for s in ranked]

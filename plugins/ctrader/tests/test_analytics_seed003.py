@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
-from brokergraph_ctrader.analytics import open_volumes, summarize
+from brokergraph_ctrader.analytics import Opening, open_volumes, summarize
 from brokergraph_ctrader.client import md5_hex
 from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_ctrader.sandbox.market import BY_NAME
@@ -58,6 +58,7 @@ QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: $id) 
   analytics(from: $from, to: $to) {
     wins losses openVolume
     volumeBySymbol { symbol volume positions lots notional { amount currency } }
+    mostOpenedSymbols { symbol positions volume }
   } } }"""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WINDOW = timedelta(days=2)
@@ -71,9 +72,9 @@ def _utc(stamp: str) -> datetime:
 async def _rest_grids(
     sandbox: CTraderSandbox, login: int, start: datetime, end: datetime
 ) -> tuple[list[dict[str, str]], list[dict[str, str]], str]:
-    """The account's open positions (4.12), its closing deals closed in ``[start, end)``
-    (4.13, 2-day windows from the look-back) and its deposit currency (4.2), read
-    over WebServices as any client would, without the connector."""
+    """The account's open positions (4.12), its closing deals of positions opened from
+    the look-back before ``start`` to ``end`` (4.13, 2-day windows) and its deposit
+    currency (4.2), read over WebServices as any client would, without the connector."""
     settings = sandbox.connector_settings()
     async with httpx.AsyncClient(
         base_url=sandbox.url,
@@ -99,11 +100,7 @@ async def _rest_grids(
             }
             reply = await http.get("/v2/webserv/closedPositions", params=params)
             assert reply.status_code == 200, reply.text
-            closed_rows += [
-                r
-                for r in csv.DictReader(io.StringIO(reply.text))
-                if start <= _utc(r["closeTimestamp"]) < end
-            ]
+            closed_rows += csv.DictReader(io.StringIO(reply.text))
             current += WINDOW
     return open_rows, closed_rows, str(trader["depositCurrency"])
 
@@ -113,7 +110,8 @@ async def test_volumes_and_win_loss_match_the_sandbox_rest(
 ) -> None:
     login = 9000001
     start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    open_rows, closed_rows, currency = await _rest_grids(sandbox, login, start, end)
+    open_rows, all_closed, currency = await _rest_grids(sandbox, login, start, end)
+    closed_rows = [r for r in all_closed if start <= _utc(r["closeTimestamp"]) < end]
     # Volumes per symbol: base units from 4.12, lots and currencies from the sandbox's
     # market (the broker's contract data, which WebServices does not serve).
     units: dict[str, Decimal] = defaultdict(Decimal)
@@ -139,6 +137,17 @@ async def test_volumes_and_win_loss_match_the_sandbox_rest(
         per_position[row["positionId"]] += Decimal(row["pnl"])
     assert len(closed_rows) > len(per_position), "the seed should close a position twice"
 
+    # Positions opened in the period, still open or since closed (by openTimestamp).
+    opened_symbol: dict[str, str] = {}
+    opened_volume: dict[str, Decimal] = defaultdict(Decimal)
+    for row in [*open_rows, *all_closed]:
+        if start <= _utc(row["openTimestamp"]) < end:
+            opened_symbol[row["positionId"]] = row["symbol"]
+            opened_volume[row["symbol"]] += Decimal(row["volume"])
+    opened_count = Counter(opened_symbol.values())
+    assert len(opened_count) >= 2, "the seed should open positions in several symbols"
+    ranked = sorted(opened_count, key=lambda s: (-opened_count[s], -opened_volume[s], s))
+
     variables = {"id": account_gid(login), "from": start.isoformat(), "to": end.isoformat()}
     body = await gateway.query(QUERY, variables)
     assert "errors" not in body, body["errors"][:1]
@@ -158,6 +167,9 @@ async def test_volumes_and_win_loss_match_the_sandbox_rest(
         for v in analytics["volumeBySymbol"]
     ]
     assert got == expected
+    assert [
+        (o["symbol"], o["positions"], Decimal(o["volume"])) for o in analytics["mostOpenedSymbols"]
+    ] == [(s, opened_count[s], opened_volume[s]) for s in ranked[:10]]
     # The deprecated total still sums base units across symbols, as documented.
     assert Decimal(analytics["openVolume"]) == sum(units.values(), Decimal(0))
 
@@ -191,3 +203,27 @@ def test_notional_needs_no_rate_or_is_null_and_unknown_lots_are_null() -> None:
     eur = {v.symbol: v for v in open_volumes(positions, "EUR")}
     assert eur["GBPUSD"].notional is None
     assert eur["EURUSD"].notional == Money(Decimal(5000), "EUR")
+
+
+def test_a_partly_closed_position_is_opened_once_with_its_whole_volume() -> None:
+    at = datetime(2026, 1, 10, tzinfo=UTC)
+    openings = [
+        Opening("1", "EURUSD", at, Decimal(3000)),  # closed part of the open position 1
+        Opening("2", "XAUUSD", at, Decimal(5)),
+        Opening("3", "XAUUSD", at, Decimal(5)),
+        Opening("4", "XAUUSD", datetime(2025, 12, 1, tzinfo=UTC), Decimal(5)),  # before
+    ]
+    positions = [_position("1", "EURUSD", "7000", "1.08")]
+    a = summarize(
+        account_id="1",
+        currency="USD",
+        start=START,
+        end=END,
+        deals=[],
+        positions=positions,
+        openings=openings,
+    )
+    assert [(o.symbol, o.positions, o.volume) for o in a.most_opened_symbols] == [
+        ("XAUUSD", 2, Decimal(10)),
+        ("EURUSD", 1, Decimal(10000)),
+    ]

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from brokergraph_ctrader.analytics import summarize
+from brokergraph_ctrader.analytics import Opening, summarize
 from brokergraph_ctrader.connector._base import EPOCH, _login_of, _now
 from brokergraph_ctrader.connector._reads import ReadsMixin
 from brokergraph_ctrader.csvwire import ClosedDealRow, format_timestamp, parse_closed_positions
@@ -191,4 +191,6 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
             deals=[deal_from_row(r, self.platform, account.currency) for r in rows],
             positions=positions,
             copy_sub_accounts=subs,
+            # The windows cover every position opened from the look-back to ``to``.
+            openings=[Opening(r.position_id, r.symbol, r.opened_at, r.volume) for r in rows],
         )
