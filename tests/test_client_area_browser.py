@@ -143,3 +143,28 @@ async def test_a_platform_down_shows_its_typed_error_beside_the_others(tmp_path:
         assert text.startswith(start)
         assert "ctrader" in text.lower()  # the message names the platform too
     assert report["banner"] == "Partial result: 2 account(s) could not be read."
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+async def test_a_cut_socket_resumes_with_every_state_once(tmp_path: Path) -> None:
+    """The socket is cut while an order is WORKING and stays down until its cancel is
+    answered; on reconnect the page resumes after the last sequence it got, so CANCELLED
+    arrives, every state once, and the events it saw have no gap and no repeat."""
+    browser.chromium_path()
+    plugins: list[object] = [brokergraph_qst.plugin]
+    async with client_area(plugins, [QstSandbox()], tmp_path) as gateway:
+        accounts = (await accounts_answer(gateway))["data"]["me"]["accounts"]
+        expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts}
+        report = await run_journey(gateway, "resume", expected, tmp_path)
+    assert report["statusWhileDown"] == "WORKING"  # CANCELLED could only come by resuming
+    assert report["history"] == "PENDING → WORKING → CANCELLED"
+    events: list[dict[str, Any]] = report["events"]
+    snapshot = [e["sequence"] for e in events if e["kind"] == "ORDER_BOOK_SNAPSHOT"]
+    live = [e["sequence"] for e in events if e["kind"] != "ORDER_BOOK_SNAPSHOT"]
+    assert snapshot == sorted(set(snapshot))
+    assert live == list(range(snapshot[-1] + 1, snapshot[-1] + 1 + len(live)))  # no gap, no repeat
+    # One reconnect, resuming after the last event received before the cut.
+    assert len(report["resumes"]) == 1
+    assert report["resumes"][0] in live[:-1]
+    assert (tmp_path / "client-area-resumed.png").stat().st_size > 0

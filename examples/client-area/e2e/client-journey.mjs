@@ -7,7 +7,9 @@
 //   EXPECTED         JSON {"platform number": "balance text"} the gateway answered
 //   SCREENSHOT_DIR   where the screenshots go
 //   JOURNEY          "orders" (default): accounts, axe-core, an order placed and cancelled;
-//                    "partial": accounts, and the rows of a platform that is down
+//                    "partial": accounts, and the rows of a platform that is down;
+//                    "resume": an order placed, the socket cut, the order cancelled while
+//                    it is down, then the reconnect: the blotter and every event seen
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -62,6 +64,32 @@ async function orders(page) {
   await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area.png`, fullPage: true });
 }
 
+async function resume(page) {
+  await page.locator('table.blotter[data-live="true"]').waitFor();
+  await page.getByRole("button", { name: "Place order" }).click();
+  const sent = page.locator(".order-message", { hasText: /^Order \S+ sent$/ });
+  await sent.waitFor();
+  const orderId = (await sent.textContent()).trim().split(" ")[1];
+  report.order = orderId;
+  const row = page.locator(`tr[data-order="${orderId}"]`);
+  await row.locator("td.status", { hasText: /^WORKING$/ }).waitFor();
+  // The socket goes down and stays down until the cancel is answered: CANCELLED can
+  // only reach the page by resuming.
+  await page.evaluate(() => window.__bg.dropSocket());
+  const cancelled = page.waitForResponse(
+    (r) => r.url().endsWith("/graphql") && (r.request().postData() ?? "").includes("CancelOrder"),
+  );
+  await row.getByRole("button", { name: `Cancel ${orderId}` }).click();
+  await cancelled;
+  report.statusWhileDown = (await row.locator("td.status").textContent()).trim();
+  await page.evaluate(() => window.__bg.reconnect());
+  await row.locator("td.status", { hasText: /^CANCELLED$/ }).waitFor();
+  report.history = (await row.locator("td.history").textContent()).trim();
+  report.events = await page.evaluate(() => window.__bg.events);
+  report.resumes = await page.evaluate(() => window.__bg.resumes);
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area-resumed.png`, fullPage: true });
+}
+
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM,
   args: ["--no-sandbox", "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
@@ -77,7 +105,7 @@ try {
   });
   await page.goto(env.CLIENT_AREA_URL);
   await accounts(page);
-  await (journey === "partial" ? partial(page) : orders(page));
+  await ({ partial, resume, orders }[journey] ?? orders)(page);
 } finally {
   await browser.close();
 }

@@ -77,11 +77,17 @@ const FINAL = new Set(["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]);
 
 export function Orders({ accountId }: { accountId: string }) {
   const [{ data: blotter = EMPTY, error: streamError }] = useSubscription(
+    // afterSequence is left to the transport (client.ts): it moves it to the last
+    // sequence received on the payload graphql-ws re-sends, so a reconnect resumes.
+    // In these variables it would restart the subscription on every event.
     { query: OrderEvents, variables: { accountId } },
     (previous: Blotter | undefined, event: OrderEventsSubscription): Blotter => {
       const current = previous ?? EMPTY;
       const { sequence, order } = event.orderEvents;
-      // Sequences grow by one per account: an old one is a replay already applied.
+      // An order event is identified by its sequence: one event per sequence, growing
+      // by one (the snapshot's events carry, ascending, the sequence that set each
+      // order).  The transport resumes after the last one, so an old sequence can only
+      // be an event already applied.
       if (sequence <= current.lastSequence || !order) {
         return { ...current, live: true, lastSequence: Math.max(current.lastSequence, sequence) };
       }

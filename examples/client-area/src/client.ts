@@ -5,16 +5,83 @@ import { createClient as createWsClient } from "graphql-ws";
 const HTTP_URL = new URL("/graphql", window.location.href).toString();
 const WS_URL = HTTP_URL.replace(/^http/, "ws");
 
+/** What a browser test sees of the socket: each event's sequence, each resume point sent. */
+interface StreamProbe {
+  events: { sequence: number; kind: string | null }[];
+  resumes: number[];
+  /** Close the socket as a network cut would; reconnecting waits for reconnect(). */
+  dropSocket(): Promise<void>;
+  reconnect(): void;
+}
+
+declare global {
+  interface Window {
+    __bg?: StreamProbe;
+  }
+}
+
+/**
+ * The sequence of a subscription result, if its field carries one (orderEvents,
+ * accountEvents, marketDataSubscriptionEvents all do).
+ */
+function sequenceOf(data: unknown): { sequence: number; kind: string | null } | null {
+  if (!data || typeof data !== "object") return null;
+  for (const field of Object.values(data)) {
+    if (field && typeof field === "object" && typeof field.sequence === "number") {
+      return { sequence: field.sequence, kind: typeof field.kind === "string" ? field.kind : null };
+    }
+  }
+  return null;
+}
+
 /**
  * One urql client per token.  Queries and mutations go over HTTP with a bearer header;
  * subscriptions over graphql-ws, whose connection_init carries the same header.
  * In production the token is the access token of the broker's login (OIDC): pass it here.
  */
 export function gatewayClient(token: string): Client {
+  let socket: WebSocket | null = null;
+  // Resolved while reconnecting may proceed; a test's dropSocket() holds it until
+  // reconnect(), so what happens meanwhile can only arrive by resuming.
+  let reconnectAllowed: Promise<void> = Promise.resolve();
+  let allowReconnect = () => {};
+  const probe: StreamProbe = {
+    events: [],
+    resumes: [],
+    dropSocket() {
+      reconnectAllowed = new Promise((resolve) => (allowReconnect = resolve));
+      const closing = socket;
+      if (!closing) return Promise.resolve();
+      return new Promise((resolve) => {
+        closing.addEventListener("close", () => resolve(), { once: true });
+        closing.close(4000, "socket cut");
+      });
+    },
+    reconnect: () => allowReconnect(),
+  };
+  window.__bg = probe;
+  /** The payloads of the live resumable subscriptions: what a reconnect re-sends. */
+  const resumable = new Set<{ variables: Record<string, unknown> }>();
   const ws = createWsClient({
     url: WS_URL,
     connectionParams: { Authorization: `Bearer ${token}` },
     retryAttempts: 5,
+    async retryWait(retries) {
+      await reconnectAllowed;
+      // graphql-ws' own backoff: 1 s, then doubling, plus up to 3 s of jitter.
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** retries + Math.random() * 3000));
+    },
+    on: {
+      connected(opened, _payload, wasRetry) {
+        socket = opened as WebSocket;
+        if (wasRetry) {
+          for (const input of resumable) {
+            const after = input.variables.afterSequence;
+            if (typeof after === "number") probe.resumes.push(after);
+          }
+        }
+      },
+    },
   });
   return new Client({
     url: HTTP_URL,
@@ -23,11 +90,38 @@ export function gatewayClient(token: string): Client {
       fetchExchange,
       subscriptionExchange({
         forwardSubscription(request) {
-          const input = { ...request, query: request.query || "" };
+          const input = { ...request, query: request.query || "", variables: { ...request.variables } };
+          // Only documents declaring $afterSequence can resume; others restart afresh.
+          const resumes = /\$afterSequence\b/.test(input.query);
           return {
             subscribe(sink) {
-              const unsubscribe = ws.subscribe(input, sink);
-              return { unsubscribe };
+              // graphql-ws re-sends this very payload object when it reconnects, so
+              // moving afterSequence forward on it makes every reconnect a resume after
+              // the last event received, not a fresh start.  Per orderEvents' contract
+              // one event is one sequence, growing by one: resuming after the last
+              // one misses nothing and repeats nothing.
+              if (resumes) resumable.add(input);
+              const stop = ws.subscribe(input, {
+                next(result) {
+                  const seen = sequenceOf(result.data);
+                  if (seen && resumes) {
+                    const last = input.variables.afterSequence;
+                    if (typeof last !== "number" || seen.sequence > last) {
+                      input.variables = { ...input.variables, afterSequence: seen.sequence };
+                    }
+                    probe.events.push(seen);
+                  }
+                  sink.next(result as Parameters<typeof sink.next>[0]);
+                },
+                error: (error) => sink.error(error),
+                complete: () => sink.complete(),
+              });
+              return {
+                unsubscribe() {
+                  resumable.delete(input);
+                  stop();
+                },
+              };
             },
           };
         },
