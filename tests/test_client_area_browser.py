@@ -17,6 +17,8 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +69,17 @@ async def accounts_answer(gateway: TestGateway) -> dict[str, Any]:
 
 
 async def run_journey(
-    gateway: TestGateway, journey: str, expected: dict[str, str], shots: Path
+    gateway: TestGateway,
+    journey: str,
+    expected: dict[str, str],
+    shots: Path,
+    role: str = "client",
+    **extra: str,
 ) -> dict[str, Any]:
-    """Run the browser journey; its JSON report (what the page showed)."""
+    """Run the browser journey as ``role``; its JSON report (what the page showed)."""
     env = {
-        "CLIENT_AREA_URL": f"{gateway.url}/client-area/#token={gateway.tokens['client']}",
+        **extra,
+        "CLIENT_AREA_URL": f"{gateway.url}/client-area/#{role}={gateway.tokens[role]}",
         "CHROMIUM": browser.chromium_path(),
         "EXPECTED": json.dumps(expected),
         "SCREENSHOT_DIR": str(shots),
@@ -168,3 +176,93 @@ async def test_a_cut_socket_resumes_with_every_state_once(tmp_path: Path) -> Non
     assert len(report["resumes"]) == 1
     assert report["resumes"][0] in live[:-1]
     assert (tmp_path / "client-area-resumed.png").stat().st_size > 0
+
+
+PARTNER_ACCOUNTS = """{ businessPartner(code: "DEMO-001") {
+  accounts { id platform number balance { amount } } } }"""
+OPERATIONS = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: $id) {
+  balance { amount } balanceOperations(from: $from, to: $to) { kind amount { amount } } } }"""
+
+
+async def manager_data(gateway: TestGateway, query: str, **variables: Any) -> dict[str, Any]:
+    token = gateway.tokens["manager"]
+    answer = await gateway.http.post(
+        gateway.graphql_url,
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    body: dict[str, Any] = answer.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def deposit_journey(
+    tmp_path: Path, lose_answer: bool
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A back-office deposit of 123.45 to the partner's cTrader account in the page:
+    the account before, the journey's report, and the account after."""
+    browser.chromium_path()
+    ctrader = CTraderSandbox()
+    async with client_area([brokergraph_ctrader.plugin], [ctrader], tmp_path) as gateway:
+        partner = await manager_data(gateway, PARTNER_ACCOUNTS)
+        account = next(a for a in partner["businessPartner"]["accounts"] if a)
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        if lose_answer:
+            ctrader.fail_next_after_apply(1, 502)  # cTrader moves the money; a proxy answers 502
+        report = await run_journey(
+            gateway,
+            "backoffice",
+            {},
+            tmp_path,
+            role="manager",
+            TARGET=f"{account['platform']} {account['number']}",
+            AMOUNT="123.45",
+            **({"UNKNOWN": "1"} if lose_answer else {}),
+        )
+        after = await manager_data(
+            gateway,
+            OPERATIONS,
+            id=account["id"],
+            **{
+                "from": since.isoformat(),
+                "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat(),
+            },
+        )
+    return account, report, after
+
+
+def moved_once(account: dict[str, Any], after: dict[str, Any]) -> None:
+    """One DEPOSIT of 123.45 on the account, and its balance up by exactly that."""
+    deposits = [op for op in after["account"]["balanceOperations"] if op["kind"] == "DEPOSIT"]
+    assert [op["amount"]["amount"] for op in deposits] == ["123.45"]
+    before = Decimal(account["balance"]["amount"])
+    assert Decimal(after["account"]["balance"]["amount"]) == before + Decimal("123.45")
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+async def test_a_double_clicked_deposit_moves_money_once(tmp_path: Path) -> None:
+    """The back office (manager token) deposits with a double click: both clicks send
+    the form's one idempotency key, so the gateway moves the money once."""
+    account, report, after = await deposit_journey(tmp_path, lose_answer=False)
+    assert report["depositRequests"] == 2  # the double click did send twice
+    assert report["deposit"].startswith("Deposited 123.45 ")
+    assert report["axe"] == []
+    moved_once(account, after)
+    assert (tmp_path / "back-office.png").stat().st_size > 0
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+async def test_a_lost_deposit_answer_is_shown_unknown_and_its_retry_settles_it(
+    tmp_path: Path,
+) -> None:
+    """cTrader applies the deposit and its answer is lost: the page says the outcome
+    is unknown and offers Retry, which sends the same key and settles it — once."""
+    account, report, after = await deposit_journey(tmp_path, lose_answer=True)
+    assert report["unknown"].startswith("Outcome unknown:")
+    assert "Retry (same key)" in report["unknown"]
+    assert report["depositRequests"] == 2  # the lost one and the retry
+    assert report["deposit"].endswith("settled from the first submission: it moved once")
+    moved_once(account, after)

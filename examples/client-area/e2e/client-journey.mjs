@@ -9,7 +9,10 @@
 //   JOURNEY          "orders" (default): accounts, axe-core, an order placed and cancelled;
 //                    "partial": accounts, and the rows of a platform that is down;
 //                    "resume": an order placed, the socket cut, the order cancelled while
-//                    it is down, then the reconnect: the blotter and every event seen
+//                    it is down, then the reconnect: the blotter and every event seen;
+//                    "backoffice" (manager token): a deposit to TARGET ("platform number")
+//                    submitted by a double click (UNKNOWN set: by a click whose answer is
+//                    lost, then the Retry the page offers)
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -90,6 +93,39 @@ async function resume(page) {
   await page.screenshot({ path: `${env.SCREENSHOT_DIR}/client-area-resumed.png`, fullPage: true });
 }
 
+async function backoffice(page) {
+  const [platform, number] = env.TARGET.split(" ");
+  await page.locator(`.partner-accounts tr[data-platform="${platform}"][data-account="${number}"]`).waitFor();
+  await page.getByLabel("Account").selectOption({ label: env.TARGET });
+  await page.getByLabel("Amount").fill(env.AMOUNT);
+  const answers = [];
+  page.on("response", (r) => {
+    if ((r.request().postData() ?? "").includes("mutation Deposit")) answers.push(r.finished());
+  });
+  if (env.UNKNOWN) {
+    // The platform applies the deposit but its answer is lost: the page must say so
+    // and offer the retry with the same key, which settles it.
+    await page.getByRole("button", { name: "Deposit" }).click();
+    const unknown = page.locator(".deposit-unknown");
+    await unknown.waitFor();
+    report.unknown = (await unknown.textContent()).trim();
+    await page.screenshot({ path: `${env.SCREENSHOT_DIR}/back-office-unknown.png`, fullPage: true });
+    await page.getByRole("button", { name: "Retry deposit" }).click();
+  } else {
+    await page.getByRole("button", { name: "Deposit" }).dblclick();
+  }
+  await page.locator(".deposit-done").waitFor();
+  await Promise.all(answers);
+  report.depositRequests = answers.length;
+  report.deposit = (await page.locator(".deposit-done").textContent()).trim();
+  await page.addScriptTag({ path: require.resolve("axe-core/axe.min.js") });
+  report.axe = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+  });
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/back-office.png`, fullPage: true });
+}
+
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM,
   args: ["--no-sandbox", "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
@@ -104,8 +140,8 @@ try {
     return route.abort();
   });
   await page.goto(env.CLIENT_AREA_URL);
-  await accounts(page);
-  await ({ partial, resume, orders }[journey] ?? orders)(page);
+  if (journey !== "backoffice") await accounts(page);
+  await ({ partial, resume, orders, backoffice }[journey] ?? orders)(page);
 } finally {
   await browser.close();
 }

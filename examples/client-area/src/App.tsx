@@ -3,6 +3,7 @@ import { Provider } from "urql";
 import { gatewayClient } from "./client";
 import { loadTokens, saveToken, type Tokens } from "./tokens";
 import { Accounts } from "./Accounts";
+import { BackOffice } from "./BackOffice";
 
 export function App() {
   const [tokens, setTokens] = useState<Tokens>(loadTokens);
@@ -53,7 +54,7 @@ export function App() {
       <main>
         {client ? (
           <Provider value={client} key={token}>
-            <Accounts />
+            {role === "client" ? <Accounts /> : <BackOffice initialPartner="DEMO-001" />}
           </Provider>
         ) : (
           <p className="hint">
