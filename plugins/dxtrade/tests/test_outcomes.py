@@ -38,7 +38,7 @@ mutation($input: MoneyMovementInput!) {
 }"""
 
 
-async def _move(
+async def move_money(
     gateway: TestGateway, operation: str, account: str, amount: str, key: str
 ) -> dict[str, Any]:
     variables = {
@@ -50,11 +50,11 @@ async def _move(
     return payload
 
 
-async def _account(gateway: TestGateway) -> str:
+async def fresh_account(gateway: TestGateway) -> str:
     """A fresh CRM account, its currency read once (so the next request is the write)."""
     created = await create_crm_user(gateway)
     account: str = created["accounts"][0]["externalId"]
-    done = await _move(gateway, "deposit", account, "100.00", f"dep-{uuid.uuid4()}")
+    done = await move_money(gateway, "deposit", account, "100.00", f"dep-{uuid.uuid4()}")
     assert done["errors"] == []
     return account
 
@@ -78,25 +78,25 @@ async def _audit(gateway: TestGateway, key: str) -> list[tuple[str, str | None]]
 async def test_a_lost_answer_is_unknown_then_settled_by_the_same_key(
     dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox, cash_id_repeat: CashIdRepeat
 ) -> None:
-    account = await _account(dx_gateway)
+    account = await fresh_account(dx_gateway)
     before = await balance(dx_gateway, account)
     key = f"wd-{uuid.uuid4()}"
     puts = _puts(dx_sandbox)
     dx_sandbox.drop_next(1, after_apply=True)
-    lost = await _move(dx_gateway, "withdraw", account, "40.00", key)
+    lost = await move_money(dx_gateway, "withdraw", account, "40.00", key)
     assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]  # not "not delivered"
     assert "SAME idempotencyKey" in lost["errors"][0]["message"]
     assert _sent(dx_sandbox, key) == 1  # the money moved
     claim = await dx_gateway.services.store.get_idempotent(f"money:dxtrade:{account}", key)
     assert claim is not None and claim.state is IdempotencyState.STARTED
 
-    settled = await _move(dx_gateway, "withdraw", account, "40.00", key)
+    settled = await move_money(dx_gateway, "withdraw", account, "40.00", key)
     assert settled["errors"] == []
     assert settled["replayed"] is True
     assert settled["operation"]["externalId"] == key
     assert settled["operation"]["kind"] == "WITHDRAWAL"
     assert settled["operation"]["amount"]["amount"] == "40.00"
-    again = await _move(dx_gateway, "withdraw", account, "40.00", key)
+    again = await move_money(dx_gateway, "withdraw", account, "40.00", key)
     assert again["replayed"] is True and again["operation"] == settled["operation"]
     assert _sent(dx_sandbox, key) == 1
     assert _puts(dx_sandbox) == puts + 1  # settled by reading, never sent twice
@@ -111,16 +111,16 @@ async def test_a_lost_answer_is_unknown_then_settled_by_the_same_key(
 async def test_a_502_is_unknown_and_a_young_claim_is_not_resent(
     dx_gateway: TestGateway, dx_sandbox: DxTradeSandbox, cash_id_repeat: CashIdRepeat
 ) -> None:
-    account = await _account(dx_gateway)
+    account = await fresh_account(dx_gateway)
     before = await balance(dx_gateway, account)
     key = f"wd-{uuid.uuid4()}"
     puts = _puts(dx_sandbox)
     dx_sandbox.fail_next(1, 502)
-    failed = await _move(dx_gateway, "withdraw", account, "5.00", key)
+    failed = await move_money(dx_gateway, "withdraw", account, "5.00", key)
     assert [e["code"] for e in failed["errors"]] == ["OUTCOME_UNKNOWN"]
     # The transfer is absent, but a claim younger than the lease may still be in
     # flight: the retry reads, finds nothing, and refuses rather than re-send.
-    retry = await _move(dx_gateway, "withdraw", account, "5.00", key)
+    retry = await move_money(dx_gateway, "withdraw", account, "5.00", key)
     assert [e["code"] for e in retry["errors"]] == ["IDEMPOTENCY_CONFLICT"]
     assert _sent(dx_sandbox, key) == 0
     assert _puts(dx_sandbox) == puts + 1
@@ -173,20 +173,20 @@ async def test_a_stale_unknown_withdrawal_is_read_absent_then_sent_once(
 ) -> None:
     gateway, sandbox = short_lease
     with ruled(sandbox, cash_id_repeat=repeat):
-        account = await _account(gateway)
+        account = await fresh_account(gateway)
         before = await balance(gateway, account)
         key = f"wd-{uuid.uuid4()}"
         sandbox.fail_next(1, 502)  # a proxy's 502: nothing applied, the outcome unknown
-        failed = await _move(gateway, "withdraw", account, "7.00", key)
+        failed = await move_money(gateway, "withdraw", account, "7.00", key)
         assert [e["code"] for e in failed["errors"]] == ["OUTCOME_UNKNOWN"]
         await _stale()
         marker = len(sandbox.requests)
-        sent = await _move(gateway, "withdraw", account, "7.00", key)
+        sent = await move_money(gateway, "withdraw", account, "7.00", key)
         assert sent["errors"] == [] and sent["replayed"] is False
         # Read (absent) before the one re-send, never a blind PUT.
         calls = _after(sandbox, marker)
         assert calls.count("PUT") == 1 and "READ" in calls[: calls.index("PUT")]
-        again = await _move(gateway, "withdraw", account, "7.00", key)
+        again = await move_money(gateway, "withdraw", account, "7.00", key)
         assert again["replayed"] is True and again["operation"] == sent["operation"]
         assert _sent(sandbox, key) == 1
         assert await balance(gateway, account) == before - Decimal("7.00")
@@ -198,15 +198,15 @@ async def test_a_stale_lost_answer_is_found_by_reading_and_never_resent(
 ) -> None:
     gateway, sandbox = short_lease
     with ruled(sandbox, cash_id_repeat=repeat):
-        account = await _account(gateway)
+        account = await fresh_account(gateway)
         before = await balance(gateway, account)
         key = f"wd-{uuid.uuid4()}"
         sandbox.drop_next(1, after_apply=True)  # applied, then the answer is lost
-        lost = await _move(gateway, "withdraw", account, "3.00", key)
+        lost = await move_money(gateway, "withdraw", account, "3.00", key)
         assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
         await _stale()  # stale: the gateway may re-drive, yet reads first
         marker = len(sandbox.requests)
-        settled = await _move(gateway, "withdraw", account, "3.00", key)
+        settled = await move_money(gateway, "withdraw", account, "3.00", key)
         assert settled["errors"] == [] and settled["replayed"] is True
         assert settled["operation"]["externalId"] == key
         assert _after(sandbox, marker) == ["READ"]

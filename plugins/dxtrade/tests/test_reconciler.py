@@ -27,16 +27,8 @@ from gateway.store import AuditEntry, IdempotencyState
 from gateway.testing import TestGateway, open_test_gateway
 
 from .conftest import account_gid
-from .test_graphql_dxtrade import ACCOUNT, balance, create_crm_user
-
-MONEY = """
-mutation($input: MoneyMovementInput!) {
-  %s(input: $input) {
-    operation { externalId kind amount { amount currency } }
-    replayed
-    errors { __typename code message field }
-  }
-}"""
+from .test_graphql_dxtrade import ACCOUNT, balance
+from .test_outcomes import fresh_account, move_money
 
 #: Long enough that no round comes unless the test asks for one (``reconcile_now``).
 MANUAL = {"interval_seconds": 3600, "grace_seconds": 0}
@@ -60,27 +52,6 @@ async def settling_gateway(
             yield gateway
     finally:
         sandbox.attach_gateway(session_gateway.url)
-
-
-async def _move(
-    gateway: TestGateway, operation: str, account: str, amount: str, key: str
-) -> dict[str, Any]:
-    variables = {
-        "input": {"accountId": account_gid(account), "amount": amount, "idempotencyKey": key}
-    }
-    body = await gateway.query(MONEY % operation, variables)
-    assert "errors" not in body, body
-    payload: dict[str, Any] = body["data"][operation]
-    return payload
-
-
-async def _account(gateway: TestGateway) -> str:
-    """A fresh CRM account, its currency read once (so the next request is the write)."""
-    created = await create_crm_user(gateway)
-    account: str = created["accounts"][0]["externalId"]
-    done = await _move(gateway, "deposit", account, "100.00", f"dep-{uuid.uuid4()}")
-    assert done["errors"] == []
-    return account
 
 
 def _puts(sandbox: DxTradeSandbox) -> int:
@@ -117,12 +88,12 @@ async def test_the_gateway_settles_a_lost_withdrawal_without_a_retry(
     fast = {"interval_seconds": 0.2, "grace_seconds": 1}
     async with settling_gateway(dx_sandbox, dx_gateway, tmp_path, fast) as gateway:
         assert gateway.services.reconciler.running  # started with the gateway
-        account = await _account(gateway)
+        account = await fresh_account(gateway)
         before = await balance(gateway, account)
         key = f"wd-{uuid.uuid4()}"
         puts, reads = _puts(dx_sandbox), _reads(dx_sandbox)
         dx_sandbox.drop_next(1, after_apply=True)
-        lost = await _move(gateway, "withdraw", account, "40.00", key)
+        lost = await move_money(gateway, "withdraw", account, "40.00", key)
         assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
 
         async def settled() -> bool:
@@ -150,7 +121,7 @@ async def test_the_gateway_settles_a_lost_withdrawal_without_a_retry(
 
         await _until(two_more_rounds)
         assert _reads(dx_sandbox) == reads + 1  # a settled claim is never read again
-        retry = await _move(gateway, "withdraw", account, "40.00", key)
+        retry = await move_money(gateway, "withdraw", account, "40.00", key)
         assert retry["errors"] == [] and retry["replayed"] is True
         assert retry["operation"]["externalId"] == key
         assert retry["operation"]["amount"]["amount"] == "40.00"
@@ -171,12 +142,12 @@ async def test_an_absent_withdrawal_is_not_applied_and_the_same_request_sends_it
         connector_settings={"dxtrade": {"timeout_seconds": 1.0}},
     ) as gateway:
         reconciler = gateway.services.reconciler
-        account = await _account(gateway)
+        account = await fresh_account(gateway)
         before = await balance(gateway, account)
         key = f"wd-{uuid.uuid4()}"
         puts, reads = _puts(dx_sandbox), _reads(dx_sandbox)
         dx_sandbox.fail_next(1, 502)  # answered by a proxy, never applied
-        failed = await _move(gateway, "withdraw", account, "5.00", key)
+        failed = await move_money(gateway, "withdraw", account, "5.00", key)
         assert [e["code"] for e in failed["errors"]] == ["OUTCOME_UNKNOWN"]
 
         young = await reconciler.reconcile_now()
@@ -200,12 +171,12 @@ async def test_an_absent_withdrawal_is_not_applied_and_the_same_request_sends_it
         ]
         assert rows[1].upstream_ref is None and rows[1].details["found"] is None
 
-        other = await _move(gateway, "withdraw", account, "6.00", key)  # not the same request
+        other = await move_money(gateway, "withdraw", account, "6.00", key)  # not the same request
         assert [e["code"] for e in other["errors"]] == ["IDEMPOTENCY_CONFLICT"]
-        sent = await _move(gateway, "withdraw", account, "5.00", key)
+        sent = await move_money(gateway, "withdraw", account, "5.00", key)
         assert sent["errors"] == [] and sent["replayed"] is False
         assert _puts(dx_sandbox) == puts + 2
-        again = await _move(gateway, "withdraw", account, "5.00", key)
+        again = await move_money(gateway, "withdraw", account, "5.00", key)
         assert again["replayed"] is True and _puts(dx_sandbox) == puts + 2
         assert await balance(gateway, account) == before - Decimal("5.00")
 
@@ -221,12 +192,12 @@ async def test_a_failed_read_leaves_the_outcome_unknown(
         resilience={"read_retries": 0},  # one failure is the read's answer
     ) as gateway:
         reconciler = gateway.services.reconciler
-        account = await _account(gateway)
+        account = await fresh_account(gateway)
         before = await balance(gateway, account)
         key = f"wd-{uuid.uuid4()}"
         puts, reads = _puts(dx_sandbox), _reads(dx_sandbox)
         dx_sandbox.drop_next(1, after_apply=True)
-        lost = await _move(gateway, "withdraw", account, "7.00", key)
+        lost = await move_money(gateway, "withdraw", account, "7.00", key)
         assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
 
         dx_sandbox.fail_next(1, 503)
@@ -244,7 +215,7 @@ async def test_a_failed_read_leaves_the_outcome_unknown(
         await _until(settled)
         assert _reads(dx_sandbox) == reads + 2
         assert [r.outcome for r in await _settlements(gateway, key)] == ["unknown", "settled"]
-        retry = await _move(gateway, "withdraw", account, "7.00", key)
+        retry = await move_money(gateway, "withdraw", account, "7.00", key)
         assert retry["replayed"] is True and retry["operation"]["externalId"] == key
         assert _puts(dx_sandbox) == puts + 1
         assert await balance(gateway, account) == before - Decimal("7.00")
@@ -257,11 +228,11 @@ async def test_two_replicas_settle_a_claim_once(
         settling_gateway(dx_sandbox, dx_gateway, tmp_path) as first,
         settling_gateway(dx_sandbox, dx_gateway, tmp_path) as second,  # the same store
     ):
-        account = await _account(first)
+        account = await fresh_account(first)
         key = f"wd-{uuid.uuid4()}"
         reads = _reads(dx_sandbox)
         dx_sandbox.drop_next(1, after_apply=True)
-        lost = await _move(first, "withdraw", account, "3.00", key)
+        lost = await move_money(first, "withdraw", account, "3.00", key)
         assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
         rounds = await asyncio.gather(
             first.services.reconciler.reconcile_now(), second.services.reconciler.reconcile_now()
@@ -278,10 +249,10 @@ async def test_a_write_of_unknown_outcome_drops_the_accounts_cached_reads(
 ) -> None:
     """The money may have moved: a balance cached before the write is not served after."""
     async with settling_gateway(dx_sandbox, dx_gateway, tmp_path) as gateway:
-        account = await _account(gateway)
+        account = await fresh_account(gateway)
         before = await balance(gateway, account)  # now cached
         dx_sandbox.drop_next(1, after_apply=True)
-        lost = await _move(gateway, "withdraw", account, "40.00", f"wd-{uuid.uuid4()}")
+        lost = await move_money(gateway, "withdraw", account, "40.00", f"wd-{uuid.uuid4()}")
         assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
         # No clear_cache here: the write path itself must have dropped the cached balance.
         result = await gateway.query(ACCOUNT, {"id": account_gid(account)})
