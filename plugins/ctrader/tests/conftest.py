@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import brokergraph_ctrader.plugin
+import httpx
 import pytest
 import pytest_asyncio
+from brokergraph_ctrader.client import md5_hex
 from brokergraph_ctrader.connector import CTraderConnector
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
@@ -53,6 +55,41 @@ async def seed_links(services_store: Any, sandbox: CTraderSandbox) -> None:
         await services_store.link(
             link.partner_code, PLATFORM, link.kind, link.external_id, trader_id=link.trader_id
         )
+
+
+async def open_accounts(sandbox: CTraderSandbox, count: int) -> list[str]:
+    """``count`` funded accounts opened over WebServices (4.1), as a CRM opens them."""
+    settings = sandbox.connector_settings()
+    async with httpx.AsyncClient(
+        base_url=sandbox.url,
+        headers={"Accept": "application/json"},
+        verify=sandbox.client_ssl_context(),
+    ) as http:
+        reply = await http.post(
+            "/v2/webserv/managers/token",
+            json={"login": settings["login"], "hashedPassword": md5_hex(settings["password"])},
+        )
+        token = reply.json()["webservToken"]
+        logins: list[str] = []
+        for i in range(count):
+            reply = await http.post(
+                "/v2/webserv/traders",
+                params={"token": token},
+                json={
+                    "accessRights": "FULL_ACCESS",
+                    "accountType": "HEDGED",
+                    "balance": 250000 + i,
+                    "brokerName": "DEMOBROKER",
+                    "depositCurrency": "USD",
+                    "groupName": "Default",
+                    "hashedPassword": md5_hex(f"calls-{i}"),
+                    "leverageInCents": 10000,
+                    "totalMarginCalculationType": "MAX",
+                },
+            )
+            assert reply.status_code == 200, reply.text
+            logins.append(str(reply.json()["login"]))
+    return logins
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

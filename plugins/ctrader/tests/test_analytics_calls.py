@@ -17,13 +17,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
-from brokergraph_ctrader.client import md5_hex
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
 from gateway.testing import TestGateway
 
-from .conftest import account_gid, delta
+from .conftest import account_gid, delta, open_accounts
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WINDOW = timedelta(days=2)
@@ -67,41 +65,6 @@ def period_windows(sandbox: CTraderSandbox, login: int, start: datetime, end: da
     return windows(
         max(start - LOOKBACK, registered), min(end, datetime.now(UTC) + timedelta(days=1))
     )
-
-
-async def open_accounts(sandbox: CTraderSandbox, count: int) -> list[str]:
-    """``count`` funded accounts opened over WebServices (4.1), as a CRM opens them."""
-    settings = sandbox.connector_settings()
-    async with httpx.AsyncClient(
-        base_url=sandbox.url,
-        headers={"Accept": "application/json"},
-        verify=sandbox.client_ssl_context(),
-    ) as http:
-        reply = await http.post(
-            "/v2/webserv/managers/token",
-            json={"login": settings["login"], "hashedPassword": md5_hex(settings["password"])},
-        )
-        token = reply.json()["webservToken"]
-        logins: list[str] = []
-        for i in range(count):
-            reply = await http.post(
-                "/v2/webserv/traders",
-                params={"token": token},
-                json={
-                    "accessRights": "FULL_ACCESS",
-                    "accountType": "HEDGED",
-                    "balance": 250000 + i,
-                    "brokerName": "DEMOBROKER",
-                    "depositCurrency": "USD",
-                    "groupName": "Default",
-                    "hashedPassword": md5_hex(f"calls-{i}"),
-                    "leverageInCents": 10000,
-                    "totalMarginCalculationType": "MAX",
-                },
-            )
-            assert reply.status_code == 200, reply.text
-            logins.append(str(reply.json()["login"]))
-    return logins
 
 
 async def cold_and_warm(

@@ -17,8 +17,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
-from brokergraph_ctrader.client import md5_hex
 from brokergraph_ctrader.connector._history import WINDOW, _window_starts
 from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_ctrader.settings import CTraderSettings
@@ -26,7 +24,7 @@ from brokergraph_ctrader.settings import CTraderSettings
 from gateway.cache import MemoryCache
 from gateway.testing import TestGateway
 
-from .conftest import account_gid, delta, writes
+from .conftest import account_gid, delta, open_accounts, writes
 
 CREATE_TRADER = """
 mutation($input: CreateTraderInput!) {
@@ -439,46 +437,11 @@ async def test_update_account(gateway: TestGateway, sandbox: CTraderSandbox) -> 
     assert restore["data"]["updateAccount"]["errors"] == []
 
 
-async def _bulk_accounts(sandbox: CTraderSandbox, count: int) -> list[str]:
-    """``count`` new traders, created over the sandbox's own HTTP API."""
-    settings = sandbox.connector_settings()
-    async with httpx.AsyncClient(
-        base_url=sandbox.url,
-        headers={"Accept": "application/json"},
-        verify=sandbox.client_ssl_context(),
-    ) as http:
-        token_reply = await http.post(
-            "/v2/webserv/managers/token",
-            json={"login": settings["login"], "hashedPassword": md5_hex(settings["password"])},
-        )
-        token = token_reply.json()["webservToken"]
-        logins: list[str] = []
-        for i in range(count):
-            reply = await http.post(
-                "/v2/webserv/traders",
-                params={"token": token},
-                json={
-                    "accessRights": "FULL_ACCESS",
-                    "accountType": "HEDGED",
-                    "balance": 100000 + i,
-                    "brokerName": "DEMOBROKER",
-                    "depositCurrency": "USD",
-                    "groupName": "Default",
-                    "hashedPassword": md5_hex(f"bulk-{i}"),
-                    "leverageInCents": 10000,
-                    "totalMarginCalculationType": "MAX",
-                },
-            )
-            assert reply.status_code == 200, reply.text
-            logins.append(str(reply.json()["login"]))
-    return logins
-
-
 async def test_fifty_accounts_with_positions_cost_two_upstream_calls(
     gateway: TestGateway, sandbox: CTraderSandbox
 ) -> None:
     """The stated bound: 50 accounts + positions = 2 calls cold (4.3 + 4.12), 0 warm."""
-    logins = await _bulk_accounts(sandbox, 50)
+    logins = await open_accounts(sandbox, 50)
     store = gateway.services.store
     await store.upsert_partner("BULK-001", broker="demo-broker", display_name="Bulk")
     for login in logins:
