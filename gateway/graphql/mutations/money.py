@@ -39,7 +39,7 @@ def _payload(
     )
 
 
-def _reference(payload: MoneyMovementPayload) -> str | None:
+def movement_reference(payload: MoneyMovementPayload) -> str | None:
     return payload.operation.external_id if payload.operation else None
 
 
@@ -68,8 +68,8 @@ def _movement(
     return validate
 
 
-_DEPOSIT = _movement(Capability.FUNDING, "deposit")
-_WITHDRAW = _movement(Capability.FUNDING, "withdraw")
+DEPOSIT = _movement(Capability.FUNDING, "deposit")
+WITHDRAW = _movement(Capability.FUNDING, "withdraw")
 _CREDIT = _movement(Capability.CREDIT, "change_credit", signed=True)
 _BONUS = _movement(Capability.BONUS, "change_bonus", signed=True)
 
@@ -86,9 +86,9 @@ class MoneyMutation:
             "deposit",
             target=input.account_id,
             authorise=STAFF,
-            validate=_DEPOSIT,
+            validate=DEPOSIT,
             once=MONEY,
-            reference=_reference,
+            reference=movement_reference,
         )
 
     @strawberry.mutation(
@@ -103,9 +103,9 @@ class MoneyMutation:
             "withdraw",
             target=input.account_id,
             authorise=STAFF,
-            validate=_WITHDRAW,
+            validate=WITHDRAW,
             once=MONEY,
-            reference=_reference,
+            reference=movement_reference,
         )
 
     @strawberry.mutation(description="Add (>0) or remove (<0) non-withdrawable credit.")
@@ -120,7 +120,7 @@ class MoneyMutation:
             authorise=STAFF,
             validate=_CREDIT,
             once=MONEY,
-            reference=_reference,
+            reference=movement_reference,
         )
 
     @strawberry.mutation(description="Add (>0) or remove (<0) bonus.")
@@ -135,5 +135,5 @@ class MoneyMutation:
             authorise=STAFF,
             validate=_BONUS,
             once=MONEY,
-            reference=_reference,
+            reference=movement_reference,
         )

@@ -56,7 +56,7 @@ from gateway.graphql.errors import UserError, to_user_error
 from gateway.graphql.mutations._inputs import MoneyMovementInput
 from gateway.graphql.mutations._validate import check_amount, check_text, decode_account
 from gateway.graphql.mutations._write_path import STAFF, audit_details, write
-from gateway.graphql.mutations.money import _DEPOSIT, _WITHDRAW, MONEY, _reference
+from gateway.graphql.mutations.money import DEPOSIT, MONEY, WITHDRAW, movement_reference
 from gateway.graphql.types import Transfer, TransferState
 from gateway.idempotency import check_idempotency_key
 from gateway.services import GatewayServices
@@ -271,9 +271,9 @@ async def _run_step(
         operation,
         target=step.account_id,
         authorise=STAFF,
-        validate=_DEPOSIT if step.deposit else _WITHDRAW,
+        validate=DEPOSIT if step.deposit else WITHDRAW,
         once=MONEY,
-        reference=_reference,
+        reference=movement_reference,
     )
     code = payload.errors[0].code.value if payload.errors else None
     outcome = "ok" if code is None else "refused" if code in REFUSED else "unknown"
