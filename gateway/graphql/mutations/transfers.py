@@ -60,7 +60,7 @@ from gateway.graphql.mutations.money import DEPOSIT, MONEY, WITHDRAW, movement_r
 from gateway.graphql.types import Transfer, TransferState
 from gateway.idempotency import check_idempotency_key
 from gateway.services import GatewayServices
-from gateway.store import AuditEntry, IdempotencyState, TransferRecord
+from gateway.store import AuditEntry, IdempotencyState, Store, TransferRecord
 
 __all__ = [
     "TransferFundsInput",
@@ -236,16 +236,19 @@ def _same_request(stored: Mapping[str, Any], request: Mapping[str, Any]) -> bool
     return strip(stored) == strip(request)
 
 
+async def _unsettled(store: Store, step: _Step) -> bool:
+    """Whether the step's money claim is still unknown (STARTED)."""
+    platform, account_id = decode_account(strawberry.ID(step.account_id), "accountId")
+    claim = await store.get_idempotent(f"{MONEY.scope}:{platform}:{account_id}", step.key)
+    return claim is not None and claim.state is IdempotencyState.STARTED
+
+
 async def _definitive(info: Info[Any, Any], step: _Step) -> bool:
     """Whether a refusal of a step retried after an unknown outcome is the platform's
     answer to the step: not while the step's claim is still unknown (STARTED) — then
     the retry was refused before it was sent (say, the account became unreadable) and
     the first attempt may still have been applied, so the saga must not compensate."""
-    platform, account_id = decode_account(strawberry.ID(step.account_id), "accountId")
-    claim = await context_of(info).services.store.get_idempotent(
-        f"{MONEY.scope}:{platform}:{account_id}", step.key
-    )
-    return claim is None or claim.state is not IdempotencyState.STARTED
+    return not await _unsettled(context_of(info).services.store, step)
 
 
 async def _run_step(
@@ -422,6 +425,14 @@ async def resume_transfer(
         return record
 
 
+async def _next_step_in_flight(store: Store, record: TransferRecord) -> bool:
+    """Whether the saga's next step still holds a STARTED claim (a request in flight, or
+    an outcome the claim reconciler has not settled yet): resuming it now would only be
+    answered "in flight" — an ``IDEMPOTENCY_CONFLICT`` audit row each round."""
+    name = _NEXT_STEP.get(TransferState(record.state))
+    return name is not None and await _unsettled(store, _step(name, record.request))
+
+
 async def resume_transfers(
     services: GatewayServices, *, older_than: datetime, hold: timedelta, settled_by: str
 ) -> int:
@@ -436,6 +447,8 @@ async def resume_transfers(
         fresh = [record for record in page if record.transfer_id not in seen]
         for record in fresh:
             seen.add(record.transfer_id)
+            if await _next_step_in_flight(services.store, record):
+                continue  # its claim is settled first; a later round moves the saga on
             if await services.store.hold_transfer(record, datetime.now(UTC) + hold):
                 await resume_transfer(services, record, settled_by)
                 resumed += 1

@@ -398,3 +398,50 @@ async def test_a_round_leaves_a_refused_transfer_as_it_is(
         assert _cash_puts(dx_sandbox) == puts
         assert (await balance(gateway, source), await balance(gateway, target)) == start
         assert await _states(gateway, key) == [("WITHDRAW", "FAILED")]
+
+
+async def test_a_round_waits_while_the_steps_claim_is_unsettled(
+    dx_sandbox: DxTradeSandbox, dx_gateway: TestGateway, tmp_path: Path
+) -> None:
+    """The saga's deposit is lost and the read that would settle it fails: the round
+    leaves the saga to its claim (no retry answered "in flight", no conflict row), and
+    once the claim is settled a later round moves the saga on."""
+    async with settling_gateway(
+        dx_sandbox,
+        dx_gateway,
+        tmp_path,
+        limits={"idempotency_lease_seconds": 1},
+        resilience={"read_retries": 0},  # one failure is the read's answer
+    ) as gateway:
+        reconciler = gateway.services.reconciler
+        source, target = await _funded_account(gateway), await _funded_account(gateway)
+        key = f"tr-{uuid.uuid4()}"
+        dx_sandbox.fail_next_call(DEPOSIT_ROUTE, 502, after_apply=True)
+        lost = await _transfer(gateway, source, target, "15.00", key)
+        assert lost["transfer"]["state"] == "DEPOSIT_UNKNOWN"
+        puts = _cash_puts(dx_sandbox)
+
+        dx_sandbox.fail_next(1, 503)  # the settling read
+        first = await reconciler.reconcile_now()
+        second = await reconciler.reconcile_now()  # the claim is held: not read again yet
+
+        assert (first.unknown, first.resumed, second.resumed) == (1, 0, 0)
+        saga = await gateway.query(QUERY, {"id": lost["transfer"]["id"]})
+        assert saga["data"]["transfer"]["state"] == "DEPOSIT_UNKNOWN"
+        rows = await gateway.services.store.list_audit(limit=400)
+        conflicts = [r for r in rows if r.error_code == "IDEMPOTENCY_CONFLICT"]
+        assert conflicts == []
+        assert _cash_puts(dx_sandbox) == puts
+
+        async def moved_on() -> bool:  # once the claim's hold has passed
+            await reconciler.reconcile_now()
+            state = await gateway.query(QUERY, {"id": lost["transfer"]["id"]})
+            return bool(state["data"]["transfer"]["state"] == "DEPOSITED")
+
+        for _ in range(100):
+            if await moved_on():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the saga never moved on")
+        assert _cash_puts(dx_sandbox) == puts  # settled by reading, nothing sent again
