@@ -383,18 +383,31 @@ class QortClient:
 def _qort_fault(fault: Any, operation: str) -> QortFault:
     detail = fault.detail
     code = message = None
+    retry_after: float | None = None
     if detail is not None and hasattr(detail, "xpath"):
         codes = detail.xpath(".//*[local-name()='Code']/text()")
         messages = detail.xpath(".//*[local-name()='Message']/text()")
+        pauses = detail.xpath(".//*[local-name()='RetryAfter']/text()")
         code = str(codes[0]).strip() if codes else None
         message = str(messages[0]).strip() if messages else None
+        pause = _decimal_or_none(str(pauses[0]).strip()) if pauses else None
+        retry_after = float(pause) if pause is not None and pause >= 0 else None
     server = str(fault.code or "").endswith("Server")
     return QortFault(
         code or (SERVER_DEFAULT if server else CLIENT_DEFAULT),
         message or str(fault.message or "QORT fault without a message"),
         operation=operation,
         server=server,
+        retry_after=retry_after,
     )
+
+
+def _decimal_or_none(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
 
 
 def _text(value: Any) -> str:

@@ -21,6 +21,7 @@ from gateway.contract import (
     InvalidInput,
     NotFound,
     Outcome,
+    RateLimited,
     UpstreamBusy,
     UpstreamRejected,
     UpstreamUnavailable,
@@ -51,13 +52,23 @@ RECORD_TEXT: Final = "QORT refused the record: "
 class QortFault(Exception):
     """A SOAP fault of QORT with its ``<QortError><Code>`` (what :data:`ERRORS` maps)."""
 
-    def __init__(self, code: str, message: str, *, operation: str, server: bool = False) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        operation: str,
+        server: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{operation}: {code}: {message}")
         self.code = code
         self.message = message
         self.operation = operation
         #: True for ``soap:Server`` faults (QORT's failure), False for ``soap:Client``.
         self.server = server
+        #: Seconds QORT asks us to wait (``<RetryAfter>``), when it says.
+        self.retry_after = retry_after
 
 
 def _refused(error: type[BrokerGraphError], hint: str = "") -> VendorError:
@@ -76,6 +87,8 @@ ERRORS: Final = VendorErrorTable(
         "VALIDATION": _refused(InvalidInput),
         "NOT_FOUND": _refused(NotFound),
         "BUSY": _refused(UpstreamBusy),
+        # [I] QORT throttling us (the sandbox's throttle_next): it applied nothing.
+        "TOO_MANY_REQUESTS": VendorError(RateLimited, "{text}", retry_after=1.0),
         "LEVERAGE_WITHOUT_UPLOAD": _refused(
             Conflict,
             "QORT changes the leverage only after the limits were uploaded to QUIK the "
@@ -147,6 +160,7 @@ def fault_error(fault: QortFault) -> BrokerGraphError:
         code=code,
         text=f"QORT: {fault.message}",
         what=fault.operation,
+        retry_after=fault.retry_after,
         details={"vendorCode": fault.code, "operation": fault.operation},
     )
     return _naming_field(error, fault.message)

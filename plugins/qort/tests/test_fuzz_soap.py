@@ -192,7 +192,7 @@ OPERATION_CHILDREN = {
     "UploadQuikLimits": ["Token", "BOCode"],
     "SetQuikLeverage": ["Token", "SubAccCode", "Leverage"],
     "CalcPitWithdrawal": ["Token", "SubAccCode", "Currency", "Amount", "Date"],
-    "CalcPitPeriod": ["Token", "DateFrom", "DateTo", "BOCode"],
+    "CalcPitPeriod": ["Token", "DateFrom", "DateTo", "BOCode", "SubAccCode"],
     "RequestClientReport": ["Token", "SubAccCode", "DateFrom", "DateTo", "Format"],
     "GetClientReport": ["Token", "ReportId"],
 }
@@ -630,6 +630,7 @@ README_FAULTS = {
     "INVALID_CREDENTIALS": "UPSTREAM_REJECTED",
     "APP_NOT_ALLOWED": "UPSTREAM_REJECTED",
     "INTERNAL": "UPSTREAM_UNAVAILABLE",
+    "TOO_MANY_REQUESTS": "RATE_LIMITED",
 }
 
 

@@ -17,19 +17,30 @@ CODES: Final[dict[str, Literal["Client", "Server"]]] = {
     "LEVERAGE_WITHOUT_UPLOAD": "Client",
     "REPORT_NOT_READY": "Client",
     "INTERNAL": "Server",
+    # [I] QORT's throttling answer is not public: the sandbox's throttle_next knob.
+    "TOO_MANY_REQUESTS": "Server",
 }
 
 
 class QortFault(Exception):
     """An operation refused; ``http_status`` is 500 as SOAP 1.1 asks, unless a gate says so."""
 
-    def __init__(self, code: str, message: str, *, http_status: int = 500) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        http_status: int = 500,
+        retry_after_seconds: float | None = None,
+    ) -> None:
         if code not in CODES:
             raise ValueError(f"unknown QORT fault code {code!r}")
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.http_status = http_status
+        #: Sent as ``<RetryAfter>`` in the detail (and the Retry-After header) when set.
+        self.retry_after_seconds = retry_after_seconds
 
     @property
     def side(self) -> Literal["Client", "Server"]:

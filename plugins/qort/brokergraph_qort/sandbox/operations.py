@@ -174,7 +174,10 @@ class Operations:
     def calc_pit_period(self, request: ET.Element) -> list[ET.Element]:
         self._authorized(request)
         bocode = optional_text(request, "BOCode") or None
-        result = self.pit.period(_date(request, "DateFrom"), _date(request, "DateTo"), bocode)
+        subacc = optional_text(request, "SubAccCode") or None
+        result = self.pit.period(
+            _date(request, "DateFrom"), _date(request, "DateTo"), bocode, subacc
+        )
         return [
             leaf("TaxBase", money(result.tax_base)),
             leaf("TaxAmount", money(result.tax_amount)),

@@ -10,8 +10,13 @@ with the SOAPAction header when one is given.  Knobs for tests: the standard one
 :class:`AsgiSandbox` (``latency_seconds``, ``fail_next(n)`` — answered with QORT's
 soap:Server ``INTERNAL`` fault —, ``drop_next(n)``, ``reset()``, which re-seeds), and
 QORT's own: ``calls`` (a Counter by operation name), ``today`` (the sandbox clock's
-date), ``force_expire_tokens()`` and ``relogin_replaces`` (off: the holder's own second
-login is BUSY too, the strict reading of "one application at a time").
+date), ``force_expire_tokens()``, ``relogin_replaces`` (off: the holder's own second
+login is BUSY too, the strict reading of "one application at a time") and
+``throttle_next(n, retry_after_seconds)``: the next ``n`` SOAP calls are answered HTTP 429
+with a soap:Server ``TOO_MANY_REQUESTS`` fault (and ``RetryAfter``) without reaching the
+service.  [I] Whether and how QORT throttles is not public; this is the shape we assume.
+``pit_by_subaccount`` (on): CalcPitPeriod narrows to a SubAccCode; off, it ignores it
+and answers the firm's whole PIT ([I]: not public whether QORT can narrow it).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class QortSandbox(AsgiSandbox):
         self.max_body_bytes = MAX_BODY_BYTES
         #: Calls per operation name that reached the service (fail_next answers before it).
         self.calls: Counter[str] = Counter()
+        self._throttles: list[float] = []
         self.reset_state()
 
     # -- knobs -------------------------------------------------------------------------
@@ -79,6 +85,7 @@ class QortSandbox(AsgiSandbox):
         #: The sandbox clock's date (None: today in UTC); drives the same-day upload rule.
         self.today: date | None = None
         self.calls.clear()
+        self._throttles.clear()
         self.sessions = Sessions(self.token_ttl_seconds, relogin_replaces=self._relogin_replaces)
         self.store = Store()
         self.quik = Quik(self.store, self.current_date)
@@ -97,6 +104,19 @@ class QortSandbox(AsgiSandbox):
     def failure_body(self, status: int) -> tuple[bytes, str]:
         """``fail_next`` answers as QORT does when it fails: a soap:Server INTERNAL fault."""
         return fault_envelope(QortFault("INTERNAL", "the QORT server failed (fail_next)")), _XML
+
+    @property
+    def pit_by_subaccount(self) -> bool:
+        """[I] CalcPitPeriod narrows to a SubAccCode (off: ignores it); reset: on."""
+        return self.operations.pit.by_subaccount
+
+    @pit_by_subaccount.setter
+    def pit_by_subaccount(self, value: bool) -> None:
+        self.operations.pit.by_subaccount = value
+
+    def throttle_next(self, n: int = 1, retry_after_seconds: float = 1.0) -> None:
+        """The next ``n`` SOAP calls answer 429 TOO_MANY_REQUESTS and apply nothing."""
+        self._throttles.extend([retry_after_seconds] * n)
 
     def force_expire_tokens(self) -> None:
         """Every live token expires now; the service is free for any application."""
@@ -156,10 +176,25 @@ class QortSandbox(AsgiSandbox):
                     f"SOAPAction {action!r} does not match the body element {operation}Request",
                     http_status=400,
                 )
+            if self._throttles:
+                pause = self._throttles.pop(0)
+                raise QortFault(
+                    "TOO_MANY_REQUESTS",
+                    f"too many requests: retry in {pause:g} s (throttle_next)",
+                    http_status=429,
+                    retry_after_seconds=pause,
+                )
             self.calls[operation] += 1
             response = self.operations.call(operation, payload)
         except QortFault as fault:
-            return Response(fault_envelope(fault), fault.http_status, media_type=_XML)
+            headers = (
+                {"Retry-After": f"{fault.retry_after_seconds:g}"}
+                if fault.retry_after_seconds is not None
+                else None
+            )
+            return Response(
+                fault_envelope(fault), fault.http_status, headers=headers, media_type=_XML
+            )
         except Exception:
             logger.exception("QORT sandbox: unexpected error")
             internal = QortFault("INTERNAL", "unexpected error in the QORT sandbox")

@@ -169,5 +169,8 @@ def fault_envelope(fault: QortFault) -> bytes:
     ET.SubElement(element, "faultcode").text = f"soap:{fault.side}"
     ET.SubElement(element, "faultstring").text = fault.message
     detail = ET.SubElement(element, "detail")
-    detail.append(node("QortError", [leaf("Code", fault.code), leaf("Message", fault.message)]))
+    items = [leaf("Code", fault.code), leaf("Message", fault.message)]
+    if fault.retry_after_seconds is not None:
+        items.append(leaf("RetryAfter", f"{fault.retry_after_seconds:g}"))
+    detail.append(node("QortError", items))
     return envelope(element)

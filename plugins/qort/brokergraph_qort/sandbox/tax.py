@@ -4,6 +4,12 @@
 never below zero, rounded to whole roubles (Tax Code art. 52).  On a withdrawal the
 base is the owner's income from 1 January to the withdrawal date and the tax is at
 most 30% of the amount withdrawn (in RUB).
+
+[I] A period's PIT for one sub-account (``SubAccCode``): the ARQA pages name PIT "for a
+period" with an export of its rows, not whether it can be asked per sub-account.  With
+``by_subaccount`` on (the default) the base, tax and rows are that sub-account's deals;
+off, the sub-account is ignored and the firm's whole answer comes back, as a QORT that
+cannot narrow it would answer (the sandbox's ``pit_by_subaccount`` knob).
 """
 
 from __future__ import annotations
@@ -53,6 +59,8 @@ class Pit:
     def __init__(self, store: Store, deals: Sequence[Deal] = DEALS) -> None:
         self._store = store
         self._deals = deals
+        #: [I] CalcPitPeriod narrows to a SubAccCode (off: ignores it).
+        self.by_subaccount = True
 
     def _owner(self, subacc_code: str) -> str | None:
         record = self._store.get(SUBACCS, subacc_code)
@@ -85,12 +93,19 @@ class Pit:
         cap = (amount * rate * WITHDRAWAL_CAP).quantize(Decimal(1), ROUND_HALF_UP)
         return PitResult(base, min(_tax(base), cap), [])
 
-    def period(self, start: date, end: date, bocode: str | None) -> PitResult:
+    def period(
+        self, start: date, end: date, bocode: str | None, subacc: str | None = None
+    ) -> PitResult:
         if start > end:
             raise QortFault("VALIDATION", "DateFrom is after DateTo")
         if bocode is not None and self._store.get(FIRMS, bocode) is None:
             raise QortFault("NOT_FOUND", f"no firm with BOCode {bocode!r}")
         income = self._income(bocode, start, end)
+        if subacc is not None and self.by_subaccount:
+            owner = self._owner(subacc)
+            if owner is None or (bocode is not None and owner != bocode):
+                raise QortFault("NOT_FOUND", f"the firm has no sub-account {subacc!r}")
+            income = [(o, deal) for o, deal in income if deal.subacc == subacc]
         per_firm: dict[str, Decimal] = {}
         rows = []
         for owner, deal in income:
@@ -106,6 +121,8 @@ def _rub(deal: Deal) -> Decimal:
 
 
 def _row(owner: str, deal: Deal) -> list[tuple[str, str]]:
+    # [D] a deal's row: ImportTrades' names where they exist (TradeNum, Security_Code, Qty,
+    # Price, Volume1 = Qty x Price) for each leg, Income in its currency and in RUB.
     return [
         ("OwnerFirm_BOCode", owner),
         ("SubAccCode", deal.subacc),
@@ -113,7 +130,11 @@ def _row(owner: str, deal: Deal) -> list[tuple[str, str]]:
         ("Security_Code", deal.security),
         ("Qty", str(deal.qty)),
         ("BuyDate", str(deal.buy_date)),
+        ("BuyPrice", money(deal.buy_price)),
+        ("BuyVolume", money(deal.buy_price * deal.qty)),
         ("SellDate", str(deal.sell_date)),
+        ("SellPrice", money(deal.sell_price)),
+        ("SellVolume", money(deal.sell_price * deal.qty)),
         ("Income", money(deal.income)),
         ("Currency", deal.currency),
         ("Rate", money(RATES_TO_RUB[deal.currency])),
