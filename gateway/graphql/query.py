@@ -10,17 +10,20 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.auth import Role
-from gateway.connectors import Capability, OrderReads
-from gateway.errors import BrokerGraphError, InvalidInput, NotFound, UpstreamError
-from gateway.graphql import access
+from gateway.connectors import Capability, InstrumentReads, OrderReads
+from gateway.errors import BrokerGraphError, InvalidInput, NotFound
+from gateway.graphql import access, audit
+from gateway.graphql.audit import AuditEntry
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
 from gateway.graphql.types import (
+    DIRECTORY_UNREADABLE,
     Account,
     BusinessPartner,
     Connection,
     ConnectorHealth,
     ConnectorInfo,
+    Instrument,
     Node,
     Order,
     OrderFilter,
@@ -36,11 +39,64 @@ from gateway.graphql.types import (
     load_trader,
 )
 from gateway.models import Account as AccountModel
+from gateway.models import Instrument as InstrumentModel
 from gateway.models import Order as OrderModel
 
 __all__ = ["CoreQuery", "resolve_node"]
 
 MAX_NODES = 100
+#: The most symbols one instruments query names, and the longest symbol.
+MAX_SYMBOLS = 100
+MAX_SYMBOL_LENGTH = 64
+
+
+def check_symbols(symbols: list[str] | None) -> list[str] | None:
+    """The named symbols without repeats, or INVALID_INPUT (before any upstream call)."""
+    if symbols is None:
+        return None
+    if not 1 <= len(symbols) <= MAX_SYMBOLS:
+        raise InvalidInput(
+            f"name between 1 and {MAX_SYMBOLS} symbols (or none for all)", field=["symbols"]
+        )
+    for index, symbol in enumerate(symbols):
+        if not (
+            0 < len(symbol) <= MAX_SYMBOL_LENGTH
+            and symbol.isprintable()
+            and symbol == symbol.strip()
+        ):
+            raise InvalidInput(
+                f"a symbol is 1 to {MAX_SYMBOL_LENGTH} printable characters without"
+                " surrounding spaces",
+                field=["symbols", str(index)],
+            )
+    return list(dict.fromkeys(symbols))
+
+
+async def load_instruments(
+    ctx: RequestContext, platform: str, account_id: str, symbols: list[str] | None
+) -> list[InstrumentModel]:
+    """The account's instruments named by ``symbols`` (in that order; NOT_FOUND names the
+    ones the platform does not know), or all of them by symbol, on the read road."""
+    key = "\x1f".join([account_id, *(symbols or ["*"])])  # symbols hold no control character
+    found = await ctx.loaders.read(
+        platform,
+        Capability.INSTRUMENTS,
+        InstrumentReads,
+        "instruments",
+        key,
+        lambda reads: reads.get_instruments(account_id, symbols),
+    )
+    if symbols is None:
+        return sorted(found, key=lambda i: i.symbol)
+    by_symbol = {i.symbol: i for i in found}
+    missing = [s for s in symbols if s not in by_symbol]
+    if missing:
+        raise NotFound(
+            f"no instrument {', '.join(missing[:5])} on this account",
+            field=["symbols"],
+            details={"symbols": missing},
+        )
+    return [by_symbol[s] for s in symbols]
 
 
 def _key_of(order: OrderModel) -> tuple[str, str]:
@@ -145,12 +201,16 @@ class CoreQuery:
             records, next_cursor = await ctx.services.store.list_partners(
                 brokers=brokers, first=first, after=after
             )
-        details = await ctx.loaders.partner_details.load_many([r.code for r in records])
+        # Each partner's own outcome: load_many would raise the first failure for all.
+        loader = ctx.loaders.partner_details
+        details = await asyncio.gather(
+            *(loader.load(r.code) for r in records), return_exceptions=True
+        )
         nodes = [
             (
                 r.code,
                 BusinessPartner.from_records(r, None, d)
-                if isinstance(d, UpstreamError)
+                if isinstance(d, DIRECTORY_UNREADABLE)
                 else BusinessPartner.from_records(r, None if isinstance(d, BaseException) else d),
             )
             for r, d in zip(records, details, strict=True)
@@ -230,6 +290,28 @@ class CoreQuery:
         more = len(rest) > first
         return connection(nodes, nodes[-1][0] if more else None, total=len(listed))
 
+    @strawberry.field(
+        description="The instruments an account may trade and the rules a valid order"
+        " follows (tick size, quantities, trading hours where the platform gives them), so a"
+        " client can check an order before placing it: those named in `symbols`, in that"
+        " order (NOT_FOUND with `symbols` listing any the platform does not know), or all"
+        " of them by symbol. CAPABILITY_NOT_SUPPORTED on a platform that publishes no"
+        " instrument specifications."
+    )
+    async def instruments(
+        self,
+        info: Info[Any, Any],
+        account_id: strawberry.ID,
+        symbols: list[str] | None = None,
+    ) -> list[Instrument]:
+        ctx = context_of(info)
+        _, (platform, native_id) = decode_id(account_id, "Account", field="accountId", size=2)
+        await access.require_account(ctx, platform, native_id)
+        wanted = check_symbols(symbols)
+        ctx.services.registry.require(platform, Capability.INSTRUMENTS, InstrumentReads)
+        found = await load_instruments(ctx, platform, native_id, wanted)
+        return [Instrument.from_model(i) for i in found]
+
     @strawberry.field
     async def order(self, info: Info[Any, Any], id: strawberry.ID) -> Order:
         _, (platform, account_id, order_id) = decode_id(id, "Order", size=3)
@@ -244,6 +326,15 @@ class CoreQuery:
         if record is None or await access.visible_partner(ctx, record.partner_code) is None:
             raise NotFound("transfer not found", field=["id"])
         return Transfer.from_record(record)
+
+    @strawberry.field(
+        description="What was done to a partner (its traders, accounts, orders, transfers),"
+        " newest first, a page at a time, from the audit log. Staff only."
+    )
+    async def audit_trail(
+        self, info: Info[Any, Any], partner_code: str, first: int = 50, after: str | None = None
+    ) -> Connection[AuditEntry]:
+        return await audit.audit_trail(info, partner_code, first, after)
 
     @strawberry.field(description="Installed connectors, what they declare and their health.")
     async def connectors(self, info: Info[Any, Any]) -> list[ConnectorInfo]:

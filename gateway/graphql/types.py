@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeVar, cast
@@ -19,10 +19,18 @@ from strawberry.types import Info
 
 from gateway import models
 from gateway.connectors import Capability, OrderReads
-from gateway.errors import CapabilityNotSupported, InvalidInput, NotFound, UpstreamError
+from gateway.errors import (
+    BrokerGraphError,
+    CapabilityNotSupported,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    UpstreamError,
+)
 from gateway.graphql import access, client_order_ids
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
+from gateway.graphql.rankings import OpenedRank, RankingLevel, ranking
 
 if TYPE_CHECKING:
     from gateway.store import PartnerRecord, TransferRecord
@@ -43,6 +51,8 @@ ReportFormat = strawberry.enum(models.ReportFormat, name="ReportFormat")
 ReportStatus = strawberry.enum(models.ReportStatus, name="ReportStatus")
 HealthStatus = strawberry.enum(models.HealthStatus, name="HealthStatus")
 OrderEventKind = strawberry.enum(models.OrderEventKind, name="OrderEventKind")
+Weekday = strawberry.enum(models.Weekday, name="Weekday")
+TradingSessionEvent = strawberry.enum(models.TradingSessionEvent, name="TradingSessionEvent")
 
 From = Annotated[datetime, strawberry.argument(name="from", description="Start, inclusive.")]
 To = Annotated[datetime, strawberry.argument(description="End, exclusive.")]
@@ -357,10 +367,24 @@ class AccountAnalytics:
     most_opened_symbols: list[SymbolOpened] = strawberry.field(
         description="Symbols by positions opened in the period, most first."
     )
+    opened_by_level: strawberry.Private[Mapping[models.RankingLevel, Sequence[models.OpenedRank]]]
+
+    @strawberry.field(
+        description="Positions opened in the period ranked by symbol, category or asset"
+        " class (seed 003's three levels), most first, ties by name; null when the"
+        " platform does not classify symbols at that level."
+    )
+    def most_opened(
+        self,
+        level: RankingLevel,  # type: ignore[valid-type]
+        first: int = 10,
+    ) -> list[OpenedRank] | None:
+        return ranking(self.opened_by_level, level, first)
 
     @classmethod
     def from_model(cls, m: models.AccountAnalytics, platform: str) -> AccountAnalytics:
         return cls(
+            opened_by_level=m.opened_by_level,
             period_from=m.period_from,
             period_to=m.period_to,
             realized_pnl=Money.required(m.realized_pnl),
@@ -627,17 +651,36 @@ async def _linked(
     ]
 
 
+#: A directory read that failed with one of these could not be made now (the platform
+#: down, held by another application, or throttling us): the partner still answers.
+DIRECTORY_UNREADABLE: tuple[type[BrokerGraphError], ...] = (UpstreamError, RateLimited)
+
+
+def naming(error: BrokerGraphError, **facts: str) -> BrokerGraphError:
+    """A copy of ``error`` whose details also name the item it failed for.
+
+    A batch that fails gives every key of the batch the same exception object, so each
+    item gets its own copy (made without calling the class's ``__init__``, whose
+    signature a plugin's error class may change) instead of a change to the shared one.
+    """
+    named = type(error).__new__(type(error))
+    named.__dict__.update(error.__dict__)
+    named.args = error.args
+    named.details = {**error.details, **facts}
+    return named
+
+
 async def load_partner(ctx: RequestContext, code: str) -> BusinessPartner:
     """The partner from the store, its directory details from the directory platform.
 
-    A directory that fails (down, held by another application) does not hide the
-    partner: the store knows it and its links, so it answers with those and its
-    directory-backed fields are null, each with the directory's error.
+    A directory that fails (down, held by another application, rate-limited) does not
+    hide the partner: the store knows it and its links, so it answers with those and
+    its directory-backed fields are null, each with the directory's error.
     """
     record = await access.require_partner(ctx, code)
     try:
         details = await ctx.loaders.partner_details.load(code)
-    except UpstreamError as error:
+    except DIRECTORY_UNREADABLE as error:
         return BusinessPartner.from_records(record, None, error)
     return BusinessPartner.from_records(record, details)
 
@@ -652,14 +695,14 @@ class BusinessPartner(Node):
     broker: str | None
     details: strawberry.Private[models.BusinessPartner | None]
     #: Why the directory could not be read (its fields then answer this error).
-    details_error: strawberry.Private[UpstreamError | None]
+    details_error: strawberry.Private[BrokerGraphError | None]
 
     @classmethod
     def from_records(
         cls,
         record: PartnerRecord,
         details: models.BusinessPartner | None,
-        details_error: UpstreamError | None = None,
+        details_error: BrokerGraphError | None = None,
     ) -> BusinessPartner:
         return cls(
             id=strawberry.ID(encode_id("BusinessPartner", record.code)),
@@ -730,7 +773,8 @@ class BusinessPartner(Node):
         return await load_partner(context_of(info), code)
 
     @strawberry.field(
-        description="The partner's traders; one that cannot be read is null with its error."
+        description="The partner's traders; one that cannot be read is null with its error, "
+        "whose details name it: traderId (its id) and externalId."
     )
     async def traders(
         self, info: Info[Any, Any], platform: str | None = None
@@ -738,7 +782,11 @@ class BusinessPartner(Node):
         ctx = context_of(info)
 
         async def one(key: tuple[str, str]) -> Trader | None:
-            model = await ctx.loaders.traders.load(key)
+            try:
+                model = await ctx.loaders.traders.load(key)
+            except BrokerGraphError as error:  # say which trader: its siblings share it
+                trader_id = encode_id("Trader", *key)
+                raise naming(error, traderId=trader_id, externalId=key[1]) from error
             return None if model is None else Trader.from_model(model)
 
         keys = await _linked(ctx, self.code, "trader", platform)
@@ -746,7 +794,8 @@ class BusinessPartner(Node):
 
     @strawberry.field(
         description="The partner's accounts; one whose platform fails is null with its error, "
-        "the others still answer."
+        "the others still answer.  That error's details name the account: accountId (its "
+        "id), externalId and platform."
     )
     async def accounts(
         self, info: Info[Any, Any], platform: str | None = None
@@ -754,7 +803,13 @@ class BusinessPartner(Node):
         ctx = context_of(info)
 
         async def one(key: tuple[str, str]) -> Account | None:
-            model = await ctx.loaders.accounts.load(key)
+            try:
+                model = await ctx.loaders.accounts.load(key)
+            except BrokerGraphError as error:  # say which account: its siblings share it
+                account_id = encode_id("Account", *key)
+                raise naming(
+                    error, accountId=account_id, externalId=key[1], platform=key[0]
+                ) from error
             return None if model is None else account_type(ctx, model)
 
         keys = await _linked(ctx, self.code, "account", platform)
@@ -840,6 +895,12 @@ class Order(Node):
     created_at: datetime | None
     updated_at: datetime | None
     reject_reason: str | None
+    executions: list[Execution] | None = strawberry.field(
+        description="The order's fills, oldest first (a FILL event of orderEvents carries the"
+        " order with its new fill last). Null where the platform does not report fills one"
+        " by one (filledQuantity and averageFillPrice still give the total); an empty list"
+        " means no fill yet."
+    )
     account_external_id: strawberry.Private[str]
     model: strawberry.Private[models.Order]
 
@@ -866,6 +927,9 @@ class Order(Node):
             created_at=m.created_at,
             updated_at=m.updated_at,
             reject_reason=m.reject_reason,
+            executions=None
+            if m.executions is None
+            else [Execution.from_model(e) for e in m.executions],
         )
 
     @classmethod
@@ -891,6 +955,90 @@ class Order(Node):
         if account.trader_external_id is None:
             return None
         return await load_trader(ctx, self.platform, account.trader_external_id)
+
+
+@strawberry.type(description="One fill of an order.")
+class Execution:
+    external_id: str = strawberry.field(description="The platform's id of the fill.")
+    quantity: Decimal = strawberry.field(description="How much of the order this fill traded.")
+    price: Decimal
+    executed_at: datetime
+
+    @classmethod
+    def from_model(cls, m: models.Execution) -> Execution:
+        return cls(external_id=m.id, quantity=m.quantity, price=m.price, executed_at=m.executed_at)
+
+
+@strawberry.type(
+    description="A trading session opens or closes each `weekday` at `time` (HH:MM, the"
+    " platform's schedule as it gives it)."
+)
+class TradingHoursEvent:
+    weekday: Weekday  # type: ignore[valid-type]
+    time: str
+    event: TradingSessionEvent  # type: ignore[valid-type]
+
+
+@strawberry.type(
+    description="What an account may trade and the rules a valid order of it follows; a"
+    " rule is null where the platform does not give it. Quantities are in the units the"
+    " platform's orders use."
+)
+class Instrument:
+    platform: str
+    symbol: str
+    description: str | None
+    kind: str | None = strawberry.field(
+        description='The platform\'s kind of instrument ("FOREX", "CFD"...), as it names it.'
+    )
+    currency: str | None = strawberry.field(description="The currency prices are quoted in.")
+    tick_size: Decimal | None = strawberry.field(
+        description="The smallest price step: a valid price is a multiple of it."
+    )
+    contract_size: Decimal | None = strawberry.field(
+        description="What one unit of quantity is worth per 1.0 of price (the multiplier)."
+    )
+    lot_size: Decimal | None = strawberry.field(
+        description="Units in one lot, where the platform counts lots."
+    )
+    min_quantity: Decimal | None
+    max_quantity: Decimal | None
+    quantity_increment: Decimal | None = strawberry.field(
+        description="A valid quantity is a multiple of it."
+    )
+    trading_status: str | None = strawberry.field(
+        description='Whether the account may trade it now, in the platform\'s words ("FULL",'
+        ' "CLOSE_ONLY", "NO").'
+    )
+    trading_hours: list[TradingHoursEvent] | None = strawberry.field(
+        description="When sessions open and close; null where the platform gives no hours."
+    )
+
+    @classmethod
+    def from_model(cls, m: models.Instrument) -> Instrument:
+        hours = (
+            None
+            if m.trading_hours is None
+            else [
+                TradingHoursEvent(weekday=h.weekday, time=h.time, event=h.event)
+                for h in m.trading_hours
+            ]
+        )
+        return cls(
+            platform=m.platform,
+            symbol=m.symbol,
+            description=m.description,
+            kind=m.kind,
+            currency=m.currency,
+            tick_size=m.tick_size,
+            contract_size=m.contract_size,
+            lot_size=m.lot_size,
+            min_quantity=m.min_quantity,
+            max_quantity=m.max_quantity,
+            quantity_increment=m.quantity_increment,
+            trading_status=m.trading_status,
+            trading_hours=hours,
+        )
 
 
 @strawberry.type
