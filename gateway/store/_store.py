@@ -23,6 +23,7 @@ from sqlalchemy.sql.dml import Insert
 from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from gateway.events import EventLog
 
+from ._audit_trail import read_audit_trail, read_transfer_ids
 from ._directory import Directory, LinkKey
 from ._engine import Database, normalise_url, open_database
 from ._migrate import prepare_schema
@@ -729,6 +730,27 @@ class Store:
             query = query.where(audit_log.c.actor == actor)
         async with self._engine.connect() as conn:
             return [_audit(row) for row in await conn.execute(query.limit(limit))]
+
+    async def audit_trail(
+        self,
+        *,
+        targets: Collection[str],
+        target_prefixes: Collection[str] = (),
+        before: tuple[datetime, int] | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Rows about ``targets`` (or ids with one of ``target_prefixes``), newest first,
+        older than ``before``: see :mod:`._audit_trail`."""
+        return await read_audit_trail(
+            self._engine,
+            targets=targets,
+            target_prefixes=target_prefixes,
+            before=before,
+            limit=limit,
+        )
+
+    async def transfer_ids_of_partner(self, partner_code: str) -> list[str]:
+        return await read_transfer_ids(self._engine, partner_code)
 
     # -- webhook dedupe ---------------------------------------------------------
 
