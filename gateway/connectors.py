@@ -38,6 +38,7 @@ from gateway.models import (
     ClientReport,
     ConnectorHealth,
     Deal,
+    Instrument,
     MarketDataSubscription,
     MarketDataSubscriptionEvent,
     Order,
@@ -74,6 +75,7 @@ __all__ = [
     "Credit",
     "DeactivateTraderRequest",
     "Funding",
+    "InstrumentReads",
     "MarketDataEntitlements",
     "MethodKind",
     "MoneyMovement",
@@ -122,6 +124,7 @@ class Capability(enum.Enum):
     TRADING_ACCESS = "TRADING_ACCESS"
     TAX = "TAX"
     CLIENT_REPORTS = "CLIENT_REPORTS"
+    INSTRUMENTS = "INSTRUMENTS"
 
 
 # --------------------------------------------------------------------------- requests
@@ -642,6 +645,20 @@ class OrderStream(abc.ABC):
         """Events of one account in order, starting with a snapshot of its working orders."""
 
 
+class InstrumentReads(abc.ABC):
+    @abc.abstractmethod
+    @read
+    async def get_instruments(
+        self, account_id: str, symbols: Sequence[str] | None
+    ) -> Sequence[Instrument]:
+        """The instruments ``account_id`` may trade, as its platform specifies them.
+
+        Those named in ``symbols`` (exact names; one the platform does not know is left
+        out, never an error: the gateway tells the client which are missing), or every
+        one the platform lists for the account when ``symbols`` is None.  Any order.
+        """
+
+
 class AccountStream(abc.ABC):
     @abc.abstractmethod
     @stream
@@ -708,6 +725,7 @@ _FAMILIES: Mapping[Capability, type] = {
     Capability.TRADING_ACCESS: TradingAccess,
     Capability.TAX: TaxCalculator,
     Capability.CLIENT_REPORTS: ClientReports,
+    Capability.INSTRUMENTS: InstrumentReads,
 }
 
 

@@ -33,7 +33,9 @@ __all__ = [
     "ConnectorHealth",
     "CopySubAccount",
     "Deal",
+    "Execution",
     "HealthStatus",
+    "Instrument",
     "MarketDataSubscription",
     "MarketDataSubscriptionEvent",
     "Money",
@@ -56,6 +58,9 @@ __all__ = [
     "TimeInForce",
     "Trader",
     "TraderStatus",
+    "TradingHoursEvent",
+    "TradingSessionEvent",
+    "Weekday",
     "ensure_utc",
 ]
 
@@ -154,6 +159,21 @@ class OrderStatus(enum.Enum):
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
+
+
+class Weekday(enum.Enum):
+    MONDAY = "MONDAY"
+    TUESDAY = "TUESDAY"
+    WEDNESDAY = "WEDNESDAY"
+    THURSDAY = "THURSDAY"
+    FRIDAY = "FRIDAY"
+    SATURDAY = "SATURDAY"
+    SUNDAY = "SUNDAY"
+
+
+class TradingSessionEvent(enum.Enum):
+    OPEN = "OPEN"
+    CLOSE = "CLOSE"
 
 
 class BalanceOperationKind(enum.Enum):
@@ -313,6 +333,10 @@ class Order:
     updated_at: datetime | None = None
     client_order_id: str | None = None
     reject_reason: str | None = None
+    #: The order's fills, oldest first, as the platform reports them one by one; None
+    #: when the platform does not (``filled_quantity`` and ``average_fill_price`` still
+    #: give the total), never a list made up from the total.
+    executions: Sequence[Execution] | None = None
     raw: Mapping[str, Any] | None = _RAW
 
     def __post_init__(self) -> None:
@@ -321,6 +345,91 @@ class Order:
             self, "quantity", "filled_quantity", "price", "stop_price", "average_fill_price"
         )
         _check_utc(self, "expires_at", "created_at", "updated_at")
+        if self.executions is not None and not isinstance(self.executions, tuple):
+            object.__setattr__(self, "executions", tuple(self.executions))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Execution:
+    """One fill of an order: ``quantity`` traded at ``price``; ``id`` is the platform's."""
+
+    id: str
+    quantity: Decimal
+    price: Decimal
+    executed_at: datetime
+    raw: Mapping[str, Any] | None = _RAW
+
+    def __post_init__(self) -> None:
+        _check_id(self, "id")
+        _check_decimal(self, "quantity", "price")
+        _check_utc(self, "executed_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradingHoursEvent:
+    """A session opens or closes each ``weekday`` at ``time`` ("HH:MM", the platform's
+    schedule as it gives it)."""
+
+    weekday: Weekday
+    time: str
+    event: TradingSessionEvent
+
+    def __post_init__(self) -> None:
+        hours, _, minutes = self.time.partition(":")
+        if not (
+            len(hours) == 2 == len(minutes)
+            and hours.isdigit()
+            and minutes.isdigit()
+            and int(hours) < 24
+            and int(minutes) < 60
+        ):
+            raise ValueError(f"TradingHoursEvent.time must be HH:MM, got {self.time!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instrument:
+    """What an account may trade and the rules a valid order of it follows.
+
+    Each rule is ``None`` where the platform does not give it; a client validates
+    against what is there and leaves the rest to the platform.  Quantities are in
+    the units orders of the platform use.
+    """
+
+    platform: str
+    symbol: str
+    description: str | None = None
+    #: The platform's kind of instrument ("FOREX", "CFD", "FUTURES"...), as it names it.
+    kind: str | None = None
+    #: The currency prices are quoted in.
+    currency: str | None = None
+    #: The smallest price step: a valid price is a multiple of it.
+    tick_size: Decimal | None = None
+    #: What one unit of quantity is worth per 1.0 of price (the multiplier).
+    contract_size: Decimal | None = None
+    #: Units in one lot, where the platform counts lots.
+    lot_size: Decimal | None = None
+    min_quantity: Decimal | None = None
+    max_quantity: Decimal | None = None
+    #: A valid quantity is a multiple of it.
+    quantity_increment: Decimal | None = None
+    #: Whether the account may trade it now, in the platform's words ("FULL", "CLOSE_ONLY").
+    trading_status: str | None = None
+    trading_hours: Sequence[TradingHoursEvent] | None = None
+    raw: Mapping[str, Any] | None = _RAW
+
+    def __post_init__(self) -> None:
+        _check_id(self, "platform", "symbol")
+        _check_decimal(
+            self,
+            "tick_size",
+            "contract_size",
+            "lot_size",
+            "min_quantity",
+            "max_quantity",
+            "quantity_increment",
+        )
+        if self.trading_hours is not None and not isinstance(self.trading_hours, tuple):
+            object.__setattr__(self, "trading_hours", tuple(self.trading_hours))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

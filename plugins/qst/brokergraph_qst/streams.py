@@ -42,6 +42,7 @@ from typing import Any
 from gateway.contract import (
     Account,
     EventLog,
+    Execution,
     Money,
     Order,
     OrderEvent,
@@ -334,6 +335,11 @@ def _json(model: Order | Position) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, Money):
             value = {"amount": format(value.amount, "f"), "currency": value.currency}
+        elif name == "executions" and value is not None:
+            value = [
+                [e.id, format(e.quantity, "f"), format(e.price, "f"), e.executed_at.isoformat()]
+                for e in value
+            ]
         data[name] = value
     return data
 
@@ -348,6 +354,16 @@ def _order_of(data: Mapping[str, Any]) -> Order:
             fields[name] = datetime.fromisoformat(fields[name])
     for name, kind in _ENUMS.items():
         fields[name] = kind(fields[name])
+    if fields.get("executions") is not None:
+        fields["executions"] = tuple(
+            Execution(
+                id=fill_id,
+                quantity=Decimal(quantity),
+                price=Decimal(price),
+                executed_at=datetime.fromisoformat(at),
+            )
+            for fill_id, quantity, price, at in fields["executions"]
+        )
     return Order(**fields)
 
 

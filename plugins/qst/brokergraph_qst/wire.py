@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from brokergraph_qst._proto import order_routing_pb2 as pb
 from gateway.contract import (
+    Execution,
     Order,
     OrderSide,
     OrderStatus,
@@ -565,6 +566,7 @@ def to_order(m: Any, account_id: str | None = None) -> Order:
         limit_price, stop_price = limit, price
     else:
         limit_price, stop_price = None, None
+    filled = decimal_or_none(m.filled_quantity) or Decimal(0)
     return Order(
         platform=PLATFORM,
         id=number,
@@ -575,14 +577,37 @@ def to_order(m: Any, account_id: str | None = None) -> Order:
         quantity=_decimal(m.quantity, "order quantity"),
         status=order_status(m.status),
         time_in_force=_LIFETIMES_IN.get(m.life_time, TimeInForce.DAY),
-        filled_quantity=decimal_or_none(m.filled_quantity) or Decimal(0),
+        filled_quantity=filled,
         price=limit_price,
         stop_price=stop_price,
         average_fill_price=decimal_or_none(m.average_fill_price),
         expires_at=_time(m.good_till_date),
         created_at=_time(m.order_date),
+        executions=_executions(m, number, filled),
         raw=_raw(m),
     )
+
+
+def _executions(m: Any, number: str, filled: Decimal) -> tuple[Execution, ...] | None:
+    """The order's fills as listed on it [I: see ``Fill`` in the .proto]; none listed
+    for a filled order means QST did not say them (None, never made up from the total)."""
+    if not m.fills:
+        return () if filled == 0 else None
+    executions = []
+    for fill in m.fills:
+        at = _time(fill.fill_time)
+        if at is None:
+            raise ProtocolError(f"QST sent a fill of order {number} without a time")
+        executions.append(
+            Execution(
+                id=_id(fill.fill_id, f"fill id of order {number}"),
+                quantity=_decimal(fill.quantity, "fill quantity"),
+                price=_decimal(fill.price, "fill price"),
+                executed_at=at,
+                raw=_raw(fill),
+            )
+        )
+    return tuple(executions)
 
 
 def _net_position(m: Any) -> NetPosition:

@@ -12,6 +12,9 @@ owner's connection.  Rules:
   the limit (BUY price <= limit, SELL price >= limit); STOP fills at the market once the
   price reaches the stop (BUY >= stop, SELL <= stop); STWL, once its stop is reached,
   becomes a LMT at ``limit_price``.  Fills are whole, at the current price.
+* Each fill is recorded on its order (id, quantity, price, time; ids are digit strings
+  counting up from "800001"): QST notifies every fill [V], the detail is our reading [I]
+  (see ``Fill`` in the .proto; the server's ``report_fills`` knob leaves it off the wire).
 * A net position per account and contract keeps a signed quantity, the average price and
   the realized P&L; a fill's realized P&L moves the account balance.  Equity is balance
   plus open P&L at current prices; margin is a fixed amount per contract held.
@@ -58,6 +61,7 @@ NEW, WORKING, FILLED, CANCELED, REJECTED, EXPIRED = (
     "Expired",
 )
 FIRST_ORDER_NUMBER = 115300
+FIRST_FILL_NUMBER = 800001
 TRIGGERED = "Stop triggered"
 
 Side = Literal["BUY", "SELL"]
@@ -142,6 +146,16 @@ class Position:
         return self.net * (price - self.average) * CONTRACTS[self.contract].multiplier
 
 
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One fill of an order [I]: this fill's quantity, its price and when it happened."""
+
+    fill_id: str
+    quantity: Decimal
+    price: Decimal
+    time_ms: int
+
+
 @dataclass(slots=True)
 class Order:
     number: str
@@ -161,6 +175,7 @@ class Order:
     status: str
     filled: Decimal = ZERO
     average_fill: Decimal | None = None
+    fills: list[Fill] = field(default_factory=list)
 
     def describe(self) -> str:
         parts = [f"#{self.number}", self.side or "?", quantity_text(self.quantity), self.contract]
@@ -297,6 +312,7 @@ class Book:
         self.positions: dict[tuple[str, str], Position] = {}
         self._working: dict[str, Order] = {}
         self._numbers = itertools.count(FIRST_ORDER_NUMBER)
+        self._fill_numbers = itertools.count(FIRST_FILL_NUMBER)
 
     # -- reads ------------------------------------------------------------------------
 
@@ -348,7 +364,7 @@ class Book:
             self.orders[number] = order
             event = OrderEvent(_copy(order), "Reject", "Order rejected", reason, "Error")
             return Outcome(False, number, [event])
-        events = self._enter(order, "Place", "Order placed", order.describe())
+        events = self._enter(order, "Place", "Order placed", order.describe(), now_ms)
         return Outcome(True, number, events)
 
     def reject_place(self, user: str, account: str, spec: OrderSpec, reason: str) -> Outcome:
@@ -424,12 +440,12 @@ class Book:
             self.orders[new.number] = self._working[new.number] = new
             detail = f"#{new.number} replaced: {new.describe()}"
             events: list[Event] = [OrderEvent(_copy(new), "Replace", "Order replaced", detail)]
-            return Outcome(True, new.number, events + self._execute(new))
+            return Outcome(True, new.number, events + self._execute(new, now_ms))
         number = self._next_number()
         events = self._cancel(old, f"#{old.number} replaced by #{number}")
         new = self._new_order(number, user, old.account, spec, parsed, now_ms)
         detail = f"#{number} replaces #{old.number}: {new.describe()}"
-        events += self._enter(new, "Replace", "Order replaced", detail)
+        events += self._enter(new, "Replace", "Order replaced", detail, now_ms)
         return Outcome(True, number, events)
 
     # -- the market moved -------------------------------------------------------------
@@ -443,7 +459,7 @@ class Book:
                 del self._working[order.number]
                 events.append(OrderEvent(_copy(order), "Expire", "Order expired", order.describe()))
             else:
-                events += self._execute(order)
+                events += self._execute(order, now_ms)
         return events
 
     # -- internals ----------------------------------------------------------------------
@@ -562,14 +578,16 @@ class Book:
             return None, f"Order #{order_id} is not working ({order.status})"
         return order, ""
 
-    def _enter(self, order: Order, action: str, headline: str, detail: str) -> list[Event]:
+    def _enter(
+        self, order: Order, action: str, headline: str, detail: str, now_ms: int
+    ) -> list[Event]:
         """Accept a new order: "New Order", then "Working" unless it fills at once."""
         self.orders[order.number] = order
         events: list[Event] = [OrderEvent(_copy(order), action, headline, detail)]
         order.status = WORKING
         working = OrderEvent(_copy(order), "", "Order working", order.describe())
         self._working[order.number] = order
-        executed = self._execute(order)
+        executed = self._execute(order, now_ms)
         triggered = any(isinstance(e, OrderEvent) and e.headline == TRIGGERED for e in executed)
         if order.status == WORKING or triggered:
             events.append(working)
@@ -580,7 +598,7 @@ class Book:
         self._working.pop(order.number, None)
         return [OrderEvent(_copy(order), "Cancel", "Order canceled", detail)]
 
-    def _execute(self, order: Order) -> list[Event]:
+    def _execute(self, order: Order, now_ms: int) -> list[Event]:
         """Fill or trigger a working order if the current price allows it."""
         price = self.market.price(order.contract)
         buy = order.side == "BUY"
@@ -593,19 +611,22 @@ class Book:
                 detail = f"#{order.number} is now LMT {format_price(order.contract, order.price)}"
                 events.append(OrderEvent(_copy(order), "", TRIGGERED, detail))
         if order.order_type == "MKT":
-            return events + self._fill(order, price)
+            return events + self._fill(order, price, now_ms)
         assert order.price is not None
         if order.order_type == "LMT" and (
             (price <= order.price) if buy else (price >= order.price)
         ):
-            return events + self._fill(order, price)
+            return events + self._fill(order, price, now_ms)
         if order.order_type == "STOP" and (
             (price >= order.price) if buy else (price <= order.price)
         ):
-            return events + self._fill(order, price)
+            return events + self._fill(order, price, now_ms)
         return events
 
-    def _fill(self, order: Order, price: Decimal) -> list[Event]:
+    def _fill(self, order: Order, price: Decimal, now_ms: int) -> list[Event]:
+        quantity = order.quantity - order.filled
+        fill = Fill(str(next(self._fill_numbers)), quantity, price, now_ms)
+        order.fills.append(fill)
         order.status, order.filled, order.average_fill = FILLED, order.quantity, price
         self._working.pop(order.number, None)
         detail = (
@@ -638,4 +659,4 @@ class Book:
 
 
 def _copy(order: Order) -> Order:
-    return dataclasses.replace(order)
+    return dataclasses.replace(order, fills=list(order.fills))

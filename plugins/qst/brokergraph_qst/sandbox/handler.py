@@ -100,6 +100,7 @@ class Hub(Protocol):
     echo_request_id: bool
     order_number_in_response: bool
     replace_keeps_number: bool
+    report_fills: bool
     status_texts: dict[str, str]
     reordered_responses: int
     max_in_flight: int
@@ -203,7 +204,11 @@ class ConnectionHandler:
     # -- plumbing ---------------------------------------------------------------------
 
     def _order(self, order: Order) -> pb.Order:
-        message = order_message(order, self.hub.book.market.prices.get(order.contract))
+        message = order_message(
+            order,
+            self.hub.book.market.prices.get(order.contract),
+            report_fills=self.hub.report_fills,
+        )
         message.status = self.hub.status_texts.get(order.status, order.status)
         return message
 

@@ -35,6 +35,9 @@ QST's own knobs:
   carry no order number (the documented workflow reads it from the order book) [I].
 * ``replace_keeps_number`` - on: a cancel-replace changes the order in place, keeping
   its number, instead of giving the replacement a new one [I].
+* ``report_fills`` - off: Order messages carry no fills (QST's published example shows
+  none); on (the default), each order lists its fills with id, quantity, price and time,
+  our reading of the fill notifications QST sends [I] (``Fill`` in the .proto).
 * ``status_texts`` - order status display texts renamed on the wire, e.g. to the codes
   of QST's JSON API ({"Working": "N", "Canceled": "CXL", ...}) [I].
 * ``hash_scheme`` - how logins must hash the password: "sha256" (hex, our reading
@@ -97,6 +100,7 @@ class QstSandbox(Sandbox):
         order_number_in_response: bool = True,
         replace_keeps_number: bool = False,
         notify_current_account_only: bool = False,
+        report_fills: bool = True,
         hash_scheme: str = "sha256",
         status_texts: Mapping[str, str] | None = None,
     ) -> None:
@@ -114,6 +118,7 @@ class QstSandbox(Sandbox):
             notify_current_account_only,
             hash_scheme,
             dict(status_texts or {}),
+            report_fills,
         )
         self.latency_seconds = latency_seconds
         self.response_jitter_seconds = response_jitter_seconds
@@ -123,6 +128,7 @@ class QstSandbox(Sandbox):
         self.order_number_in_response = order_number_in_response
         self.replace_keeps_number = replace_keeps_number
         self.notify_current_account_only = notify_current_account_only
+        self.report_fills = report_fills
         self.withheld_notifications = 0
         self.status_texts: dict[str, str] = dict(status_texts or {})
         self.reordered_responses = 0
@@ -220,9 +226,19 @@ class QstSandbox(Sandbox):
 
     def reset(self) -> None:
         """Every knob back to its constructor value; pending faults forgotten (see above)."""
-        latency, jitter, tick, limit, echo, numbered, keeps, current_only, scheme, texts = (
-            self._knobs
-        )
+        (
+            latency,
+            jitter,
+            tick,
+            limit,
+            echo,
+            numbered,
+            keeps,
+            current_only,
+            scheme,
+            texts,
+            fills,
+        ) = self._knobs
         self.latency_seconds = latency
         self.response_jitter_seconds = jitter
         self.tick_seconds = tick
@@ -231,6 +247,7 @@ class QstSandbox(Sandbox):
         self.order_number_in_response = numbered
         self.replace_keeps_number = keeps
         self.notify_current_account_only = current_only
+        self.report_fills = fills
         self.book.hash_scheme = scheme
         self.status_texts = dict(texts)
         self.on_emit = None

@@ -9,6 +9,7 @@ from brokergraph_qst._proto import order_routing_pb2 as pb
 from brokergraph_qst.sandbox.book import (
     Account,
     AccountView,
+    Fill,
     LifeTime,
     Order,
     OrderKind,
@@ -68,8 +69,13 @@ def order_spec(request: pb.PlaceOrderRequest | pb.CancelReplaceOrderRequest) -> 
     )
 
 
-def order_message(order: Order, market_price: Decimal | None) -> pb.Order:
-    """An Order as QST's notification shows it; prices a contract lacks are "NaN"."""
+def order_message(
+    order: Order, market_price: Decimal | None, *, report_fills: bool = True
+) -> pb.Order:
+    """An Order as QST's notification shows it; prices a contract lacks are "NaN".
+
+    ``report_fills``: with its fills (our reading [I]); off, as QST's example shows it.
+    """
     known = market_price is not None
 
     def price(value: Decimal | None) -> str:
@@ -98,6 +104,16 @@ def order_message(order: Order, market_price: Decimal | None) -> pb.Order:
         filled_quantity=quantity_text(order.filled),
         average_fill_price=price(order.average_fill),
         good_till_date=order.good_till_date,
+        fills=[fill_message(order.contract, f) for f in order.fills] if report_fills else [],
+    )
+
+
+def fill_message(contract: str, fill: Fill) -> pb.Fill:
+    return pb.Fill(
+        fill_id=fill.fill_id,
+        quantity=quantity_text(fill.quantity),
+        price=format_price(contract, fill.price),
+        fill_time=str(fill.time_ms),
     )
 
 
