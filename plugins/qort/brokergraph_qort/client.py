@@ -346,8 +346,12 @@ class QortClient:
         )
         return _tax(result, "CalcPitWithdrawal")
 
-    async def calc_pit_period(self, date_from: int, date_to: int, code: str | None) -> TaxResult:
-        result = await self.run("CalcPitPeriod", DateFrom=date_from, DateTo=date_to, BOCode=code)
+    async def calc_pit_period(
+        self, date_from: int, date_to: int, code: str | None, subacc_code: str | None = None
+    ) -> TaxResult:
+        result = await self.run(
+            "CalcPitPeriod", DateFrom=date_from, DateTo=date_to, BOCode=code, SubAccCode=subacc_code
+        )
         return _tax(result, "CalcPitPeriod")
 
     async def request_client_report(

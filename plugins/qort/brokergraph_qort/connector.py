@@ -20,7 +20,9 @@ What it declares and how each family maps onto QORT's web-services module:
 * TRADING_ACCESS — ``UploadQuikLimits`` (onboarding done: the client can trade)
   and ``SetQuikLeverage`` on each active QUIK sub-account of the partner.
 * TAX — ``CalcPitWithdrawal`` on the partner's first active sub-account (in code
-  order) in the withdrawal's currency, and ``CalcPitPeriod`` for the partner.
+  order) in the withdrawal's currency, and ``CalcPitPeriod`` for the partner; its own
+  ``pit_report`` (the ``qortPitReport`` query) is ``CalcPitPeriod`` from 1 January to a
+  day, for the partner or one of its sub-accounts, with QORT's per-deal rows.
 * CLIENT_REPORTS — ``RequestClientReport`` on one sub-account of the partner, the
   one asked for (the gateway asks once per linked sub-account), else the first
   active one; QORT has no "list reports" operation, so requested reports are
@@ -38,6 +40,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, TypeVar
@@ -89,10 +92,18 @@ from gateway.contract import (
     UpdatePartnerRequest,
     UpstreamBusy,
     ensure_utc,
+    read,
     write,
 )
 
-__all__ = ["REPORT_FLOW_KIND", "QortConnector", "partner_from_packet", "qort_date"]
+__all__ = [
+    "REPORT_FLOW_KIND",
+    "PitDeal",
+    "PitReport",
+    "QortConnector",
+    "partner_from_packet",
+    "qort_date",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -115,6 +126,88 @@ CONTENT_TYPES: Mapping[ReportFormat, str] = {
 #: QORT extension-field names (Data model extension module): identifiers.
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_ATTRIBUTE_TEXT = 255
+
+
+# --------------------------------------------------------------------------- PIT report
+
+
+@dataclass(frozen=True, slots=True)
+class PitDeal:
+    """One row of CalcPitPeriod: a closed deal and what it adds to the tax base."""
+
+    trade_number: str
+    sub_account_code: str
+    instrument: str
+    quantity: Decimal
+    buy_date: date | None
+    buy_price: Decimal | None
+    buy_amount: Decimal | None
+    sell_date: date | None
+    sell_price: Decimal | None
+    sell_amount: Decimal | None
+    currency: str
+    income: Decimal
+    rate: Decimal | None
+    tax_base: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PitReport:
+    """PIT from 1 January to ``period_to``: QORT's totals and rows.
+
+    ``narrowed`` is False when a sub-account was asked for but QORT answered rows of
+    others too (it does not narrow; inferred): ``deals`` are then the sub-account's
+    rows only, and the totals are the partner's.
+    """
+
+    partner_code: str
+    sub_account_code: str | None
+    period_from: date
+    period_to: date
+    narrowed: bool
+    currency: str
+    tax_base: Decimal
+    tax_amount: Decimal
+    deals: tuple[PitDeal, ...]
+
+
+def _row_decimal(row: Row, name: str) -> Decimal | None:
+    return _decimal_or_none(row.get(name))
+
+
+def _row_number(row: Row, name: str) -> Decimal:
+    value = _decimal_or_none(row.get(name))
+    if value is None:
+        raise ProtocolError(
+            f"QORT's PIT row has no number in {name}: {row.get(name)!r}",
+            details={"platform": PLATFORM, "operation": "CalcPitPeriod"},
+        )
+    return value
+
+
+def _row_day(row: Row, name: str) -> date | None:
+    when = from_qort_date(row.get(name))
+    return None if when is None else when.date()
+
+
+def pit_deal(row: Row, currency: str) -> PitDeal:
+    """A CalcPitPeriod row as a deal (a row without its numbers is a protocol error)."""
+    return PitDeal(
+        trade_number=row.get("TradeNum") or "",
+        sub_account_code=row.get("SubAccCode") or "",
+        instrument=row.get("Security_Code") or "",
+        quantity=_row_number(row, "Qty"),
+        buy_date=_row_day(row, "BuyDate"),
+        buy_price=_row_decimal(row, "BuyPrice"),
+        buy_amount=_row_decimal(row, "BuyVolume"),
+        sell_date=_row_day(row, "SellDate"),
+        sell_price=_row_decimal(row, "SellPrice"),
+        sell_amount=_row_decimal(row, "SellVolume"),
+        currency=row.get("Currency") or currency,
+        income=_row_number(row, "Income"),
+        rate=_row_decimal(row, "Rate"),
+        tax_base=_row_number(row, "IncomeRUB"),
+    )
 
 
 # --------------------------------------------------------------------------- conversions
@@ -728,6 +821,37 @@ class QortConnector(
             )
             raw = {}
         return self._tax(request, result, now, raw)
+
+    @read
+    async def pit_report(
+        self, partner_code: str, day: date, sub_account_code: str | None = None
+    ) -> PitReport:
+        """PIT from 1 January of ``day``'s year to ``day``, as QORT calculates it."""
+        start = date(day.year, 1, 1)
+        result = await self.client.calc_pit_period(
+            qort_date(start), qort_date(day), partner_code, sub_account_code
+        )
+        if not result.currency:
+            raise ProtocolError(
+                "QORT's tax answer names no currency", details={"platform": self.platform}
+            )
+        rows = [r for r in result.rows if r.get("OwnerFirm_BOCode") in (None, "", partner_code)]
+        narrowed = True
+        if sub_account_code is not None:
+            mine = [r for r in rows if r.get("SubAccCode") == sub_account_code]
+            narrowed = len(mine) == len(rows)
+            rows = mine
+        return PitReport(
+            partner_code=partner_code,
+            sub_account_code=sub_account_code,
+            period_from=start,
+            period_to=day,
+            narrowed=narrowed,
+            currency=result.currency,
+            tax_base=result.tax_base,
+            tax_amount=result.tax_amount,
+            deals=tuple(pit_deal(r, result.currency) for r in rows),
+        )
 
     def _tax(
         self, request: TaxRequest, result: TaxResult, now: datetime, raw: dict[str, Any]

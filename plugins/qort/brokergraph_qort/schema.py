@@ -8,17 +8,18 @@ without it (the connector declares no cache for ACCOUNT_READS, so none does toda
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Self
 
 import strawberry
 from strawberry.types import Info
 
-from brokergraph_qort.connector import QortConnector, from_qort_date
-from gateway.contract import Account, Capability, InvalidInput
+from brokergraph_qort.connector import PitReport, QortConnector, from_qort_date
+from gateway.contract import Account, Capability, InvalidInput, NotFound
 from gateway.contract.schema import (
     STAFF,
     AccountType,
@@ -406,6 +407,124 @@ class QortPartnerRecord:
         )
 
 
+# --------------------------------------------------------------------------- PIT
+
+
+@strawberry.enum(description="Whose deals a PIT report's totals (taxBase, taxAmount) cover.")
+class QortPitScope(enum.Enum):
+    PARTNER = "PARTNER"
+    SUB_ACCOUNT = "SUB_ACCOUNT"
+
+
+@strawberry.type(description="One deal of a PIT report: a CalcPitPeriod row, as QORT gives it.")
+class QortPitDeal:
+    trade_number: str = strawberry.field(description="TradeNum.")
+    sub_account_code: str = strawberry.field(description="SubAccCode.")
+    instrument: str = strawberry.field(description="Security_Code.")
+    quantity: Decimal = strawberry.field(description="Qty.")
+    buy_date: date | None = strawberry.field(description="BuyDate: the opening (buy) day.")
+    buy_price: Decimal | None = strawberry.field(description="BuyPrice, in currency.")
+    buy_amount: Decimal | None = strawberry.field(description="BuyVolume = Qty x BuyPrice.")
+    sell_date: date | None = strawberry.field(description="SellDate: the closing day.")
+    sell_price: Decimal | None = strawberry.field(description="SellPrice, in currency.")
+    sell_amount: Decimal | None = strawberry.field(description="SellVolume = Qty x SellPrice.")
+    currency: str = strawberry.field(description="Currency of the prices and the income.")
+    income: Decimal = strawberry.field(description="Income: realised result, in currency.")
+    rate_to_tax_currency: Decimal | None = strawberry.field(
+        description="Rate: the conversion QORT applied to the tax currency."
+    )
+    tax_base: Decimal = strawberry.field(
+        description="IncomeRUB: what the deal adds to the tax base (negative: a loss)."
+    )
+
+
+@strawberry.type(
+    description="Personal income tax (PIT) QORT calculates as the broker's tax agent, from "
+    "1 January to a day, with the deals it is calculated on."
+)
+class QortPitReport:
+    partner_code: str = strawberry.field(description="BOCode.")
+    sub_account_code: str | None = strawberry.field(
+        description="The sub-account asked for (null: every sub-account of the partner)."
+    )
+    period_from: date = strawberry.field(description="1 January of the day's year.")
+    period_to: date = strawberry.field(description="The day asked for (inclusive).")
+    scope: QortPitScope = strawberry.field(
+        description="SUB_ACCOUNT when the totals are the sub-account's; PARTNER when no "
+        "sub-account was asked for, or QORT answered the partner's whole PIT (deals then "
+        "still lists the sub-account's only)."
+    )
+    currency: str = strawberry.field(description="The tax currency (RUB).")
+    tax_base: Decimal = strawberry.field(description="TaxBase.")
+    tax_amount: Decimal = strawberry.field(description="TaxAmount.")
+    deals: list[QortPitDeal] = strawberry.field(description="The rows, in QORT's order.")
+
+    @classmethod
+    def from_report(cls, r: PitReport) -> Self:
+        narrow = r.sub_account_code is not None and r.narrowed
+        return cls(
+            partner_code=r.partner_code,
+            sub_account_code=r.sub_account_code,
+            period_from=r.period_from,
+            period_to=r.period_to,
+            scope=QortPitScope.SUB_ACCOUNT if narrow else QortPitScope.PARTNER,
+            currency=r.currency,
+            tax_base=r.tax_base,
+            tax_amount=r.tax_amount,
+            deals=[
+                QortPitDeal(
+                    trade_number=d.trade_number,
+                    sub_account_code=d.sub_account_code,
+                    instrument=d.instrument,
+                    quantity=d.quantity,
+                    buy_date=d.buy_date,
+                    buy_price=d.buy_price,
+                    buy_amount=d.buy_amount,
+                    sell_date=d.sell_date,
+                    sell_price=d.sell_price,
+                    sell_amount=d.sell_amount,
+                    currency=d.currency,
+                    income=d.income,
+                    rate_to_tax_currency=d.rate,
+                    tax_base=d.tax_base,
+                )
+                for d in r.deals
+            ],
+        )
+
+
+#: QORT keeps no deals before this; a PIT day earlier is a typo.
+EARLIEST_PIT_DAY = date(1990, 1, 1)
+
+
+async def _pit_report(
+    ctx: RequestContext, code: str, day: date, sub_account_code: str | None
+) -> QortPitReport | None:
+    if day < EARLIEST_PIT_DAY or day > datetime.now(UTC).date():
+        raise InvalidInput(
+            f"date must be a day from {EARLIEST_PIT_DAY.isoformat()} to today", field=["date"]
+        )
+    _code(sub_account_code, "subAccountCode")
+    if await visible_partner(ctx, code) is None:  # as businessPartner: null
+        return None
+    partner = await ctx.loaders.partner_details.load(code)
+    if partner is None or partner.platform != QortConnector.platform or not partner.raw:
+        return None
+    if sub_account_code is not None and not any(
+        row.get("SubAccCode") == sub_account_code for row in partner.raw.get("Subacc") or []
+    ):
+        raise NotFound("the partner has no such sub-account", field=["subAccountCode"])
+    report = await ctx.loaders.read(
+        QortConnector.platform,
+        Capability.TAX,
+        QortConnector,
+        "qort-pit",
+        f"{code}\x1f{day.isoformat()}\x1f{sub_account_code or ''}",
+        lambda connector: connector.pit_report(code, day, sub_account_code),
+    )
+    return QortPitReport.from_report(report)
+
+
 @strawberry.type
 class QortQuery:
     """QORT-only queries, merged into ``Query`` by the plugin's hook."""
@@ -427,3 +546,19 @@ class QortQuery:
         if partner is None or partner.platform != QortConnector.platform or not partner.raw:
             return None
         return QortPartnerRecord.from_packet(partner.raw)
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        name="qortPitReport",
+        description="The partner's PIT from 1 January to `date` as QORT calculates it "
+        "(CalcPitPeriod), with each deal it is calculated on; for one sub-account when "
+        "subAccountCode is given.  Null when QORT has no such firm; the partner's own client "
+        "or staff only.",
+    )
+    async def qort_pit_report(
+        self,
+        info: Info[Any, Any],
+        partner_code: str,
+        date: date,
+        sub_account_code: str | None = None,
+    ) -> QortPitReport | None:
+        return await _pit_report(context_of(info), partner_code, date, sub_account_code)
