@@ -656,6 +656,7 @@ class InstrumentReads(abc.ABC):
         Those named in ``symbols`` (exact names; one the platform does not know is left
         out, never an error: the gateway tells the client which are missing), or every
         one the platform lists for the account when ``symbols`` is None.  Any order.
+        NotFound for an account the platform does not know.
         """
 
 

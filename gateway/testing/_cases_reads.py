@@ -16,6 +16,7 @@ from gateway.connectors import (
     AccountReads,
     Capability,
     Connector,
+    InstrumentReads,
     MarketDataEntitlements,
 )
 from gateway.errors import NotFound
@@ -27,6 +28,7 @@ from gateway.testing._checks import (
     check_analytics,
     check_balance_operation,
     check_deal,
+    check_instrument,
     check_market_data_subscription,
     check_position,
     check_trader,
@@ -213,3 +215,30 @@ class ReadCases(SuiteBase):
                     f"{subscription.trader_id}"
                 )
         assert any(lists), "sample.trader_ids should hold at least one market-data subscription"
+
+    # -- INSTRUMENTS ----------------------------------------------------------------------
+
+    @requires(Capability.INSTRUMENTS)
+    async def test_instruments_of_an_account(self, connector: Connector) -> None:
+        assert isinstance(connector, InstrumentReads)
+        account_id = need(self.sample.account_ids, "account_ids")[0]
+        every = await connector.get_instruments(account_id, None)
+        assert every, f"sample.account_ids[0] ({account_id}) should be able to trade something"
+        for instrument in every:
+            check_instrument(instrument, connector.platform)
+        symbols = [i.symbol for i in every]
+        assert len(symbols) == len(set(symbols)), f"a symbol is listed twice: {symbols}"
+        # Named: those, and an unknown symbol left out (never an error).
+        wanted = symbols[0]
+        named = await connector.get_instruments(account_id, [wanted, "NO-SUCH-SYMBOL-0"])
+        assert [i.symbol for i in named] == [wanted], (
+            f"asked for {wanted!r} and an unknown symbol, got {[i.symbol for i in named]}"
+        )
+        assert named[0] == every[0], "a named instrument reads as in the full list"
+        assert list(await connector.get_instruments(account_id, ["NO-SUCH-SYMBOL-0"])) == []
+
+    @requires(Capability.INSTRUMENTS)
+    async def test_instruments_of_unknown_account_is_not_found(self, connector: Connector) -> None:
+        assert isinstance(connector, InstrumentReads)
+        with pytest.raises(NotFound):
+            await connector.get_instruments(self.sample.unknown_id, None)

@@ -25,6 +25,8 @@ __all__ = [
     "check_business_partner",
     "check_client_report",
     "check_deal",
+    "check_execution",
+    "check_instrument",
     "check_market_data_subscription",
     "check_market_data_subscription_event",
     "check_money",
@@ -182,7 +184,53 @@ def check_order(m: models.Order, platform: str | None = None) -> None:
         _time(getattr(m, name), f"Order.{name}", optional=True)
     _id(m.client_order_id, "Order.client_order_id", optional=True)
     _text(m.reject_reason, "Order.reject_reason", optional=True)
+    if m.executions is not None:
+        assert isinstance(m.executions, tuple), "Order.executions must be None or a tuple"
+        for execution in m.executions:
+            check_execution(execution)
+        total = sum((e.quantity for e in m.executions), Decimal(0))
+        assert total == m.filled_quantity, (
+            f"Order {m.id}: its executions add up to {total}, its filled_quantity is"
+            f" {m.filled_quantity} (list every fill, or none: executions None)"
+        )
     _raw(m, "Order")
+
+
+def check_execution(m: models.Execution) -> None:
+    _instance(m, models.Execution, "Execution")
+    _id(m.id, "Execution.id")
+    _decimal(m.quantity, "Execution.quantity")
+    assert m.quantity > 0, f"Execution {m.id}: a fill trades a positive quantity"
+    _decimal(m.price, "Execution.price")
+    _time(m.executed_at, "Execution.executed_at")
+    _raw(m, "Execution")
+
+
+def check_instrument(m: models.Instrument, platform: str | None = None) -> None:
+    """A specification: each rule None or a positive Decimal, hours well formed."""
+    _instance(m, models.Instrument, "Instrument")
+    _platform(m, platform, "Instrument")
+    _id(m.symbol, "Instrument.symbol")
+    for name in ("description", "kind", "currency", "trading_status"):
+        _text(getattr(m, name), f"Instrument.{name}", optional=True)
+    for name in (
+        "tick_size",
+        "contract_size",
+        "lot_size",
+        "min_quantity",
+        "max_quantity",
+        "quantity_increment",
+    ):
+        value = getattr(m, name)
+        _decimal(value, f"Instrument.{name}", optional=True)
+        assert value is None or value > 0, f"Instrument {m.symbol}: {name} must be > 0"
+    if m.min_quantity is not None and m.max_quantity is not None:
+        assert m.min_quantity <= m.max_quantity, f"Instrument {m.symbol}: min above max"
+    if m.trading_hours is not None:
+        assert isinstance(m.trading_hours, tuple), "Instrument.trading_hours: None or a tuple"
+        for entry in m.trading_hours:
+            _instance(entry, models.TradingHoursEvent, "Instrument.trading_hours[]")
+    _raw(m, "Instrument")
 
 
 def check_deal(m: models.Deal, platform: str | None = None) -> None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from brokergraph_qst.sandbox import QstSandbox
 from brokergraph_qst.streams import AccountFeed, snapshot_of
 
 from gateway.contract import (
@@ -162,3 +163,22 @@ def test_a_saved_record_keeps_the_executions_of_its_orders() -> None:
     (snapshot, *_) = snapshot_of("qst", "297999", record)
     assert snapshot.order == order
     assert snapshot.order is not None and snapshot.order.executions == (fill,)
+
+
+INSTRUMENTS = """query($id: ID!, $symbols: [String!]) {
+  instruments(accountId: $id, symbols: $symbols) { symbol tickSize } }"""
+
+
+async def test_qst_publishes_no_instruments_and_is_not_asked(
+    qst_gateway: TestGateway, qst_sandbox: QstSandbox
+) -> None:
+    """QST's order routing has no contract-specification request: the query answers
+    CAPABILITY_NOT_SUPPORTED at once, with no QST request (the sandbox's own contract
+    table is not QST data)."""
+    before = sum(qst_sandbox.requests.values())
+    for symbols in (["ESZ26"], None):
+        result = await qst_gateway.query(INSTRUMENTS, {"id": ACCOUNT, "symbols": symbols}, "client")
+        (error,) = result["errors"]
+        assert error["extensions"]["code"] == "CAPABILITY_NOT_SUPPORTED", result
+        assert error["extensions"]["details"]["capability"] == "INSTRUMENTS"
+    assert sum(qst_sandbox.requests.values()) == before

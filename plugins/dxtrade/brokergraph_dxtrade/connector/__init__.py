@@ -17,6 +17,7 @@ get_accounts           GET /api/register/account/{cc}/{ac} per account, then ONE
 get_positions          ONE GET /dxsca-web/accounts/positions?accounts=a,b,...
 get_balance_operations GET /dxsca-web/accounts/{account}/transfers?time-from=&time-to=
 get_deals              GET /dxsca-web/accounts/{account}/orders/history (COMPLETED)
+get_instruments        GET /dxsca-web/accounts/{account}/instruments/query?symbols=a,b
 deposit / withdraw     PUT /api/register/account/{cc}/{ac}/deposit|withdrawal/{key}
 change_credit          GET the account, PUT {"credit": old + change} (read-modify-write)
 market-data            dxFeed account of the user (``dxFeedAccountId``), its subscriptions
@@ -31,6 +32,7 @@ from typing import ClassVar
 
 from brokergraph_dxtrade import __version__
 from brokergraph_dxtrade.connector._funding import DxTradeFunding
+from brokergraph_dxtrade.connector._instruments import DxTradeInstruments
 from brokergraph_dxtrade.connector._market_data import DxTradeMarketData
 from brokergraph_dxtrade.connector._options import MODES
 from brokergraph_dxtrade.connector._provisioning import DxTradeProvisioning
@@ -41,7 +43,9 @@ from gateway.contract import Capability
 __all__ = ["MODES", "DxTradeConnector"]
 
 
-class DxTradeConnector(DxTradeProvisioning, DxTradeReads, DxTradeFunding, DxTradeMarketData):
+class DxTradeConnector(
+    DxTradeProvisioning, DxTradeReads, DxTradeFunding, DxTradeMarketData, DxTradeInstruments
+):
     """DXtrade (DxRegister + dxsca-web) with dxFeed entitlements; see the module table.
 
     Each family lives in its own module; :class:`DxTradeBase` holds what they share.
@@ -58,13 +62,16 @@ class DxTradeConnector(DxTradeProvisioning, DxTradeReads, DxTradeFunding, DxTrad
             Capability.FUNDING,
             Capability.CREDIT,
             Capability.MARKET_DATA_ENTITLEMENTS,
+            Capability.INSTRUMENTS,
         }
     )
     #: Account reads may be 5 s old (DXtrade allows ~10 reads/s per session); market-data
-    #: entitlements change rarely and their callbacks are pushed to subscribers anyway.
+    #: entitlements change rarely and their callbacks are pushed to subscribers anyway;
+    #: instrument specifications change more rarely still (a trading status with them).
     cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {
         Capability.ACCOUNT_READS: 5.0,
         Capability.MARKET_DATA_ENTITLEMENTS: 5.0,
+        Capability.INSTRUMENTS: 60.0,
     }
     # A repeated key never applies a write twice, whatever DXtrade does with a repeated
     # cash id (its dedupe is only inferred, B3): cash operations settle an earlier

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from brokergraph_dxtrade.sandbox import admin, reads
+from brokergraph_dxtrade.sandbox import admin, instruments, reads
 from brokergraph_dxtrade.sandbox.auth import Principal
 from brokergraph_dxtrade.sandbox.context import Api, Context, Handler
 from brokergraph_dxtrade.sandbox.errors import bad_request, not_found
@@ -144,6 +144,12 @@ async def user(request: Request, ctx: Context) -> Any:
     return {"userDetails": [reads.user(ctx.state, client)]}
 
 
+async def account_instruments(request: Request, ctx: Context) -> Any:
+    """The account-scoped instrument query (B5): specs plus its trading status."""
+    (account,) = _selected(request, ctx)
+    return await instruments.instruments_query(request, ctx, account)
+
+
 def routes() -> list[Api]:
     def read(path: str, handler: Handler) -> Api:
         return Api("dxsca", "GET", f"{PREFIX}{path}", handler, "user", read=True)
@@ -160,6 +166,7 @@ def routes() -> list[Api]:
         Api("dxsca", "POST", f"{PREFIX}/logout", admin.logout, "user"),
         read("/users", users),
         read("/users/{username}", user),
+        read("/accounts/{account}/instruments/query", account_instruments),
     ]
     reads_by_name["orders/history"] = order_history
     for name, handler in reads_by_name.items():
