@@ -535,9 +535,17 @@ def encode(request_id: int, request: Request) -> bytes:
 
 
 def _raw(message: Any) -> dict[str, Any]:
-    """The vendor payload for debugging: the fields that are set, enums by name."""
+    """The vendor payload for debugging: the fields that are set, enums by name, nested
+    messages as dicts and repeated fields as lists (plain values: the event log and the
+    cache pickle the models that carry it)."""
     raw: dict[str, Any] = {}
     for descriptor, value in message.ListFields():
+        if descriptor.message_type is not None:
+            if descriptor.is_repeated:
+                raw[descriptor.name] = [_raw(item) for item in value]
+            else:
+                raw[descriptor.name] = _raw(value)
+            continue
         enum = descriptor.enum_type
         known = enum.values_by_number.get(value) if enum is not None else None
         raw[descriptor.name] = known.name if known is not None else value  # unknown: the number

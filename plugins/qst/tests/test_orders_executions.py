@@ -4,6 +4,7 @@ through the orders reads and the orderEvents stream (real sandbox, real sockets)
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +24,7 @@ from gateway.contract import (
 from gateway.testing import TestGateway
 from plugins.qst.tests.qst_testkit import (
     account_gid,
+    connector,
     new_key,
     qst_gateway_on,
     started_sandbox,
@@ -90,6 +92,11 @@ async def test_a_fill_appears_as_an_execution_in_reads_and_events(tmp_path: Path
         at = datetime.fromisoformat(execution["executedAt"])
         assert before <= at <= datetime.now(UTC) + timedelta(seconds=1)
         assert execution["externalId"].isdigit()
+        # The Redis event log and cache pickle what the connector decoded, raw included.
+        live = connector(gateway).feeds["297999"].order(order["externalId"])
+        assert live is not None and live.executions is not None
+        assert pickle.loads(pickle.dumps(live)) == live
+        assert pickle.loads(pickle.dumps(live)).raw == live.raw
 
         # The reads answer the same fill, with the same id.
         read = await listed(gateway, order["externalId"])
