@@ -2,6 +2,12 @@
 
 What it declares and how each family maps onto QORT's web-services module:
 
+* Extension fields (the Data model extension module): their definitions (name and
+  type: STRING, DECIMAL, DATE, BOOLEAN) are ``ExportRecords`` of ``FirmAttributeDefs``
+  (inferred: the module's API is not public), read once per
+  ``attribute_definitions_ttl_seconds`` on the gateway's cache road.  A declared
+  field's value is checked against its type and written in QORT's text (numbers plain,
+  dates YYYYMMDD, booleans 'y'/'n') before any write; undeclared fields stay free text.
 * PARTNER_DIRECTORY — a business partner is a QORT firm.  Reads take ONE
   ``GetFirmPacket`` per partner (firm, sub-accounts, agreements, accounts and
   extension attributes in one packet, the module's documented advantage over the
@@ -37,6 +43,8 @@ periods are ``[from, to)``, so ``to`` becomes the day of its last instant.
 from __future__ import annotations
 
 import asyncio
+import enum
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -98,12 +106,18 @@ from gateway.contract import (
 
 __all__ = [
     "REPORT_FLOW_KIND",
+    "AttributeDefinition",
+    "AttributeType",
     "PitDeal",
     "PitReport",
     "QortConnector",
+    "attribute_from_qort",
+    "attribute_to_qort",
     "partner_from_packet",
     "qort_date",
 ]
+
+logger = logging.getLogger("brokergraph_qort.connector")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -126,6 +140,117 @@ CONTENT_TYPES: Mapping[ReportFormat, str] = {
 #: QORT extension-field names (Data model extension module): identifiers.
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_ATTRIBUTE_TEXT = 255
+
+
+# --------------------------------------------------------------------------- extension fields
+
+
+class AttributeType(enum.Enum):
+    """[I] The types a Data model extension field is declared with."""
+
+    STRING = "STRING"
+    DECIMAL = "DECIMAL"
+    DATE = "DATE"
+    BOOLEAN = "BOOLEAN"
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeDefinition:
+    """One declared extension field (a FirmAttributeDefs row)."""
+
+    name: str
+    type: AttributeType
+    description: str | None = None
+
+
+AttributeValue = str | Decimal | date | bool
+_TRUE = frozenset({"true", "y", "yes"})
+_FALSE = frozenset({"false", "n", "no"})
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_QORT_DAY = re.compile(r"[0-9]{8}")
+
+
+def _bad_attribute(name: str, type_: AttributeType, value: Any, example: str) -> InvalidInput:
+    return InvalidInput(
+        f"attribute {name!r} is declared {type_.value} in QORT: {value!r} is not one "
+        f"(e.g. {example})",
+        field=["attributes", name],
+        details={"platform": PLATFORM, "type": type_.value},
+    )
+
+
+def attribute_to_qort(name: str, type_: AttributeType, value: Any) -> str:
+    """A declared field's value as QORT's text, or INVALID_INPUT naming it (no call made).
+
+    DECIMAL: a number or numeric string (not a boolean) -> plain decimal text; DATE: a
+    date, 'YYYY-MM-DD' or QORT's YYYYMMDD -> YYYYMMDD; BOOLEAN: a boolean or
+    true/false/y/n -> 'y'/'n'; STRING: text (numbers as their text), at most 255.
+    """
+    if type_ is AttributeType.DECIMAL:
+        number: Decimal | None = None
+        if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            number = Decimal(value)
+        elif isinstance(value, float):
+            number = Decimal(str(value))
+        elif isinstance(value, str):
+            number = _decimal_or_none(value.strip())
+        if number is None or not number.is_finite():
+            raise _bad_attribute(name, type_, value, '"1500000.50"')
+        return format(number, "f")
+    if type_ is AttributeType.DATE:
+        if isinstance(value, datetime):
+            value = value.date()
+        if isinstance(value, date):
+            return str(qort_date(value))
+        text = value.strip() if isinstance(value, str) else ""
+        day: date | None = None
+        try:
+            if _ISO_DAY.fullmatch(text):
+                day = date.fromisoformat(text)
+            elif _QORT_DAY.fullmatch(text):
+                day = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            day = None
+        if day is None:
+            raise _bad_attribute(name, type_, value, '"2024-05-31"')
+        return str(qort_date(day))
+    if type_ is AttributeType.BOOLEAN:
+        if isinstance(value, bool):
+            return _yn(value)
+        text = value.strip().lower() if isinstance(value, str) else ""
+        if text in _TRUE or text in _FALSE:
+            return _yn(text in _TRUE)
+        raise _bad_attribute(name, type_, value, "true")
+    return _attribute_text(name, value)
+
+
+def attribute_from_qort(type_: AttributeType, text: str) -> AttributeValue | None:
+    """A stored value read by its declared type; None when QORT holds text that is not one."""
+    value = text.strip()
+    if type_ is AttributeType.DECIMAL:
+        return _decimal_or_none(value)
+    if type_ is AttributeType.DATE:
+        when = from_qort_date(value) if _QORT_DAY.fullmatch(value) else None
+        return None if when is None else when.date()
+    if type_ is AttributeType.BOOLEAN:
+        return True if value == "y" else False if value == "n" else None
+    return text
+
+
+def definitions_from_rows(rows: Sequence[Row]) -> dict[str, AttributeDefinition]:
+    """FirmAttributeDefs rows by name; a type the gateway does not know reads as STRING."""
+    known = {t.value: t for t in AttributeType}
+    found: dict[str, AttributeDefinition] = {}
+    for row in rows:
+        name = row.get("Name")
+        if not name:
+            continue
+        type_ = known.get((row.get("Type") or "").strip().upper())
+        if type_ is None:
+            logger.warning("QORT field %s has type %r: read as STRING", name, row.get("Type"))
+            type_ = AttributeType.STRING
+        found[name] = AttributeDefinition(name, type_, row.get("Description") or None)
+    return found
 
 
 # --------------------------------------------------------------------------- PIT report
@@ -439,6 +564,44 @@ class QortConnector(
             packet, platform=self.platform, home_country=self.settings.home_country
         )
 
+    # ------------------------------------------------------------------ extension fields
+
+    @read
+    async def attribute_definitions(self) -> Mapping[str, AttributeDefinition]:
+        """The Data model extension's declared fields by name (FirmAttributeDefs).
+
+        A QORT that exports no such table (refused as VALIDATION) declares none: every
+        field is then free text, as before definitions were read.
+        """
+
+        async def fetch() -> dict[str, AttributeDefinition]:
+            try:
+                rows = await self.client.export_records("FirmAttributeDefs")
+            except InvalidInput as refused:
+                logger.warning("QORT exports no field definitions: %s", refused.message)
+                return {}
+            return definitions_from_rows(rows)
+
+        return await self.context.reads.read(
+            "qort-attribute-defs",
+            "all",
+            fetch,
+            ttl=self.settings.attribute_definitions_ttl_seconds,
+        )
+
+    async def _typed_attributes(self, attributes: Mapping[str, Any]) -> dict[str, str | None]:
+        """``attributes`` as QORT text: shapes checked first (no call), then each declared
+        field against its type (the definitions read is the only call, and cached)."""
+        checked = check_attributes(attributes)
+        if not any(v is not None for v in checked.values()):
+            return checked
+        definitions = await self.attribute_definitions()
+        for name, value in attributes.items():
+            definition = definitions.get(name)
+            if value is not None and definition is not None:
+                checked[name] = attribute_to_qort(name, definition.type, value)
+        return checked
+
     # ------------------------------------------------------------------ PARTNER_DIRECTORY
 
     async def get_partners(self, codes: Sequence[str]) -> Sequence[BusinessPartner | None]:
@@ -491,7 +654,9 @@ class QortConnector(
                 field=["kind"],
             )
         attributes = {
-            k: v for k, v in check_attributes(request.attributes).items() if v is not None
+            k: v
+            for k, v in (await self._typed_attributes(request.attributes)).items()
+            if v is not None
         }
         code, today = request.code, qort_date(datetime.now(UTC))
         firm: dict[str, Any] = {
@@ -582,7 +747,7 @@ class QortConnector(
 
     async def update_partner(self, request: UpdatePartnerRequest) -> BusinessPartner:
         refuse_unencodable(request)  # by its GraphQL field, before any call
-        attributes = check_attributes(request.attributes or {})
+        attributes = await self._typed_attributes(request.attributes or {})
         packet = await self._packet(request.code)
         fields = self._firm_fields(
             name=request.name,

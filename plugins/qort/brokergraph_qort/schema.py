@@ -8,6 +8,7 @@ without it (the connector declares no cache for ACCOUNT_READS, so none does toda
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Mapping, Sequence
@@ -18,8 +19,23 @@ from typing import Any, Self
 import strawberry
 from strawberry.types import Info
 
-from brokergraph_qort.connector import PitReport, QortConnector, from_qort_date
-from gateway.contract import Account, Capability, InvalidInput, NotFound
+from brokergraph_qort.connector import (
+    ATTRIBUTE_NAME,
+    AttributeDefinition,
+    AttributeType,
+    PitReport,
+    QortConnector,
+    attribute_from_qort,
+    attribute_to_qort,
+    from_qort_date,
+)
+from gateway.contract import (
+    Account,
+    Capability,
+    InvalidInput,
+    NotFound,
+    UpdatePartnerRequest,
+)
 from gateway.contract.schema import (
     STAFF,
     AccountType,
@@ -225,6 +241,79 @@ async def _add_agreement(
     return QortPartnerRecordPayload(partner_record=record)
 
 
+@strawberry.input(description="One extension field to set (value) or remove (value null).")
+class QortAttributeInput:
+    key: str = strawberry.field(description="A field QORT declares (qortAttributeDefinitions).")
+    value: str | None = strawberry.field(
+        default=None,
+        description='The value as text of the field\'s type: DECIMAL "1500000.50", DATE '
+        '"2024-05-31", BOOLEAN "true"/"false", STRING any text up to 255 '
+        "characters; null removes the field.",
+    )
+
+
+@strawberry.input(description="Typed extension fields to set on a QORT partner.")
+class SetQortPartnerAttributesInput:
+    partner_code: str = strawberry.field(description="BOCode of the firm.")
+    attributes: list[QortAttributeInput] = strawberry.field(description="1 to 100 fields.")
+
+
+MAX_ATTRIBUTES_PER_WRITE = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _AttributeWrite:
+    partner_code: str
+    texts: dict[str, str | None]
+
+
+async def _settable(ctx: RequestContext, input: SetQortPartnerAttributesInput) -> _AttributeWrite:
+    """Every key declared, every value of its type, the partner visible: before any write."""
+    if not 1 <= len(input.attributes) <= MAX_ATTRIBUTES_PER_WRITE:
+        raise InvalidInput(f"give 1 to {MAX_ATTRIBUTES_PER_WRITE} attributes", field=["attributes"])
+    keys = [a.key for a in input.attributes]
+    for key in keys:
+        if not ATTRIBUTE_NAME.fullmatch(key):
+            raise InvalidInput(
+                "an attribute key is an identifier (letters, digits, _; at most 64)",
+                field=["attributes", key],
+            )
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise InvalidInput(
+            f"each key at most once: {', '.join(repeated)}", field=["attributes", repeated[0]]
+        )
+    await require_partner(ctx, input.partner_code)
+    definitions = await _definitions(ctx)
+    texts: dict[str, str | None] = {}
+    for item in input.attributes:
+        definition = definitions.get(item.key)
+        if definition is None:
+            raise InvalidInput(
+                f"QORT's data model declares no field {item.key!r} "
+                "(qortAttributeDefinitions lists those it does)",
+                field=["attributes", item.key],
+            )
+        texts[item.key] = (
+            None if item.value is None else attribute_to_qort(item.key, definition.type, item.value)
+        )
+    return _AttributeWrite(input.partner_code, texts)
+
+
+async def _set_attributes(
+    ctx: RequestContext, checked: _AttributeWrite
+) -> QortPartnerRecordPayload:
+    await _qort(ctx).update_partner(
+        UpdatePartnerRequest(code=checked.partner_code, attributes=checked.texts)
+    )
+    ctx.loaders.forget_partner(checked.partner_code)  # its cached packet has the old values
+    partner = await ctx.loaders.partner_details.load(checked.partner_code)
+    record = (
+        None if partner is None or not partner.raw else QortPartnerRecord.from_packet(partner.raw)
+    )
+    return QortPartnerRecordPayload(partner_record=record)
+
+
 @strawberry.type
 class QortMutation:
     """QORT-only mutations, merged into ``Mutation`` by the plugin's hook."""
@@ -269,6 +358,26 @@ class QortMutation:
             dispatch=_add_subaccount,
             payload=QortSubaccountPayload,
             reference=lambda p: p.sub_account.external_id if p.sub_account else None,
+        )
+
+    @strawberry.mutation(  # type: ignore[untyped-decorator]
+        name="setQortPartnerAttributes",
+        description="Set or remove a QORT partner's Data model extension fields, each checked "
+        "against its declared type before anything is written (INVALID_INPUT naming the "
+        "field otherwise). Staff only; audited.",
+    )
+    async def set_qort_partner_attributes(
+        self, info: Info[Any, Any], input: SetQortPartnerAttributesInput
+    ) -> QortPartnerRecordPayload:
+        return await write(
+            info,
+            input,
+            "setQortPartnerAttributes",
+            target=input.partner_code,
+            authorise=STAFF,
+            validate=_settable,
+            dispatch=_set_attributes,
+            payload=QortPartnerRecordPayload,
         )
 
     @strawberry.mutation(  # type: ignore[untyped-decorator]
@@ -344,6 +453,76 @@ class QortKyc:
     )
 
 
+QortAttributeType = strawberry.enum(
+    AttributeType,
+    name="QortAttributeType",
+    description="The type a Data model extension field is declared with in QORT.",
+)
+
+
+@strawberry.type(description="A Data model extension field QORT declares (FirmAttributeDefs).")
+class QortAttributeDefinition:
+    key: str = strawberry.field(description="The field's name.")
+    type: QortAttributeType = strawberry.field(description="Its declared type.")  # type: ignore[valid-type]
+    description: str | None = strawberry.field(description="QORT's description, if any.")
+
+
+@strawberry.type(
+    description="One extension field of a firm with its value, typed: the typed field of its "
+    "type is set, the others null."
+)
+class QortAttribute:
+    key: str = strawberry.field(description="The field's name.")
+    type: QortAttributeType = strawberry.field(  # type: ignore[valid-type]
+        description="The declared type; STRING for a field QORT declares no type for."
+    )
+    declared: bool = strawberry.field(
+        description="Whether QORT's data model declares the field (else it is free text)."
+    )
+    value: str | None = strawberry.field(
+        description="The value as text: a DECIMAL as a plain number, a DATE as YYYY-MM-DD, a "
+        "BOOLEAN as true/false; QORT's own text when it does not fit the type."
+    )
+    string_value: str | None = strawberry.field(description="Set for STRING.")
+    decimal_value: Decimal | None = strawberry.field(description="Set for DECIMAL.")
+    date_value: date | None = strawberry.field(description="Set for DATE.")
+    boolean_value: bool | None = strawberry.field(description="Set for BOOLEAN.")
+
+    @classmethod
+    def of(cls, key: str, text: str, definition: AttributeDefinition | None) -> Self:
+        type_ = definition.type if definition else AttributeType.STRING
+        typed = attribute_from_qort(type_, text)
+        shown: str | None = text
+        if isinstance(typed, bool):
+            shown = "true" if typed else "false"
+        elif isinstance(typed, Decimal):
+            shown = format(typed, "f")
+        elif isinstance(typed, date):
+            shown = typed.isoformat()
+        return cls(
+            key=key,
+            type=type_,
+            declared=definition is not None,
+            value=shown,
+            string_value=typed if isinstance(typed, str) else None,
+            decimal_value=typed if isinstance(typed, Decimal) else None,
+            date_value=typed if isinstance(typed, date) else None,
+            boolean_value=typed if isinstance(typed, bool) else None,
+        )
+
+
+async def _definitions(ctx: RequestContext) -> Mapping[str, AttributeDefinition]:
+    """QORT's declared extension fields, once per operation on the read road."""
+    return await ctx.loaders.read(
+        QortConnector.platform,
+        Capability.PARTNER_DIRECTORY,
+        QortConnector,
+        "qort-field-definitions",
+        "all",
+        lambda connector: connector.attribute_definitions(),
+    )
+
+
 @strawberry.type(
     description="What QORT's one firm-packet read holds for a partner beyond BusinessPartner: "
     "agreements, bank accounts, contacts, address and KYC."
@@ -356,6 +535,19 @@ class QortPartnerRecord:
     kyc: QortKyc
     agreements: list[QortAgreement]
     bank_accounts: list[QortBankAccount]
+    attribute_texts: strawberry.Private[Mapping[str, str]]
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="The firm's Data model extension fields, typed by their QORT "
+        "definitions (qortAttributeDefinitions), by key. BusinessPartner.attributes keeps "
+        "the same fields as QORT's text."
+    )
+    async def extension_attributes(self, info: Info[Any, Any]) -> list[QortAttribute]:
+        definitions = await _definitions(context_of(info))
+        return [
+            QortAttribute.of(key, text, definitions.get(key))
+            for key, text in sorted(self.attribute_texts.items())
+        ]
 
     @classmethod
     def from_packet(cls, raw: Mapping[str, Any]) -> Self:
@@ -370,7 +562,9 @@ class QortPartnerRecord:
                 issued_on=_day(firm.get("IDocDate")),
                 expires_on=_day(firm.get("IDocDateEnd")),
             )
+        texts: Mapping[str, str] = raw.get("Attribute") or {}
         return cls(
+            attribute_texts=dict(texts),
             code=firm["BOCode"],
             emails=_list(firm.get("Emails")),
             phones=_list(firm.get("Phones")),
@@ -546,6 +740,22 @@ class QortQuery:
         if partner is None or partner.platform != QortConnector.platform or not partner.raw:
             return None
         return QortPartnerRecord.from_packet(partner.raw)
+
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        name="qortAttributeDefinitions",
+        description="The Data model extension fields QORT declares, with their types, by key "
+        "(any signed-in viewer: they describe the data model, not a partner).",
+    )
+    async def qort_attribute_definitions(
+        self, info: Info[Any, Any]
+    ) -> list[QortAttributeDefinition]:
+        ctx = context_of(info)
+        ctx.require_viewer()
+        definitions = await _definitions(ctx)
+        return [
+            QortAttributeDefinition(key=d.name, type=d.type, description=d.description)
+            for d in sorted(definitions.values(), key=lambda d: d.name)
+        ]
 
     @strawberry.field(  # type: ignore[untyped-decorator]
         name="qortPitReport",

@@ -39,6 +39,8 @@ class QortSettings(TlsSettings):
     default_currency: str = "RUB"
     agreement_type: str = "BA"  # ClientAgreeTypes.ShortName: brokerage agreement
     home_country: str = "RU"
+    #: How long the Data model extension's field definitions are kept (FirmAttributeDefs).
+    attribute_definitions_ttl_seconds: float = 300.0
 
     url_settings: ClassVar[tuple[str, ...]] = ("url", "endpoint", "wsdl")
 

@@ -41,6 +41,9 @@ RULES = {
     "Logout frees": "inferred",
     "in the background": "inferred",
     "client certificate": "inferred",
+    "declared with a type": "inferred",
+    "narrowed to one sub-account": "inferred",
+    "QORT throttles": "inferred",
 }
 
 

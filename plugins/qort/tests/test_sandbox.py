@@ -460,6 +460,8 @@ async def test_firm_packet_gathers_everything_in_one_call(service: Any, token: s
         "Broker": "demo-broker",
         "RiskProfile": "moderate",
         "Citizenship": "RU",
+        "InvestmentLimit": "1500000.00",
+        "MarginTrading": "n",
     }
     other = await service.GetFirmPacket(Token=token, BOCode="OTHER-001")
     assert other.FirmAccount == []
@@ -502,6 +504,7 @@ async def test_update_and_delete(service: Any, token: str) -> None:
     assert {a.Name: a.Value for a in packet.Attribute} == {
         "Broker": "demo-broker",
         "RiskProfile": "moderate",
+        "QualifiedSince": "20230615",
         "Segment": "retail",
     }
 

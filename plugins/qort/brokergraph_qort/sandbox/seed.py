@@ -197,10 +197,21 @@ SEED_ROWS: Final[Mapping[str, Sequence[Mapping[str, str]]]] = {
             "SettlementAsset_ShortName": "RUB",
         },
     ],
+    # [I] the Data model extension's field definitions (name, type), before their values.
+    "FirmAttributeDefs": [
+        {"Name": "RiskProfile", "Type": "STRING", "Description": "Risk profile from the test"},
+        {"Name": "Citizenship", "Type": "STRING", "Description": "ISO country code"},
+        {"Name": "InvestmentLimit", "Type": "DECIMAL", "Description": "Limit in RUB"},
+        {"Name": "QualifiedSince", "Type": "DATE", "Description": "Qualified investor since"},
+        {"Name": "MarginTrading", "Type": "BOOLEAN", "Description": "Margin trading allowed"},
+    ],
     "FirmAttributes": [
         {"BOCode": "DEMO-001", "Name": "RiskProfile", "Value": "moderate"},
         {"BOCode": "DEMO-001", "Name": "Citizenship", "Value": "RU"},
+        {"BOCode": "DEMO-001", "Name": "InvestmentLimit", "Value": "1500000.00"},
+        {"BOCode": "DEMO-001", "Name": "MarginTrading", "Value": "n"},
         {"BOCode": "DEMO-002", "Name": "RiskProfile", "Value": "aggressive"},
+        {"BOCode": "DEMO-002", "Name": "QualifiedSince", "Value": "20230615"},
         {"BOCode": "OTHER-001", "Name": "RiskProfile", "Value": "conservative"},
     ],
 }

@@ -17,6 +17,9 @@ with a soap:Server ``TOO_MANY_REQUESTS`` fault (and ``RetryAfter``) without reac
 service.  [I] Whether and how QORT throttles is not public; this is the shape we assume.
 ``pit_by_subaccount`` (on): CalcPitPeriod narrows to a SubAccCode; off, it ignores it
 and answers the firm's whole PIT ([I]: not public whether QORT can narrow it).
+``check_attribute_types`` (on): FirmAttributes values are refused (IsProcessed=4) unless
+they fit their FirmAttributeDefs type; off, QORT stores any text ([I]: the Data model
+extension module's API is not public, definitions table and types included).
 """
 
 from __future__ import annotations
@@ -113,6 +116,15 @@ class QortSandbox(AsgiSandbox):
     @pit_by_subaccount.setter
     def pit_by_subaccount(self, value: bool) -> None:
         self.operations.pit.by_subaccount = value
+
+    @property
+    def check_attribute_types(self) -> bool:
+        """[I] FirmAttributes values are checked against their declared type; reset: on."""
+        return self.store.check_attribute_types
+
+    @check_attribute_types.setter
+    def check_attribute_types(self, value: bool) -> None:
+        self.store.check_attribute_types = value
 
     def throttle_next(self, n: int = 1, retry_after_seconds: float = 1.0) -> None:
         """The next ``n`` SOAP calls answer 429 TOO_MANY_REQUESTS and apply nothing."""

@@ -17,12 +17,14 @@ from brokergraph_qort.sandbox.seed import SEED_ROWS
 from brokergraph_qort.sandbox.tables import (
     CLIENT_AGREES,
     FIRM_ACCOUNTS,
+    FIRM_ATTRIBUTE_DEFS,
     FIRM_ATTRIBUTES,
     FIRMS,
     SUBACCS,
     TABLES,
     RecordError,
     Table,
+    attribute_value,
     normalize,
 )
 
@@ -70,6 +72,9 @@ class Store:
     """Rows per table keyed by business code; seeded at construction."""
 
     def __init__(self, seed: Mapping[str, Sequence[Mapping[str, str]]] = SEED_ROWS) -> None:
+        #: [I] FirmAttributes values are checked against their FirmAttributeDefs type
+        #: (off: QORT stores any text, and only the gateway's own check stands).
+        self.check_attribute_types = True
         self._rows: dict[str, dict[Key, Record]] = {name: {} for name in TABLES}
         self._last_id: dict[str, int] = dict.fromkeys(TABLES, 0)
         self._last_aid = 0
@@ -208,6 +213,10 @@ class Store:
             self._check_agreement(values)
         elif table is FIRM_ATTRIBUTES and values["Name"] in _FIRM_COLUMN_ATTRIBUTES:
             raise RecordError(f"{values['Name']} is a Firms field: set it on the firm")
+        elif table is FIRM_ATTRIBUTES and self.check_attribute_types:
+            definition = self._rows[FIRM_ATTRIBUTE_DEFS.name].get((values["Name"],))
+            if definition is not None and "Value" in changed:
+                attribute_value(values["Name"], definition.values["Type"], values["Value"])
 
     def _check_subacc(self, values: Mapping[str, str], changed: Mapping[str, str]) -> None:
         code = values["SubAccCode"]

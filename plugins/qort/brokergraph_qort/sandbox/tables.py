@@ -16,15 +16,18 @@ from typing import Final, Literal
 
 __all__ = [
     "AGREEMENT_TYPES",
+    "ATTRIBUTE_TYPES",
     "CLIENT_AGREES",
     "FIRMS",
     "FIRM_ACCOUNTS",
     "FIRM_ATTRIBUTES",
+    "FIRM_ATTRIBUTE_DEFS",
     "SUBACCS",
     "TABLES",
     "Column",
     "RecordError",
     "Table",
+    "attribute_value",
     "normalize",
     "parse_date",
 ]
@@ -33,6 +36,8 @@ Kind = Literal["text", "code", "name", "yn", "date", "int", "positive", "currenc
 
 #: ClientAgreeTypes.ShortName values the sandbox knows [D]: brokerage, depository, IIS.
 AGREEMENT_TYPES: Final = frozenset({"BA", "DA", "IIS"})
+#: [I] Types a Data model extension field is declared with (FirmAttributeDefs.Type).
+ATTRIBUTE_TYPES: Final = frozenset({"STRING", "DECIMAL", "DATE", "BOOLEAN"})
 
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,31}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -132,6 +137,33 @@ def _positive(name: str, value: str) -> str:
     if not number.is_finite() or number <= 0:
         raise RecordError(f"{name} must be a positive number, not {value!r}")
     return str(number)
+
+
+def attribute_value(name: str, type_: str, raw: str) -> str:
+    """[I] An extension field's stored text for its declared type: DECIMAL a finite number,
+    DATE int YYYYMMDD, BOOLEAN 'y'/'n' (QORT's own conventions for its columns), STRING
+    at most 255 characters; '' is no value."""
+    value = raw.strip()
+    if not value:
+        return ""
+    if type_ == "DECIMAL":
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            raise RecordError(f"Value of {name} must be a DECIMAL, not {value!r}")
+        return str(number)
+    if type_ == "DATE":
+        parse_date(value, f"Value of {name}")
+        return value
+    if type_ == "BOOLEAN":
+        if value not in ("y", "n"):
+            raise RecordError(f"Value of {name} must be a BOOLEAN ('y' or 'n'), not {value!r}")
+        return value
+    if len(value) > _MAX_TEXT:
+        raise RecordError(f"Value of {name} is longer than {_MAX_TEXT} characters")
+    return value
 
 
 _TEXT = Column()
@@ -247,6 +279,27 @@ FIRM_ATTRIBUTES: Final = Table(
     },
 )
 
+#: [I] The Data model extension module's field definitions: which extension fields exist
+#: and of what type.  Not public; name and columns are ours (no firm owns a definition).
+FIRM_ATTRIBUTE_DEFS: Final = Table(
+    "FirmAttributeDefs",
+    key=("Name",),
+    owner="",
+    columns={
+        "Name": Column("name", required=True),
+        "Type": Column(required=True, choices=ATTRIBUTE_TYPES),
+        "Description": _TEXT,
+    },
+)
+
 TABLES: Final[Mapping[str, Table]] = {
-    table.name: table for table in (FIRMS, SUBACCS, CLIENT_AGREES, FIRM_ACCOUNTS, FIRM_ATTRIBUTES)
+    table.name: table
+    for table in (
+        FIRMS,
+        SUBACCS,
+        CLIENT_AGREES,
+        FIRM_ACCOUNTS,
+        FIRM_ATTRIBUTE_DEFS,
+        FIRM_ATTRIBUTES,
+    )
 }
