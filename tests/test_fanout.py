@@ -24,8 +24,10 @@ import brokergraph_qst.plugin
 import pytest
 import websockets
 from brokergraph_qst.streams import topic_for
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import ClientConnection
 
 from gateway import models
@@ -345,3 +347,92 @@ async def test_a_subscriber_that_stops_reading_holds_nobody_back_and_misses_noth
         assert operation.errors == []
         start = operation.sequences[0]
         assert operation.sequences == list(range(start, appended[-1] + 1))
+
+
+class CountingTransport:
+    """A server connection's real transport, its ``write`` calls recorded."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def server_side(gateway: TestGateway, socket: Socket) -> WebSocketsSansIOProtocol:
+    """The gateway's uvicorn protocol of the connection ``socket`` is the client of."""
+    address = socket.connection.local_address[:2]
+    for protocol in gateway.running.server.server_state.connections:
+        if isinstance(protocol, WebSocketsSansIOProtocol) and protocol.client == address:
+            return protocol
+    raise AssertionError(f"no server connection from {address}")
+
+
+def unframed(data: bytes) -> list[str]:
+    """The text frames a server wrote (final, unmasked: RFC 6455 5.2), in order."""
+    texts: list[str] = []
+    at = 0
+    while at < len(data):
+        assert data[at] == 0x81, "a final text frame"
+        length, at = data[at + 1], at + 2
+        assert length < 0x80, "unmasked"
+        if length == 126:
+            length, at = int.from_bytes(data[at : at + 2], "big"), at + 2
+        elif length == 127:
+            length, at = int.from_bytes(data[at : at + 8], "big"), at + 8
+        texts.append(data[at : at + length].decode())
+        at += length
+    return texts
+
+
+def delivered() -> float:
+    labels = {"topic": "orderEvents", "result": "delivered"}
+    return REGISTRY.get_sample_value("brokergraph_subscription_events_total", labels) or 0.0
+
+
+async def test_a_burst_of_events_reaches_each_socket_in_one_write(gateway: TestGateway) -> None:
+    hub = hub_of(gateway)
+    await append(gateway, "start")
+    burst = 20
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(connected(gateway)) for _ in range(3)]
+        operations = [await s.subscribe(PLAIN) for s in sockets]
+        await wait_until(lambda: members(hub) == 3, "every subscriber in a group")
+        await wait_until(lambda: all(o.sequences for o in operations), "every snapshot read")
+        protocols = [server_side(gateway, s) for s in sockets]
+        counting = [CountingTransport(p.transport) for p in protocols]
+        counted_before = delivered()
+        try:
+            for protocol, transport in zip(protocols, counting, strict=True):
+                protocol.transport = transport  # type: ignore[assignment]
+            # One burst: the events are in the log before the group reads the first.
+            sequences = await asyncio.gather(*(append(gateway, f"burst {n}") for n in range(burst)))
+            await wait_until(
+                lambda: all(o.sequences[-1:] == [max(sequences)] for o in operations),
+                "the burst at every subscriber",
+            )
+        finally:
+            for protocol, transport in zip(protocols, counting, strict=True):
+                protocol.transport = transport.inner
+    for socket, transport in zip(sockets, counting, strict=True):
+        # One write (one send system call) per socket for the whole burst ...
+        assert len(transport.writes) == 1, [len(w) for w in transport.writes]
+        frames = [json.loads(text) for text in unframed(transport.writes[0])]
+        # ... holding every event once, in order, each with the socket's own operation id.
+        assert [f["payload"]["data"]["orderEvents"]["sequence"] for f in frames] == sorted(
+            sequences
+        )
+        assert {f["id"] for f in frames} == set(socket.operations)
+        assert {f["type"] for f in frames} == {"next"}
+    for operation in operations:
+        assert operation.errors == []
+        assert operation.sequences[-burst:] == sorted(sequences)
+        in_order = sorted(range(burst), key=lambda n: sequences[n])
+        assert operation.texts[-burst:] == [f"burst {n}" for n in in_order]
+    # Written past ASGI send, still counted as delivered (the metrics and access lines).
+    assert delivered() - counted_before == 3 * burst

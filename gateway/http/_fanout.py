@@ -24,11 +24,17 @@ no permission class, no field extension), which cannot read the viewer — the
 viewer's identity and scope.  A stream whose connector cannot resume, or whose events
 carry no sequence, is never shared.
 
-Sends do not wait: a frame is written at once when the socket can take it; a socket
-that cannot is given a task to finish that send and the frames queued behind it.  A
-member more than :data:`MAX_BACKLOG` frames behind leaves its group and resumes on its
-own stream after the last frame queued for it (the event log then holds what it
-lacks), so one slow client neither stalls the others nor grows memory without bound.
+Sends do not wait.  A group's sender passes over its members and gives each, in one
+write, every frame it is due: a burst of events (a QST round is several notifications)
+costs a socket one ``send`` system call, not one per event, and the frames are built
+once per operation id (see :mod:`gateway.http.ws_frames`, which writes them past ASGI
+``send`` when the connection allows).  A socket that cannot take them at once (its
+buffer is past :data:`~gateway.http.ws_frames.BUFFER_LIMIT`, or there is no direct
+writer) gets them through ASGI ``send``, one by one: a task finishes the send that
+waits and the frames queued behind it.  A member more than :data:`MAX_BACKLOG` frames
+behind leaves its group and resumes on its own stream after the last frame queued for
+it (the event log then holds what it lacks), so one slow client neither stalls the
+others nor grows memory without bound.
 
 Every subscription here (own or shared) runs with :class:`LeakFreeExecutionContext`:
 graphql-core 3.3 makes each event's executor a shallow copy of the subscription's, so
@@ -80,6 +86,7 @@ from strawberry.utils.aio import aclosing
 
 from gateway.graphql import RequestContext
 from gateway.graphql._fanout import StreamTap, install_tap
+from gateway.http.ws_frames import DIRECT_FRAMES, GONE, READY, FrameWriter, text_frame_header
 
 __all__ = ["MAX_BACKLOG", "RING", "FanoutHub", "LeakFreeExecutionContext", "fanout_handler_class"]
 
@@ -277,6 +284,24 @@ _ENDED: Final = "ended"
 _GONE: Final = "gone"
 
 
+class _Frame:
+    """One event's result, encoded once: its text and the same as UTF-8 bytes."""
+
+    __slots__ = ("data", "number", "sequence", "text")
+
+    def __init__(self, number: int, sequence: int | None, text: str) -> None:
+        #: Its place among the group's frames (0, 1, ...).
+        self.number = number
+        self.sequence = sequence
+        self.text = text
+        self.data = text.encode()
+
+
+#: A pass's frames already built for one socket: (operation head, first, last frame
+#: number) -> (the whole frames, the last sequence among them).
+_Built = dict[tuple[bytes, int, int], tuple[bytes, int | None]]
+
+
 class Member:
     """One subscriber (operation) in a group: its id, its socket, what it was sent."""
 
@@ -285,7 +310,15 @@ class Member:
         self.socket = socket
         #: The sequence of the last frame sent or queued to this member.
         self.last = last
+        #: The number of the next group frame this member is due.
+        self.cursor = 0
         self._head = '{"id":' + json.dumps(operation.id) + ',"type":"next","payload":'
+        self._head_bytes = self._head.encode()
+        scope = getattr(socket, "scope", None)
+        extensions = scope.get("extensions") if isinstance(scope, dict) else None
+        writer = extensions.get(DIRECT_FRAMES) if isinstance(extensions, dict) else None
+        #: Writes whole frames past ASGI send, when the socket allows (see ws_frames).
+        self.writer = writer if isinstance(writer, FrameWriter) else None
         self._flushing: asyncio.Task[None] | None = None
         self._backlog: deque[str] = deque()
         self.group: Group | None = None
@@ -295,7 +328,51 @@ class Member:
         #: resume its own stream after (it fell behind).
         self.outcome: asyncio.Future[str | int] = asyncio.get_running_loop().create_future()
 
+    def deliver(self, frames: list[_Frame], built: _Built | None) -> None:
+        """Send ``frames`` (in order, newer than any sent before): in one write when the
+        socket takes it at once, else one ``send`` each (queued behind a slow socket)."""
+        if self.outcome.done() or self.operation.completed:
+            return
+        first = frames[0].sequence
+        if first is not None and first <= self.last:  # not in a pass: from the ring
+            frames = [f for f in frames if f.sequence is None or f.sequence > self.last]
+            built = None
+            if not frames:
+                return
+        writer = self.writer
+        if writer is not None and self._flushing is None:
+            state = writer.state()
+            if state == READY:
+                key = (self._head_bytes, frames[0].number, frames[-1].number)
+                whole = built.get(key) if built is not None else None
+                if whole is None:
+                    whole = self._frames(frames)
+                    if built is not None:
+                        built[key] = whole
+                data, last = whole
+                writer.write(data, self.operation.id, len(frames))
+                if last is not None:
+                    self.last = last
+                return
+            if state == GONE:
+                writer.dropped(self.operation.id, len(frames))
+                self._finish(_GONE)
+                return
+        for frame in frames:
+            self.push(frame.sequence, frame.text)
+
+    def _frames(self, frames: list[_Frame]) -> tuple[bytes, int | None]:
+        head = self._head_bytes
+        parts: list[bytes] = []
+        last: int | None = None
+        for frame in frames:
+            parts += (text_frame_header(len(head) + len(frame.data) + 1), head, frame.data, b"}")
+            if frame.sequence is not None:
+                last = frame.sequence
+        return b"".join(parts), last
+
     def push(self, sequence: int | None, payload: str) -> None:
+        """Send one frame through ASGI send, or queue it behind the one being sent."""
         if self.outcome.done() or self.operation.completed:
             return
         if sequence is not None:
@@ -358,7 +435,13 @@ class Member:
 
 
 class Group:
-    """One execution of a subscription, its frames written to every member."""
+    """One execution of a subscription, its frames written to every member.
+
+    The stream's task makes the frames; a sender task passes over the members, giving
+    each every frame it is due in one write.  Frames made while a pass runs reach the
+    members it has not yet visited in the same write, the others in the next pass, so
+    a burst of events costs a socket one write, not one per event.
+    """
 
     def __init__(
         self,
@@ -372,9 +455,17 @@ class Group:
         self.key = key
         self.members: dict[Member, None] = {}
         #: Frames with a sequence, newest last; ``floor``: every frame after it is here.
-        self.ring: deque[tuple[int, str]] = deque(maxlen=RING)
+        self.ring: deque[_Frame] = deque(maxlen=RING)
         self.floor = after
         self.executions = 0
+        #: Frames made so far; ``_frames`` holds those from number ``_base`` on (the
+        #: ones some member is still due).
+        self.produced = 0
+        self._frames: list[_Frame] = []
+        self._base = 0
+        self._more = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self._after = after
         self._schema = handler.fan_schema
         self._encode = handler.view.encode_json
@@ -384,6 +475,7 @@ class Group:
         self._variables = operation.variables
         self._operation_name = operation.operation_name
         self._task: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -395,10 +487,11 @@ class Group:
             return False
         member.group = self
         member.last = after
+        member.cursor = self.produced
         self.members[member] = None
-        for sequence, payload in self.ring:
-            if sequence > after:
-                member.push(sequence, payload)
+        lacking = [f for f in self.ring if f.sequence is not None and f.sequence > after]
+        if lacking:
+            member.deliver(lacking, None)
         return True
 
     def leave(self, member: Member) -> None:
@@ -414,6 +507,7 @@ class Group:
     async def _run(self) -> None:
         tap = StreamTap(resume_after=self._after)
         install_tap(tap)
+        self._sender = asyncio.ensure_future(self._send())
         try:
             source = await self._schema.stream(
                 self._query,
@@ -429,10 +523,16 @@ class Group:
                         break  # incremental delivery: the members' own runs refused it
                     self.executions += 1
                     self.hub.executions += 1
-                    await self._dispatch(sequence, self._payload(result))
+                    self._produce(sequence, self._payload(result))
+                    while len(self._frames) >= MAX_BACKLOG:  # the sender is far behind
+                        self._room.clear()
+                        await self._room.wait()
         finally:
             self.hub.forget(self)
+            self._sender.cancel()
             for member in list(self.members):
+                if member.group is self:
+                    self._catch_up(member, None)  # what it is due, before its complete
                 member.end()
             self.members.clear()
 
@@ -445,22 +545,44 @@ class Group:
         encoded = self._encode(payload)
         return encoded.decode() if isinstance(encoded, bytes) else encoded
 
-    async def _dispatch(self, sequence: int | None, payload: str) -> None:
+    def _produce(self, sequence: int | None, payload: str) -> None:
+        frame = _Frame(self.produced, sequence, payload)
+        self.produced += 1
+        self._frames.append(frame)
         if sequence is not None:
             if len(self.ring) == RING:
-                self.floor = self.ring[0][0]
-            self.ring.append((sequence, payload))
-        members = list(self.members)
-        for start in range(0, len(members), SLICE):
-            if start:
-                # Thousands of sends take a while: let the loop serve everything else
-                # (upstream answers, pings).  A member joining meanwhile had this frame
-                # from the ring; one leaving is skipped.
-                await asyncio.sleep(0)
-            for member in members[start : start + SLICE]:
-                # Not an event (a stream error): everyone gets it.
-                if member.group is self and (sequence is None or sequence > member.last):
-                    member.push(sequence, payload)
+                self.floor = self.ring[0].sequence  # type: ignore[assignment]
+            self.ring.append(frame)
+        self._more.set()
+
+    def _catch_up(self, member: Member, built: _Built | None) -> None:
+        start, end = member.cursor, self.produced
+        if start >= end:
+            return
+        member.cursor = end
+        member.deliver(self._frames[start - self._base : end - self._base], built)
+
+    async def _send(self) -> None:
+        while True:
+            await self._more.wait()
+            self._more.clear()
+            built: _Built = {}
+            members = list(self.members)
+            for start in range(0, len(members), SLICE):
+                if start:
+                    # Thousands of writes take a while: let the loop serve everything
+                    # else (upstream answers, pings, the next events of this stream).
+                    # A member joining meanwhile starts at the newest frame (older ones
+                    # from the ring); one leaving is skipped.
+                    await asyncio.sleep(0)
+                for member in members[start : start + SLICE]:
+                    if member.group is self:
+                        self._catch_up(member, built)
+            low = min((m.cursor for m in self.members), default=self.produced)
+            if low > self._base:
+                del self._frames[: low - self._base]
+                self._base = low
+            self._room.set()
 
 
 class FanoutHub:

@@ -14,7 +14,9 @@ or JSON, one object a line; either is redacted like every other record.
 WebSocket metrics are taken here too, from the frames as they pass (a connection
 opened and closed, a subscription started and ended, each event delivered or
 dropped), so the socket code needs no hook of its own; a client frame is parsed
-only when it may be a ``subscribe``, a server frame never beyond its head.
+only when it may be a ``subscribe``, a server frame never beyond its head.  Frames
+written past ``send`` (the fan-out's, see :mod:`gateway.http.ws_frames`) are counted
+through the :class:`~gateway.http.ws_frames.FrameWriter` put in the socket's scope.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Final
 
 import orjson
 
+from gateway.http.ws_frames import DIRECT_FRAMES, FrameWriter
 from gateway.logging_redaction import redact
 from gateway.observability import _context, metrics, tracing
 from gateway.observability._context import RequestRecord
@@ -146,6 +149,12 @@ class _Socket:
 
     async def run(self, receive: Receive, send: Send) -> None:
         token = _context.current.set(self.record)
+        extensions = self.scope.get("extensions")
+        if isinstance(extensions, dict):
+            # Frames written past ``send`` (the fan-out's) are counted as ``send``'s are.
+            writer = FrameWriter.for_server_send(send, self._delivered, self._dropped)
+            if writer is not None:
+                extensions[DIRECT_FRAMES] = writer
         try:
             await self.middleware.app(self.scope, self._receiving(receive), self._sending(send))
         finally:
@@ -221,6 +230,17 @@ class _Socket:
             raise
         operation.events += 1
         counters[0].inc()  # delivered
+
+    def _delivered(self, operation_id: str, frames: int) -> None:
+        operation = self.operations.get(operation_id)
+        if operation is not None and operation.counters is not None:
+            operation.events += frames
+            operation.counters[0].inc(frames)
+
+    def _dropped(self, operation_id: str, frames: int) -> None:
+        operation = self.operations.get(operation_id)
+        if operation is not None and operation.counters is not None:
+            operation.counters[1].inc(frames)
 
     async def _last(self, sent: Awaitable[None], operation_id: str, frame: str) -> None:
         await sent

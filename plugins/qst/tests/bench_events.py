@@ -3,6 +3,7 @@
 Run from the repository root (``scripts/bench qst`` does)::
 
     .venv/bin/python plugins/qst/tests/bench_events.py [--profile] [--fanout-only|--before-only]
+        [--subscribers N,N...] [--no-spread] [--no-placements]
 
 The QST sandbox and the gateway under uvicorn share this process and event loop; the
 graphql-transport-ws subscribers run in separate client processes (clients in the
@@ -49,6 +50,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -451,16 +453,19 @@ def top_entries(profile: cProfile.Profile, count: int = 15) -> str:
 
 
 async def event_cases(
-    gateway: TestGateway, sandbox: QstSandbox, profile: bool, before: bool, after: bool
+    gateway: TestGateway, sandbox: QstSandbox, options: Options
 ) -> tuple[list[str], str]:
     rows: list[str] = []
     profiled = ""
     every = ((False, BEFORE_CASES), (True, EVENT_CASES))
-    modes = [m for m in every if (before or m[0]) and (after or not m[0])]
+    modes = [m for m in every if (options.before or m[0]) and (options.after or not m[0])]
     for enabled, cases in modes:
         mode = "fan-out" if enabled else "before (one execution per subscriber)"
         with fanout(gateway, enabled):
             for subscribers, rounds in cases.items():
+                if options.subscribers is not None and subscribers not in options.subscribers:
+                    continue
+                profile = options.profile
                 profiler = (
                     cProfile.Profile() if profile and enabled and subscribers == MANY else None
                 )
@@ -472,6 +477,8 @@ async def event_cases(
                     profiled = top_entries(profiler)
                 rows.append(measured.row(mode, "one account"))
                 print(rows[-1], file=sys.stderr, flush=True)
+            if not options.spread:
+                continue
             measured = await many_accounts(gateway, SPREAD_ACCOUNTS, SPREAD_ROUNDS)
             rows.append(measured.row(mode, "one account each"))
             print(rows[-1], file=sys.stderr, flush=True)
@@ -592,7 +599,33 @@ async def direct_placements(sandbox: QstSandbox) -> list[float]:
     return samples
 
 
-async def main(profile: bool, before: bool = True, after: bool = True) -> None:
+@dataclass(frozen=True)
+class Options:
+    profile: bool = False
+    before: bool = True
+    after: bool = True
+    #: the one-account cases to run (all when None)
+    subscribers: frozenset[int] | None = None
+    spread: bool = True
+    placements: bool = True
+
+    @classmethod
+    def parse(cls, flags: list[str]) -> Options:
+        subscribers = None
+        if "--subscribers" in flags:
+            listed = flags[flags.index("--subscribers") + 1]
+            subscribers = frozenset(int(n) for n in listed.split(","))
+        return cls(
+            profile="--profile" in flags,
+            before="--fanout-only" not in flags,
+            after="--before-only" not in flags,
+            subscribers=subscribers,
+            spread="--no-spread" not in flags,
+            placements="--no-placements" not in flags,
+        )
+
+
+async def main(options: Options) -> None:
     logging.basicConfig(level=logging.ERROR)
     sandbox = QstSandbox(tick_seconds=0)
     await sandbox.start()
@@ -606,14 +639,13 @@ async def main(profile: bool, before: bool = True, after: bool = True) -> None:
                 # One viewer holds every subscriber: the per-viewer caps would refuse them.
                 limits={"max_sockets_per_viewer": 0, "max_subscriptions_per_viewer": 0},
             ) as gateway:
-                rows, profiled = await event_cases(gateway, sandbox, profile, before, after)
-                through = await gateway_placements(gateway)
-                alone = await connector_placements(gateway)
-                direct = await direct_placements(sandbox)
+                rows, profiled = await event_cases(gateway, sandbox, options)
+                if options.placements:
+                    through = await gateway_placements(gateway)
+                    alone = await connector_placements(gateway)
+                    direct = await direct_placements(sandbox)
     finally:
         await sandbox.stop()
-    p50 = (statistics.median(through), statistics.median(alone), statistics.median(direct))
-    p99 = (percentile(through, 0.99), percentile(alone, 0.99), percentile(direct, 0.99))
     print(
         "| emit → GraphQL WS client | shape | subscribers | samples | p50 ms | p99 ms "
         "| gateway CPU µs/delivery | RSS growth MiB |"
@@ -621,6 +653,16 @@ async def main(profile: bool, before: bool = True, after: bool = True) -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
+    if profiled:
+        print()
+        print("Fan-out, 1,000 subscribers, gateway process (own time):")
+        print("```")
+        print(profiled.strip())
+        print("```")
+    if not options.placements:
+        return
+    p50 = (statistics.median(through), statistics.median(alone), statistics.median(direct))
+    p99 = (percentile(through, 0.99), percentile(alone, 0.99), percentile(direct, 0.99))
     print()
     print("| measure | samples | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|")
@@ -629,19 +671,10 @@ async def main(profile: bool, before: bool = True, after: bool = True) -> None:
     print(f"| placement, through the gateway | {len(through)} | {ms(p50[0])} | {ms(p99[0])} |")
     print(f"| ratio connector / direct | - | {p50[1] / p50[2]:.1f}x | {p99[1] / p99[2]:.1f}x |")
     print(f"| ratio gateway / direct | - | {p50[0] / p50[2]:.1f}x | {p99[0] / p99[2]:.1f}x |")
-    if profiled:
-        print()
-        print("Fan-out, 1,000 subscribers, gateway process (own time):")
-        print("```")
-        print(profiled.strip())
-        print("```")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["client"]:
         asyncio.run(client_process())
     else:
-        flags = sys.argv[1:]
-        asyncio.run(
-            main("--profile" in flags, "--fanout-only" not in flags, "--before-only" not in flags)
-        )
+        asyncio.run(main(Options.parse(sys.argv[1:])))
