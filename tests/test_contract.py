@@ -150,11 +150,13 @@ PINNED_CONTRACT = [
 
 PINNED_SCHEMA_FACE = [
     "STAFF",
+    "AccountOptions",
     "AccountType",
     "AccountWrite",
     "Loaders",
     "MoneyType",
     "RequestContext",
+    "TraderOptions",
     "UserError",
     "account_fields",
     "cache_key",

@@ -16,6 +16,13 @@ A plugin's own mutation takes the one write path every core mutation takes —
 :func:`write` (authorise, e.g. ``STAFF`` → validate, e.g. ``decode_account`` and
 ``require_linked_account`` → dispatch, e.g. :func:`send` of an :class:`AccountWrite`
 → one audit row), its payload carrying ``errors: [UserError!]!``.
+
+A platform's settings of a new trader or account are a Strawberry input subclassing
+:class:`TraderOptions` (createTrader) or :class:`AccountOptions` (openAccount,
+reactivateTrader's newAccount) with ``platform = "<platform>"``, contributed through
+``brokergraph_schema_types``: the core input gets a typed field named after the
+platform, whose value reaches the connector as its ``options``
+(:mod:`gateway.graphql.platform_options`).
 """
 
 from __future__ import annotations
@@ -29,17 +36,20 @@ from gateway.graphql.ids import decode_id, encode_id
 from gateway.graphql.loaders import Loaders
 from gateway.graphql.mutations._validate import decode_account
 from gateway.graphql.mutations._write_path import STAFF, AccountWrite, send, write
+from gateway.graphql.platform_options import AccountOptions, TraderOptions
 from gateway.graphql.types import Account as AccountType
 from gateway.graphql.types import Money as MoneyType
 from gateway.graphql.types import account_fields
 
 __all__ = [
     "STAFF",
+    "AccountOptions",
     "AccountType",
     "AccountWrite",
     "Loaders",
     "MoneyType",
     "RequestContext",
+    "TraderOptions",
     "UserError",
     "account_fields",
     "cache_key",

@@ -33,6 +33,7 @@ from gateway.graphql.errors import ERROR_TYPES
 from gateway.graphql.extension_runner import PreparedExtensionsRunner, StagePlans
 from gateway.graphql.limits import alias_limit_rule, depth_limit_rule, repeated_fields_rule
 from gateway.graphql.operation import OperationSettings, gateway_operation
+from gateway.graphql.platform_options import PlatformOptions, specialise
 from gateway.graphql.scalars import SCALAR_MAP
 from gateway.graphql.sdl import FederationService, public_sdl, subgraph_sdl
 from gateway.graphql.types import CORE_TYPES, Account
@@ -192,15 +193,15 @@ def build_schema(
     for platform, cls in account_types.items():
         if not (isinstance(cls, type) and issubclass(cls, Account)):
             raise PluginContractError(f"account type for {platform!r} must subclass Account")
+    contributed_types = plugins.collect("brokergraph_schema_types")
+    # Typed platform options become fields of the provisioning inputs (platform_options).
+    platform_options = PlatformOptions.collect(contributed_types)
     query = _merge("Query", [*plugins.collect("brokergraph_query_fields"), FederationService])
-    mutation = _merge("Mutation", plugins.collect("brokergraph_mutation_fields"))
+    mutation = _merge(
+        "Mutation", specialise(plugins.collect("brokergraph_mutation_fields"), platform_options)
+    )
     subscription = _merge("Subscription", plugins.collect("brokergraph_subscription_fields"))
-    types: list[Any] = [
-        *CORE_TYPES,
-        *ERROR_TYPES,
-        *account_types.values(),
-        *plugins.collect("brokergraph_schema_types"),
-    ]
+    types: list[Any] = [*CORE_TYPES, *ERROR_TYPES, *account_types.values(), *contributed_types]
     schema = BrokerGraphSchema(
         query=query,
         mutation=mutation,

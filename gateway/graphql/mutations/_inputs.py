@@ -123,6 +123,13 @@ class RequestClientReportInput:
     )
 
 
+#: Why ``options`` is deprecated: a typed field per platform replaced it.
+OPTIONS_DEPRECATED = (
+    "Use the platform's typed field (dxtrade: {...}, ctrader: {...}); options stays for "
+    "platforms that have none."
+)
+
+
 @strawberry.input
 class CreateTraderInput:
     platform: str
@@ -139,7 +146,9 @@ class CreateTraderInput:
         "its connector serves). A platform that cannot make what is asked refuses it.",
     )
     options: JSON | None = strawberry.field(
-        default=None, description="Platform-specific options; see the connector's docs."
+        default=None,
+        description="Platform-specific options as JSON; see the connector's docs.",
+        deprecation_reason=OPTIONS_DEPRECATED,
     )
     resume_token: str | None = None
 
@@ -154,7 +163,7 @@ class NewAccountInput:
         description="Live or demo; null: the platform's default (cTrader: the environment "
         "its connector serves). A platform that cannot make what is asked refuses it.",
     )
-    options: JSON | None = None
+    options: JSON | None = strawberry.field(default=None, deprecation_reason=OPTIONS_DEPRECATED)
 
 
 @strawberry.input
@@ -168,7 +177,7 @@ class OpenAccountInput:
         description="Live or demo; null: the platform's default (cTrader: the environment "
         "its connector serves). A platform that cannot make what is asked refuses it.",
     )
-    options: JSON | None = None
+    options: JSON | None = strawberry.field(default=None, deprecation_reason=OPTIONS_DEPRECATED)
 
 
 @strawberry.input

@@ -17,7 +17,7 @@ for: only a viewer who could have started the flow may resume it or be told it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 import strawberry
@@ -51,6 +51,7 @@ from gateway.graphql.loaders import cache_key
 from gateway.graphql.mutations._inputs import (
     CreateTraderInput,
     DeactivateTraderInput,
+    NewAccountInput,
     OpenAccountInput,
     ReactivateTraderInput,
     UpdateAccountInput,
@@ -65,7 +66,6 @@ from gateway.graphql.mutations._validate import (
     check_text,
     decode_account,
     decode_trader,
-    json_object,
 )
 from gateway.graphql.mutations._write_path import (
     STAFF,
@@ -74,19 +74,31 @@ from gateway.graphql.mutations._write_path import (
     send,
     write,
 )
+from gateway.graphql.platform_options import (
+    PlatformOptions,
+    chosen_options,
+    extend_input,
+    options_errors,
+    specialised_by,
+)
 from gateway.graphql.types import Trader, account_type
 
-__all__ = ["ProvisioningMutation"]
+__all__ = ["ProvisioningMutation", "provisioning_mutation"]
 
 
-@strawberry.type
-class ProvisioningMutation:
-    @strawberry.mutation(
-        description="Create a trader (and its accounts) and link them to a partner."
+def provisioning_mutation(options: PlatformOptions) -> type:
+    """The provisioning root type whose inputs carry ``options``' typed platform fields
+    (``createTrader(input: {…, dxtrade: {…}})``; see :mod:`gateway.graphql.platform_options`)."""
+    create_input = extend_input(CreateTraderInput, options.trader)
+    open_input = extend_input(OpenAccountInput, options.account)
+    new_account = extend_input(NewAccountInput, options.account)
+    reactivate_input = (
+        ReactivateTraderInput
+        if new_account is NewAccountInput
+        else extend_input(ReactivateTraderInput, {}, new_account=new_account)
     )
-    async def create_trader(
-        self, info: Info[Any, Any], input: CreateTraderInput
-    ) -> ProvisioningPayload:
+
+    async def create_trader(self: Any, info: Info[Any, Any], input: Any) -> ProvisioningPayload:
         return await write(
             info,
             input,
@@ -99,8 +111,7 @@ class ProvisioningMutation:
             reference=lambda p: p.trader.external_id if p.trader else None,
         )
 
-    @strawberry.mutation
-    async def open_account(self, info: Info[Any, Any], input: OpenAccountInput) -> AccountPayload:
+    async def open_account(self: Any, info: Info[Any, Any], input: Any) -> AccountPayload:
         return await write(
             info,
             input,
@@ -113,9 +124,8 @@ class ProvisioningMutation:
             reference=lambda p: p.account.external_id if p.account else None,
         )
 
-    @strawberry.mutation(description="Change leverage, access rights or group of an account.")
     async def update_account(
-        self, info: Info[Any, Any], input: UpdateAccountInput
+        self: Any, info: Info[Any, Any], input: UpdateAccountInput
     ) -> AccountPayload:
         return await write(
             info,
@@ -128,9 +138,8 @@ class ProvisioningMutation:
             payload=AccountPayload,
         )
 
-    @strawberry.mutation
     async def deactivate_trader(
-        self, info: Info[Any, Any], input: DeactivateTraderInput
+        self: Any, info: Info[Any, Any], input: DeactivateTraderInput
     ) -> ProvisioningPayload:
         return await write(
             info,
@@ -143,20 +152,47 @@ class ProvisioningMutation:
             payload=ProvisioningPayload,
         )
 
-    @strawberry.mutation
-    async def reactivate_trader(
-        self, info: Info[Any, Any], input: ReactivateTraderInput
-    ) -> ProvisioningPayload:
+    async def reactivate_trader(self: Any, info: Info[Any, Any], input: Any) -> ProvisioningPayload:
         return await write(
             info,
             input,
             "reactivateTrader",
             target=input.trader_id,
             authorise=STAFF,
-            validate=_visible_trader,
+            validate=_reactivation,
             dispatch=_reactivate_trader,
             payload=ProvisioningPayload,
         )
+
+    # The inputs are this install's, so the resolvers' annotations are set here (the
+    # module's ``from __future__ import annotations`` made them strings).
+    for resolver, input_type in (
+        (create_trader, create_input),
+        (open_account, open_input),
+        (reactivate_trader, reactivate_input),
+    ):
+        resolver.__annotations__["input"] = input_type
+    namespace = {
+        "create_trader": strawberry.mutation(
+            resolver=create_trader,
+            description="Create a trader (and its accounts) and link them to a partner.",
+        ),
+        "open_account": strawberry.mutation(resolver=open_account),
+        "update_account": strawberry.mutation(
+            resolver=update_account,
+            description="Change leverage, access rights or group of an account.",
+        ),
+        "deactivate_trader": strawberry.mutation(resolver=deactivate_trader),
+        "reactivate_trader": strawberry.mutation(resolver=reactivate_trader),
+    }
+    mutation: type = strawberry.type(type("ProvisioningMutation", (), namespace))
+    return mutation
+
+
+#: The provisioning root type without platform options; the schema rebuilds it for an
+#: install whose plugins contribute some.
+ProvisioningMutation = provisioning_mutation(PlatformOptions())
+specialised_by(ProvisioningMutation, provisioning_mutation)
 
 
 # --------------------------------------------------------------------------- validate
@@ -178,6 +214,9 @@ class _OfTrader(Generic[NT]):
     platform: str
     trader_id: str
     owner: str | None  # the partner it is linked to; None: unlinked, seen by an admin
+    #: The platform options (typed or JSON) and the input field they came in.
+    options: dict[str, Any] = field(default_factory=dict)
+    options_field: str = "options"
 
 
 async def _visible_trader(ctx: RequestContext, input: NT) -> _OfTrader[NT]:
@@ -187,10 +226,26 @@ async def _visible_trader(ctx: RequestContext, input: NT) -> _OfTrader[NT]:
 
 
 async def _new_account(ctx: RequestContext, input: OpenAccountInput) -> _OfTrader[OpenAccountInput]:
-    trader = await _visible_trader(ctx, input)
+    platform, _ = decode_trader(input.trader_id)
+    options, came_in = chosen_options(input, platform, input.options)
     if input.leverage is not None:
         check_amount(input.leverage, field="leverage")
-    return trader
+    trader = await _visible_trader(ctx, input)
+    return replace(trader, options=options, options_field=came_in)
+
+
+async def _reactivation(
+    ctx: RequestContext, input: ReactivateTraderInput
+) -> _OfTrader[ReactivateTraderInput]:
+    platform, _ = decode_trader(input.trader_id)
+    new = input.new_account
+    options, came_in = (
+        ({}, "options")
+        if new is None
+        else chosen_options(new, platform, new.options, path=("newAccount",))
+    )
+    trader = await _visible_trader(ctx, input)
+    return replace(trader, options=options, options_field=came_in)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,16 +253,19 @@ class _NewTrader:
     input: CreateTraderInput
     email: str
     broker: str | None  # the partner's broker: the scope a resume token is bound to
+    options: dict[str, Any]  # typed or JSON, checked for the platform
+    options_field: str  # the input field they came in: "options" or the platform's
 
 
 async def _new_trader(ctx: RequestContext, input: CreateTraderInput) -> _NewTrader:
+    options, came_in = chosen_options(input, input.platform, input.options)
     partner = await access.require_partner(ctx, input.partner_code)
     email = check_text(input.email, "email", max_length=254)
     if "@" not in email:
         raise InvalidInput("email is not an address", field=["email"])
     if input.leverage is not None:
         check_amount(input.leverage, field="leverage")
-    new = _NewTrader(input, email, partner.broker)
+    new = _NewTrader(input, email, partner.broker, options, came_in)
     if input.resume_token is not None and not await _may_resume(
         ctx, new, check_text(input.resume_token, "resumeToken", max_length=200)
     ):
@@ -252,13 +310,15 @@ async def _create_trader(ctx: RequestContext, new: _NewTrader) -> ProvisioningPa
         currency=input.currency,
         leverage=input.leverage,
         is_live=input.is_live,
-        options=json_object(input.options, "options"),
+        options=new.options,
         resume_token=input.resume_token,
     )
-    identities = await provisioning.creation_identities(request)
+    with options_errors(new.options_field):
+        identities = await provisioning.creation_identities(request)
     claimed = await _claim_identities(ctx, input.platform, input.partner_code, identities)
     try:
-        result = await provisioning.create_trader(request)
+        with options_errors(new.options_field):
+            result = await provisioning.create_trader(request)
     except BrokerGraphError as error:
         if not may_have_applied(error):
             await _release(ctx, input.platform, claimed)
@@ -371,16 +431,16 @@ async def _keep_resume_token(
 
 async def _open_account(ctx: RequestContext, trader: _OfTrader[OpenAccountInput]) -> AccountPayload:
     input = trader.input
-    account = await _provisioning(ctx, trader.platform).open_account(
-        OpenAccountRequest(
-            trader_id=trader.trader_id,
-            currency=check_text(input.currency, "currency", max_length=12).upper(),
-            group=input.group,
-            leverage=input.leverage,
-            is_live=input.is_live,
-            options=json_object(input.options, "options"),
-        )
+    request = OpenAccountRequest(
+        trader_id=trader.trader_id,
+        currency=check_text(input.currency, "currency", max_length=12).upper(),
+        group=input.group,
+        leverage=input.leverage,
+        is_live=input.is_live,
+        options=trader.options,
     )
+    with options_errors(trader.options_field):
+        account = await _provisioning(ctx, trader.platform).open_account(request)
     await _invalidate_trader(ctx, trader.platform, trader.trader_id)
     if trader.owner is not None:
         await ctx.services.store.link(
@@ -418,21 +478,21 @@ async def _reactivate_trader(
 ) -> ProvisioningPayload:
     provisioning = _provisioning(ctx, trader.platform)
     new = trader.input.new_account
-    result = await provisioning.reactivate_trader(
-        ReactivateTraderRequest(
+    request = ReactivateTraderRequest(
+        trader_id=trader.trader_id,
+        new_account=None
+        if new is None
+        else OpenAccountRequest(
             trader_id=trader.trader_id,
-            new_account=None
-            if new is None
-            else OpenAccountRequest(
-                trader_id=trader.trader_id,
-                currency=check_text(new.currency, "currency", max_length=12).upper(),
-                group=new.group,
-                leverage=new.leverage,
-                is_live=new.is_live,
-                options=json_object(new.options, "options"),
-            ),
-        )
+            currency=check_text(new.currency, "currency", max_length=12).upper(),
+            group=new.group,
+            leverage=new.leverage,
+            is_live=new.is_live,
+            options=trader.options,
+        ),
     )
+    with options_errors(trader.options_field, path=("newAccount",)):
+        result = await provisioning.reactivate_trader(request)
     await _invalidate_trader(ctx, trader.platform, trader.trader_id)
     if trader.owner is not None:
         await _link_result(ctx, trader.owner, result)

@@ -1,7 +1,7 @@
 """The DXtrade plugin's hooks (entry point ``brokergraph.plugins: dxtrade``).
 
-Hooks only declare: the connector class, its sandbox, the ``DxTradeAccount`` type and
-the dxFeed callback route.
+Hooks only declare: the connector class, its sandbox, the ``DxTradeAccount`` type, the
+typed provisioning options and the dxFeed callback route.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 
 from brokergraph_dxtrade.connector import DxTradeConnector
+from brokergraph_dxtrade.options_schema import DxTradeAccountOptions, DxTradeTraderOptions
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_dxtrade.schema import DxTradeAccount
 from brokergraph_dxtrade.settings import DxTradeSettings
@@ -25,6 +26,7 @@ __all__ = [
     "brokergraph_connectors",
     "brokergraph_routes",
     "brokergraph_sandboxes",
+    "brokergraph_schema_types",
 ]
 
 logger = logging.getLogger("brokergraph_dxtrade")
@@ -47,6 +49,13 @@ def brokergraph_sandboxes() -> Sequence[type[Sandbox]]:
 @hookimpl
 def brokergraph_account_types() -> Mapping[str, type[Any]]:
     return {DxTradeConnector.platform: DxTradeAccount}
+
+
+@hookimpl
+def brokergraph_schema_types() -> Sequence[type[Any]]:
+    """The typed options of createTrader (``dxtrade: DxTradeTraderOptions``) and of
+    openAccount / newAccount (``dxtrade: DxTradeAccountOptions``)."""
+    return [DxTradeTraderOptions, DxTradeAccountOptions]
 
 
 @hookimpl

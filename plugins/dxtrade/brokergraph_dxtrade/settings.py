@@ -52,6 +52,9 @@ class DxTradeSettings(TlsSettings):
     #: of each account's user, for a host whose service account sees no user's accounts
     #: there; DXtrade then requires the LOGIN_ON_BEHALF permission (B2).
     read_on_behalf: bool = False
+    #: How long DXtrade's category list (the check of a new account's categories) is
+    #: kept before it is read again.
+    category_cache_seconds: float = 300.0
 
     url_settings: ClassVar[tuple[str, ...]] = ("url", "dxfeed_url")
 

@@ -122,7 +122,7 @@ def option_categories(options: Mapping[str, Any]) -> tuple[Mapping[str, str], ..
             "{category, value} objects",
             "categories",
         )
-    result = []
+    result: list[dict[str, str]] = []
     for item in raw:
         if (
             not isinstance(item, dict)
@@ -131,6 +131,12 @@ def option_categories(options: Mapping[str, Any]) -> tuple[Mapping[str, str], ..
         ):
             raise invalid_option(
                 'each category is {"category": "<domain>", "value": "<value>"} (strings)',
+                "categories",
+            )
+        if any(c["category"] == item["category"] for c in result):
+            raise invalid_option(
+                f"category {item['category']!r} is given twice; an account has one value "
+                "per category",
                 "categories",
             )
         result.append({"category": item["category"], "value": item["value"]})

@@ -10,7 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 from brokergraph_dxtrade.client import DXWEB, Response
-from brokergraph_dxtrade.connector._base import DxTradeBase, error_text
+from brokergraph_dxtrade.connector._base import error_text
+from brokergraph_dxtrade.connector._categories import CategoriesMixin
 from brokergraph_dxtrade.connector._options import (
     ACCOUNT_KINDS,
     ACCOUNT_OPTIONS,
@@ -57,7 +58,7 @@ from gateway.contract import (
 __all__ = ["DxTradeProvisioning"]
 
 
-class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
+class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
     """Users and accounts through DxRegister (see the package docstring's table)."""
 
     def _account_plan(
@@ -74,6 +75,11 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         account_type = option_choice(
             options, "accountType", ("LIVE", "DEMO"), str(t.get("accountType", default_type))
         )
+        if is_live is not None and "accountType" in options and account_type != default_type:
+            raise invalid_option(
+                f"accountType {account_type} contradicts isLive {str(is_live).lower()}",
+                "accountType",
+            )
         code = option_text(options, "accountCode", CODE)
         clearing = option_text(options, "clearingCode", CODE) or str(
             t.get("clearingCode", self.settings.clearing_code)
@@ -204,11 +210,35 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
             )
         return feed_id, mode
 
+    def _creation_plan(self, request: CreateTraderRequest) -> AccountPlan | None:
+        """The first account's plan (None: no account), every option checked; no call."""
+        options = request.options
+        plan: AccountPlan | None = None
+        if request.currency is not None or ACCOUNT_OPTIONS & set(options):
+            if request.currency is None:
+                raise InvalidInput(
+                    "currency is required when account options are given", field=["currency"]
+                )
+            plan = self._account_plan(
+                options, currency_code(request.currency), request.is_live, request.leverage
+            )
+        elif request.leverage is not None:
+            raise InvalidInput(
+                "leverage applies to an account: give a currency too", field=["leverage"]
+            )
+        if request.group is not None and not CODE.match(request.group):
+            raise InvalidInput("group must be a DXtrade user group name", field=["group"])
+        return plan
+
     async def creation_identities(self, request: CreateTraderRequest) -> Sequence[VendorIdentity]:
         """The dxFeed account a CRM-mode user is created with, and the users naming it
         already: they share its subscriptions (cancelling them locks all of them out).
-        Options are checked first, so a bad request costs no call."""
+        Options are checked first (categories against DXtrade's list, which is read at
+        most once per ``category_cache_seconds``), so a bad request costs no other call."""
         feed_id, _ = self._feed_mode(request.options)
+        plan = self._creation_plan(request)
+        if plan is not None:
+            await self._check_categories(plan.categories)
         if feed_id is None:
             return ()
         return [
@@ -262,21 +292,9 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         login_option = option_text(options, "login", CODE)
         domain = option_text(options, "domain", CODE) or self.settings.domain
         broker_code = option_text(options, "brokerCode", CODE) or self.settings.broker_code
-        plan: AccountPlan | None = None
-        if request.currency is not None or ACCOUNT_OPTIONS & set(options):
-            if request.currency is None:
-                raise InvalidInput(
-                    "currency is required when account options are given", field=["currency"]
-                )
-            plan = self._account_plan(
-                options, currency_code(request.currency), request.is_live, request.leverage
-            )
-        elif request.leverage is not None:
-            raise InvalidInput(
-                "leverage applies to an account: give a currency too", field=["leverage"]
-            )
-        if request.group is not None and not CODE.match(request.group):
-            raise InvalidInput("group must be a DXtrade user group name", field=["group"])
+        plan = self._creation_plan(request)
+        if plan is not None:
+            await self._check_categories(plan.categories)
 
         if login_option is not None and await self._exists(
             self._trader_path(login_option, domain), "user"
@@ -348,6 +366,7 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
                 "DXtrade accounts have categories, not groups: use options.categories",
                 field=["group"],
             )
+        await self._check_categories(plan.categories)
         client = (await self._client(request.trader_id)).body
         own = {str(a.get("accountCode")) for a in client.get("accounts") or []}
         return await self._add_account(login, domain, plan, own)
@@ -594,15 +613,18 @@ class DxTradeProvisioning(DxTradeBase, TraderProvisioning):
         no money.
         """
         login, domain = self._trader_parts(request.trader_id)
+        if request.new_account is not None:  # checked before any call
+            new = request.new_account
+            check_option_keys(new.options, ACCOUNT_OPTIONS)
+            given = self._account_plan(
+                new.options, currency_code(new.currency), new.is_live, new.leverage
+            )
+            await self._check_categories(given.categories)
         client = (await self._client(request.trader_id)).body
         accounts = [a for a in client.get("accounts") or [] if isinstance(a, Mapping)]
         template = accounts[-1] if accounts else None
         if request.new_account is not None:
-            new = request.new_account
-            check_option_keys(new.options, ACCOUNT_OPTIONS)
-            plan = self._account_plan(
-                new.options, currency_code(new.currency), new.is_live, new.leverage
-            )
+            plan = given
         elif template is not None:
             plan = self._account_plan(
                 {}, currency_code(str(template.get("currency"))), True, None, template=template

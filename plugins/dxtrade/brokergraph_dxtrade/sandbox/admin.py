@@ -145,6 +145,23 @@ async def disable(request: Request, ctx: Context) -> Any:
     return _client_response(ctx, ctx.state.disable(p["domain"], p["login"], cancel))
 
 
+# -- categories ---------------------------------------------------------------------------
+
+
+async def list_categories(request: Request, ctx: Context) -> Any:
+    """Every category domain and its allowed values (B3, observed D4); a host without
+    the route answers as ``rules.category_route`` says."""
+    missing = ctx.state.rules.category_route
+    if missing == 400:
+        raise bad_request("unknown operation category")
+    if missing is not None:
+        return PlainTextResponse(HTTPStatus(missing).phrase, status_code=missing)
+    return [
+        {"category": domain, "values": [{"value": v} for v in values]}
+        for domain, values in ctx.state.categories.items()
+    ]
+
+
 # -- accounts -----------------------------------------------------------------------------
 
 
@@ -211,6 +228,7 @@ def routes() -> list[Api]:
         api("PUT", client, update_client),
         api("POST", f"{client}/account", add_account),
         api("POST", f"{client}/disable-user-and-terminate-accounts", disable),
+        api("GET", f"{register}/category", list_categories),
         api("GET", f"{register}/account", list_accounts),
         api("PUT", f"{register}/account", update_accounts),
         api("GET", account, get_account),

@@ -23,6 +23,12 @@ one of them and nothing safe may depend on the guess:
 * ``disable_route``: seed 004's ``…/disable-user-and-terminate-accounts`` is in no
   vendor document (B3 "Known gaps").  ``None``: the sandbox serves it; ``404``,
   ``405`` or ``400``: the answers a host without it could give to a POST there.
+* ``category_route``: ``GET /api/register/category`` is observed (D4), not in every
+  host's documentation.  ``None``: the sandbox serves its category list; ``404``,
+  ``405`` or ``400``: the answers of a host without it.
+* ``unknown_categories``: what DXtrade does with an account category (domain or value)
+  its list does not hold is [I].  ``"refuse"``: 400, nothing created; ``"keep"``: the
+  account is created and keeps it as given.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ CASH_ID_REPEATS: tuple[CashIdRepeat, ...] = ("replay", "conflict", "apply")
 EXPIRED_SESSION_STATUSES: tuple[int, ...] = (401, 403)
 #: What a host without the disable route may answer to a POST on it.
 MISSING_ROUTE_STATUSES: tuple[int, ...] = (404, 405, 400)
+
+UnknownCategories = Literal["refuse", "keep"]
+UNKNOWN_CATEGORIES: tuple[UnknownCategories, ...] = ("refuse", "keep")
 
 #: The permission a caller needs to open a session as another user (B2, [V] D1).
 LOGIN_ON_BEHALF = "LOGIN_ON_BEHALF"
@@ -53,6 +62,8 @@ class Rules:
     transfers_page_size: int | None = None
     crm_sees_all_accounts: bool = True
     disable_route: int | None = None
+    category_route: int | None = None
+    unknown_categories: UnknownCategories = "refuse"
 
     def __post_init__(self) -> None:
         if self.cash_id_repeat not in CASH_ID_REPEATS:
@@ -63,6 +74,10 @@ class Rules:
             raise ValueError("transfers_page_size must be None or at least 1")
         if self.disable_route is not None and self.disable_route not in MISSING_ROUTE_STATUSES:
             raise ValueError(f"disable_route must be None or one of {MISSING_ROUTE_STATUSES}")
+        if self.category_route is not None and self.category_route not in MISSING_ROUTE_STATUSES:
+            raise ValueError(f"category_route must be None or one of {MISSING_ROUTE_STATUSES}")
+        if self.unknown_categories not in UNKNOWN_CATEGORIES:
+            raise ValueError(f"unknown_categories must be one of {UNKNOWN_CATEGORIES}")
 
 
 __all__ = [
@@ -71,6 +86,8 @@ __all__ = [
     "LOGIN_ON_BEHALF",
     "MISSING_ROUTE_STATUSES",
     "REGISTER",
+    "UNKNOWN_CATEGORIES",
     "CashIdRepeat",
     "Rules",
+    "UnknownCategories",
 ]

@@ -31,6 +31,20 @@ QUOTES: dict[str, D] = {
 }
 
 
+#: The category list (``GET /api/register/category``): Deriv's production values (B4,
+#: observed D5) and the XT example's TRADE_TYPE (verified D2).
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "Trading": ("CFD", "Financials Only", "Synthetics Only"),
+    "AutoExecution": ("Bbook",),
+    "Commissions": ("Zero Commissions",),
+    "Financing": ("Standard Swaps",),
+    "Limits": ("Standard Limits",),
+    "Margining": ("Standard Margining",),
+    "Spreads": ("Standard Spreads",),
+    "TRADE_TYPE": ("FUTURES",),
+}
+
+
 @dataclass
 class Seed:
     clients: list[Client] = field(default_factory=list)

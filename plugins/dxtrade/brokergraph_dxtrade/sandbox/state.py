@@ -39,7 +39,13 @@ from brokergraph_dxtrade.sandbox.model import (
     Transfer,
 )
 from brokergraph_dxtrade.sandbox.rules import REGISTER, Rules
-from brokergraph_dxtrade.sandbox.seed import ADMIN_DOMAIN, ADMIN_LOGIN, QUOTES, seed
+from brokergraph_dxtrade.sandbox.seed import (
+    ADMIN_DOMAIN,
+    ADMIN_LOGIN,
+    CATEGORIES,
+    QUOTES,
+    seed,
+)
 from brokergraph_dxtrade.sandbox.wire import amount, choice, now, optional_text, text
 
 FEED_KINDS = (
@@ -95,6 +101,8 @@ class DxState:
         self.orders: list[Order] = s.orders
         self.transfers: list[Transfer] = s.transfers
         self.feeds: dict[str, list[Subscription]] = s.feeds
+        #: Category domain -> the values an account may take (``/api/register/category``).
+        self.categories: dict[str, list[str]] = {k: list(v) for k, v in CATEGORIES.items()}
         #: The first cash operation under each (clearing, account, id).
         self.cash_ops: dict[tuple[str, str, str], CashOp] = {}
         #: Every cash operation that moved money, in order: a repeated id twice under
@@ -297,6 +305,10 @@ class DxState:
             isinstance(c, dict) and isinstance(c.get("category"), str) for c in categories
         ):
             raise bad_request("categories must be a list of {category, value}")
+        if self.rules.unknown_categories == "refuse":
+            for c in categories:
+                if str(c.get("value")) not in self.categories.get(c["category"], ()):
+                    raise bad_request(f"unknown category value {c['category']}={c.get('value')}")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise bad_request("metadata must be an object")
