@@ -413,7 +413,9 @@ class CTraderMutation:
         name="moveCTraderAccountToWhiteLabel",
         description="Move a cTrader trader to another White Label (brokerName) of the same "
         "plant (cTrader 5.3). Staff only; audited. The account's partner link is kept: "
-        "relink it if the new White Label belongs to another partner.",
+        "relink it if the new White Label belongs to another partner. cTrader documents "
+        "no separate move between jurisdictions: a jurisdiction served by its own White "
+        "Label is reached with this move.",
     )
     async def move_ctrader_account_to_white_label(
         self, info: Info[Any, Any], input: MoveCTraderAccountToWhiteLabelInput
