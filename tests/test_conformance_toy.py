@@ -2,7 +2,8 @@
 
 Every case of the kit runs here; the only skips are capabilities the toy does not
 declare (PARTNER_DIRECTORY, TAX, CLIENT_REPORTS, TRADING_ACCESS), and those run
-against the in-memory back-office connector instead.
+against the in-memory back-office connector instead; INSTRUMENTS (which the toy leaves
+out to be the platform that answers CAPABILITY_NOT_SUPPORTED) runs against DXtrade's.
 """
 
 from __future__ import annotations

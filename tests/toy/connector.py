@@ -1,8 +1,8 @@
 """The toy connector: the toy sandbox's JSON API behind the standard families.
 
-It declares every capability except PARTNER_DIRECTORY, TRADING_ACCESS, TAX and
-CLIENT_REPORTS, so the gateway's "capability not supported" path has a real
-connector to refuse.  Batched reads make one HTTP call per batch; errors map to
+It declares every capability except PARTNER_DIRECTORY, TRADING_ACCESS, TAX,
+CLIENT_REPORTS and INSTRUMENTS, so the gateway's "capability not supported" path has a
+real connector to refuse.  Batched reads make one HTTP call per batch; errors map to
 :mod:`gateway.errors` through one table (:data:`ERRORS`).
 """
 
@@ -113,6 +113,7 @@ class ToyConnector(
         Capability.TRADING_ACCESS,
         Capability.TAX,
         Capability.CLIENT_REPORTS,
+        Capability.INSTRUMENTS,
     }
     cache_ttl_seconds: ClassVar[Mapping[Capability, float]] = {Capability.ACCOUNT_READS: 30.0}
     # Money and order writes carry the key (clientId, clientOrderId); the sandbox dedupes.

@@ -35,6 +35,7 @@ SAMPLE = Sample(
     amount=Decimal("12.34"),
     history_account_id="default:alice-usd",
     period=(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)),
+    order_account_id="default:alice-usd",
     new_trader_partner_code="DEMO-001",
     currency="USD",
 )

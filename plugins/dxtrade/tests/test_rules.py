@@ -410,9 +410,11 @@ async def test_deals_are_the_executions_of_the_order_history(
 
 
 def test_the_product_places_no_dxtrade_orders() -> None:
-    """Order placement (B5: POST/PUT/DELETE .../orders) is not used: the connector
-    declares no order capability, and the sandbox serves only the order reads."""
-    assert not {Capability.ORDER_ROUTING, Capability.ORDER_READS} & DxTradeConnector.capabilities
+    """Order placement (B5: POST/PUT/DELETE .../orders) is not used: the connector reads
+    orders (ORDER_READS, the day's blotter with its fills) but declares no routing, and
+    the sandbox serves only the order reads."""
+    assert Capability.ORDER_ROUTING not in DxTradeConnector.capabilities
+    assert Capability.ORDER_READS in DxTradeConnector.capabilities
     writes = [
         f"{api.method} {api.path}"
         for api in DxTradeSandbox._table()

@@ -18,6 +18,8 @@ get_positions          ONE GET /dxsca-web/accounts/positions?accounts=a,b,...
 get_balance_operations GET /dxsca-web/accounts/{account}/transfers?time-from=&time-to=
 get_deals              GET /dxsca-web/accounts/{account}/orders/history (COMPLETED)
 get_instruments        GET /dxsca-web/accounts/{account}/instruments/query?symbols=a,b
+get_orders             ONE GET /dxsca-web/accounts/orders?accounts=a,b,... (working) and ONE
+                       .../accounts/orders/history?completed-from= (the last 24 h), with fills
 deposit / withdraw     PUT /api/register/account/{cc}/{ac}/deposit|withdrawal/{key}
 change_credit          GET the account, PUT {"credit": old + change} (read-modify-write)
 market-data            dxFeed account of the user (``dxFeedAccountId``), its subscriptions
@@ -35,6 +37,7 @@ from brokergraph_dxtrade.connector._funding import DxTradeFunding
 from brokergraph_dxtrade.connector._instruments import DxTradeInstruments
 from brokergraph_dxtrade.connector._market_data import DxTradeMarketData
 from brokergraph_dxtrade.connector._options import MODES
+from brokergraph_dxtrade.connector._orders import DxTradeOrders
 from brokergraph_dxtrade.connector._provisioning import DxTradeProvisioning
 from brokergraph_dxtrade.connector._reads import DxTradeReads
 from brokergraph_dxtrade.mapping import PLATFORM
@@ -44,7 +47,12 @@ __all__ = ["MODES", "DxTradeConnector"]
 
 
 class DxTradeConnector(
-    DxTradeProvisioning, DxTradeReads, DxTradeFunding, DxTradeMarketData, DxTradeInstruments
+    DxTradeProvisioning,
+    DxTradeReads,
+    DxTradeFunding,
+    DxTradeMarketData,
+    DxTradeInstruments,
+    DxTradeOrders,
 ):
     """DXtrade (DxRegister + dxsca-web) with dxFeed entitlements; see the module table.
 
@@ -63,6 +71,7 @@ class DxTradeConnector(
             Capability.CREDIT,
             Capability.MARKET_DATA_ENTITLEMENTS,
             Capability.INSTRUMENTS,
+            Capability.ORDER_READS,
         }
     )
     #: Account reads may be 5 s old (DXtrade allows ~10 reads/s per session); market-data

@@ -177,15 +177,22 @@ class DxTradeBase(Connector):
 
     # -- dxsca-web reads: as the service account, or on behalf of each owner -------------
 
-    async def _batched(self, account_ids: Sequence[str], path: str, what: str) -> list[Any]:
+    async def _batched(
+        self,
+        account_ids: Sequence[str],
+        path: str,
+        what: str,
+        params: Mapping[str, str] | None = None,
+    ) -> list[Any]:
         """The bodies of one ``accounts=a,b,…`` read of ``path`` per session: the service
         account's, or with ``read_on_behalf`` one per owner of the accounts (accounts no
-        user owns are left out: nobody can log in for them)."""
+        user owns are left out: nobody can log in for them); ``params`` go with each."""
         if not account_ids:
             return []
+        extra = dict(params or {})
         if not self.settings.read_on_behalf:
-            params = self.client.accounts_param(account_ids)
-            return [(await self.client.get(DXSCA, path, what=what, params=params)).body]
+            query = {**self.client.accounts_param(account_ids), **extra}
+            return [(await self.client.get(DXSCA, path, what=what, params=query)).body]
         groups: dict[str, list[str]] = {}
         for account, owner in zip(account_ids, await self._owners_of(account_ids), strict=True):
             if owner is not None:
@@ -193,9 +200,9 @@ class DxTradeBase(Connector):
 
         async def read(owner: str) -> Any:
             reader = self._reader_for(owner)
-            params = reader.accounts_param(groups[owner])
+            query = {**reader.accounts_param(groups[owner]), **extra}
             return (
-                await self._as_owner(owner, reader.get(DXSCA, path, what=what, params=params))
+                await self._as_owner(owner, reader.get(DXSCA, path, what=what, params=query))
             ).body
 
         return await self._each(list(groups), read)
