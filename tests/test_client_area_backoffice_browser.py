@@ -1,0 +1,209 @@
+"""The client area's back office in Debian's chromium, offline (manager token).
+
+A gateway wired to the cTrader, DXtrade and QORT sandboxes serves the built app at
+/client-area; playwright-core (examples/client-area/e2e/backoffice-journey.mjs) opens it
+with a manager token in the URL fragment, every host but 127.0.0.1 unresolvable.  In one
+journey the page creates a cTrader trader whose link-user step this test makes fail (the
+sandbox's ``fail_next``, set the moment cTrader has made the trader), shows the steps and
+resumes the failed one; deposits by double click (one movement: the audit trail shows it
+once, beside the replay of the second click); withdraws, the answer lost on its way to
+the page (shown as outcome unknown, settled by the Retry with the same key); deactivates
+and reactivates a DXtrade trader; and passes axe-core's WCAG 2 A/AA rules.  What the page
+showed is checked against the platforms: one trader made and linked once, one deposit and
+one withdrawal on the account.  Screenshots go to tests/artifacts/back-office/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import brokergraph_ctrader.plugin
+import brokergraph_dxtrade.plugin
+import brokergraph_qort.plugin
+import pytest
+from brokergraph_ctrader.sandbox import CTraderSandbox
+from brokergraph_dxtrade.sandbox import DxTradeSandbox
+from brokergraph_qort.sandbox import QortSandbox
+
+from gateway.sandboxes import Sandbox
+from gateway.testing import TestGateway, open_test_gateway
+from tests import browser
+from tests.test_client_area_build import APP_DIR, build_client_area
+
+SHOTS = browser.ARTIFACTS_DIR / "back-office"
+PARTNER = """{ businessPartner(code: "DEMO-001") {
+  accounts { id platform number balance { amount } }
+  traders { platform externalId status } } }"""
+OPERATIONS = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: $id) {
+  balance { amount } balanceOperations(from: $from, to: $to) { kind amount { amount } } } }"""
+TRADERS = "POST /v2/webserv/traders"
+LINKS = "POST /cid/ctid/link"
+
+
+def keep_screenshots(shots: Path) -> None:
+    """The journey's screenshots, kept as artifacts (tests/artifacts is not committed)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for shot in shots.glob("back-office*.png"):
+        shutil.copy(shot, SHOTS / shot.name)
+
+
+async def manager_data(gateway: TestGateway, query: str, **variables: Any) -> dict[str, Any]:
+    data: dict[str, Any] = await gateway.data(query, variables, token="manager")
+    return data
+
+
+async def fail_the_link_step(ctrader: CTraderSandbox) -> None:
+    """Once cTrader has made the trader, refuse the next request: createTrader's
+    link-user.  Requests wait 0.2 s on arrival meanwhile, so the knob is set before
+    link-user is handled (as tests/test_crm_client_area.py does)."""
+    made = ctrader.calls[TRADERS]
+    users = ctrader.calls["POST /cid/ctid/create"]
+    while ctrader.calls["POST /cid/ctid/create"] == users:  # noqa: ASYNC110
+        await asyncio.sleep(0.002)
+    ctrader.latency_seconds = 0.2
+    while ctrader.calls[TRADERS] == made:  # noqa: ASYNC110
+        await asyncio.sleep(0.002)
+    ctrader.fail_next(1, 429)
+    await asyncio.sleep(0.5)  # link-user has arrived: its wait was fixed then
+    ctrader.latency_seconds = 0.0
+
+
+async def run_journey(gateway: TestGateway, shots: Path, **inputs: str) -> dict[str, Any]:
+    env = {
+        **inputs,
+        "BACKOFFICE_URL": f"{gateway.url}/client-area/#manager={gateway.tokens['manager']}",
+        "CHROMIUM": browser.chromium_path(),
+        "SCREENSHOT_DIR": str(shots),
+    }
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(APP_DIR / "e2e" / "backoffice-journey.mjs"),
+        cwd=APP_DIR,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode(errors="replace")
+    report: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    assert report["offLoopback"] == []  # nothing from a CDN, nothing off this machine
+    return report
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)  # a cold npm ci downloads; three sandboxes and chromium start
+async def test_the_back_office_journey(tmp_path: Path) -> None:
+    browser.chromium_path()
+    await build_client_area()
+    ctrader, dxtrade = CTraderSandbox(), DxTradeSandbox()
+    sandboxes: list[Sandbox] = [ctrader, dxtrade, QortSandbox()]
+    plugins: list[object] = [
+        brokergraph_ctrader.plugin,
+        brokergraph_dxtrade.plugin,
+        brokergraph_qort.plugin,
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        for sandbox in sandboxes:
+            await stack.enter_async_context(sandbox)
+        gateway = await stack.enter_async_context(
+            open_test_gateway(plugins, sandboxes, tmp_path / "store")
+        )
+        partner = (await manager_data(gateway, PARTNER))["businessPartner"]
+        account = next(a for a in partner["accounts"] if a["platform"] == "ctrader")
+        dx_trader = next(t for t in partner["traders"] if t["platform"] == "dxtrade")
+        assert dx_trader["status"] == "ACTIVE"
+        since = datetime.now(UTC) - timedelta(minutes=1)
+        made, linked = ctrader.calls[TRADERS], ctrader.calls[LINKS]
+
+        failing = asyncio.get_running_loop().create_task(fail_the_link_step(ctrader))
+        try:
+            report = await run_journey(
+                gateway,
+                tmp_path,
+                EMAIL=f"back-office-{uuid.uuid4().hex[:8]}@example.com",
+                TARGET=f"{account['platform']} {account['number']}",
+                AMOUNT="123.45",
+                WITHDRAW="20.00",
+                DX_TRADER=dx_trader["externalId"],
+            )
+        finally:
+            failing.cancel()
+        after = await manager_data(
+            gateway,
+            OPERATIONS,
+            id=account["id"],
+            **{
+                "from": since.isoformat(),
+                "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat(),
+            },
+        )
+        traders_after = (await manager_data(gateway, PARTNER))["businessPartner"]["traders"]
+
+    keep_screenshots(tmp_path)
+
+    # The trader: the link step failed, the page showed it and resumed only that step.
+    assert report["stoppedSteps"] == [
+        ["create-user", True],
+        ["create-trader", True],
+        ["link-user", False],
+    ]
+    assert "RATE_LIMITED" in report["stopped"]
+    assert report["resumedSteps"] == [
+        ["create-user", True],
+        ["create-trader", True],
+        ["link-user", True],
+    ]
+    assert report["created"].startswith("Trader ")
+    assert report["requests"]["CreateTrader"] == 2  # the first, and the resume
+    assert (ctrader.calls[TRADERS], ctrader.calls[LINKS]) == (made + 1, linked + 1)
+    assert (
+        len([t for t in traders_after if t["platform"] == "ctrader"])
+        == len([t for t in partner["traders"] if t["platform"] == "ctrader"]) + 1
+    )
+
+    # The double click sent the key twice; money moved once, and the trail says so.
+    assert report["requests"]["Deposit"] == 2
+    assert report["deposit"].startswith("Deposited 123.45 ")
+    assert sorted(report["depositAudit"]) == [
+        ["deposit", "OK", "123.45"],
+        ["deposit", "REPLAYED", "123.45"],
+    ]
+    # The withdrawal's answer was lost on its way to the page: shown as unknown, its
+    # Retry sent the same key and the gateway answered the first result.
+    assert report["requests"]["Withdraw"] == 2
+    assert report["withdrawUnknown"].startswith("Outcome unknown:")
+    assert "Retry (same key)" in report["withdrawUnknown"]
+    assert report["retryKey"] == report["withdrawKey"]
+    assert report["withdraw"].startswith("Withdrew 20.00 ")
+    assert report["withdraw"].endswith("settled from the first submission: it moved once")
+    assert sorted(report["withdrawAudit"]) == [
+        ["withdraw", "OK", "20.00"],
+        ["withdraw", "REPLAYED", "20.00"],
+    ]
+    moved = [(op["kind"], op["amount"]["amount"]) for op in after["account"]["balanceOperations"]]
+    assert sorted(moved) == [("DEPOSIT", "123.45"), ("WITHDRAWAL", "20.00")], moved
+    before = Decimal(account["balance"]["amount"])
+    assert Decimal(after["account"]["balance"]["amount"]) == before + Decimal("103.45")
+
+    # DXtrade: deactivated, then active again; both audited.
+    assert report["statusAfterDeactivate"] in ("DISABLED", "INACTIVE")
+    assert report["statusAfterReactivate"] == "ACTIVE"
+    assert all(succeeded for _, succeeded in report["deactivateSteps"])
+    assert all(succeeded for _, succeeded in report["reactivateSteps"])
+    assert report["traderAudit"][:2] == [["reactivateTrader", "OK"], ["deactivateTrader", "OK"]]
+    assert (
+        next(t for t in traders_after if t["externalId"] == dx_trader["externalId"])["status"]
+        == "ACTIVE"
+    )
+
+    assert report["axe"] == []
+    assert (SHOTS / "back-office.png").stat().st_size > 0
