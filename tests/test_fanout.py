@@ -33,6 +33,7 @@ from websockets.asyncio.client import ClientConnection
 from gateway import models
 from gateway.http._fanout import MAX_BACKLOG, FanoutHub, viewer_independent
 from gateway.http.websocket import GraphQLWebSocket
+from gateway.http.ws_frames import BUFFER_LIMIT
 from gateway.testing import TestGateway, open_test_gateway
 from plugins.qst.tests.qst_testkit import (
     FAST_RECOVERY,
@@ -336,6 +337,11 @@ async def test_a_subscriber_that_stops_reading_holds_nobody_back_and_misses_noth
             )
         # The slow one fell more than MAX_BACKLOG frames behind: it left the group.
         assert members(hub) == 1
+        # What the gateway holds for it unsent is bounded: its socket's buffer took
+        # direct writes only while under the limit (then at most one batch more), the
+        # rest waited in its backlog of at most MAX_BACKLOG frames.
+        unsent = server_side(gateway, slow).transport.get_write_buffer_size()
+        assert unsent <= BUFFER_LIMIT + 100 * (len(padding) + 200), unsent
         task = asyncio.create_task(slow.pump())  # it reads again and catches up alone
         try:
             await wait_until(

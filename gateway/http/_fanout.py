@@ -49,6 +49,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import logging
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Generator, Hashable
@@ -98,6 +99,8 @@ MAX_BACKLOG: Final = 1000
 SLICE: Final = 200
 #: Documents whose viewer-independence is remembered.
 _ANALYSED_DOCUMENTS: Final = 512
+
+logger = logging.getLogger(__name__)
 
 
 class LeakFreeExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -415,6 +418,10 @@ class Member:
         if self._flushing is None:
             self._finish(_ENDED)
 
+    def lost(self) -> None:
+        """Stop sending, as when the socket failed."""
+        self._finish(_GONE)
+
     def _leave_group(self) -> None:
         if self.group is not None:
             self.group.leave(self)
@@ -560,7 +567,11 @@ class Group:
         if start >= end:
             return
         member.cursor = end
-        member.deliver(self._frames[start - self._base : end - self._base], built)
+        try:
+            member.deliver(self._frames[start - self._base : end - self._base], built)
+        except Exception:  # a bug: this member is lost, the others go on
+            logger.exception("could not send subscription frames")
+            member.lost()
 
     async def _send(self) -> None:
         while True:

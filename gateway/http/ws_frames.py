@@ -70,6 +70,10 @@ def text_frame_header(length: int) -> bytes:
 
 Counter = Callable[[str, int], None]
 
+#: What :meth:`FrameWriter.state` reads of uvicorn's protocol (``transport`` is set when
+#: the connection is made, after the ASGI app may have been handed ``send``).
+_PROTOCOL_STATE: Final = ("conn", "disconnected", "close_sent", "writable")
+
 
 class FrameWriter:
     """Whole frames written to one uvicorn WebSocket connection's transport."""
@@ -93,6 +97,8 @@ class FrameWriter:
         protocol = getattr(send, "__self__", None)
         if WebSocketsSansIOProtocol is None or not isinstance(protocol, WebSocketsSansIOProtocol):
             return None
+        if not all(hasattr(protocol, name) for name in _PROTOCOL_STATE):
+            return None  # another uvicorn than the one this was written against
         return cls(protocol, delivered, dropped)
 
     def state(self) -> int:
