@@ -31,6 +31,7 @@ __all__ = [
     "BusinessPartner",
     "ClientReport",
     "ConnectorHealth",
+    "ConversionRate",
     "CopySubAccount",
     "Deal",
     "Execution",
@@ -39,6 +40,7 @@ __all__ = [
     "MarketDataSubscription",
     "MarketDataSubscriptionEvent",
     "Money",
+    "OpenedRank",
     "Order",
     "OrderEvent",
     "OrderEventKind",
@@ -48,6 +50,7 @@ __all__ = [
     "Page",
     "PartnerKind",
     "Position",
+    "RankingLevel",
     "ReportFormat",
     "ReportStatus",
     "SymbolOpenVolume",
@@ -557,6 +560,45 @@ class SymbolOpened:
     volume: Decimal
 
 
+class RankingLevel(enum.Enum):
+    """How finely positions opened are ranked: by symbol, by the platform's symbol
+    category, or by its asset class (seed 003's three levels)."""
+
+    SYMBOL = "SYMBOL"
+    CATEGORY = "CATEGORY"
+    ASSET_CLASS = "ASSET_CLASS"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenedRank:
+    """Positions opened in a period under one name of a :class:`RankingLevel`.
+
+    ``name`` is ``None`` for symbols the platform's symbol list does not classify
+    at that level (a symbol no longer listed), never a guessed class.
+    """
+
+    name: str | None
+    positions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversionRate:
+    """One unit of ``currency`` is worth ``rate`` units of ``target``, as the
+    platform's own data said at ``as_of``; ``source`` says which data."""
+
+    currency: str
+    target: str
+    rate: Decimal
+    as_of: datetime
+    source: str
+
+    def __post_init__(self) -> None:
+        _check_decimal(self, "rate")
+        if self.rate <= 0:
+            raise ValueError("a conversion rate is positive")
+        _check_utc(self, "as_of")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CopySubAccount:
     account_id: str
@@ -583,6 +625,13 @@ class AccountAnalytics:
     #: Symbols ranked by positions opened in the period (seed 003's "frequently
     #: placed new orders"), most first.
     most_opened_symbols: Sequence[SymbolOpened] = ()
+    #: Positions opened in the period per level, every name, most first; a level
+    #: absent: the platform does not classify symbols at that level.
+    opened_by_level: Mapping[RankingLevel, Sequence[OpenedRank]] = field(default_factory=dict)
+    #: Rates from the account's currency that the platform's own data of the
+    #: period give (cTrader: a closing deal's conversion columns), for reporting
+    #: several accounts in one currency; none is ever invented.
+    conversion_rates: Sequence[ConversionRate] = ()
 
     def __post_init__(self) -> None:
         _check_utc(self, "period_from", "period_to")

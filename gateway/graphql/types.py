@@ -33,6 +33,7 @@ from gateway.graphql.ids import decode_id, encode_id
 from gateway.graphql.rankings import OpenedRank, RankingLevel, ranking
 
 if TYPE_CHECKING:
+    from gateway.graphql.partner_analytics import PartnerAnalytics
     from gateway.store import PartnerRecord, TransferRecord
 
 T = TypeVar("T")
@@ -815,6 +816,20 @@ class BusinessPartner(Node):
         keys = await _linked(ctx, self.code, "account", platform)
         # Awaitables as items: graphql-core completes each one, locating a failure at its index.
         return cast(list[Account | None], [one(key) for key in keys])
+
+    @strawberry.field(
+        description="The partner's accounts' analytics over a period, money in `currency`"
+        " (converted only with rates the platforms' own data give: see `rates`,"
+        " `notConverted`); accounts without analytics are in `notCovered`."
+    )
+    async def analytics(
+        self, info: Info[Any, Any], from_: From, to: To, currency: str = "USD"
+    ) -> Annotated[PartnerAnalytics, strawberry.lazy("gateway.graphql.partner_analytics")] | None:
+        from gateway.graphql.partner_analytics import partner_analytics, reporting_currency
+
+        check_period(from_, to)
+        reporting = reporting_currency(currency)
+        return await partner_analytics(context_of(info), self.code, from_, to, reporting)
 
     @strawberry.field
     async def reports(self, info: Info[Any, Any]) -> list[ClientReport] | None:

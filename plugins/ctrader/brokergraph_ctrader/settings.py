@@ -56,6 +56,13 @@ class CTraderSettings(TlsSettings):
     #: 4.14-4.22 (attributes): paths and keys were not recovered; this prefix (with
     #: ``/traders/list``, ``/traders``, ``/traders/delete``) is inferred.
     attributes_path: str = "/v2/webserv/attributes"
+    #: How long the symbol list (6.1: each symbol's category and asset class, for the
+    #: analytics' rankings) is kept: read once per this TTL, not once per account.
+    symbols_cache_seconds: float = 3600.0
+    #: Put an account's money in USD with its closing deals' ``usdConversionRate`` /
+    #: (``closePrice`` * ``depositConversionRate``): cTrader documents the columns, not
+    #: that formula (inferred), so false reports every non-USD account unconverted.
+    deal_conversion_rates: bool = True
 
     url_settings: ClassVar[tuple[str, ...]] = ("url", "reporting_url")
 

@@ -7,6 +7,9 @@ for the whole page when it lists more than three accounts); analytics reuses tho
 entries instead of reading the trader and openPositions again per account.  Windows
 start at the look-back before ``from`` but never before the account's registration
 (no position of it is older), and end at ``to`` (or tomorrow, nothing opens later).
+Positions opened in the period add one read of the symbol list (6.1, cached for
+``symbols_cache_seconds``), which ranks them by category and asset class; accounts
+that opened nothing in the period do not read it.
 Counts are computed here independently of the connector.
 """
 
@@ -46,6 +49,7 @@ PAGE = """query($code: String!, $from: DateTime!, $to: DateTime!) {
   } } } }"""
 SUBACCOUNTS = "GET /v2/webserv/traders/{login}/subaccounts"
 CLOSED = "GET /v2/webserv/closedPositions"
+SYMBOLS = "GET /v2/webserv/symbols"
 
 
 def windows(start: datetime, end: datetime) -> int:
@@ -99,6 +103,8 @@ async def test_one_account_costs_its_windows_and_no_second_read_of_what_the_page
         "GET /v2/webserv/openPositions": 1,  # the positions loader's; analytics joins it
         SUBACCOUNTS: 1,
         CLOSED: expected_windows,
+        # the symbol list, for the category and asset-class rankings (once per TTL)
+        SYMBOLS: 1,
     }
     analytics = body["data"]["account"]["analytics"]
     truth = [d for d in sandbox.state.deals if d.login == 9000001 and start <= d.closed_at < end]
@@ -131,6 +137,7 @@ async def test_fifty_accounts_cost_their_windows_and_one_read_of_balances_and_po
         "GET /v2/webserv/openPositions": 1,  # every account's positions in one call
         SUBACCOUNTS: 50,
         CLOSED: expected_windows,
+        # nothing opened in the period: no symbol list
     }
     for edge in edges:
         analytics = edge["node"]["analytics"]

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
-from brokergraph_ctrader.analytics import Opening, summarize
+from brokergraph_ctrader.analytics import Opening, RateSample, summarize, usd_rate
 from brokergraph_ctrader.connector._base import EPOCH, _login_of, _now
 from brokergraph_ctrader.connector._reads import ReadsMixin
+from brokergraph_ctrader.connector._symbols import SymbolsMixin
 from brokergraph_ctrader.csvwire import ClosedDealRow, format_timestamp, parse_closed_positions
 from brokergraph_ctrader.records import operation_from_record
 from brokergraph_ctrader.wire import deal_from_row
@@ -40,18 +42,33 @@ def _window_starts(start: datetime, end: datetime) -> list[datetime]:
     return starts
 
 
-class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
+def _rate_sample(row: ClosedDealRow) -> RateSample | None:
+    """A deal's conversion columns, or None when the grid lacks them or they are not
+    numbers (the deal then gives no rate; nothing is guessed)."""
+    try:
+        deposit = Decimal(row.raw.get("depositConversionRate", ""))
+        usd = Decimal(row.raw.get("usdConversionRate", ""))
+    except InvalidOperation:
+        return None
+    if not (deposit.is_finite() and usd.is_finite()):
+        return None
+    return RateSample(row.deal_id, row.closed_at, row.close_price, deposit, usd)
+
+
+class HistoryMixin(ReadsMixin, SymbolsMixin, AccountHistory, AccountAnalyticsReads):
     def upstream_costs(self) -> Mapping[str, UpstreamCost]:
         """A period is one closedPositions call per 2-day window of it and of the
         look-back (none before the account's registration: the bound is the worst
         case).  The account itself is never read again: the field's parent loaded it.
         Deals add the open-positions read (a sibling ``positions`` field of the same
         query shares it), analytics that and the Copy sub-accounts read; balance
-        operations come from the gateway store."""
+        operations come from the gateway store.  Analytics may add the symbol list
+        (6.1) for its category and asset-class rankings: one call per
+        ``symbols_cache_seconds`` for every account, counted here as a worst case."""
         lookback = timedelta(days=max(0, self.settings.deals_lookback_days))
         return {
             "get_deals": UpstreamCost(calls=1, window=WINDOW, lookback=lookback),
-            "get_analytics": UpstreamCost(calls=2, window=WINDOW, lookback=lookback),
+            "get_analytics": UpstreamCost(calls=3, window=WINDOW, lookback=lookback),
             "get_balance_operations": UpstreamCost(calls=0),
         }
 
@@ -183,6 +200,16 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
             self._closed_rows(login, self._first_open(account, start), end, positions),
             self._held_sub_accounts(login),
         )
+        # The symbol list only when something was opened in the period to rank.
+        opened_any = any(start <= p.opened_at < end for p in positions) or any(
+            start <= r.opened_at < end for r in rows
+        )
+        classes = await self._symbol_classes() if opened_any else {}
+        rates = []
+        if self.settings.deal_conversion_rates:
+            samples = [s for s in map(_rate_sample, rows) if s is not None]
+            rate = usd_rate(account.currency, login, samples, end)
+            rates = [rate] if rate is not None else []
         return summarize(
             account_id=login,
             currency=account.currency,
@@ -193,4 +220,6 @@ class HistoryMixin(ReadsMixin, AccountHistory, AccountAnalyticsReads):
             copy_sub_accounts=subs,
             # The windows cover every position opened from the look-back to ``to``.
             openings=[Opening(r.position_id, r.symbol, r.opened_at, r.volume) for r in rows],
+            classes=classes,
+            conversion_rates=rates,
         )

@@ -89,3 +89,11 @@ def usd_rate(symbol: Symbol, price: Decimal) -> Decimal:
     if symbol.base == "USD":
         return D(1)
     return price * USD_VALUE[symbol.quote]
+
+
+def quote_rate(symbol: Symbol, price: Decimal, currency: str) -> Decimal:
+    """One unit of the symbol's quote currency in ``currency`` when the symbol trades
+    at ``price`` (CSV depositConversionRate): the quote in USD follows the price as
+    :func:`usd_rate` does, so a deal's two rates agree with each other (USD per
+    deposit unit = usdConversionRate / (closePrice * depositConversionRate))."""
+    return usd_rate(symbol, price) / price / USD_VALUE[currency]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
-from brokergraph_ctrader.sandbox.market import SYMBOLS, Symbol, rate, usd_rate
+from brokergraph_ctrader.sandbox.market import SYMBOLS, Symbol, quote_rate, rate, usd_rate
 from brokergraph_ctrader.sandbox.model import (
     ClosingDeal,
     Group,
@@ -245,7 +245,7 @@ class _Generator:
         self, draft: _Draft, volume: Decimal, close: Decimal, closed_at: datetime, currency: str
     ) -> Decimal:
         side = 1 if draft.direction == "BUY" else -1
-        gross = (close - draft.entry) * volume * side * rate(draft.symbol.quote, currency)
+        gross = (close - draft.entry) * volume * side * quote_rate(draft.symbol, close, currency)
         commission, swap = self._costs(draft, volume, close, closed_at)
         net = gross + (swap - commission) * rate("USD", currency)
         return net.quantize(D(1).scaleb(-money_digits(currency)))
@@ -285,7 +285,7 @@ class _Generator:
                     commission=commission,
                     swap=swap,
                     pnl=self._deal_pnl(draft, volume, price, closed_at, currency),
-                    deposit_conversion_rate=rate(draft.symbol.quote, currency),
+                    deposit_conversion_rate=quote_rate(draft.symbol, price, currency),
                     usd_conversion_rate=usd_rate(draft.symbol, price),
                 )
             )
