@@ -136,7 +136,8 @@ class CTraderAccount(AccountType):
     )
     introducing_brokers: list[str] | None = strawberry.field(
         description="The partner (IB) ids the trader is attributed to (contactDetails."
-        "introducingBroker1 and 2; set with createTrader/openAccount options of those names)."
+        "introducingBroker1 and 2; set with createTrader/openAccount's ctrader fields of "
+        "those names)."
     )
 
     @classmethod
