@@ -30,6 +30,7 @@ import brokergraph_ctrader.plugin
 import brokergraph_dxtrade.plugin
 import brokergraph_qort.plugin
 import pytest
+import pytest_asyncio
 from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_qort.sandbox import QortSandbox
@@ -47,6 +48,12 @@ OPERATIONS = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: 
   balance { amount } balanceOperations(from: $from, to: $to) { kind amount { amount } } } }"""
 TRADERS = "POST /v2/webserv/traders"
 LINKS = "POST /cid/ctid/link"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def built() -> None:
+    """The app built once for this module's tests (a build takes 10-30 s)."""
+    await build_client_area()
 
 
 def keep_screenshots(shots: Path) -> None:
@@ -101,9 +108,8 @@ async def run_journey(gateway: TestGateway, shots: Path, **inputs: str) -> dict[
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)  # a cold npm ci downloads; three sandboxes and chromium start
-async def test_the_back_office_journey(tmp_path: Path) -> None:
+async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
     browser.chromium_path()
-    await build_client_area()
     ctrader, dxtrade = CTraderSandbox(), DxTradeSandbox()
     sandboxes: list[Sandbox] = [ctrader, dxtrade, QortSandbox()]
     plugins: list[object] = [
@@ -207,3 +213,57 @@ async def test_the_back_office_journey(tmp_path: Path) -> None:
 
     assert report["axe"] == []
     assert (SHOTS / "back-office.png").stat().st_size > 0
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+async def test_a_platform_down_shows_in_the_back_office_at_its_paths(
+    built: None, tmp_path: Path
+) -> None:
+    """DXtrade is down: the partner's DXtrade account and trader are rows carrying the
+    typed error the gateway answered at their paths; cTrader's still show."""
+    browser.chromium_path()
+    ctrader, dxtrade = CTraderSandbox(), DxTradeSandbox()
+    sandboxes: list[Sandbox] = [ctrader, dxtrade]
+    plugins: list[object] = [brokergraph_ctrader.plugin, brokergraph_dxtrade.plugin]
+    async with contextlib.AsyncExitStack() as stack:
+        for sandbox in sandboxes:
+            await stack.enter_async_context(sandbox)
+        gateway = await stack.enter_async_context(
+            open_test_gateway(
+                plugins,
+                sandboxes,
+                tmp_path / "store",
+                # A refused connection is final at once: no read retry waits it out.
+                resilience={"dxtrade": {"read_retries": 0}},
+            )
+        )
+        await dxtrade.stop()  # DXtrade refuses connections from now on
+        answer = await gateway.query(PARTNER, token="manager")
+        report = await run_journey(gateway, tmp_path, JOURNEY="partial", TARGET="", EMAIL="")
+    keep_screenshots(tmp_path)
+
+    partner = answer["data"]["businessPartner"]
+    expected = {
+        (error["path"][1], error["path"][2]): (
+            error["extensions"]["details"]["platform"],
+            f"{error['extensions']['code']} at {'.'.join(map(str, error['path']))}: ",
+        )
+        for error in answer["errors"]
+    }
+    assert {(kind, platform) for (kind, _), (platform, _) in expected.items()} == {
+        ("accounts", "dxtrade"),
+        ("traders", "dxtrade"),
+    }
+    for kind, shown in (("accounts", report["accountErrors"]), ("traders", report["traderErrors"])):
+        want = [value for (k, _), value in sorted(expected.items()) if k == kind]
+        assert len(shown) == len(want)
+        for (platform, text), (want_platform, start) in zip(shown, want, strict=True):
+            assert platform == want_platform
+            assert text.startswith(start), (text, start)
+    assert report["answered"] == [
+        f"{a['platform']} {a['number']}" for a in partner["accounts"] if a is not None
+    ]
+    assert {a.split()[0] for a in report["answered"]} == {"ctrader"}
+    assert len(report["banners"]) == 2  # one for the accounts, one for the traders
+    assert report["axe"] == []

@@ -9,6 +9,7 @@
 //   EMAIL           the new cTrader trader's email (its link-user step is made to fail)
 //   TARGET          "platform number" of the account money moves on; AMOUNT, WITHDRAW
 //   DX_TRADER       the DXtrade trader deactivated, then reactivated
+//   JOURNEY         "partial": only the partner, with a platform down (see partial())
 // The journey: create a trader (a failed step, resumed) → a deposit by double click →
 // its one movement (and one replay) in the audit trail → a withdrawal whose answer is
 // lost (outcome unknown), retried with its key → the DXtrade trader deactivated and
@@ -143,6 +144,26 @@ async function journey(page) {
   await page.screenshot({ path: `${env.SCREENSHOT_DIR}/back-office.png`, fullPage: true });
 }
 
+/** JOURNEY=partial: a platform is down; its accounts' and traders' rows carry the error. */
+async function partial(page) {
+  const accounts = page.locator(".partner-accounts tr.account-error");
+  const traders = page.locator("table.traders tr.trader-error");
+  await accounts.first().waitFor();
+  await traders.first().waitFor();
+  const rows = (locator) =>
+    locator.evaluateAll((trs) =>
+      trs.map((tr) => [tr.querySelector(".badge").textContent.trim(), tr.querySelectorAll("td")[1].textContent.trim()]),
+    );
+  report.accountErrors = await rows(accounts);
+  report.traderErrors = await rows(traders);
+  report.answered = await page
+    .locator(".partner-accounts tr[data-account]")
+    .evaluateAll((trs) => trs.map((tr) => `${tr.dataset.platform} ${tr.dataset.account}`));
+  report.banners = await page.locator(".partial").allTextContents();
+  report.axe = await axe(page);
+  await page.screenshot({ path: `${env.SCREENSHOT_DIR}/back-office-partial.png`, fullPage: true });
+}
+
 const browser = await chromium.launch({
   executablePath: env.CHROMIUM,
   args: ["--no-sandbox", "--disable-dev-shm-usage", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
@@ -157,7 +178,7 @@ try {
     return route.abort();
   });
   await page.goto(env.BACKOFFICE_URL);
-  await journey(page);
+  await (env.JOURNEY === "partial" ? partial : journey)(page);
 } finally {
   await browser.close();
 }

@@ -116,6 +116,13 @@ function Page({
           </td>
         </tr>
       ))}
+      {after === null && trail?.edges.length === 0 && (
+        <tr>
+          <td colSpan={7} className="hint">
+            No writes recorded for this partner yet.
+          </td>
+        </tr>
+      )}
       {fetching && !data && (
         <tr>
           <td colSpan={7} aria-busy="true">
