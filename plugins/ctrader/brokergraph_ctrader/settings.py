@@ -40,6 +40,10 @@ class CTraderSettings(TlsSettings):
     deals_lookback_days: int = setting(90, minimum=-1)
     #: closedPositions windows fetched at once.
     window_concurrency: int = 4
+    #: How long a window read waits for other accounts' reads of the same window (a
+    #: page's analytics): more than ``single_read_limit`` of them make one call
+    #: without ``login`` instead of one each.
+    window_batch_seconds: float = 0.005
     #: Batches of at most this many accounts read each trader (4.2); larger ones make
     #: one list call (4.3); 0 always lists.
     single_read_limit: int = setting(3, minimum=-1)

@@ -22,6 +22,7 @@ from typing import Any
 
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
+from gateway.auth import Role
 from gateway.testing import TestGateway
 
 from .conftest import account_gid, delta, open_accounts
@@ -50,6 +51,7 @@ PAGE = """query($code: String!, $from: DateTime!, $to: DateTime!) {
 SUBACCOUNTS = "GET /v2/webserv/traders/{login}/subaccounts"
 CLOSED = "GET /v2/webserv/closedPositions"
 SYMBOLS = "GET /v2/webserv/symbols"
+SINGLE_READ_LIMIT = 3  # the connector's default single_read_limit
 
 
 def windows(start: datetime, end: datetime) -> int:
@@ -69,6 +71,32 @@ def period_windows(sandbox: CTraderSandbox, login: int, start: datetime, end: da
     return windows(
         max(start - LOOKBACK, registered), min(end, datetime.now(UTC) + timedelta(days=1))
     )
+
+
+def window_starts(
+    sandbox: CTraderSandbox, login: int, start: datetime, end: datetime
+) -> set[datetime]:
+    """The starts of the windows :func:`period_windows` counts."""
+    registered = datetime.fromtimestamp(sandbox.state.traders[login].registration_ms / 1000, UTC)
+    first, last = max(start - LOOKBACK, registered), min(end, datetime.now(UTC) + timedelta(days=1))
+    current = EPOCH + WINDOW * ((first - EPOCH) // WINDOW)
+    found = set()
+    while current < last:
+        found.add(current)
+        current += WINDOW
+    return found
+
+
+def page_window_calls(
+    sandbox: CTraderSandbox, logins: list[int], start: datetime, end: datetime
+) -> int:
+    """closedPositions calls of a page whose accounts read their windows together: a
+    window wanted by more than SINGLE_READ_LIMIT accounts is one call without login,
+    otherwise one call per account."""
+    wanted: Counter[datetime] = Counter()
+    for login in logins:
+        wanted.update(window_starts(sandbox, login, start, end))
+    return sum(1 if n > SINGLE_READ_LIMIT else n for n in wanted.values())
 
 
 async def cold_and_warm(
@@ -132,11 +160,14 @@ async def test_fifty_accounts_cost_their_windows_and_one_read_of_balances_and_po
     assert sorted(e["node"]["externalId"] for e in edges) == sorted(logins)
     expected_windows = sum(period_windows(sandbox, int(login), start, end) for login in logins)
     assert 50 <= expected_windows <= 100  # one or two windows each: opened today
+    # ... read together: one call per window for the whole page (was one per account)
+    page_calls = page_window_calls(sandbox, [int(login) for login in logins], start, end)
+    assert 1 <= page_calls <= 2
     assert calls == {
         "GET /v2/webserv/traders/": 1,  # every balance in one list call (4.3)
         "GET /v2/webserv/openPositions": 1,  # every account's positions in one call
         SUBACCOUNTS: 50,
-        CLOSED: expected_windows,
+        CLOSED: page_calls,
         # nothing opened in the period: no symbol list
     }
     for edge in edges:
@@ -163,3 +194,42 @@ async def test_a_period_before_the_account_existed_reads_no_window(
         "GET /v2/webserv/openPositions": 1,
         SUBACCOUNTS: 1,
     }
+
+
+def overview(login: int, alias: str = "") -> str:
+    """An overview of one account: its balance, positions and analytics of
+    2026-10-16..11-15 (literal: the cost is exact)."""
+    return f"""{alias}account(id: "{account_gid(login)}") {{
+      balance {{ amount }} positions {{ externalId volume }}
+      analytics(from: "2026-10-16T00:00:00Z", to: "2026-11-15T00:00:00Z") {{
+        realizedPnl {{ amount currency }} wins losses mostTradedSymbols {{ symbol volume deals }}
+        mostOpened(level: CATEGORY) {{ name positions share }}
+      }} }}"""
+
+
+async def test_accounts_with_full_history_read_each_window_once_for_the_page(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    """Four accounts trading since May, in one query: each of the 60 windows is one
+    call without ``login`` (split by login), not four; every answer is the one the
+    account gets alone (each window read with its ``login``)."""
+    logins = [9000001, 9000002, 9000003, 9000004]
+    start, end = datetime(2026, 10, 16, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC)
+    token = gateway.issue(Role.ADMIN, subject="analytics-calls-four")
+    await gateway.clear_cache()
+    before = Counter(sandbox.calls)
+    page = "query {" + " ".join(overview(login, f"a{login}: ") for login in logins) + "}"
+    body = await gateway.query(page, None, token)
+    assert "errors" not in body, body["errors"][:1]
+    calls = delta(before, sandbox.calls)
+    per_account = sum(period_windows(sandbox, login, start, end) for login in logins)
+    assert per_account == 4 * 60  # what the accounts read one by one
+    assert calls[CLOSED] == page_window_calls(sandbox, logins, start, end) == 60
+    # Alone, each account reads its own windows with its login, and answers the same.
+    for login in logins:
+        await gateway.clear_cache()
+        before = Counter(sandbox.calls)
+        alone = await gateway.query("query {" + overview(login) + "}", None, token)
+        assert "errors" not in alone, alone["errors"][:1]
+        assert delta(before, sandbox.calls)[CLOSED] == 60
+        assert alone["data"]["account"]["analytics"] == body["data"][f"a{login}"]["analytics"]

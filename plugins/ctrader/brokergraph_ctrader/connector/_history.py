@@ -12,7 +12,8 @@ from brokergraph_ctrader.analytics import Opening, RateSample, summarize, usd_ra
 from brokergraph_ctrader.connector._base import EPOCH, _login_of, _now
 from brokergraph_ctrader.connector._reads import ReadsMixin
 from brokergraph_ctrader.connector._symbols import SymbolsMixin
-from brokergraph_ctrader.csvwire import ClosedDealRow, format_timestamp, parse_closed_positions
+from brokergraph_ctrader.connector._windows import WindowBatcher
+from brokergraph_ctrader.csvwire import ClosedDealRow, format_timestamp
 from brokergraph_ctrader.records import operation_from_record
 from brokergraph_ctrader.wire import deal_from_row
 from gateway.contract import (
@@ -56,6 +57,26 @@ def _rate_sample(row: ClosedDealRow) -> RateSample | None:
 
 
 class HistoryMixin(ReadsMixin, SymbolsMixin, AccountHistory, AccountAnalyticsReads):
+    _window_batcher: WindowBatcher | None = None
+
+    def _windows(self) -> WindowBatcher:
+        """The connector's one batcher of window reads (see ``_windows``)."""
+        if self._window_batcher is None:
+
+            async def fetch(params: dict[str, str]) -> str:
+                try:
+                    return await self.client.get_text("/v2/webserv/closedPositions", params)
+                except NotFound:
+                    return ""
+
+            self._window_batcher = WindowBatcher(
+                fetch,
+                window=WINDOW,
+                delay=self.settings.window_batch_seconds,
+                shared_above=self.settings.single_read_limit,
+            )
+        return self._window_batcher
+
     def upstream_costs(self) -> Mapping[str, UpstreamCost]:
         """A period is one closedPositions call per 2-day window of it and of the
         look-back (none before the account's registration: the bound is the worst
@@ -82,7 +103,8 @@ class HistoryMixin(ReadsMixin, SymbolsMixin, AccountHistory, AccountAnalyticsRea
         """Closing deals of positions *opened* in ``[start, end)``, in ≤ 2-day windows
         fetched ``window_concurrency`` at a time, deduplicated by ``dealId``.
 
-        Each window is a shared read on the gateway's cache road: a window that can
+        Each window is a shared read on the gateway's cache road (its upstream call
+        joined with other accounts' calls of the same window, ``_windows``): a window that can
         no longer change (past, and none of the positions opened in it still open)
         is kept ``final_window_cache_seconds``; any other for the history TTL.  A page
         refreshed every minute then re-reads only the recent windows.
@@ -110,20 +132,12 @@ class HistoryMixin(ReadsMixin, SymbolsMixin, AccountHistory, AccountAnalyticsRea
         async def fetch(window_start: datetime) -> tuple[bool, list[ClosedDealRow]]:
             window_end = window_start + WINDOW
             times = await open_times()
-            params = {
-                "from": format_timestamp(window_start),
-                "to": format_timestamp(window_end),
-                "login": login,
-            }
-            async with gate:
-                try:
-                    text = await self.client.get_text("/v2/webserv/closedPositions", params)
-                except NotFound:
-                    text = ""
+            # Joined with other accounts' reads of this window (a page's analytics).
+            rows = await self._windows().rows(login, window_start, gate)
             final = window_end < now - timedelta(minutes=1) and not any(
                 window_start <= t < window_end for t in times
             )
-            return final, [r for r in parse_closed_positions(text) if r.login == login]
+            return final, rows
 
         def ttl(window: tuple[bool, list[ClosedDealRow]]) -> float:
             final, _ = window
