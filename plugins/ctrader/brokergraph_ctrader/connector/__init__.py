@@ -1,8 +1,9 @@
 """The cTrader connector: WebServices behind the gateway's standard families.
 
 Capabilities: TRADER_PROVISIONING, ACCOUNT_READS, ACCOUNT_HISTORY,
-ACCOUNT_ANALYTICS, FUNDING, CREDIT, BONUS, one mixin per family (``_reads``,
-``_history``, ``_money``, ``_provisioning`` over ``_base``).  Everything goes
+ACCOUNT_ANALYTICS, FUNDING, CREDIT, BONUS, INSTRUMENTS, one mixin per family
+(``_reads``, ``_history``, ``_money``, ``_provisioning``, ``_instruments`` over
+``_base``).  Everything goes
 through :class:`~brokergraph_ctrader.client.WebServicesClient`; errors come from
 its table.  The connector keeps no cache of its own: the gateway caches its reads
 for the TTLs declared below.  Upstream-call bounds (stated in the README and tested):
@@ -22,6 +23,7 @@ from typing import ClassVar
 
 from brokergraph_ctrader import __version__
 from brokergraph_ctrader.connector._history import HistoryMixin
+from brokergraph_ctrader.connector._instruments import InstrumentsMixin
 from brokergraph_ctrader.connector._money import MoneyMixin
 from brokergraph_ctrader.connector._provisioning import ProvisioningMixin
 from brokergraph_ctrader.connector._white_label import WhiteLabelMixin
@@ -30,7 +32,14 @@ from gateway.contract import Capability
 __all__ = ["CTraderConnector"]
 
 
-class CTraderConnector(ProvisioningMixin, MoneyMixin, WhiteLabelMixin, HistoryMixin):
+class CTraderConnector(
+    # InstrumentsMixin before HistoryMixin: its upstream_costs adds to History's.
+    ProvisioningMixin,
+    MoneyMixin,
+    WhiteLabelMixin,
+    InstrumentsMixin,
+    HistoryMixin,
+):
     name: ClassVar[str] = "ctrader"
     platform: ClassVar[str] = "ctrader"
     version: ClassVar[str] = __version__
@@ -43,6 +52,7 @@ class CTraderConnector(ProvisioningMixin, MoneyMixin, WhiteLabelMixin, HistoryMi
             Capability.FUNDING,
             Capability.CREDIT,
             Capability.BONUS,
+            Capability.INSTRUMENTS,
         }
     )
     #: cTrader asks CRMs to refresh about once a minute, never every second: the
