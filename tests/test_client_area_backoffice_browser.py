@@ -8,7 +8,8 @@ sandbox's ``fail_next``, set the moment cTrader has made the trader), shows the 
 resumes the failed one; deposits by double click (one movement: the audit trail shows it
 once, beside the replay of the second click); withdraws, the answer lost on its way to
 the page (shown as outcome unknown, settled by the Retry with the same key); deactivates
-and reactivates a DXtrade trader; and passes axe-core's WCAG 2 A/AA rules.  What the page
+and reactivates a DXtrade trader; with DXtrade then stopped, shows a deposit to it as
+not delivered; and passes axe-core's WCAG 2 A/AA rules.  What the page
 showed is checked against the platforms: one trader made and linked once, one deposit and
 one withdrawal on the account.  Screenshots go to tests/artifacts/back-office/.
 """
@@ -84,6 +85,21 @@ async def fail_the_link_step(ctrader: CTraderSandbox) -> None:
     ctrader.latency_seconds = 0.0
 
 
+async def take_dxtrade_down(
+    gateway: TestGateway, dxtrade: DxTradeSandbox, signals: Path
+) -> list[dict[str, Any]]:
+    """When the page has reactivated the DXtrade trader: the partner's traders then, and
+    DXtrade stopped (connections refused) before the page is told to go on."""
+    while not await asyncio.to_thread((signals / "reactivated").exists):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    traders: list[dict[str, Any]] = (await manager_data(gateway, PARTNER))["businessPartner"][
+        "traders"
+    ]
+    await dxtrade.stop()
+    await asyncio.to_thread((signals / "dxtrade-down").write_text, "")
+    return traders
+
+
 async def run_journey(gateway: TestGateway, shots: Path, **inputs: str) -> dict[str, Any]:
     env = {
         **inputs,
@@ -130,7 +146,9 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
         since = datetime.now(UTC) - timedelta(minutes=1)
         made, linked = ctrader.calls[TRADERS], ctrader.calls[LINKS]
 
-        failing = asyncio.get_running_loop().create_task(fail_the_link_step(ctrader))
+        loop = asyncio.get_running_loop()
+        failing = loop.create_task(fail_the_link_step(ctrader))
+        down = loop.create_task(take_dxtrade_down(gateway, dxtrade, tmp_path))
         try:
             report = await run_journey(
                 gateway,
@@ -140,9 +158,12 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
                 AMOUNT="123.45",
                 WITHDRAW="20.00",
                 DX_TRADER=dx_trader["externalId"],
+                SIGNAL_DIR=str(tmp_path),
             )
+            traders_after = await down
         finally:
             failing.cancel()
+            down.cancel()
         after = await manager_data(
             gateway,
             OPERATIONS,
@@ -152,7 +173,6 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
                 "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat(),
             },
         )
-        traders_after = (await manager_data(gateway, PARTNER))["businessPartner"]["traders"]
 
     keep_screenshots(tmp_path)
 
@@ -177,7 +197,7 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
     )
 
     # The double click sent the key twice; money moved once, and the trail says so.
-    assert report["requests"]["Deposit"] == 2
+    assert report["doubleClickRequests"] == 2
     assert report["deposit"].startswith("Deposited 123.45 ")
     assert sorted(report["depositAudit"]) == [
         ["deposit", "OK", "123.45"],
@@ -210,6 +230,12 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
         next(t for t in traders_after if t["externalId"] == dx_trader["externalId"])["status"]
         == "ACTIVE"
     )
+
+    # DXtrade down: the deposit provably never left the gateway, and the page says so.
+    assert report["notDelivered"].startswith("Not delivered: UPSTREAM_UNAVAILABLE: ")
+    assert report["notDelivered"].endswith("Nothing moved; submit again when the platform is back.")
+    assert report["requests"]["Deposit"] == 3  # the double click's two, and this one
+    assert report["notDeliveredAudit"] == [["deposit", "ERROR", "failed (UPSTREAM_UNAVAILABLE)"]]
 
     assert report["axe"] == []
     assert (SHOTS / "back-office.png").stat().st_size > 0

@@ -9,11 +9,13 @@
 //   EMAIL           the new cTrader trader's email (its link-user step is made to fail)
 //   TARGET          "platform number" of the account money moves on; AMOUNT, WITHDRAW
 //   DX_TRADER       the DXtrade trader deactivated, then reactivated
+//   SIGNAL_DIR      the page writes "reactivated" there, then waits for "dxtrade-down"
 //   JOURNEY         "partial": only the partner, with a platform down (see partial())
 // The journey: create a trader (a failed step, resumed) → a deposit by double click →
 // its one movement (and one replay) in the audit trail → a withdrawal whose answer is
 // lost (outcome unknown), retried with its key → the DXtrade trader deactivated and
-// reactivated; axe-core's WCAG A/AA rules on the full page.
+// reactivated → DXtrade down: a deposit not delivered; axe-core's WCAG A/AA rules.
+import { existsSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -85,6 +87,7 @@ async function journey(page) {
   const deposited = page.locator(".deposit-done");
   await deposited.waitFor();
   await Promise.all(answers);
+  report.doubleClickRequests = report.requests.Deposit;
   report.deposit = (await deposited.textContent()).trim();
   report.depositKey = await deposited.getAttribute("data-key");
 
@@ -139,6 +142,27 @@ async function journey(page) {
   report.traderAudit = await page
     .locator('tr.audit-row[data-action$="activateTrader"]')
     .evaluateAll((rows) => rows.map((tr) => [tr.dataset.action, tr.dataset.outcome]));
+
+  // 6. DXtrade goes down (the test stops it once told the page got here): a deposit to
+  // its account is refused before anything is sent, and the page says "not delivered".
+  const dxAccount = await page
+    .locator('.partner-accounts tr[data-platform="dxtrade"][data-status="FULL_TRADING"]')
+    .last()
+    .getAttribute("data-account");
+  writeFileSync(`${env.SIGNAL_DIR}/reactivated`, "");
+  while (!existsSync(`${env.SIGNAL_DIR}/dxtrade-down`)) await new Promise((r) => setTimeout(r, 20));
+  await money.getByLabel("Operation").selectOption("deposit");
+  await money.getByLabel("Account").selectOption({ label: `dxtrade ${dxAccount}` });
+  await money.getByLabel("Amount").fill(env.AMOUNT);
+  await money.getByRole("button", { name: "Deposit" }).click();
+  const notDelivered = page.locator(".deposit-notdelivered");
+  await notDelivered.waitFor();
+  report.notDelivered = (await notDelivered.textContent()).trim();
+  report.notDeliveredKey = await notDelivered.getAttribute("data-key");
+  await page.locator(`tr.audit-row[data-key="${report.notDeliveredKey}"]`).waitFor();
+  report.notDeliveredAudit = await page
+    .locator(`tr.audit-row[data-key="${report.notDeliveredKey}"]`)
+    .evaluateAll((rows) => rows.map((tr) => [tr.dataset.action, tr.dataset.outcome, tr.cells[4].textContent.trim()]));
 
   report.axe = await axe(page);
   await page.screenshot({ path: `${env.SCREENSHOT_DIR}/back-office.png`, fullPage: true });
