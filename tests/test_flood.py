@@ -126,7 +126,8 @@ async def test_the_started_ctrader_connector_declares_its_windows_and_look_back(
     gateway, _ = flood_gateway
     declared = declared_upstream_costs(gateway.services.registry.connectors())["ctrader"]
     assert declared["get_deals"] == UpstreamCost(calls=1, window=WINDOW, lookback=LOOKBACK)
-    assert declared["get_analytics"] == UpstreamCost(calls=2, window=WINDOW, lookback=LOOKBACK)
+    # analytics: open positions, Copy sub-accounts and the symbol list (once per TTL)
+    assert declared["get_analytics"] == UpstreamCost(calls=3, window=WINDOW, lookback=LOOKBACK)
     assert declared["get_balance_operations"] == UpstreamCost(calls=0)  # from the store
 
 

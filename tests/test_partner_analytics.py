@@ -7,6 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import brokergraph_ctrader.plugin
+
+from gateway.graphql.cost import DeclaredCosts
+from gateway.graphql.schema import build_schema
 from gateway.models import (
     AccountAnalytics,
     ConversionRate,
@@ -17,6 +21,8 @@ from gateway.models import (
     SymbolOpenVolume,
 )
 from gateway.partner_analytics import AccountFigures, merge
+from gateway.plugins import load_plugins
+from tests.test_flood_cost import ANALYTICS, CTRADER, LIST, LOOKBACK, certain_calls, cost, windows
 
 START, END = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
 D = Decimal
@@ -140,3 +146,18 @@ def test_a_notional_without_a_rate_makes_the_symbol_notional_null() -> None:
     assert by_symbol["EURUSD"].notional is None
     assert by_symbol["XAUUSD"].notional == Money(D(10600), "USD")
     assert by_symbol["XAUUSD"].lots == D("0.04")
+
+
+def test_a_partners_analytics_costs_a_list_of_its_accounts_analytics() -> None:
+    """At validation the partner's accounts are unknown: its analytics costs what
+    ``default_list_size`` accounts' analytics of the period cost (none is certain)."""
+    schema = build_schema(load_plugins(entry_points=False, extra=[brokergraph_ctrader.plugin]))
+    declared = DeclaredCosts({"ctrader": CTRADER}, {"CTraderAccount": "ctrader"})
+    query = (
+        '{ businessPartner(code: "P") { analytics(from: "2026-10-01T00:00:00Z",'
+        ' to: "2026-11-01T00:00:00Z") { wins } } }'
+    )
+    per_account = ANALYTICS.calls + windows(START - LOOKBACK, END)
+    # businessPartner 1 + analytics (LIST accounts' reads) + wins 1
+    assert cost(schema._schema, query, declared) == 1 + LIST * per_account + 1
+    assert certain_calls(schema._schema, query, declared) == 0

@@ -74,6 +74,7 @@ from gateway.graphql.scalars import parse_datetime
 __all__ = [
     "ASSUMED_PERIOD",
     "COST_CEILING",
+    "PARTNER_PERIOD_FIELDS",
     "PERIOD_FIELDS",
     "DeclaredCosts",
     "cost_limit_rule",
@@ -93,6 +94,11 @@ PERIOD_FIELDS: Final = {
     "balanceOperations": "get_balance_operations",
     "analytics": "get_analytics",
 }
+#: Period fields of ``BusinessPartner`` that read a period field of each of the
+#: partner's accounts (``BusinessPartner.analytics``): the accounts are not known at
+#: validation, so such a field costs what ``default_list_size`` accounts' reads cost,
+#: and is certain of no call.
+PARTNER_PERIOD_FIELDS: Final = {"analytics": "get_analytics"}
 _ONE_CALL: Final = UpstreamCost()
 
 
@@ -313,6 +319,10 @@ def cost_limit_rule(
             if method is not None and _implements_account(parent):
                 upper, certain = _period_calls(node, costs.candidates(parent.name, method))
                 own = _Linear(fixed=max(1, upper), calls=certain)
+            elif name in PARTNER_PERIOD_FIELDS and parent.name == "BusinessPartner":
+                each = costs.candidates("Account", PARTNER_PERIOD_FIELDS[name])
+                upper, _ = _period_calls(node, each)
+                own = _Linear(fixed=saturate(max(1, upper) * default_list_size))
             children = _ZERO
             if node.selection_set is not None:
                 target = get_named_type(definition.type)

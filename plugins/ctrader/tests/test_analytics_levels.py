@@ -325,3 +325,43 @@ async def test_the_symbol_list_is_read_once_per_ttl_not_per_account(
     calls = delta(before, sandbox.calls)
     assert calls["GET /v2/webserv/closedPositions"] > 0  # they did read their windows
     assert SYMBOLS not in calls
+
+
+MOVE = """mutation($input: MoneyMovementInput!) {
+  %s(input: $input) { operation { kind amount { amount currency } } errors { code message } }
+}"""
+
+
+async def test_money_moved_through_the_gateway_is_in_the_partner_totals_converted(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    """A deposit to the EUR account and a withdrawal from the USD one, made through the
+    gateway (cTrader has no balance-history read), move the partner's USD totals by
+    their amounts at the EUR account's rate (read over REST)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, end = now - timedelta(days=1), now + timedelta(hours=1)
+    async with Rest(sandbox) as rest:
+        eur_account = await rest.account("9000002", start, end)
+    assert eur_account.usd_rate is not None
+    await gateway.clear_cache()
+    before = await _partner(gateway, "DEMO-001", "USD", start, end)
+    for operation, login, amount in (
+        ("deposit", "9000002", "40.10"),
+        ("withdraw", "9000001", "7.25"),
+    ):
+        variables = {
+            "input": {
+                "accountId": account_gid(login),
+                "amount": amount,
+                "idempotencyKey": f"levels-{operation}-{now.timestamp()}",
+            }
+        }
+        body = await gateway.query(MOVE % operation, variables)
+        assert "errors" not in body and body["data"][operation]["errors"] == [], body
+    await gateway.clear_cache()
+    after = await _partner(gateway, "DEMO-001", "USD", start, end)
+    moved_in = Decimal(after["deposits"]["amount"]) - Decimal(before["deposits"]["amount"])
+    moved_out = Decimal(after["withdrawals"]["amount"]) - Decimal(before["withdrawals"]["amount"])
+    assert moved_in == Decimal("40.10") * eur_account.usd_rate
+    assert moved_out == Decimal("7.25")
+    assert after["deposits"]["currency"] == after["withdrawals"]["currency"] == "USD"
