@@ -189,3 +189,53 @@ async def test_qst_publishes_no_instruments_and_is_not_asked(
         assert error["extensions"]["code"] == "CAPABILITY_NOT_SUPPORTED", result
         assert error["extensions"]["details"]["capability"] == "INSTRUMENTS"
     assert sum(qst_sandbox.requests.values()) == before
+
+
+CANCEL = """mutation($id: ID!) { cancelOrder(input: {orderId: $id}) {
+  order { status filledQuantity executions { externalId quantity price } }
+  errors { code } } }"""
+
+
+async def test_partial_fills_are_listed_one_by_one_and_survive_a_cancel(tmp_path: Path) -> None:
+    """With the sandbox filling at most 1 a round, an order of 3 fills 1 at a time: each
+    fill is its own execution and FILL event, and a cancel keeps what filled."""
+    async with (
+        started_sandbox(tick_seconds=0, max_fill_quantity=Decimal(1)) as sandbox,
+        qst_gateway_on(sandbox, tmp_path) as gateway,
+        subscribe(gateway, "297999", query=EVENTS) as events,
+    ):
+        await events.wait_for(lambda e: True, "the snapshot")
+        order = await place(gateway, type="LIMIT", quantity="3", price="5990")
+        sandbox.set_price("ESZ26", Decimal("5989.75"))
+        first = await events.wait_order(order["externalId"], "PARTIALLY_FILLED")
+        sandbox.set_price("ESZ26", Decimal("5989.50"))
+        second = await events.wait_for(
+            lambda e: (
+                e["order"] is not None
+                and e["order"]["externalId"] == order["externalId"]
+                and len(e["order"]["executions"] or ()) == 2
+            ),
+            "the second fill",
+        )
+        assert first["kind"] == second["kind"] == OrderEventKind.FILL.value
+        assert second["order"]["status"] == "PARTIALLY_FILLED"
+        fills = [
+            (Decimal(e["quantity"]), Decimal(e["price"])) for e in second["order"]["executions"]
+        ]
+        assert fills == [(Decimal(1), Decimal("5989.75")), (Decimal(1), Decimal("5989.50"))]
+        assert second["order"]["executions"][0] == first["order"]["executions"][0]
+
+        payload = (await gateway.data(CANCEL, {"id": order["id"]}, token="client"))["cancelOrder"]
+        assert payload["errors"] == [], payload
+        cancelled = payload["order"]
+        assert (cancelled["status"], Decimal(cancelled["filledQuantity"])) == (
+            "CANCELLED",
+            Decimal(2),
+        )
+        assert cancelled["executions"] == [
+            {k: e[k] for k in ("externalId", "quantity", "price")}
+            for e in second["order"]["executions"]
+        ]
+        read = await listed(gateway, order["externalId"])
+        assert Decimal(read["averageFillPrice"]) == Decimal("5989.625")
+        assert len({e["externalId"] for e in read["executions"]}) == 2

@@ -11,7 +11,11 @@ owner's connection.  Rules:
 * MKT fills at once at the current price; LMT fills when the price is at or better than
   the limit (BUY price <= limit, SELL price >= limit); STOP fills at the market once the
   price reaches the stop (BUY >= stop, SELL <= stop); STWL, once its stop is reached,
-  becomes a LMT at ``limit_price``.  Fills are whole, at the current price.
+  becomes a LMT at ``limit_price``.  Fills are whole, at the current price, unless
+  ``max_fill_quantity`` is set [D]: then each matching round (a placement, a tick,
+  ``set_price``) fills at most that much of an order, which is "Partially Filled" (the
+  JSON API's PF [V]) and keeps working until the rest fills.  A partially filled order
+  can be canceled (what filled stays filled), not replaced.
 * Each fill is recorded on its order (id, quantity, price, time; ids are digit strings
   counting up from "800001"): QST notifies every fill [V], the detail is our reading [I]
   (see ``Fill`` in the .proto; the server's ``report_fills`` knob leaves it off the wire).
@@ -60,6 +64,7 @@ NEW, WORKING, FILLED, CANCELED, REJECTED, EXPIRED = (
     "Rejected",
     "Expired",
 )
+PARTIALLY_FILLED = "Partially Filled"
 FIRST_ORDER_NUMBER = 115300
 FIRST_FILL_NUMBER = 800001
 TRIGGERED = "Stop triggered"
@@ -313,6 +318,8 @@ class Book:
         self._working: dict[str, Order] = {}
         self._numbers = itertools.count(FIRST_ORDER_NUMBER)
         self._fill_numbers = itertools.count(FIRST_FILL_NUMBER)
+        #: The most one matching round fills of an order (None: the whole order).
+        self.max_fill_quantity: Decimal | None = None
 
     # -- reads ------------------------------------------------------------------------
 
@@ -380,7 +387,7 @@ class Book:
         self, user: str, account: str, order_id: str, headline: str = "Cancel order rejected"
     ) -> Outcome:
         """Cancel one working order of ``user``; ``account`` names the reject's account."""
-        order, reason = self._working_order(user, order_id)
+        order, reason = self._working_order(user, order_id, PARTIALLY_FILLED)
         if order is None:
             return Outcome(False, order_id, [TextEvent(account, headline, reason)])
         return Outcome(True, order_id, self._cancel(order, order.describe()))
@@ -570,11 +577,11 @@ class Book:
             total += CONTRACTS[symbol].margin * max(abs(net + buys), abs(net - sells))
         return total
 
-    def _working_order(self, user: str, order_id: str) -> tuple[Order | None, str]:
+    def _working_order(self, user: str, order_id: str, *also: str) -> tuple[Order | None, str]:
         order = self.orders.get(order_id)
         if order is None or not self.owns(user, order.account):
             return None, f"Order #{order_id} not found"
-        if order.status != WORKING:
+        if order.status != WORKING and order.status not in also:
             return None, f"Order #{order_id} is not working ({order.status})"
         return order, ""
 
@@ -625,23 +632,42 @@ class Book:
 
     def _fill(self, order: Order, price: Decimal, now_ms: int) -> list[Event]:
         quantity = order.quantity - order.filled
+        if self.max_fill_quantity is not None:
+            quantity = min(quantity, self.max_fill_quantity)
         fill = Fill(str(next(self._fill_numbers)), quantity, price, now_ms)
         order.fills.append(fill)
-        order.status, order.filled, order.average_fill = FILLED, order.quantity, price
-        self._working.pop(order.number, None)
+        before = order.filled
+        order.filled = before + quantity
+        order.average_fill = (
+            price
+            if order.average_fill is None
+            else (order.average_fill * before + price * quantity) / order.filled
+        )
+        whole = order.filled == order.quantity
+        order.status = FILLED if whole else PARTIALLY_FILLED
+        if whole:
+            self._working.pop(order.number, None)
         detail = (
-            f"#{order.number} {order.side} {quantity_text(order.quantity)} {order.contract}"
+            f"#{order.number} {order.side} {quantity_text(quantity)} {order.contract}"
             f" filled at {format_price(order.contract, price)}"
         )
+        if not whole:
+            detail += f" ({quantity_text(order.filled)} of {quantity_text(order.quantity)})"
         key = (order.account, order.contract)
         position = self.positions.setdefault(key, Position(order.account, order.contract))
-        signed = order.quantity if order.side == "BUY" else -order.quantity
+        signed = quantity if order.side == "BUY" else -quantity
         realized = position.apply(signed, price)
         account = self.accounts[order.account]
         account.balance += realized
         account.realized += realized
         return [
-            OrderEvent(_copy(order), "Fill", "Order filled", detail, "Fill"),
+            OrderEvent(
+                _copy(order),
+                "Fill",
+                "Order filled" if whole else "Order partially filled",
+                detail,
+                "Fill",
+            ),
             PositionEvent(self._position_view(position)),
             AccountEvent(self.account_view(order.account)),
         ]

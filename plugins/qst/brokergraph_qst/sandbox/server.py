@@ -38,6 +38,10 @@ QST's own knobs:
 * ``report_fills`` - off: Order messages carry no fills (QST's published example shows
   none); on (the default), each order lists its fills with id, quantity, price and time,
   our reading of the fill notifications QST sends [I] (``Fill`` in the .proto).
+* ``max_fill_quantity`` - None (default): an order fills whole when its price is
+  reached; a quantity: each matching round fills at most that much of it ("Partially
+  Filled" until the rest fills, one ``Fill`` each) [D] — QST's matching is not
+  documented, partial fills are (the JSON API's PF status [V]).
 * ``status_texts`` - order status display texts renamed on the wire, e.g. to the codes
   of QST's JSON API ({"Working": "N", "Canceled": "CXL", ...}) [I].
 * ``hash_scheme`` - how logins must hash the password: "sha256" (hex, our reading
@@ -101,6 +105,7 @@ class QstSandbox(Sandbox):
         replace_keeps_number: bool = False,
         notify_current_account_only: bool = False,
         report_fills: bool = True,
+        max_fill_quantity: Decimal | None = None,
         hash_scheme: str = "sha256",
         status_texts: Mapping[str, str] | None = None,
     ) -> None:
@@ -119,6 +124,7 @@ class QstSandbox(Sandbox):
             hash_scheme,
             dict(status_texts or {}),
             report_fills,
+            max_fill_quantity,
         )
         self.latency_seconds = latency_seconds
         self.response_jitter_seconds = response_jitter_seconds
@@ -141,6 +147,7 @@ class QstSandbox(Sandbox):
         self.market = Market(seed)
         self.book = Book(self.market)
         self.book.hash_scheme = hash_scheme
+        self.book.max_fill_quantity = max_fill_quantity
         self.sessions: dict[str, UserSession] = {}
         self._active: dict[str, ConnectionHandler] = {}
         self._handlers: set[ConnectionHandler] = set()
@@ -238,6 +245,7 @@ class QstSandbox(Sandbox):
             scheme,
             texts,
             fills,
+            max_fill,
         ) = self._knobs
         self.latency_seconds = latency
         self.response_jitter_seconds = jitter
@@ -248,6 +256,7 @@ class QstSandbox(Sandbox):
         self.replace_keeps_number = keeps
         self.notify_current_account_only = current_only
         self.report_fills = fills
+        self.book.max_fill_quantity = max_fill
         self.book.hash_scheme = scheme
         self.status_texts = dict(texts)
         self.on_emit = None

@@ -81,6 +81,13 @@ def order_message(
     def price(value: Decimal | None) -> str:
         return format_price(order.contract, value) if value is not None and known else NAN
 
+    def average(value: Decimal | None) -> str:
+        """At the tick's decimals when that is exact (a whole fill), else two more."""
+        if value is None or not known:
+            return NAN
+        text = format_price(order.contract, value)
+        return text if D(text) == value else format_average(order.contract, value)
+
     return pb.Order(
         order_update_type="ORDER_UPDATE",
         oe_provider=PROVIDER,
@@ -102,7 +109,7 @@ def order_message(
         if order.life_time
         else pb.ORDER_LIFE_TIME_UNSPECIFIED,
         filled_quantity=quantity_text(order.filled),
-        average_fill_price=price(order.average_fill),
+        average_fill_price=average(order.average_fill),
         good_till_date=order.good_till_date,
         fills=[fill_message(order.contract, f) for f in order.fills] if report_fills else [],
     )
