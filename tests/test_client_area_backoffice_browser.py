@@ -7,11 +7,13 @@ journey the page creates a cTrader trader whose link-user step this test makes f
 sandbox's ``fail_next``, set the moment cTrader has made the trader), shows the steps and
 resumes the failed one; deposits by double click (one movement: the audit trail shows it
 once, beside the replay of the second click); withdraws, the answer lost on its way to
-the page (shown as outcome unknown, settled by the Retry with the same key); deactivates
-and reactivates a DXtrade trader; with DXtrade then stopped, shows a deposit to it as
-not delivered; and passes axe-core's WCAG 2 A/AA rules.  What the page
-showed is checked against the platforms: one trader made and linked once, one deposit and
-one withdrawal on the account.  Screenshots go to tests/artifacts/back-office/.
+the page (shown as outcome unknown, settled by the Retry with the same key); changes
+credit and bonus; enables trading on QORT; deactivates and reactivates a DXtrade trader;
+with DXtrade then stopped, shows a deposit to it as not delivered; and passes axe-core's
+WCAG 2 A/AA rules.  What the page showed is checked against the platforms: one trader
+made and linked once, one deposit, one withdrawal, one credit and one bonus change on the
+account.  A second test opens the partner with DXtrade down from the start.  Screenshots
+go to tests/artifacts/back-office/.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ from tests.test_client_area_build import APP_DIR, build_client_area
 
 SHOTS = browser.ARTIFACTS_DIR / "back-office"
 PARTNER = """{ businessPartner(code: "DEMO-001") {
-  accounts { id platform number balance { amount } }
+  accounts { id platform number balance { amount } credit { amount } bonus { amount } }
   traders { platform externalId status } } }"""
 OPERATIONS = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: $id) {
-  balance { amount } balanceOperations(from: $from, to: $to) { kind amount { amount } } } }"""
+  balance { amount } credit { amount } bonus { amount }
+  balanceOperations(from: $from, to: $to) { kind amount { amount } } } }"""
 TRADERS = "POST /v2/webserv/traders"
 LINKS = "POST /cid/ctid/link"
 
@@ -157,6 +160,8 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
                 TARGET=f"{account['platform']} {account['number']}",
                 AMOUNT="123.45",
                 WITHDRAW="20.00",
+                CREDIT="15.00",
+                BONUS="5.00",
                 DX_TRADER=dx_trader["externalId"],
                 SIGNAL_DIR=str(tmp_path),
             )
@@ -216,9 +221,22 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
         ["withdraw", "REPLAYED", "20.00"],
     ]
     moved = [(op["kind"], op["amount"]["amount"]) for op in after["account"]["balanceOperations"]]
-    assert sorted(moved) == [("DEPOSIT", "123.45"), ("WITHDRAWAL", "20.00")], moved
+    assert sorted(moved) == [
+        ("BONUS_IN", "5.00"),
+        ("CREDIT_IN", "15.00"),
+        ("DEPOSIT", "123.45"),
+        ("WITHDRAWAL", "20.00"),
+    ], moved
     before = Decimal(account["balance"]["amount"])
     assert Decimal(after["account"]["balance"]["amount"]) == before + Decimal("103.45")
+
+    # Credit and bonus, each once.
+    assert report["credit"].startswith("Credit changed by 15.00 ")
+    assert report["bonus"].startswith("Bonus changed by 5.00 ")
+    for field, change in (("credit", "15.00"), ("bonus", "5.00")):
+        was = Decimal(account[field]["amount"])
+        assert Decimal(after["account"][field]["amount"]) == was + Decimal(change), field
+    assert report["enabled"].startswith("Trading enabled on QORT for DEMO-001")
 
     # DXtrade: deactivated, then active again; both audited.
     assert report["statusAfterDeactivate"] in ("DISABLED", "INACTIVE")

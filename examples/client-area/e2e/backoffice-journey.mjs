@@ -7,7 +7,8 @@
 //   CHROMIUM        the chromium binary
 //   SCREENSHOT_DIR  where the screenshots go
 //   EMAIL           the new cTrader trader's email (its link-user step is made to fail)
-//   TARGET          "platform number" of the account money moves on; AMOUNT, WITHDRAW
+//   TARGET          "platform number" of the account money moves on; AMOUNT, WITHDRAW,
+//                   CREDIT, BONUS
 //   DX_TRADER       the DXtrade trader deactivated, then reactivated
 //   SIGNAL_DIR      the page writes "reactivated" there, then waits for "dxtrade-down"
 //   JOURNEY         "partial": only the partner, with a platform down (see partial())
@@ -126,7 +127,27 @@ async function journey(page) {
   await page.locator(`tr.audit-row[data-key="${report.withdrawKey}"]`).nth(1).waitFor();
   report.withdrawAudit = await auditRows(page, report.withdrawKey);
 
-  // 5. The DXtrade trader deactivated, then reactivated.
+  // 5. Credit and bonus changes on the same account, each with its own key.
+  for (const [operation, amount] of [
+    ["credit", env.CREDIT],
+    ["bonus", env.BONUS],
+  ]) {
+    await money.getByLabel("Operation").selectOption(operation);
+    await money.getByLabel("Account").selectOption({ label: env.TARGET });
+    await money.getByLabel("Amount").fill(amount);
+    await money.getByRole("button", { name: `Change ${operation}` }).click();
+    const done = page.locator(`.${operation}-done`);
+    await done.waitFor();
+    report[operation] = (await done.textContent()).trim();
+  }
+
+  // 6. QORT's onboarding ends with enableTrading.
+  await page.getByRole("button", { name: "Enable trading on QORT" }).click();
+  const enabled = page.locator(".enable-done");
+  await enabled.waitFor();
+  report.enabled = (await enabled.textContent()).trim();
+
+  // 7. The DXtrade trader deactivated, then reactivated.
   const trader = page.locator(`table.traders tr[data-platform="dxtrade"][data-trader="${env.DX_TRADER}"]`);
   await trader.getByRole("button", { name: `Deactivate trader ${env.DX_TRADER}` }).click();
   await page.locator('.trader-done[data-action="deactivate"]').waitFor();
@@ -143,7 +164,7 @@ async function journey(page) {
     .locator('tr.audit-row[data-action$="activateTrader"]')
     .evaluateAll((rows) => rows.map((tr) => [tr.dataset.action, tr.dataset.outcome]));
 
-  // 6. DXtrade goes down (the test stops it once told the page got here): a deposit to
+  // 8. DXtrade goes down (the test stops it once told the page got here): a deposit to
   // its account is refused before anything is sent, and the page says "not delivered".
   const dxAccount = await page
     .locator('.partner-accounts tr[data-platform="dxtrade"][data-status="FULL_TRADING"]')
