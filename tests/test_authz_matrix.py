@@ -113,6 +113,15 @@ CASES = [
         EVERYONE,
     ),
     Case(
+        "auditTrail",
+        "query",
+        q(
+            "query($p: String!) { auditTrail(partnerCode: $p, first: 5) { edges { cursor } } }",
+            p="partner",
+        ),
+        STAFF,
+    ),
+    Case(
         "node(partner)",
         "query",
         q("query($n: ID!) { node(id: $n) { id } }", n="partnerId"),
