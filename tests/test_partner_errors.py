@@ -149,3 +149,48 @@ async def test_a_throttled_directory_in_a_list_reports_its_error(world: World) -
     codes = {e["extensions"]["code"] for e in body["errors"]}
     assert codes == {"RATE_LIMITED"}
     assert len(body["errors"]) == len(nodes)
+
+
+# --------------------------------------------------------------------------- the paged list
+
+PAGE = """query($after: String) { accounts(partnerCode: "DEMO-001", first: 3, after: $after) {
+  totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id platform externalId } }
+} }"""
+
+
+async def test_the_paged_accounts_list_keeps_a_failed_account_with_its_error(
+    world: World,
+) -> None:
+    """Query.accounts dropped an account whose platform failed (a page of 3 answered 1
+    or 2 edges with no error); now every account of the page has its edge, a failed one
+    with a null node and its own error at its path naming it, as BusinessPartner.accounts
+    does, and the next page starts after it."""
+    links = await world.gw.services.store.links_of_partner("DEMO-001", kind="account")
+    keys = sorted((link.platform, link.external_id) for link in links)
+    expected = [encode_id("Account", p, i) for p, i in keys]
+    assert [p for p, _ in keys] == ["ctrader", "ctrader", "qort", "qort"]
+
+    await world.gw.clear_cache()
+    warm = await world.gw.query(PAGE)
+    assert "errors" not in warm, warm
+    await world.gw.services.cache.delete_prefix("account")  # accounts are read again
+    world.qort.fail_next(1)  # the QORT batch of this page (one sub-account) fails
+    body = await world.gw.query(PAGE)
+    page = body["data"]["accounts"]
+    assert page["totalCount"] == 4
+    edges = page["edges"]
+    assert len(edges) == 3, body
+    assert [e["node"]["id"] for e in edges[:2]] == expected[:2]
+    assert edges[2]["node"] is None
+    errors = errors_at(body)
+    assert list(errors) == [("accounts", "edges", 2, "node")], body
+    extensions = errors[("accounts", "edges", 2, "node")]["extensions"]
+    assert extensions["code"] == "UPSTREAM_UNAVAILABLE"
+    assert extensions["details"]["accountId"] == expected[2]
+    assert extensions["details"]["externalId"] == keys[2][1]
+    assert extensions["details"]["platform"] == "qort"
+    assert page["pageInfo"]["hasNextPage"] is True
+
+    rest = await world.gw.query(PAGE, {"after": page["pageInfo"]["endCursor"]})
+    assert "errors" not in rest, rest
+    assert [e["node"]["id"] for e in rest["data"]["accounts"]["edges"]] == expected[3:]

@@ -19,6 +19,8 @@ from gateway.graphql.ids import decode_id, encode_id
 from gateway.graphql.types import (
     DIRECTORY_UNREADABLE,
     Account,
+    AccountConnection,
+    AccountEdge,
     BusinessPartner,
     Connection,
     ConnectorHealth,
@@ -28,17 +30,17 @@ from gateway.graphql.types import (
     Order,
     OrderFilter,
     OrderStatus,
+    PageInfo,
     Trader,
     Transfer,
     ViewerInfo,
-    account_type,
     connection,
+    linked_account,
     load_account,
     load_order,
     load_partner,
     load_trader,
 )
-from gateway.models import Account as AccountModel
 from gateway.models import Instrument as InstrumentModel
 from gateway.models import Order as OrderModel
 
@@ -227,7 +229,11 @@ class CoreQuery:
         _, (platform, native_id) = decode_id(id, "Account", size=2)
         return await load_account(context_of(info), platform, native_id)
 
-    @strawberry.field(description="Accounts linked to partners the viewer may see.")
+    @strawberry.field(
+        description="A partner's linked accounts, a page at a time; one whose platform"
+        " fails keeps its edge with a null node and its own error (as"
+        " BusinessPartner.accounts), the others still answer."
+    )
     async def accounts(
         self,
         info: Info[Any, Any],
@@ -235,7 +241,7 @@ class CoreQuery:
         platform: str | None = None,
         first: int = 50,
         after: str | None = None,
-    ) -> Connection[Account]:
+    ) -> AccountConnection:
         ctx = context_of(info)
         check_page_size(ctx, first)
         await access.require_partner(ctx, partner_code)
@@ -248,14 +254,22 @@ class CoreQuery:
         if after is not None and after not in cursors:
             raise InvalidInput("unknown cursor", field=["after"])
         page = keys[start : start + first]
-        found = await ctx.loaders.accounts.load_many(page)
-        nodes = [
-            (encode_id("cursor", a.platform, a.id), account_type(ctx, a))
-            for a in found
-            if isinstance(a, AccountModel)
-        ]
+
+        async def settle(key: tuple[str, str]) -> Account | BrokerGraphError | None:
+            try:
+                return await linked_account(ctx, key)
+            except BrokerGraphError as error:  # the item's own error, at its edge's node
+                return error
+
+        found = await asyncio.gather(*(settle(key) for key in page))
         more = start + first < len(keys)
-        return connection(nodes, cursors[start + first - 1] if more else None, total=len(keys))
+        return AccountConnection(
+            edges=[AccountEdge(cursor=cursors[start + i], found=f) for i, f in enumerate(found)],
+            page_info=PageInfo(
+                has_next_page=more, end_cursor=cursors[start + first - 1] if more else None
+            ),
+            total_count=len(keys),
+        )
 
     @strawberry.field(
         description="An account's orders, newest first, a page at a time (the cursor holds"

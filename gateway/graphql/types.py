@@ -671,6 +671,45 @@ def naming(error: BrokerGraphError, **facts: str) -> BrokerGraphError:
     return named
 
 
+async def linked_account(ctx: RequestContext, key: tuple[str, str]) -> Account | None:
+    """A partner's linked account (``None`` when its platform no longer has it); an error
+    reading it names the account (``accountId``, ``externalId``, ``platform``), since the
+    accounts read with it in one batch share one exception."""
+    try:
+        model = await ctx.loaders.accounts.load(key)
+    except BrokerGraphError as error:
+        account_id = encode_id("Account", *key)
+        raise naming(error, accountId=account_id, externalId=key[1], platform=key[0]) from error
+    return None if model is None else account_type(ctx, model)
+
+
+@strawberry.type(name="AccountEdge")
+class AccountEdge:
+    cursor: str
+    found: strawberry.Private[Account | BrokerGraphError | None]
+
+    @strawberry.field(
+        description="The account; null when its platform failed, with that error at this"
+        " path naming the account (accountId, externalId, platform), or when the platform"
+        " no longer has it."
+    )
+    def node(self) -> Account | None:
+        if isinstance(self.found, BrokerGraphError):
+            raise self.found
+        return self.found
+
+
+@strawberry.type(
+    name="AccountConnection",
+    description="A page of accounts: every linked account of the page has its edge, one"
+    " whose platform failed with a null node and its own error.",
+)
+class AccountConnection:
+    edges: list[AccountEdge]
+    page_info: PageInfo
+    total_count: int | None = None
+
+
 async def load_partner(ctx: RequestContext, code: str) -> BusinessPartner:
     """The partner from the store, its directory details from the directory platform.
 
@@ -802,20 +841,9 @@ class BusinessPartner(Node):
         self, info: Info[Any, Any], platform: str | None = None
     ) -> list[Account | None]:
         ctx = context_of(info)
-
-        async def one(key: tuple[str, str]) -> Account | None:
-            try:
-                model = await ctx.loaders.accounts.load(key)
-            except BrokerGraphError as error:  # say which account: its siblings share it
-                account_id = encode_id("Account", *key)
-                raise naming(
-                    error, accountId=account_id, externalId=key[1], platform=key[0]
-                ) from error
-            return None if model is None else account_type(ctx, model)
-
         keys = await _linked(ctx, self.code, "account", platform)
         # Awaitables as items: graphql-core completes each one, locating a failure at its index.
-        return cast(list[Account | None], [one(key) for key in keys])
+        return cast(list[Account | None], [linked_account(ctx, key) for key in keys])
 
     @strawberry.field(
         description="The partner's accounts' analytics over a period, money in `currency`"
