@@ -324,6 +324,26 @@ def check_analytics(m: models.AccountAnalytics, platform: str | None = None) -> 
         _id(sub.account_id, f"{what}.account_id")
         check_money(sub.balance, f"{what}.balance")
         check_money(sub.equity, f"{what}.equity", optional=True)
+    totals: set[int] = set()
+    for level, ranks in m.opened_by_level.items():
+        what = f"AccountAnalytics.opened_by_level[{level}]"
+        _enum(level, models.RankingLevel, what)
+        for i, rank in enumerate(ranks):
+            _instance(rank, models.OpenedRank, f"{what}[{i}]")
+            _text(rank.name, f"{what}[{i}].name", optional=True)
+            _count(rank.positions, f"{what}[{i}].positions")
+        counts = [r.positions for r in ranks]
+        assert counts == sorted(counts, reverse=True), f"{what} must rank most first"
+        totals.add(sum(counts))
+    assert len(totals) <= 1, "every ranking level must count the same positions opened"
+    for i, rate in enumerate(m.conversion_rates):
+        what = f"AccountAnalytics.conversion_rates[{i}]"
+        _instance(rate, models.ConversionRate, what)
+        assert rate.currency == m.realized_pnl.currency, f"{what}: not the account's currency"
+        _currency(rate.target, f"{what}.target")
+        _time(rate.as_of, f"{what}.as_of")
+        _text(rate.source, f"{what}.source")
+        assert rate.source, f"{what}.source must say where the rate comes from"
 
 
 def check_business_partner(m: models.BusinessPartner, platform: str | None = None) -> None:
