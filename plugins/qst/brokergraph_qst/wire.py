@@ -535,16 +535,12 @@ def encode(request_id: int, request: Request) -> bytes:
 
 
 def _raw(message: Any) -> dict[str, Any]:
-    """The vendor payload for debugging: the fields that are set, enums by name, nested
-    messages as dicts and repeated fields as lists (plain values: the event log and the
-    cache pickle the models that carry it)."""
+    """The vendor payload for debugging: the scalar fields that are set, enums by name —
+    plain values, as the event log and the cache pickle the models that carry it.
+    Nested messages are left out (an Order's fills are its ``executions``)."""
     raw: dict[str, Any] = {}
     for descriptor, value in message.ListFields():
         if descriptor.message_type is not None:
-            if descriptor.is_repeated:
-                raw[descriptor.name] = [_raw(item) for item in value]
-            else:
-                raw[descriptor.name] = _raw(value)
             continue
         enum = descriptor.enum_type
         known = enum.values_by_number.get(value) if enum is not None else None
@@ -612,7 +608,6 @@ def _executions(m: Any, number: str, filled: Decimal) -> tuple[Execution, ...] |
                 quantity=_decimal(fill.quantity, "fill quantity"),
                 price=_decimal(fill.price, "fill price"),
                 executed_at=at,
-                raw=_raw(fill),
             )
         )
     return tuple(executions)
