@@ -13,7 +13,8 @@ which is the machine's monotonic clock in every process.  Prints markdown:
 1. emit → client latency of ``orderEvents``, p50/p99, with the gateway's CPU per
    delivery (process time over the measured rounds / events x subscribers) and its RSS
    growth, first with every subscription executed on its own (strawberry's handler,
-   as before the fan-out), then with the fan-out:
+   as before the fan-out), then with the fan-out; and the client processes' CPU per
+   event received (what the harness itself costs, on the same cores):
 
    * one account, 1 to 10,000 subscribers: each round places an order through the
      connector (QST sends New Order and Working at once) and, once every subscriber
@@ -23,8 +24,11 @@ which is the machine's monotonic clock in every process.  Prints markdown:
      account, appended to the gateway's event log (the road QST's notifications take
      after decoding): from the append to the client having the event.
 
-   ``--profile`` adds the top functions (own time) of the fan-out's 1,000-subscriber run;
-   ``--fanout-only`` / ``--before-only``: only the cases with / without it.
+   ``--profile`` adds the top functions (own time) of the fan-out's 1,000-subscriber run
+   (or of the one case ``--subscribers`` names); ``--fanout-only`` / ``--before-only``:
+   only the cases with / without it; ``--subscribers 1000,10000``: only those
+   one-account cases; ``--no-spread``: without the 5,000-account case;
+   ``--no-placements``: without part 2.
 2. placement round trip: ``placeOrder`` over HTTP through the gateway (it returns
    once QST answered and sent the order's first notification) against the same
    exchange done directly on the sandbox by a bare protobuf client (PlaceOrderRequest
@@ -174,8 +178,9 @@ async def client_process() -> None:
     First line: ``{"url", "token", "query", "snapshot", "variables": [one per
     subscriber]}`` (``snapshot``: a subscriber is live once it had its snapshot); then
     ``wait N [KEY]`` (answered ``ok`` once every subscriber has N events, of order KEY if
-    given) and ``dump PATH``
-    (arrival times written as JSON, then exit).
+    given), ``mark`` (answered ``ok``: the measured rounds start; the process's CPU time
+    is counted from here) and ``dump PATH`` (arrival times and the CPU time and events
+    since the mark written as JSON, then exit).
     """
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**26)  # the config line names every subscriber
@@ -183,6 +188,7 @@ async def client_process() -> None:
     config = json.loads(await reader.readline())
     subscribers = [Subscriber(v) for v in config["variables"]]
     target = 0
+    marked = (time.process_time(), 0)
     progressed = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     gate = asyncio.Semaphore(100)  # the gateway accepts a burst, not 10,000 handshakes
@@ -214,18 +220,33 @@ async def client_process() -> None:
             def behind(s: Subscriber, target: int = target, key: str | None = key) -> bool:
                 return (s.count if key is None else len(s.arrivals.get(key, ()))) < target
 
+            # Counts only grow: one that is not behind stays so, and each is looked at
+            # until it is not (a scan of every subscriber per wake-up was quadratic in
+            # the subscribers, client CPU taken from the gateway's two cores).
+            first_behind = 0
             async with asyncio.timeout(WAIT):
-                while any(behind(s) for s in subscribers):
+                while True:
+                    while first_behind < len(subscribers) and not behind(subscribers[first_behind]):
+                        first_behind += 1
+                    if first_behind == len(subscribers):
+                        break
                     progressed.clear()
-                    failed = [t for t in tasks if t.done()]
-                    if failed:
-                        failed[0].result()
-                        raise RuntimeError("a subscriber's socket closed")
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         await asyncio.wait_for(progressed.wait(), 1.0)
+                    except TimeoutError:  # no progress for a second: has a socket failed?
+                        failed = [t for t in tasks if t.done()]
+                        if failed:
+                            failed[0].result()
+                            raise RuntimeError("a subscriber's socket closed") from None
+            print("ok", flush=True)
+        elif command[0] == "mark":
+            marked = (time.process_time(), sum(s.count for s in subscribers))
             print("ok", flush=True)
         elif command[0] == "dump":
-            dumped = json.dumps([s.arrivals for s in subscribers])
+            cpu = time.process_time() - marked[0]
+            events = sum(s.count for s in subscribers) - marked[1]
+            arrivals = [s.arrivals for s in subscribers]
+            dumped = json.dumps({"arrivals": arrivals, "cpu": cpu, "events": events})
             await asyncio.to_thread(Path(command[1]).write_text, dumped)
             break
     for task in tasks:
@@ -241,6 +262,9 @@ class Clients:
         count = CLIENT_PROCESSES if len(variables) >= MANY else 1
         self.shares = [variables[i::count] for i in range(count)]
         self.processes: list[asyncio.subprocess.Process] = []
+        #: The client processes' CPU seconds and events since :meth:`mark` (at the dump).
+        self.cpu = 0.0
+        self.events = 0
 
     async def __aenter__(self) -> Clients:
         for share in self.shares:
@@ -273,6 +297,11 @@ class Clients:
             await self._send(process, f"wait {events} {key}".strip())
         await self._all_answer("ok")
 
+    async def mark(self) -> None:
+        for process in self.processes:
+            await self._send(process, "mark")
+        await self._all_answer("ok")
+
     async def arrivals(self) -> list[dict[str, list[float]]]:
         result: list[dict[str, list[float]]] = []
         with tempfile.TemporaryDirectory() as directory:
@@ -280,7 +309,10 @@ class Clients:
                 path = Path(directory) / f"{n}.json"
                 await self._send(process, f"dump {path}")
                 await process.wait()
-                result.extend(json.loads(path.read_text()))
+                dumped = json.loads(path.read_text())
+                result.extend(dumped["arrivals"])
+                self.cpu += dumped["cpu"]
+                self.events += dumped["events"]
         return result
 
     @staticmethod
@@ -317,6 +349,9 @@ class Measured:
         self.deliveries = 0
         self.cpu = 0.0
         self.rss_growth = 0.0
+        #: The client processes' CPU seconds and events over the measured rounds.
+        self.client_cpu = 0.0
+        self.client_events = 0
         self._cpu0 = 0.0
         self._rss0 = 0.0
 
@@ -330,20 +365,25 @@ class Measured:
 
     def row(self, mode: str, shape: str) -> str:
         per_delivery = self.cpu / self.deliveries * 1e6 if self.deliveries else 0.0
+        per_event = self.client_cpu / self.client_events * 1e6 if self.client_events else 0.0
         return (
             f"| {mode} | {shape} | {self.subscribers} | {len(self.samples)} "
             f"| {ms(statistics.median(self.samples))} | {ms(percentile(self.samples, 0.99))} "
-            f"| {per_delivery:.0f} | {self.rss_growth:+.0f} |"
+            f"| {per_delivery:.0f} | {self.rss_growth:+.0f} | {per_event:.0f} |"
         )
+
+    def clients(self, clients: Clients) -> None:
+        self.client_cpu, self.client_events = clients.cpu, clients.events
 
 
 def matched(
     emits: dict[str, list[float]], arrivals: list[dict[str, list[float]]], keys: set[str]
 ) -> list[float]:
     samples: list[float] = []
-    for client in arrivals:
-        for key in keys:
-            samples.extend(r - e for e, r in zip(emits[key], client.get(key, []), strict=False))
+    for client in arrivals:  # each client's own keys: all keys for every client of
+        for key, received in client.items():  # the spread case were 125 million looks
+            if key in keys:
+                samples.extend(r - e for e, r in zip(emits[key], received, strict=False))
     return samples
 
 
@@ -388,6 +428,7 @@ async def one_account(
                 if round_number == WARMUP:
                     measured.start()
                     orders.clear()
+                    await clients.mark()
                 request = PlaceOrderRequest(
                     account_id=ACCOUNT,
                     symbol="ESZ26",
@@ -408,6 +449,7 @@ async def one_account(
             events = sum(len(emits[o]) for o in orders)
             measured.stop(events * subscribers)
             measured.samples = matched(emits, await clients.arrivals(), orders)
+            measured.clients(clients)
     finally:
         sandbox.on_emit = None
     return measured
@@ -426,6 +468,7 @@ async def many_accounts(gateway: TestGateway, accounts: int, rounds: int) -> Mea
             if round_number == WARMUP:
                 measured.start()
                 keys.clear()
+                await clients.mark()
             for account in ids:
                 key = f"{uuid.uuid4().hex}"
                 event = models.OrderEvent(
@@ -442,6 +485,7 @@ async def many_accounts(gateway: TestGateway, accounts: int, rounds: int) -> Mea
             await clients.wait(round_number + 1)
         measured.stop(len(keys))
         measured.samples = matched(emits, await clients.arrivals(), keys)
+        measured.clients(clients)
     return measured
 
 
@@ -465,10 +509,8 @@ async def event_cases(
             for subscribers, rounds in cases.items():
                 if options.subscribers is not None and subscribers not in options.subscribers:
                     continue
-                profile = options.profile
-                profiler = (
-                    cProfile.Profile() if profile and enabled and subscribers == MANY else None
-                )
+                profile = options.profile and subscribers == options.profiled
+                profiler = cProfile.Profile() if profile and enabled else None
                 if profiler is not None:
                     profiler.enable()
                 measured = await one_account(gateway, sandbox, subscribers, rounds)
@@ -609,6 +651,12 @@ class Options:
     spread: bool = True
     placements: bool = True
 
+    @property
+    def profiled(self) -> int:
+        """The case ``--profile`` profiles: 1,000 subscribers, or the one case run."""
+        only = self.subscribers
+        return next(iter(only)) if only is not None and len(only) == 1 else MANY
+
     @classmethod
     def parse(cls, flags: list[str]) -> Options:
         subscribers = None
@@ -648,14 +696,14 @@ async def main(options: Options) -> None:
         await sandbox.stop()
     print(
         "| emit → GraphQL WS client | shape | subscribers | samples | p50 ms | p99 ms "
-        "| gateway CPU µs/delivery | RSS growth MiB |"
+        "| gateway CPU µs/delivery | RSS growth MiB | clients' CPU µs/event |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
     if profiled:
         print()
-        print("Fan-out, 1,000 subscribers, gateway process (own time):")
+        print(f"Fan-out, {options.profiled} subscribers, gateway process (own time):")
         print("```")
         print(profiled.strip())
         print("```")
