@@ -39,12 +39,17 @@ async function steps(page, scope) {
     .evaluateAll((items) => items.map((li) => [li.dataset.step, li.dataset.succeeded === "true"]));
 }
 
-/** The audit rows of an idempotency key, as [action, outcome, amount]. */
+/** The audit rows of an idempotency key, as [action, outcome, amount, outcome shown]. */
 async function auditRows(page, key) {
   return page
     .locator(`tr.audit-row[data-key="${key}"]`)
     .evaluateAll((rows) =>
-      rows.map((tr) => [tr.dataset.action, tr.dataset.outcome, tr.querySelector("td.amount").textContent.trim()]),
+      rows.map((tr) => [
+        tr.dataset.action,
+        tr.dataset.outcome,
+        tr.querySelector("td.amount").textContent.trim(),
+        tr.cells[4].textContent.trim(),
+      ]),
     );
 }
 

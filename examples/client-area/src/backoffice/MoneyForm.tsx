@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useRef, useState } from "react";
 import { useMutation, type CombinedError } from "urql";
 import { graphql } from "../gql";
 import type { DepositMutation } from "../gql/graphql";
@@ -141,6 +141,10 @@ export function MoneyForm({
   const [accountId, setAccountId] = useState("");
   const [amount, setAmount] = useState("100.00");
   const [key, setKey] = useState(newKey);
+  // Requests awaiting an answer per key, and keys answered for good: how a double
+  // click's two answers are told apart from a submission's one.
+  const inFlight = useRef(new Map<string, number>());
+  const answered = useRef(new Set<string>());
   const [outcome, setOutcome] = useState<(Outcome & { operation: Operation; key: string }) | null>(null);
 
   const spec = OPERATIONS[operation];
@@ -154,6 +158,7 @@ export function MoneyForm({
     // The key of this submission, read now: a second click before the answer sends
     // the same key, and the gateway answers it with the first result.
     const input = { accountId: target.id, amount, idempotencyKey: key };
+    inFlight.current.set(key, (inFlight.current.get(key) ?? 0) + 1);
     let answer: { payload: MoneyPayload | undefined; error: CombinedError | undefined };
     if (operation === "deposit") {
       const r = await deposit({ input });
@@ -169,7 +174,16 @@ export function MoneyForm({
       answer = { payload: r.data?.changeBonus, error: r.error };
     }
     const { payload, error } = answer;
-    const failed = failureKind(error, payload?.errors);
+    const others = (inFlight.current.get(key) ?? 1) - 1;
+    inFlight.current.set(key, others);
+    const conflict = payload?.errors.some((e) => e.code === "IDEMPOTENCY_CONFLICT") ?? false;
+    // A double click's second request may meet the first still in flight: the gateway
+    // answers it IDEMPOTENCY_CONFLICT and moves nothing.  The first one's answer tells
+    // how the movement ended, so this one is not shown over it.
+    if (conflict && (others > 0 || answered.current.has(key))) return;
+    // Alone, it means the key's outcome is not known yet: retry later with the same key.
+    const failed = conflict ? "unknown" : failureKind(error, payload?.errors);
+    if (failed !== "unknown") answered.current.add(key); // final: later answers are echoes
     const what = spec.label.toLowerCase();
     if (failed === "unknown") {
       // It may have been applied: keep the key, so a retry settles it.
