@@ -24,7 +24,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -322,6 +322,9 @@ class TaxRequest:
     currency: str | None = None
     period_from: datetime | None = None
     period_to: datetime | None = None
+    #: WITHDRAWAL: the day of the withdrawal (its year's income up to it is taxed);
+    #: None: today (UTC).  Never in the future (the gateway checks).
+    day: date | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

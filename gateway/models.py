@@ -522,6 +522,9 @@ class ClientReport:
     period_from: datetime | None = None
     period_to: datetime | None = None
     ready_at: datetime | None = None
+    #: The platform's id of the account the report covers (QORT: the sub-account's
+    #: code, one report per sub-account); None: the partner as a whole.
+    account_id: str | None = None
     raw: Mapping[str, Any] | None = _RAW
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import functools
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses, Decimal, datetime and enums as JSON-safe values (``raw`` is dropped)."""
+    """Dataclasses, Decimal, dates and times and enums as JSON-safe values (``raw`` is dropped)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_jsonable(getattr(value, f.name))
@@ -31,7 +31,7 @@ def to_jsonable(value: Any) -> Any:
         }
     if isinstance(value, Decimal):
         return format(value, "f")
-    if isinstance(value, datetime):
+    if isinstance(value, date):  # a datetime is a date too
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value
@@ -75,4 +75,6 @@ def _decode(hint: Any, data: Any) -> Any:
             return Decimal(data)
         if hint is datetime:
             return datetime.fromisoformat(data)
+        if hint is date:
+            return date.fromisoformat(data)
     return data

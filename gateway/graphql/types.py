@@ -291,6 +291,14 @@ class ClientReport(Node):
     download_url: str | None = strawberry.field(
         description="Relative URL to fetch the file with the same bearer token, once READY."
     )
+    account_id: strawberry.ID | None = strawberry.field(
+        description="The account the report covers (an Account id: `node`/`account` resolve"
+        " it), so the reports of one request tell apart; null when it covers the partner"
+        " as a whole."
+    )
+    account_external_id: str | None = strawberry.field(
+        description="The platform's id of that account (QORT: the sub-account's code)."
+    )
 
     @classmethod
     def from_model(cls, m: models.ClientReport) -> ClientReport:
@@ -308,6 +316,10 @@ class ClientReport(Node):
             period_to=m.period_to,
             ready_at=m.ready_at,
             download_url=f"/reports/{global_id}" if ready else None,
+            account_id=None
+            if m.account_id is None
+            else strawberry.ID(encode_id("Account", m.platform, m.account_id)),
+            account_external_id=m.account_id,
         )
 
 

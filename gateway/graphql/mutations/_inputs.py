@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import strawberry
@@ -107,6 +107,12 @@ class CalculateTaxInput:
     period_from: datetime | None = None
     period_to: datetime | None = None
     platform: str | None = None
+    day: date | None = strawberry.field(
+        default=None,
+        name="date",
+        description="WITHDRAWAL only: the day of the withdrawal, whose year's income up to"
+        " it is taxed; omitted: today (UTC). Not in the future.",
+    )
 
 
 @strawberry.input

@@ -7,6 +7,7 @@ partner directory too; ``platform`` names the back office when several are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import strawberry
@@ -274,6 +275,10 @@ async def _tax(ctx: RequestContext, input: CalculateTaxInput) -> CalculateTaxInp
         if input.amount is None:
             raise InvalidInput("a withdrawal tax needs an amount", field=["amount"])
         check_amount(input.amount)
+        if input.day is not None and input.day > datetime.now(UTC).date():
+            raise InvalidInput("a withdrawal's date is today or earlier", field=["date"])
+    elif input.day is not None:
+        raise InvalidInput("date is for a WITHDRAWAL; a period has its own", field=["date"])
     elif input.period_from is None or input.period_to is None:
         raise InvalidInput("a period tax needs periodFrom and periodTo", field=["periodFrom"])
     else:
@@ -426,6 +431,7 @@ async def _calculate_tax(ctx: RequestContext, input: CalculateTaxInput) -> TaxPa
             currency=input.currency,
             period_from=input.period_from,
             period_to=input.period_to,
+            day=input.day,
         )
     )
     return TaxPayload(calculation=TaxCalculation.from_model(result))

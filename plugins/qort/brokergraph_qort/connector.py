@@ -338,6 +338,10 @@ def pit_deal(row: Row, currency: str) -> PitDeal:
 # --------------------------------------------------------------------------- conversions
 
 
+#: QORT keeps no deals before this: a tax day (PIT, a withdrawal's) earlier is a typo.
+EARLIEST_TAX_DAY = date(1990, 1, 1)
+
+
 def qort_date(value: datetime | date) -> int:
     """A day as QORT's int YYYYMMDD (datetimes are taken in UTC)."""
     day = ensure_utc(value).date() if isinstance(value, datetime) else value
@@ -958,6 +962,12 @@ class QortConnector(
         if request.kind is TaxKind.WITHDRAWAL:
             if request.amount is None:
                 raise InvalidInput("a withdrawal tax needs an amount", field=["amount"])
+            day = request.day or now.date()
+            if not EARLIEST_TAX_DAY <= day <= now.date():
+                raise InvalidInput(
+                    f"date must be a day from {EARLIEST_TAX_DAY.isoformat()} to today",
+                    field=["date"],
+                )
             packet = await self._packet(request.partner_code)
             currency = request.currency.strip().upper() if request.currency else None
             subacc = next(
@@ -971,9 +981,9 @@ class QortConnector(
                 )
             currency = currency or subacc.get("Currency") or self.settings.default_currency
             result = await self.client.calc_pit_withdrawal(
-                subacc["SubAccCode"], currency, request.amount, qort_date(now)
+                subacc["SubAccCode"], currency, request.amount, qort_date(day)
             )
-            raw: dict[str, Any] = {"SubAccCode": subacc["SubAccCode"]}
+            raw: dict[str, Any] = {"SubAccCode": subacc["SubAccCode"], "Date": qort_date(day)}
         else:
             if request.period_from is None or request.period_to is None:
                 raise InvalidInput(
@@ -1101,6 +1111,8 @@ class QortConnector(
             period_from=when("period_from"),
             period_to=when("period_to"),
             ready_at=when("ready_at"),
+            # The sub-account the request named to QORT: QORT reports on one per request.
+            account_id=state.get("sub_account") or None,
             raw=dict(state),
         )
 

@@ -21,6 +21,7 @@ from strawberry.types import Info
 
 from brokergraph_qort.connector import (
     ATTRIBUTE_NAME,
+    EARLIEST_TAX_DAY,
     AttributeDefinition,
     AttributeType,
     PitReport,
@@ -688,7 +689,7 @@ class QortPitReport:
 
 
 #: QORT keeps no deals before this; a PIT day earlier is a typo.
-EARLIEST_PIT_DAY = date(1990, 1, 1)
+EARLIEST_PIT_DAY = EARLIEST_TAX_DAY
 
 
 async def _pit_report(
