@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
 from gateway.auth import Role
@@ -196,32 +197,37 @@ async def test_a_period_before_the_account_existed_reads_no_window(
     }
 
 
-def overview(login: int, alias: str = "") -> str:
-    """An overview of one account: its balance, positions and analytics of
-    2026-10-16..11-15 (literal: the cost is exact)."""
+def overview(login: int, alias: str = "", positions: bool = True) -> str:
+    """An overview of one account: its balance, positions (unless not) and analytics
+    of 2026-10-16..11-15 (literal: the cost is exact)."""
+    held = "positions { externalId volume }" if positions else ""
     return f"""{alias}account(id: "{account_gid(login)}") {{
-      balance {{ amount }} positions {{ externalId volume }}
+      balance {{ amount }} {held}
       analytics(from: "2026-10-16T00:00:00Z", to: "2026-11-15T00:00:00Z") {{
         realizedPnl {{ amount currency }} wins losses mostTradedSymbols {{ symbol volume deals }}
         mostOpened(level: CATEGORY) {{ name positions share }}
       }} }}"""
 
 
+@pytest.mark.parametrize("positions", [True, False], ids=["with-positions", "analytics-only"])
 async def test_accounts_with_full_history_read_each_window_once_for_the_page(
-    gateway: TestGateway, sandbox: CTraderSandbox
+    gateway: TestGateway, sandbox: CTraderSandbox, positions: bool
 ) -> None:
     """Four accounts trading since May, in one query: each of the 60 windows is one
     call without ``login`` (split by login), not four; every answer is the one the
     account gets alone (each window read with its ``login``)."""
     logins = [9000001, 9000002, 9000003, 9000004]
     start, end = datetime(2026, 10, 16, tzinfo=UTC), datetime(2026, 11, 15, tzinfo=UTC)
-    token = gateway.issue(Role.ADMIN, subject="analytics-calls-four")
+    token = gateway.issue(Role.ADMIN, subject=f"analytics-calls-four-{positions}")
     await gateway.clear_cache()
     before = Counter(sandbox.calls)
-    page = "query {" + " ".join(overview(login, f"a{login}: ") for login in logins) + "}"
+    page = "query {" + " ".join(overview(login, f"a{login}: ", positions) for login in logins) + "}"
     body = await gateway.query(page, None, token)
     assert "errors" not in body, body["errors"][:1]
     calls = delta(before, sandbox.calls)
+    # The page's open positions in one call, by the positions loader or, without a
+    # positions field, by the analytics' reads starting together (was one per account).
+    assert calls["GET /v2/webserv/openPositions"] == 1
     per_account = sum(period_windows(sandbox, login, start, end) for login in logins)
     assert per_account == 4 * 60  # what the accounts read one by one
     assert calls[CLOSED] == page_window_calls(sandbox, logins, start, end) == 60
@@ -229,7 +235,7 @@ async def test_accounts_with_full_history_read_each_window_once_for_the_page(
     for login in logins:
         await gateway.clear_cache()
         before = Counter(sandbox.calls)
-        alone = await gateway.query("query {" + overview(login) + "}", None, token)
+        alone = await gateway.query("query {" + overview(login, "", positions) + "}", None, token)
         assert "errors" not in alone, alone["errors"][:1]
         assert delta(before, sandbox.calls)[CLOSED] == 60
         assert alone["data"]["account"]["analytics"] == body["data"][f"a{login}"]["analytics"]

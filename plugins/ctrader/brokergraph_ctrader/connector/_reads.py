@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from brokergraph_ctrader.connector._base import EPOCH, TRADERS, CTraderBase, _login_of, _now
+from brokergraph_ctrader.connector._batch import KeyBatcher
 from brokergraph_ctrader.csvwire import OpenPositionRow, format_timestamp, parse_open_positions
 from brokergraph_ctrader.records import trader_from_record
 from brokergraph_ctrader.wire import epoch_ms, position_from_row
@@ -160,13 +161,24 @@ class ReadsMixin(CTraderBase, AccountReads):
             HELD_ACCOUNT, login, lambda: self._read_account(login), ttl=self._held_ttl()
         )
 
+    _positions_batcher: KeyBatcher[list[Position]] | None = None
+
     async def _held_positions(self, login: str) -> list[Position]:
         """The open positions as the positions loader holds them (a batch of a whole
-        page of accounts is one call), else one ``openPositions?login`` call."""
+        page of accounts is one call), else one ``openPositions`` call for the accounts
+        whose reads start within ``window_batch_seconds`` of each other (with
+        ``login`` when there is one)."""
+        if self._positions_batcher is None:
+
+            async def batch(logins: list[str]) -> dict[str, list[Position]]:
+                found = await self.get_positions(logins)
+                return {login: list(p) for login, p in zip(logins, found, strict=True)}
+
+            self._positions_batcher = KeyBatcher(batch, delay=self.settings.window_batch_seconds)
+        batcher = self._positions_batcher
 
         async def fetch() -> list[Position]:
-            (positions,) = await self.get_positions([login])
-            return list(positions)
+            return await batcher.get(login)
 
         return await self.context.reads.read(HELD_POSITIONS, login, fetch, ttl=self._held_ttl())
 
