@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from tests.gateway_fixtures import GatewayUnderTest, account_gid
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
   order { externalId } errors { code } } }"""
 BALANCE = "query($id: ID!) { account(id: $id) { balance { amount } } }"
+ROOT = Path(__file__).resolve().parents[1]
 #: How long a replica may take to hear another's change (a bound, not a measurement).
 PROPAGATION_SECONDS = 10.0
 
@@ -271,3 +274,95 @@ async def test_replicas_see_each_others_links_and_partners(
             ) == [None]
 
         await _until(a_sees_deletion, "the deletion with its links")
+
+
+# The store's hot statements run on SQLite's own cursor when nothing listens to the
+# engine's statement events, through SQLAlchemy otherwise.  Within this test process a
+# tracing test may have left a listener on every engine, so the comparison runs in a
+# fresh interpreter: one store with no listener (the driver's cursor), one with a
+# listener (SQLAlchemy), the same writes to both, and what each reads back.
+_BOTH_ROADS = r"""
+import asyncio, json, sys
+from datetime import UTC, datetime
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import StatementError
+from gateway.store import AuditEntry, Store
+
+AT = datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=UTC)
+
+def entry(key):
+    return AuditEntry(None, AT, "alice", "admin", "deposit", None, "ok", None, "ref", key,
+                      {"amount": "1.50", "nested": {"list": [1, None, "\u00e9"]}})
+
+def claim(record):
+    aware = record.created_at.utcoffset() is not None and (
+        record.completed_at is None or record.completed_at.utcoffset() is not None)
+    return [record.scope, record.key, record.operation, record.request_hash,
+            record.state.value, record.response, aware, record.completed_at is None]
+
+async def exercise(store):
+    seen = {}
+    claimed, first = await store.begin_idempotent("S", "k-1", "deposit", "h", recovery={"p": "toy"})
+    again, existing = await store.begin_idempotent("S", "k-1", "deposit", "h")
+    seen["claims"] = [claimed, again, claim(first), claim(existing)]
+    done = await store.complete_idempotent("S", "k-1", {"value": {"id": "1", "no": None}},
+                                           audit=entry("k-1"))
+    seen["done"] = claim(done)
+    seen["read"] = claim(await store.get_idempotent("S", "k-1"))
+    await store.begin_idempotent("S", "k-2", "deposit", "h")
+    await store.release_idempotent("S", "k-2")
+    seen["released"] = await store.get_idempotent("S", "k-2") is None
+    appended = await store.append_audit(entry(None))
+    seen["appended"] = appended.id
+    seen["audit"] = [[e.id, e.at.isoformat(), e.idempotency_key, e.details]
+                     for e in await store.list_audit(limit=10)]
+    await store.save_flow("f-1", "kind", {"a": [1, 2], "b": None})
+    await store.save_flow("f-1", "kind", {"a": "again"})
+    seen["flow"] = [await store.get_flow("f-1"), await store.get_flow("missing")]
+    try:
+        await store.append_audit(AuditEntry(None, datetime(2026, 1, 1), "a", "b", "c", None,
+                                            "ok", None, None, None, {}))
+    except StatementError as error:
+        seen["naive"] = "naive datetime" in str(error)
+    return seen
+
+async def main(directory):
+    fast = await Store.open(f"sqlite+aiosqlite:///{directory}/fast.db")
+    slow = await Store.open(f"sqlite+aiosqlite:///{directory}/slow.db")
+    statements = []
+    event.listen(slow.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        road = not Engine._has_events and not fast.sync_engine._has_events
+        print(json.dumps({"fast_road": road, "fast": await exercise(fast),
+                          "slow": await exercise(slow), "slow_statements": len(statements)}))
+    finally:
+        await fast.close()
+        await slow.close()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_the_drivers_cursor_writes_and_reads_what_sqlalchemy_does(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _BOTH_ROADS,
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    result = json.loads(out)
+    assert result["fast_road"]  # nothing listened: the hot statements took the cursor
+    assert result["slow_statements"] > 0  # a listener: they went through SQLAlchemy
+    assert result["fast"] == result["slow"]
+    fast = result["fast"]
+    assert fast["claims"][:2] == [True, False] and fast["done"][4] == "COMPLETED"
+    assert fast["done"][5] == {"value": {"id": "1", "no": None}} and fast["done"][6]
+    assert fast["read"] == fast["done"] and fast["released"] and fast["naive"]
+    assert fast["flow"] == [{"a": "again"}, None]
+    assert [row[2] for row in fast["audit"]] == [None, "k-1"]  # newest first
+    assert fast["audit"][0][3] == {"amount": "1.50", "nested": {"list": [1, None, "é"]}}

@@ -25,7 +25,7 @@ from gateway.events import EventLog
 
 from ._audit_trail import read_audit_trail, read_transfer_ids
 from ._directory import Directory, LinkKey
-from ._engine import Database, normalise_url, open_database
+from ._engine import Database, Prepared, normalise_url, open_database
 from ._migrate import prepare_schema
 from ._records import (
     ApiKeyRecord,
@@ -87,6 +87,21 @@ def _link(row: Row[Any]) -> Link:
     )
 
 
+def _claim_of(row: Sequence[Any]) -> IdempotencyRecord:
+    """A claim from its columns in the table's order (a prepared statement's row)."""
+    scope, key, operation, request_hash, state, response, created_at, completed_at = row[:8]
+    return IdempotencyRecord(
+        scope=scope,
+        key=key,
+        operation=operation,
+        request_hash=request_hash,
+        state=IdempotencyState(state),
+        response=response,
+        created_at=created_at,
+        completed_at=completed_at,
+    )
+
+
 def _idempotency(row: Row[Any]) -> IdempotencyRecord:
     return IdempotencyRecord(
         scope=row.scope,
@@ -113,13 +128,23 @@ def _claim_is(state: str | None = None) -> ColumnElement[bool]:
     return where if state is None else where & (idempotency.c.state == state)
 
 
-_INSERT_CLAIM = insert(idempotency)
-_INSERT_RECOVERY = insert(idempotency_recovery)
-_DELETE_RECOVERY = delete(idempotency_recovery).where(
-    (idempotency_recovery.c.scope == bindparam("b_scope"))
-    & (idempotency_recovery.c.key == bindparam("b_key"))
+_NAMED = ("b_scope", "b_key")
+_CLAIM_COLUMNS = tuple(column.name for column in idempotency.c)
+_AUDIT_COLUMNS = tuple(column.name for column in audit_log.c if column.name != "id")
+_FLOW_COLUMNS = ("flow_id", "kind", "state", "updated_at")
+
+_INSERT_CLAIM = Prepared(insert(idempotency), _CLAIM_COLUMNS)
+_INSERT_RECOVERY = Prepared(
+    insert(idempotency_recovery), ("scope", "key", "recovery", "check_after")
 )
-_COMPLETE_CLAIM = (
+_DELETE_RECOVERY = Prepared(
+    delete(idempotency_recovery).where(
+        (idempotency_recovery.c.scope == bindparam("b_scope"))
+        & (idempotency_recovery.c.key == bindparam("b_key"))
+    ),
+    _NAMED,
+)
+_COMPLETE_CLAIM = Prepared(
     update(idempotency)
     .where(_claim_is(IdempotencyState.STARTED.value))
     .values(
@@ -127,26 +152,34 @@ _COMPLETE_CLAIM = (
         response=bindparam("b_response"),
         completed_at=bindparam("b_completed_at"),
     )
-    .returning(*idempotency.c)
+    .returning(*idempotency.c),
+    (*_NAMED, "b_response", "b_completed_at"),
 )
-_SELECT_CLAIM = select(idempotency).where(_claim_is())
-_RELEASE_CLAIM = delete(idempotency).where(_claim_is(IdempotencyState.STARTED.value))
-_INSERT_AUDIT = insert(audit_log)
-_INSERT_AUDIT_RETURNING_ID = insert(audit_log).returning(audit_log.c.id)
-_SELECT_FLOW = select(flows.c.state).where(flows.c.flow_id == bindparam("b_flow_id"))
+_SELECT_CLAIM = Prepared(select(idempotency).where(_claim_is()), _NAMED)
+_RELEASE_CLAIM = Prepared(
+    delete(idempotency).where(_claim_is(IdempotencyState.STARTED.value)), _NAMED
+)
+_INSERT_AUDIT = Prepared(insert(audit_log), _AUDIT_COLUMNS)
+_INSERT_AUDIT_RETURNING_ID = Prepared(insert(audit_log).returning(audit_log.c.id), _AUDIT_COLUMNS)
+_SELECT_FLOW = Prepared(
+    select(flows.c.state).where(flows.c.flow_id == bindparam("b_flow_id")), ("b_flow_id",)
+)
 
 
-def _save_flow(dialect_insert: Any) -> Any:
+def _save_flow(dialect_insert: Any) -> Prepared:
     """INSERT ... ON CONFLICT DO UPDATE (SQLite and PostgreSQL spell it alike): one
     statement whether the flow exists or not, so one transaction and no retry."""
     statement = dialect_insert(flows)
-    return statement.on_conflict_do_update(
-        index_elements=[flows.c.flow_id],
-        set_={
-            "kind": statement.excluded.kind,
-            "state": statement.excluded.state,
-            "updated_at": statement.excluded.updated_at,
-        },
+    return Prepared(
+        statement.on_conflict_do_update(
+            index_elements=[flows.c.flow_id],
+            set_={
+                "kind": statement.excluded.kind,
+                "state": statement.excluded.state,
+                "updated_at": statement.excluded.updated_at,
+            },
+        ),
+        _FLOW_COLUMNS,
     )
 
 
@@ -197,8 +230,9 @@ def _audit(row: Row[Any]) -> AuditEntry:
 
 
 def _audit_values(entry: AuditEntry) -> Mapping[str, Any]:
-    """The row of ``entry``; the database assigns the id."""
-    return {column: value for column, value in dataclasses.asdict(entry).items() if column != "id"}
+    """The row of ``entry``; the database assigns the id.  (Not ``dataclasses.asdict``:
+    it deep-copies ``details``, which the row only serialises.)"""
+    return {column: getattr(entry, column) for column in _AUDIT_COLUMNS}
 
 
 class _NotCompleted(Exception):
@@ -545,7 +579,8 @@ class Store:
             claim = IdempotencyRecord(
                 scope, key, operation, request_hash, IdempotencyState.STARTED, None, _now(), None
             )
-            values = dataclasses.asdict(claim) | {"state": claim.state.value}
+            values = {column: getattr(claim, column) for column in _CLAIM_COLUMNS}
+            values["state"] = claim.state.value
             if await self._try_claim(values, recovery):
                 return True, claim
             existing = await self.get_idempotent(scope, key)
@@ -565,10 +600,10 @@ class Store:
         named = {"b_scope": values["scope"], "b_key": values["key"]}
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(_INSERT_CLAIM, values)
+                await conn.run(_INSERT_CLAIM, values)
                 if recovery is not None:
-                    await conn.execute(_DELETE_RECOVERY, named)
-                    await conn.execute(
+                    await conn.run(_DELETE_RECOVERY, named)
+                    await conn.run(
                         _INSERT_RECOVERY,
                         {
                             "scope": values["scope"],
@@ -597,23 +632,20 @@ class Store:
         named = {"b_scope": scope, "b_key": key}
         try:
             async with self._engine.begin() as conn:
-                row = (
-                    await conn.execute(
-                        _COMPLETE_CLAIM,
-                        {**named, "b_response": response, "b_completed_at": _now()},
-                    )
-                ).one_or_none()
-                if row is None:
+                completed = await conn.run(
+                    _COMPLETE_CLAIM, {**named, "b_response": response, "b_completed_at": _now()}
+                )
+                if not completed.rows:
                     raise _NotCompleted
                 # Settled for good: nothing left to recover.
-                await conn.execute(_DELETE_RECOVERY, named)
+                await conn.run(_DELETE_RECOVERY, named)
                 if audit is not None:
-                    await conn.execute(_INSERT_AUDIT, _audit_values(audit))
+                    await conn.run(_INSERT_AUDIT, _audit_values(audit))
         except _NotCompleted:
             if await self.get_idempotent(scope, key) is None:
                 raise NotFound("no idempotency claim exists for this key") from None
             raise IdempotencyConflict("this idempotency key was already completed") from None
-        return _idempotency(row)
+        return _claim_of(completed.rows[0])
 
     async def reclaim_idempotent(
         self, scope: str, key: str, older_than: datetime | None = None
@@ -661,9 +693,9 @@ class Store:
         named = {"b_scope": scope, "b_key": key}
         async with self._engine.begin() as conn:
             # Only a STARTED claim: a completed result must keep answering retries.
-            released = await conn.execute(_RELEASE_CLAIM, named)
+            released = await conn.run(_RELEASE_CLAIM, named)
             if released.rowcount:
-                await conn.execute(_DELETE_RECOVERY, named)
+                await conn.run(_DELETE_RECOVERY, named)
 
     async def unsettled_idempotent(
         self, *, claimed_before: datetime, limit: int
@@ -706,18 +738,16 @@ class Store:
 
     async def get_idempotent(self, scope: str, key: str) -> IdempotencyRecord | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(_SELECT_CLAIM, {"b_scope": scope, "b_key": key})
-            ).one_or_none()
-        return None if row is None else _idempotency(row)
+            found = await conn.run(_SELECT_CLAIM, {"b_scope": scope, "b_key": key})
+        return _claim_of(found.rows[0]) if found.rows else None
 
     # -- audit ------------------------------------------------------------------
 
     async def append_audit(self, entry: AuditEntry) -> AuditEntry:
         """Append ``entry``; the database assigns the id, any given one is ignored."""
         async with self._engine.begin() as conn:
-            new_id = await conn.scalar(_INSERT_AUDIT_RETURNING_ID, _audit_values(entry))
-        return dataclasses.replace(entry, id=new_id)
+            inserted = await conn.run(_INSERT_AUDIT_RETURNING_ID, _audit_values(entry))
+        return dataclasses.replace(entry, id=inserted.rows[0][0])
 
     async def list_audit(
         self, *, limit: int = 100, operation: str | None = None, actor: str | None = None
@@ -765,11 +795,12 @@ class Store:
     async def save_flow(self, flow_id: str, kind: str, state: dict[str, Any]) -> None:
         values = {"flow_id": flow_id, "kind": kind, "state": state, "updated_at": _now()}
         async with self._engine.begin() as conn:
-            await conn.execute(self._save_flow, values)
+            await conn.run(self._save_flow, values)
 
     async def get_flow(self, flow_id: str) -> dict[str, Any] | None:
         async with self._engine.connect() as conn:
-            state: dict[str, Any] | None = await conn.scalar(_SELECT_FLOW, {"b_flow_id": flow_id})
+            found = await conn.run(_SELECT_FLOW, {"b_flow_id": flow_id})
+        state: dict[str, Any] | None = found.rows[0][0] if found.rows else None
         return state
 
     async def list_flows(
