@@ -6,19 +6,24 @@ token in the URL fragment, with every host but 127.0.0.1 unresolvable and every 
 off the loopback recorded.  The page must list the partner's accounts on every platform
 with the balances the gateway answers, pass axe-core's WCAG 2 A/AA rules, and show a QST
 limit order go PENDING → WORKING and, once cancelled, CANCELLED — live, from
-``orderEvents``.  With a platform down, its accounts are rows carrying the typed error at
-their path and the others still show.  Screenshots go to the test's tmp dir.
+``orderEvents``; then the same page's analytics plotted with the API's numbers,
+positions and deals, a client report downloaded, the tax of a withdrawal, and every page
+at phone width.  Without a WebSocket the live states come over SSE.  With a platform
+down, its accounts are rows carrying the typed error at their path and the others still
+show.  Screenshots go to tests/artifacts/client-area/.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,9 @@ import pytest
 from brokergraph_ctrader.sandbox import CTraderSandbox
 from brokergraph_dxtrade.sandbox import DxTradeSandbox
 from brokergraph_qort.sandbox import QortSandbox
+from brokergraph_qort.sandbox.reports import CSV_COLUMNS as QORT_CSV_COLUMNS
+from brokergraph_qort.sandbox.seed import DEALS as QORT_DEALS
+from brokergraph_qort.sandbox.seed import RATES_TO_RUB as QORT_RATES
 from brokergraph_qst.sandbox import QstSandbox
 
 from gateway.sandboxes import Sandbox
@@ -37,7 +45,9 @@ from gateway.testing import TestGateway, open_test_gateway
 from tests import browser
 from tests.test_client_area_build import APP_DIR, build_client_area
 
-ACCOUNTS = """{ me { accounts { platform number balance { amount currency } } } }"""
+#: Screenshots of every page (gitignored; README images are refreshed from here).
+SHOTS = browser.ARTIFACTS_DIR / "client-area"
+ACCOUNTS = """{ me { accounts { id platform number balance { amount currency } } } }"""
 
 
 def shown(money: dict[str, str] | None) -> str:
@@ -51,6 +61,7 @@ async def client_area(
 ) -> AsyncIterator[TestGateway]:
     """The built app, served by a gateway wired to ``sandboxes`` (started here)."""
     await build_client_area()
+    SHOTS.mkdir(parents=True, exist_ok=True)
     async with contextlib.AsyncExitStack() as stack:
         for sandbox in sandboxes:
             await stack.enter_async_context(sandbox)
@@ -100,9 +111,140 @@ async def run_journey(
     return report
 
 
+#: The analytics the journey asks for: cTrader's seeded history (May to 14 November 2026).
+ANALYTICS = {"account": "ctrader 9000001 (USD)", "from": "2026-08-01", "to": "2026-11-14"}
+PERIOD = {"from": "2026-08-01T00:00:00Z", "to": "2026-11-15T00:00:00Z"}
+#: QORT's seeded deals were sold in 2024 and 2025 (a period is at most 366 days).
+REPORT = {"from": "2024-06-01", "to": "2025-05-31"}
+TAX = {"amount": "100000.00", "currency": "RUB", "from": "2024-01-01", "to": "2024-12-31"}
+
+ANALYTICS_QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: $id) {
+  positions { externalId }
+  deals(from: $from, to: $to) { externalId executedAt realizedPnl { amount currency } }
+  analytics(from: $from, to: $to) { realizedPnl { amount currency } wins losses
+    volumeBySymbol { symbol notional { amount currency } lots }
+    mostOpenedSymbols { symbol positions }
+    byCategory: mostOpened(level: CATEGORY) { name positions }
+    byAssetClass: mostOpened(level: ASSET_CLASS) { name positions }
+    copySubAccounts { balance { amount currency } equity { amount currency } } } } }"""
+
+
+def proportional(bars: list[dict[str, Any]]) -> None:
+    """Each bar's drawn width is its value's share of the longest (to half a pixel)."""
+    longest = max(bars, key=lambda bar: Decimal(bar["value"]))
+    for bar in bars:
+        share = Decimal(bar["value"]) / Decimal(longest["value"])
+        assert abs(Decimal(str(bar["width"])) - share * Decimal(str(longest["width"]))) < Decimal(
+            "0.5"
+        ), (bar, longest)
+
+
+def check_analytics(page: dict[str, Any], truth: dict[str, Any]) -> None:
+    """The plotted marks against the API's own answer, summed here with Decimal."""
+    analytics = truth["analytics"]
+    deals = sorted(
+        (d for d in truth["deals"] if d["realizedPnl"]), key=lambda d: str(d["executedAt"])
+    )
+    running, totals = Decimal(0), []
+    for deal in deals:
+        running += Decimal(deal["realizedPnl"]["amount"])
+        totals.append(running)
+    assert len(deals) > 5  # a period with history, or the check says little
+    assert [(p["at"], Decimal(p["value"])) for p in page["pnl"]] == [
+        (d["executedAt"], total) for d, total in zip(deals, totals, strict=True)
+    ]
+    # The line ends at the period's realised P&L, and is drawn where its values say:
+    # later points further right, y linear in the value (one slope, pointing up).
+    assert totals[-1] == Decimal(analytics["realizedPnl"]["amount"])
+    realized = analytics["realizedPnl"]
+    assert page["realized"] == f"{realized['amount']} {realized['currency']}"
+    xs = [p["x"] for p in page["pnl"]]
+    assert xs == sorted(xs)
+    points = [(Decimal(p["value"]), Decimal(str(p["y"]))) for p in page["pnl"]]
+    (v0, y0), (v1, y1) = min(points), max(points)
+    slope = (y1 - y0) / (v1 - v0)
+    assert slope < 0  # SVG's y grows downwards
+    for value, y in points:
+        assert abs(y0 + slope * (value - v0) - y) < Decimal("0.01")
+    wins, losses = analytics["wins"], analytics["losses"]
+    assert page["winloss"] == f"{wins} / {losses}"
+    assert [(b["label"], b["value"]) for b in page["winlossBars"]] == [
+        ("Won", str(wins)),
+        ("Lost", str(losses)),
+    ]
+    proportional(page["winlossBars"])
+    assert [(b["label"], Decimal(b["value"])) for b in page["volume"]] == [
+        (v["symbol"], Decimal(v["notional"]["amount"])) for v in analytics["volumeBySymbol"]
+    ]
+    proportional(page["volume"])
+    assert [(b["label"], b["value"]) for b in page["opened"]] == [
+        (s["symbol"], str(s["positions"])) for s in analytics["mostOpenedSymbols"]
+    ]
+    proportional(page["opened"])
+    for chart, field in (("category", "byCategory"), ("assetclass", "byAssetClass")):
+        assert [(b["label"], b["value"]) for b in page[chart]] == [
+            (r["name"], str(r["positions"])) for r in analytics[field]
+        ]
+        assert len(page[chart]) > 1  # cTrader's symbol list classifies the seeded symbols
+        proportional(page[chart])
+    assert page["copy"] == [
+        [shown(c["balance"]), shown(c["equity"])] for c in analytics["copySubAccounts"]
+    ]
+    assert page["copy"]  # 9000001 has two Copy sub-accounts in the seed
+
+
+def check_reports(report: dict[str, Any]) -> None:
+    """Every downloaded file is the CSV of its sub-account's deals in the period: all of
+    DEMO-001's seeded deals sold in it, each in one file, with its income."""
+    expected = {
+        deal.trade_num: (deal.sell_price - deal.buy_price) * deal.qty
+        for deal in QORT_DEALS
+        if deal.subacc.startswith("DEMO-001-") and 20240601 <= deal.sell_date <= 20250531
+    }
+    assert len(report["reportIds"]) == 2  # one per QORT sub-account of DEMO-001
+    for report_id in report["reportIds"]:
+        states = report["reportStates"][report_id]
+        assert states[-1] == "READY"
+        assert set(states[:-1]) <= {"REQUESTED", "GENERATING"} and states[:-1], states
+    seen: dict[str, Decimal] = {}
+    for report_id, file in report["files"].items():
+        assert file["name"] == f"client-report-{report_id}.csv"
+        rows = list(csv.reader(io.StringIO(file["text"])))
+        assert rows[0] == list(QORT_CSV_COLUMNS)
+        for row in rows[1:]:
+            seen[row[0]] = Decimal(row[7])
+    assert seen == expected
+
+
+def expected_tax(start: int, end: int, cap_amount: Decimal | None) -> tuple[Decimal, Decimal]:
+    """13 % of DEMO-001's income in RUB sold in [start, end], from the seeded deals; on a
+    withdrawal at most 30 % of the amount (RUB)."""
+    income = sum(
+        (
+            (d.sell_price - d.buy_price) * d.qty * QORT_RATES[d.currency]
+            for d in QORT_DEALS
+            if d.subacc.startswith("DEMO-001-") and start <= d.sell_date <= end
+        ),
+        Decimal(0),
+    )
+    base = max(Decimal(0), income)
+    tax = (base * Decimal("0.13")).quantize(Decimal(1), ROUND_HALF_UP)
+    if cap_amount is not None:
+        tax = min(tax, (cap_amount * Decimal("0.30")).quantize(Decimal(1), ROUND_HALF_UP))
+    return base, tax
+
+
+def rub(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'))} RUB"
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(300)  # a cold npm ci downloads; four sandboxes and chromium start
-async def test_client_journey_accounts_and_a_live_order(tmp_path: Path) -> None:
+async def test_client_journey_through_every_page(tmp_path: Path) -> None:
+    """One browser session: accounts, a live order, analytics plotted with the API's
+    numbers, positions and deals, a report requested and downloaded, the tax of a
+    withdrawal and of a period; axe-core clean on each page, and each page at phone
+    width with nothing wider than the screen and every control reachable."""
     browser.chromium_path()
     plugins: list[object] = [
         brokergraph_ctrader.plugin,
@@ -110,16 +252,72 @@ async def test_client_journey_accounts_and_a_live_order(tmp_path: Path) -> None:
         brokergraph_qort.plugin,
         brokergraph_qst.plugin,
     ]
-    sandboxes: list[Sandbox] = [CTraderSandbox(), DxTradeSandbox(), QortSandbox(), QstSandbox()]
+    # Reports take 2 s to be made, so the page shows them pending before READY.
+    qort = QortSandbox(report_delay_seconds=2.0)
+    sandboxes: list[Sandbox] = [CTraderSandbox(), DxTradeSandbox(), qort, QstSandbox()]
     async with client_area(plugins, sandboxes, tmp_path) as gateway:
         accounts = (await accounts_answer(gateway))["data"]["me"]["accounts"]
         expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts}
         assert {key.split()[0] for key in expected} == {"ctrader", "dxtrade", "qort", "qst"}
-        report = await run_journey(gateway, "orders", expected, tmp_path)
+        account = next(a for a in accounts if f"{a['platform']} {a['number']}" == "ctrader 9000001")
+        truth = await gateway.data(ANALYTICS_QUERY, {"id": account["id"], **PERIOD}, token="client")
+        report = await run_journey(
+            gateway,
+            "client",
+            expected,
+            SHOTS,
+            ANALYTICS=json.dumps(ANALYTICS),
+            REPORT=json.dumps(REPORT),
+            TAX=json.dumps(TAX),
+        )
+        after = await gateway.data("{ me { reports { externalId status } } }", token="client")
     assert report["balances"] == expected
-    assert report["axe"] == []
     assert report["history"] == "PENDING → WORKING → CANCELLED"
-    assert (tmp_path / "client-area.png").stat().st_size > 0
+    assert report["transport"] == "ws"  # SSE only when the socket cannot be opened
+    assert report["streams"] == []
+    pages = ("accounts", "analytics", "positions", "reports", "tax")
+    assert report["axePages"] == {name: [] for name in [*pages, *(f"{p}-phone" for p in pages)]}
+    check_analytics(report["analytics"], truth["account"])
+    positions = report["positions"]
+    assert positions["positions"] == [p["externalId"] for p in truth["account"]["positions"]]
+    assert sorted(positions["deals"]) == sorted(
+        [d["externalId"], shown(d["realizedPnl"])] for d in truth["account"]["deals"]
+    )
+    check_reports(report)
+    statuses = {r["externalId"]: r["status"] for r in after["me"]["reports"]}
+    assert statuses == dict.fromkeys(report["reportIds"], "READY")
+    # A withdrawal is taxed on this year's income so far (the seed has none after 2025).
+    this_year = datetime.now(UTC).year * 10000
+    base, tax = expected_tax(this_year + 101, this_year + 1231, Decimal(TAX["amount"]))
+    assert report["tax"]["withdrawal"] == {"base": rub(base), "amount": rub(tax)}
+    base, tax = expected_tax(20240101, 20241231, None)
+    assert base > 0 and tax > 0
+    assert report["tax"]["period"] == {"base": rub(base), "amount": rub(tax)}
+    for page, check in report["phone"].items():
+        assert check["scrollWidth"] <= check["width"] == 390, (page, check)
+        assert check["wide"] == [], (page, check)
+        assert check["unreachable"] == [], (page, check)
+        assert check["controls"] > 3, (page, check)
+    for name in ("client-area", "client-area-analytics", "client-area-reports", "client-area-tax"):
+        assert (SHOTS / f"{name}.png").stat().st_size > 0
+    assert (SHOTS / "client-area-phone-analytics.png").stat().st_size > 0
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+async def test_without_a_websocket_live_orders_come_over_sse(tmp_path: Path) -> None:
+    """No WebSocket can be opened (each goes to a closed port, as behind a proxy that
+    drops upgrades): the page's subscriptions fall back to GraphQL over SSE, and the
+    order's states still arrive live."""
+    browser.chromium_path()
+    async with client_area([brokergraph_qst.plugin], [QstSandbox()], tmp_path) as gateway:
+        accounts = (await accounts_answer(gateway))["data"]["me"]["accounts"]
+        expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts}
+        report = await run_journey(gateway, "sse", expected, SHOTS)
+    assert report["transport"] == "sse"
+    assert report["streams"] == ["OrderEvents"]  # one stream, over HTTP
+    assert report["history"] == "PENDING → WORKING → CANCELLED"
+    assert report["axe"] == []
 
 
 @pytest.mark.browser
@@ -143,7 +341,7 @@ async def test_a_platform_down_shows_its_typed_error_beside_the_others(tmp_path:
         ]
         assert {key.split()[0] for key in expected} == {"qst"}
         assert [platform for platform, _ in failures] == ["ctrader", "ctrader"]
-        report = await run_journey(gateway, "partial", expected, tmp_path)
+        report = await run_journey(gateway, "partial", expected, SHOTS)
     assert report["balances"] == expected
     shown_failures = [(row["platform"], row["text"]) for row in report["failures"]]
     for (platform, text), (want_platform, start) in zip(shown_failures, failures, strict=True):
@@ -164,7 +362,7 @@ async def test_a_cut_socket_resumes_with_every_state_once(tmp_path: Path) -> Non
     async with client_area(plugins, [QstSandbox()], tmp_path) as gateway:
         accounts = (await accounts_answer(gateway))["data"]["me"]["accounts"]
         expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts}
-        report = await run_journey(gateway, "resume", expected, tmp_path)
+        report = await run_journey(gateway, "resume", expected, SHOTS)
     assert report["statusWhileDown"] == "WORKING"  # CANCELLED could only come by resuming
     assert report["history"] == "PENDING → WORKING → CANCELLED"
     events: list[dict[str, Any]] = report["events"]
@@ -175,7 +373,7 @@ async def test_a_cut_socket_resumes_with_every_state_once(tmp_path: Path) -> Non
     # One reconnect, resuming after the last event received before the cut.
     assert len(report["resumes"]) == 1
     assert report["resumes"][0] in live[:-1]
-    assert (tmp_path / "client-area-resumed.png").stat().st_size > 0
+    assert (SHOTS / "client-area-resumed.png").stat().st_size > 0
 
 
 PARTNER_ACCOUNTS = """{ businessPartner(code: "DEMO-001") {

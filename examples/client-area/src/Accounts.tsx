@@ -125,15 +125,15 @@ export function Accounts() {
               }
               return (
                 <tr key={account.id} data-account={account.number} data-platform={account.platform}>
-                  <td>
+                  <td data-label="Platform">
                     <span className={`badge badge-${account.platform}`}>{account.platform}</span>
                   </td>
-                  <td>{account.number}</td>
-                  <td>{account.status}</td>
-                  <td className="num balance">{money(account.balance)}</td>
-                  <td className="num equity">{money(account.equity)}</td>
-                  <td className="num credit">{money(account.credit)}</td>
-                  <td className="num margin">{money(account.margin)}</td>
+                  <td data-label="Account">{account.number}</td>
+                  <td data-label="Status">{account.status}</td>
+                  <td data-label="Balance" className="num balance">{money(account.balance)}</td>
+                  <td data-label="Equity" className="num equity">{money(account.equity)}</td>
+                  <td data-label="Credit" className="num credit">{money(account.credit)}</td>
+                  <td data-label="Margin" className="num margin">{money(account.margin)}</td>
                 </tr>
               );
             })}

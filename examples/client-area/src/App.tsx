@@ -2,7 +2,7 @@ import { useMemo, useState } from "react";
 import { Provider } from "urql";
 import { gatewayClient } from "./client";
 import { loadTokens, saveToken, type Tokens } from "./tokens";
-import { Accounts } from "./Accounts";
+import { ClientArea } from "./client/ClientArea";
 import { BackOffice } from "./BackOffice";
 
 export function App() {
@@ -54,7 +54,7 @@ export function App() {
       <main>
         {client ? (
           <Provider value={client} key={token}>
-            {role === "client" ? <Accounts /> : <BackOffice initialPartner="DEMO-001" />}
+            {role === "client" ? <ClientArea token={token} /> : <BackOffice initialPartner="DEMO-001" />}
           </Provider>
         ) : (
           <p className="hint">

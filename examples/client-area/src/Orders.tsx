@@ -189,15 +189,15 @@ export function Orders({ accountId }: { accountId: string }) {
         <tbody>
           {[...blotter.orders.values()].reverse().map((order) => (
             <tr key={order.id} data-order={order.externalId}>
-              <td>{order.externalId}</td>
-              <td>{order.symbol}</td>
-              <td>{order.side}</td>
-              <td className="num">
+              <td data-label="Order">{order.externalId}</td>
+              <td data-label="Symbol">{order.symbol}</td>
+              <td data-label="Side">{order.side}</td>
+              <td data-label="Quantity" className="num">
                 {order.filledQuantity}/{order.quantity}
               </td>
-              <td className="num">{order.price ?? "market"}</td>
-              <td className={`status status-${order.status}`}>{order.status}</td>
-              <td className="history">{(blotter.history.get(order.id) ?? []).join(" → ")}</td>
+              <td data-label="Price" className="num">{order.price ?? "market"}</td>
+              <td data-label="Status" className={`status status-${order.status}`}>{order.status}</td>
+              <td data-label="Seen" className="history">{(blotter.history.get(order.id) ?? []).join(" → ")}</td>
               <td>
                 {!FINAL.has(order.status) && (
                   <button type="button" onClick={() => void cancel(order.id)}>

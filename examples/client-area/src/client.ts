@@ -1,14 +1,20 @@
 import { Client, cacheExchange, fetchExchange, subscriptionExchange } from "urql";
 import { createClient as createWsClient } from "graphql-ws";
+import { createClient as createSseClient } from "graphql-sse";
 
 /** The gateway this page was served by: same origin, so no CORS and no URL to configure. */
 const HTTP_URL = new URL("/graphql", window.location.href).toString();
 const WS_URL = HTTP_URL.replace(/^http/, "ws");
 
+/** Which transport carries subscriptions: the WebSocket, or GraphQL over SSE when it cannot be opened. */
+export type Transport = "ws" | "sse";
+
 /** What a browser test sees of the socket: each event's sequence, each resume point sent. */
 interface StreamProbe {
   events: { sequence: number; kind: string | null }[];
   resumes: number[];
+  /** The subscriptions' transport now; "sse" once the WebSocket could not be opened. */
+  transport: Transport;
   /** Close the socket as a network cut would; reconnecting waits for reconnect(). */
   dropSocket(): Promise<void>;
   reconnect(): void;
@@ -34,9 +40,16 @@ function sequenceOf(data: unknown): { sequence: number; kind: string | null } | 
   return null;
 }
 
+/** Close codes after which GraphQL over SSE would be refused as well: no fallback. */
+const REFUSED = new Set([4401, 4403]);
+
 /**
  * One urql client per token.  Queries and mutations go over HTTP with a bearer header;
- * subscriptions over graphql-ws, whose connection_init carries the same header.
+ * subscriptions over graphql-ws, whose connection_init carries the same header.  When
+ * the WebSocket cannot be opened at all (a proxy that drops upgrades, a firewall), the
+ * subscriptions go over GraphQL over SSE instead (graphql-sse, distinct connections:
+ * one streaming POST each), on the same /graphql and with the same header; a socket
+ * that did open once and later dropped keeps reconnecting as before.
  * In production the token is the access token of the broker's login (OIDC): pass it here.
  */
 export function gatewayClient(token: string): Client {
@@ -48,6 +61,7 @@ export function gatewayClient(token: string): Client {
   const probe: StreamProbe = {
     events: [],
     resumes: [],
+    transport: "ws",
     dropSocket() {
       reconnectAllowed = new Promise((resolve) => (allowReconnect = resolve));
       const closing = socket;
@@ -62,10 +76,14 @@ export function gatewayClient(token: string): Client {
   window.__bg = probe;
   /** The payloads of the live resumable subscriptions: what a reconnect re-sends. */
   const resumable = new Set<{ variables: Record<string, unknown> }>();
+  /** Set once a socket opened: from then on a failure is a drop to retry, not a missing WebSocket. */
+  let socketOpened = false;
   const ws = createWsClient({
     url: WS_URL,
     connectionParams: { Authorization: `Bearer ${token}` },
     retryAttempts: 5,
+    // A socket that never opened is not retried: its subscriptions move to SSE at once.
+    shouldRetry: () => socketOpened,
     async retryWait(retries) {
       await reconnectAllowed;
       // graphql-ws' own backoff: 1 s, then doubling, plus up to 3 s of jitter.
@@ -73,6 +91,7 @@ export function gatewayClient(token: string): Client {
     },
     on: {
       connected(opened, _payload, wasRetry) {
+        socketOpened = true;
         socket = opened as WebSocket;
         if (wasRetry) {
           for (const input of resumable) {
@@ -82,6 +101,11 @@ export function gatewayClient(token: string): Client {
         }
       },
     },
+  });
+  const sse = createSseClient({
+    url: HTTP_URL,
+    headers: { Authorization: `Bearer ${token}` },
+    retryAttempts: 5,
   });
   return new Client({
     url: HTTP_URL,
@@ -101,21 +125,51 @@ export function gatewayClient(token: string): Client {
               // one event is one sequence, growing by one: resuming after the last
               // one misses nothing and repeats nothing.
               if (resumes) resumable.add(input);
-              const stop = ws.subscribe(input, {
-                next(result) {
-                  const seen = sequenceOf(result.data);
-                  if (seen && resumes) {
-                    const last = input.variables.afterSequence;
-                    if (typeof last !== "number" || seen.sequence > last) {
-                      input.variables = { ...input.variables, afterSequence: seen.sequence };
-                    }
-                    probe.events.push(seen);
+              const next = (result: unknown) => {
+                const data = (result as { data?: unknown }).data;
+                const seen = sequenceOf(data);
+                if (seen && resumes) {
+                  const last = input.variables.afterSequence;
+                  if (typeof last !== "number" || seen.sequence > last) {
+                    input.variables = { ...input.variables, afterSequence: seen.sequence };
                   }
-                  sink.next(result as Parameters<typeof sink.next>[0]);
-                },
-                error: (error) => sink.error(error),
-                complete: () => sink.complete(),
-              });
+                  probe.events.push(seen);
+                }
+                sink.next(result as Parameters<typeof sink.next>[0]);
+              };
+              const overSse = () =>
+                // graphql-sse re-serialises this same payload on each reconnect, so a
+                // resume after a dropped stream works as it does over the socket.
+                sse.subscribe(
+                  input,
+                  { next, error: (error) => sink.error(error), complete: () => sink.complete() },
+                  {
+                    connecting(reconnecting) {
+                      const after = input.variables.afterSequence;
+                      if (reconnecting && resumes && typeof after === "number") probe.resumes.push(after);
+                    },
+                  },
+                );
+              let stop: () => void;
+              if (probe.transport === "sse") {
+                stop = overSse();
+              } else {
+                stop = ws.subscribe(input, {
+                  next,
+                  error(error) {
+                    const code = error instanceof CloseEvent ? error.code : null;
+                    if (!socketOpened && (code === null || !REFUSED.has(code))) {
+                      // The WebSocket could not be opened: this and every later
+                      // subscription go over SSE.
+                      probe.transport = "sse";
+                      stop = overSse();
+                      return;
+                    }
+                    sink.error(error);
+                  },
+                  complete: () => sink.complete(),
+                });
+              }
               return {
                 unsubscribe() {
                   resumable.delete(input);
