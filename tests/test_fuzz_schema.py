@@ -34,7 +34,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, cast
 
 import brokergraph_ctrader.plugin
@@ -184,6 +184,9 @@ VALID_DATES = (
     "1970-01-01T00:00:00Z", "1970-01-02T00:00:00Z", "8999-12-30T00:00:00Z",
     "8999-12-31T23:59:59.999999Z", "2026-10-01T00:00:00.123456Z", "1970-01-01T00:00:00-12:00",
 )  # fmt: skip
+#: Texts the Date scalar refuses: no such day, not ISO, a time, no text at all.
+REFUSED_DAYS = ("2024-02-30", "2024-13-01", "24-01-01", "2024-01-01T00:00:00Z", "", "x", 20240101)
+
 #: Naive, date-only, impossible, outside the scalar's years 1970-8999 (at datetime's edges).
 REFUSED_DATES = (
     "2026-10-01T00:00:00", "2026-10-01", "2026-02-30T00:00:00Z", "yesterday", "",
@@ -276,6 +279,7 @@ def scalar_values(name: str, pools: Pools, sloppy: bool) -> st.SearchStrategy[An
             min_value=datetime(1970, 1, 2), max_value=datetime(8999, 12, 30), timezones=TIMEZONES
         ).map(lambda d: d.isoformat()),
     )
+    days = st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(date.isoformat)
     table: dict[str, Callable[[], st.SearchStrategy[Any]]] = {
         "ID": lambda: id_values(pools),
         "String": lambda: evil_strings(pools),
@@ -284,6 +288,7 @@ def scalar_values(name: str, pools: Pools, sloppy: bool) -> st.SearchStrategy[An
         "Boolean": st.booleans,
         "Decimal": lambda: decimal_values(sloppy),
         "DateTime": lambda: st.one_of(dates, st.sampled_from(REFUSED_DATES)) if sloppy else dates,
+        "Date": lambda: st.one_of(days, st.sampled_from(REFUSED_DAYS)) if sloppy else days,
         # Two levels written out: st.recursive's thread-local leaf budget made generation
         # inconsistent between runs of the async test (FlakyStrategyDefinition).
         "JSON": lambda: st.one_of(
