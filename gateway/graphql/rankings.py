@@ -3,15 +3,18 @@ class), shared by an account's analytics and a partner's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import strawberry
+from strawberry.types import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
 from gateway import models
 from gateway.errors import InvalidInput
 
-__all__ = ["MAX_RANKED", "OpenedRank", "RankingLevel", "ranking"]
+__all__ = ["MAX_RANKED", "OpenedRank", "RankingLevel", "check_rankings", "ranking"]
 
 RankingLevel = strawberry.enum(
     models.RankingLevel,
@@ -36,6 +39,34 @@ class OpenedRank:
     )
 
 
+def _check_first(first: Any) -> None:
+    if not isinstance(first, int) or not 1 <= first <= MAX_RANKED:
+        raise InvalidInput(f"`first` must be between 1 and {MAX_RANKED}", field=["first"])
+
+
+def _rankings(selections: Iterable[Selection]) -> Iterable[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == "mostOpened":
+                yield selection
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            yield from _rankings(selection.selections)
+
+
+def check_rankings(info: Info[Any, Any]) -> None:
+    """InvalidInput for a ``mostOpened(first:)`` out of range under this analytics
+    field, before its read: bad input makes no upstream call."""
+    for field in info.selected_fields:
+        for ranked in _rankings(field.selections):
+            first = ranked.arguments.get("first", 10)
+            # A literal comes as its source text (strawberry's selected fields).
+            try:
+                first = int(first)
+            except (TypeError, ValueError):
+                continue  # not an Int: GraphQL's validation has refused it already
+            _check_first(first)
+
+
 def ranking(
     levels: Mapping[models.RankingLevel, Sequence[models.OpenedRank]],
     level: models.RankingLevel,
@@ -43,8 +74,7 @@ def ranking(
 ) -> list[OpenedRank] | None:
     """The first ``first`` entries of ``level`` with their shares, or None when the
     platform does not classify at that level; a bad ``first`` is InvalidInput."""
-    if not 1 <= first <= MAX_RANKED:
-        raise InvalidInput(f"`first` must be between 1 and {MAX_RANKED}", field=["first"])
+    _check_first(first)
     entries = levels.get(level)
     if entries is None:
         return None

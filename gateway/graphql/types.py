@@ -30,7 +30,7 @@ from gateway.errors import (
 from gateway.graphql import access, client_order_ids
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.ids import decode_id, encode_id
-from gateway.graphql.rankings import OpenedRank, RankingLevel, ranking
+from gateway.graphql.rankings import OpenedRank, RankingLevel, check_rankings, ranking
 
 if TYPE_CHECKING:
     from gateway.graphql.partner_analytics import PartnerAnalytics
@@ -520,6 +520,7 @@ class Account(Node):
     @strawberry.field
     async def analytics(self, info: Info[Any, Any], from_: From, to: To) -> AccountAnalytics | None:
         check_period(from_, to)
+        check_rankings(info)
         result = await context_of(info).loaders.analytics(
             self.platform, self.external_id, from_, to
         )
@@ -868,6 +869,7 @@ class BusinessPartner(Node):
         from gateway.graphql.partner_analytics import partner_analytics, reporting_currency
 
         check_period(from_, to)
+        check_rankings(info)
         reporting = reporting_currency(currency)
         return await partner_analytics(context_of(info), self.code, from_, to, reporting)
 

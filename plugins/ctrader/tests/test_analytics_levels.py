@@ -365,3 +365,23 @@ async def test_money_moved_through_the_gateway_is_in_the_partner_totals_converte
     assert moved_in == Decimal("40.10") * eur_account.usd_rate
     assert moved_out == Decimal("7.25")
     assert after["deposits"]["currency"] == after["withdrawals"]["currency"] == "USD"
+
+
+@pytest.mark.parametrize("first", [0, -1, 501])
+async def test_a_bad_ranking_length_is_refused_before_any_read(
+    gateway: TestGateway, sandbox: CTraderSandbox, first: int
+) -> None:
+    await gateway.clear_cache()
+    period = 'from: "2025-01-01T00:00:00Z", to: "2025-02-01T00:00:00Z"'
+    ranks = f"... on AccountAnalytics {{ mostOpened(level: CATEGORY, first: {first}) {{ name }} }}"
+    for query in (
+        f'{{ account(id: "{account_gid("9000001")}") {{ analytics({period}) {{ {ranks} }} }} }}',
+        f'{{ businessPartner(code: "DEMO-001") {{ analytics({period}) '
+        f"{{ mostOpened(level: SYMBOL, first: {first}) {{ name }} }} }} }}",
+    ):
+        before = Counter(sandbox.calls)
+        body = await gateway.query(query, None, _token(gateway, "bad-first"))
+        assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT", body
+        assert body["errors"][0]["extensions"]["field"] == ["first"]
+        calls = delta(before, sandbox.calls)
+        assert not any("closedPositions" in key or "symbols" in key for key in calls), calls
