@@ -690,8 +690,9 @@ class MarketDataSubscriptionEvent:
     kind: str
     at: datetime
     subscription: MarketDataSubscription | None = None
-    #: The event log's number of the callback that carried it (0: not from the log);
-    #: what a subscriber resumes after.  One callback's events share it.
+    #: The event's number in the event log (0: not from the log); what a subscriber
+    #: resumes after.  Each event is its own entry, so its own number (DXtrade logs
+    #: a callback naming several subscriptions as one entry per subscription).
     sequence: int = 0
 
     def __post_init__(self) -> None:

@@ -1183,8 +1183,9 @@ class MarketDataSubscriptionEvent:
     subscription: MarketDataSubscription | None
     sequence: int = strawberry.field(
         default=0,
-        description="The event log's number of the callback behind this event (one "
-        "callback's events share it): resume with afterSequence = it.",
+        description="The event's own number in the event log (a callback naming several "
+        "subscriptions is logged as one entry per event): resume with afterSequence = "
+        "the last one received, exactly, even between two events of one callback.",
     )
 
     @classmethod

@@ -13,14 +13,17 @@ market-data subscriptions change.  The route trusts nothing it has not verified:
 4. **Shape.**  The body must be the documented JSON object and its ``deliveryId``
    must equal the ``X-DxFeed-Delivery`` header: 400 otherwise.
 5. **Log, then acknowledge.**  Only now — after verification, so forged or broken
-   requests cannot burn a delivery id — the event is appended to the gateway's event
-   log on ``dxtrade:md:{login}@{domain}`` with the delivery id as its append key: the
-   dedupe record and the event are written in one step.  The route answers 202 only
-   once the event is stored; a log that cannot store it gets 503 and nothing is
-   recorded, so dxFeed's redelivery is processed, not answered "duplicate".  A
-   redelivery of a stored callback answers 200 ``{"status": "duplicate"}`` and adds
-   nothing.  ``store.remember_delivery("dxfeed", deliveryId)`` keeps the long-term
-   record (after the append: it may fail without losing the event).
+   requests cannot burn a delivery id — the callback is appended to the gateway's event
+   log on ``dxtrade:md:{login}@{domain}``, one entry per subscription it names (one
+   entry when it names none), so each event of a callback has its own sequence and a
+   subscriber resumes exactly between two of them.  Each entry's append key is the
+   delivery id (``#i`` after it for the i-th subscription past the first): the dedupe
+   record and the entry are written in one step.  The route answers 202 only once every
+   entry is stored; a log that cannot store one gets 503, and dxFeed's redelivery adds
+   the entries still missing (those stored are repeats).  A redelivery of a stored
+   callback answers 200 ``{"status": "duplicate"}`` and adds nothing.
+   ``store.remember_delivery("dxfeed", deliveryId)`` keeps the long-term record (after
+   the append: it may fail without losing the event).
 6. **Relay.**  The GraphQL subscription ``marketDataSubscriptionEvents`` of that
    trader follows the log (:meth:`DxTradeConnector.market_data_events`), resuming
    after ``afterSequence`` when asked.
@@ -143,8 +146,21 @@ class Callback:
             return None
         return f"{self.login}@{self.domain}"
 
+    def parts(self) -> list[dict[str, Any]]:
+        """What goes in the event log: one payload per subscription (``part`` of
+        ``parts``; one payload when it names none), each one event with its own sequence."""
+        whole = self.payload()
+        subscriptions = whole["subscriptions"]
+        if len(subscriptions) <= 1:
+            return [{**whole, "part": 0, "parts": 1}]
+        count = len(subscriptions)
+        return [
+            {**whole, "subscriptions": [s], "part": i, "parts": count}
+            for i, s in enumerate(subscriptions)
+        ]
+
     def payload(self) -> dict[str, Any]:
-        """What goes in the event log: plain JSON data, safe to pickle across replicas."""
+        """The whole callback as plain JSON data, safe to pickle across replicas."""
         return {
             "v": 1,
             "deliveryId": self.delivery_id,
@@ -315,11 +331,17 @@ def dxfeed_route(services: PluginServices, secrets: Callable[[], Sequence[str]])
             )
             return JSONResponse({"status": "ignored"}, status_code=202)
         topic = topic_for(callback.trader_id)
+        key = f"{DELIVERY_SOURCE}:{callback.delivery_id}"
         try:
-            entry = await services.events.append(
-                topic, callback.payload(), key=f"{DELIVERY_SOURCE}:{callback.delivery_id}"
-            )
-        except Exception as error:  # not stored: dxFeed must deliver it again
+            # In order, each part deduplicated on its own: a redelivery after a failure
+            # stores only the parts still missing.  The first part's key is the whole
+            # delivery's (as when a callback was one entry), so a single-subscription
+            # callback logged before is still recognised.
+            entries = [
+                await services.events.append(topic, part, key=f"{key}#{i}" if i else key)
+                for i, part in enumerate(callback.parts())
+            ]
+        except Exception as error:  # not (all) stored: dxFeed must deliver it again
             logger.error(
                 "dxFeed callback not stored, answered 503 for redelivery: delivery=%s error=%s",
                 callback.delivery_id,
@@ -336,15 +358,16 @@ def dxfeed_route(services: PluginServices, secrets: Callable[[], Sequence[str]])
                 callback.delivery_id,
                 type(error).__name__,
             )
-        if entry.repeated:
+        if all(entry.repeated for entry in entries):
             logger.info("dxFeed callback redelivered: delivery=%s", callback.delivery_id)
             return JSONResponse({"status": "duplicate"}, status_code=200)
         logger.info(
-            "dxFeed callback accepted: type=%s trader=%s delivery=%s sequence=%s",
+            "dxFeed callback accepted: type=%s trader=%s delivery=%s sequences=%s-%s",
             callback.type,
             callback.trader_id,
             callback.delivery_id,
-            entry.sequence,
+            entries[0].sequence,
+            entries[-1].sequence,
         )
         return JSONResponse({"status": "accepted"}, status_code=202)
 

@@ -217,3 +217,49 @@ def test_events_of_a_callback() -> None:
     empty = {**payload, "subscriptions": []}
     (bare,) = events_from_payload("bob@default", empty)
     assert bare.subscription is None
+
+
+SEQUENCED = """
+subscription($id: ID!, $after: Int) {
+  marketDataSubscriptionEvents(traderId: $id, afterSequence: $after) {
+    sequence subscription { name } } }"""
+
+
+async def next_event(socket: Any) -> tuple[int, str]:
+    message = await receive(socket)
+    assert message["type"] == "next", message
+    event = message["payload"]["data"]["marketDataSubscriptionEvents"]
+    return event["sequence"], event["subscription"]["name"]
+
+
+async def test_a_resume_between_two_events_of_one_callback_is_exact(
+    dx_gateway: TestGateway,
+) -> None:
+    """A callback naming three subscriptions is three events: a client that got only
+    the first before its socket was cut resumes after that one's sequence and gets the
+    other two, then live events, with nothing repeated (they shared one sequence: after
+    it skipped the other two, after the one before repeated the first)."""
+    gateway = dx_gateway
+    login = unique("three")
+    gid = encode_id("Trader", "dxtrade", f"{login}@default")
+    names = ["CME Globex Top of Book", "NASDAQ TotalView", "ICE Futures Europe"]
+    three = callback(
+        login,
+        subscriptions=[{"name": n, "endDate": "2027-01-31", "active": True} for n in names],
+    )
+    async with websocket(gateway, "admin") as socket:
+        await subscribe(socket, SEQUENCED, {"id": gid})
+        await asyncio.sleep(0.3)  # let the stream attach before the callback
+        assert await post(gateway, three) == 202
+        first, name = await next_event(socket)
+        assert name == names[0]
+    # The socket is cut: the other two events were sent to it but never read.
+
+    async with websocket(gateway, "admin") as socket:
+        await subscribe(socket, SEQUENCED, {"id": gid, "after": first})
+        resumed = [await next_event(socket), await next_event(socket)]
+        assert resumed == [(first + 1, names[1]), (first + 2, names[2])]
+        assert await post(gateway, three) == 200  # a redelivery adds nothing
+        later = callback(login, subscriptions=[{"name": "LSE Level 2", "active": True}])
+        assert await post(gateway, later) == 202
+        assert await next_event(socket) == (first + 3, "LSE Level 2")

@@ -53,7 +53,9 @@ class DxTradeMarketData(DxTradeBase, MarketDataEntitlements):
         self, trader_id: str, *, after: int | None = None
     ) -> AsyncIterator[MarketDataSubscriptionEvent]:
         """The callbacks the webhook logged for this user: those after ``after`` (the
-        sequence a subscriber last got), then live ones; from now when it is None."""
+        sequence a subscriber last got), then live ones; from now when it is None.
+        The webhook logs each event of a callback as its own entry, so each event has
+        its own sequence (entries logged whole before that share theirs)."""
         async with self.context.events.follow(topic_for(trader_id), after=after) as entries:
             async for entry in entries:
                 payload = entry.event
