@@ -342,22 +342,11 @@ class Loaders:
         next field, the write's own payload included, must not answer what was read
         before the write.  Partners marked changed stay marked.
         """
-        loaders: tuple[DataLoader[Any, Any], ...] = (
-            self.partners,
-            self.partner_details,
-            self.partner_links,
-            self.account_owners,
-            self.trader_owners,
-            self._keyed,
-            self.accounts,
-            self.traders,
-            self.trader_accounts,
-            self.positions,
-            self.orders,
-            self.market_data_subscriptions,
-        )
-        for loader in loaders:
-            loader.clear_all()
+        made = vars(self)
+        for name in _LOADER_NAMES:
+            loader = made.get(name)  # one never used holds nothing (and is not made now)
+            if loader is not None:
+                loader.clear_all()
 
     async def _load_partners(self, codes: list[str]) -> list[PartnerRecord | None]:
         return await self._services.store.get_partners(codes)
@@ -456,6 +445,12 @@ class Loaders:
         return load
 
 
+#: Every loader of :class:`Loaders` (each a cached property, made on first use).
+_LOADER_NAMES = tuple(
+    name for name, member in vars(Loaders).items() if isinstance(member, functools.cached_property)
+)
+
+
 def _grouped(fetch: Fetch[V]) -> Callable[[list[PlatformKey]], Awaitable[list[Any]]]:
     """A DataLoader batch function that makes one ``fetch`` per platform, concurrently."""
 
@@ -475,7 +470,11 @@ def _grouped(fetch: Fetch[V]) -> Callable[[list[PlatformKey]], Awaitable[list[An
             for i, value in zip(indexes, values, strict=True):
                 results[i] = value
 
-        await asyncio.gather(*(run(platform, indexes) for platform, indexes in groups.items()))
+        if len(groups) == 1:  # the usual batch: no task of its own needed
+            ((platform, indexes),) = groups.items()
+            await run(platform, indexes)
+        else:
+            await asyncio.gather(*(run(p, indexes) for p, indexes in groups.items()))
         return results
 
     return load

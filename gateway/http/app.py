@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from gateway.graphql import BrokerGraphSchema
 from gateway.http._sse import socket_policy
@@ -20,9 +23,52 @@ from gateway.services import GatewayServices
 __all__ = ["create_app"]
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+GRAPHQL_PATH = "/graphql"
 
 
-def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> Starlette:
+class GatewayApp(Starlette):
+    """Starlette, with an HTTP request to ``/graphql`` handed straight to its handler.
+
+    Without middleware of the operator's (CORS), the layers Starlette puts around
+    every request — error middleware, exception middleware, the router's match, the
+    endpoint's wrapper — do nothing for ``/graphql`` that this does not: the handler
+    answers every request itself (405 in GraphQL's shape included) and raises no
+    HTTP exception; an error it does raise is answered 500 and re-raised, as
+    Starlette's error middleware does.  Every other path, and WebSockets, take the
+    usual road.
+    """
+
+    def __init__(
+        self,
+        *,
+        graphql: Callable[[Request], Awaitable[Response]],
+        routes: list[BaseRoute],
+        middleware: list[Middleware],
+    ) -> None:
+        super().__init__(routes=routes, middleware=middleware)
+        self._graphql = graphql
+        self._methods = frozenset(ALL_METHODS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or self.user_middleware
+            or scope["path"] != GRAPHQL_PATH
+            or scope.get("root_path")
+            or scope["method"] not in self._methods
+        ):
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        try:
+            response = await self._graphql(Request(scope, receive, send))
+        except Exception:
+            await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+
+def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> GatewayApp:
     """The app of a running gateway; routes contributed by plugins come after the core's."""
     http = GraphQLHTTPHandler(services, schema)
 
@@ -35,13 +81,13 @@ def create_app(services: GatewayServices, schema: BrokerGraphSchema) -> Starlett
     http.stream_subscriptions(socket_policy(websocket))
     routes: list[BaseRoute] = [
         # Every method reaches the handler so that it can answer 405 in GraphQL's shape.
-        Route("/graphql", graphql_endpoint, methods=ALL_METHODS),
-        WebSocketRoute("/graphql", websocket),
+        Route(GRAPHQL_PATH, graphql_endpoint, methods=ALL_METHODS),
+        WebSocketRoute(GRAPHQL_PATH, websocket),
         *graphiql_routes(),
         *cluster_routes(services),
         *services.plugins.collect("brokergraph_routes", services=services),
     ]
-    app = Starlette(routes=routes, middleware=_cors(services))
+    app = GatewayApp(graphql=http, routes=routes, middleware=_cors(services))
     app.state.services = services
     app.state.schema = schema
     return app

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -118,8 +118,9 @@ def negotiate(accept: str | None) -> str | None:
 
 
 def wants_html(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return request.method == "GET" and "text/html" in accept and "query" not in request.query_params
+    if request.method != "GET":
+        return False
+    return "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
 
 
 class GraphQLHTTPHandler:
@@ -294,14 +295,20 @@ class GraphQLHTTPHandler:
             )
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        receive = request.receive  # the messages themselves: request.stream() adds nothing
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # http.disconnect: the client went away
+                raise ClientDisconnect()
+            chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise RequestRejected(
                     413, f"the body exceeds {self.max_body_bytes} bytes", code="PAYLOAD_TOO_LARGE"
                 )
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 _STREAM_REQUIRED = (

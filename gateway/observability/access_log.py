@@ -108,9 +108,13 @@ class ObservabilityMiddleware:
 
         token = _context.current.set(record)
         try:
-            with tracing.server_span(f"{scope['method']} {scope['path']}", _trace_headers(headers)):
-                record.trace_id = tracing.current_trace_id()
+            if tracing.tracer() is None:  # no span, so no name or parent for it to build
                 await self.app(scope, receive, answer)
+            else:
+                name = f"{scope['method']} {scope['path']}"
+                with tracing.server_span(name, _trace_headers(headers)):
+                    record.trace_id = tracing.current_trace_id()
+                    await self.app(scope, receive, answer)
         finally:
             if self.access_log:  # still in the request's context: the line carries its ids
                 _log_access(

@@ -167,19 +167,32 @@ def error_code(code: object) -> None:
     GRAPHQL_ERRORS.labels(label).inc()
 
 
+#: Each metric's children by their labels: ``labels()`` checks and locks on every call,
+#: a few microseconds a request; the labels are bounded (above), and so is this.
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (metric, *labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def graphql_operation(name: str, kind: str, outcome: str, seconds: float) -> None:
     """One executed operation; ``name`` is already an :func:`operation_label`."""
-    GRAPHQL_OPERATIONS.labels(name, kind, outcome).inc()
-    GRAPHQL_SECONDS.labels(name, kind).observe(seconds)
+    _child(GRAPHQL_OPERATIONS, name, kind, outcome).inc()
+    _child(GRAPHQL_SECONDS, name, kind).observe(seconds)
 
 
 def upstream_call(connector: str, method: str, outcome: str, seconds: float | None) -> None:
     """One attempt settled; ``seconds`` is ``None`` when nothing was sent."""
     method = _bounded(method, _NAME, _methods, _MAX_METHODS)
     outcome = outcome if _CODE.fullmatch(outcome) or outcome == "ok" else "other"
-    UPSTREAM_CALLS.labels(connector, method, outcome).inc()
+    _child(UPSTREAM_CALLS, connector, method, outcome).inc()
     if seconds is not None:
-        UPSTREAM_SECONDS.labels(connector, method).observe(seconds)
+        _child(UPSTREAM_SECONDS, connector, method).observe(seconds)
 
 
 def breaker_moved(connector: str, state: str) -> None:
@@ -191,12 +204,12 @@ def cache_lookups(keys: Sequence[str], values: Sequence[Any]) -> None:
     """The cache's answer to ``keys`` (``kind:connector:id``); ``None`` is a miss."""
     for key, value in zip(keys, values, strict=True):
         connector = key.split(":", 2)[1] if key.count(":") >= 2 else "other"
-        CACHE_LOOKUPS.labels(connector, "miss" if value is None else "hit").inc()
+        _child(CACHE_LOOKUPS, connector, "miss" if value is None else "hit").inc()
 
 
 def idempotency_outcome(outcome: str) -> None:
     """``claimed``, ``replayed``, ``conflict`` or ``unknown``."""
-    IDEMPOTENCY.labels(outcome).inc()
+    _child(IDEMPOTENCY, outcome).inc()
 
 
 def subscription_events(topic: str) -> tuple[Any, Any]:
