@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from gateway.models import (
     Account,
@@ -37,6 +37,7 @@ from gateway.models import (
     BusinessPartner,
     ClientReport,
     ConnectorHealth,
+    CopySubAccount,
     Deal,
     Instrument,
     MarketDataSubscription,
@@ -70,6 +71,7 @@ __all__ = [
     "ClientReports",
     "Connector",
     "ConnectorContext",
+    "CopySubAccountSource",
     "CreatePartnerRequest",
     "CreateTraderRequest",
     "Credit",
@@ -563,6 +565,20 @@ class AccountReads(abc.ABC):
     @abc.abstractmethod
     @read
     async def get_positions(self, account_ids: Sequence[str]) -> Sequence[Sequence[Position]]: ...
+
+
+@runtime_checkable
+class CopySubAccountSource(Protocol):
+    """A connector whose accounts have Copy sub-accounts (cTrader Copy): accounts of the
+    platform that follow a strategy with the parent's money, linked to no partner.
+
+    Reading them (a method marked ``read``, on the ACCOUNT_READS road) lets the partner
+    of a parent account see them as its own (:func:`gateway.graphql.access.require_account`),
+    so the ids ``AccountAnalytics.copySubAccounts`` gives resolve.  Structural: a
+    connector with this method is one.
+    """
+
+    async def get_copy_sub_accounts(self, account_id: str) -> Sequence[CopySubAccount]: ...
 
 
 class AccountHistory(abc.ABC):

@@ -213,7 +213,15 @@ class Deal:
 
 @strawberry.type
 class BalanceOperation:
-    external_id: str
+    external_id: str = strawberry.field(
+        description="The movement's own id: for one the gateway made, the idempotencyKey "
+        "it was sent with (as its deposit/withdraw payload says), so a CRM finds its "
+        "movements by its own keys; else the platform's id."
+    )
+    platform_id: str | None = strawberry.field(
+        description="The platform's own id of the movement (cTrader's balanceHistoryId, "
+        "DXtrade's transactionCode) when it has one besides externalId."
+    )
     platform: str
     account_id: strawberry.ID
     kind: BalanceOperationKind  # type: ignore[valid-type]
@@ -224,8 +232,10 @@ class BalanceOperation:
 
     @classmethod
     def from_model(cls, m: models.BalanceOperation) -> BalanceOperation:
+        external_id = m.external_id or m.id
         return cls(
-            external_id=m.id,
+            external_id=external_id,
+            platform_id=m.id if m.id != external_id else None,
             platform=m.platform,
             account_id=strawberry.ID(encode_id("Account", m.platform, m.account_id)),
             kind=m.kind,
@@ -353,11 +363,32 @@ class SymbolOpened:
     volume: Decimal = strawberry.field(description="Base-asset units opened.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="A Copy sub-account of the account (cTrader Copy: an account following a"
+    " strategy with the client's money)."
+)
 class CopySubAccount:
-    account_id: strawberry.ID
+    account_id: strawberry.ID = strawberry.field(
+        description="Its Account id: `node`/`account` resolve it for the parent's partner"
+        " (a client token: the sub-account is linked to no partner, but belongs to one of"
+        " its accounts); reads only."
+    )
+    external_id: str = strawberry.field(
+        description="The platform's id of the sub-account (cTrader: its login)."
+    )
     balance: Money
     equity: Money | None
+    platform: strawberry.Private[str]
+
+    @strawberry.field(
+        description="The sub-account itself (its currency, balance, positions...), read"
+        " from its platform; null when the platform no longer has it."
+    )
+    async def account(self, info: Info[Any, Any]) -> Account | None:
+        # Seen through its parent's analytics, which passed the viewer's access check.
+        ctx = context_of(info)
+        model = await ctx.loaders.accounts.load((self.platform, self.external_id))
+        return None if model is None else account_type(ctx, model)
 
 
 @strawberry.type(
@@ -426,6 +457,8 @@ class AccountAnalytics:
             copy_sub_accounts=[
                 CopySubAccount(
                     account_id=strawberry.ID(encode_id("Account", platform, c.account_id)),
+                    external_id=c.account_id,
+                    platform=platform,
                     balance=Money.required(c.balance),
                     equity=Money.of(c.equity),
                 )

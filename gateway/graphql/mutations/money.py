@@ -40,7 +40,10 @@ def _payload(
 
 
 def movement_reference(payload: MoneyMovementPayload) -> str | None:
-    return payload.operation.external_id if payload.operation else None
+    """The audit row's upstream reference: the platform's id where it has its own (the
+    key is in the row already), else the movement's id."""
+    operation = payload.operation
+    return None if operation is None else operation.platform_id or operation.external_id
 
 
 MONEY = Once(scope="money", model=models.BalanceOperation, present=_payload, find="find_movement")

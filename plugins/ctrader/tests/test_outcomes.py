@@ -30,7 +30,7 @@ from .conftest import account_gid, seed_links
 MONEY = """
 mutation($input: MoneyMovementInput!) {
   %s(input: $input) {
-    operation { externalId kind amount { amount currency } }
+    operation { externalId platformId kind amount { amount currency } }
     replayed
     errors { __typename code message field }
   }
@@ -117,7 +117,8 @@ async def test_a_lost_answer_is_settled_by_reading_never_resent(
     assert operation["kind"] == "WITHDRAWAL"
     assert operation["amount"] == {"amount": "7.00", "currency": "EUR"}
     (entry,) = [e for e in sandbox.state.balance_history if e.external_id == key]
-    assert operation["externalId"] == str(entry.id)  # the id cTrader's lost answer carried
+    assert operation["externalId"] == key
+    assert operation["platformId"] == str(entry.id)  # the id cTrader's lost answer carried
     again = await _move(gateway, "withdraw", "7.00", key)
     assert again["replayed"] is True and again["operation"] == operation
     assert sandbox.calls[CHANGE_BALANCE] == moves + 1  # settled by reading, never re-sent

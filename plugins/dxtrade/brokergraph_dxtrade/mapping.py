@@ -222,8 +222,11 @@ def balance_operations(transfer: Mapping[str, Any]) -> list[BalanceOperation]:
     """The cash transactions of one CashTransfer (B5.1).
 
     DEPOSIT and WITHDRAWAL report the amount's size (the kind carries the direction);
-    every other kind keeps DXtrade's sign.  ``external_id`` is the transfer code, which
-    for the gateway's own deposits and withdrawals is the idempotency key it sent.
+    every other kind keeps DXtrade's sign.  ``external_id`` is the transfer code of a
+    cash operation (deposit, withdrawal, adjustment: made by a PUT naming its own id),
+    which for the gateway's own is the idempotency key it sent, as its PUT answered;
+    ``id`` is DXtrade's transaction code.  Other transfers (commission, financing ...)
+    have no id of their maker: ``external_id`` None (a transfer may hold several).
     """
     operations = []
     code = _text(transfer.get("transferCode"))
@@ -246,7 +249,7 @@ def balance_operations(transfer: Mapping[str, Any]) -> list[BalanceOperation]:
                 amount=Money(value, str(tx.get("currency"))),
                 at=at,
                 comment=_text(transfer.get("comment")),
-                external_id=code,
+                external_id=code if str(tx.get("type")) in TRANSFER_KINDS else None,
                 raw=dict(tx),
             )
         )
