@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,7 @@ _RULES: dict[type, Rule] = {}
 
 
 def jsonable(value: Any) -> Any:
-    """Dataclasses, Decimal, datetime and enums as JSON-safe values (``raw`` is dropped)."""
+    """Dataclasses, Decimal, dates and times and enums as JSON-safe values (``raw`` is dropped)."""
     rule = _RULES.get(type(value))
     if rule is None:
         rule = _RULES[type(value)] = _rule(type(value))
@@ -47,6 +47,8 @@ def _rule(cls: type) -> Rule:
         return lambda value: format(value, "f")
     if issubclass(cls, datetime):
         return datetime.isoformat
+    if issubclass(cls, date):
+        return date.isoformat
     if issubclass(cls, enum.Enum):
         return lambda value: value.value
     if issubclass(cls, Mapping):
