@@ -25,8 +25,8 @@ from gateway.connectors import MoneyMovement, PlaceOrderRequest
 from gateway.errors import IdempotencyConflict
 from gateway.events import create_event_log
 from gateway.graphql.mutations._inputs import PlaceOrderInput
-from gateway.graphql.mutations._jsonable import jsonable
-from gateway.serialization import to_jsonable
+from gateway.graphql.mutations._jsonable import from_json, jsonable
+from gateway.serialization import from_jsonable, to_jsonable
 from gateway.store import AuditEntry, Store
 from tests.gateway_fixtures import GatewayUnderTest, account_gid
 
@@ -432,3 +432,11 @@ def test_the_write_paths_json_is_serializations_json() -> None:
     for value in values:
         assert jsonable(value) == to_jsonable(value), value
     assert jsonable(order)["quantity"] == "10" and "raw" not in jsonable(order)
+    # And back: the payload of a first answer and of its replay is made from this.
+    for model in values[:4]:
+        cls, stored = type(model), to_jsonable(model)
+        rebuilt = from_json(cls, stored)
+        assert rebuilt == from_jsonable(cls, stored) and repr(rebuilt) == repr(
+            from_jsonable(cls, stored)
+        )
+    assert from_json(models.Order, to_jsonable(order)).executions == order.executions

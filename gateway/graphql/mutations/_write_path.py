@@ -43,10 +43,9 @@ from gateway.errors import BrokerGraphError, OutcomeUnknown, may_have_applied
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
 from gateway.graphql.loaders import account_period_prefixes, cache_key
-from gateway.graphql.mutations._jsonable import jsonable
+from gateway.graphql.mutations._jsonable import from_json, jsonable
 from gateway.idempotency import IdempotentResult, outcome_unknown, run_once
 from gateway.reconciler import Recovery, platform_settler
-from gateway.serialization import from_jsonable
 from gateway.store import AuditEntry
 
 __all__ = [
@@ -247,7 +246,7 @@ async def _once(
                 error = user_error_from_dict(dict(result.error))
                 presented[result.replayed] = once.present(None, [error], result.replayed)
             else:
-                model = from_jsonable(once.model, result.value)
+                model = from_json(once.model, result.value)
                 presented[result.replayed] = once.present(model, [], result.replayed)
         return presented[result.replayed]
 
