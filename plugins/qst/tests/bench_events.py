@@ -24,11 +24,12 @@ which is the machine's monotonic clock in every process.  Prints markdown:
      account, appended to the gateway's event log (the road QST's notifications take
      after decoding): from the append to the client having the event.
 
-   ``--profile`` adds the top functions (own time) of the fan-out's 1,000-subscriber run
-   (or of the one case ``--subscribers`` names); ``--fanout-only`` / ``--before-only``:
-   only the cases with / without it; ``--subscribers 1000,10000``: only those
-   one-account cases; ``--no-spread``: without the 5,000-account case;
-   ``--no-placements``: without part 2.
+   ``--profile`` adds the top functions (own time) over the measured rounds (not the
+   sockets' setup) of the fan-out's 1,000-subscriber run, or of the one case
+   ``--subscribers`` names; ``--fanout-only`` / ``--before-only``: only the cases
+   with / without it; ``--subscribers 1000,10000``: only those one-account cases;
+   ``--no-spread``: without the 5,000-account case; ``--no-placements``: without
+   part 2.
 2. placement round trip: ``placeOrder`` over HTTP through the gateway (it returns
    once QST answered and sent the order's first notification) against the same
    exchange done directly on the sandbox by a bare protobuf client (PlaceOrderRequest
@@ -343,8 +344,10 @@ def rss_mib() -> float:
 class Measured:
     """One case's samples and the gateway process's cost over its measured rounds."""
 
-    def __init__(self, subscribers: int) -> None:
+    def __init__(self, subscribers: int, profiler: cProfile.Profile | None = None) -> None:
+        """``profiler``: enabled over the measured rounds (not the sockets' setup)."""
         self.subscribers = subscribers
+        self.profiler = profiler
         self.samples: list[float] = []
         self.deliveries = 0
         self.cpu = 0.0
@@ -357,8 +360,12 @@ class Measured:
 
     def start(self) -> None:
         self._cpu0, self._rss0 = time.process_time(), rss_mib()
+        if self.profiler is not None:
+            self.profiler.enable()
 
     def stop(self, deliveries: int) -> None:
+        if self.profiler is not None:
+            self.profiler.disable()
         self.cpu = time.process_time() - self._cpu0
         self.rss_growth = rss_mib() - self._rss0
         self.deliveries = deliveries
@@ -413,12 +420,16 @@ def fanout(gateway: TestGateway, enabled: bool) -> Iterator[None]:
 
 
 async def one_account(
-    gateway: TestGateway, sandbox: QstSandbox, subscribers: int, rounds: int
+    gateway: TestGateway,
+    sandbox: QstSandbox,
+    subscribers: int,
+    rounds: int,
+    profiler: cProfile.Profile | None = None,
 ) -> Measured:
     qst = connector(gateway)
     emits: dict[str, list[float]] = defaultdict(list)
     sandbox.on_emit = lambda number, at: emits[number].append(at)
-    measured = Measured(subscribers)
+    measured = Measured(subscribers, profiler)
     variables = [{"id": account_gid(ACCOUNT)}] * subscribers
     orders: set[str] = set()
     try:
@@ -511,11 +522,8 @@ async def event_cases(
                     continue
                 profile = options.profile and subscribers == options.profiled
                 profiler = cProfile.Profile() if profile and enabled else None
+                measured = await one_account(gateway, sandbox, subscribers, rounds, profiler)
                 if profiler is not None:
-                    profiler.enable()
-                measured = await one_account(gateway, sandbox, subscribers, rounds)
-                if profiler is not None:
-                    profiler.disable()
                     profiled = top_entries(profiler)
                 rows.append(measured.row(mode, "one account"))
                 print(rows[-1], file=sys.stderr, flush=True)
