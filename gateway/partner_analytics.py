@@ -87,6 +87,8 @@ class UncoveredAccount:
 
     platform: str
     account_id: str
+    #: The error code the account's read answered (or CAPABILITY_NOT_SUPPORTED).
+    code: str
     reason: str
 
 

@@ -23,6 +23,7 @@ from gateway import models
 from gateway.connectors import Capability
 from gateway.errors import BrokerGraphError, InvalidInput
 from gateway.graphql.context import RequestContext
+from gateway.graphql.errors import ErrorCode
 from gateway.graphql.ids import encode_id
 from gateway.graphql.rankings import OpenedRank, RankingLevel, ranking
 from gateway.graphql.types import Money, _linked
@@ -90,6 +91,9 @@ class UnconvertedAccountTotals:
 class UncoveredAccountEntry:
     account_id: strawberry.ID
     platform: str
+    code: ErrorCode = strawberry.field(
+        description="Why: the account's read failed with it, or CAPABILITY_NOT_SUPPORTED."
+    )
     reason: str
 
 
@@ -186,6 +190,9 @@ class PartnerAnalytics:
                 UncoveredAccountEntry(
                     account_id=_account_gid(u.platform, u.account_id),
                     platform=u.platform,
+                    code=ErrorCode[u.code]
+                    if u.code in ErrorCode.__members__
+                    else ErrorCode.INTERNAL,
                     reason=u.reason,
                 )
                 for u in m.not_covered
@@ -226,7 +233,8 @@ async def partner_analytics(
                     UncoveredAccount(
                         platform=platform,
                         account_id=account_id,
-                        reason="NOT_FOUND: the platform does not know this account",
+                        code="NOT_FOUND",
+                        reason="the platform does not know this account",
                     )
                 )
                 return None
@@ -239,7 +247,8 @@ async def partner_analytics(
                 UncoveredAccount(
                     platform=platform,
                     account_id=account_id,
-                    reason=f"{error.code}: {error.message}",
+                    code=error.code,
+                    reason=error.message,
                 )
             )
             return None
@@ -264,7 +273,8 @@ async def partner_analytics(
                 UncoveredAccount(
                     platform=platform,
                     account_id=account_id,
-                    reason=f"CAPABILITY_NOT_SUPPORTED: platform {platform!r} gives no analytics",
+                    code="CAPABILITY_NOT_SUPPORTED",
+                    reason=f"platform {platform!r} gives no analytics",
                 )
             )
     found = await asyncio.gather(*(one(p, a) for p, a in analysed))

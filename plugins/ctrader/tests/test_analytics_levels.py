@@ -385,3 +385,24 @@ async def test_a_bad_ranking_length_is_refused_before_any_read(
         assert body["errors"][0]["extensions"]["field"] == ["first"]
         calls = delta(before, sandbox.calls)
         assert not any("closedPositions" in key or "symbols" in key for key in calls), calls
+
+
+async def test_an_account_the_platform_does_not_know_is_not_covered_with_its_code(
+    gateway: TestGateway,
+) -> None:
+    store = gateway.services.store
+    await store.upsert_partner("LEVELS-MIX", broker="demo-broker", display_name="Mix")
+    await store.link("LEVELS-MIX", "ctrader", "account", "9000007")  # USD, no trades
+    await store.link("LEVELS-MIX", "ctrader", "account", "9999990")  # no such trader
+    query = """query($from: DateTime!, $to: DateTime!) { businessPartner(code: "LEVELS-MIX") {
+      analytics(from: $from, to: $to) { realizedPnl { amount currency } convertedAccountIds
+        notCovered { accountId platform code reason } } } }"""
+    variables = {"from": START.isoformat(), "to": END.isoformat()}
+    body = await gateway.query(query, variables, _token(gateway, "mix"))
+    assert "errors" not in body, body["errors"][:1]
+    analytics = body["data"]["businessPartner"]["analytics"]
+    assert analytics["convertedAccountIds"] == [account_gid("9000007")]
+    assert analytics["realizedPnl"] == {"amount": "0.00", "currency": "USD"}
+    (missing,) = analytics["notCovered"]
+    assert missing["accountId"] == account_gid("9999990")
+    assert (missing["platform"], missing["code"]) == ("ctrader", "NOT_FOUND")
