@@ -115,6 +115,8 @@ class Socket:
             await self.connection.send('{"type":"pong"}')
             return
         operation = self.operations[message["id"]]
+        if operation.completed:
+            operation.errors.append({"after complete": message})
         if message["type"] == "next":
             payload = message["payload"]
             operation.errors.extend(payload.get("errors") or ())
@@ -266,9 +268,14 @@ async def test_a_group_ends_with_its_stream_and_its_members_complete(
     async with connected(gateway) as socket:
         operations = [await socket.subscribe(PLAIN) for _ in range(3)]
         await wait_until(lambda: members(hub) == 3, "every subscriber in a group")
+        last = [await append(gateway, f"last {n}") for n in range(5)][-1]
         await gateway.services.events.close()  # followers end after what they hold
         await wait_until(lambda: all(o.completed for o in operations), "every subscriber done")
     assert hub.groups == []
+    for operation in operations:
+        # Every event before the complete, nothing after it.
+        assert operation.errors == []
+        assert operation.sequences[-5:] == list(range(last - 4, last + 1))
 
 
 async def test_memory_stays_flat_while_100_subscribers_get_10000_events(
