@@ -115,4 +115,6 @@ def _make_decoder(hint: Any) -> Rule:
             return _none_or(Decimal)
         if hint is datetime:
             return _none_or(datetime.fromisoformat)
+        if hint is date:
+            return _none_or(date.fromisoformat)
     return _as_is
