@@ -6,11 +6,12 @@ token in the URL fragment, with every host but 127.0.0.1 unresolvable and every 
 off the loopback recorded.  The page must list the partner's accounts on every platform
 with the balances the gateway answers, pass axe-core's WCAG 2 A/AA rules, and show a QST
 limit order go PENDING → WORKING and, once cancelled, CANCELLED — live, from
-``orderEvents``; then the same page's analytics plotted with the API's numbers,
-positions and deals, a client report downloaded, the tax of a withdrawal, and every page
-at phone width.  Without a WebSocket the live states come over SSE.  With a platform
-down, its accounts are rows carrying the typed error at their path and the others still
-show.  Screenshots go to tests/artifacts/client-area/.
+``orderEvents``, and an order crossing the market fill in parts with its fills listed;
+then the same page's analytics plotted with the API's numbers, positions and deals,
+client reports downloaded with the sub-account each covers, the tax of a withdrawal on
+a chosen day, and every page at phone width.  Without a WebSocket the live states come
+over SSE.  With a platform down, its accounts are rows carrying the typed error at their
+path and the others still show.  Screenshots go to tests/artifacts/client-area/.
 """
 
 from __future__ import annotations
@@ -116,7 +117,24 @@ ANALYTICS = {"account": "ctrader 9000001 (USD)", "from": "2026-08-01", "to": "20
 PERIOD = {"from": "2026-08-01T00:00:00Z", "to": "2026-11-15T00:00:00Z"}
 #: QORT's seeded deals were sold in 2024 and 2025 (a period is at most 366 days).
 REPORT = {"from": "2024-06-01", "to": "2025-05-31"}
-TAX = {"amount": "100000.00", "currency": "RUB", "from": "2024-01-01", "to": "2024-12-31"}
+#: The withdrawal's day falls after 2024's two gains and before its loss (5 September),
+#: so its tax differs from the whole year's.
+TAX = {
+    "amount": "100000.00",
+    "currency": "RUB",
+    "date": "2024-08-31",
+    "from": "2024-01-01",
+    "to": "2024-12-31",
+}
+#: A QST buy limit far above ESZ26's price (6000, ticks of 0.25): it crosses at once,
+#: one contract a matching round (the sandbox's max_fill_quantity), so it fills in three.
+FILL = {"quantity": "3", "price": "6100.00"}
+TAX_QUERY = """mutation($input: CalculateTaxInput!) { calculateTax(input: $input) {
+  calculation { taxBase { amount currency } taxAmount { amount currency } } errors { code } } }"""
+ORDERS_QUERY = """query($id: ID!) { account(id: $id) { orders {
+  externalId quantity filledQuantity status executions { externalId quantity price } } } }"""
+INSTRUMENTS_QUERY = """query($id: ID!) {
+  instruments(accountId: $id, symbols: ["ESZ26"]) { symbol } }"""
 
 ANALYTICS_QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account(id: $id) {
   positions { externalId }
@@ -126,7 +144,8 @@ ANALYTICS_QUERY = """query($id: ID!, $from: DateTime!, $to: DateTime!) { account
     mostOpenedSymbols { symbol positions }
     byCategory: mostOpened(level: CATEGORY) { name positions }
     byAssetClass: mostOpened(level: ASSET_CLASS) { name positions }
-    copySubAccounts { balance { amount currency } equity { amount currency } } } } }"""
+    copySubAccounts { externalId balance { amount currency } equity { amount currency }
+      account { externalId status } } } } }"""
 
 
 def proportional(bars: list[dict[str, Any]]) -> None:
@@ -187,32 +206,40 @@ def check_analytics(page: dict[str, Any], truth: dict[str, Any]) -> None:
         ]
         assert len(page[chart]) > 1  # cTrader's symbol list classifies the seeded symbols
         proportional(page[chart])
+    # Each Copy sub-account by its login, and its status read from the account itself.
     assert page["copy"] == [
-        [shown(c["balance"]), shown(c["equity"])] for c in analytics["copySubAccounts"]
+        [c["externalId"], shown(c["balance"]), shown(c["equity"]), c["account"]["status"]]
+        for c in analytics["copySubAccounts"]
     ]
-    assert page["copy"]  # 9000001 has two Copy sub-accounts in the seed
+    assert len(page["copy"]) == 2  # 9000001 has two Copy sub-accounts in the seed
+    for copy in analytics["copySubAccounts"]:
+        assert copy["account"]["externalId"] == copy["externalId"]
 
 
-def check_reports(report: dict[str, Any]) -> None:
-    """Every downloaded file is the CSV of its sub-account's deals in the period: all of
-    DEMO-001's seeded deals sold in it, each in one file, with its income."""
+def check_reports(report: dict[str, Any], listed: dict[str, str | None]) -> None:
+    """Every downloaded file is the CSV of the deals in the period of the sub-account its
+    row says it covers (as ``me.reports`` answers ``accountExternalId``): each of
+    DEMO-001's seeded deals sold in it in the file of its own sub-account, with its income."""
+    assert report["reportCovers"] == {i: listed[i] for i in report["reportIds"]}
+    assert sorted(report["reportCovers"].values()) == ["DEMO-001-01", "DEMO-001-02"]
     expected = {
-        deal.trade_num: (deal.sell_price - deal.buy_price) * deal.qty
+        (deal.subacc, deal.trade_num): (deal.sell_price - deal.buy_price) * deal.qty
         for deal in QORT_DEALS
         if deal.subacc.startswith("DEMO-001-") and 20240601 <= deal.sell_date <= 20250531
     }
+    assert {subacc for subacc, _ in expected} == {"DEMO-001-01", "DEMO-001-02"}
     assert len(report["reportIds"]) == 2  # one per QORT sub-account of DEMO-001
     for report_id in report["reportIds"]:
         states = report["reportStates"][report_id]
         assert states[-1] == "READY"
         assert set(states[:-1]) <= {"REQUESTED", "GENERATING"} and states[:-1], states
-    seen: dict[str, Decimal] = {}
+    seen: dict[tuple[str, str], Decimal] = {}
     for report_id, file in report["files"].items():
         assert file["name"] == f"client-report-{report_id}.csv"
         rows = list(csv.reader(io.StringIO(file["text"])))
         assert rows[0] == list(QORT_CSV_COLUMNS)
         for row in rows[1:]:
-            seen[row[0]] = Decimal(row[7])
+            seen[(report["reportCovers"][report_id], row[0])] = Decimal(row[7])
     assert seen == expected
 
 
@@ -238,6 +265,29 @@ def rub(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'))} RUB"
 
 
+def check_fills(page: dict[str, Any], orders: list[dict[str, Any]]) -> None:
+    """The filled order's fills as the page lists them are the API's executions, and
+    they add up to the filled quantity the API gives (the whole order, three fills)."""
+    order = next(o for o in orders if o["externalId"] == page["order"])
+    assert order["status"] == "FILLED"
+    executions = order["executions"]
+    assert [(f["id"], Decimal(f["quantity"]), Decimal(f["price"])) for f in page["fills"]] == [
+        (e["externalId"], Decimal(e["quantity"]), Decimal(e["price"])) for e in executions
+    ]
+    assert len(executions) == 3  # one contract a matching round
+    total = sum((Decimal(e["quantity"]) for e in executions), Decimal(0))
+    assert total == Decimal(order["filledQuantity"]) == Decimal(order["quantity"]) == 3
+    assert Decimal(page["filled"]) == total
+    assert page["quantity"] == f"{order['filledQuantity']}/{order['quantity']}"
+    assert page["summary"].startswith("3 fills")
+    # Each partial fill is its own event; the row saw the order part-filled on the way.
+    assert "PARTIALLY_FILLED" in page["history"].split(" → ")
+    assert page["history"].endswith("→ FILLED")
+    # QST publishes no order rules: the form checks nothing and says nothing alarming.
+    assert page["rules"] == "unavailable"
+    assert page["problems"] == page["alerts"] == 0
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(300)  # a cold npm ci downloads; four sandboxes and chromium start
 async def test_client_journey_through_every_page(tmp_path: Path) -> None:
@@ -254,13 +304,17 @@ async def test_client_journey_through_every_page(tmp_path: Path) -> None:
     ]
     # Reports take 2 s to be made, so the page shows them pending before READY.
     qort = QortSandbox(report_delay_seconds=2.0)
-    sandboxes: list[Sandbox] = [CTraderSandbox(), DxTradeSandbox(), qort, QstSandbox()]
+    qst = QstSandbox(max_fill_quantity=Decimal(1))
+    sandboxes: list[Sandbox] = [CTraderSandbox(), DxTradeSandbox(), qort, qst]
     async with client_area(plugins, sandboxes, tmp_path) as gateway:
         accounts = (await accounts_answer(gateway))["data"]["me"]["accounts"]
         expected = {f"{a['platform']} {a['number']}": shown(a["balance"]) for a in accounts}
         assert {key.split()[0] for key in expected} == {"ctrader", "dxtrade", "qort", "qst"}
         account = next(a for a in accounts if f"{a['platform']} {a['number']}" == "ctrader 9000001")
         truth = await gateway.data(ANALYTICS_QUERY, {"id": account["id"], **PERIOD}, token="client")
+        qst_account = next(a for a in accounts if a["platform"] == "qst")
+        rules = await gateway.query(INSTRUMENTS_QUERY, {"id": qst_account["id"]}, "client")
+        assert [e["extensions"]["code"] for e in rules["errors"]] == ["CAPABILITY_NOT_SUPPORTED"]
         report = await run_journey(
             gateway,
             "client",
@@ -269,30 +323,50 @@ async def test_client_journey_through_every_page(tmp_path: Path) -> None:
             ANALYTICS=json.dumps(ANALYTICS),
             REPORT=json.dumps(REPORT),
             TAX=json.dumps(TAX),
+            FILL=json.dumps(FILL),
         )
-        after = await gateway.data("{ me { reports { externalId status } } }", token="client")
+        after = await gateway.data(
+            "{ me { reports { externalId status accountExternalId } } }", token="client"
+        )
+        orders = await gateway.data(ORDERS_QUERY, {"id": qst_account["id"]}, token="client")
+        withdrawal = {k: TAX[k] for k in ("amount", "currency", "date")}
+        taxed = await gateway.data(
+            TAX_QUERY,
+            {"input": {"partnerCode": "DEMO-001", "kind": "WITHDRAWAL", **withdrawal}},
+            token="client",
+        )
     assert report["balances"] == expected
     assert report["history"] == "PENDING → WORKING → CANCELLED"
     assert report["transport"] == "ws"  # SSE only when the socket cannot be opened
     assert report["streams"] == []
     pages = ("accounts", "analytics", "positions", "reports", "tax")
-    assert report["axePages"] == {name: [] for name in [*pages, *(f"{p}-phone" for p in pages)]}
+    phones = [f"{p}-phone" for p in pages]
+    assert report["axePages"] == {name: [] for name in [*pages, "fills", *phones]}
+    check_fills(report["fills"], orders["account"]["orders"])
     check_analytics(report["analytics"], truth["account"])
     positions = report["positions"]
     assert positions["positions"] == [p["externalId"] for p in truth["account"]["positions"]]
     assert sorted(positions["deals"]) == sorted(
         [d["externalId"], shown(d["realizedPnl"])] for d in truth["account"]["deals"]
     )
-    check_reports(report)
+    check_reports(report, {r["externalId"]: r["accountExternalId"] for r in after["me"]["reports"]})
     statuses = {r["externalId"]: r["status"] for r in after["me"]["reports"]}
     assert statuses == dict.fromkeys(report["reportIds"], "READY")
-    # A withdrawal is taxed on this year's income so far (the seed has none after 2025).
-    this_year = datetime.now(UTC).year * 10000
-    base, tax = expected_tax(this_year + 101, this_year + 1231, Decimal(TAX["amount"]))
+    # A withdrawal on 31 August 2024 is taxed on 2024's income up to that day: the page
+    # shows the API's answer, which is the seed's (two gains, not yet the loss).
+    base, tax = expected_tax(20240101, 20240831, Decimal(TAX["amount"]))
+    calculation = taxed["calculateTax"]["calculation"]
+    assert taxed["calculateTax"]["errors"] == []
+    assert report["tax"]["withdrawal"] == {
+        "base": shown(calculation["taxBase"]),
+        "amount": shown(calculation["taxAmount"]),
+    }
     assert report["tax"]["withdrawal"] == {"base": rub(base), "amount": rub(tax)}
+    assert tax > 0
     base, tax = expected_tax(20240101, 20241231, None)
     assert base > 0 and tax > 0
     assert report["tax"]["period"] == {"base": rub(base), "amount": rub(tax)}
+    assert report["tax"]["period"] != report["tax"]["withdrawal"]
     for page, check in report["phone"].items():
         assert check["scrollWidth"] <= check["width"] == 390, (page, check)
         assert check["wide"] == [], (page, check)

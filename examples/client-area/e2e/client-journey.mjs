@@ -7,11 +7,14 @@
 //   EXPECTED         JSON {"platform number": "balance text"} the gateway answered
 //   SCREENSHOT_DIR   where the screenshots go
 //   JOURNEY          "client" (default; "orders" too): accounts, an order placed and
-//                    cancelled, then the analytics of ANALYTICS ({"account", "from", "to"}:
+//                    cancelled, an order of FILL ({"quantity", "price"}: crossing the
+//                    market) seen FILLED with its fills read back, then the analytics of
+//                    ANALYTICS ({"account", "from", "to"}:
 //                    the plotted marks read back), positions and deals, a report requested
-//                    for REPORT ({"from", "to"}) and every file downloaded, the tax of
-//                    TAX ({"amount", "currency"}: a withdrawal, then {"from", "to"}: a
-//                    period); axe-core on each page; then each page
+//                    for REPORT ({"from", "to"}) and every file downloaded (with the account
+//                    each row says it covers), the tax of TAX ({"amount", "currency",
+//                    "date"}: a withdrawal on that day, then {"from", "to"}: a period);
+//                    axe-core on each page; then each page
 //                    at phone width (390×844): overflow and unreachable controls listed;
 //                    "sse": the WebSocket cannot be opened (every socket goes to a closed
 //                    port), so the blotter's orderEvents must come over SSE;
@@ -99,6 +102,38 @@ async function orders(page, screenshot = "client-area") {
   await shot(page, screenshot);
 }
 
+/** An order that crosses the market fills (QST's sandbox: in parts); its fills read back. */
+async function fills(page) {
+  const want = JSON.parse(env.FILL);
+  const form = page.locator("form.order-form");
+  // The platform's order rules were asked for; where it has none the form says nothing.
+  await page.locator('form.order-form[data-rules="unavailable"], form.order-form[data-rules="checked"]').waitFor();
+  await page.getByLabel("Quantity").fill(want.quantity);
+  await page.getByLabel("Limit price").fill(want.price);
+  await page.getByRole("button", { name: "Place order" }).click();
+  const sent = page.locator(".order-message", { hasText: /^Order \S+ sent$/ });
+  await sent.waitFor();
+  const orderId = (await sent.textContent()).trim().split(" ")[1];
+  const row = page.locator(`tr[data-order="${orderId}"]`);
+  await row.locator("td.status", { hasText: /^FILLED$/ }).waitFor();
+  await row.locator("details.fills summary").click();
+  report.fills = {
+    order: orderId,
+    rules: await form.getAttribute("data-rules"),
+    problems: await page.locator(".order-problems li").count(),
+    alerts: await page.getByRole("alert").count(),
+    quantity: (await row.locator("td.quantity").textContent()).trim(),
+    filled: await row.locator("td.quantity").getAttribute("data-filled"),
+    summary: (await row.locator("details.fills summary").textContent()).trim(),
+    history: (await row.locator("td.history").textContent()).trim(),
+    fills: await row.locator("details.fills li").evaluateAll((items) =>
+      items.map((li) => ({ id: li.dataset.fill, quantity: li.dataset.quantity, price: li.dataset.price })),
+    ),
+  };
+  report.axePages.fills = await axe(page);
+  await shot(page, "client-area-fills");
+}
+
 /** What a chart shows: each mark's value as sent and where it was drawn. */
 function readCharts() {
   const chart = (name) => document.querySelector(`[data-chart="${name}"]`);
@@ -124,7 +159,7 @@ function readCharts() {
     category: bars("category"),
     assetclass: bars("assetclass"),
     copy: [...document.querySelectorAll(".copy-subaccounts tbody tr")].map((tr) =>
-      [...tr.querySelectorAll("td")].slice(1).map((td) => td.textContent.trim()),
+      [...tr.querySelectorAll("td")].map((td) => td.textContent.trim()),
     ),
   };
 }
@@ -196,6 +231,11 @@ async function reports(page) {
     report.files[id] = { name: download.suggestedFilename(), text: await readFile(await download.path(), "utf8") };
   }
   report.reportIds = ids;
+  report.reportCovers = Object.fromEntries(
+    await Promise.all(
+      ids.map(async (id) => [id, (await page.locator(`tr[data-report="${id}"] td.covers`).textContent()).trim()]),
+    ),
+  );
   report.reportStates = await page.evaluate(() => window.__statuses);
   report.axePages.reports = await axe(page);
   await shot(page, "client-area-reports");
@@ -213,6 +253,7 @@ async function tax(page) {
   };
   await page.getByLabel("Amount").fill(want.amount);
   await page.getByLabel("Currency").fill(want.currency);
+  await page.getByLabel("Withdrawal date").fill(want.date);
   await page.getByRole("button", { name: "Calculate tax" }).click();
   report.tax = { withdrawal: await result("WITHDRAWAL") };
   await page.getByLabel("Calculate").selectOption("PERIOD");
@@ -274,9 +315,9 @@ async function phone(page) {
 async function client(page) {
   report.axePages = {};
   // STEPS (e.g. "reports,tax") runs only those, when working on one page.
-  const steps = (env.STEPS ?? "orders,analytics,positions,reports,tax,phone").split(",");
+  const steps = (env.STEPS ?? "orders,fills,analytics,positions,reports,tax,phone").split(",");
   for (const step of steps) {
-    await { orders, analytics, positions, reports, tax, phone }[step](page);
+    await { orders, fills, analytics, positions, reports, tax, phone }[step](page);
     if (step === "orders") report.axePages.accounts = report.axe;
   }
   report.transport = await page.evaluate(() => window.__bg.transport);

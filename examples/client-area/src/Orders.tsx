@@ -1,7 +1,8 @@
-import { useState } from "react";
-import { useMutation, useSubscription } from "urql";
+import { useEffect, useState } from "react";
+import { useMutation, useQuery, useSubscription, type CombinedError } from "urql";
+import { compareDecimal, isDecimal, isMultipleOf } from "./decimal";
 import { graphql } from "./gql";
-import type { OrderEventsSubscription, OrderSide } from "./gql/graphql";
+import type { OrderEventsSubscription, OrderRulesQuery, OrderSide } from "./gql/graphql";
 
 const OrderEvents = graphql(`
   subscription OrderEvents($accountId: ID!, $afterSequence: Int) {
@@ -19,9 +20,28 @@ const OrderEvents = graphql(`
         quantity
         filledQuantity
         price
+        averageFillPrice
         status
         rejectReason
+        executions {
+          externalId
+          quantity
+          price
+          executedAt
+        }
       }
+    }
+  }
+`);
+
+const OrderRules = graphql(`
+  query OrderRules($accountId: ID!, $symbols: [String!]) {
+    instruments(accountId: $accountId, symbols: $symbols) {
+      symbol
+      tickSize
+      minQuantity
+      maxQuantity
+      quantityIncrement
     }
   }
 `);
@@ -75,6 +95,58 @@ const EMPTY: Blotter = { live: false, lastSequence: 0, orders: new Map(), histor
 
 const FINAL = new Set(["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]);
 
+type Rules = NonNullable<OrderRulesQuery["instruments"]>[number];
+
+/**
+ * What the platform's rules say is wrong with the order before it is placed; none where
+ * it gives no rule (null fields), so a platform without rules is left to check itself.
+ */
+function ruleProblems(rules: Rules, quantity: string, price: string): string[] {
+  const problems: string[] = [];
+  if (!isDecimal(quantity)) problems.push("Quantity must be a number such as 1 or 0.5.");
+  else {
+    if (rules.minQuantity && compareDecimal(quantity, rules.minQuantity) < 0)
+      problems.push(`Quantity must be at least ${rules.minQuantity}.`);
+    if (rules.maxQuantity && compareDecimal(quantity, rules.maxQuantity) > 0)
+      problems.push(`Quantity must be at most ${rules.maxQuantity}.`);
+    if (rules.quantityIncrement && !isMultipleOf(quantity, rules.quantityIncrement))
+      problems.push(`Quantity must be a multiple of ${rules.quantityIncrement}.`);
+  }
+  if (!isDecimal(price)) problems.push("Limit price must be a number such as 5000.25.");
+  else if (rules.tickSize && !isMultipleOf(price, rules.tickSize))
+    problems.push(`Limit price must be a multiple of the tick, ${rules.tickSize}.`);
+  return problems;
+}
+
+/** The code of the instruments query's typed error, if it failed with one. */
+function errorCode(error: CombinedError | undefined): string | null {
+  const code = (error?.graphQLErrors[0]?.extensions as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? code : null;
+}
+
+/** The order's fills as the platform reported them, newest last. */
+function Fills({ order }: { order: Order }) {
+  const fills = order.executions;
+  // null: the platform reports no fills one by one (filledQuantity is still the total).
+  if (fills === null || fills === undefined) return <span className="fills-none">not itemised</span>;
+  if (fills.length === 0) return <span className="fills-none">—</span>;
+  return (
+    <details className="fills">
+      <summary>
+        {fills.length} fill{fills.length === 1 ? "" : "s"}
+        {order.averageFillPrice ? ` · avg ${order.averageFillPrice}` : ""}
+      </summary>
+      <ol>
+        {fills.map((f) => (
+          <li key={f.externalId} data-fill={f.externalId} data-quantity={f.quantity} data-price={f.price}>
+            {f.quantity} @ {f.price} <time dateTime={f.executedAt}>{f.executedAt.slice(11, 19)}</time>
+          </li>
+        ))}
+      </ol>
+    </details>
+  );
+}
+
 export function Orders({ accountId }: { accountId: string }) {
   const [{ data: blotter = EMPTY, error: streamError }] = useSubscription(
     // afterSequence is left to the transport (client.ts): it moves it to the last
@@ -105,10 +177,32 @@ export function Orders({ accountId }: { accountId: string }) {
   const [quantity, setQuantity] = useState("1");
   const [price, setPrice] = useState("5000.00");
   const [message, setMessage] = useState<string | null>(null);
+  // The platform's rules for the symbol, asked once typing pauses.
+  const [ruleSymbol, setRuleSymbol] = useState(symbol);
+  useEffect(() => {
+    const timer = setTimeout(() => setRuleSymbol(symbol.trim()), 400);
+    return () => clearTimeout(timer);
+  }, [symbol]);
+  const [rulesAnswer] = useQuery({
+    query: OrderRules,
+    variables: { accountId, symbols: [ruleSymbol] },
+    pause: !ruleSymbol,
+  });
+  const rulesError = errorCode(rulesAnswer.error);
+  const rules = rulesAnswer.data?.instruments?.[0] ?? null;
+  // CAPABILITY_NOT_SUPPORTED (QST): no rules to check; the platform checks on placement.
+  const rulesState = rules ? "checked" : rulesError === "CAPABILITY_NOT_SUPPORTED" ? "unavailable" : "unknown";
+  const problems =
+    rulesError === "NOT_FOUND"
+      ? [`${ruleSymbol} is not an instrument this account can trade.`]
+      : rules
+        ? ruleProblems(rules, quantity, price)
+        : [];
 
   async function submit(event: React.FormEvent) {
     event.preventDefault();
     setMessage(null);
+    if (problems.length) return;
     // One key per submission: a retry of this same submission can never place twice.
     const result = await placeOrder({
       input: {
@@ -136,7 +230,7 @@ export function Orders({ accountId }: { accountId: string }) {
 
   return (
     <>
-      <form className="order-form" onSubmit={submit}>
+      <form className="order-form" onSubmit={submit} data-rules={rulesState}>
         <label>
           Symbol
           <input value={symbol} onChange={(e) => setSymbol(e.target.value)} required />
@@ -150,16 +244,42 @@ export function Orders({ accountId }: { accountId: string }) {
         </label>
         <label>
           Quantity
-          <input value={quantity} inputMode="decimal" onChange={(e) => setQuantity(e.target.value)} required />
+          <input
+            value={quantity}
+            inputMode="decimal"
+            onChange={(e) => setQuantity(e.target.value)}
+            required
+            aria-invalid={problems.some((p) => p.startsWith("Quantity"))}
+          />
         </label>
         <label>
           Limit price
-          <input value={price} inputMode="decimal" onChange={(e) => setPrice(e.target.value)} required />
+          <input
+            value={price}
+            inputMode="decimal"
+            onChange={(e) => setPrice(e.target.value)}
+            required
+            aria-invalid={problems.some((p) => p.startsWith("Limit price"))}
+          />
         </label>
-        <button type="submit" disabled={placing.fetching}>
+        <button type="submit" disabled={placing.fetching || problems.length > 0}>
           Place order
         </button>
       </form>
+      {problems.length > 0 && (
+        <ul className="field-error order-problems" aria-live="polite">
+          {problems.map((p) => (
+            <li key={p}>{p}</li>
+          ))}
+        </ul>
+      )}
+      {rules && (
+        <p className="hint order-rules">
+          {rules.symbol}: tick {rules.tickSize ?? "any"}, quantity {rules.minQuantity ?? "any"} to{" "}
+          {rules.maxQuantity ?? "any"}
+          {rules.quantityIncrement ? ` in steps of ${rules.quantityIncrement}` : ""}.
+        </p>
+      )}
       {message && (
         <p role="status" className="order-message">
           {message}
@@ -180,6 +300,7 @@ export function Orders({ accountId }: { accountId: string }) {
             <th scope="col">Quantity</th>
             <th scope="col">Price</th>
             <th scope="col">Status</th>
+            <th scope="col">Fills</th>
             <th scope="col">Seen</th>
             <th scope="col">
               <span className="visually-hidden">Actions</span>
@@ -192,11 +313,14 @@ export function Orders({ accountId }: { accountId: string }) {
               <td data-label="Order">{order.externalId}</td>
               <td data-label="Symbol">{order.symbol}</td>
               <td data-label="Side">{order.side}</td>
-              <td data-label="Quantity" className="num">
+              <td data-label="Quantity" className="num quantity" data-filled={order.filledQuantity}>
                 {order.filledQuantity}/{order.quantity}
               </td>
               <td data-label="Price" className="num">{order.price ?? "market"}</td>
               <td data-label="Status" className={`status status-${order.status}`}>{order.status}</td>
+              <td data-label="Fills" className="fills-cell">
+                <Fills order={order} />
+              </td>
               <td data-label="Seen" className="history">{(blotter.history.get(order.id) ?? []).join(" → ")}</td>
               <td>
                 {!FINAL.has(order.status) && (

@@ -39,3 +39,28 @@ export function runningTotals(values: string[]): string[] {
   }
   return totals;
 }
+
+/** Both values as integers at one scale, so they compare and divide exactly. */
+function aligned(a: string, b: string): [bigint, bigint] {
+  const x = parse(a);
+  const y = parse(b);
+  const scale = Math.max(x.scale, y.scale);
+  return [x.units * 10n ** BigInt(scale - x.scale), y.units * 10n ** BigInt(scale - y.scale)];
+}
+
+/** Whether `value` is a decimal string the API would take ("1", "-0.25"; no exponent). */
+export function isDecimal(value: string): boolean {
+  return /^-?\d+(?:\.\d+)?$/.test(value.trim());
+}
+
+/** -1, 0 or 1 as a is less than, equal to or greater than b. */
+export function compareDecimal(a: string, b: string): number {
+  const [x, y] = aligned(a, b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Whether `value` is a whole multiple of `step` (a step of 0 allows anything). */
+export function isMultipleOf(value: string, step: string): boolean {
+  const [x, y] = aligned(value, step);
+  return y === 0n || x % y === 0n;
+}

@@ -80,6 +80,11 @@ const AccountAnalytics = graphql(`
         }
         copySubAccounts {
           accountId
+          externalId
+          account {
+            id
+            status
+          }
           balance {
             amount
             currency
@@ -229,21 +234,23 @@ function AnalyticsOf({ accountId, period }: { accountId: string; period: Period 
               <caption>Copy sub-accounts</caption>
               <thead>
                 <tr>
-                  <th scope="col">Sub-account</th>
+                  <th scope="col">Login</th>
                   <th scope="col">Balance</th>
                   <th scope="col">Equity</th>
+                  <th scope="col">Status</th>
                 </tr>
               </thead>
               <tbody>
-                {analytics.copySubAccounts.map((c, i) => (
-                  <tr key={c.accountId}>
-                    <td data-label="Sub-account">Copy {i + 1}</td>
+                {analytics.copySubAccounts.map((c) => (
+                  <tr key={c.accountId} data-login={c.externalId}>
+                    <td data-label="Login">{c.externalId}</td>
                     <td data-label="Balance" className="num">
                       {money(c.balance)}
                     </td>
                     <td data-label="Equity" className="num">
                       {money(c.equity)}
                     </td>
+                    <td data-label="Status">{c.account?.status ?? "—"}</td>
                   </tr>
                 ))}
               </tbody>

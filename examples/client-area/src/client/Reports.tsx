@@ -28,6 +28,8 @@ const ClientReports = graphql(`
         periodFrom
         periodTo
         downloadUrl
+        accountId
+        accountExternalId
       }
     }
   }
@@ -49,6 +51,16 @@ const RequestClientReport = graphql(`
   }
 `);
 
+/** Which account a report covers: the platform's code of it (QORT's sub-account). */
+function covers(
+  report: { accountId?: string | null; accountExternalId?: string | null },
+  names: Map<string, string>,
+): string {
+  if (report.accountExternalId) return report.accountExternalId;
+  if (report.accountId) return names.get(report.accountId) ?? "one account";
+  return "All accounts";
+}
+
 const PENDING = new Set(["REQUESTED", "GENERATING"]);
 /** How often the list is re-read while a report is still being made. */
 const POLL_MS = 1000;
@@ -65,6 +77,7 @@ export function Reports() {
   const [message, setMessage] = useState<string | null>(null);
   const reports = [...(data?.me?.reports ?? [])].sort((a, b) => b.requestedAt.localeCompare(a.requestedAt));
   const pending = reports.some((r) => PENDING.has(r.status));
+  const accountNames = new Map(context.accounts.map((a) => [a.id, `${a.platform} ${a.number}`]));
 
   // The API has no report event to subscribe to: re-read while one is being made.
   useEffect(() => {
@@ -156,6 +169,7 @@ export function Reports() {
         <thead>
           <tr>
             <th scope="col">Report</th>
+            <th scope="col">Covers</th>
             <th scope="col">Period</th>
             <th scope="col">Format</th>
             <th scope="col">Requested</th>
@@ -172,6 +186,9 @@ export function Reports() {
               <tr key={r.id} data-report={r.externalId}>
                 <td data-label="Report">
                   {r.platform} {r.externalId}
+                </td>
+                <td data-label="Covers" className="covers" data-account={r.accountId ?? ""}>
+                  {covers(r, accountNames)}
                 </td>
                 <td data-label="Period">
                   {r.periodFrom?.slice(0, 10) ?? "—"} – {r.periodTo?.slice(0, 10) ?? "—"}

@@ -40,7 +40,11 @@ export function Tax() {
   const [currency, setCurrency] = useState("RUB");
   const [kind, setKind] = useState<TaxKind>("WITHDRAWAL");
   const [period, setPeriod] = useState<Period>(() => lastDays(365));
+  // The day of the withdrawal: its year's income up to that day is taxed.
+  const today = lastDays(1).to;
+  const [date, setDate] = useState(today);
   const [result, setResult] = useState<Calculation | null>(null);
+  const [taxedYear, setTaxedYear] = useState("");
   const [message, setMessage] = useState<string | null>(null);
 
   async function submit(event: React.FormEvent) {
@@ -52,27 +56,30 @@ export function Tax() {
     const answer = await calculate({
       input:
         kind === "WITHDRAWAL"
-          ? { partnerCode: context.partnerCode, kind, amount, currency }
+          ? { partnerCode: context.partnerCode, kind, amount, currency, date }
           : { partnerCode: context.partnerCode, kind, periodFrom: from, periodTo: to },
     });
     const errors = answer.data?.calculateTax.errors ?? [];
     if (answer.error) setMessage(answer.error.message);
     else if (errors.length) setMessage(errors.map((e) => `${e.code}: ${e.message}`).join("; "));
-    else setResult(answer.data?.calculateTax.calculation ?? null);
+    else {
+      setTaxedYear(date.slice(0, 4));
+      setResult(answer.data?.calculateTax.calculation ?? null);
+    }
   }
 
   return (
     <section aria-labelledby="tax-title">
       <h2 id="tax-title">Tax</h2>
       <p className="hint">
-        The income tax the broker would withhold if you withdrew an amount today (on this year's
-        income so far), or on a period's income. Nothing is withdrawn.
+        The income tax the broker would withhold if you withdrew an amount on a day (on that
+        year's income up to the day), or on a period's income. Nothing is withdrawn.
       </p>
       <form className="toolbar" onSubmit={submit}>
         <label>
           Calculate
           <select value={kind} onChange={(e) => setKind(e.target.value as TaxKind)}>
-            <option value="WITHDRAWAL">for a withdrawal today</option>
+            <option value="WITHDRAWAL">for a withdrawal</option>
             <option value="PERIOD">for a period</option>
           </select>
         </label>
@@ -91,6 +98,10 @@ export function Tax() {
                 onChange={(e) => setCurrency(e.target.value.toUpperCase())}
               />
             </label>
+            <label>
+              Withdrawal date
+              <input type="date" value={date} max={today} required onChange={(e) => setDate(e.target.value)} />
+            </label>
           </>
         ) : (
           <PeriodFields value={period} onChange={setPeriod} />
@@ -107,7 +118,7 @@ export function Tax() {
       {result && (
         <dl className="figures tax-result" data-platform={result.platform} data-kind={result.kind}>
           <div>
-            <dt>{result.kind === "WITHDRAWAL" ? "Taxable income this year" : "Taxable income"}</dt>
+            <dt>{result.kind === "WITHDRAWAL" ? `Taxable income of ${taxedYear} to the day` : "Taxable income"}</dt>
             <dd className="num tax-base">{money(result.taxBase)}</dd>
           </div>
           <div>
