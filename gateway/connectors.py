@@ -28,6 +28,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
+from gateway.errors import CapabilityNotSupported
 from gateway.models import (
     Account,
     AccountAnalytics,
@@ -182,6 +183,10 @@ class CreateTraderRequest:
     is_live: bool | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     resume_token: str | None = None
+    #: The client's idempotency key, when it sent one: the gateway runs the request at
+    #: most once per key, and a connector records what the key's attempt chose (a
+    #: login, a flow) so :meth:`TraderProvisioning.find_created_trader` can read it back.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +248,8 @@ class OpenAccountRequest:
     #: As :attr:`CreateTraderRequest.is_live`.
     is_live: bool | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: As :attr:`CreateTraderRequest.idempotency_key` (see ``find_opened_account``).
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -545,6 +552,23 @@ class TraderProvisioning(abc.ABC):
         write, when one belongs to a partner other than the trader's.
         """
         return ()
+
+    @read
+    async def find_created_trader(self, request: CreateTraderRequest) -> ProvisioningResult | None:
+        """What an earlier ``create_trader(request)`` under ``request.idempotency_key``
+        made, read from the platform: the gateway's read that settles an attempt whose
+        answer was lost.  None only when the platform provably holds nothing of it (the
+        gateway may then send it again, with the same key).
+
+        Optional: the default cannot tell (``CapabilityNotSupported``), and the gateway
+        then never settles such an attempt by itself.
+        """
+        raise CapabilityNotSupported("this platform cannot read back a createTrader by its key")
+
+    @read
+    async def find_opened_account(self, request: OpenAccountRequest) -> Account | None:
+        """As :meth:`find_created_trader`, for ``open_account``."""
+        raise CapabilityNotSupported("this platform cannot read back an openAccount by its key")
 
 
 class AccountReads(abc.ABC):

@@ -44,6 +44,14 @@ __all__ = [
 ]
 
 
+#: The optional idempotency key of a provisioning or partner creation.
+PROVISIONING_KEY = (
+    "Recommended: unique per creation (a UUID). A retry with it (a double submit, a lost "
+    "answer) returns the first result and creates nothing more; while the first is in "
+    "flight it is IDEMPOTENCY_CONFLICT, and so is the key with a different request."
+)
+
+
 @strawberry.input
 class CreateBusinessPartnerInput:
     code: str
@@ -62,6 +70,7 @@ class CreateBusinessPartnerInput:
     platform: str | None = strawberry.field(
         default=None, description="Back office to create it in; omitted: the one installed."
     )
+    idempotency_key: str | None = strawberry.field(default=None, description=PROVISIONING_KEY)
 
 
 @strawberry.input
@@ -157,6 +166,7 @@ class CreateTraderInput:
         deprecation_reason=OPTIONS_DEPRECATED,
     )
     resume_token: str | None = None
+    idempotency_key: str | None = strawberry.field(default=None, description=PROVISIONING_KEY)
 
 
 @strawberry.input
@@ -184,6 +194,7 @@ class OpenAccountInput:
         "its connector serves). A platform that cannot make what is asked refuses it.",
     )
     options: JSON | None = strawberry.field(default=None, deprecation_reason=OPTIONS_DEPRECATED)
+    idempotency_key: str | None = strawberry.field(default=None, description=PROVISIONING_KEY)
 
 
 @strawberry.input

@@ -33,6 +33,10 @@ __all__ = [
 @strawberry.type
 class BusinessPartnerPayload:
     business_partner: BusinessPartner | None = None
+    replayed: bool = strawberry.field(
+        default=False,
+        description="True when its idempotencyKey ran before: the first result, nothing sent.",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -79,12 +83,20 @@ class ProvisioningPayload:
     resume_token: str | None = strawberry.field(
         default=None, description="Set when the flow stopped midway: send it back to resume."
     )
+    replayed: bool = strawberry.field(
+        default=False,
+        description="True when its idempotencyKey ran before: the first result, nothing sent.",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
 class AccountPayload:
     account: Account | None = None
+    replayed: bool = strawberry.field(
+        default=False,
+        description="True when its idempotencyKey ran before: the first result, nothing sent.",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

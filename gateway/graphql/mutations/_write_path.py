@@ -91,6 +91,10 @@ class AccountWrite(Generic[Q, M]):
     account_id: str
     request: Q
     send: Callable[[Q], Awaitable[M]]
+    #: The write's own settling read (given when it was claimed), for a write whose
+    #: record is not an account's history (provisioning): its result, or None when the
+    #: platform provably holds none.  Unset: ``Once.find``'s, if any.
+    settle: Callable[[datetime], Awaitable[M | None]] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -260,6 +264,8 @@ async def _once(
     settle = platform_settler(
         ctx.services.registry, checked.platform, checked.account_id, key, once.find
     )
+    if checked.settle is not None:
+        settle = _own_settle(checked.settle)
     redrive = connector.idempotent_writes or settle is not None
     viewer = ctx.require_viewer()
     recovery = (
@@ -295,6 +301,16 @@ async def _once(
     if not result.replayed:
         await _invalidate_after_write(ctx, operation, checked.platform, checked.account_id)
     return present(result), result.audited
+
+
+def _own_settle(
+    read: Callable[[datetime], Awaitable[Any | None]],
+) -> Callable[[datetime], Awaitable[Any | None]]:
+    async def settle(claimed_at: datetime) -> Any | None:
+        found = await read(claimed_at)
+        return None if found is None else jsonable(found)
+
+    return settle
 
 
 async def send(ctx: RequestContext, checked: AccountWrite[Q, M]) -> M:

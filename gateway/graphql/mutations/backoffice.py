@@ -28,7 +28,8 @@ from gateway.connectors import (
 )
 from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from gateway.graphql import access
-from gateway.graphql.context import RequestContext
+from gateway.graphql.context import RequestContext, context_of
+from gateway.graphql.errors import UserError
 from gateway.graphql.loaders import cache_key
 from gateway.graphql.mutations._inputs import (
     CalculateTaxInput,
@@ -51,14 +52,17 @@ from gateway.graphql.mutations._validate import (
     decode_account,
     json_object,
 )
-from gateway.graphql.mutations._write_path import STAFF, write
+from gateway.graphql.mutations._write_path import STAFF, AccountWrite, Once, write
 from gateway.graphql.types import (
+    BusinessPartner,
     ClientReport,
     TaxCalculation,
     check_period,
     load_partner,
     money_text,
 )
+from gateway.idempotency import check_idempotency_key
+from gateway.store import PartnerRecord
 
 __all__ = ["BackOfficeMutation"]
 
@@ -69,6 +73,17 @@ class BackOfficeMutation:
     async def create_business_partner(
         self, info: Info[Any, Any], input: CreateBusinessPartnerInput
     ) -> BusinessPartnerPayload:
+        ctx = context_of(info)
+        if input.idempotency_key is not None and _directory_of(ctx, input) is not None:
+            return await write(
+                info,
+                input,
+                "createBusinessPartner",
+                target=input.code,
+                authorise=STAFF,
+                validate=_keyed_new_partner,
+                once=_partner_once(ctx),
+            )
         return await write(
             info,
             input,
@@ -251,6 +266,8 @@ class _NewPartner:
 
 
 async def _new_partner(ctx: RequestContext, input: CreateBusinessPartnerInput) -> _NewPartner:
+    if input.idempotency_key is not None:
+        check_idempotency_key(input.idempotency_key)
     code = check_text(input.code, "code", max_length=64)
     name = check_text(input.name, "name")
     broker = None if input.broker is strawberry.UNSET else input.broker
@@ -320,6 +337,34 @@ async def _report(ctx: RequestContext, input: RequestClientReportInput) -> _Repo
 # --------------------------------------------------------------------------- dispatch
 
 
+def _directory_of(ctx: RequestContext, input: CreateBusinessPartnerInput) -> str | None:
+    """The back office a new partner goes to; None: the gateway's store is the directory."""
+    registry = ctx.services.registry
+    if input.platform is not None:
+        return input.platform
+    installed = registry.platforms_with(Capability.PARTNER_DIRECTORY)
+    return installed[0] if installed else None
+
+
+def _partner_request(new: _NewPartner) -> CreatePartnerRequest:
+    input = new.input
+    return CreatePartnerRequest(
+        code=new.code,
+        name=new.name,
+        kind=input.kind,
+        short_name=input.short_name,
+        email=input.email,
+        phone=input.phone,
+        tax_id=input.tax_id,
+        residency=input.residency,
+        is_qualified_investor=input.is_qualified_investor,
+        broker=new.broker,
+        attributes=json_object(input.attributes, "attributes"),
+        sub_account_code=input.sub_account_code,
+        agreement_number=input.agreement_number,
+    )
+
+
 async def _create_partner(ctx: RequestContext, new: _NewPartner) -> BusinessPartnerPayload:
     input, registry = new.input, ctx.services.registry
     directory_platform: str | None = None
@@ -329,23 +374,16 @@ async def _create_partner(ctx: RequestContext, new: _NewPartner) -> BusinessPart
         directory_platform = (
             input.platform or registry.platforms_with(Capability.PARTNER_DIRECTORY)[0]
         )
-        await directory.create_partner(
-            CreatePartnerRequest(
-                code=new.code,
-                name=new.name,
-                kind=input.kind,
-                short_name=input.short_name,
-                email=input.email,
-                phone=input.phone,
-                tax_id=input.tax_id,
-                residency=input.residency,
-                is_qualified_investor=input.is_qualified_investor,
-                broker=new.broker,
-                attributes=json_object(input.attributes, "attributes"),
-                sub_account_code=input.sub_account_code,
-                agreement_number=input.agreement_number,
-            )
-        )
+        await directory.create_partner(_partner_request(new))
+    await _partner_created(ctx, new, directory_platform)
+    return BusinessPartnerPayload(business_partner=await load_partner(ctx, new.code))
+
+
+async def _partner_created(
+    ctx: RequestContext, new: _NewPartner, directory_platform: str | None
+) -> None:
+    """The gateway's records of a partner the directory made (now, or read back)."""
+    input, registry = new.input, ctx.services.registry
     await ctx.services.store.upsert_partner(new.code, broker=new.broker, display_name=new.name)
     if (
         directory_platform
@@ -357,7 +395,74 @@ async def _create_partner(ctx: RequestContext, new: _NewPartner) -> BusinessPart
             new.code, directory_platform, "account", input.sub_account_code
         )
     ctx.loaders.forget_partner(new.code)
-    return BusinessPartnerPayload(business_partner=await load_partner(ctx, new.code))
+
+
+# --------------------------------------------------------------------------- idempotency
+#
+# With an idempotencyKey and a back office, createBusinessPartner takes the write path's
+# idempotency (scope ``partner:<platform>:partners``: a key names one creation in that
+# back office): a retry replays the first answer and sends nothing, one in flight or the
+# key with another request is IDEMPOTENCY_CONFLICT, and an attempt whose answer was lost
+# (OUTCOME_UNKNOWN) is settled by its retry reading the directory for the code.  Without
+# a back office the store's upsert makes a repeat harmless.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _KeyedPartner:
+    request: CreatePartnerRequest
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PartnerMade:
+    """What a keyed creation answered, as its idempotency record keeps it."""
+
+    code: str
+    broker: str | None
+    display_name: str | None
+    details: models.BusinessPartner | None = None
+
+
+def _partner_once(ctx: RequestContext) -> Once[_PartnerMade, BusinessPartnerPayload]:
+    def present(
+        made: _PartnerMade | None, errors: list[UserError], replayed: bool
+    ) -> BusinessPartnerPayload:
+        if made is None:
+            return BusinessPartnerPayload(errors=errors, replayed=replayed)
+        record = PartnerRecord(made.code, made.broker, made.display_name, datetime.now(UTC))
+        partner = BusinessPartner.from_records(record, made.details)
+        return BusinessPartnerPayload(business_partner=partner, replayed=replayed)
+
+    return Once(scope="partner", model=_PartnerMade, present=present)
+
+
+async def _keyed_new_partner(
+    ctx: RequestContext, input: CreateBusinessPartnerInput
+) -> AccountWrite[_KeyedPartner, _PartnerMade]:
+    key = check_idempotency_key(input.idempotency_key or "")
+    new = await _new_partner(ctx, input)
+    platform = _directory_of(ctx, input)
+    assert platform is not None  # the resolver takes this path only with a back office
+    directory = ctx.services.registry.only(Capability.PARTNER_DIRECTORY, PartnerDirectory, platform)
+    keyed = _KeyedPartner(request=_partner_request(new), idempotency_key=key)
+
+    async def made(details: models.BusinessPartner | None) -> _PartnerMade:
+        await _partner_created(ctx, new, platform)
+        if details is None:  # the answer the directory gives now, as a first answer shows
+            details = (await directory.get_partners([new.code]))[0]
+        return _PartnerMade(
+            code=new.code, broker=new.broker, display_name=new.name, details=details
+        )
+
+    async def create(keyed: _KeyedPartner) -> _PartnerMade:
+        await directory.create_partner(keyed.request)
+        return await made(None)
+
+    async def read_back(claimed_at: datetime) -> _PartnerMade | None:
+        (found,) = await directory.get_partners([new.code])
+        return None if found is None else await made(found)
+
+    return AccountWrite(platform, "partners", keyed, create, read_back)
 
 
 async def _update_partner(

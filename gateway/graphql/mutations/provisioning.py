@@ -16,8 +16,9 @@ for: only a viewer who could have started the flow may resume it or be told it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import strawberry
@@ -45,7 +46,7 @@ from gateway.errors import (
     may_have_applied,
 )
 from gateway.graphql import access
-from gateway.graphql.context import RequestContext
+from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import ErrorCode, UserError, to_user_error
 from gateway.graphql.loaders import cache_key
 from gateway.graphql.mutations._inputs import (
@@ -70,6 +71,7 @@ from gateway.graphql.mutations._validate import (
 from gateway.graphql.mutations._write_path import (
     STAFF,
     AccountWrite,
+    Once,
     invalidate_account,
     send,
     write,
@@ -82,6 +84,7 @@ from gateway.graphql.platform_options import (
     specialised_by,
 )
 from gateway.graphql.types import Trader, account_type
+from gateway.idempotency import check_idempotency_key
 
 __all__ = ["ProvisioningMutation", "provisioning_mutation"]
 
@@ -99,6 +102,17 @@ def provisioning_mutation(options: PlatformOptions) -> type:
     )
 
     async def create_trader(self: Any, info: Info[Any, Any], input: Any) -> ProvisioningPayload:
+        if input.idempotency_key is not None:
+            return await write(
+                info,
+                input,
+                "createTrader",
+                target=input.partner_code,
+                authorise=STAFF,
+                validate=_keyed_new_trader,
+                once=_creation_once(context_of(info)),
+                reference=_trader_reference,
+            )
         return await write(
             info,
             input,
@@ -112,6 +126,17 @@ def provisioning_mutation(options: PlatformOptions) -> type:
         )
 
     async def open_account(self: Any, info: Info[Any, Any], input: Any) -> AccountPayload:
+        if input.idempotency_key is not None:
+            return await write(
+                info,
+                input,
+                "openAccount",
+                target=input.trader_id,
+                authorise=STAFF,
+                validate=_keyed_new_account,
+                once=_opening_once(context_of(info)),
+                reference=_account_reference,
+            )
         return await write(
             info,
             input,
@@ -298,10 +323,9 @@ def _provisioning(ctx: RequestContext, platform: str) -> TraderProvisioning:
     return registry.require(platform, Capability.TRADER_PROVISIONING, TraderProvisioning)
 
 
-async def _create_trader(ctx: RequestContext, new: _NewTrader) -> ProvisioningPayload:
+def _creation_request(new: _NewTrader, idempotency_key: str | None) -> CreateTraderRequest:
     input = new.input
-    provisioning = _provisioning(ctx, input.platform)
-    request = CreateTraderRequest(
+    return CreateTraderRequest(
         partner_code=input.partner_code,
         email=new.email,
         name=input.name,
@@ -312,7 +336,22 @@ async def _create_trader(ctx: RequestContext, new: _NewTrader) -> ProvisioningPa
         is_live=input.is_live,
         options=new.options,
         resume_token=input.resume_token,
+        idempotency_key=idempotency_key,
     )
+
+
+async def _create_trader(ctx: RequestContext, new: _NewTrader) -> ProvisioningPayload:
+    """A createTrader without a key: as the platform's flow goes (see the connector)."""
+    result = await _create(ctx, new, _creation_request(new, None))
+    return _provisioning_payload(ctx, result)
+
+
+async def _create(
+    ctx: RequestContext, new: _NewTrader, request: CreateTraderRequest
+) -> ProvisioningResult:
+    """Identities claimed, the connector's flow run, and what it made linked."""
+    input = new.input
+    provisioning = _provisioning(ctx, input.platform)
     with options_errors(new.options_field):
         identities = await provisioning.creation_identities(request)
     claimed = await _claim_identities(ctx, input.platform, input.partner_code, identities)
@@ -330,11 +369,159 @@ async def _create_trader(ctx: RequestContext, new: _NewTrader) -> ProvisioningPa
                 "an unfinished createTrader stands in the way of this one", field=["email"]
             ) from None
         raise
-    await _link_result(ctx, input.partner_code, result)
+    await _created(ctx, new, result)
+    return result
+
+
+async def _created(ctx: RequestContext, new: _NewTrader, result: ProvisioningResult) -> None:
+    """The bookkeeping of what a createTrader made (sent now, or read back by its key)."""
+    await _link_result(ctx, new.input.partner_code, result)
     if result.trader is not None:  # an existing user's new account: its list changed
         await _invalidate_trader(ctx, result.trader.platform, result.trader.id)
     await _keep_resume_token(ctx, new, result)
-    return _provisioning_payload(ctx, result)
+
+
+# --------------------------------------------------------------------------- idempotency
+#
+# With an idempotencyKey, createTrader and openAccount take the core write path's
+# idempotency (scope ``provisioning:<platform>:<partner or trader>``): a retry of a
+# finished one replays its payload (a flow that stopped midway: with its resume token)
+# and sends nothing; one in flight, or the key with another request, is
+# IDEMPOTENCY_CONFLICT; an attempt whose answer was lost is OUTCOME_UNKNOWN and its
+# same-key retry settles it by reading the platform (the connector's
+# ``find_created_trader``/``find_opened_account``, from what it recorded under the
+# key) — found, it is linked and replayed; provably absent (and older than the lease),
+# it is sent again with the same key.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Provisioned:
+    """A createTrader's result as its idempotency record keeps it: the models' ``raw``
+    (which the record's JSON leaves out) beside them, so a replay answers alike."""
+
+    result: ProvisioningResult
+    trader_raw: Mapping[str, Any] | None = None
+    account_raws: Sequence[Mapping[str, Any] | None] = ()
+
+    @classmethod
+    def of(cls, result: ProvisioningResult) -> _Provisioned:
+        return cls(
+            result=result,
+            trader_raw=None if result.trader is None else result.trader.raw,
+            account_raws=[a.raw for a in result.accounts],
+        )
+
+    def restored(self) -> ProvisioningResult:
+        r = self.result
+        trader = None if r.trader is None else replace(r.trader, raw=self.trader_raw)
+        raws = list(self.account_raws) + [None] * (len(r.accounts) - len(self.account_raws))
+        accounts = [replace(a, raw=raw) for a, raw in zip(r.accounts, raws, strict=False)]
+        return replace(r, trader=trader, accounts=accounts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Opened:
+    """An openAccount's account as its idempotency record keeps it (as _Provisioned)."""
+
+    account: models.Account
+    account_raw: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of(cls, account: models.Account) -> _Opened:
+        return cls(account=account, account_raw=account.raw)
+
+    def restored(self) -> models.Account:
+        return replace(self.account, raw=self.account_raw)
+
+
+def _trader_reference(payload: ProvisioningPayload) -> str | None:
+    return payload.trader.external_id if payload.trader else None
+
+
+def _account_reference(payload: AccountPayload) -> str | None:
+    return payload.account.external_id if payload.account else None
+
+
+def _creation_once(ctx: RequestContext) -> Once[_Provisioned, ProvisioningPayload]:
+    def present(
+        found: _Provisioned | None, errors: list[UserError], replayed: bool
+    ) -> ProvisioningPayload:
+        if found is None:
+            return ProvisioningPayload(errors=errors, replayed=replayed)
+        return replace(_provisioning_payload(ctx, found.restored()), replayed=replayed)
+
+    return Once(scope="provisioning", model=_Provisioned, present=present)
+
+
+def _opening_once(ctx: RequestContext) -> Once[_Opened, AccountPayload]:
+    def present(found: _Opened | None, errors: list[UserError], replayed: bool) -> AccountPayload:
+        if found is None:
+            return AccountPayload(errors=errors, replayed=replayed)
+        return AccountPayload(account=account_type(ctx, found.restored()), replayed=replayed)
+
+    return Once(scope="provisioning", model=_Opened, present=present)
+
+
+def _reads_back(ctx: RequestContext, platform: str, method: str) -> bool:
+    """Whether the platform's connector can read a keyed provisioning write back."""
+    connector = ctx.services.registry.require_any(platform)
+    return getattr(type(connector), method, None) is not getattr(TraderProvisioning, method)
+
+
+async def _keyed_new_trader(
+    ctx: RequestContext, input: CreateTraderInput
+) -> AccountWrite[Any, _Provisioned]:  # a CreateTraderRequest, its key set
+    key = check_idempotency_key(input.idempotency_key or "")
+    new = await _new_trader(ctx, input)
+    provisioning = _provisioning(ctx, input.platform)
+    request = _creation_request(new, key)
+
+    async def create(request: CreateTraderRequest) -> _Provisioned:
+        return _Provisioned.of(await _create(ctx, new, request))
+
+    settle: Callable[[datetime], Awaitable[_Provisioned | None]] | None = None
+    if _reads_back(ctx, input.platform, "find_created_trader"):
+
+        async def read_back(claimed_at: datetime) -> _Provisioned | None:
+            found = await provisioning.find_created_trader(request)
+            if found is None:
+                return None
+            await _created(ctx, new, found)
+            return _Provisioned.of(found)
+
+        settle = read_back
+    # A resume is its own write: the same key with the token continues the flow its
+    # first attempt stopped, once, instead of replaying that stop.
+    scope = input.partner_code + (f":{input.resume_token}" if input.resume_token else "")
+    return AccountWrite(input.platform, scope, request, create, settle)
+
+
+async def _keyed_new_account(
+    ctx: RequestContext, input: OpenAccountInput
+) -> AccountWrite[Any, _Opened]:  # an OpenAccountRequest, its key set
+    key = check_idempotency_key(input.idempotency_key or "")
+    trader = await _new_account(ctx, input)
+    provisioning = _provisioning(ctx, trader.platform)
+    request = replace(_opening_request(trader), idempotency_key=key)
+
+    async def open_(request: OpenAccountRequest) -> _Opened:
+        with options_errors(trader.options_field):
+            account = await provisioning.open_account(request)
+        await _opened(ctx, trader, account)
+        return _Opened.of(account)
+
+    settle: Callable[[datetime], Awaitable[_Opened | None]] | None = None
+    if _reads_back(ctx, trader.platform, "find_opened_account"):
+
+        async def read_back(claimed_at: datetime) -> _Opened | None:
+            found = await provisioning.find_opened_account(request)
+            if found is None:
+                return None
+            await _opened(ctx, trader, found)
+            return _Opened.of(found)
+
+        settle = read_back
+    return AccountWrite(trader.platform, trader.trader_id, request, open_, settle)
 
 
 # --------------------------------------------------------------------------- identities
@@ -406,6 +593,8 @@ async def _may_resume(ctx: RequestContext, new: _NewTrader, token: str) -> bool:
     bound = await ctx.services.store.get_flow(_resume_key(new.input.platform, token))
     if bound is None or bound.get("partnerCode") != new.input.partner_code:
         return False
+    if bound.get("done") and new.input.idempotency_key is None:
+        return False  # kept only so a keyed resume's retry replays (see below)
     broker = bound.get("broker")
     return ctx.require_viewer().can_see_partner(
         new.input.partner_code, broker if isinstance(broker, str) else None
@@ -426,12 +615,19 @@ async def _keep_resume_token(
         )
     used = new.input.resume_token
     if used is not None and used != result.resume_token:
-        await store.delete_flow(_resume_key(platform, used))
+        if new.input.idempotency_key is None:
+            await store.delete_flow(_resume_key(platform, used))
+        else:  # a retry of this keyed resume is answered by its replay: still bound
+            await store.save_flow(
+                _resume_key(platform, used),
+                _RESUME_KIND,
+                {"partnerCode": new.input.partner_code, "broker": new.broker, "done": True},
+            )
 
 
-async def _open_account(ctx: RequestContext, trader: _OfTrader[OpenAccountInput]) -> AccountPayload:
+def _opening_request(trader: _OfTrader[OpenAccountInput]) -> OpenAccountRequest:
     input = trader.input
-    request = OpenAccountRequest(
+    return OpenAccountRequest(
         trader_id=trader.trader_id,
         currency=check_text(input.currency, "currency", max_length=12).upper(),
         group=input.group,
@@ -439,14 +635,24 @@ async def _open_account(ctx: RequestContext, trader: _OfTrader[OpenAccountInput]
         is_live=input.is_live,
         options=trader.options,
     )
+
+
+async def _open_account(ctx: RequestContext, trader: _OfTrader[OpenAccountInput]) -> AccountPayload:
+    request = _opening_request(trader)
     with options_errors(trader.options_field):
         account = await _provisioning(ctx, trader.platform).open_account(request)
+    await _opened(ctx, trader, account)
+    return AccountPayload(account=account_type(ctx, account))
+
+
+async def _opened(
+    ctx: RequestContext, trader: _OfTrader[OpenAccountInput], account: models.Account
+) -> None:
     await _invalidate_trader(ctx, trader.platform, trader.trader_id)
     if trader.owner is not None:
         await ctx.services.store.link(
             trader.owner, trader.platform, "account", account.id, trader_id=trader.trader_id
         )
-    return AccountPayload(account=account_type(ctx, account))
 
 
 async def _update_account(

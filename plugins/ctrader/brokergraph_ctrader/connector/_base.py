@@ -21,9 +21,13 @@ from gateway.contract import (
     ConnectorHealth,
     HealthStatus,
     NotFound,
+    Outcome,
     ProtocolError,
     ProvisioningStep,
     TraderStatus,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamUnavailable,
 )
 
 TRADERS = "/v2/webserv/traders"
@@ -51,9 +55,23 @@ def _step(name: str, reference: Any = None, message: str | None = None) -> Provi
     )
 
 
+def _may_have_applied(error: BrokerGraphError) -> bool:
+    """Whether a write that failed with ``error`` may have been applied: not after a
+    refusal, nor after a failure proven to precede sending (the contract's rule, which
+    marks the others ``details.outcome = UNKNOWN``)."""
+    if not isinstance(error, UpstreamError) or isinstance(error, UpstreamRejected):
+        return False
+    if isinstance(error, UpstreamUnavailable):
+        return error.details.get("outcome") == Outcome.UNKNOWN.value
+    return True
+
+
 def _failed(name: str, error: BrokerGraphError) -> ProvisioningStep:
+    """A failed step; one that may have been applied says OUTCOME_UNKNOWN (its resume
+    reads what it did before sending anything), with the error's own code in the text."""
+    code = "OUTCOME_UNKNOWN" if _may_have_applied(error) else error.code
     return ProvisioningStep(
-        name=name, succeeded=False, message=f"{error.code}: {error.message}", code=error.code
+        name=name, succeeded=False, message=f"{error.code}: {error.message}", code=code
     )
 
 

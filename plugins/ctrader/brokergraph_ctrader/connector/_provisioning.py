@@ -13,7 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 from brokergraph_ctrader.client import md5_hex
-from brokergraph_ctrader.connector._base import TRADERS, _failed, _login_of, _now, _step
+from brokergraph_ctrader.connector._base import (
+    TRADERS,
+    _failed,
+    _login_of,
+    _may_have_applied,
+    _now,
+    _step,
+)
 from brokergraph_ctrader.connector._reads import ReadsMixin
 from brokergraph_ctrader.csvwire import format_timestamp
 from brokergraph_ctrader.money import leverage_to_cents
@@ -35,8 +42,6 @@ from gateway.contract import (
     TraderProvisioning,
     TraderStatus,
     UpdateAccountRequest,
-    UpstreamTimeout,
-    UpstreamUnavailable,
     VendorIdentity,
     read,
     write,
@@ -305,6 +310,17 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
         self, request: CreateTraderRequest, email_key: str
     ) -> ProvisioningResult:
         store = self.context.store
+        key_record = self._creation_key(request)
+        if key_record is not None and not request.resume_token:
+            known = await store.get_flow(key_record)
+            earlier = None if known is None else await store.get_flow(str(known["flowId"]))
+            if known is not None and earlier is not None:
+                # This key's flow, re-sent after its answer was lost: it goes on where
+                # it stopped (reading first what an unanswered step did), never anew.
+                result = await self._run_create_flow(str(known["flowId"]), earlier)
+                if result.complete:
+                    await store.delete_flow(email_key)
+                return result
         if request.resume_token:
             flow_id = request.resume_token
             state = await store.get_flow(flow_id)
@@ -377,6 +393,10 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
             await store.save_flow(
                 email_key, f"{self.name}-create-trader-email", {"flowId": flow_id}
             )
+            if key_record is not None:
+                await store.save_flow(
+                    key_record, f"{self.name}-create-trader-key", {"flowId": flow_id}
+                )
         result = await self._run_create_flow(flow_id, state)
         if result.complete:
             await store.delete_flow(email_key)
@@ -457,7 +477,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
                             "cTrader answered the trader creation without an object"
                         )
                 except BrokerGraphError as error:
-                    if not isinstance(error, UpstreamTimeout | UpstreamUnavailable):
+                    if not _may_have_applied(error):
                         state["traderAttemptedAt"] = None  # refused: certainly not created
                         await save()
                     steps.append(_failed("create-trader", error))
@@ -493,10 +513,75 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
             steps.append(_step("link-user", state["ctidTraderAccountId"], earlier))
         return ProvisioningResult(steps=steps, trader=trader, accounts=accounts)
 
+    def _creation_key(self, request: CreateTraderRequest) -> str | None:
+        """The record naming a keyed createTrader's flow (``{name}:create-trader-key:…``)."""
+        key = request.idempotency_key
+        return None if key is None else self._key("create-trader-key", key)
+
+    def _opening_key(self, request: OpenAccountRequest) -> str | None:
+        key = request.idempotency_key
+        return None if key is None else self._key("open-account-key", request.trader_id, key)
+
+    @read
+    async def find_created_trader(self, request: CreateTraderRequest) -> ProvisioningResult | None:
+        """A keyed createTrader's flow as cTrader and the flow's record show it, once it
+        is finished (the trader linked to the user): the user, the account (read from
+        cTrader) and every step done.  None for a flow not finished or never started:
+        the gateway's re-sent request then resumes the key's flow, which reads first
+        what its unanswered step did."""
+        record = self._creation_key(request)
+        known = None if record is None else await self.context.store.get_flow(record)
+        state = None if known is None else await self.context.store.get_flow(str(known["flowId"]))
+        if state is None or not state.get("linked") or state.get("login") is None:
+            return None
+        user_id, login = str(state["userId"]), str(state["login"])
+        trader = trader_from_record(self.platform, user_id, await self._user_record(user_id))
+        account = self._account(await self._trader_json(login), user_id)
+        read_back = "read back under this idempotency key"
+        steps = [
+            _step("create-user", user_id, read_back),
+            _step("create-trader", login, read_back),
+            _step("link-user", state.get("ctidTraderAccountId"), read_back),
+        ]
+        return ProvisioningResult(steps=steps, trader=trader, accounts=[account])
+
+    @read
+    async def find_opened_account(self, request: OpenAccountRequest) -> Account | None:
+        """A keyed openAccount's trader, found by the marker its attempt gave it."""
+        record = self._opening_key(request)
+        known = None if record is None else await self.context.store.get_flow(record)
+        if known is None:
+            return None
+        since = datetime.fromisoformat(str(known["startedAt"]))
+        found = await self._find_marked(str(known["marker"]), since)
+        if found is None:
+            return None
+        account = self._account(found, request.trader_id)
+        await self._add_login(request.trader_id, account.id)
+        return account
+
     async def open_account(self, request: OpenAccountRequest) -> Account:
-        """A new trader (4.1) linked (5.2) to an existing user."""
+        """A new trader (4.1) linked (5.2) to an existing user.
+
+        With a key, its marker is kept first; the key's attempt re-sent after a lost
+        answer reads cTrader for it (:meth:`find_opened_account`) before creating."""
         self._check_environment(request.is_live)
         record = await self._require_user(request.trader_id)
+        marker = f"brokergraph:open:{uuid.uuid4().hex}"
+        key_record = self._opening_key(request)
+        if key_record is not None:
+            known = await self.context.store.get_flow(key_record)
+            if known is not None:
+                found = await self.find_opened_account(request)
+                if found is not None:
+                    return found
+                marker = str(known["marker"])
+            else:
+                await self.context.store.save_flow(
+                    key_record,
+                    f"{self.name}-open-account-key",
+                    {"marker": marker, "startedAt": _now().isoformat()},
+                )
         password_hash = md5_hex(secrets.token_urlsafe(24))
         body = await self._new_trader_body(
             group=request.group,
@@ -506,7 +591,7 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
             email=record.get("email") if record else None,
             name=record.get("name") if record else None,
             password_hash=password_hash,
-            marker=f"brokergraph:open:{uuid.uuid4().hex}",
+            marker=marker,
         )
         account, _ = await self._create_and_link(request.trader_id, body, password_hash)
         return account

@@ -3,6 +3,7 @@ accounts, and seed 004's deactivation and reactivation, each effect reported as 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -53,9 +54,15 @@ from gateway.contract import (
     TraderProvisioning,
     UpdateAccountRequest,
     VendorIdentity,
+    read,
 )
 
 __all__ = ["DxTradeProvisioning"]
+
+#: What a keyed createTrader / openAccount chose (login, account code), kept before it
+#: is sent, so the gateway can read back an attempt whose answer was lost.
+CREATION_FLOW = "dxtrade-create-trader-key"
+OPENING_FLOW = "dxtrade-open-account-key"
 
 
 class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
@@ -296,14 +303,24 @@ class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
         if plan is not None:
             await self._check_categories(plan.categories)
 
-        if login_option is not None and await self._exists(
-            self._trader_path(login_option, domain), "user"
+        # A key's earlier attempt (its answer lost, found absent by the gateway's read)
+        # is sent again under the names it chose, never under fresh ones.
+        chosen = await self._creation_choice(request)
+        if chosen is not None:
+            found = await self.find_created_trader(request)
+            if found is not None:
+                return found
+        if (
+            chosen is None
+            and login_option is not None
+            and await self._exists(self._trader_path(login_option, domain), "user")
         ):
             raise Conflict(
                 f"DXtrade user {login_option}@{domain} exists already", field=["options", "login"]
             )
         if (
-            plan is not None
+            chosen is None
+            and plan is not None
             and plan.account_code is not None
             and await self._exists(
                 self._account_path(plan.clearing_code, plan.account_code), "account"
@@ -315,7 +332,9 @@ class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
             )
         base = login_option or login_base(request.email)
         for attempt in range(2):
-            if login_option is not None:
+            if chosen is not None:
+                login = str(chosen["login"])
+            elif login_option is not None:
                 login = login_option
             elif attempt == 0:
                 login = await self._free_name(
@@ -325,15 +344,26 @@ class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
                 login = f"{base}-{secrets.token_hex(3)}"
             body = self._client_body(request, domain, login, broker_code, feed_id)
             if plan is not None:
-                code = await self._free_account_code(plan, f"{login}-{plan.currency.lower()}")
+                code = (
+                    str(chosen["accountCode"])
+                    if chosen is not None and chosen.get("accountCode")
+                    else await self._free_account_code(plan, f"{login}-{plan.currency.lower()}")
+                )
                 body["accounts"] = [plan.body(code, broker_code)]
+            if request.idempotency_key is not None and chosen is None:
+                choice = {"login": login, "domain": domain, "email": request.email}
+                if plan is not None:
+                    choice["accountCode"] = code
+                await self.context.store.save_flow(
+                    self._creation_key(request.idempotency_key), CREATION_FLOW, choice
+                )
             try:
                 response = await self.client.call(
                     DXWEB, "POST", "/api/register/client", what="user", body=body
                 )
             except Conflict:
                 # A derived name was taken between our check and the create: once more.
-                if attempt or login_option is not None:
+                if attempt or login_option is not None or chosen is not None:
                     raise
                 continue
             break
@@ -354,6 +384,64 @@ class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
             accounts=[account_model(a, owner=trader.id) for a in accounts],
         )
 
+    # -- keyed provisioning: what a key's attempt chose, read back ------------------
+
+    @staticmethod
+    def _creation_key(key: str) -> str:
+        return f"dxtrade:create-trader-key:{key}"
+
+    @staticmethod
+    def _opening_key(trader: str, key: str) -> str:
+        return f"dxtrade:open-account-key:{trader}:{key}"
+
+    async def _creation_choice(self, request: CreateTraderRequest) -> Mapping[str, Any] | None:
+        if request.idempotency_key is None:
+            return None
+        return await self.context.store.get_flow(self._creation_key(request.idempotency_key))
+
+    @read
+    async def find_created_trader(self, request: CreateTraderRequest) -> ProvisioningResult | None:
+        """The user (and account) a keyed createTrader made, read from DxRegister by the
+        login the key's attempt chose (kept in the gateway store before the POST): None
+        when no attempt chose one, or DxRegister has no such user with this email."""
+        choice = await self._creation_choice(request)
+        if choice is None:
+            return None
+        tid = trader_id(str(choice["login"]), str(choice["domain"]))
+        client = await self._client_or_none(tid)
+        if client is None or str(client.get("email", "")).lower() != request.email.lower():
+            return None
+        trader = trader_model(client)
+        accounts = await self._accounts_of(client)
+        step = ProvisioningStep(
+            name="create user" + (" with account" if accounts else ""),
+            succeeded=True,
+            reference=trader.id,
+            message="read back from DXtrade under this idempotency key",
+        )
+        return ProvisioningResult(
+            steps=[step],
+            trader=trader,
+            accounts=[account_model(a, owner=trader.id) for a in accounts],
+        )
+
+    @read
+    async def find_opened_account(self, request: OpenAccountRequest) -> Account | None:
+        """The account a keyed openAccount made, by the code its attempt chose."""
+        if request.idempotency_key is None:
+            return None
+        choice = await self.context.store.get_flow(
+            self._opening_key(request.trader_id, request.idempotency_key)
+        )
+        if choice is None:
+            return None
+        aid = account_id(str(choice["clearingCode"]), str(choice["accountCode"]))
+        account = await self._account_or_none(aid)
+        if account is None:
+            return None
+        await self._remember_owner(aid, request.trader_id)
+        return account_model(account, owner=request.trader_id)
+
     async def open_account(self, request: OpenAccountRequest) -> Account:
         options = request.options
         check_option_keys(options, ACCOUNT_OPTIONS)
@@ -367,21 +455,43 @@ class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
                 field=["group"],
             )
         await self._check_categories(plan.categories)
+        choice = None
+        if request.idempotency_key is not None:
+            key = self._opening_key(request.trader_id, request.idempotency_key)
+            choice = await self.context.store.get_flow(key)
+            if choice is not None:  # the key's earlier attempt: read back, else re-sent
+                found = await self.find_opened_account(request)
+                if found is not None:
+                    return found
+                plan = dataclasses.replace(plan, account_code=str(choice["accountCode"]))
         client = (await self._client(request.trader_id)).body
         own = {str(a.get("accountCode")) for a in client.get("accounts") or []}
-        return await self._add_account(login, domain, plan, own)
+        return await self._add_account(
+            login, domain, plan, own, key=request.idempotency_key, retried=choice is not None
+        )
 
     async def _add_account(
-        self, login: str, domain: str, plan: AccountPlan, own: set[str], base: str | None = None
+        self,
+        login: str,
+        domain: str,
+        plan: AccountPlan,
+        own: set[str],
+        base: str | None = None,
+        *,
+        key: str | None = None,
+        retried: bool = False,
     ) -> Account:
         owner = trader_id(login, domain)
         code = await self._free_account_code(plan, base or f"{login}-{plan.currency.lower()}", own)
         path = f"{self._trader_path(login, domain)}/account"
         body = plan.body(code, self.settings.broker_code)
+        if key is not None and not retried:
+            choice = {"clearingCode": plan.clearing_code, "accountCode": code}
+            await self.context.store.save_flow(self._opening_key(owner, key), OPENING_FLOW, choice)
         try:
             response = await self.client.call(DXWEB, "POST", path, what="account", body=body)
         except Conflict:
-            if plan.account_code is not None:
+            if plan.account_code is not None or key is not None:
                 raise
             body["accountCode"] = f"{code}-{secrets.token_hex(3)}"
             response = await self.client.call(DXWEB, "POST", path, what="account", body=body)
