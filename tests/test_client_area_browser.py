@@ -44,7 +44,7 @@ from brokergraph_qst.sandbox import QstSandbox
 from gateway.sandboxes import Sandbox
 from gateway.testing import TestGateway, open_test_gateway
 from tests import browser
-from tests.test_client_area_build import APP_DIR, build_client_area
+from tests.test_client_area_build import APP_DIR, INSTALLED_LOCK, build_client_area, npm, run
 
 #: Screenshots of every page (gitignored; README images are refreshed from here).
 SHOTS = browser.ARTIFACTS_DIR / "client-area"
@@ -448,6 +448,73 @@ async def test_a_cut_socket_resumes_with_every_state_once(tmp_path: Path) -> Non
     assert len(report["resumes"]) == 1
     assert report["resumes"][0] in live[:-1]
     assert (SHOTS / "client-area-resumed.png").stat().st_size > 0
+
+
+RULES_QUERY = """query($id: ID!) { instruments(accountId: $id, symbols: ["EUR/USD"]) {
+  symbol tickSize minQuantity maxQuantity quantityIncrement } }"""
+
+
+async def rule_problems(rules: dict[str, Any], cases: list[tuple[str, str]]) -> list[list[str]]:
+    """The order form's rule check (src/orderRules.ts, compiled by esbuild) on each
+    (quantity, price) of ``cases``: the problems it would show."""
+    tool = npm()
+    lock = APP_DIR / "package-lock.json"
+    if not INSTALLED_LOCK.is_file() or INSTALLED_LOCK.stat().st_mtime < lock.stat().st_mtime:
+        await run(tool, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(APP_DIR / "e2e" / "order-rules.mjs"),
+        cwd=APP_DIR,
+        env={
+            **os.environ,
+            "RULES": json.dumps(rules),
+            "CASES": json.dumps([{"quantity": q, "price": p} for q, p in cases]),
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode(errors="replace")
+    problems: list[list[str]] = json.loads(out)
+    return problems
+
+
+@pytest.mark.timeout(120)
+async def test_the_order_form_checks_an_order_against_the_platforms_rules(
+    tmp_path: Path,
+) -> None:
+    """Where the platform gives an instrument's rules (DXtrade: tick, quantity bounds and
+    step), the order form's check refuses exactly what breaks them, from the values the
+    API answered; QST gives none (the journey: nothing checked, nothing shown)."""
+    sandbox = DxTradeSandbox()
+    async with sandbox, open_test_gateway([brokergraph_dxtrade.plugin], [sandbox], tmp_path) as gw:
+        account = (await gw.data("{ me { accounts { id } } }", token="client"))["me"]["accounts"][0]
+        (rules,) = (await gw.data(RULES_QUERY, {"id": account["id"]}, token="client"))[
+            "instruments"
+        ]
+    tick, low, high, step = (
+        Decimal(rules[k]) for k in ("tickSize", "minQuantity", "maxQuantity", "quantityIncrement")
+    )
+    price = tick * 108505  # on the tick
+    cases = [
+        (low + step, price),
+        (Decimal(0), price),
+        (high + step, price),
+        (low + step / 2, price),
+        (low, price + tick / 2),
+    ]
+    answers = await rule_problems(rules, [(str(q), str(p)) for q, p in cases] + [("1e3", "x")])
+    assert answers == [
+        [],
+        [f"Quantity must be at least {rules['minQuantity']}."],
+        [f"Quantity must be at most {rules['maxQuantity']}."],
+        [f"Quantity must be a multiple of {rules['quantityIncrement']}."],
+        [f"Limit price must be a multiple of the tick, {rules['tickSize']}."],
+        [
+            "Quantity must be a number such as 1 or 0.5.",
+            "Limit price must be a number such as 5000.25.",
+        ],
+    ]
 
 
 PARTNER_ACCOUNTS = """{ businessPartner(code: "DEMO-001") {

@@ -1,8 +1,8 @@
 import { useEffect, useState } from "react";
 import { useMutation, useQuery, useSubscription, type CombinedError } from "urql";
-import { compareDecimal, isDecimal, isMultipleOf } from "./decimal";
 import { graphql } from "./gql";
-import type { OrderEventsSubscription, OrderRulesQuery, OrderSide } from "./gql/graphql";
+import type { OrderEventsSubscription, OrderSide } from "./gql/graphql";
+import { ruleProblems } from "./orderRules";
 
 const OrderEvents = graphql(`
   subscription OrderEvents($accountId: ID!, $afterSequence: Int) {
@@ -94,29 +94,6 @@ interface Blotter {
 const EMPTY: Blotter = { live: false, lastSequence: 0, orders: new Map(), history: new Map() };
 
 const FINAL = new Set(["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]);
-
-type Rules = NonNullable<OrderRulesQuery["instruments"]>[number];
-
-/**
- * What the platform's rules say is wrong with the order before it is placed; none where
- * it gives no rule (null fields), so a platform without rules is left to check itself.
- */
-function ruleProblems(rules: Rules, quantity: string, price: string): string[] {
-  const problems: string[] = [];
-  if (!isDecimal(quantity)) problems.push("Quantity must be a number such as 1 or 0.5.");
-  else {
-    if (rules.minQuantity && compareDecimal(quantity, rules.minQuantity) < 0)
-      problems.push(`Quantity must be at least ${rules.minQuantity}.`);
-    if (rules.maxQuantity && compareDecimal(quantity, rules.maxQuantity) > 0)
-      problems.push(`Quantity must be at most ${rules.maxQuantity}.`);
-    if (rules.quantityIncrement && !isMultipleOf(quantity, rules.quantityIncrement))
-      problems.push(`Quantity must be a multiple of ${rules.quantityIncrement}.`);
-  }
-  if (!isDecimal(price)) problems.push("Limit price must be a number such as 5000.25.");
-  else if (rules.tickSize && !isMultipleOf(price, rules.tickSize))
-    problems.push(`Limit price must be a multiple of the tick, ${rules.tickSize}.`);
-  return problems;
-}
 
 /** The code of the instruments query's typed error, if it failed with one. */
 function errorCode(error: CombinedError | undefined): string | null {
