@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -375,6 +376,13 @@ async def test_the_drivers_cursor_writes_and_reads_what_sqlalchemy_does(tmp_path
     assert fast["audit"][0][3] == {"amount": "1.50", "nested": {"list": [1, None, "é"]}}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Day:
+    day: date
+    at: datetime | None
+    amounts: tuple[Decimal, ...]
+
+
 def test_the_write_paths_json_is_serializations_json() -> None:
     # The fingerprint of a keyed request and its stored result must not change with
     # the write path's faster conversion: every kind of value it meets, both ways.
@@ -428,12 +436,13 @@ def test_the_write_paths_json_is_serializations_json() -> None:
         {1: [order, (Decimal("2.50"), None)], "s": {"t": models.TimeInForce.GTC}},
         (at, "text", 3, 4.5, True, None),
         models.Order,  # a class, not a value: as it is
+        _Day(day=date(2026, 3, 4), at=None, amounts=(Decimal("0.10"),)),
     ]
     for value in values:
         assert jsonable(value) == to_jsonable(value), value
     assert jsonable(order)["quantity"] == "10" and "raw" not in jsonable(order)
     # And back: the payload of a first answer and of its replay is made from this.
-    for model in values[:4]:
+    for model in [*values[:4], values[-1]]:
         cls, stored = type(model), to_jsonable(model)
         rebuilt = from_json(cls, stored)
         assert rebuilt == from_jsonable(cls, stored) and repr(rebuilt) == repr(
