@@ -160,19 +160,24 @@ mutation($input: CreateTraderInput!) {
   }
 }"""
 TWO_CREATE_TRADERS = """
-mutation($input: CreateTraderInput!) {
+mutation($input: CreateTraderInput!, $again: CreateTraderInput!) {
   first: createTrader(input: $input) {
     trader { externalId accounts { externalId } } accounts { externalId } errors { code }
   }
-  second: createTrader(input: $input) {
+  second: createTrader(input: $again) {
     trader { externalId accounts { externalId } } accounts { externalId } errors { code }
   }
 }"""
 TRADER_ACCOUNTS = "query($id: ID!) { trader(id: $id) { accounts { externalId } } }"
 
 
-def ctrader_trader(email: str) -> dict[str, Any]:
-    return {"input": {"platform": "ctrader", "partnerCode": "DEMO-001", "email": email}}
+def ctrader_trader(email: str, key: str | None = None) -> dict[str, Any]:
+    """A cTrader createTrader; a second account for one cTID is meant, so it needs its
+    own idempotencyKey (the same request again without one is refused: a double submit)."""
+    fields: dict[str, Any] = {"platform": "ctrader", "partnerCode": "DEMO-001", "email": email}
+    if key is not None:
+        fields["idempotencyKey"] = key
+    return {"input": fields}
 
 
 def logins(accounts: list[dict[str, Any]]) -> list[str]:
@@ -186,7 +191,8 @@ async def test_a_second_account_of_a_ctrader_user_shows_at_once(world: World) ->
     (one,) = logins(first["accounts"])
     assert logins(first["trader"]["accounts"]) == [one]  # read now: cached for 60 s
 
-    second = (await world.gw.data(CREATE_TRADER, ctrader_trader(email)))["createTrader"]
+    again = ctrader_trader(email, key=str(uuid.uuid4()))
+    second = (await world.gw.data(CREATE_TRADER, again))["createTrader"]
     assert second["errors"] == []
     assert second["trader"]["externalId"] == first["trader"]["externalId"], "the same user"
     (two,) = logins(second["accounts"])
@@ -219,7 +225,8 @@ async def test_an_account_opened_for_a_trader_shows_at_once(world: World) -> Non
 
 async def test_each_mutation_of_a_request_reads_its_own_fresh_state(world: World) -> None:
     email = f"twice-{uuid.uuid4().hex[:8]}@example.com"
-    data = await world.gw.data(TWO_CREATE_TRADERS, ctrader_trader(email))
+    again = ctrader_trader(email, key=str(uuid.uuid4()))["input"]
+    data = await world.gw.data(TWO_CREATE_TRADERS, {**ctrader_trader(email), "again": again})
     first, second = data["first"], data["second"]
     assert first["errors"] == second["errors"] == []
     (one,) = logins(first["accounts"])

@@ -51,6 +51,10 @@ class CTraderSettings(TlsSettings):
     default_group: str = "Default"
     default_currency: str = "USD"
     default_leverage: Decimal = Decimal(100)
+    #: A createTrader without an idempotencyKey identical to one this connector finished
+    #: for the same e-mail and partner this recently is refused as a double submit
+    #: (CONFLICT naming its account); 0 turns the check off.
+    double_submit_seconds: float = 600.0
     #: How long the gateway keeps a closedPositions window that can no longer change
     #: (it lies in the past and no position opened in it is still open).
     final_window_cache_seconds: float = 86400.0

@@ -141,9 +141,13 @@ async def test_the_partners_own_ctid_is_reused(
     gateway: TestGateway, sandbox: CTraderSandbox
 ) -> None:
     # anna.novak@demo.example is DEMO-001's seeded cTID (user 1001): a second account.
+    # Each with its own idempotencyKey: two creations meant, not a double submit.
     for _ in range(2):  # unknown to the gateway by e-mail, then known
+        key = str(uuid.uuid4())
         payload = await create(
-            gateway, trader_input("DEMO-001", "anna.novak@demo.example"), token="manager"
+            gateway,
+            trader_input("DEMO-001", "anna.novak@demo.example", idempotencyKey=key),
+            token="manager",
         )
         assert payload["errors"] == [], payload
         assert payload["trader"]["externalId"] == "1001"

@@ -158,3 +158,27 @@ async def test_a_double_submit_of_open_account_with_one_key_opens_one(
     assert second["replayed"] is True and second["account"] == first["account"]
     assert sandbox.calls[CREATE_TRADER] == traders + 1
     assert len(_logins(sandbox, user)) == 2
+
+
+async def test_a_keyless_double_submit_is_refused_not_made_twice(
+    gateway: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    """Without a key, the same request again for an e-mail whose createTrader just
+    finished would make create-user answer the same cTID and a second account: it is
+    refused CONFLICT naming the first's account, with nothing sent; another request for
+    the e-mail (another currency) still makes one."""
+    email = _email()
+    keyless = _input(email, "unused")
+    del keyless["input"]["idempotencyKey"]
+    first = await _create(gateway, keyless)
+    assert first["errors"] == []
+    login = first["accounts"][0]["externalId"]
+    traders, users = sandbox.calls[CREATE_TRADER], sandbox.calls[CREATE_USER]
+    second = await _create(gateway, keyless)
+    assert [e["code"] for e in second["errors"]] == ["CONFLICT"]
+    assert login in second["errors"][0]["message"]
+    assert (sandbox.calls[CREATE_TRADER], sandbox.calls[CREATE_USER]) == (traders, users)
+    assert len(_logins(sandbox, first["trader"]["externalId"])) == 1
+    other = await _create(gateway, {"input": {**keyless["input"], "currency": "EUR"}})
+    assert other["errors"] == []
+    assert len(_logins(sandbox, first["trader"]["externalId"])) == 2

@@ -55,6 +55,10 @@ class DxTradeSettings(TlsSettings):
     #: How long DXtrade's category list (the check of a new account's categories) is
     #: kept before it is read again.
     category_cache_seconds: float = 300.0
+    #: A createTrader without an idempotencyKey identical to one that made a DXtrade user
+    #: (same e-mail, name, account currency and type) this recently is refused as a
+    #: double submit (CONFLICT naming that user); 0 turns the check off.
+    double_submit_seconds: float = 600.0
 
     url_settings: ClassVar[tuple[str, ...]] = ("url", "dxfeed_url")
 

@@ -83,9 +83,16 @@ async def test_a_double_submit_with_one_key_creates_one_user(
     assert [e["code"] for e in other["errors"]] == ["IDEMPOTENCY_CONFLICT"]
     assert dx_sandbox.calls[CREATE_USER] == posts + 1
 
-    # Without a key, as before: the platform's flow decides (DXtrade: a second user).
+    # Without a key, the same request again is a double submit DXtrade lets us see (a
+    # user of this e-mail and name made moments ago with such an account): refused,
+    # naming that user.  A live user beside the demo one is another request: made.
     keyless = await _create(dx_gateway, _input(email, None))
-    assert keyless["errors"] == [] and keyless["replayed"] is False
+    assert [e["code"] for e in keyless["errors"]] == ["CONFLICT"]
+    assert first["trader"]["externalId"] in keyless["errors"][0]["message"]
+    assert len(_users(dx_sandbox, email)) == 1
+    live = _input(email, None, isLive=True, dxtrade={"accountType": "LIVE"})
+    made = await _create(dx_gateway, live)
+    assert made["errors"] == [] and made["replayed"] is False
     assert len(_users(dx_sandbox, email)) == 2
 
 

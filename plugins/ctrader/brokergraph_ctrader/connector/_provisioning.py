@@ -43,6 +43,8 @@ from gateway.contract import (
     TraderStatus,
     UpdateAccountRequest,
     VendorIdentity,
+    exact_json_dumps,
+    exact_json_loads,
     read,
     write,
 )
@@ -374,6 +376,8 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
             language = str(
                 request.options.get("preferredLanguage", self.settings.preferred_language)
             )
+            if key_record is None:
+                await self._refuse_double_submit(request, body, language)
             state = {
                 "email": request.email,
                 "name": request.name,
@@ -400,7 +404,55 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
         result = await self._run_create_flow(flow_id, state)
         if result.complete:
             await store.delete_flow(email_key)
+            await self._remember_done(state, result)
         return result
+
+    @staticmethod
+    def _sameness(body: Mapping[str, Any], name: object, language: object) -> dict[str, Any]:
+        """What makes two createTraders the same request (the marker and hash aside)."""
+        kept = {k: v for k, v in body.items() if k not in ("description", "hashedPassword")}
+        return {"body": kept, "name": name, "language": language}
+
+    def _done_key(self, email: str) -> str:
+        return self._key("create-trader-done", email.strip().lower())
+
+    async def _remember_done(self, state: Mapping[str, Any], result: ProvisioningResult) -> None:
+        """The last finished createTrader of an e-mail, for the double-submit check."""
+        record = {
+            "partnerCode": state["partnerCode"],
+            "completedAt": _now().isoformat(),
+            "login": state.get("login"),
+            "request": self._sameness(state["body"], state["name"], state["language"]),
+        }
+        await self.context.store.save_flow(
+            self._done_key(str(state["email"])), f"{self.name}-create-trader-done", record
+        )
+
+    async def _refuse_double_submit(
+        self, request: CreateTraderRequest, body: Mapping[str, Any], language: str
+    ) -> None:
+        """Without a key, a createTrader identical to one finished for the same e-mail
+        and partner within ``double_submit_seconds`` is a double submit: create-user
+        would answer the same cTID and create-trader make it a second account.  CONFLICT
+        naming the first's account, before anything is sent."""
+        window = self.settings.double_submit_seconds
+        done = await self.context.store.get_flow(self._done_key(request.email))
+        if window <= 0 or done is None or done.get("partnerCode") != request.partner_code:
+            return
+        finished = datetime.fromisoformat(str(done["completedAt"]))
+        if _now() - finished > timedelta(seconds=window):
+            return
+        asked = exact_json_loads(exact_json_dumps(self._sameness(body, request.name, language)))
+        if asked != exact_json_loads(exact_json_dumps(done["request"])):
+            return
+        raise Conflict(
+            f"cTrader account {done.get('login')} was created for this e-mail from the same "
+            f"request {int((_now() - finished).total_seconds())} s ago (a double submit?): "
+            "nothing was sent. To create another account for this cTID, send an "
+            "idempotencyKey (one per creation) or use openAccount",
+            field=["email"],
+            details={"platform": self.platform, "accountId": done.get("login")},
+        )
 
     async def _run_create_flow(self, flow_id: str, state: dict[str, Any]) -> ProvisioningResult:
         store = self.context.store

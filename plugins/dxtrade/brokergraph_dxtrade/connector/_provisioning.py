@@ -7,6 +7,7 @@ import dataclasses
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +37,7 @@ from brokergraph_dxtrade.mapping import (
     ACCOUNT_STATUS_OUT,
     account_id,
     account_model,
+    parse_time,
     trader_id,
     trader_model,
 )
@@ -331,6 +333,8 @@ class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
                 field=["options", "accountCode"],
             )
         base = login_option or login_base(request.email)
+        if request.idempotency_key is None and login_option is None:
+            await self._refuse_double_submit(request, base, domain, plan)
         for attempt in range(2):
             if chosen is not None:
                 login = str(chosen["login"])
@@ -383,6 +387,50 @@ class DxTradeProvisioning(CategoriesMixin, TraderProvisioning):
             trader=trader,
             accounts=[account_model(a, owner=trader.id) for a in accounts],
         )
+
+    async def _refuse_double_submit(
+        self, request: CreateTraderRequest, base: str, domain: str, plan: AccountPlan | None
+    ) -> None:
+        """Without a key, a createTrader identical to one that made a user within
+        ``double_submit_seconds`` is a double submit: CONFLICT naming that user, so the
+        CRM's second click does not make ``retry.x-2``.  The users are the ones the
+        derived login would skip (``base``, ``base-2`` ...), read from DxRegister: same
+        e-mail and name, created that recently, and (with an account asked for) an
+        account of the same currency and type.  A live and a demo user for one e-mail
+        differ, and pass."""
+        window = self.settings.double_submit_seconds
+        if window <= 0:
+            return
+        since = datetime.now(UTC) - timedelta(seconds=window)
+        for n in range(1, NAME_TRIES + 1):
+            candidate = base if n == 1 else f"{base}-{n}"
+            client = await self._client_or_none(trader_id(candidate, domain))
+            if client is None:
+                return  # the derived names stop here: this one is free
+            created = parse_time(client.get("createdDateTime"))
+            same = (
+                str(client.get("email", "")).lower() == request.email.lower()
+                and (client.get("fullName") or None) == (request.name or None)
+                and created is not None
+                and created >= since
+            )
+            if same and plan is not None:
+                same = any(
+                    isinstance(a, Mapping)
+                    and a.get("currency") == plan.currency
+                    and a.get("accountType") == plan.account_type
+                    for a in client.get("accounts") or []
+                )
+            if same and created is not None:
+                tid = trader_id(candidate, domain)
+                age = int((datetime.now(UTC) - created).total_seconds())
+                raise Conflict(
+                    f"DXtrade user {tid} was created from the same request {age} s ago "
+                    "(a double submit?): nothing was created. To create another user for "
+                    "this e-mail, send an idempotencyKey (one per creation)",
+                    field=["email"],
+                    details={"platform": "dxtrade", "traderId": tid},
+                )
 
     # -- keyed provisioning: what a key's attempt chose, read back ------------------
 
