@@ -25,6 +25,7 @@ import strawberry
 from strawberry.types import Info
 
 from gateway import models
+from gateway.config import is_secret_key
 from gateway.connectors import (
     Capability,
     CreateTraderRequest,
@@ -394,6 +395,12 @@ async def _created(ctx: RequestContext, new: _NewTrader, result: ProvisioningRes
 # it is sent again with the same key.
 
 
+def _kept(raw: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A platform record as the idempotency record keeps it: without secrets (a
+    platform echoing a password or its hash must not leave it in the store)."""
+    return None if raw is None else {k: v for k, v in raw.items() if not is_secret_key(k)}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Provisioned:
     """A createTrader's result as its idempotency record keeps it: the models' ``raw``
@@ -407,8 +414,8 @@ class _Provisioned:
     def of(cls, result: ProvisioningResult) -> _Provisioned:
         return cls(
             result=result,
-            trader_raw=None if result.trader is None else result.trader.raw,
-            account_raws=[a.raw for a in result.accounts],
+            trader_raw=None if result.trader is None else _kept(result.trader.raw),
+            account_raws=[_kept(a.raw) for a in result.accounts],
         )
 
     def restored(self) -> ProvisioningResult:
@@ -428,7 +435,7 @@ class _Opened:
 
     @classmethod
     def of(cls, account: models.Account) -> _Opened:
-        return cls(account=account, account_raw=account.raw)
+        return cls(account=account, account_raw=_kept(account.raw))
 
     def restored(self) -> models.Account:
         return replace(self.account, raw=self.account_raw)
