@@ -120,6 +120,16 @@ audit_log = Table(
     Index("ix_audit_log_at_id", "at", "id"),
     Index("ix_audit_log_operation", "operation"),
     Index("ix_audit_log_actor", "actor"),
+    # auditTrail: a target's rows newest first, and a range of targets (an account's
+    # orders, by prefix) in byte order: text_pattern_ops on PostgreSQL, whose column
+    # compares under the database's collation; SQLite's BINARY default already is.
+    Index(
+        "ix_audit_log_target_at_id",
+        "target",
+        "at",
+        "id",
+        postgresql_ops={"target": "text_pattern_ops"},
+    ),
 )
 
 # The primary key is the atomic "seen this delivery before" check.
@@ -172,4 +182,5 @@ transfers = Table(
     Column("steps", _JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_transfers_partner_code", "partner_code"),
 )
