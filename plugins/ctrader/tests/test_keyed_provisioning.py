@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import brokergraph_ctrader.plugin
+import pytest
+import pytest_asyncio
 from brokergraph_ctrader.sandbox import CTraderSandbox
 
-from gateway.testing import TestGateway
+from gateway.testing import TestGateway, open_test_gateway
 
-from .conftest import trader_gid
+from .conftest import seed_links, trader_gid
 
 CREATE = """
 mutation($input: CreateTraderInput!) { createTrader(input: $input) {
@@ -29,6 +33,22 @@ mutation($input: OpenAccountInput!) { openAccount(input: $input) {
 } }"""
 CREATE_USER = "POST /cid/ctid/create"
 CREATE_TRADER = "POST /v2/webserv/traders"
+LINK = "POST /cid/ctid/link"
+CHECKS = ("GET /v2/webserv/tradergroups", "GET /v2/webserv/depositAssets")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def lease_over(
+    sandbox: CTraderSandbox, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TestGateway]:
+    """A gateway whose claims are at once older than the lease (0 s): a retry of an
+    unknown attempt that the read cannot settle re-sends it (the key's own flow)."""
+    directory = tmp_path_factory.mktemp("ctrader-keyed-lease-over")
+    async with open_test_gateway(
+        brokergraph_ctrader.plugin, [sandbox], directory, limits={"idempotency_lease_seconds": 0}
+    ) as running:
+        await seed_links(running.services.store, sandbox)
+        yield running
 
 
 def _input(email: str, key: str, **more: Any) -> dict[str, Any]:
@@ -182,3 +202,48 @@ async def test_a_keyless_double_submit_is_refused_not_made_twice(
     other = await _create(gateway, {"input": {**keyless["input"], "currency": "EUR"}})
     assert other["errors"] == []
     assert len(_logins(sandbox, first["trader"]["externalId"])) == 2
+
+
+async def test_an_open_account_whose_answer_was_lost_is_linked_never_made_twice(
+    lease_over: TestGateway, sandbox: CTraderSandbox
+) -> None:
+    created = await _create(lease_over, _input(_email(), str(uuid.uuid4())))
+    user = created["trader"]["externalId"]
+    variables = {
+        "input": {
+            "traderId": trader_gid(user),
+            "currency": "USD",
+            "idempotencyKey": str(uuid.uuid4()),
+        }
+    }
+    before = {route: sandbox.calls[route] for route in (*CHECKS, CREATE_TRADER, LINK)}
+
+    async def lose_the_trader_answer() -> None:
+        # Both checks reached cTrader: the next request is create-trader, whose answer
+        # is lost after cTrader created it (the knob acts after the latency).
+        while any(sandbox.calls[r] == before[r] for r in CHECKS):  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
+        sandbox.drop_next(1, after_apply=True)
+
+    sandbox.latency_seconds = 0.2
+    try:
+        watcher = asyncio.create_task(lose_the_trader_answer())
+        lost = (await lease_over.query(OPEN, variables))["data"]["openAccount"]
+        await watcher
+    finally:
+        sandbox.latency_seconds = 0.0
+    assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
+    assert sandbox.calls[CREATE_TRADER] == before[CREATE_TRADER] + 1
+    assert len(_logins(sandbox, user)) == 1  # made, not yet linked to the cTID
+
+    # The read finds it unlinked (not settled); the re-sent key finds it by its marker
+    # and links it: one trader, never a second.
+    settled = (await lease_over.query(OPEN, variables))["data"]["openAccount"]
+    assert settled["errors"] == [], settled
+    assert sandbox.calls[CREATE_TRADER] == before[CREATE_TRADER] + 1
+    assert sandbox.calls[LINK] == before[LINK] + 1
+    assert sorted(_logins(sandbox, user))[-1] == int(settled["account"]["externalId"])
+    assert len(_logins(sandbox, user)) == 2
+    again = (await lease_over.query(OPEN, variables))["data"]["openAccount"]
+    assert again["replayed"] is True and again["account"] == settled["account"]
+    assert sandbox.calls[CREATE_TRADER] == before[CREATE_TRADER] + 1

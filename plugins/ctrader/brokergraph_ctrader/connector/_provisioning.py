@@ -599,10 +599,12 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
 
     @read
     async def find_opened_account(self, request: OpenAccountRequest) -> Account | None:
-        """A keyed openAccount's trader, found by the marker its attempt gave it."""
+        """A keyed openAccount's trader, found by the marker its attempt gave it, once
+        linked to the user.  None before that: the gateway's re-sent request then
+        finds it by the marker and links it (see :meth:`open_account`)."""
         record = self._opening_key(request)
         known = None if record is None else await self.context.store.get_flow(record)
-        if known is None:
+        if known is None or not known.get("linked"):
             return None
         since = datetime.fromisoformat(str(known["startedAt"]))
         found = await self._find_marked(str(known["marker"]), since)
@@ -615,26 +617,38 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
     async def open_account(self, request: OpenAccountRequest) -> Account:
         """A new trader (4.1) linked (5.2) to an existing user.
 
-        With a key, its marker is kept first; the key's attempt re-sent after a lost
-        answer reads cTrader for it (:meth:`find_opened_account`) before creating."""
+        With a key, the attempt's marker and password hash are kept first (the hash
+        only until the link is done); the key's attempt re-sent after a lost answer
+        reads cTrader for its trader by the marker before creating one, and links a
+        found trader the lost answer left unlinked."""
         self._check_environment(request.is_live)
         record = await self._require_user(request.trader_id)
         marker = f"brokergraph:open:{uuid.uuid4().hex}"
-        key_record = self._opening_key(request)
+        password_hash = md5_hex(secrets.token_urlsafe(24))
+        store, key_record = self.context.store, self._opening_key(request)
+        kind = f"{self.name}-open-account-key"
         if key_record is not None:
-            known = await self.context.store.get_flow(key_record)
-            if known is not None:
+            known = await store.get_flow(key_record)
+            if known is not None and known.get("linked"):
                 found = await self.find_opened_account(request)
                 if found is not None:
                     return found
-                marker = str(known["marker"])
+            if known is not None and known.get("passwordHash"):
+                marker, password_hash = str(known["marker"]), str(known["passwordHash"])
+                since = datetime.fromisoformat(str(known["startedAt"]))
+                made = await self._find_marked(marker, since)
+                if made is not None:  # created, its answer lost: link it, once
+                    account = self._account(made, request.trader_id)
+                    await self._add_login(request.trader_id, account.id)
+                    with contextlib.suppress(Conflict):  # linked by the lost attempt
+                        await self._link(request.trader_id, account.id, password_hash)
+                    linked = {**known, "linked": True, "passwordHash": None}
+                    await store.save_flow(key_record, kind, linked)
+                    return account
             else:
-                await self.context.store.save_flow(
-                    key_record,
-                    f"{self.name}-open-account-key",
-                    {"marker": marker, "startedAt": _now().isoformat()},
-                )
-        password_hash = md5_hex(secrets.token_urlsafe(24))
+                known = {"marker": marker, "startedAt": _now().isoformat(), "linked": False}
+                known["passwordHash"] = password_hash
+                await store.save_flow(key_record, kind, known)
         body = await self._new_trader_body(
             group=request.group,
             currency=request.currency,
@@ -646,6 +660,9 @@ class ProvisioningMixin(ReadsMixin, TraderProvisioning):
             marker=marker,
         )
         account, _ = await self._create_and_link(request.trader_id, body, password_hash)
+        if key_record is not None:
+            done = {"marker": marker, "startedAt": _now().isoformat(), "linked": True}
+            await store.save_flow(key_record, kind, {**done, "passwordHash": None})
         return account
 
     async def update_account(self, request: UpdateAccountRequest) -> Account:
