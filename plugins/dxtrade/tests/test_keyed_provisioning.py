@@ -59,6 +59,15 @@ def _users(sandbox: DxTradeSandbox, email: str) -> list[str]:
     return [c.login for c in sandbox.state.clients.values() if c.email == email]
 
 
+async def _audit(gateway: TestGateway, key: str) -> list[tuple[str, str | None, str | None]]:
+    rows = await gateway.services.store.list_audit(limit=50, operation="createTrader")
+    return [
+        (r.outcome, r.error_code, r.upstream_ref)
+        for r in reversed(rows)
+        if r.idempotency_key == key
+    ]
+
+
 def _email() -> str:
     return f"retry.{uuid.uuid4().hex[:8]}@example.com"
 
@@ -82,6 +91,11 @@ async def test_a_double_submit_with_one_key_creates_one_user(
     other = await _create(dx_gateway, _input(email, key, name="Someone Else"))
     assert [e["code"] for e in other["errors"]] == ["IDEMPOTENCY_CONFLICT"]
     assert dx_sandbox.calls[CREATE_USER] == posts + 1
+    assert await _audit(dx_gateway, key) == [
+        ("ok", None, first["trader"]["externalId"]),
+        ("replayed", None, first["trader"]["externalId"]),
+        ("error", "IDEMPOTENCY_CONFLICT", None),
+    ]
 
     # Without a key, the same request again is a double submit DXtrade lets us see (a
     # user of this e-mail and name made moments ago with such an account): refused,
