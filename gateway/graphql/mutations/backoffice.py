@@ -16,6 +16,7 @@ from strawberry.types import Info
 from gateway import models
 from gateway.auth import Role
 from gateway.connectors import (
+    AccountReads,
     Capability,
     ClientReports,
     CreatePartnerRequest,
@@ -26,7 +27,7 @@ from gateway.connectors import (
     TradingAccess,
     UpdatePartnerRequest,
 )
-from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from gateway.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamError
 from gateway.graphql import access
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError
@@ -460,7 +461,22 @@ async def _keyed_new_partner(
 
     async def read_back(claimed_at: datetime) -> _PartnerMade | None:
         (found,) = await directory.get_partners([new.code])
-        return None if found is None else await made(found)
+        if found is None:
+            return None
+        sub_account = input.sub_account_code
+        registry = ctx.services.registry
+        if sub_account and registry.has(platform, Capability.ACCOUNT_READS):
+            reads = registry.require(platform, Capability.ACCOUNT_READS, AccountReads)
+            if (await reads.get_accounts([sub_account]))[0] is None:
+                # The firm went in, its sub-account did not: the attempt stopped midway
+                # with nothing undone.  Not done, and not to be sent again.
+                raise UpstreamError(
+                    f"{platform} holds partner {new.code} without its sub-account "
+                    f"{sub_account}: the earlier attempt stopped midway; add the "
+                    "sub-account, or delete the partner, before retrying",
+                    details={"platform": platform, "partnerCode": new.code},
+                )
+        return await made(found)
 
     return AccountWrite(platform, "partners", keyed, create, read_back)
 

@@ -99,3 +99,23 @@ async def test_a_lost_answer_retried_with_its_key_reads_the_partner_back(
     assert module_sandbox.calls[IMPORT] == imports + 1  # read back, never imported again
     read = await qort_gateway.query(READ, {"code": code})
     assert read["data"]["businessPartner"] == {"code": code, "name": "Retry Client"}
+
+
+async def test_a_lost_answer_that_left_the_sub_account_out_is_not_called_done(
+    qort_gateway: TestGateway, module_sandbox: QortSandbox
+) -> None:
+    """The firm's import answered lost after QORT stored it, so its sub-account was
+    never sent: the retry finds the firm without it and keeps the outcome open (saying
+    so), neither replaying a partner without its sub-account nor importing again."""
+    await qort_gateway.query(READ, {"code": "DEMO-001"})
+    code, key = _code(), str(uuid.uuid4())
+    variables = _input(code, key, subAccountCode=f"{code}-S")
+    imports = module_sandbox.calls[IMPORT]
+    module_sandbox.drop_next(1, after_apply=True)
+    lost = await _create(qort_gateway, variables)
+    assert [e["code"] for e in lost["errors"]] == ["OUTCOME_UNKNOWN"]
+    retry = await _create(qort_gateway, variables)
+    (error,) = retry["errors"]
+    assert error["code"] == "OUTCOME_UNKNOWN"
+    assert f"without its sub-account {code}-S" in error["message"]
+    assert module_sandbox.calls[IMPORT] == imports + 1
