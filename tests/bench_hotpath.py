@@ -3,13 +3,20 @@ against a bare Strawberry app serving the same cache.
 
 Run from the repository root (bounded: about two minutes, stops by itself)::
 
-    .venv/bin/python tests/bench_hotpath.py      # or: scripts/bench hotpath
+    .venv/bin/python tests/bench_hotpath.py [--profile [CASE]]  # or: scripts/bench hotpath
 
-This process serves the QST and cTrader sandboxes, a gateway wired to both (SQLite
-store, in-memory cache) and a bare Strawberry app answering the same balance from the
-gateway's cache (no auth, no extensions, no store); the load client runs in another
-process (this file with ``--client``) so it never shares the event loop under test.
-Printed as markdown, medians of interleaved rounds:
+Four processes, each on its own event loop (uvloop for the servers, as `brokergraph
+serve` runs): the QST and cTrader sandboxes (this file with ``--sandboxes``, HTTPS/WSS
+with their throwaway CA, whose file the others trust); the gateway wired to them
+(``--gateway``: SQLite store, in-memory cache) with, on the same loop, a bare Strawberry
+app answering the same balance from the gateway's cache (no auth, no extensions, no
+store), which is idle while the gateway is measured and the other way round; the load
+client (``--client``), which times both the gateway and the direct calls on the same
+sandbox process; and this one, which starts them and, at each mark of the client, reads
+every server process's CPU time (the client waits for it).  A sandbox on the gateway's
+loop would charge the gateway its TLS, framing and order book, serially, while the
+direct baseline ran against an idle process.  Printed as markdown, medians of
+interleaved rounds:
 
 * ``placeOrder`` through the gateway (HTTP + GraphQL + idempotency + audit) against a
   bare protobuf client placing the same order on the QST sandbox (request → response +
@@ -23,20 +30,23 @@ Printed as markdown, medians of interleaved rounds:
 * warm ``account { balance }`` reads and ``{ viewer { role } }``: requests per second
   of a closed loop of concurrent keep-alive connections, gateway against the bare app.
 
-``--profile`` also profiles the gateway while it serves the warm balance reads
-(cProfile on the process's CPU time, top entries by own time, to stderr).
+Beside each, every server process's CPU time per request (CPU per request holds still on a
+busy machine, where latency and requests per second do not).  ``--profile`` profiles
+the gateway process during one case, the warm balance reads unless named (cProfile on
+the process's CPU time, top entries by own time, to stderr); the processes' ids go to
+stderr too, for a sampling profiler (``py-spy record --pid``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import hashlib
 import io
 import json
 import pstats
+import signal
 import ssl
 import statistics
 import subprocess
@@ -44,9 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +66,8 @@ import brokergraph_ctrader.plugin  # noqa: E402
 import brokergraph_qst.plugin  # noqa: E402
 import httpx  # noqa: E402
 import strawberry  # noqa: E402
-import websockets  # noqa: E402
 from brokergraph_ctrader.sandbox import CTraderSandbox  # noqa: E402
-from brokergraph_qst import wire  # noqa: E402
-from brokergraph_qst.sandbox import QstSandbox, password_hash  # noqa: E402
+from brokergraph_qst.sandbox import QstSandbox  # noqa: E402
 from strawberry.asgi import GraphQL  # noqa: E402
 from strawberry.extensions import ParserCache, ValidationCache  # noqa: E402
 
@@ -70,13 +76,19 @@ from gateway.auth import Role  # noqa: E402
 from gateway.cache import Cache  # noqa: E402
 from gateway.cli import run_server  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
-from gateway.contract import OrderSide, OrderType, TimeInForce  # noqa: E402
 from gateway.graphql.ids import encode_id  # noqa: E402
 from gateway.graphql.loaders import cache_key  # noqa: E402
 from gateway.plugins import load_plugins  # noqa: E402
-from gateway.runner import RunningGateway, running_gateway  # noqa: E402
+from gateway.runner import running_gateway  # noqa: E402
 from gateway.sandboxes import Sandbox, seed_demo  # noqa: E402
 from gateway.testing import TEST_JWT_SECRET  # noqa: E402
+from tests.bench_support import (  # noqa: E402
+    QstDirect,
+    RawClient,
+    ServerProcess,
+    post_bytes,
+    serve_until_stopped,
+)
 
 QST_ACCOUNT = "297999"  # DEMO-001's
 CTRADER_ACCOUNT = "9000001"  # DEMO-001's
@@ -90,8 +102,8 @@ CONNECTIONS = 16
 WAIT = 30.0
 #: The whole client run is bounded by this.
 CLIENT_TIMEOUT = 240.0
-#: The client's lines around each throughput case; ``--profile`` profiles this one.
-PROFILE_START, PROFILE_STOP, PROFILED = "case-start", "case-stop", "balance_gateway"
+#: The client's lines around each case's round.
+CASE_START, CASE_STOP = "case-start", "case-stop"
 
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
   order { id externalId status } errors { code message } } }"""
@@ -146,50 +158,6 @@ def bare_app(cache: Cache) -> GraphQL[Any, Any]:
 # -- the load client (another process) -------------------------------------------------
 
 
-class RawClient:
-    """One keep-alive HTTP/1.1 connection: the cheapest client, so the server is measured."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, url: str) -> RawClient:
-        parsed = httpx.URL(url)
-        reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
-        return cls(reader, writer)
-
-    async def exchange(self, request: bytes) -> bytes:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"unexpected answer: {head[:80]!r}")
-        return await self.reader.readexactly(length)
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
-
-
-def post_bytes(url: str, body: dict[str, Any], token: str | None) -> bytes:
-    parsed = httpx.URL(url)
-    payload = json.dumps(body).encode()
-    headers = [
-        f"POST {parsed.raw_path.decode()} HTTP/1.1",
-        f"Host: {parsed.host}:{parsed.port}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(payload)}",
-    ]
-    if token is not None:
-        headers.append(f"Authorization: Bearer {token}")
-    return ("\r\n".join(headers) + "\r\n\r\n").encode() + payload
-
-
 async def throughput(url: str, body: dict[str, Any], token: str | None) -> tuple[float, int]:
     """Requests per second of CONNECTIONS closed loops for LOAD_SECONDS, and how many."""
     request = post_bytes(url, body, token)
@@ -214,67 +182,6 @@ async def throughput(url: str, body: dict[str, Any], token: str | None) -> tuple
     return done / elapsed, done + 1
 
 
-async def until_notified(socket: Any, request_id: int, number: str | None = None) -> str:
-    """Read until the answer to ``request_id`` and a notification of its order."""
-    seen: set[str] = set()
-    answered = False
-    while not (answered and number in seen):
-        frame = wire.decode(await socket.recv())
-        if frame.request_id == request_id:
-            answered = True
-            number = number or frame.body.order_number
-        elif isinstance(frame.body, wire.OrderNotice):
-            seen.add(frame.body.order.id)
-    assert number is not None
-    return number
-
-
-class Direct:
-    """The bare clients of the vendors: QST protobuf over WebSocket, cTrader REST."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-        self.trust = ssl.create_default_context(cafile=config["ca_file"])
-        self.request_id = 10
-
-    @contextlib.asynccontextmanager
-    async def qst(self) -> AsyncIterator[Any]:
-        async with websockets.connect(
-            self.config["qst_url"], compression=None, ssl=self.trust
-        ) as socket:
-            hashed = password_hash("other-pass")
-            for request_id, request in enumerate(
-                (
-                    wire.login("other-trader", hashed, "bench"),
-                    wire.oe_login("other-trader", hashed, "QOR", is_relogin=False),
-                ),
-                start=1,
-            ):
-                await socket.send(wire.encode(request_id, request))
-                while wire.decode(await socket.recv(decode=False)).request_id != request_id:
-                    pass
-            yield socket
-
-    async def place(self, socket: Any) -> str:
-        spec = wire.OrderSpec(
-            contract="ESZ26",
-            side=OrderSide.BUY,
-            type=OrderType.LIMIT,
-            quantity=Decimal(1),
-            time_in_force=TimeInForce.GTC,
-            price=Decimal("1000.00"),
-        )
-        self.request_id += 1
-        await socket.send(wire.encode(self.request_id, wire.place_order(spec)))
-        return await until_notified(socket, self.request_id)
-
-    async def cancel(self, socket: Any, number: str) -> None:
-        """Cancel a placed order (its margin would refuse the next placements)."""
-        self.request_id += 1
-        await socket.send(wire.encode(self.request_id, wire.cancel_order(number)))
-        await until_notified(socket, self.request_id, number)
-
-
 async def timed(samples: list[float], call: Any) -> Any:
     started = time.perf_counter()
     result = await asyncio.wait_for(call, WAIT)
@@ -282,8 +189,15 @@ async def timed(samples: list[float], call: Any) -> Any:
     return result
 
 
+def mark(line: str) -> None:
+    """Tell the orchestrator where a case starts or stops, and wait until it has read
+    the servers' CPU time (nothing of ours is in flight meanwhile)."""
+    print(line, flush=True)
+    if not sys.stdin.readline():
+        raise RuntimeError("the orchestrator went away")
+
+
 async def run_client(config: dict[str, Any]) -> dict[str, Any]:
-    direct = Direct(config)
     gateway_url = config["graphql_url"]
     client_token, admin_token = config["client_token"], config["admin_token"]
     results: dict[str, Any] = {}
@@ -306,7 +220,7 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
             base_url=config["ctrader_url"],
             headers={"Accept": "application/json"},  # cTrader answers XML unless asked
         ) as ctrader,
-        direct.qst() as socket,
+        QstDirect.connect(config["qst_url"], trust) as direct,
     ):
 
         async def gateway_place() -> str:
@@ -378,7 +292,7 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
         cases: dict[str, tuple[Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]]]
         cases = {
             "place_gateway": (gateway_place, gateway_cancel),
-            "place_direct": (lambda: direct.place(socket), lambda n: direct.cancel(socket, n)),
+            "place_direct": (direct.place, direct.cancel),
             "deposit_gateway": (gateway_deposit, nothing),
             "deposit_direct": (direct_deposit, nothing),
         }
@@ -388,11 +302,11 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
                 await undo(await asyncio.wait_for(call(), WAIT))
         for _ in range(ROUNDS):  # interleaved: a drift of the machine hits every case alike
             for name, (call, undo) in cases.items():
-                # The server counts its CPU time per round (the undo's included).
-                print(f"{PROFILE_START} {name}", flush=True)
+                # The servers' CPU time is counted per round (the undo's included).
+                mark(f"{CASE_START} {name}")
                 for _ in range(PER_ROUND):
                     await undo(await timed(samples[name], call()))
-                print(PROFILE_STOP, flush=True)
+                mark(CASE_STOP)
         results["latency"] = {name: statistics.median(s) for name, s in samples.items()}
         # The tenth percentile too: on a machine shared with other work, the median
         # waits for other processes' time slices; the fastest tenth mostly does not.
@@ -413,10 +327,10 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
             ("viewer_gateway", gateway_url, viewer, client_token),
             ("viewer_bare", config["bare_url"], viewer, None),
         ):
-            # The server counts its CPU time between the markers (and profiles one case).
-            print(f"{PROFILE_START} {name}", flush=True)
+            # The servers' CPU time is counted between the marks (and one case profiled).
+            mark(f"{CASE_START} {name}")
             rate, count = await throughput(url, body, token)
-            print(PROFILE_STOP, flush=True)
+            mark(CASE_STOP)
             rates.setdefault(name, []).append(rate)
             served[name] = served.get(name, 0) + count
     results["throughput"] = {name: max(values) for name, values in rates.items()}
@@ -424,47 +338,33 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
-# -- the server side (this process) ----------------------------------------------------
+# -- the servers (processes of their own) ------------------------------------------------
 
 
-async def client_output(
-    stream: asyncio.StreamReader, profiler: cProfile.Profile | None, cpu: dict[str, float]
-) -> str:
-    """The client's result line.  Between its markers of a throughput case, this
-    process's CPU time is added to ``cpu[case]`` (CPU per request holds up on a busy
-    machine, where requests per second do not), and cProfile runs for the profiled one."""
-    case, started = "", 0.0
-    while True:
-        line = (await stream.readline()).decode().strip()
-        if not line:
-            raise RuntimeError("the load client stopped without its results")
-        if line.startswith(PROFILE_START):
-            case, started = line.split(" ", 1)[1], time.process_time()
-            if profiler is not None and case == PROFILED:
-                profiler.enable()
-        elif line == PROFILE_STOP:
-            cpu[case] = cpu.get(case, 0.0) + time.process_time() - started
-            if profiler is not None and case == PROFILED:
-                profiler.disable()
-        else:
-            return line
+async def sandboxes_process() -> None:
+    """The QST and cTrader sandboxes, serving until stopped."""
+    qst = QstSandbox(tick_seconds=0)
+    await qst.start()
+    try:
+        async with CTraderSandbox() as ctrader:
+            sandboxes: list[Sandbox] = [qst, ctrader]
+            await serve_until_stopped(
+                {
+                    "connectors": {s.name: dict(s.connector_settings()) for s in sandboxes},
+                    "qst_url": qst.url,
+                    "ctrader_url": ctrader.connector_settings()["url"],
+                    "ca_file": str(ctrader.connector_settings()["ca_file"]),
+                }
+            )
+    finally:
+        await qst.stop()
 
 
-def top(profiler: cProfile.Profile, entries: int = 30) -> str:
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(entries)
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class Gateway:
-    running: RunningGateway
-    tokens: dict[str, str]
-
-
-@contextlib.asynccontextmanager
-async def serve_gateway(sandboxes: list[Sandbox], directory: Path) -> AsyncIterator[Gateway]:
-    """The QST and cTrader plugins against their sandboxes, demo links seeded."""
+async def gateway_process(config: dict[str, Any]) -> None:
+    """The gateway wired to the sandboxes' process (demo links seeded, the cTrader balance
+    read once so the cache is warm) and the bare app on the gateway's cache, serving until
+    stopped; SIGUSR2 starts and stops cProfile (on CPU time) when ``config["profile"]``
+    names a file, which the profile is written to at the end."""
     plugins = load_plugins(
         entry_points=False,
         extra=[brokergraph_qst.plugin, brokergraph_ctrader.plugin],
@@ -474,9 +374,9 @@ async def serve_gateway(sandboxes: list[Sandbox], directory: Path) -> AsyncItera
         environ={},
         overrides={
             "auth": {"jwt_secret": TEST_JWT_SECRET},
-            "store": {"url": f"sqlite+aiosqlite:///{directory / 'store.db'}"},
+            "store": {"url": f"sqlite+aiosqlite:///{config['store']}"},
             "plugins": {"strict": True},
-            "connectors": {s.name: dict(s.connector_settings()) for s in sandboxes},
+            "connectors": config["connectors"],
             # The per-viewer limiter still runs (its cost is measured), never refusing.
             "limits": {
                 "requests_per_viewer_per_second": 1e9,
@@ -484,75 +384,139 @@ async def serve_gateway(sandboxes: list[Sandbox], directory: Path) -> AsyncItera
             },
         },
     )
-    async with running_gateway(settings, plugins, host="127.0.0.1", port=0) as running:
-        for sandbox in sandboxes:
-            sandbox.attach_gateway(running.url)
-        classes = plugins.connector_classes
-        await seed_demo(running.services.store, sandboxes, lambda n: classes[n].platform)
-        issue = running.services.authenticator.issue
-        yield Gateway(
-            running,
-            {
-                "admin": issue(subject="bench-admin", role=Role.ADMIN, ttl_seconds=3600),
-                "client": issue(
-                    subject="bench-client",
-                    role=Role.CLIENT,
-                    partner_code="DEMO-001",
-                    ttl_seconds=3600,
-                ),
-            },
-        )
-
-
-async def serve(profile: bool) -> dict[str, Any]:
-    qst = QstSandbox(tick_seconds=0)
-    await qst.start()
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            async with (
-                CTraderSandbox() as ctrader,
-                serve_gateway([qst, ctrader], Path(directory)) as gateway,
-            ):
-                bare: ServedApp = await serve_asgi(
-                    bare_app(gateway.running.services.cache), name="the bare app"
-                )
-                try:
-                    return await drive(gateway, qst, ctrader, bare, profile)
-                finally:
-                    await bare.stop()
-    finally:
-        await qst.stop()
-
-
-async def drive(
-    gateway: Gateway,
-    qst: QstSandbox,
-    ctrader: CTraderSandbox,
-    bare: ServedApp,
-    profile: bool,
-) -> dict[str, Any]:
-    ctrader_gid = encode_id("Account", "ctrader", CTRADER_ACCOUNT)
-    async with httpx.AsyncClient(timeout=WAIT) as http:  # fills the cache
-        warm = await http.post(
-            gateway.running.graphql_url,
-            json={"query": BALANCE, "variables": {"id": ctrader_gid}},
-            headers={"Authorization": f"Bearer {gateway.tokens['client']}"},
-        )
-    assert warm.json()["data"]["account"]["balance"] is not None, warm.text
-    config = {
-        "graphql_url": gateway.running.graphql_url,
-        "bare_url": f"{bare.url}/graphql",
-        "client_token": gateway.tokens["client"],
-        "admin_token": gateway.tokens["admin"],
-        "qst_url": qst.url,
-        "qst_account": encode_id("Account", "qst", QST_ACCOUNT),
-        "ctrader_url": ctrader.connector_settings()["url"],
-        "ctrader_account": ctrader_gid,
-        "ca_file": str(ctrader.connector_settings()["ca_file"]),
-    }
     # CPU time, not wall time: on a shared machine a wall-clock profile charges other
     # processes' time slices to whatever line was running when the process was paused.
-    profiler = cProfile.Profile(time.process_time) if profile else None
+    profiler = cProfile.Profile(time.process_time)
+    profiling: list[bool] = []
+
+    def toggle() -> None:
+        if profiling:
+            profiler.disable()
+            profiling.clear()
+        else:
+            profiler.enable()
+            profiling.append(True)
+
+    if config["profile"]:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, toggle)
+    async with running_gateway(settings, plugins, host="127.0.0.1", port=0) as running:
+        # Not started: their seeded traders and accounts are what the demo links.
+        seeded: list[Sandbox] = [QstSandbox(tick_seconds=0), CTraderSandbox()]
+        classes = plugins.connector_classes
+        await seed_demo(running.services.store, seeded, lambda n: classes[n].platform)
+        issue = running.services.authenticator.issue
+        tokens = {
+            "admin": issue(subject="bench-admin", role=Role.ADMIN, ttl_seconds=3600),
+            "client": issue(
+                subject="bench-client",
+                role=Role.CLIENT,
+                partner_code="DEMO-001",
+                ttl_seconds=3600,
+            ),
+        }
+        ctrader_gid = encode_id("Account", "ctrader", CTRADER_ACCOUNT)
+        async with httpx.AsyncClient(timeout=WAIT) as http:  # fills the cache
+            warm = await http.post(
+                running.graphql_url,
+                json={"query": BALANCE, "variables": {"id": ctrader_gid}},
+                headers={"Authorization": f"Bearer {tokens['client']}"},
+            )
+        if warm.json()["data"]["account"]["balance"] is None:
+            raise RuntimeError(f"no balance to serve warm: {warm.text}")
+        bare: ServedApp = await serve_asgi(bare_app(running.services.cache), name="the bare app")
+        try:
+            await serve_until_stopped(
+                {
+                    "graphql_url": running.graphql_url,
+                    "bare_url": f"{bare.url}/graphql",
+                    "client_token": tokens["client"],
+                    "admin_token": tokens["admin"],
+                    "qst_account": encode_id("Account", "qst", QST_ACCOUNT),
+                    "ctrader_account": ctrader_gid,
+                }
+            )
+        finally:
+            await bare.stop()
+    if config["profile"]:
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(30)
+        await asyncio.to_thread(
+            Path(config["profile"]).write_text, out.getvalue(), encoding="utf-8"
+        )
+
+
+# -- the orchestration (this process: idle but for reading the marks) --------------------
+
+
+async def client_output(
+    process: asyncio.subprocess.Process,
+    servers: dict[str, ServerProcess],
+    cpu: dict[str, dict[str, float]],
+    profiled: str | None,
+) -> str:
+    """The client's result line.  At each of its marks, every server process's CPU time
+    is read (the case's share added to ``cpu[server][case]``: CPU per request holds up
+    on a busy machine, where requests per second do not) and the client told to go on;
+    the gateway's profiler runs during the ``profiled`` case."""
+    assert process.stdin is not None and process.stdout is not None
+    case, started = "", dict.fromkeys(servers, 0.0)
+    gateway = servers["gateway"]
+    while True:
+        line = (await process.stdout.readline()).decode().strip()
+        if not line:
+            raise RuntimeError("the load client stopped without its results")
+        if line.startswith(CASE_START):
+            case = line.split(" ", 1)[1]
+            if case == profiled:
+                gateway.send_signal(signal.SIGUSR2)
+            for name, server in servers.items():
+                started[name] = await server.cpu()
+        elif line == CASE_STOP:
+            for name, server in servers.items():
+                spent = await server.cpu() - started[name]
+                cpu[name][case] = cpu[name].get(case, 0.0) + spent
+            if case == profiled:
+                gateway.send_signal(signal.SIGUSR2)
+        else:
+            return line
+        process.stdin.write(b"go\n")
+        await process.stdin.drain()
+
+
+async def orchestrate(profiled: str | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-hotpath-") as name:
+        directory = Path(name)
+        profile = directory / "gateway.profile" if profiled else None
+        async with ServerProcess(
+            "the sandboxes", Path(__file__), ["--sandboxes"], directory / "sandboxes.log"
+        ) as sandboxes:
+            gateway_config = {
+                "connectors": sandboxes.info["connectors"],
+                "store": str(directory / "store.db"),
+                "profile": str(profile) if profile else "",
+            }
+            (directory / "gateway.json").write_text(json.dumps(gateway_config))
+            async with ServerProcess(
+                "the gateway",
+                Path(__file__),
+                ["--gateway", str(directory / "gateway.json")],
+                directory / "gateway.log",
+            ) as gateway:
+                # For py-spy and the like: `py-spy top --pid <gateway>` while it runs.
+                print(f"pids: gateway {gateway.pid}, sandboxes {sandboxes.pid}", file=sys.stderr)
+                servers = {"gateway": gateway, "sandboxes": sandboxes}
+                config = {**sandboxes.info, **gateway.info}
+                del config["connectors"]
+                results = await run_client_process(config, servers, profiled)
+        if profile is not None:
+            print(profile.read_text(encoding="utf-8"), file=sys.stderr)
+    return results
+
+
+async def run_client_process(
+    config: dict[str, Any], servers: dict[str, ServerProcess], profiled: str | None
+) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -560,12 +524,13 @@ async def drive(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
     try:
-        process.stdin.write(json.dumps(config).encode())
-        process.stdin.close()
-        cpu: dict[str, float] = {}
-        line = await asyncio.wait_for(client_output(process.stdout, profiler, cpu), CLIENT_TIMEOUT)
+        process.stdin.write(json.dumps(config).encode() + b"\n")
+        cpu: dict[str, dict[str, float]] = {name: {} for name in servers}
+        line = await asyncio.wait_for(
+            client_output(process, servers, cpu, profiled), CLIENT_TIMEOUT
+        )
         await asyncio.wait_for(process.wait(), WAIT)
     finally:
         if process.returncode is None:
@@ -573,66 +538,89 @@ async def drive(
             await process.wait()
     if process.returncode != 0:
         raise RuntimeError(f"the load client failed ({process.returncode})")
-    if profiler is not None:
-        print(top(profiler), file=sys.stderr)
     results: dict[str, Any] = json.loads(line)
     served = {**results["served"], **results["served_writes"]}
-    results["cpu"] = {case: cpu[case] / n for case, n in served.items()}
+    results["cpu"] = {
+        name: {case: spent[case] / n for case, n in served.items()} for name, spent in cpu.items()
+    }
     return results
 
 
 def table(results: dict[str, Any]) -> str:
-    latency, rate, cpu = results["latency"], results["throughput"], results["cpu"]
-    p10 = results["latency_p10"]
+    latency, rate, p10 = results["latency"], results["throughput"], results["latency_p10"]
+    gateway, sandboxes = results["cpu"]["gateway"], results["cpu"]["sandboxes"]
+
+    def ratio(case: str, measure: str, values: dict[str, float], scale: float = 1000) -> str:
+        through, direct = values[f"{case}_gateway"], values[f"{case}_direct"]
+        return (
+            f"| {measure} | {through * scale:.2f} | {direct * scale:.2f} "
+            f"| {through / direct:.1f}x |"
+        )
+
+    def cpu_rows(case: str, measure: str) -> list[str]:
+        own = gateway[f"{case}_gateway"]
+        upstream = sandboxes[f"{case}_gateway"]
+        alone = sandboxes[f"{case}_direct"]
+        return [
+            f"| {measure}, gateway process CPU µs (reference: sandbox process, direct) "
+            f"| {own * 1e6:.0f} | {alone * 1e6:.0f} | {own / alone:.1f}x | — |",
+            f"| {measure}, sandbox process CPU µs, through the gateway (reference: direct) "
+            f"| {upstream * 1e6:.0f} | {alone * 1e6:.0f} | {upstream / alone:.1f}x | — |",
+            f"| {measure}, both processes' CPU (reference: sandbox process, direct) "
+            f"| {(own + upstream) * 1e6:.0f} | {alone * 1e6:.0f} "
+            f"| {(own + upstream) / alone:.1f}x | — |",
+        ]
+
+    def reads(case: str, measure: str, goal: str) -> list[str]:
+        through, bare = rate[f"{case}_gateway"], rate[f"{case}_bare"]
+        own, reference = gateway[f"{case}_gateway"], gateway[f"{case}_bare"]
+        return [
+            f"| {measure} req/s (reference: bare Strawberry) "
+            f"| {through:.0f} | {bare:.0f} | {through / bare:.2f}x | {goal} |",
+            f"| {measure} server CPU µs/request (ratio: reference / gateway) "
+            f"| {own * 1e6:.0f} | {reference * 1e6:.0f} | {reference / own:.2f}x | {goal} |",
+        ]
+
     rows = [
         "| measure | gateway | reference | ratio | goal |",
         "|---|---:|---:|---:|---|",
-        "| QST `placeOrder` p50 ms (reference: direct protobuf) "
-        f"| {latency['place_gateway'] * 1000:.2f} | {latency['place_direct'] * 1000:.2f} "
-        f"| {latency['place_gateway'] / latency['place_direct']:.1f}x | ≤ 3x |",
-        "| QST `placeOrder` p10 ms "
-        f"| {p10['place_gateway'] * 1000:.2f} | {p10['place_direct'] * 1000:.2f} "
-        f"| {p10['place_gateway'] / p10['place_direct']:.1f}x | — |",
-        "| QST `placeOrder` and its cancel, server CPU µs (reference: the sandbox's own) "
-        f"| {cpu['place_gateway'] * 1e6:.0f} | {cpu['place_direct'] * 1e6:.0f} "
-        f"| {cpu['place_gateway'] / cpu['place_direct']:.1f}x | — |",
-        "| cTrader `deposit` p50 ms (reference: direct REST) "
-        f"| {latency['deposit_gateway'] * 1000:.2f} | {latency['deposit_direct'] * 1000:.2f} "
-        f"| {latency['deposit_gateway'] / latency['deposit_direct']:.1f}x | ≤ 3x |",
-        "| cTrader `deposit` p10 ms "
-        f"| {p10['deposit_gateway'] * 1000:.2f} | {p10['deposit_direct'] * 1000:.2f} "
-        f"| {p10['deposit_gateway'] / p10['deposit_direct']:.1f}x | — |",
-        "| cTrader `deposit` server CPU µs (reference: the sandbox's own) "
-        f"| {cpu['deposit_gateway'] * 1e6:.0f} | {cpu['deposit_direct'] * 1e6:.0f} "
-        f"| {cpu['deposit_gateway'] / cpu['deposit_direct']:.1f}x | — |",
-        "| warm `account { balance }` req/s (reference: bare Strawberry) "
-        f"| {rate['balance_gateway']:.0f} | {rate['balance_bare']:.0f} "
-        f"| {rate['balance_gateway'] / rate['balance_bare']:.2f}x | ≥ 0.6x |",
-        "| `{ viewer { role } }` req/s (reference: bare Strawberry) "
-        f"| {rate['viewer_gateway']:.0f} | {rate['viewer_bare']:.0f} "
-        f"| {rate['viewer_gateway'] / rate['viewer_bare']:.2f}x | ≥ 0.9x |",
-        "| warm `account { balance }` server CPU µs/request (ratio: reference / gateway) "
-        f"| {cpu['balance_gateway'] * 1e6:.0f} | {cpu['balance_bare'] * 1e6:.0f} "
-        f"| {cpu['balance_bare'] / cpu['balance_gateway']:.2f}x | ≥ 0.6x |",
-        "| `{ viewer { role } }` server CPU µs/request (ratio: reference / gateway) "
-        f"| {cpu['viewer_gateway'] * 1e6:.0f} | {cpu['viewer_bare'] * 1e6:.0f} "
-        f"| {cpu['viewer_bare'] / cpu['viewer_gateway']:.2f}x | ≥ 0.9x |",
+        ratio("place", "QST `placeOrder` p50 ms (reference: direct protobuf)", latency) + " ≤ 3x |",
+        ratio("place", "QST `placeOrder` p10 ms", p10) + " — |",
+        *cpu_rows("place", "QST `placeOrder` and its cancel"),
+        ratio("deposit", "cTrader `deposit` p50 ms (reference: direct REST)", latency) + " ≤ 3x |",
+        ratio("deposit", "cTrader `deposit` p10 ms", p10) + " — |",
+        *cpu_rows("deposit", "cTrader `deposit`"),
+        *reads("balance", "warm `account { balance }`", "≥ 0.6x"),
+        *reads("viewer", "`{ viewer { role } }`", "≥ 0.9x"),
     ]
     return "\n".join(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--client", action="store_true", help="run as the load client")
-    parser.add_argument("--profile", action="store_true", help="cProfile the warm reads")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--client", action="store_true", help="run as the load client")
+    role.add_argument("--sandboxes", action="store_true", help="run as the sandboxes' process")
+    role.add_argument("--gateway", metavar="CONFIG", help="run as the gateway's process")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="balance_gateway",
+        metavar="CASE",
+        help="cProfile the gateway process during one case (default: balance_gateway; "
+        "place_gateway, deposit_gateway, viewer_gateway, ...)",
+    )
     args = parser.parse_args()
     if args.client:
-        config = json.loads(sys.stdin.read())
+        config = json.loads(sys.stdin.readline())
         results = asyncio.run(asyncio.wait_for(run_client(config), CLIENT_TIMEOUT))
         print(json.dumps(results))
-        return
-    # On the loop `brokergraph serve` runs (uvloop): the bare app shares it.
-    print(table(run_server(serve(args.profile))))
+    elif args.sandboxes:
+        run_server(sandboxes_process())  # on the loop `brokergraph serve` runs (uvloop)
+    elif args.gateway:
+        run_server(gateway_process(json.loads(Path(args.gateway).read_text())))
+    else:
+        print(table(asyncio.run(orchestrate(args.profile))))
 
 
 if __name__ == "__main__":
