@@ -70,8 +70,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import brokergraph_qst.plugin  # noqa: E402
-from brokergraph_qst import wire  # noqa: E402
-from brokergraph_qst.sandbox import QstSandbox, password_hash  # noqa: E402
+from brokergraph_qst.sandbox import QstSandbox  # noqa: E402
 from brokergraph_qst.streams import topic_for  # noqa: E402
 
 from gateway import models  # noqa: E402
@@ -89,6 +88,7 @@ from plugins.qst.tests.qst_testkit import (  # noqa: E402
     account_gid,
     connector,
 )
+from tests.bench_support import QstDirect  # noqa: E402
 
 #: subscribers on one account -> measured rounds (3 Order notifications each)
 EVENT_CASES = {1: 30, 100: 20, 1000: 10, 10000: 3}
@@ -593,59 +593,17 @@ async def connector_placements(gateway: TestGateway) -> list[float]:
     return samples
 
 
-async def until_notified(socket: Any, request_id: int, number: str | None = None) -> str:
-    """Read until the response to ``request_id`` and an Order notification of its order."""
-    seen: set[str] = set()
-    answered = False
-    while not (answered and number in seen):
-        frame = wire.decode(await socket.recv())
-        if frame.request_id == request_id:
-            answered = True
-            number = number or frame.body.order_number
-        elif isinstance(frame.body, wire.OrderNotice):
-            seen.add(frame.body.order.id)
-    assert number is not None
-    return number
-
-
 async def direct_placements(sandbox: QstSandbox) -> list[float]:
     """A bare protobuf client of another user (one session per user: no 4101 fight)."""
     samples: list[float] = []
-    trust = sandbox.client_ssl_context()
-    async with websockets.connect(sandbox.url, compression=None, ssl=trust) as socket:
-        hashed = password_hash("other-pass")
-        for request_id, request in enumerate(
-            (
-                wire.login("other-trader", hashed, "bench"),
-                wire.oe_login("other-trader", hashed, "QOR", is_relogin=False),
-            ),
-            start=1,
-        ):
-            await socket.send(wire.encode(request_id, request))
-            while wire.decode(await socket.recv(decode=False)).request_id != request_id:
-                pass
-        spec = wire.OrderSpec(
-            contract="ESZ26",
-            side=OrderSide.BUY,
-            type=OrderType.LIMIT,
-            quantity=Decimal(1),
-            time_in_force=TimeInForce.GTC,
-            price=Decimal("1000.00"),
-        )
+    async with QstDirect.connect(sandbox.url, sandbox.client_ssl_context()) as direct:
         for n in range(WARMUP + PLACEMENTS):
-            request_id = 100 + 2 * n
             started = time.perf_counter()
-            await socket.send(wire.encode(request_id, wire.place_order(spec)))
-            number = await until_notified(socket, request_id)
+            number = await direct.place()
             elapsed = time.perf_counter() - started
             if n >= WARMUP:
                 samples.append(elapsed)
-            await socket.send(wire.encode(request_id + 1, wire.cancel_order(number)))
-            await until_notified(socket, request_id + 1, number)
-        await socket.send(wire.encode(1, wire.logout()))
-        with contextlib.suppress(websockets.ConnectionClosed):
-            while True:
-                await socket.recv()
+            await direct.cancel(number)
     return samples
 
 
