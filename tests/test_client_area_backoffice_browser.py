@@ -195,6 +195,8 @@ async def test_the_back_office_journey(built: None, tmp_path: Path) -> None:
     ]
     assert report["created"].startswith("Trader ")
     assert report["requests"]["CreateTrader"] == 2  # the first, and the resume
+    first_key, resume_key = report["createKeys"]
+    assert first_key and resume_key == first_key  # one submission, one idempotency key
     assert (ctrader.calls[TRADERS], ctrader.calls[LINKS]) == (made + 1, linked + 1)
     assert (
         len([t for t in traders_after if t["platform"] == "ctrader"])

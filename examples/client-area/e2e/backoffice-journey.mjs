@@ -22,7 +22,7 @@ import { chromium } from "playwright-core";
 
 const require = createRequire(import.meta.url);
 const env = process.env;
-const report = { offLoopback: [], requests: {} };
+const report = { offLoopback: [], requests: {}, createKeys: [] };
 const STEP_MS = 60_000;
 
 async function axe(page) {
@@ -64,6 +64,9 @@ async function journey(page) {
   page.on("request", (request) => {
     const name = named(request);
     if (name) report.requests[name] = (report.requests[name] ?? 0) + 1;
+    if (name === "CreateTrader") {
+      report.createKeys.push(JSON.parse(request.postData()).variables.input.idempotencyKey ?? null);
+    }
   });
   page.on("response", (response) => {
     if (named(response.request())) answers.push(response.finished());

@@ -2,7 +2,7 @@ import { useState } from "react";
 import { useMutation } from "urql";
 import { graphql } from "../gql";
 import type { CreateTraderInput, CreateTraderMutation } from "../gql/graphql";
-import { describe, failureKind, type Outcome } from "./outcome";
+import { describe, failureKind, newKey, type Outcome } from "./outcome";
 import { Steps } from "./Steps";
 
 const CreateTrader = graphql(`
@@ -26,6 +26,7 @@ const CreateTrader = graphql(`
         code
       }
       resumeToken
+      replayed
       errors {
         code
         message
@@ -39,7 +40,10 @@ type Payload = CreateTraderMutation["createTrader"];
 /**
  * createTrader on a platform, step by step.  A flow that stops midway has linked what it
  * made to the partner and answers a resume token: the form is then locked to that input
- * and offers to resume, which runs only the steps not yet done.
+ * and offers to resume, which runs only the steps not yet done.  Each submission carries
+ * one idempotency key, kept through a double click, a resume and a retry after an
+ * unknown outcome (the retry reads back what the first attempt made instead of creating
+ * a second trader); a final answer makes the next submission a new key.
  */
 export function CreateTraderForm({
   partnerCode,
@@ -56,6 +60,9 @@ export function CreateTraderForm({
   const [name, setName] = useState("");
   const [currency, setCurrency] = useState("");
   const [sending, setSending] = useState(false);
+  const [key, setKey] = useState(newKey);
+  // The input whose answer was lost: a retry sends exactly it again, with the same key.
+  const [unsettled, setUnsettled] = useState<CreateTraderInput | null>(null);
   // The input of a stopped flow and its token: a resume sends exactly that input again.
   const [stopped, setStopped] = useState<{ input: CreateTraderInput; token: string } | null>(null);
   const [payload, setPayload] = useState<Payload | null>(null);
@@ -63,11 +70,12 @@ export function CreateTraderForm({
 
   async function send(input: CreateTraderInput) {
     setSending(true);
-    const result = await createTrader({ input });
+    const result = await createTrader({ input: { ...input, idempotencyKey: key } });
     setSending(false);
     const answer = result.data?.createTrader ?? null;
     setPayload(answer);
     const failed = failureKind(result.error, answer?.errors);
+    setUnsettled(failed === "unknown" ? { ...input, resumeToken: undefined } : null);
     if (answer?.resumeToken) {
       setStopped({ input: { ...input, resumeToken: undefined }, token: answer.resumeToken });
       setOutcome({
@@ -79,17 +87,19 @@ export function CreateTraderForm({
         kind: failed,
         text:
           failed === "unknown"
-            ? `Outcome unknown: ${describe(result.error, answer?.errors)}. Send the same input again: the platform's flow for this email finds what was made.`
+            ? `Outcome unknown: ${describe(result.error, answer?.errors)}. Retry sends the same key: the gateway reads back what the first attempt made instead of creating again.`
             : describe(result.error, answer?.errors),
       });
+      if (failed !== "unknown") setKey(newKey()); // refused or not delivered: final
     } else {
       setStopped(null);
+      setKey(newKey()); // done: the next submission is another trader
       const trader = answer?.trader;
       setOutcome({
         kind: "done",
         text: `Trader ${trader?.externalId ?? "?"} created on ${trader?.platform ?? input.platform}${
           answer?.accounts.length ? ` with account ${answer.accounts.map((a) => a.number).join(", ")}` : ""
-        }.`,
+        }${answer?.replayed ? " (answered from the first submission: created once)" : ""}.`,
       });
     }
     onCreated();
@@ -99,6 +109,10 @@ export function CreateTraderForm({
     event.preventDefault();
     if (stopped) {
       void send({ ...stopped.input, resumeToken: stopped.token });
+      return;
+    }
+    if (unsettled) {
+      void send(unsettled);
       return;
     }
     void send({
@@ -111,7 +125,7 @@ export function CreateTraderForm({
   }
 
   if (!platforms.length) return null;
-  const locked = stopped !== null || sending;
+  const locked = stopped !== null || unsettled !== null || sending;
   return (
     <section aria-labelledby="create-trader-title" className="bo-panel">
       <h3 id="create-trader-title">New trader</h3>
@@ -145,7 +159,7 @@ export function CreateTraderForm({
           />
         </label>
         <button type="submit" disabled={sending}>
-          {stopped ? "Resume create trader" : "Create trader"}
+          {stopped ? "Resume create trader" : unsettled ? "Retry (same key)" : "Create trader"}
         </button>
         {stopped && (
           <button
@@ -154,6 +168,7 @@ export function CreateTraderForm({
             disabled={sending}
             onClick={() => {
               setStopped(null);
+              setKey(newKey()); // a later submission is another request
               setOutcome(null);
               setPayload(null);
             }}
