@@ -7,27 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import strawberry
 from sqlalchemy import event
 
-from gateway import models
-from gateway.connectors import MoneyMovement, PlaceOrderRequest
 from gateway.errors import IdempotencyConflict
 from gateway.events import create_event_log
-from gateway.graphql.mutations._inputs import PlaceOrderInput
-from gateway.graphql.mutations._jsonable import from_json, jsonable
-from gateway.serialization import from_jsonable, to_jsonable
 from gateway.store import AuditEntry, Store
 from tests.gateway_fixtures import GatewayUnderTest, account_gid
 
@@ -374,78 +366,3 @@ async def test_the_drivers_cursor_writes_and_reads_what_sqlalchemy_does(tmp_path
     assert fast["flow"] == [{"a": "again"}, None]
     assert [row[2] for row in fast["audit"]] == [None, "k-1"]  # newest first
     assert fast["audit"][0][3] == {"amount": "1.50", "nested": {"list": [1, None, "é"]}}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Day:
-    day: date
-    at: datetime | None
-    amounts: tuple[Decimal, ...]
-
-
-def test_the_write_paths_json_is_serializations_json() -> None:
-    # The fingerprint of a keyed request and its stored result must not change with
-    # the write path's faster conversion: every kind of value it meets, both ways.
-    at = datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC)
-    order = models.Order(
-        platform="qst",
-        id="115332",
-        account_id="297999",
-        symbol="ESZ26",
-        side=models.OrderSide.BUY,
-        type=models.OrderType.LIMIT,
-        quantity=Decimal("1E+1"),
-        status=models.OrderStatus.PARTIALLY_FILLED,
-        price=Decimal("1000.50"),
-        created_at=at,
-        executions=[
-            models.Execution(id="e1", quantity=Decimal(1), price=Decimal("1.5"), executed_at=at)
-        ],
-        raw={"dropped": True},
-    )
-    values: list[Any] = [
-        order,
-        PlaceOrderRequest(
-            account_id="297999",
-            symbol="ESZ26",
-            side=models.OrderSide.SELL,
-            type=models.OrderType.STOP,
-            quantity=Decimal("0.001"),
-            idempotency_key="k-00000001",
-            stop_price=Decimal(7),
-            expires_at=at,
-        ),
-        MoneyMovement(account_id="9000001", amount=Decimal("1.00"), idempotency_key="k-00000002"),
-        models.BalanceOperation(
-            platform="ctrader",
-            id="1",
-            account_id="9000001",
-            kind=models.BalanceOperationKind.DEPOSIT,
-            amount=models.Money(Decimal("1.00"), "USD"),
-            at=at,
-        ),
-        PlaceOrderInput(
-            account_id=strawberry.ID("QWNjb3VudA"),
-            symbol="ESZ26",
-            side=models.OrderSide.BUY,
-            type=models.OrderType.LIMIT,
-            quantity=Decimal(1),
-            idempotency_key="k-00000003",
-            price=strawberry.UNSET,
-        ),
-        {1: [order, (Decimal("2.50"), None)], "s": {"t": models.TimeInForce.GTC}},
-        (at, "text", 3, 4.5, True, None),
-        models.Order,  # a class, not a value: as it is
-        _Day(day=date(2026, 3, 4), at=None, amounts=(Decimal("0.10"),)),
-    ]
-    for value in values:
-        assert jsonable(value) == to_jsonable(value), value
-    assert jsonable(order)["quantity"] == "10" and "raw" not in jsonable(order)
-    # And back: the payload of a first answer and of its replay is made from this.
-    for model in [*values[:4], values[-1]]:
-        cls, stored = type(model), to_jsonable(model)
-        rebuilt = from_json(cls, stored)
-        assert rebuilt == from_jsonable(cls, stored) and repr(rebuilt) == repr(
-            from_jsonable(cls, stored)
-        )
-    assert from_json(models.Order, to_jsonable(order)).executions == order.executions

@@ -43,9 +43,9 @@ from gateway.errors import BrokerGraphError, OutcomeUnknown, may_have_applied
 from gateway.graphql.context import RequestContext, context_of
 from gateway.graphql.errors import UserError, to_user_error, user_error_from_dict
 from gateway.graphql.loaders import account_period_prefixes, cache_key
-from gateway.graphql.mutations._jsonable import from_json, jsonable
 from gateway.idempotency import IdempotentResult, outcome_unknown, run_once
 from gateway.reconciler import Recovery, platform_settler
+from gateway.serialization import from_jsonable, to_jsonable
 from gateway.store import AuditEntry
 
 __all__ = [
@@ -250,14 +250,14 @@ async def _once(
                 error = user_error_from_dict(dict(result.error))
                 presented[result.replayed] = once.present(None, [error], result.replayed)
             else:
-                model = from_json(once.model, result.value)
+                model = from_jsonable(once.model, result.value)
                 presented[result.replayed] = once.present(model, [], result.replayed)
         return presented[result.replayed]
 
     async def upstream() -> Any:
-        return jsonable(await checked.send(checked.request))
+        return to_jsonable(await checked.send(checked.request))
 
-    request = {k: v for k, v in jsonable(checked.request).items() if k != "idempotency_key"}
+    request = {k: v for k, v in to_jsonable(checked.request).items() if k != "idempotency_key"}
     connector = ctx.services.registry.require_any(checked.platform)
     lease = ctx.services.settings.limits.idempotency_lease_seconds
     key = checked.request.idempotency_key
@@ -308,7 +308,7 @@ def _own_settle(
 ) -> Callable[[datetime], Awaitable[Any | None]]:
     async def settle(claimed_at: datetime) -> Any | None:
         found = await read(claimed_at)
-        return None if found is None else jsonable(found)
+        return None if found is None else to_jsonable(found)
 
     return settle
 
@@ -360,7 +360,7 @@ async def invalidate_account(ctx: RequestContext, platform: str, account_id: str
 
 def audit_details(value: Any) -> dict[str, Any]:
     """The input as stored in the audit log: secrets removed, Decimals as strings."""
-    data = jsonable(value) if dataclasses.is_dataclass(value) else {}
+    data = to_jsonable(value) if dataclasses.is_dataclass(value) else {}
     return {
         k: ("***" if is_secret_key(k) else v)
         for k, v in data.items()
