@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
@@ -74,3 +76,31 @@ async def test_a_failure_reaches_every_waiter_and_is_not_cached() -> None:
     assert await reads.read("w", "k", working, ttl=60) == 7
     with pytest.raises(ConnectionError):
         await reads.read("w", "other", failing, ttl=60)
+
+
+async def test_a_warm_read_runs_in_its_callers_task() -> None:
+    # A cached value is one lookup in the reader's own task (a task per lookup was made
+    # before); a miss still fetches in one task that others may join, which also stores
+    # the value without a task more.
+    reads = SharedReads(MemoryCache(), "acme")
+
+    async def fetch() -> int:
+        return 7
+
+    assert await reads.read("w", "k", fetch, ttl=60) == 7
+    loop = asyncio.get_running_loop()
+    made: list[Coroutine[Any, Any, Any]] = []
+    previous = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, /, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        assert await reads.read("w", "k", fetch, ttl=60) == 7
+        assert made == [] and reads.fetches == 1
+        assert await reads.read("w", "other", fetch, ttl=60) == 7
+        assert len(made) == 1 and reads.fetches == 2
+    finally:
+        loop.set_task_factory(previous)

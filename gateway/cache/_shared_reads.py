@@ -112,9 +112,14 @@ class SingleFlight:
         missing = list(range(len(keys)))
         if callable(ttl) or ttl > 0:
             with tracing.span("cache.get", {"brokergraph.cache.keys": len(keys)}):
-                values = list(await asyncio.gather(*(self._cache.get(key) for key in keys)))
+                if len(keys) == 1:  # most reads: no task to run one lookup in
+                    values = [await self._cache.get(keys[0])]
+                else:
+                    values = list(await asyncio.gather(*(self._cache.get(key) for key in keys)))
             metrics.cache_lookups(keys, values)
             missing = [i for i, value in enumerate(values) if value is None]
+            if not missing:
+                return values
         flights, mine = self._join(keys, missing)
         payer = upstream_payer.get()
         if mine:
@@ -161,13 +166,15 @@ class SingleFlight:
             values = list(await fetch())
             if len(values) != len(keys):
                 raise RuntimeError(f"a read of {len(keys)} keys answered {len(values)} values")
-            await asyncio.gather(
-                *(
-                    self._cache.set(key, value, seconds)
-                    for key, value in zip(keys, values, strict=True)
-                    if value is not None and (seconds := ttl(value) if callable(ttl) else ttl) > 0
-                )
-            )
+            sets = [
+                self._cache.set(key, value, seconds)
+                for key, value in zip(keys, values, strict=True)
+                if value is not None and (seconds := ttl(value) if callable(ttl) else ttl) > 0
+            ]
+            if len(sets) == 1:  # no task for the one
+                await sets[0]
+            elif sets:
+                await asyncio.gather(*sets)
             return values
 
         # The task copies this context: the payer follows the read into its sub-reads.
