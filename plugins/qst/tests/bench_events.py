@@ -14,7 +14,8 @@ which is the machine's monotonic clock in every process.  Prints markdown:
    delivery (process time over the measured rounds / events x subscribers) and its RSS
    growth, first with every subscription executed on its own (strawberry's handler,
    as before the fan-out), then with the fan-out; and the client processes' CPU per
-   event received (what the harness itself costs, on the same cores):
+   event received (what the harness itself costs, on the same cores) and the time the
+   gateway process spent collecting garbage over the measured rounds:
 
    * one account, 1 to 10,000 subscribers: each round places an order through the
      connector (QST sends New Order and Working at once) and, once every subscriber
@@ -43,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import logging
@@ -355,15 +357,26 @@ class Measured:
         #: The client processes' CPU seconds and events over the measured rounds.
         self.client_cpu = 0.0
         self.client_events = 0
+        #: Seconds the gateway process spent in garbage collections over those rounds.
+        self.gc_seconds = 0.0
+        self._gc_started = 0.0
         self._cpu0 = 0.0
         self._rss0 = 0.0
 
     def start(self) -> None:
         self._cpu0, self._rss0 = time.process_time(), rss_mib()
+        gc.callbacks.append(self._collecting)
         if self.profiler is not None:
             self.profiler.enable()
 
+    def _collecting(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_seconds += time.perf_counter() - self._gc_started
+
     def stop(self, deliveries: int) -> None:
+        gc.callbacks.remove(self._collecting)
         if self.profiler is not None:
             self.profiler.disable()
         self.cpu = time.process_time() - self._cpu0
@@ -376,7 +389,8 @@ class Measured:
         return (
             f"| {mode} | {shape} | {self.subscribers} | {len(self.samples)} "
             f"| {ms(statistics.median(self.samples))} | {ms(percentile(self.samples, 0.99))} "
-            f"| {per_delivery:.0f} | {self.rss_growth:+.0f} | {per_event:.0f} |"
+            f"| {per_delivery:.0f} | {self.rss_growth:+.0f} | {per_event:.0f} "
+            f"| {self.gc_seconds * 1000:.0f} |"
         )
 
     def clients(self, clients: Clients) -> None:
@@ -662,9 +676,9 @@ async def main(options: Options) -> None:
         await sandbox.stop()
     print(
         "| emit → GraphQL WS client | shape | subscribers | samples | p50 ms | p99 ms "
-        "| gateway CPU µs/delivery | RSS growth MiB | clients' CPU µs/event |"
+        "| gateway CPU µs/delivery | RSS growth MiB | clients' CPU µs/event | gateway GC ms |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
     if profiled:
