@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Self, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -502,9 +502,36 @@ class Account(Node):
     free_margin: Money | None
     trader_external_id: strawberry.Private[str | None]
 
+    #: A platform type's own fields that :meth:`lazily` leaves to their first read, each
+    #: worked out from the model then (the interface's own are in ``_LAZY_ACCOUNT``).
+    lazy_fields: ClassVar[Mapping[str, Callable[[models.Account], Any]]] = {}
+
     @classmethod
     def from_model(cls, m: models.Account) -> Self:
-        return cls(**account_fields(m))
+        return cls.lazily(m)
+
+    @classmethod
+    def lazily(cls, m: models.Account, /, **fields: Any) -> Self:
+        """The account of ``m`` whose costlier fields are made only when first read: its
+        global id and six amounts, and ``cls.lazy_fields`` (a warm ``account { balance }``
+        makes one amount).  ``fields``: the type's other own fields, as values.  Reads
+        answer what ``cls(**account_fields(m), **fields)`` does."""
+        account = cls.__new__(cls)
+        vars(account).update(_plain_fields(m), _lazy_model=m, **fields)
+        if (cls, *fields) not in _LAZY_CHECKED:
+            _check_lazy(cls, m, fields)
+        return account
+
+    if not TYPE_CHECKING:  # a type checker still sees only the declared fields
+
+        def __getattr__(self, name: str) -> Any:
+            # Asked only for what the instance has not got: a lazy field's first read.
+            m = vars(self).get("_lazy_model")
+            make = type(self).lazy_fields.get(name) or _LAZY_ACCOUNT.get(name)
+            if m is None or make is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = vars(self)[name] = make(m)
+            return value
 
     @classmethod
     async def resolve_reference(cls, info: Info[Any, Any], id: strawberry.ID) -> Account:
@@ -599,9 +626,14 @@ STREAM_CAPABILITIES = (
 
 
 def account_fields(m: models.Account) -> dict[str, Any]:
-    """The Account interface's fields of a model; platform types add their own to it."""
+    """The Account interface's fields of a model; platform types add their own to it
+    (or build with :meth:`Account.lazily`, which makes the costlier ones when read)."""
+    return {**_plain_fields(m), **{name: make(m) for name, make in _LAZY_ACCOUNT.items()}}
+
+
+def _plain_fields(m: models.Account) -> dict[str, Any]:
+    """The Account interface's fields that are the model's own values."""
     return {
-        "id": strawberry.ID(encode_id("Account", m.platform, m.id)),
         "platform": m.platform,
         "external_id": m.id,
         "number": m.number,
@@ -610,14 +642,39 @@ def account_fields(m: models.Account) -> dict[str, Any]:
         "is_live": m.is_live,
         "group": m.group,
         "leverage": m.leverage,
-        "balance": Money.of(m.balance),
-        "equity": Money.of(m.equity),
-        "credit": Money.of(m.credit),
-        "bonus": Money.of(m.bonus),
-        "margin": Money.of(m.margin),
-        "free_margin": Money.of(m.free_margin),
         "trader_external_id": m.trader_id,
     }
+
+
+#: The Account interface's fields a lazily made account works out when first read.
+_LAZY_ACCOUNT: dict[str, Callable[[models.Account], Any]] = {
+    "id": lambda m: strawberry.ID(encode_id("Account", m.platform, m.id)),
+    "balance": lambda m: Money.of(m.balance),
+    "equity": lambda m: Money.of(m.equity),
+    "credit": lambda m: Money.of(m.credit),
+    "bonus": lambda m: Money.of(m.bonus),
+    "margin": lambda m: Money.of(m.margin),
+    "free_margin": lambda m: Money.of(m.free_margin),
+}
+
+#: Account types, with the names of the fields given, whose lazy construction was
+#: checked (see :func:`_check_lazy`).
+_LAZY_CHECKED: set[tuple[Any, ...]] = set()
+
+
+def _check_lazy(cls: type[Account], m: models.Account, fields: Mapping[str, Any]) -> None:
+    """Every field of ``cls`` is given or lazy, and no lazy one has a class attribute
+    (a default would be read instead of the field ever being made)."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    lazy = {*_LAZY_ACCOUNT, *cls.lazy_fields}
+    missing = names - lazy - {*_plain_fields(m), *fields}
+    shadowed = {name for name in lazy if name in names and hasattr(cls, name)}
+    if missing or shadowed:
+        raise TypeError(
+            f"{cls.__name__}.lazily: fields neither given nor lazy {sorted(missing)},"
+            f" lazy fields with a class attribute {sorted(shadowed)}"
+        )
+    _LAZY_CHECKED.add((cls, *fields))
 
 
 @strawberry.federation.type(

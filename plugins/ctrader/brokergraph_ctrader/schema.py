@@ -1,19 +1,20 @@
 """What the cTrader plugin adds to the schema: ``CTraderAccount`` (implements ``Account``).
 
-Every field of the ``Account`` interface comes from the core (``account_fields``);
+Every field of the ``Account`` interface comes from the core (``AccountType.lazily``);
 this type adds what only cTrader has.  Those fields are read from the trader object
-the connector kept in ``Account.raw``; where no payload is at hand (an idempotent
-replay rebuilds models without ``raw``) they are null rather than guessed.
+the connector kept in ``Account.raw``, when a query first asks for them; where no
+payload is at hand (an idempotent replay rebuilds models without ``raw``) they are
+null rather than guessed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -28,7 +29,6 @@ from gateway.contract.schema import (
     AccountWrite,
     RequestContext,
     UserError,
-    account_fields,
     cache_key,
     context_of,
     decode_account,
@@ -106,6 +106,29 @@ def _introducers(raw: Mapping[str, Any]) -> list[str]:
     return [v for v in (contact.get(k) for k in keys) if isinstance(v, str) and v]
 
 
+V = TypeVar("V")
+
+
+def _raw(m: Account) -> Mapping[str, Any]:
+    return m.raw or {}
+
+
+def _typed(value: Any, kind: type[V]) -> V | None:
+    return value if isinstance(value, kind) else None
+
+
+def _timestamps(m: Account) -> tuple[datetime | None, datetime | None]:
+    """registrationTimestamp and lastConnectionTimestamp (both None when either is unreadable)."""
+    raw = _raw(m)
+    try:
+        return (
+            epoch_ms(raw.get("registrationTimestamp")),
+            epoch_ms(raw.get("lastConnectionTimestamp")),
+        )
+    except Exception:  # a payload we cannot read leaves the extras empty
+        return None, None
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -140,28 +163,22 @@ class CTraderAccount(AccountType):
         "those names)."
     )
 
+    #: Read from the trader object only when a query asks for them (a warm
+    #: ``account { balance }`` reads none).
+    lazy_fields: ClassVar[Mapping[str, Callable[[Account], Any]]] = {
+        "money_digits": lambda m: _int(_raw(m).get("moneyDigits")),
+        "access_rights": lambda m: _enum(CTraderAccessRights, _raw(m).get("accessRights")),
+        "account_type": lambda m: _enum(CTraderAccountKind, _raw(m).get("accountType")),
+        "broker_name": lambda m: _typed(_raw(m).get("brokerName"), str),
+        "swap_free": lambda m: _typed(_raw(m).get("swapFree"), bool),
+        "registered_at": lambda m: _timestamps(m)[0] or m.created_at,
+        "last_connected_at": lambda m: _timestamps(m)[1],
+        "introducing_brokers": lambda m: None if m.raw is None else _introducers(m.raw),
+    }
+
     @classmethod
     def from_model(cls, m: Account) -> Self:
-        raw: Mapping[str, Any] = m.raw or {}
-        broker = raw.get("brokerName")
-        swap_free = raw.get("swapFree")
-        try:
-            registered = epoch_ms(raw.get("registrationTimestamp"))
-            connected = epoch_ms(raw.get("lastConnectionTimestamp"))
-        except Exception:  # a payload we cannot read leaves the extras empty
-            registered = connected = None
-        return cls(
-            **account_fields(m),
-            login=m.number,
-            money_digits=_int(raw.get("moneyDigits")),
-            access_rights=_enum(CTraderAccessRights, raw.get("accessRights")),
-            account_type=_enum(CTraderAccountKind, raw.get("accountType")),
-            broker_name=broker if isinstance(broker, str) else None,
-            swap_free=swap_free if isinstance(swap_free, bool) else None,
-            registered_at=registered or m.created_at,
-            last_connected_at=connected,
-            introducing_brokers=_introducers(raw) if m.raw is not None else None,
-        )
+        return cls.lazily(m, login=m.number)
 
     @strawberry.field(description="cTrader Copy sub-accounts of this account (4.4).")  # type: ignore[untyped-decorator]
     async def copy_sub_accounts(self, info: Info[Any, Any]) -> list[CTraderCopySubAccount] | None:
