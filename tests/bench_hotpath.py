@@ -3,7 +3,8 @@ against a bare Strawberry app serving the same cache.
 
 Run from the repository root (bounded: about two minutes, stops by itself)::
 
-    .venv/bin/python tests/bench_hotpath.py [--profile [CASE]]  # or: scripts/bench hotpath
+    .venv/bin/python tests/bench_hotpath.py      # or: scripts/bench hotpath
+    .venv/bin/python tests/bench_hotpath.py --only place --profile place_gateway
 
 Four processes, each on its own event loop (uvloop for the servers, as `brokergraph
 serve` runs): the QST and cTrader sandboxes (this file with ``--sandboxes``, HTTPS/WSS
@@ -189,6 +190,12 @@ async def timed(samples: list[float], call: Any) -> Any:
     return result
 
 
+def chosen(config: dict[str, Any], case: str) -> bool:
+    """Whether ``--only`` (a list of measures: place, deposit, balance, viewer) runs it."""
+    only: list[str] = config["only"]
+    return not only or case.split("_")[0] in only
+
+
 def mark(line: str) -> None:
     """Tell the orchestrator where a case starts or stops, and wait until it has read
     the servers' CPU time (nothing of ours is in flight meanwhile)."""
@@ -296,6 +303,7 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
             "deposit_gateway": (gateway_deposit, nothing),
             "deposit_direct": (direct_deposit, nothing),
         }
+        cases = {name: case for name, case in cases.items() if chosen(config, name)}
         samples: dict[str, list[float]] = {name: [] for name in cases}
         for call, undo in cases.values():
             for _ in range(WARMUP):
@@ -327,6 +335,8 @@ async def run_client(config: dict[str, Any]) -> dict[str, Any]:
             ("viewer_gateway", gateway_url, viewer, client_token),
             ("viewer_bare", config["bare_url"], viewer, None),
         ):
+            if not chosen(config, name):
+                continue
             # The servers' CPU time is counted between the marks (and one case profiled).
             mark(f"{CASE_START} {name}")
             rate, count = await throughput(url, body, token)
@@ -484,7 +494,7 @@ async def client_output(
         await process.stdin.drain()
 
 
-async def orchestrate(profiled: str | None) -> dict[str, Any]:
+async def orchestrate(profiled: str | None, only: list[str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-hotpath-") as name:
         directory = Path(name)
         profile = directory / "gateway.profile" if profiled else None
@@ -506,7 +516,7 @@ async def orchestrate(profiled: str | None) -> dict[str, Any]:
                 # For py-spy and the like: `py-spy top --pid <gateway>` while it runs.
                 print(f"pids: gateway {gateway.pid}, sandboxes {sandboxes.pid}", file=sys.stderr)
                 servers = {"gateway": gateway, "sandboxes": sandboxes}
-                config = {**sandboxes.info, **gateway.info}
+                config = {**sandboxes.info, **gateway.info, "only": only}
                 del config["connectors"]
                 results = await run_client_process(config, servers, profiled)
         if profile is not None:
@@ -572,6 +582,8 @@ def table(results: dict[str, Any]) -> str:
         ]
 
     def reads(case: str, measure: str, goal: str) -> list[str]:
+        if f"{case}_gateway" not in rate:  # not run (--only)
+            return []
         through, bare = rate[f"{case}_gateway"], rate[f"{case}_bare"]
         own, reference = gateway[f"{case}_gateway"], gateway[f"{case}_bare"]
         return [
@@ -581,15 +593,20 @@ def table(results: dict[str, Any]) -> str:
             f"| {own * 1e6:.0f} | {reference * 1e6:.0f} | {reference / own:.2f}x | {goal} |",
         ]
 
+    def writes(case: str, name: str, reference: str) -> list[str]:
+        if f"{case}_gateway" not in latency:  # not run (--only)
+            return []
+        return [
+            ratio(case, f"{name} p50 ms (reference: {reference})", latency) + " ≤ 3x |",
+            ratio(case, f"{name} p10 ms", p10) + " — |",
+            *cpu_rows(case, name + (" and its cancel" if case == "place" else "")),
+        ]
+
     rows = [
         "| measure | gateway | reference | ratio | goal |",
         "|---|---:|---:|---:|---|",
-        ratio("place", "QST `placeOrder` p50 ms (reference: direct protobuf)", latency) + " ≤ 3x |",
-        ratio("place", "QST `placeOrder` p10 ms", p10) + " — |",
-        *cpu_rows("place", "QST `placeOrder` and its cancel"),
-        ratio("deposit", "cTrader `deposit` p50 ms (reference: direct REST)", latency) + " ≤ 3x |",
-        ratio("deposit", "cTrader `deposit` p10 ms", p10) + " — |",
-        *cpu_rows("deposit", "cTrader `deposit`"),
+        *writes("place", "QST `placeOrder`", "direct protobuf"),
+        *writes("deposit", "cTrader `deposit`", "direct REST"),
         *reads("balance", "warm `account { balance }`", "≥ 0.6x"),
         *reads("viewer", "`{ viewer { role } }`", "≥ 0.9x"),
     ]
@@ -610,6 +627,12 @@ def main() -> None:
         help="cProfile the gateway process during one case (default: balance_gateway; "
         "place_gateway, deposit_gateway, viewer_gateway, ...)",
     )
+    parser.add_argument(
+        "--only",
+        metavar="MEASURES",
+        default="",
+        help="only these measures, comma-separated: place, deposit, balance, viewer",
+    )
     args = parser.parse_args()
     if args.client:
         config = json.loads(sys.stdin.readline())
@@ -620,7 +643,8 @@ def main() -> None:
     elif args.gateway:
         run_server(gateway_process(json.loads(Path(args.gateway).read_text())))
     else:
-        print(table(asyncio.run(orchestrate(args.profile))))
+        only = [name for name in args.only.split(",") if name]
+        print(table(asyncio.run(orchestrate(args.profile, only))))
 
 
 if __name__ == "__main__":
