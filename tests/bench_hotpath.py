@@ -1,7 +1,7 @@
 """Benchmark: the gateway's hot path — writes against their direct call, warm reads
 against a bare Strawberry app serving the same cache.
 
-Run from the repository root (bounded: about two minutes, stops by itself)::
+Run from the repository root (bounded: about a minute, stops by itself)::
 
     .venv/bin/python tests/bench_hotpath.py      # or: scripts/bench hotpath
     .venv/bin/python tests/bench_hotpath.py --only place --profile place_gateway
