@@ -78,6 +78,8 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from tests.bench_support import RawClient, post_bytes  # noqa: E402
+
 MESH = ROOT / "bench" / "mesh"
 HIVE = MESH / "node_modules" / ".bin" / "hive-gateway"
 COMPOSE = MESH / "node_modules" / ".bin" / "mesh-compose"
@@ -117,53 +119,10 @@ COMPARED = (
 # -- the load client (another process) -------------------------------------------------
 
 
-class RawClient:
-    """One keep-alive HTTP/1.1 connection: the cheapest client, so the servers are measured."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def open(cls, url: str) -> RawClient:
-        parsed = httpx.URL(url)
-        reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
-        return cls(reader, writer)
-
-    async def exchange(self, request: bytes) -> bytes:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"unexpected answer: {head[:200]!r}")
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                return await self.reader.readexactly(int(line.split(b":", 1)[1]))
-        raise RuntimeError(f"an answer without content-length: {head[:300]!r}")
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(OSError):
-            await self.writer.wait_closed()
-
-
-def post_bytes(url: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> bytes:
-    parsed = httpx.URL(url)
-    payload = json.dumps(body).encode()
-    lines = [
-        f"POST {parsed.raw_path.decode()} HTTP/1.1",
-        f"Host: {parsed.host}:{parsed.port}",
-        "Content-Type: application/json",
-        "Accept: application/json",
-        f"Content-Length: {len(payload)}",
-        *(f"{name}: {value}" for name, value in headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
-
-
 async def load(config: Mapping[str, Any]) -> dict[str, Any]:
     """CONCURRENCY closed loops: WARMUP_SECONDS unrecorded, then MEASURE_SECONDS recorded."""
     url = config["url"]
-    requests = [post_bytes(url, body, config["headers"]) for body in config["bodies"]]
+    requests = [post_bytes(url, body, headers=config["headers"]) for body in config["bodies"]]
     clients = [await RawClient.open(url) for _ in range(config["concurrency"])]
     for client, request in zip(clients, requests, strict=False):
         # A retry or two: a server idle since the last round may find its pooled upstream

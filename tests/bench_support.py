@@ -76,15 +76,23 @@ class RawClient:
             await self.writer.wait_closed()
 
 
-def post_bytes(url: str, body: Mapping[str, Any], token: str | None = None) -> bytes:
-    """A whole HTTP/1.1 POST of ``body`` as JSON (with a bearer ``token`` when given)."""
+def post_bytes(
+    url: str,
+    body: Mapping[str, Any],
+    token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """A whole HTTP/1.1 POST of ``body`` as JSON (with a bearer ``token`` and other
+    ``headers`` when given)."""
     parsed = httpx.URL(url)
     payload = json.dumps(body).encode()
     lines = [
         f"POST {parsed.raw_path.decode()} HTTP/1.1",
         f"Host: {parsed.host}:{parsed.port}",
         "Content-Type: application/json",
+        "Accept: application/json",
         f"Content-Length: {len(payload)}",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     if token is not None:
         lines.append(f"Authorization: Bearer {token}")
