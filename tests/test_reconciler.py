@@ -180,6 +180,7 @@ async def test_a_store_made_before_the_recovery_table_gains_it(tmp_path: Path) -
     async with engine.begin() as conn:
         # What 0.1.0's create_all made: no recovery (nor later) table, no migration record.
         await conn.execute(text("DROP TABLE transfers"))
+        await conn.execute(text("DROP INDEX ix_audit_log_target_at_id"))
         await conn.execute(text("DROP TABLE idempotency_recovery"))
         await conn.execute(text("DROP TABLE alembic_version"))
     await engine.dispose()
