@@ -123,7 +123,7 @@ def provisioning_mutation(options: PlatformOptions) -> type:
             validate=_new_trader,
             dispatch=_create_trader,
             payload=ProvisioningPayload,
-            reference=lambda p: p.trader.external_id if p.trader else None,
+            reference=_trader_reference,
         )
 
     async def open_account(self: Any, info: Info[Any, Any], input: Any) -> AccountPayload:
@@ -147,7 +147,7 @@ def provisioning_mutation(options: PlatformOptions) -> type:
             validate=_new_account,
             dispatch=_open_account,
             payload=AccountPayload,
-            reference=lambda p: p.account.external_id if p.account else None,
+            reference=_account_reference,
         )
 
     async def update_account(
