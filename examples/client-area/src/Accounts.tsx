@@ -3,6 +3,8 @@ import { useQuery } from "urql";
 import { graphql } from "./gql";
 import type { MyAccountsQuery } from "./gql/graphql";
 import { Orders } from "./Orders";
+import { money } from "./format";
+import { ErrorRow, PartialNotice, errorsAt } from "./ui/PartialList";
 
 const MyAccounts = graphql(`
   query MyAccounts {
@@ -41,19 +43,6 @@ const MyAccounts = graphql(`
 `);
 
 type Account = NonNullable<NonNullable<MyAccountsQuery["me"]>["accounts"][number]>;
-type Money = { amount: string; currency: string } | null | undefined;
-
-/** Amounts are decimal strings from the API: shown as sent, never through a float. */
-function money(value: Money): string {
-  return value ? `${value.amount} ${value.currency}` : "—";
-}
-
-interface PartialError {
-  index: number;
-  message: string;
-  code: string;
-  platform: string | null;
-}
 
 export function Accounts() {
   const [{ data, error, fetching }] = useQuery({ query: MyAccounts });
@@ -65,21 +54,7 @@ export function Accounts() {
   }
   // A platform that fails leaves its entry null with a typed error at its path
   // (me.accounts.<index>); the other platforms' accounts still answer.
-  const partial: PartialError[] = (error?.graphQLErrors ?? []).flatMap((item) => {
-    const path = item.path ?? [];
-    if (path[0] !== "me" || path[1] !== "accounts" || typeof path[2] !== "number") return [];
-    // The gateway names the failing platform in extensions.details.platform.
-    const extensions = item.extensions as { code?: unknown; details?: { platform?: unknown } };
-    const platform = extensions.details?.platform;
-    return [
-      {
-        index: path[2],
-        message: item.message,
-        code: String(extensions.code ?? "ERROR"),
-        platform: typeof platform === "string" ? platform : null,
-      },
-    ];
-  });
+  const partial = errorsAt(error, "me", "accounts");
   const accounts = data.me.accounts;
   const qst = accounts.filter((a): a is Account => a?.platform === "qst");
   const trading = accounts.find((a) => a?.id === selected) ?? qst[0] ?? null;
@@ -90,11 +65,7 @@ export function Accounts() {
         <h2 id="accounts-title">
           Accounts of {data.me.name} ({data.me.code})
         </h2>
-        {partial.length > 0 && (
-          <p className="partial" role="status">
-            Partial result: {partial.length} account(s) could not be read.
-          </p>
-        )}
+        <PartialNotice count={partial.size} noun="account" />
         <table className="accounts">
           <thead>
             <tr>
@@ -110,17 +81,18 @@ export function Accounts() {
           <tbody>
             {accounts.map((account, index) => {
               if (account === null) {
-                const failure = partial.find((p) => p.index === index);
+                const failure = partial.get(index);
+                const path = `me.accounts.${index}`;
+                // The entry's own path, even where the error names a field inside it.
                 return (
-                  <tr key={`error-${index}`} className="account-error" data-index={index}>
-                    <td>
-                      <span className="badge badge-error">{failure?.platform ?? "unknown"}</span>
-                    </td>
-                    <td colSpan={6}>
-                      <strong>{failure?.code ?? "ERROR"}</strong> at me.accounts.{index}:{" "}
-                      {failure?.message ?? "not available"}
-                    </td>
-                  </tr>
+                  <ErrorRow
+                    key={`error-${index}`}
+                    failure={failure && { ...failure, path }}
+                    index={index}
+                    span={6}
+                    kind="account"
+                    path={path}
+                  />
                 );
               }
               return (

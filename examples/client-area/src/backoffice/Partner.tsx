@@ -4,6 +4,8 @@ import { graphql } from "../gql";
 import type { PartnerOverviewQuery } from "../gql/graphql";
 import { describe, failureKind, type Outcome } from "./outcome";
 import { Steps, type Step } from "./Steps";
+import { money } from "../format";
+import { ErrorRow, PartialNotice, errorsAt } from "../ui/PartialList";
 
 export const PartnerOverview = graphql(`
   query PartnerOverview($code: String!) {
@@ -111,68 +113,14 @@ const EnableTrading = graphql(`
 `);
 
 type Partner = NonNullable<PartnerOverviewQuery["businessPartner"]>;
-type Money = { amount: string; currency: string } | null | undefined;
-
-/** Amounts are decimal strings from the API: shown as sent, never through a float. */
-function money(value: Money): string {
-  return value ? `${value.amount} ${value.currency}` : "—";
-}
-
-/** A null entry's typed error, from the GraphQL error at its path. */
-export interface PathError {
-  path: string;
-  code: string;
-  message: string;
-  platform: string | null;
-}
-
-/**
- * Errors at businessPartner.<list>.<index>: a platform that fails nulls only its own
- * accounts or traders, and says why at their path; the others still answer.
- */
-export function errorsAt(error: CombinedError | undefined, list: string): Map<number, PathError> {
-  const found = new Map<number, PathError>();
-  for (const item of error?.graphQLErrors ?? []) {
-    const path = item.path ?? [];
-    if (path[0] !== "businessPartner" || path[1] !== list || typeof path[2] !== "number") continue;
-    const extensions = item.extensions as { code?: unknown; details?: { platform?: unknown } };
-    const platform = extensions.details?.platform;
-    found.set(path[2], {
-      path: path.join("."),
-      code: String(extensions.code ?? "ERROR"),
-      message: item.message,
-      platform: typeof platform === "string" ? platform : null,
-    });
-  }
-  return found;
-}
-
-function ErrorRow({ failure, index, span, kind }: { failure?: PathError; index: number; span: number; kind: string }) {
-  return (
-    <tr className={`${kind}-error`} data-index={index}>
-      <td>
-        <span className="badge badge-error">{failure?.platform ?? "unknown"}</span>
-      </td>
-      <td colSpan={span}>
-        <strong>{failure?.code ?? "ERROR"}</strong> at {failure?.path ?? `businessPartner.${kind}s.${index}`}:{" "}
-        {failure?.message ?? "not available"}
-      </td>
-    </tr>
-  );
-}
-
 /** The partner's accounts on every platform; a failing platform's rows carry its error. */
 export function AccountsTable({ partner, error }: { partner: Partner; error: CombinedError | undefined }) {
-  const failures = errorsAt(error, "accounts");
+  const failures = errorsAt(error, "businessPartner", "accounts");
   return (
     // Not a labelled region: its name would also answer to the money form's "Account".
     <section className="bo-panel">
       <h3>Accounts on every platform</h3>
-      {failures.size > 0 && (
-        <p className="partial" role="status">
-          Partial result: {failures.size} account(s) could not be read.
-        </p>
-      )}
+      <PartialNotice count={failures.size} noun="account" />
       <table className="accounts partner-accounts">
         <thead>
           <tr>
@@ -188,7 +136,7 @@ export function AccountsTable({ partner, error }: { partner: Partner; error: Com
         <tbody>
           {partner.accounts.map((a, index) =>
             a === null ? (
-              <ErrorRow key={`error-${index}`} failure={failures.get(index)} index={index} span={6} kind="account" />
+              <ErrorRow key={`error-${index}`} failure={failures.get(index)} index={index} span={6} kind="account" path={`businessPartner.accounts.${index}`} />
             ) : (
               <tr key={a.id} data-platform={a.platform} data-account={a.number} data-status={a.status}>
                 <td>
@@ -225,7 +173,7 @@ export function TradersTable({
   capabilities: Map<string, Set<string>>;
   onChanged: () => void;
 }) {
-  const failures = errorsAt(error, "traders");
+  const failures = errorsAt(error, "businessPartner", "traders");
   const [, deactivate] = useMutation(DeactivateTrader);
   const [, reactivate] = useMutation(ReactivateTrader);
   const [, enableTrading] = useMutation(EnableTrading);
@@ -272,11 +220,7 @@ export function TradersTable({
   return (
     <section aria-labelledby="partner-traders-title" className="bo-panel">
       <h3 id="partner-traders-title">Traders on every platform</h3>
-      {failures.size > 0 && (
-        <p className="partial" role="status">
-          Partial result: {failures.size} trader(s) could not be read.
-        </p>
-      )}
+      <PartialNotice count={failures.size} noun="trader" />
       <table className="traders">
         <thead>
           <tr>
@@ -290,7 +234,7 @@ export function TradersTable({
         <tbody>
           {partner.traders.map((t, index) =>
             t === null ? (
-              <ErrorRow key={`error-${index}`} failure={failures.get(index)} index={index} span={4} kind="trader" />
+              <ErrorRow key={`error-${index}`} failure={failures.get(index)} index={index} span={4} kind="trader" path={`businessPartner.traders.${index}`} />
             ) : (
               <tr key={t.id} data-platform={t.platform} data-trader={t.externalId} data-status={t.status}>
                 <td>

@@ -1,4 +1,3 @@
-import { useState } from "react";
 import { useQuery } from "urql";
 import { graphql } from "../gql";
 import { runningTotals } from "../decimal";
@@ -22,10 +21,9 @@ import {
   ErrorLine,
   PeriodFields,
   fieldError,
-  lastDays,
   money,
   periodVariables,
-  useClientContext,
+  useAccountPeriod,
   type Period,
 } from "./common";
 
@@ -101,11 +99,7 @@ const AccountAnalytics = graphql(`
 
 /** Seed 003's analytics of one account for a period: P&L over time, win/loss, volumes, symbols. */
 export function Analytics() {
-  const context = useClientContext("ACCOUNT_ANALYTICS");
-  const [chosen, setChosen] = useState<string | null>(null);
-  const [draft, setDraft] = useState<Period>(() => lastDays(90));
-  const [period, setPeriod] = useState<Period>(draft);
-  const accountId = chosen ?? context.accounts[0]?.id ?? null;
+  const { context, accountId, setChosen, draft, setDraft, period, show } = useAccountPeriod("ACCOUNT_ANALYTICS", 90);
 
   return (
     <section aria-labelledby="analytics-title">
@@ -120,7 +114,7 @@ export function Analytics() {
             className="toolbar"
             onSubmit={(event) => {
               event.preventDefault();
-              setPeriod(draft);
+              show();
             }}
           >
             <AccountPicker accounts={context.accounts} value={accountId} onChange={setChosen} />

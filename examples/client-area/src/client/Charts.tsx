@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, useState } from "react";
+import { useEffect, useId, useRef, useState, type ReactNode, type RefObject } from "react";
 import { nice, ticks } from "d3-array";
 import { utcTicks } from "d3-time";
 
@@ -51,6 +51,47 @@ function useWidth(initial = 600) {
   return { ref, width };
 }
 
+/**
+ * A chart's figure: its caption, and the SVG at the measured width of its box, named by
+ * the caption and described by `desc` (what a screen reader is told of the marks).
+ */
+function ChartFrame({
+  name,
+  caption,
+  desc,
+  box,
+  width,
+  height,
+  children,
+}: {
+  name: string;
+  caption: string;
+  desc: string;
+  box: RefObject<HTMLDivElement>;
+  width: number;
+  height: number;
+  children: ReactNode;
+}) {
+  const id = useId();
+  return (
+    <figure className="chart" data-chart={name}>
+      <figcaption id={`${id}-caption`}>{caption}</figcaption>
+      <div ref={box} className="chart-box">
+        <svg
+          role="img"
+          aria-labelledby={`${id}-caption ${id}-desc`}
+          width={width}
+          height={height}
+          viewBox={`0 0 ${width} ${height}`}
+        >
+          <desc id={`${id}-desc`}>{desc}</desc>
+          {children}
+        </svg>
+      </div>
+    </figure>
+  );
+}
+
 export interface LinePoint {
   /** ISO instant. */
   at: string;
@@ -76,7 +117,6 @@ export function StepChart({
   unit: string;
   name: string;
 }) {
-  const id = useId();
   const { ref, width } = useWidth();
   const height = 220;
   const margin = { top: 12, right: 12, bottom: 28, left: 72 };
@@ -96,57 +136,50 @@ export function StepChart({
   const path = stepPath(coords);
   const last = points[points.length - 1];
   return (
-    <figure className="chart" data-chart={name}>
-      <figcaption id={`${id}-caption`}>{caption}</figcaption>
-      <div ref={ref} className="chart-box">
-        <svg
-          role="img"
-          aria-labelledby={`${id}-caption ${id}-desc`}
-          width={width}
-          height={height}
-          viewBox={`0 0 ${width} ${height}`}
+    <ChartFrame
+      name={name}
+      caption={caption}
+      box={ref}
+      width={width}
+      height={height}
+      desc={
+        points.length ? `${points.length} points; ${last.value} ${unit} at the end of the period.` : "Nothing in the period."
+      }
+    >
+      {yTicks.map((tick) => (
+        <g key={tick} className="tick" transform={`translate(0,${y(tick)})`}>
+          <line x1={margin.left} x2={width - margin.right} className={tick === 0 ? "zero" : "grid"} />
+          <text x={margin.left - 6} dy="0.32em" textAnchor="end">
+            {tickLabel(tick, yStep)}
+          </text>
+        </g>
+      ))}
+      {utcTicks(t0, t1, Math.max(2, Math.floor(width / 110))).map((tick) => (
+        <text
+          key={tick.toISOString()}
+          className="tick"
+          x={x(tick)}
+          y={height - 8}
+          textAnchor="middle"
         >
-          <desc id={`${id}-desc`}>
-            {points.length
-              ? `${points.length} points; ${last.value} ${unit} at the end of the period.`
-              : "Nothing in the period."}
-          </desc>
-          {yTicks.map((tick) => (
-            <g key={tick} className="tick" transform={`translate(0,${y(tick)})`}>
-              <line x1={margin.left} x2={width - margin.right} className={tick === 0 ? "zero" : "grid"} />
-              <text x={margin.left - 6} dy="0.32em" textAnchor="end">
-                {tickLabel(tick, yStep)}
-              </text>
-            </g>
-          ))}
-          {utcTicks(t0, t1, Math.max(2, Math.floor(width / 110))).map((tick) => (
-            <text
-              key={tick.toISOString()}
-              className="tick"
-              x={x(tick)}
-              y={height - 8}
-              textAnchor="middle"
-            >
-              {dayLabel(tick)}
-            </text>
-          ))}
-          <path d={path} className="line" />
-          {points.map((p, i) => (
-            <circle
-              key={`${p.at}-${i}`}
-              className="point"
-              cx={coords[i + 1][0]}
-              cy={coords[i + 1][1]}
-              r={3}
-              data-at={p.at}
-              data-value={p.value}
-            >
-              <title>{`${p.at.slice(0, 10)} ${p.label}: ${p.value} ${unit}`}</title>
-            </circle>
-          ))}
-        </svg>
-      </div>
-    </figure>
+          {dayLabel(tick)}
+        </text>
+      ))}
+      <path d={path} className="line" />
+      {points.map((p, i) => (
+        <circle
+          key={`${p.at}-${i}`}
+          className="point"
+          cx={coords[i + 1][0]}
+          cy={coords[i + 1][1]}
+          r={3}
+          data-at={p.at}
+          data-value={p.value}
+        >
+          <title>{`${p.at.slice(0, 10)} ${p.label}: ${p.value} ${unit}`}</title>
+        </circle>
+      ))}
+    </ChartFrame>
   );
 }
 
@@ -161,7 +194,6 @@ export interface Bar {
 
 /** Horizontal bars, longest first as given, lengths proportional to `value`. */
 export function BarChart({ caption, bars, name }: { caption: string; bars: Bar[]; name: string }) {
-  const id = useId();
   const { ref, width } = useWidth();
   const row = 26;
   // Room for the longest label (about 7 px a character at 12 px), within a third of the width.
@@ -172,44 +204,37 @@ export function BarChart({ caption, bars, name }: { caption: string; bars: Bar[]
   const values = bars.map((b) => Number(b.value));
   const x = linear([0, Math.max(0, ...values) || 1], [0, Math.max(10, width - labelWidth - textWidth - 8)]);
   return (
-    <figure className="chart" data-chart={name}>
-      <figcaption id={`${id}-caption`}>{caption}</figcaption>
-      <div ref={ref} className="chart-box">
-        <svg
-          role="img"
-          aria-labelledby={`${id}-caption ${id}-desc`}
-          width={width}
-          height={height}
-          viewBox={`0 0 ${width} ${height}`}
+    <ChartFrame
+      name={name}
+      caption={caption}
+      box={ref}
+      width={width}
+      height={height}
+      desc={bars.length ? bars.map((b) => `${b.label}: ${b.text}`).join("; ") : "Nothing in the period."}
+    >
+      {bars.length === 0 && (
+        <text x={0} y={18} className="tick">
+          Nothing in the period
+        </text>
+      )}
+      {bars.map((bar, i) => (
+        <g
+          key={bar.label}
+          className={`bar ${bar.tone ?? ""}`}
+          transform={`translate(0,${i * row + 2})`}
+          data-label={bar.label}
+          data-value={bar.value}
         >
-          <desc id={`${id}-desc`}>
-            {bars.length ? bars.map((b) => `${b.label}: ${b.text}`).join("; ") : "Nothing in the period."}
-          </desc>
-          {bars.length === 0 && (
-            <text x={0} y={18} className="tick">
-              Nothing in the period
-            </text>
-          )}
-          {bars.map((bar, i) => (
-            <g
-              key={bar.label}
-              className={`bar ${bar.tone ?? ""}`}
-              transform={`translate(0,${i * row + 2})`}
-              data-label={bar.label}
-              data-value={bar.value}
-            >
-              <title>{`${bar.label}: ${bar.text}`}</title>
-              <text x={0} y={row / 2} dy="0.32em" className="bar-label">
-                {bar.label}
-              </text>
-              <rect x={labelWidth} y={3} height={row - 8} width={Math.max(0, x(values[i]))} />
-              <text x={labelWidth + Math.max(0, x(values[i])) + 6} y={row / 2} dy="0.32em" className="bar-text">
-                {bar.text}
-              </text>
-            </g>
-          ))}
-        </svg>
-      </div>
-    </figure>
+          <title>{`${bar.label}: ${bar.text}`}</title>
+          <text x={0} y={row / 2} dy="0.32em" className="bar-label">
+            {bar.label}
+          </text>
+          <rect x={labelWidth} y={3} height={row - 8} width={Math.max(0, x(values[i]))} />
+          <text x={labelWidth + Math.max(0, x(values[i])) + 6} y={row / 2} dy="0.32em" className="bar-text">
+            {bar.text}
+          </text>
+        </g>
+      ))}
+    </ChartFrame>
   );
 }

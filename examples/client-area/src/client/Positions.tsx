@@ -1,4 +1,3 @@
-import { useState } from "react";
 import { useQuery } from "urql";
 import { graphql } from "../gql";
 import {
@@ -6,10 +5,9 @@ import {
   ErrorLine,
   PeriodFields,
   fieldError,
-  lastDays,
   money,
   periodVariables,
-  useClientContext,
+  useAccountPeriod,
   when,
   type Period,
 } from "./common";
@@ -66,11 +64,7 @@ const AccountDeals = graphql(`
 
 /** An account's open positions, and its deals in a period. */
 export function Positions() {
-  const context = useClientContext("ACCOUNT_READS");
-  const [chosen, setChosen] = useState<string | null>(null);
-  const [draft, setDraft] = useState<Period>(() => lastDays(30));
-  const [period, setPeriod] = useState<Period>(draft);
-  const accountId = chosen ?? context.accounts[0]?.id ?? null;
+  const { context, accountId, setChosen, draft, setDraft, period, show } = useAccountPeriod("ACCOUNT_READS", 30);
   return (
     <section aria-labelledby="positions-title">
       <h2 id="positions-title">Positions and deals</h2>
@@ -85,7 +79,7 @@ export function Positions() {
             className="toolbar"
             onSubmit={(event) => {
               event.preventDefault();
-              setPeriod(draft);
+              show();
             }}
           >
             <PeriodFields value={draft} onChange={setDraft} />

@@ -1,4 +1,4 @@
-import { createContext, useContext } from "react";
+import { createContext, useContext, useState } from "react";
 import { useQuery, type CombinedError } from "urql";
 import { graphql } from "../gql";
 import type { ClientContextQuery } from "../gql/graphql";
@@ -23,12 +23,7 @@ const ClientContext = graphql(`
 `);
 
 export type ClientAccount = NonNullable<NonNullable<ClientContextQuery["me"]>["accounts"][number]>;
-export type Money = { amount: string; currency: string } | null | undefined;
-
-/** Amounts are decimal strings from the API: shown as sent, never through a float. */
-export function money(value: Money): string {
-  return value ? `${value.amount} ${value.currency}` : "—";
-}
+export { money, type Money } from "../format";
 
 /** An ISO instant as a short UTC date and time. */
 export function when(iso: string | null | undefined): string {
@@ -102,6 +97,19 @@ export function periodVariables(period: Period): { from: string; to: string } {
   const end = new Date(`${period.to}T00:00:00Z`);
   end.setUTCDate(end.getUTCDate() + 1);
   return { from: `${period.from}T00:00:00Z`, to: end.toISOString().replace(".000Z", "Z") };
+}
+
+/**
+ * A page's choice of one of the accounts that serve `capability`, and of a period: the
+ * period being edited (`draft`) and the one shown, which `show()` makes the draft.
+ */
+export function useAccountPeriod(capability: string, days: number) {
+  const context = useClientContext(capability);
+  const [chosen, setChosen] = useState<string | null>(null);
+  const [draft, setDraft] = useState<Period>(() => lastDays(days));
+  const [period, setPeriod] = useState<Period>(draft);
+  const accountId = chosen ?? context.accounts[0]?.id ?? null;
+  return { context, accountId, setChosen, draft, setDraft, period, show: () => setPeriod(draft) };
 }
 
 export function PeriodFields({ value, onChange }: { value: Period; onChange: (p: Period) => void }) {
