@@ -1,4 +1,4 @@
-import { useEffect, useId, useRef, useState, type ReactNode, type RefObject } from "react";
+import { useId, useLayoutEffect, useRef, useState, type ReactNode, type RefObject } from "react";
 import { nice, ticks } from "d3-array";
 import { utcTicks } from "d3-time";
 
@@ -38,9 +38,12 @@ function stepPath(points: [number, number][]): string {
 function useWidth(initial = 600) {
   const ref = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(initial);
-  useEffect(() => {
+  // Measured before the first paint (a layout effect), so a chart never shows, nor is
+  // measured by a test, at the initial width on a narrower screen.
+  useLayoutEffect(() => {
     const box = ref.current;
     if (!box) return;
+    if (box.clientWidth > 0) setWidth(Math.floor(box.clientWidth));
     const observer = new ResizeObserver(([entry]) => {
       const measured = Math.floor(entry.contentRect.width);
       if (measured > 0) setWidth(measured);
