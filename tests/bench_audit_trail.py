@@ -18,26 +18,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import secrets
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import create_async_engine
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: tests/ is on the path, not the root
+    sys.path.insert(0, str(ROOT))
 
-from gateway.graphql.audit import _order_prefix
-from gateway.graphql.ids import encode_id
-from gateway.store import Store
-from gateway.store._tables import audit_log
+from sqlalchemy import insert  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+
+from gateway.graphql.audit import _order_prefix  # noqa: E402
+from gateway.graphql.ids import encode_id  # noqa: E402
+from gateway.store import Store  # noqa: E402
+from gateway.store._tables import audit_log  # noqa: E402
+from tests.services import fresh_database  # noqa: E402
 
 ROWS = 200_000
 PARTNERS = 2_000
@@ -45,9 +46,6 @@ ACCOUNTS = 3  # per partner
 PAGE = 50
 READS = 30
 START = datetime(2026, 9, 1, tzinfo=UTC)
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "BROKERGRAPH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 def _account(partner: int, n: int) -> str:
@@ -95,25 +93,6 @@ def _trail_of(partner: int) -> tuple[set[str], set[str]]:
     exact |= {encode_id("Transfer", f"tr-{partner}-{k}") for k in range(7)}
     prefixes = {_order_prefix("toy", _account(partner, n)) for n in range(ACCOUNTS)}
     return exact, prefixes
-
-
-@asynccontextmanager
-async def _postgres() -> AsyncIterator[str]:
-    name = f"brokergraph_bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def _fill(url: str, rows: list[dict[str, Any]]) -> None:
@@ -185,7 +164,7 @@ async def main(backends: list[str]) -> None:
             for line in await _bench("SQLite", url, rows):
                 print(line, flush=True)
     if "postgres" in backends:
-        async with _postgres() as url:
+        async with fresh_database("brokergraph_bench") as url:
             for line in await _bench("PostgreSQL", url, rows):
                 print(line, flush=True)
 

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import websockets
 from brokergraph_ctrader.connector import CTraderConnector
@@ -45,7 +44,7 @@ from gateway.graphql.ids import encode_id
 from gateway.sandboxes import Sandbox, seed_demo
 from gateway.store import Store
 from tests.private_redis import PrivateRedis, private_redis
-from tests.services import POSTGRES_ADMIN_DSN
+from tests.services import fresh_database
 
 __all__ = [
     "PLATFORMS",
@@ -198,26 +197,6 @@ async def replicas(
 # -- a whole cluster: database, private Redis, every sandbox, N replicas ------------------
 
 
-@contextlib.asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
-    name = f"brokergraph_cluster_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 @dataclass
 class Sandboxes:
     """The four vendors' sandboxes, in the test process."""
@@ -340,7 +319,7 @@ async def running_cluster(
     sandbox; the dxFeed sandbox calls back the first replica.  ``single_process``: one
     default replica instead (SQLite, in-memory cache and event log), for comparisons."""
     async with contextlib.AsyncExitStack() as stack:
-        dsn = await stack.enter_async_context(fresh_database())
+        dsn = await stack.enter_async_context(fresh_database("brokergraph_cluster"))
         redis = await stack.enter_async_context(private_redis(directory))
         sandboxes = Sandboxes(QstSandbox(), QortSandbox(), CTraderSandbox(), DxTradeSandbox())
         for sandbox in sandboxes.all():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -23,26 +24,36 @@ def _unavailable(service: str, error: BaseException) -> None:
     pytest.fail(message + "; start it or set BROKERGRAPH_SKIP_SERVICES=1 locally", pytrace=False)
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"brokergraph_test_{secrets.token_hex(6)}"
-    try:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as error:
-        _unavailable("PostgreSQL", error)
-        raise
+@contextlib.asynccontextmanager
+async def fresh_database(prefix: str = "brokergraph_test") -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield f"{base}/{name}"
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(fresh_database())
+        except (OSError, asyncpg.PostgresError) as error:
+            _unavailable("PostgreSQL", error)
+            raise
+        yield url
 
 
 @pytest.fixture
