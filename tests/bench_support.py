@@ -18,7 +18,7 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -172,16 +172,28 @@ class QstDirect:
 # -- server processes ----------------------------------------------------------------------
 
 
-async def serve_until_stopped(info: Mapping[str, Any]) -> None:
+async def serve_until_stopped(
+    info: Mapping[str, Any], answers: Mapping[signal.Signals, Callable[[], str]] | None = None
+) -> None:
     """The child's side: print ``info`` as one JSON line, then print the process's CPU
-    seconds at each SIGUSR1, until SIGTERM or SIGINT."""
+    seconds at each SIGUSR1 (and the line ``answers[sig]()`` makes at each of those
+    signals), until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: print(time.process_time(), flush=True))
+    every: dict[signal.Signals, Callable[[], str]] = {
+        signal.SIGUSR1: lambda: str(time.process_time()),
+        **(answers or {}),
+    }
+    for sig, answer in every.items():
+        loop.add_signal_handler(sig, _print_answer, answer)
     print(json.dumps(info), flush=True)
     await stop.wait()
+
+
+def _print_answer(answer: Callable[[], str]) -> None:
+    print(answer(), flush=True)
 
 
 class ServerProcess:
@@ -234,9 +246,13 @@ class ServerProcess:
 
     async def cpu(self) -> float:
         """The process's CPU seconds so far (user and system, every thread)."""
+        return float(await self.ask(signal.SIGUSR1))
+
+    async def ask(self, sig: signal.Signals) -> str:
+        """Send ``sig`` and read the line the child answers it with."""
         assert self._process is not None
-        self._process.send_signal(signal.SIGUSR1)
-        return float(await self._line(STOP_SECONDS))
+        self._process.send_signal(sig)
+        return (await self._line(STOP_SECONDS)).decode().strip()
 
     async def _line(self, within: float) -> bytes:
         assert self._process is not None and self._process.stdout is not None

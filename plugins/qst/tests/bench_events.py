@@ -5,9 +5,9 @@ Run from the repository root (``scripts/bench qst`` does)::
     .venv/bin/python plugins/qst/tests/bench_events.py [--profile] [--fanout-only|--before-only]
         [--subscribers N,N...] [--no-spread] [--no-placements]
 
-The QST sandbox and the gateway under uvicorn share this process and event loop; the
-graphql-transport-ws subscribers run in separate client processes (clients in the
-gateway's loop would be timed as gateway work).  Timestamps are ``perf_counter``,
+The gateway under uvicorn runs in this process, the QST sandbox in a process of its own
+and the graphql-transport-ws subscribers in client processes (a sandbox or clients on
+the gateway's loop would be timed as gateway work).  Timestamps are ``perf_counter``,
 which is the machine's monotonic clock in every process.  Prints markdown:
 
 1. emit → client latency of ``orderEvents``, p50/p99, with the gateway's CPU per
@@ -50,6 +50,8 @@ import json
 import logging
 import pstats
 import resource
+import signal
+import ssl
 import statistics
 import sys
 import tempfile
@@ -90,7 +92,7 @@ from plugins.qst.tests.qst_testkit import (  # noqa: E402
     account_gid,
     connector,
 )
-from tests.bench_support import QstDirect  # noqa: E402
+from tests.bench_support import QstDirect, ServerProcess, serve_until_stopped  # noqa: E402
 
 #: subscribers on one account -> measured rounds (3 Order notifications each)
 EVENT_CASES = {1: 30, 100: 20, 1000: 10, 10000: 3}
@@ -357,8 +359,11 @@ class Measured:
         #: The client processes' CPU seconds and events over the measured rounds.
         self.client_cpu = 0.0
         self.client_events = 0
-        #: Seconds the gateway process spent in garbage collections over those rounds.
+        #: Seconds the gateway process spent in garbage collections over those rounds,
+        #: and in the full ones (of the oldest generation: every tracked object).
         self.gc_seconds = 0.0
+        self.full_gc_seconds = 0.0
+        self.full_collections = 0
         self._gc_started = 0.0
         self._cpu0 = 0.0
         self._rss0 = 0.0
@@ -373,7 +378,11 @@ class Measured:
         if phase == "start":
             self._gc_started = time.perf_counter()
         else:
-            self.gc_seconds += time.perf_counter() - self._gc_started
+            took = time.perf_counter() - self._gc_started
+            self.gc_seconds += took
+            if info["generation"] == 2:
+                self.full_gc_seconds += took
+                self.full_collections += 1
 
     def stop(self, deliveries: int) -> None:
         gc.callbacks.remove(self._collecting)
@@ -390,7 +399,8 @@ class Measured:
             f"| {mode} | {shape} | {self.subscribers} | {len(self.samples)} "
             f"| {ms(statistics.median(self.samples))} | {ms(percentile(self.samples, 0.99))} "
             f"| {per_delivery:.0f} | {self.rss_growth:+.0f} | {per_event:.0f} "
-            f"| {self.gc_seconds * 1000:.0f} |"
+            f"| {self.gc_seconds * 1000:.0f} "
+            f"| {self.full_collections}, {self.full_gc_seconds * 1000:.0f} |"
         )
 
     def clients(self, clients: Clients) -> None:
@@ -433,51 +443,94 @@ def fanout(gateway: TestGateway, enabled: bool) -> Iterator[None]:
             view.graphql_transport_ws_handler_class = fanned
 
 
+#: Order notifications the sandbox sends for a placement (New Order, Working), and
+#: with its cancel (Canceled): counted in the sandbox's process, checked after a case.
+PLACED_EVENTS = 2
+CANCELLED_EVENTS = 3
+
+
 async def one_account(
     gateway: TestGateway,
-    sandbox: QstSandbox,
+    sandbox: ServerProcess,
     subscribers: int,
     rounds: int,
     profiler: cProfile.Profile | None = None,
 ) -> Measured:
     qst = connector(gateway)
-    emits: dict[str, list[float]] = defaultdict(list)
-    sandbox.on_emit = lambda number, at: emits[number].append(at)
     measured = Measured(subscribers, profiler)
     variables = [{"id": account_gid(ACCOUNT)}] * subscribers
     orders: set[str] = set()
-    try:
-        token = gateway.tokens["client"]
-        async with Clients(gateway.websocket_url, token, QUERY, variables) as clients:
-            for round_number in range(WARMUP + rounds):
-                if round_number == WARMUP:
-                    measured.start()
-                    orders.clear()
-                    await clients.mark()
-                request = PlaceOrderRequest(
-                    account_id=ACCOUNT,
-                    symbol="ESZ26",
-                    side=OrderSide.BUY,
-                    type=OrderType.LIMIT,
-                    quantity=Decimal(1),
-                    price=Decimal("1000.00"),
-                    time_in_force=TimeInForce.GTC,
-                    idempotency_key=f"bench-{uuid.uuid4().hex}",
-                )
-                # Each QST burst (New Order + Working, then Canceled) fans out fully
-                # before the next: latency, not a backlog of rounds, is measured.
-                order = await qst.place_order(request)
-                orders.add(order.id)
-                await clients.wait(len(emits[order.id]), order.id)
-                await qst.cancel_order(ACCOUNT, order.id)
-                await clients.wait(len(emits[order.id]), order.id)
-            events = sum(len(emits[o]) for o in orders)
-            measured.stop(events * subscribers)
-            measured.samples = matched(emits, await clients.arrivals(), orders)
-            measured.clients(clients)
-    finally:
-        sandbox.on_emit = None
+    token = gateway.tokens["client"]
+    async with Clients(gateway.websocket_url, token, QUERY, variables) as clients:
+        for round_number in range(WARMUP + rounds):
+            if round_number == WARMUP:
+                measured.start()
+                orders.clear()
+                await clients.mark()
+            request = PlaceOrderRequest(
+                account_id=ACCOUNT,
+                symbol="ESZ26",
+                side=OrderSide.BUY,
+                type=OrderType.LIMIT,
+                quantity=Decimal(1),
+                price=Decimal("1000.00"),
+                time_in_force=TimeInForce.GTC,
+                idempotency_key=f"bench-{uuid.uuid4().hex}",
+            )
+            # Each QST burst (New Order + Working, then Canceled) fans out fully
+            # before the next: latency, not a backlog of rounds, is measured.
+            order = await qst.place_order(request)
+            orders.add(order.id)
+            await clients.wait(PLACED_EVENTS, order.id)
+            await qst.cancel_order(ACCOUNT, order.id)
+            await clients.wait(CANCELLED_EVENTS, order.id)
+        measured.stop(len(orders) * CANCELLED_EVENTS * subscribers)
+        emits = await sandbox_emits(sandbox)
+        counted = {len(emits.get(o, ())) for o in orders}
+        if counted != {CANCELLED_EVENTS}:
+            raise RuntimeError(f"the sandbox sent {counted} notifications an order, not 3")
+        measured.samples = matched(emits, await clients.arrivals(), orders)
+        measured.clients(clients)
     return measured
+
+
+async def sandbox_emits(sandbox: ServerProcess) -> dict[str, list[float]]:
+    """Every Order notification's emit time so far, by order number (SIGUSR2)."""
+    path = await sandbox.ask(signal.SIGUSR2)
+    emits: dict[str, list[float]] = json.loads(await asyncio.to_thread(Path(path).read_text))
+    return emits
+
+
+async def sandbox_process(emits_path: str) -> None:
+    """The QST sandbox, serving until stopped; at SIGUSR2 it writes the emit times of
+    its Order notifications to ``emits_path`` as JSON and answers that path."""
+    sandbox = QstSandbox(tick_seconds=0)
+    emits: dict[str, list[float]] = defaultdict(list)
+    sandbox.on_emit = lambda number, at: emits[number].append(at)
+
+    def dump() -> str:
+        Path(emits_path).write_text(json.dumps(emits))
+        return emits_path
+
+    await sandbox.start()
+    try:
+        await serve_until_stopped(
+            {"settings": dict(sandbox.connector_settings())}, {signal.SIGUSR2: dump}
+        )
+    finally:
+        await sandbox.stop()
+
+
+class QstElsewhere(QstSandbox):
+    """The sandbox serving in another process, as the gateway's test harness sees it:
+    that one's settings, and the seeded traders and accounts the demo links name."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        super().__init__(tick_seconds=0)
+        self._settings = settings
+
+    def connector_settings(self) -> dict[str, Any]:
+        return self._settings
 
 
 async def many_accounts(gateway: TestGateway, accounts: int, rounds: int) -> Measured:
@@ -522,7 +575,7 @@ def top_entries(profile: cProfile.Profile, count: int = 15) -> str:
 
 
 async def event_cases(
-    gateway: TestGateway, sandbox: QstSandbox, options: Options
+    gateway: TestGateway, sandbox: ServerProcess, options: Options
 ) -> tuple[list[str], str]:
     rows: list[str] = []
     profiled = ""
@@ -607,10 +660,11 @@ async def connector_placements(gateway: TestGateway) -> list[float]:
     return samples
 
 
-async def direct_placements(sandbox: QstSandbox) -> list[float]:
+async def direct_placements(settings: dict[str, Any]) -> list[float]:
     """A bare protobuf client of another user (one session per user: no 4101 fight)."""
     samples: list[float] = []
-    async with QstDirect.connect(sandbox.url, sandbox.client_ssl_context()) as direct:
+    trust = ssl.create_default_context(cafile=settings["ca_file"])
+    async with QstDirect.connect(settings["url"], trust) as direct:
         for n in range(WARMUP + PLACEMENTS):
             started = time.perf_counter()
             number = await direct.place()
@@ -655,14 +709,17 @@ class Options:
 
 async def main(options: Options) -> None:
     logging.basicConfig(level=logging.ERROR)
-    sandbox = QstSandbox(tick_seconds=0)
-    await sandbox.start()
-    try:
-        with tempfile.TemporaryDirectory() as directory:
+    with tempfile.TemporaryDirectory() as name:
+        directory = Path(name)
+        arguments = ["sandbox", str(directory / "emits.json")]
+        async with ServerProcess(
+            "the QST sandbox", Path(__file__), arguments, directory / "sandbox.log"
+        ) as sandbox:
+            settings = sandbox.info["settings"]
             async with open_test_gateway(
                 brokergraph_qst.plugin,
-                [sandbox],
-                Path(directory),
+                [QstElsewhere(settings)],
+                directory,
                 connector_settings={"qst": FAST_RECOVERY},
                 # One viewer holds every subscriber: the per-viewer caps would refuse them.
                 limits={"max_sockets_per_viewer": 0, "max_subscriptions_per_viewer": 0},
@@ -671,14 +728,13 @@ async def main(options: Options) -> None:
                 if options.placements:
                     through = await gateway_placements(gateway)
                     alone = await connector_placements(gateway)
-                    direct = await direct_placements(sandbox)
-    finally:
-        await sandbox.stop()
+                    direct = await direct_placements(settings)
     print(
         "| emit → GraphQL WS client | shape | subscribers | samples | p50 ms | p99 ms "
-        "| gateway CPU µs/delivery | RSS growth MiB | clients' CPU µs/event | gateway GC ms |"
+        "| gateway CPU µs/delivery | RSS growth MiB | clients' CPU µs/event | gateway GC ms "
+        "| full GCs, ms |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
     if profiled:
@@ -704,5 +760,7 @@ async def main(options: Options) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["client"]:
         asyncio.run(client_process())
+    elif sys.argv[1:2] == ["sandbox"]:
+        asyncio.run(sandbox_process(sys.argv[2]))
     else:
         asyncio.run(main(Options.parse(sys.argv[1:])))
