@@ -536,13 +536,13 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
         )
         feed = await self._ensure_loaded(account_id)
         async with self._one_placement(account_id):
-            known = set(feed.orders)
+            known = feed.order_count()
             mark = self._last_error_number
             placed: wire.Placed = await self.session.call(
                 wire.place_order(spec), account=account_id
             )
             if placed.ok and not placed.order_number:
-                return await self._identify(account_id, spec, known)
+                return await self._identify(feed, spec, known)
         if not placed.order_number:
             raise await self._refusal(account_id, mark, None)
         order = await self._await_order(
@@ -563,17 +563,20 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             await self._load_book(account_id)
             yield
 
-    async def _identify(self, account_id: str, spec: wire.OrderSpec, known: set[str]) -> Order:
-        """The order an accepted, unnumbered placement made: the only new one like it."""
+    async def _identify(self, feed: AccountFeed, spec: wire.OrderSpec, known: int) -> Order:
+        """The order an accepted, unnumbered placement made: the only new one like it
+        (``known``: the account's order count before the placement)."""
         if not self.numberless:
             self._log.warning("QST accepted an order without its number: reading the book")
             self.numberless = True
+        account_id = feed.account_id
         book = await self._load_book(account_id)
+        new = feed.orders_since(known)
         wanted = (spec.contract, spec.side, spec.type, spec.quantity, spec.price, spec.stop_price)
         found = [
             o
             for o in book
-            if o.id not in known
+            if o.id in new
             and (o.symbol, o.side, o.type, o.quantity, o.price, o.stop_price) == wanted
         ]
         if len(found) == 1:
@@ -649,13 +652,13 @@ class QstConnector(Connector, AccountReads, OrderReads, OrderRouting, OrderStrea
             expires_at=old.expires_at,
         )
         async with self._one_placement(account_id):
-            known = set(feed.orders)
+            known = feed.order_count()
             mark = self._last_error_number
             placed: wire.Placed = await self.session.call(
                 wire.cancel_replace_order(old.id, spec), account=account_id
             )
             if placed.ok and not placed.order_number:
-                return await self._identify(account_id, spec, known)
+                return await self._identify(feed, spec, known)
         if not placed.ok or not placed.order_number:
             raise await self._refusal(account_id, mark, old.id)
         if placed.order_number != old.id:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import itertools
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -151,6 +152,16 @@ class AccountFeed:
 
     def order(self, order_id: str) -> Order | None:
         return self.orders.get(order_id)
+
+    def order_count(self) -> int:
+        """How many orders the account has had here: a mark for :meth:`orders_since`."""
+        return len(self.orders)
+
+    def orders_since(self, count: int) -> set[str]:
+        """The ids of the orders first seen after ``order_count()`` was ``count`` (orders
+        are only ever added, in the order they were seen: a copy of every id per placement
+        cost a busy account time in proportion to its history)."""
+        return set(itertools.islice(self.orders, count, None))
 
     def working(self) -> list[Order]:
         return [order for order in self.orders.values() if order.status in RESTING]
