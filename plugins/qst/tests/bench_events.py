@@ -364,11 +364,15 @@ class Measured:
         self.gc_seconds = 0.0
         self.full_gc_seconds = 0.0
         self.full_collections = 0
+        #: Objects the collector tracks when the measured rounds start (what a full
+        #: collection walks; frozen ones excepted).
+        self.tracked = 0
         self._gc_started = 0.0
         self._cpu0 = 0.0
         self._rss0 = 0.0
 
     def start(self) -> None:
+        self.tracked = len(gc.get_objects())
         self._cpu0, self._rss0 = time.process_time(), rss_mib()
         gc.callbacks.append(self._collecting)
         if self.profiler is not None:
@@ -400,7 +404,8 @@ class Measured:
             f"| {ms(statistics.median(self.samples))} | {ms(percentile(self.samples, 0.99))} "
             f"| {per_delivery:.0f} | {self.rss_growth:+.0f} | {per_event:.0f} "
             f"| {self.gc_seconds * 1000:.0f} "
-            f"| {self.full_collections}, {self.full_gc_seconds * 1000:.0f} |"
+            f"| {self.full_collections}, {self.full_gc_seconds * 1000:.0f} "
+            f"| {self.tracked / 1000:,.0f} |"
         )
 
     def clients(self, clients: Clients) -> None:
@@ -732,9 +737,9 @@ async def main(options: Options) -> None:
     print(
         "| emit → GraphQL WS client | shape | subscribers | samples | p50 ms | p99 ms "
         "| gateway CPU µs/delivery | RSS growth MiB | clients' CPU µs/event | gateway GC ms "
-        "| full GCs, ms |"
+        "| full GCs, ms | tracked objects k |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
     if profiled:
