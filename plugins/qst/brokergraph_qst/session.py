@@ -569,15 +569,18 @@ class QstSession:
                         self._on_notice(frame.body)
                     except Exception:
                         self._log.exception("QST notification handler failed")
-                    continue
-                if frame.request_id == 0:
+                elif frame.request_id == 0:
                     await self._unnumbered(ws, frame)
-                    continue
-                entry = self._pending.get(frame.request_id)
-                if entry is None:
-                    self._log.debug("QST response %s to no request", frame.request_id)
-                elif not entry.future.done():
-                    entry.future.set_result(frame)
+                else:
+                    entry = self._pending.get(frame.request_id)
+                    if entry is None:
+                        self._log.debug("QST response %s to no request", frame.request_id)
+                    elif not entry.future.done():
+                        entry.future.set_result(frame)
+                # Frames QST sent together are read without a pause: let whoever this
+                # one woke (a placement waiting for its answer or first notification)
+                # go on before the next frame is decoded and applied.
+                await asyncio.sleep(0)
         # At once, not when the connection's owner notices: a login or resync step
         # waiting on its answer must not sit out the request timeout.
         self._fail_pending(_lost(ws))
