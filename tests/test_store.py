@@ -231,6 +231,24 @@ async def test_owners_is_batched_in_order(store: Store) -> None:
     assert (await store.owners("ctrader", "account", many))[-1] == "P1"
 
 
+async def test_owner_linked_by_another_replica_is_read_from_the_database(
+    store: Store, store_url: str
+) -> None:
+    """What memory misses is read from the database, one id as several."""
+    await store.upsert_partner("P1")
+    assert await store.owners("ctrader", "account", ["A9"]) == [None]
+    other = await Store.open(store_url)  # another replica: this store hears no notice
+    try:
+        await other.link("P1", "ctrader", "account", "A9")
+        await other.link("P1", "ctrader", "account", "A10")
+    finally:
+        await other.close()
+    assert await store.owners("ctrader", "account", ["A9"]) == ["P1"]
+    assert await store.owners("ctrader", "trader", ["A10"]) == [None]  # another kind
+    assert await store.owners("dxtrade", "account", ["A10"]) == [None]  # another platform
+    assert await store.owners("ctrader", "account", ["A10", "A11"]) == ["P1", None]
+
+
 # -- idempotency ----------------------------------------------------------------
 
 
