@@ -179,7 +179,7 @@ async def serve_brokergraph(config: Mapping[str, Any], cold: bool, profile: Path
 
     from gateway.config import load_settings
     from gateway.plugins import load_plugins
-    from gateway.runner import running_gateway
+    from gateway.runner import freeze_heap, running_gateway
 
     if cold:
         # No cache: every TTL 0 (the read road then only shares reads in flight).
@@ -201,6 +201,7 @@ async def serve_brokergraph(config: Mapping[str, Any], cold: bool, profile: Path
         loop.add_signal_handler(signal.SIGUSR1, enable)
         loop.add_signal_handler(signal.SIGUSR2, profiler.disable)
     async with running_gateway(settings, plugins, host="127.0.0.1", port=0) as gateway:
+        freeze_heap()  # as `brokergraph serve` does once serving
         print(json.dumps({"url": gateway.graphql_url}), flush=True)
         await stop.wait()
     if profile is not None and profiled:
@@ -573,11 +574,15 @@ def entry() -> int:
         config = json.loads(sys.stdin.read())
         print(json.dumps(asyncio.run(asyncio.wait_for(load(config), CLIENT_TIMEOUT))))
         return 0
+    # The servers (brokergraph; the sandbox in this process) on the loop `brokergraph
+    # serve` runs, uvloop; the load client, which imports no gateway, on asyncio's.
+    from gateway.cli import run_server
+
     if args.brokergraph is not None:
         sections = json.loads(args.brokergraph.read_text(encoding="utf-8"))
-        asyncio.run(serve_brokergraph(sections, args.cold, args.profile_to))
+        run_server(serve_brokergraph(sections, args.cold, args.profile_to))
         return 0
-    return asyncio.run(main(args.profile))
+    return run_server(main(args.profile))
 
 
 if __name__ == "__main__":
