@@ -55,6 +55,7 @@ from gateway.contract import (
     exact_json_dumps,
     exact_json_loads,
     transport_error,
+    upstream_transport,
 )
 
 __all__ = ["ERRORS", "WebServicesClient", "error_for", "md5_hex"]
@@ -197,8 +198,9 @@ class WebServicesClient:
             base_url=self._base_url,
             timeout=self._timeout,
             headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=self._max_connections),
-            verify=self._verify,
+            transport=upstream_transport(
+                verify=self._verify, limits=httpx.Limits(max_connections=self._max_connections)
+            ),
         )
 
     async def close(self) -> None:

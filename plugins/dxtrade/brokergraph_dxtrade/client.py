@@ -58,6 +58,7 @@ from gateway.contract import (
     exact_json_dumps,
     exact_json_loads,
     transport_error,
+    upstream_transport,
 )
 
 __all__ = [
@@ -257,7 +258,7 @@ class DxTradeClient:
             timeout=httpx.Timeout(timeout_seconds),
             headers={"Accept": "application/json"},
             follow_redirects=False,
-            verify=verify,
+            transport=upstream_transport(verify=verify),
         )
         # DXtrade extends a live session with a ping (B2) rather than opening another.
         self._sessions = {

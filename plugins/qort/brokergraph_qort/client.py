@@ -55,6 +55,7 @@ from gateway.contract import (
     UpstreamUnavailable,
     reveal,
     transport_error,
+    upstream_transport,
 )
 
 __all__ = [
@@ -143,7 +144,8 @@ class QortClient:
         """``http`` (optional) is handed over: :meth:`close` closes it."""
         self.settings = settings
         self._http = http or httpx.AsyncClient(
-            timeout=settings.timeout_seconds, verify=settings.ssl_context()
+            timeout=settings.timeout_seconds,
+            transport=upstream_transport(verify=settings.ssl_context()),
         )
         self._wsdl_http: httpx.Client | None = None
         self._service: Any = None
