@@ -33,7 +33,7 @@ from gateway.http.graphiql import graphiql_url
 from gateway.logging_redaction import install_redaction
 from gateway.new_connector import COMMAND as NEW_CONNECTOR
 from gateway.plugins import Plugins, load_plugins
-from gateway.runner import freeze_heap, running_gateway
+from gateway.runner import running_gateway, tune_garbage_collector
 from gateway.sandboxes import Sandbox, seed_demo
 from gateway.store import (
     SchemaBehind,
@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with running_gateway(settings, plugins, host=args.host, port=args.port) as gateway:
-            freeze_heap()
+            tune_garbage_collector()
             print(f"brokergraph {__version__} serving {gateway.graphql_url}", flush=True)
             await _wait_for_signal()
 
@@ -173,7 +173,7 @@ async def run_demo(
         await seed_demo(
             gateway.services.store, sandboxes, lambda n: plugins.connector_classes[n].platform
         )
-        freeze_heap()
+        tune_garbage_collector()
         tokens = _demo_tokens(secret)
         lines = [
             f"brokergraph {__version__} demo is running",

@@ -80,7 +80,7 @@ from gateway.config import load_settings  # noqa: E402
 from gateway.graphql.ids import encode_id  # noqa: E402
 from gateway.graphql.loaders import cache_key  # noqa: E402
 from gateway.plugins import load_plugins  # noqa: E402
-from gateway.runner import freeze_heap, running_gateway  # noqa: E402
+from gateway.runner import running_gateway, tune_garbage_collector  # noqa: E402
 from gateway.sandboxes import Sandbox, seed_demo  # noqa: E402
 from gateway.testing import TEST_JWT_SECRET  # noqa: E402
 from tests.bench_support import (  # noqa: E402
@@ -434,7 +434,7 @@ async def gateway_process(config: dict[str, Any]) -> None:
         if warm.json()["data"]["account"]["balance"] is None:
             raise RuntimeError(f"no balance to serve warm: {warm.text}")
         bare: ServedApp = await serve_asgi(bare_app(running.services.cache), name="the bare app")
-        freeze_heap()  # as `brokergraph serve` does once serving (the bare app's too)
+        tune_garbage_collector()  # as `brokergraph serve` does once serving (the bare app's too)
         try:
             await serve_until_stopped(
                 {

@@ -179,7 +179,7 @@ async def serve_brokergraph(config: Mapping[str, Any], cold: bool, profile: Path
 
     from gateway.config import load_settings
     from gateway.plugins import load_plugins
-    from gateway.runner import freeze_heap, running_gateway
+    from gateway.runner import running_gateway, tune_garbage_collector
 
     if cold:
         # No cache: every TTL 0 (the read road then only shares reads in flight).
@@ -201,7 +201,7 @@ async def serve_brokergraph(config: Mapping[str, Any], cold: bool, profile: Path
         loop.add_signal_handler(signal.SIGUSR1, enable)
         loop.add_signal_handler(signal.SIGUSR2, profiler.disable)
     async with running_gateway(settings, plugins, host="127.0.0.1", port=0) as gateway:
-        freeze_heap()  # as `brokergraph serve` does once serving
+        tune_garbage_collector()  # as `brokergraph serve` does once serving
         print(json.dumps({"url": gateway.graphql_url}), flush=True)
         await stop.wait()
     if profile is not None and profiled:

@@ -85,7 +85,7 @@ from gateway.contract import (  # noqa: E402
     TimeInForce,
 )
 from gateway.http.websocket import GraphQLWebSocket  # noqa: E402
-from gateway.runner import freeze_heap  # noqa: E402
+from gateway.runner import tune_garbage_collector  # noqa: E402
 from gateway.testing import TestGateway, open_test_gateway  # noqa: E402
 from plugins.qst.tests.qst_testkit import (  # noqa: E402
     FAST_RECOVERY,
@@ -730,7 +730,7 @@ async def main(options: Options) -> None:
                 # One viewer holds every subscriber: the per-viewer caps would refuse them.
                 limits={"max_sockets_per_viewer": 0, "max_subscriptions_per_viewer": 0},
             ) as gateway:
-                freeze_heap()  # as `brokergraph serve` does once serving
+                tune_garbage_collector()  # as `brokergraph serve` does once serving
                 rows, profiled = await event_cases(gateway, sandbox, options)
                 if options.placements:
                     through = await gateway_placements(gateway)
