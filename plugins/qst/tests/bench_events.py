@@ -449,6 +449,20 @@ def fanout(gateway: TestGateway, enabled: bool) -> Iterator[None]:
             view.graphql_transport_ws_handler_class = fanned
 
 
+def resting_order() -> PlaceOrderRequest:
+    """A limit buy far below the market: it rests until cancelled."""
+    return PlaceOrderRequest(
+        account_id=ACCOUNT,
+        symbol="ESZ26",
+        side=OrderSide.BUY,
+        type=OrderType.LIMIT,
+        quantity=Decimal(1),
+        price=Decimal("1000.00"),
+        time_in_force=TimeInForce.GTC,
+        idempotency_key=f"bench-{uuid.uuid4().hex}",
+    )
+
+
 #: Order notifications the sandbox sends for a placement (New Order, Working), and
 #: with its cancel (Canceled): counted in the sandbox's process, checked after a case.
 PLACED_EVENTS = 2
@@ -473,19 +487,9 @@ async def one_account(
                 measured.start()
                 orders.clear()
                 await clients.mark()
-            request = PlaceOrderRequest(
-                account_id=ACCOUNT,
-                symbol="ESZ26",
-                side=OrderSide.BUY,
-                type=OrderType.LIMIT,
-                quantity=Decimal(1),
-                price=Decimal("1000.00"),
-                time_in_force=TimeInForce.GTC,
-                idempotency_key=f"bench-{uuid.uuid4().hex}",
-            )
             # Each QST burst (New Order + Working, then Canceled) fans out fully
             # before the next: latency, not a backlog of rounds, is measured.
-            order = await qst.place_order(request)
+            order = await qst.place_order(resting_order())
             orders.add(order.id)
             await clients.wait(PLACED_EVENTS, order.id)
             await qst.cancel_order(ACCOUNT, order.id)
@@ -647,16 +651,7 @@ async def connector_placements(gateway: TestGateway) -> list[float]:
     qst = connector(gateway)
     samples: list[float] = []
     for n in range(WARMUP + PLACEMENTS):
-        request = PlaceOrderRequest(
-            account_id=ACCOUNT,
-            symbol="ESZ26",
-            side=OrderSide.BUY,
-            type=OrderType.LIMIT,
-            quantity=Decimal(1),
-            price=Decimal("1000.00"),
-            time_in_force=TimeInForce.GTC,
-            idempotency_key=f"bench-{uuid.uuid4().hex}",
-        )
+        request = resting_order()
         started = time.perf_counter()
         order = await qst.place_order(request)
         elapsed = time.perf_counter() - started
