@@ -130,6 +130,9 @@ class GuardedTransportWSHandler(BaseGraphQLTransportWSHandler[RequestContext, No
             return
         if self.connection_init_timeout_task:
             self.connection_init_timeout_task.cancel()
+            # Let it go: cancelled, the task would keep its CancelledError, traceback and
+            # frames for the socket's whole life (objects every full collection walks).
+            self.connection_init_timeout_task = None
         payload = message.get("payload", {})
         if not isinstance(payload, dict):
             await self._close(4400, "Invalid connection init payload")
