@@ -295,13 +295,14 @@ async def test_idempotency_key_reused_for_another_request_conflicts(store: Store
 async def test_complete_then_get_returns_response(store: Store) -> None:
     await store.begin_idempotent("P1", "k", "deposit", "h1")
     response = {"id": "D1", "amount": "10.00", "ok": True, "items": [1, {"a": None}]}
-    done = await store.complete_idempotent("P1", "k", response)
+    await store.complete_idempotent("P1", "k", response)
+    done = await store.get_idempotent("P1", "k")
+    assert done is not None
     assert done.state is IdempotencyState.COMPLETED
     assert done.response == response
     assert done.completed_at is not None
     assert done.completed_at.utcoffset() == timedelta(0)
     assert done.completed_at >= done.created_at
-    assert await store.get_idempotent("P1", "k") == done
     assert await store.begin_idempotent("P1", "k", "deposit", "h1") == (False, done)
     # A completed result is never overwritten, nor released.
     with pytest.raises(IdempotencyConflict):

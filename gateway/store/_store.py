@@ -134,9 +134,6 @@ _AUDIT_COLUMNS = tuple(column.name for column in audit_log.c if column.name != "
 _FLOW_COLUMNS = ("flow_id", "kind", "state", "updated_at")
 
 _INSERT_CLAIM = Prepared(insert(idempotency), _CLAIM_COLUMNS)
-_INSERT_RECOVERY = Prepared(
-    insert(idempotency_recovery), ("scope", "key", "recovery", "check_after")
-)
 _DELETE_RECOVERY = Prepared(
     delete(idempotency_recovery).where(
         (idempotency_recovery.c.scope == bindparam("b_scope"))
@@ -152,7 +149,8 @@ _COMPLETE_CLAIM = Prepared(
         response=bindparam("b_response"),
         completed_at=bindparam("b_completed_at"),
     )
-    .returning(*idempotency.c),
+    # Whether it completed, not the row: the caller has the response it just gave.
+    .returning(idempotency.c.key),
     (*_NAMED, "b_response", "b_completed_at"),
 )
 _SELECT_CLAIM = Prepared(select(idempotency).where(_claim_is()), _NAMED)
@@ -175,6 +173,28 @@ _SELECT_OWNER = Prepared(
     ),
     ("b_platform", "b_kind", "b_external_id"),
 )
+
+
+def _save_recovery(dialect_insert: Any) -> Prepared:
+    """A claim's recovery, replacing one left by a released claim of the same key: one
+    statement (a delete and an insert were two on every keyed write)."""
+    statement = dialect_insert(idempotency_recovery)
+    return Prepared(
+        statement.on_conflict_do_update(
+            index_elements=[idempotency_recovery.c.scope, idempotency_recovery.c.key],
+            set_={
+                "recovery": statement.excluded.recovery,
+                "check_after": statement.excluded.check_after,
+            },
+        ),
+        ("scope", "key", "recovery", "check_after"),
+    )
+
+
+_SAVE_RECOVERY = {
+    "sqlite": _save_recovery(sqlite_insert),
+    "postgresql": _save_recovery(postgresql_insert),
+}
 
 
 def _save_flow(dialect_insert: Any) -> Prepared:
@@ -257,6 +277,7 @@ class Store:
         self._engine = database
         self._closed = False
         self._save_flow = _SAVE_FLOW[database.dialect.name]
+        self._save_recovery = _SAVE_RECOVERY[database.dialect.name]
         self._directory = Directory(
             self._directory_from_db, self._partner_from_db, self._owner_from_db
         )
@@ -612,14 +633,12 @@ class Store:
         self, values: Mapping[str, Any], recovery: Mapping[str, Any] | None
     ) -> bool:
         """Insert a claim and its recovery together; False when the key is taken."""
-        named = {"b_scope": values["scope"], "b_key": values["key"]}
         try:
             async with self._engine.begin() as conn:
                 await conn.run(_INSERT_CLAIM, values)
                 if recovery is not None:
-                    await conn.run(_DELETE_RECOVERY, named)
                     await conn.run(
-                        _INSERT_RECOVERY,
+                        self._save_recovery,
                         {
                             "scope": values["scope"],
                             "key": values["key"],
@@ -638,7 +657,7 @@ class Store:
         response: dict[str, Any],
         *,
         audit: AuditEntry | None = None,
-    ) -> IdempotencyRecord:
+    ) -> None:
         """Record the response of a STARTED claim; a completed one is never overwritten.
 
         ``audit`` is appended in the same transaction: the claim completes with its
@@ -660,7 +679,6 @@ class Store:
             if await self.get_idempotent(scope, key) is None:
                 raise NotFound("no idempotency claim exists for this key") from None
             raise IdempotencyConflict("this idempotency key was already completed") from None
-        return _claim_of(completed.rows[0])
 
     async def reclaim_idempotent(
         self, scope: str, key: str, older_than: datetime | None = None
