@@ -148,7 +148,7 @@ PINNED_CONTRACT = [
     "setting",
     "stream",
     "transport_error",
-    "upstream_transport",
+    "upstream_client",
     "write",
 ]
 

@@ -71,7 +71,7 @@ from gateway.connectors import (
     stream,
     write,
 )
-from gateway.contract._http import upstream_transport
+from gateway.contract._http import upstream_client
 from gateway.contract._json import exact_json_dumps, exact_json_loads
 from gateway.contract._public import publish
 from gateway.contract._services import (
@@ -284,7 +284,7 @@ __all__ = [
     "setting",
     "stream",
     "transport_error",
-    "upstream_transport",
+    "upstream_client",
     "write",
 ]
 

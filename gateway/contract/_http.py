@@ -1,12 +1,13 @@
-"""The HTTP transport connectors call their platforms through.
+"""The HTTP client connectors call their platforms through.
 
-httpx's own, with one change: httpcore's pool asks each idle keep-alive connection
+httpx's own, built by httpx from the same options (TLS, limits, timeouts, proxies from
+the environment), with one change: httpcore's pool asks each idle keep-alive connection
 whether its socket became readable (a server that closed it) every time it hands out
 or takes back a connection, and each ask walks anyio's stream attributes to find the
 socket again — ~30 µs a connection, so ~1 ms per request with sixteen connections
 open (a fifth of the gateway's CPU on reads of sixteen accounts at once, measured by
 the side-by-side benchmark).  Here each connection's stream remembers its socket.
-Everything else (TLS, limits, timeouts, errors) is httpx's and httpcore's.
+Everything else is httpx's and httpcore's.
 """
 
 # The stream and backend methods take httpcore's ``timeout`` arguments: its interface.
@@ -23,22 +24,23 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["upstream_transport"]
+__all__ = ["upstream_client"]
 
 
-def upstream_transport(
-    *, verify: ssl.SSLContext | bool = True, limits: httpx.Limits | None = None
-) -> httpx.AsyncHTTPTransport:
-    """An ``httpx.AsyncHTTPTransport`` (give it as ``AsyncClient(transport=...)``, with
-    the TLS context and pool limits there instead of on the client)."""
-    transport = httpx.AsyncHTTPTransport(
-        verify=verify, limits=limits if limits is not None else httpx.Limits()
-    )
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
-        # httpx takes no network backend; the pool has no connection yet to keep.
-        pool._network_backend = _SocketRemembering(pool._network_backend)
-    return transport
+def upstream_client(**options: Any) -> httpx.AsyncClient:
+    """``httpx.AsyncClient(**options)``, its connections remembering their socket.
+
+    The client is httpx's own, so its options mean what they mean there: a transport
+    of one's own (``transport=``) would turn off the proxies the environment names.
+    """
+    client = httpx.AsyncClient(**options)
+    # httpx takes no network backend: each pool (the direct one, one per proxy) gets
+    # ours before it has a connection to keep.
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
+            pool._network_backend = _SocketRemembering(pool._network_backend)
+    return client
 
 
 class _SocketRemembering(httpcore.AsyncNetworkBackend):

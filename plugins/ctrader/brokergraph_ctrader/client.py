@@ -55,7 +55,7 @@ from gateway.contract import (
     exact_json_dumps,
     exact_json_loads,
     transport_error,
-    upstream_transport,
+    upstream_client,
 )
 
 __all__ = ["ERRORS", "WebServicesClient", "error_for", "md5_hex"]
@@ -194,13 +194,12 @@ class WebServicesClient:
 
     async def start(self) -> None:
         _install_redaction()
-        self._http = httpx.AsyncClient(
+        self._http = upstream_client(
             base_url=self._base_url,
             timeout=self._timeout,
             headers={"Accept": "application/json"},
-            transport=upstream_transport(
-                verify=self._verify, limits=httpx.Limits(max_connections=self._max_connections)
-            ),
+            limits=httpx.Limits(max_connections=self._max_connections),
+            verify=self._verify,
         )
 
     async def close(self) -> None:

@@ -58,7 +58,7 @@ from gateway.contract import (
     exact_json_dumps,
     exact_json_loads,
     transport_error,
-    upstream_transport,
+    upstream_client,
 )
 
 __all__ = [
@@ -253,12 +253,12 @@ class DxTradeClient:
         self._dxfeed_url = (dxfeed_url or base_url).rstrip("/")
         self._behalf = behalf
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
+        self._http = http or upstream_client(
             base_url=base_url.rstrip("/"),
             timeout=httpx.Timeout(timeout_seconds),
             headers={"Accept": "application/json"},
             follow_redirects=False,
-            transport=upstream_transport(verify=verify),
+            verify=verify,
         )
         # DXtrade extends a live session with a ping (B2) rather than opening another.
         self._sessions = {

@@ -55,7 +55,7 @@ from gateway.contract import (
     UpstreamUnavailable,
     reveal,
     transport_error,
-    upstream_transport,
+    upstream_client,
 )
 
 __all__ = [
@@ -143,9 +143,8 @@ class QortClient:
     ) -> None:
         """``http`` (optional) is handed over: :meth:`close` closes it."""
         self.settings = settings
-        self._http = http or httpx.AsyncClient(
-            timeout=settings.timeout_seconds,
-            transport=upstream_transport(verify=settings.ssl_context()),
+        self._http = http or upstream_client(
+            timeout=settings.timeout_seconds, verify=settings.ssl_context()
         )
         self._wsdl_http: httpx.Client | None = None
         self._service: Any = None

@@ -1,7 +1,8 @@
-"""The connectors' HTTP transport (``gateway.contract.upstream_transport``) over a real
-TLS server: keep-alive connections are reused and their sockets are found without
-walking anyio's stream attributes per request, and a connection the server closed is
-still noticed before it is reused."""
+"""The connectors' HTTP client (``gateway.contract.upstream_client``) over real sockets:
+keep-alive connections are reused and their sockets are found without walking anyio's
+stream attributes per request, a connection the server closed is still noticed before
+it is reused, and the proxies the environment names are still used, as by httpx's own
+client."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from gateway.asgi_server import ServedApp, serve_asgi
-from gateway.contract import upstream_transport
+from gateway.contract import upstream_client
 from gateway.sandbox_tls import sandbox_certificate
 
 CONNECTIONS = 8
@@ -55,8 +56,8 @@ async def test_sockets_are_not_looked_up_per_request(
         return extra(self, attribute, *default)
 
     monkeypatch.setattr(anyio.streams.tls.TLSStream, "extra", counted)
-    transport = upstream_transport(verify=sandbox_certificate().client_context())
-    async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
+    trust = sandbox_certificate().client_context()
+    async with upstream_client(base_url=server.url, verify=trust) as client:
         # A pool of CONNECTIONS keep-alive connections, then many requests over it.
         answers = await asyncio.gather(*(client.get("/") for _ in range(CONNECTIONS)))
         assert all(a.text == "ok" for a in answers)
@@ -71,8 +72,8 @@ async def test_sockets_are_not_looked_up_per_request(
 
 
 async def test_a_connection_the_server_closed_is_not_reused(server: ServedApp) -> None:
-    transport = upstream_transport(verify=sandbox_certificate().client_context())
-    async with httpx.AsyncClient(base_url=server.url, transport=transport) as client:
+    trust = sandbox_certificate().client_context()
+    async with upstream_client(base_url=server.url, verify=trust) as client:
         first = await client.get("/")
         assert first.text == "ok"
         # The server ends its keep-alive connections: the idle one is readable (EOF).
@@ -89,3 +90,27 @@ async def test_a_connection_the_server_closed_is_not_reused(server: ServedApp) -
         finally:
             await restarted.stop()
     assert second.text == "ok"
+
+
+async def test_proxies_named_by_the_environment_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        if not asked.done():
+            asked.set_result(line)
+        writer.close()
+
+    listening = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        async with upstream_client(verify=sandbox_certificate().client_context()) as client:
+            with pytest.raises(httpx.TransportError):  # the "proxy" hangs up
+                await client.get("https://platform.invalid/")
+        assert (await asyncio.wait_for(asked, 5)).startswith(b"CONNECT platform.invalid:443")
+    finally:
+        listening.close()
+        await listening.wait_closed()
