@@ -58,7 +58,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -469,6 +469,20 @@ PLACED_EVENTS = 2
 CANCELLED_EVENTS = 3
 
 
+async def warmed_rounds(
+    rounds: int, measured: Measured, clients: Clients, sent: set[str]
+) -> AsyncIterator[int]:
+    """``WARMUP`` rounds, then ``rounds`` measured ones: from the first of those the
+    gateway's and the clients' costs are counted and what the warm-up ``sent`` is
+    forgotten."""
+    for round_number in range(WARMUP + rounds):
+        if round_number == WARMUP:
+            measured.start()
+            sent.clear()
+            await clients.mark()
+        yield round_number
+
+
 async def one_account(
     gateway: TestGateway,
     sandbox: ServerProcess,
@@ -482,11 +496,7 @@ async def one_account(
     orders: set[str] = set()
     token = gateway.tokens["client"]
     async with Clients(gateway.websocket_url, token, QUERY, variables) as clients:
-        for round_number in range(WARMUP + rounds):
-            if round_number == WARMUP:
-                measured.start()
-                orders.clear()
-                await clients.mark()
+        async for _ in warmed_rounds(rounds, measured, clients, orders):
             # Each QST burst (New Order + Working, then Canceled) fans out fully
             # before the next: latency, not a backlog of rounds, is measured.
             order = await qst.place_order(resting_order())
@@ -552,11 +562,7 @@ async def many_accounts(gateway: TestGateway, accounts: int, rounds: int) -> Mea
     keys: set[str] = set()
     token = gateway.tokens["admin"]  # sees every account, linked or not
     async with Clients(gateway.websocket_url, token, SPREAD_QUERY, variables) as clients:
-        for round_number in range(WARMUP + rounds):
-            if round_number == WARMUP:
-                measured.start()
-                keys.clear()
-                await clients.mark()
+        async for round_number in warmed_rounds(rounds, measured, clients, keys):
             for account in ids:
                 key = f"{uuid.uuid4().hex}"
                 event = models.OrderEvent(
