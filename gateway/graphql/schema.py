@@ -31,6 +31,7 @@ from gateway.errors import InvalidInput
 from gateway.graphql.cost import DeclaredCosts, cost_limit_rule
 from gateway.graphql.errors import ERROR_TYPES
 from gateway.graphql.extension_runner import PreparedExtensionsRunner, StagePlans
+from gateway.graphql.input_plans import plan_input_types
 from gateway.graphql.limits import alias_limit_rule, depth_limit_rule, repeated_fields_rule
 from gateway.graphql.operation import OperationSettings, gateway_operation
 from gateway.graphql.platform_options import PlatformOptions, specialise
@@ -219,4 +220,5 @@ def build_schema(
         federation_version=FEDERATION_VERSION,
     )
     schema.account_types = dict(account_types)
+    plan_input_types(schema)  # a mutation's input built in µs, not tens of them
     return schema
