@@ -171,6 +171,7 @@ class Subscriber(asyncio.Protocol):
     ) -> None:
         self.variables = variables
         self.config = config
+        self.url = urllib.parse.urlsplit(config["url"])
         self.on_event = on_event
         #: event key (the order's external id, else the event's text) -> arrival times
         self.arrivals: dict[str, list[float]] = defaultdict(list)
@@ -182,9 +183,8 @@ class Subscriber(asyncio.Protocol):
         self.unread = b""
 
     async def run(self) -> None:
-        url = urllib.parse.urlsplit(self.config["url"])
         loop = asyncio.get_running_loop()
-        await loop.create_connection(lambda: self, url.hostname, url.port)
+        await loop.create_connection(lambda: self, self.url.hostname, self.url.port)
         try:
             await self.closed
         finally:
@@ -194,10 +194,9 @@ class Subscriber(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        url = urllib.parse.urlsplit(self.config["url"])
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write(
-            f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+            f"GET {self.url.path} HTTP/1.1\r\nHost: {self.url.netloc}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {PROTOCOL}\r\n\r\n".encode()
         )
