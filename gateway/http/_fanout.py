@@ -50,6 +50,7 @@ import contextlib
 import copy
 import json
 import logging
+import operator
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Generator, Hashable
@@ -344,16 +345,17 @@ class Member:
                 return
         writer = self.writer
         if writer is not None and self._flushing is None:
-            state = writer.state()
+            # Built before the writer looks at the socket: a pass's members mostly share
+            # it (``built``), and a busy or gone socket is the exception.
+            key = (self._head_bytes, frames[0].number, frames[-1].number)
+            whole = built.get(key) if built is not None else None
+            if whole is None:
+                whole = self._frames(frames)
+                if built is not None:
+                    built[key] = whole
+            data, last = whole
+            state = writer.write_if_ready(data, self.operation.id, len(frames))
             if state == READY:
-                key = (self._head_bytes, frames[0].number, frames[-1].number)
-                whole = built.get(key) if built is not None else None
-                if whole is None:
-                    whole = self._frames(frames)
-                    if built is not None:
-                        built[key] = whole
-                data, last = whole
-                writer.write(data, self.operation.id, len(frames))
                 if last is not None:
                     self.last = last
                 return
@@ -439,6 +441,9 @@ class Member:
         self._backlog.clear()
         if not self.outcome.done():
             self.outcome.cancel()
+
+
+_cursor: Final = operator.attrgetter("cursor")
 
 
 class Group:
@@ -586,10 +591,11 @@ class Group:
                     # A member joining meanwhile starts at the newest frame (older ones
                     # from the ring); one leaving is skipped.
                     await asyncio.sleep(0)
+                produced = self.produced
                 for member in members[start : start + SLICE]:
-                    if member.group is self:
+                    if member.group is self and member.cursor < produced:
                         self._catch_up(member, built)
-            low = min((m.cursor for m in self.members), default=self.produced)
+            low = min(map(_cursor, self.members), default=self.produced)
             if low > self._base:
                 del self._frames[: low - self._base]
                 self._base = low

@@ -70,7 +70,7 @@ def text_frame_header(length: int) -> bytes:
 
 Counter = Callable[[str, int], None]
 
-#: What :meth:`FrameWriter.state` reads of uvicorn's protocol (``transport`` is set when
+#: What :meth:`FrameWriter.write_if_ready` reads of uvicorn's protocol (``transport`` is set when
 #: the connection is made, after the ASGI app may have been handed ``send``).
 _PROTOCOL_STATE: Final = ("conn", "disconnected", "close_sent", "writable")
 
@@ -101,8 +101,12 @@ class FrameWriter:
             return None  # another uvicorn than the one this was written against
         return cls(protocol, delivered, dropped)
 
-    def state(self) -> int:
-        """:data:`READY` to write now, :data:`BUSY` (use ``send``), :data:`GONE`."""
+    def write_if_ready(self, data: bytes, operation_id: str, frames: int) -> int:
+        """Write ``frames`` whole frames of ``operation_id`` if the socket takes them now.
+
+        Returns :data:`READY` (written), :data:`BUSY` (nothing written: use ``send``) or
+        :data:`GONE` (nothing written).  One call, not a look then a write: this runs
+        once per subscriber per event burst, beside the ``send`` system call itself."""
         protocol = self._protocol
         connection = protocol.conn
         transport = protocol.transport
@@ -121,13 +125,9 @@ class FrameWriter:
             or transport.get_write_buffer_size() > BUFFER_LIMIT
         ):
             return BUSY
-        return READY
-
-    def write(self, data: bytes, operation_id: str, frames: int) -> None:
-        """Write ``frames`` whole frames of ``operation_id`` (call when :meth:`state` is
-        READY, in the same step of the event loop)."""
-        self._protocol.transport.write(data)
+        transport.write(data)
         self._delivered(operation_id, frames)
+        return READY
 
     def dropped(self, operation_id: str, frames: int) -> None:
         """Count ``frames`` of ``operation_id`` that the gone socket will never get."""
