@@ -114,6 +114,10 @@ async def running_gateway(
             # Frames are a few hundred bytes: compressing each in each connection's own
             # context cost ~17 µs a frame (a fifth of a fan-out delivery) and saved little.
             ws_per_message_deflate=False,
+            # The keep-alive is the guard's graphql-transport-ws ping (the documented
+            # one, 4408 on a missed pong): uvicorn's protocol ping beside it pinged every
+            # socket twice a period, at 10,000 sockets 500 pings and pongs a second more.
+            ws_ping_interval=None,
         )
         services.registry.advertise(settings.cluster.advertise_url or advertised_url(served))
         try:

@@ -20,7 +20,9 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+import tests.toy
 from gateway.auth import Role, bearer_expiry, create_api_key
+from gateway.testing import open_test_gateway
 from tests.gateway_fixtures import GatewayUnderTest, open_gateway
 from tests.test_websocket import ACCOUNT, PROTOCOL, WAIT, subscribe
 from tests.toy.sandbox import ToySandbox
@@ -233,6 +235,15 @@ async def test_keep_alive_closes_a_silent_client_and_keeps_an_answering_one(
             assert (await receive(silent))["type"] == "connection_ack"
             assert (await receive(silent, answer_pings=False))["type"] == "ping"
             assert await close_code(silent) == 4408
+
+
+async def test_the_guards_ping_is_the_only_keep_alive(
+    toy_sandbox: ToySandbox, tmp_path: Path
+) -> None:
+    # uvicorn pings every socket at the WebSocket protocol level unless told not to:
+    # with the guard's ping that was two keep-alives per socket per period.
+    async with open_test_gateway(tests.toy.plugin, [toy_sandbox], tmp_path) as gateway:
+        assert gateway.running.server.config.ws_ping_interval is None
 
 
 async def test_api_key_failures_beyond_the_limit_close_connection_init_unchecked(
