@@ -3,7 +3,7 @@
 Run from the repository root (``scripts/bench qst`` does)::
 
     .venv/bin/python plugins/qst/tests/bench_events.py [--profile] [--fanout-only|--before-only]
-        [--subscribers N,N...] [--no-spread] [--no-placements]
+        [--subscribers N,N...] [--no-spread] [--no-placements] [--no-bare]
 
 The gateway under uvicorn runs in this process, the QST sandbox in a process of its own
 and the graphql-transport-ws subscribers in client processes (a sandbox or clients on
@@ -25,12 +25,18 @@ which is the machine's monotonic clock in every process.  Prints markdown:
      account, appended to the gateway's event log (the road QST's notifications take
      after decoding): from the append to the client having the event.
 
+   Each fan-out one-account case runs again against the floor, a bare server in
+   this process that speaks just enough graphql-transport-ws for the same client
+   processes and writes each burst's frames, built once, to every socket in one loop
+   (:class:`BareFanout`): the ratio table sets the fan-out against it (latency, and
+   the server's CPU a delivery, most of which is the kernel's loopback ``send``).
+
    ``--profile`` adds the top functions (own time) over the measured rounds (not the
    sockets' setup) of the fan-out's 1,000-subscriber run, or of the one case
    ``--subscribers`` names; ``--fanout-only`` / ``--before-only``: only the cases
    with / without it; ``--subscribers 1000,10000``: only those one-account cases;
    ``--no-spread``: without the 5,000-account case; ``--no-placements``: without
-   part 2.
+   part 2; ``--no-bare``: without the bare server.
 2. placement round trip: ``placeOrder`` over HTTP through the gateway (it returns
    once QST answered and sent the order's first notification) against the same
    exchange done directly on the sandbox by a bare protobuf client (PlaceOrderRequest
@@ -46,6 +52,7 @@ import base64
 import contextlib
 import cProfile
 import gc
+import hashlib
 import io
 import json
 import logging
@@ -483,8 +490,13 @@ class Measured:
         self.rss_growth = rss_mib() - self._rss0
         self.deliveries = deliveries
 
+    @property
+    def cpu_per_delivery(self) -> float:
+        """The server process's CPU µs a delivery over the measured rounds."""
+        return self.cpu / self.deliveries * 1e6 if self.deliveries else 0.0
+
     def row(self, mode: str, shape: str) -> str:
-        per_delivery = self.cpu / self.deliveries * 1e6 if self.deliveries else 0.0
+        per_delivery = self.cpu_per_delivery
         per_event = self.client_cpu / self.client_events * 1e6 if self.client_events else 0.0
         return (
             f"| {mode} | {shape} | {self.subscribers} | {len(self.samples)} "
@@ -508,6 +520,158 @@ def matched(
             if key in keys:
                 samples.extend(r - e for e, r in zip(emits[key], received, strict=False))
     return samples
+
+
+# ------------------------------------------------------------- the bare reference server
+
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B25"
+
+
+def _server_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame, as a server sends."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
+
+def _next_frame(operation_id: str, key: str, kind: str, status: str, sequence: int) -> bytes:
+    event = {"sequence": sequence, "kind": kind, "text": None}
+    event["order"] = {"externalId": key, "status": status} if key else None
+    message = {"id": operation_id, "type": "next", "payload": {"data": {"orderEvents": event}}}
+    return _server_frame(json.dumps(message, separators=(",", ":")).encode())
+
+
+class _BareSocket(asyncio.Protocol):
+    """One client of :class:`BareFanout`: the upgrade, then masked client frames."""
+
+    def __init__(self, server: BareFanout) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.upgraded = False
+        self.unread = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.subscribed.pop(self, None)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        data = self.unread + data
+        if not self.upgraded:
+            head, found, data = data.partition(b"\r\n\r\n")
+            if not found:
+                self.unread = head
+                return
+            headers = dict(
+                line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
+            )
+            accept = base64.b64encode(
+                hashlib.sha1(headers[b"Sec-WebSocket-Key"] + _ACCEPT_GUID).digest()
+            )
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+                b"Sec-WebSocket-Protocol: " + PROTOCOL.encode() + b"\r\n\r\n"
+            )
+            self.upgraded = True
+        at, end = 0, len(data)
+        while end - at >= 6:  # a client frame: 2 head bytes, the length, a 4-byte mask
+            first, size = data[at], data[at + 1] & 0x7F
+            start = at + 2
+            if size == 126:
+                size, start = int.from_bytes(data[start : start + 2], "big"), start + 2
+            elif size == 127:
+                size, start = int.from_bytes(data[start : start + 8], "big"), start + 8
+            if end < start + 4 + size:
+                break
+            mask, body = data[start : start + 4], data[start + 4 : start + 4 + size]
+            at = start + 4 + size
+            key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
+            payload = (int.from_bytes(body, "big") ^ key).to_bytes(size, "big")
+            if first == 0x81:
+                self.message(json.loads(payload))
+        self.unread = data[at:]
+
+    def message(self, message: dict[str, Any]) -> None:
+        assert self.transport is not None
+        kind = message["type"]
+        if kind == "connection_init":
+            self.transport.write(_server_frame(b'{"type":"connection_ack"}'))
+        elif kind == "subscribe":
+            operation_id = message["id"]
+            self.transport.write(_next_frame(operation_id, "", "ORDER_BOOK_SNAPSHOT", "", 0))
+            self.server.subscribed[self] = operation_id
+
+
+class BareFanout:
+    """The floor a fan-out stands on here: a server that speaks just enough
+    graphql-transport-ws for the bench's clients and writes each event's frame, built
+    before the sweep, to every subscribed socket in one loop of ``transport.write`` — no
+    GraphQL, no checks, no yield to other work.  Its emit → client latency is what the
+    kernel's loopback sends and the clients cost on this machine's two cores."""
+
+    def __init__(self) -> None:
+        self.subscribed: dict[_BareSocket, str] = {}
+        self.server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> BareFanout:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: _BareSocket(self), "127.0.0.1", 0, backlog=4096
+        )
+        port = self.server.sockets[0].getsockname()[1]
+        self.url = f"ws://127.0.0.1:{port}/graphql"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for socket in list(self.subscribed):
+            if socket.transport is not None:
+                socket.transport.close()
+
+    def emit(self, key: str, statuses: list[str], emits: dict[str, list[float]]) -> None:
+        """One burst: the orders' ``statuses`` as one write per socket."""
+        frames: dict[str, bytes] = {}
+        emits.setdefault(key, []).extend(time.perf_counter() for _ in statuses)
+        for socket, operation_id in self.subscribed.items():
+            data = frames.get(operation_id)
+            if data is None:
+                data = frames[operation_id] = b"".join(
+                    _next_frame(operation_id, key, "ORDER", status, n + 1)
+                    for n, status in enumerate(statuses)
+                )
+            assert socket.transport is not None
+            socket.transport.write(data)
+
+
+async def bare_one_account(subscribers: int, rounds: int) -> Measured:
+    """The one-account case's bursts (New Order + Working, then Canceled) from
+    :class:`BareFanout` to the same client processes."""
+    measured = Measured(subscribers)
+    emits: dict[str, list[float]] = {}
+    keys: set[str] = set()
+    async with BareFanout() as bare:
+        variables = [{"id": account_gid(ACCOUNT)}] * subscribers
+        async with Clients(bare.url, "none", QUERY, variables) as clients:
+            async for _ in warmed_rounds(rounds, measured, clients, keys):
+                key = uuid.uuid4().hex
+                keys.add(key)
+                bare.emit(key, ["NEW", "WORKING"], emits)
+                await clients.wait(PLACED_EVENTS, key)
+                bare.emit(key, ["CANCELED"], emits)
+                await clients.wait(CANCELLED_EVENTS, key)
+            measured.stop(len(keys) * CANCELLED_EVENTS * subscribers)
+            measured.samples = matched(emits, await clients.arrivals(), keys)
+            measured.clients(clients)
+    return measured
 
 
 def views(gateway: TestGateway) -> list[GraphQLWebSocket]:
@@ -676,10 +840,30 @@ def top_entries(profile: cProfile.Profile, count: int = 15) -> str:
     return out.getvalue()
 
 
+BARE = "bare server (the floor)"
+
+
+def ratio_row(subscribers: int, gateway: Measured, bare: Measured) -> str:
+    """The fan-out against the bare server: latency and the server's CPU a delivery."""
+
+    def ratio(ours: float, floor: float) -> str:
+        return f"{ours / floor:.1f}x" if floor else "-"
+
+    return (
+        f"| {subscribers} "
+        f"| {ratio(statistics.median(gateway.samples), statistics.median(bare.samples))} "
+        f"| {ratio(percentile(gateway.samples, 0.99), percentile(bare.samples, 0.99))} "
+        f"| {ratio(gateway.cpu_per_delivery, bare.cpu_per_delivery)} |"
+    )
+
+
 async def event_cases(
     gateway: TestGateway, sandbox: ServerProcess, options: Options
-) -> tuple[list[str], str]:
+) -> tuple[list[str], list[str], str]:
+    """The rows of the latency table, of the fan-out / bare server ratios, and the
+    profile's top entries (when asked)."""
     rows: list[str] = []
+    ratios: list[str] = []
     profiled = ""
     every = ((False, BEFORE_CASES), (True, EVENT_CASES))
     modes = [m for m in every if (options.before or m[0]) and (options.after or not m[0])]
@@ -696,12 +880,17 @@ async def event_cases(
                     profiled = top_entries(profiler)
                 rows.append(measured.row(mode, "one account"))
                 print(rows[-1], file=sys.stderr, flush=True)
+                if enabled and options.bare:
+                    floor = await bare_one_account(subscribers, rounds)
+                    rows.append(floor.row(BARE, "one account"))
+                    print(rows[-1], file=sys.stderr, flush=True)
+                    ratios.append(ratio_row(subscribers, measured, floor))
             if not options.spread:
                 continue
             measured = await many_accounts(gateway, SPREAD_ACCOUNTS, SPREAD_ROUNDS)
             rows.append(measured.row(mode, "one account each"))
             print(rows[-1], file=sys.stderr, flush=True)
-    return rows, profiled
+    return rows, ratios, profiled
 
 
 PLACE = """mutation($input: PlaceOrderInput!) { placeOrder(input: $input) {
@@ -777,6 +966,8 @@ class Options:
     subscribers: frozenset[int] | None = None
     spread: bool = True
     placements: bool = True
+    #: each fan-out case also against the bare server
+    bare: bool = True
 
     @property
     def profiled(self) -> int:
@@ -797,6 +988,7 @@ class Options:
             subscribers=subscribers,
             spread="--no-spread" not in flags,
             placements="--no-placements" not in flags,
+            bare="--no-bare" not in flags,
         )
 
 
@@ -818,7 +1010,7 @@ async def main(options: Options) -> None:
                 limits={"max_sockets_per_viewer": 0, "max_subscriptions_per_viewer": 0},
             ) as gateway:
                 tune_garbage_collector()  # as `brokergraph serve` does once serving
-                rows, profiled = await event_cases(gateway, sandbox, options)
+                rows, ratios, profiled = await event_cases(gateway, sandbox, options)
                 if options.placements:
                     through = await gateway_placements(gateway)
                     alone = await connector_placements(gateway)
@@ -831,6 +1023,12 @@ async def main(options: Options) -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         print(row)
+    if ratios:
+        print()
+        print("| fan-out / bare server, one account | p50 | p99 | server CPU a delivery |")
+        print("|---:|---:|---:|---:|")
+        for row in ratios:
+            print(row)
     if profiled:
         print()
         print(f"Fan-out, {options.profiled} subscribers, gateway process (own time):")
