@@ -75,6 +75,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
@@ -244,8 +245,9 @@ class Subscriber(asyncio.Protocol):
             if end < start + size:
                 break
             payload, at = data[start : start + size], start + size
-            if first == 0x81:  # a final text frame
-                self.message(json.loads(payload), received)
+            if first == 0x81:  # a final text frame (orjson: json.loads took ~9 µs of
+                # the ~16 µs a client spent on an event, CPU taken from the gateway)
+                self.message(orjson.loads(payload), received)
             elif first == 0x89:  # the server's ping
                 assert self.transport is not None
                 self.transport.write(client_frame(0xA, payload))
