@@ -155,9 +155,34 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
     else:
         head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
     mask = os.urandom(4)
+    return head + mask + masked(mask, payload)
+
+
+def masked(mask: bytes, data: bytes) -> bytes:
+    """``data`` XORed with the 4-byte ``mask`` repeated (masking and unmasking alike)."""
+    size = len(data)
     key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
-    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(size, "big")
-    return head + mask + masked
+    return (int.from_bytes(data, "big") ^ key).to_bytes(size, "big")
+
+
+def read_frame(data: bytes, at: int, *, mask: bool) -> tuple[int, bytes, int] | None:
+    """The frame at ``at`` of ``data``: its first byte, its payload (unmasked when
+    ``mask``: a client's frame) and where the next frame starts; None if incomplete."""
+    end = len(data)
+    if end - at < 2:
+        return None
+    first, size = data[at], data[at + 1] & 0x7F
+    start = at + 2
+    if size == 126:
+        size, start = int.from_bytes(data[start : start + 2], "big"), start + 2
+    elif size == 127:
+        size, start = int.from_bytes(data[start : start + 8], "big"), start + 8
+    key = data[start : start + 4] if mask else b""
+    start += len(key)
+    if len(key) < (4 if mask else 0) or end < start + size:
+        return None
+    payload = data[start : start + size]
+    return first, masked(key, payload) if mask else payload, start + size
 
 
 class Subscriber(asyncio.Protocol):
@@ -234,17 +259,8 @@ class Subscriber(asyncio.Protocol):
             init = {"Authorization": f"Bearer {self.config['token']}"}
             self.send({"type": "connection_init", "payload": init})
         at = 0
-        end = len(data)
-        while end - at >= 2:
-            first, size = data[at], data[at + 1] & 0x7F
-            start = at + 2
-            if size == 126:
-                size, start = int.from_bytes(data[start : start + 2], "big"), start + 2
-            elif size == 127:
-                size, start = int.from_bytes(data[start : start + 8], "big"), start + 8
-            if end < start + size:
-                break
-            payload, at = data[start : start + size], start + size
+        while (frame := read_frame(data, at, mask=False)) is not None:
+            first, payload, at = frame
             if first == 0x81:  # a final text frame (orjson: json.loads took ~9 µs of
                 # the ~16 µs a client spent on an event, CPU taken from the gateway)
                 self.message(orjson.loads(payload), received)
@@ -582,20 +598,9 @@ class _BareSocket(asyncio.Protocol):
                 b"Sec-WebSocket-Protocol: " + PROTOCOL.encode() + b"\r\n\r\n"
             )
             self.upgraded = True
-        at, end = 0, len(data)
-        while end - at >= 6:  # a client frame: 2 head bytes, the length, a 4-byte mask
-            first, size = data[at], data[at + 1] & 0x7F
-            start = at + 2
-            if size == 126:
-                size, start = int.from_bytes(data[start : start + 2], "big"), start + 2
-            elif size == 127:
-                size, start = int.from_bytes(data[start : start + 8], "big"), start + 8
-            if end < start + 4 + size:
-                break
-            mask, body = data[start : start + 4], data[start + 4 : start + 4 + size]
-            at = start + 4 + size
-            key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
-            payload = (int.from_bytes(body, "big") ^ key).to_bytes(size, "big")
+        at = 0
+        while (frame := read_frame(data, at, mask=True)) is not None:
+            first, payload, at = frame
             if first == 0x81:
                 self.message(json.loads(payload))
         self.unread = data[at:]
