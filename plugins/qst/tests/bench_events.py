@@ -52,7 +52,6 @@ import base64
 import contextlib
 import cProfile
 import gc
-import hashlib
 import io
 import json
 import logging
@@ -78,6 +77,7 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from websockets.utils import accept_key
 
 ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
@@ -95,6 +95,7 @@ from gateway.contract import (  # noqa: E402
     TimeInForce,
 )
 from gateway.http.websocket import GraphQLWebSocket  # noqa: E402
+from gateway.http.ws_frames import text_frame_header  # noqa: E402
 from gateway.runner import tune_garbage_collector  # noqa: E402
 from gateway.testing import TestGateway, open_test_gateway  # noqa: E402
 from plugins.qst.tests.qst_testkit import (  # noqa: E402
@@ -514,12 +515,11 @@ class Measured:
         return self.cpu / self.deliveries * 1e6 if self.deliveries else 0.0
 
     def row(self, mode: str, shape: str) -> str:
-        per_delivery = self.cpu_per_delivery
         per_event = self.client_cpu / self.client_events * 1e6 if self.client_events else 0.0
         return (
             f"| {mode} | {shape} | {self.subscribers} | {len(self.samples)} "
             f"| {ms(statistics.median(self.samples))} | {ms(percentile(self.samples, 0.99))} "
-            f"| {per_delivery:.0f} | {self.rss_growth:+.0f} | {per_event:.0f} "
+            f"| {self.cpu_per_delivery:.0f} | {self.rss_growth:+.0f} | {per_event:.0f} "
             f"| {self.gc_seconds * 1000:.0f} "
             f"| {self.full_collections}, {self.full_gc_seconds * 1000:.0f} "
             f"| {self.tracked / 1000:,.0f} |"
@@ -542,17 +542,10 @@ def matched(
 
 # ------------------------------------------------------------- the bare reference server
 
-_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC11B25"
-
 
 def _server_frame(payload: bytes) -> bytes:
-    """A final, unmasked text frame, as a server sends."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 1 << 16:
-        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+    """A final, unmasked text frame, as the gateway's fan-out writes one."""
+    return text_frame_header(len(payload)) + payload
 
 
 def _next_frame(operation_id: str, key: str, kind: str, status: str, sequence: int) -> bytes:
@@ -589,9 +582,7 @@ class _BareSocket(asyncio.Protocol):
             headers = dict(
                 line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line
             )
-            accept = base64.b64encode(
-                hashlib.sha1(headers[b"Sec-WebSocket-Key"] + _ACCEPT_GUID).digest()
-            )
+            accept = accept_key(headers[b"Sec-WebSocket-Key"].decode()).encode()
             self.transport.write(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
