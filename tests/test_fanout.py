@@ -268,7 +268,11 @@ async def test_a_group_ends_with_its_stream_and_its_members_complete(
     async with connected(gateway) as socket:
         operations = [await socket.subscribe(PLAIN) for _ in range(3)]
         await wait_until(lambda: members(hub) == 3, "every subscriber in a group")
-        for n in range(5):
+        # The group follows the log live once it has made a frame (a follower listens
+        # before it reads storage): closing earlier would meet its stream still opening.
+        await append(gateway, "last 0")
+        await wait_until(lambda: all("last 0" in o.texts for o in operations), "the group live")
+        for n in range(1, 5):
             await append(gateway, f"last {n}")
         await gateway.services.events.close()  # followers end after what they hold
         await wait_until(lambda: all(o.completed for o in operations), "every subscriber done")
