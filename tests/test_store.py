@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import math
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -356,6 +360,42 @@ async def test_audit_keeps_utc_for_other_offsets(store: Store) -> None:
     assert stored.at == local
     assert stored.at.utcoffset() == timedelta(0)
     assert stored.at.hour == 15
+
+
+async def test_json_columns_read_back_what_the_standard_library_would(store: Store) -> None:
+    details: dict[Any, Any] = {
+        1: "a key that is not a string",
+        "big": 2**70,
+        "nested": {"list": [1.5, None]},
+    }
+    await store.append_audit(dataclasses.replace(_audit("x"), details=details))
+    (stored,) = await store.list_audit()
+    assert stored.details == {
+        "1": "a key that is not a string",
+        "big": 2**70,
+        "nested": {"list": [1.5, None]},
+    }
+    # What json.dumps refused is still refused (orjson alone would write a date).
+    with pytest.raises(StatementError, match="not JSON serializable"):
+        await store.append_audit(
+            dataclasses.replace(_audit("y"), details={"at": datetime.now(UTC)})
+        )
+    assert len(await store.list_audit()) == 1
+
+
+async def test_a_row_the_standard_library_wrote_with_nan_still_reads(tmp_path: Path) -> None:
+    # SQLite only: PostgreSQL's json type never accepted NaN.
+    path = tmp_path / "brokergraph.db"
+    store = await Store.open(f"sqlite:///{path}")
+    try:
+        await store.append_audit(_audit("x"))
+        with contextlib.closing(sqlite3.connect(path)) as raw:
+            raw.execute("""UPDATE audit_log SET details = '{"ratio": NaN}'""")
+            raw.commit()
+        (stored,) = await store.list_audit()
+        assert math.isnan(stored.details["ratio"])
+    finally:
+        await store.close()
 
 
 async def test_naive_datetime_is_refused(store: Store) -> None:

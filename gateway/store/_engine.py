@@ -28,12 +28,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import orjson
 from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -77,6 +79,37 @@ def _sqlite_file(url: URL) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database)
+
+
+#: What orjson must leave to the standard library, which keeps refusing what it refused
+#: before (dates, dataclasses; str subclasses it writes as their value).
+_ORJSON_PASSTHROUGH = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's text.  The write path stores three (a claim's recovery, its
+    response, the audit row's details): orjson writes each in ~1 µs where ``json.dumps``
+    takes ~11.  What orjson refuses (keys that are not strings, integers past 64 bits,
+    the passthrough types) goes to ``json.dumps``, which decides as it always did.  A
+    float NaN or infinity, which JSON has no word for, is written null (``json.dumps``
+    wrote ``NaN``, which PostgreSQL's json type refused)."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_PASSTHROUGH).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def _json_value(text: str | bytes) -> Any:
+    """A JSON column's value; ``json.loads`` for what orjson refuses to read (``NaN``,
+    which ``json.dumps`` wrote into rows before :func:`_json_text`)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 Processor = Callable[[Any], Any]
@@ -268,6 +301,8 @@ class SqliteDatabase(Database):
             url.set(drivername="sqlite+pysqlite"),
             poolclass=StaticPool,
             connect_args={"timeout": _SQLITE_BUSY_SECONDS, "check_same_thread": False},
+            json_serializer=_json_text,
+            json_deserializer=_json_value,
         )
         wal = path is not None
 
@@ -353,7 +388,11 @@ class PostgresDatabase(Database):
     def __init__(self, url: URL, *, pool_size: int, max_overflow: int) -> None:
         self.url = url
         self._engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=max_overflow
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            json_serializer=_json_text,
+            json_deserializer=_json_value,
         )
 
     @property
