@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -87,6 +88,60 @@ async def test_delete_prefix(cache: Cache) -> None:
     assert await cache.get("partner:10:account:0") == "other partner"
     assert await cache.get("partner:2:account:0") == "other partner"
     assert await cache.delete_prefix("partner:1:") == 0
+
+
+async def test_a_write_deletes_one_accounts_period_reads(cache: Cache) -> None:
+    """The prefixes a write deletes (``kind:platform:id:``) with periods of their own
+    ``:``s, beside an account whose id starts the same and a key of fewer parts."""
+    period = "2026-11-01T00:00:00+00:00:2026-12-01T00:00:00+00:00"
+    await cache.set(f"deals:qst:42:{period}", "42 deals", ttl=60)
+    await cache.set(f"deals:qst:42:{period}x", "42 other period", ttl=60)
+    await cache.set(f"deals:qst:420:{period}", "420 deals", ttl=60)
+    await cache.set("deals:qst:42", "fewer parts", ttl=60)
+    await cache.set(f"analytics:qst:42:{period}", "42 analytics", ttl=60)
+
+    assert await cache.delete_prefix("deals:qst:42:") == 2
+    assert await cache.get(f"deals:qst:42:{period}") is None
+    assert await cache.get(f"deals:qst:420:{period}") == "420 deals"
+    assert await cache.get("deals:qst:42") == "fewer parts"
+    assert await cache.get(f"analytics:qst:42:{period}") == "42 analytics"
+    await cache.set(f"deals:qst:42:{period}", "read again", ttl=60)
+    assert await cache.delete_prefix("deals:qst:42:") == 1
+    assert await cache.delete_prefix("deals:qst:") == 2  # 420's and "deals:qst:42", walked
+
+
+class CountingKey(str):
+    """A key that counts how often a prefix is tested against it."""
+
+    tested = 0
+
+    def startswith(self, *args: Any) -> bool:
+        CountingKey.tested += 1
+        return super().startswith(*args)
+
+
+async def test_a_writes_deletion_looks_only_at_its_accounts_keys() -> None:
+    cache = MemoryCache(max_entries=1_000)
+    for n in range(1_000):
+        await cache.set(CountingKey(f"deals:ctrader:{n}:2026-11"), n, ttl=60)
+    assert await cache.delete_prefix("deals:ctrader:7:") == 1
+    assert CountingKey.tested == 0
+    assert await cache.delete_prefix("deals:ctrader:") == 999  # not a group: a walk
+    assert CountingKey.tested == 999
+
+
+async def test_evicted_and_expired_keys_leave_their_group() -> None:
+    cache = MemoryCache(max_entries=2)
+    await cache.set("deals:qst:1:a", 1, ttl=60)
+    await cache.set("deals:qst:1:b", 2, ttl=0.1)
+    await cache.set("deals:qst:2:a", 3, ttl=60)  # evicts 1:a, the least recently used
+    await asyncio.sleep(0.2)
+    assert await cache.get("deals:qst:1:b") is None  # expired, removed on read
+    assert await cache.delete_prefix("deals:qst:1:") == 0
+    await cache.set("deals:qst:1:c", 4, ttl=60)
+    assert await cache.delete_prefix("deals:qst:1:") == 1
+    assert await cache.delete_prefix("deals:qst:2:") == 1
+    assert len(cache) == 0
 
 
 async def test_delete_prefix_treats_glob_characters_literally(cache: Cache) -> None:

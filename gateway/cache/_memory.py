@@ -16,6 +16,18 @@ class _Entry(NamedTuple):
     expires_at: float
 
 
+#: A key is filed under its first three ``:``-separated parts, ``kind:platform:id:``
+#: (:func:`~gateway.cache.cache_key` with an id of several parts, such as an account's
+#: read of a period): the prefix a write to the account deletes.
+_GROUP_PARTS = 3
+
+
+def _group(key: str) -> str | None:
+    """The prefix ``key`` is filed under, or None for a key of fewer parts."""
+    parts = key.split(":", _GROUP_PARTS)
+    return key[: len(key) - len(parts[-1])] if len(parts) > _GROUP_PARTS else None
+
+
 class MemoryCache(Cache):
     """An LRU of at most ``max_entries`` entries, each with its own TTL.
 
@@ -24,6 +36,11 @@ class MemoryCache(Cache):
     one event-loop timer per entry to expire it, and ``delete_prefix`` would have to
     reach into its private dict.  Here expiry is a monotonic deadline checked on read
     (immune to wall-clock jumps) and the dict's order is the LRU order.
+
+    ``delete_prefix`` of a ``kind:platform:id:`` prefix (what a write deletes) removes
+    the keys filed under it, in time proportional to them; any other prefix walks every
+    key.  A walk per write cost a placement ~3 ms on a full cache of 10,000 entries —
+    more than the placement itself — with the event loop held all along.
 
     Values are stored as-is, not copied: callers must not mutate what they cache.
     """
@@ -34,12 +51,14 @@ class MemoryCache(Cache):
         super().__init__()
         self.max_entries = max_entries
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        #: group prefix -> its keys held (dicts as sets)
+        self._groups: dict[str, dict[str, None]] = {}
 
     async def get(self, key: str) -> Any | None:
         entry = self._entries.get(key)
         if entry is None or entry.expires_at <= time.monotonic():
             if entry is not None:
-                del self._entries[key]
+                self._remove(key)
             self.stats.misses += 1
             return None
         self._entries.move_to_end(key)
@@ -48,29 +67,42 @@ class MemoryCache(Cache):
 
     async def set(self, key: str, value: Any, ttl: float) -> None:
         check_ttl(ttl)
+        if key not in self._entries and (group := _group(key)) is not None:
+            self._groups.setdefault(group, {})[key] = None
         self._entries[key] = _Entry(value, time.monotonic() + ttl)
         self._entries.move_to_end(key)
         # Expired entries are not swept: they drift to the LRU end unread and are the
         # first evicted, which keeps set() O(1).
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self._remove(next(iter(self._entries)))
         self.stats.sets += 1
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
-            self._entries.pop(key, None)
+            if key in self._entries:
+                self._remove(key)
 
     async def delete_prefix(self, prefix: str) -> int:
-        # A linear scan: invalidation is rare next to reads, and the bound keeps it short.
+        if _group(prefix) == prefix:
+            keys = list(self._groups.get(prefix, ()))
+        else:  # a prefix no key is filed under: every key is looked at
+            keys = [key for key in self._entries if key.startswith(prefix)]
         now = time.monotonic()
-        removed = 0
-        for key in [key for key in self._entries if key.startswith(prefix)]:
-            if self._entries.pop(key).expires_at > now:
-                removed += 1
-        return removed
+        return sum(self._remove(key).expires_at > now for key in keys)
 
     async def close(self) -> None:
         self._entries.clear()
+        self._groups.clear()
+
+    def _remove(self, key: str) -> _Entry:
+        entry = self._entries.pop(key)
+        group = _group(key)
+        if group is not None:
+            keys = self._groups[group]
+            del keys[key]
+            if not keys:
+                del self._groups[group]
+        return entry
 
     def __len__(self) -> int:
         """Entries held, expired ones not yet evicted included."""
