@@ -55,7 +55,11 @@ class Cache(abc.ABC):
 
     @abc.abstractmethod
     async def delete_prefix(self, prefix: str) -> int:
-        """Remove every key starting with ``prefix``; the number removed."""
+        """Remove every key starting with ``prefix``; the number removed.
+
+        A prefix that is its own :func:`~gateway.cache._keys.key_group` (``kind:platform:
+        id:``, what a write deletes) takes time in proportion to its keys; any other is a
+        walk of every key."""
 
     @abc.abstractmethod
     async def close(self) -> None:

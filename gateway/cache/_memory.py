@@ -7,6 +7,7 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from gateway.cache._base import Cache, check_ttl
+from gateway.cache._keys import key_group
 
 __all__ = ["MemoryCache"]
 
@@ -14,18 +15,6 @@ __all__ = ["MemoryCache"]
 class _Entry(NamedTuple):
     value: Any
     expires_at: float
-
-
-#: A key is filed under its first three ``:``-separated parts, ``kind:platform:id:``
-#: (:func:`~gateway.cache.cache_key` with an id of several parts, such as an account's
-#: read of a period): the prefix a write to the account deletes.
-_GROUP_PARTS = 3
-
-
-def _group(key: str) -> str | None:
-    """The prefix ``key`` is filed under, or None for a key of fewer parts."""
-    parts = key.split(":", _GROUP_PARTS)
-    return key[: len(key) - len(parts[-1])] if len(parts) > _GROUP_PARTS else None
 
 
 class MemoryCache(Cache):
@@ -67,7 +56,7 @@ class MemoryCache(Cache):
 
     async def set(self, key: str, value: Any, ttl: float) -> None:
         check_ttl(ttl)
-        if key not in self._entries and (group := _group(key)) is not None:
+        if key not in self._entries and (group := key_group(key)) is not None:
             self._groups.setdefault(group, {})[key] = None
         self._entries[key] = _Entry(value, time.monotonic() + ttl)
         self._entries.move_to_end(key)
@@ -83,7 +72,7 @@ class MemoryCache(Cache):
                 self._remove(key)
 
     async def delete_prefix(self, prefix: str) -> int:
-        if _group(prefix) == prefix:
+        if key_group(prefix) == prefix:
             keys = list(self._groups.get(prefix, ()))
         else:  # a prefix no key is filed under: every key is looked at
             keys = [key for key in self._entries if key.startswith(prefix)]
@@ -96,7 +85,7 @@ class MemoryCache(Cache):
 
     def _remove(self, key: str) -> _Entry:
         entry = self._entries.pop(key)
-        group = _group(key)
+        group = key_group(key)
         if group is not None:
             keys = self._groups[group]
             del keys[key]

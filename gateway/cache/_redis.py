@@ -4,6 +4,15 @@ Uses ``redis.asyncio`` directly rather than aiocache's ``RedisCache``: aiocache 
 emits DeprecationWarnings with redis-py 8 (``setex``, ``close()``) and its unreleased
 1.0 drops redis-py altogether.
 
+A key of more than three parts (``kind:platform:id:…``, an account's read of a period)
+is also filed in its group's index, a Redis set of key names kept beside the namespace
+(``<namespace>-groups:kind:platform:id:``), written with the entry by one script.
+Deleting that prefix (what a write to the account does) removes the index's keys in one
+script, instead of a SCAN of the whole namespace: with 10,000 entries a write's three
+prefix deletions took 29 ms (30 round trips, Redis walking every key each time).  The
+scripts use keys they are not given, which a Redis Cluster refuses: the cache runs on
+one Redis (or its replicas).  Any other prefix is still a SCAN.
+
 The cache fails soft: it is an optimisation, so when Redis cannot be reached a read
 is a miss (the caller goes to the upstream), a write of an entry is skipped, and an
 invalidation is kept and retried (see :class:`_PendingInvalidations`).  One warning
@@ -23,6 +32,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from gateway.cache._base import Cache, check_ttl
+from gateway.cache._keys import key_group
 from gateway.cache._signing import BadSignature, Signer, UnreadableValue
 from gateway.outage import Outage
 
@@ -49,6 +59,39 @@ _INVALIDATION_MAX_DELAY = 8.0
 # Beyond this many pending keys and prefixes the whole namespace is invalidated
 # instead: still correct, and memory stays bounded however long the outage.
 _MAX_PENDING = 10_000
+
+
+# An entry of a group and its place in the group's index, in one step; the index lives
+# as long as its longest-lived entry.  At every _GROUP_PRUNE_EVERY-th name, the names
+# whose entries expired are dropped, so the index of an account read often but never
+# written to stays near the size of what is cached, at a constant cost per name.
+_SET_IN_GROUP = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local added = redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+if added == 1 and redis.call('SCARD', KEYS[2]) % tonumber(ARGV[3]) == 0 then
+    for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+        if redis.call('EXISTS', name) == 0 then
+            redis.call('SREM', KEYS[2], name)
+        end
+    end
+end
+"""
+_GROUP_PRUNE_EVERY = 256
+# Every entry of a group, and the index; the number of entries removed.
+_DELETE_GROUP = """
+local names = redis.call('SMEMBERS', KEYS[1])
+local batch = tonumber(ARGV[1])
+local removed = 0
+for first = 1, #names, batch do
+    local last = math.min(first + batch - 1, #names)
+    removed = removed + redis.call('UNLINK', unpack(names, first, last))
+end
+redis.call('UNLINK', KEYS[1])
+return removed
+"""
 
 
 def redis_client(url: str) -> aioredis.Redis:
@@ -106,12 +149,15 @@ class RedisCache(Cache):
         super().__init__()
         self._signer = Signer(secret)
         self._namespace = namespace
+        self._groups_namespace = namespace.rstrip(":") + "-groups:"
         # Connects lazily, on the first command.
         self._client = redis_client(url)
         self._outage = Outage("the Redis cache", logger)
         self._pending = _PendingInvalidations()
         self._flushing = asyncio.Lock()
         self._retrier: asyncio.Task[None] | None = None
+        self._set_in_group = self._client.register_script(_SET_IN_GROUP)
+        self._delete_group = self._client.register_script(_DELETE_GROUP)
 
     @property
     def outage(self) -> Outage:
@@ -163,8 +209,16 @@ class RedisCache(Cache):
         redis_key = self._key(key)
         # Rounded up so a sub-millisecond TTL still expires rather than failing (PX 0).
         ttl_ms = max(1, math.ceil(ttl * 1000))
+        sealed = self._signer.seal(redis_key, value)
+        group = key_group(key)
         try:
-            await self._client.set(redis_key, self._signer.seal(redis_key, value), px=ttl_ms)
+            if group is None:
+                await self._client.set(redis_key, sealed, px=ttl_ms)
+            else:
+                await self._set_in_group(
+                    keys=[redis_key, self._group_key(group)],
+                    args=[sealed, ttl_ms, _GROUP_PRUNE_EVERY],
+                )
         except _UNREACHABLE as error:
             self._outage.failed(error)
             self.stats.errors += 1
@@ -210,7 +264,15 @@ class RedisCache(Cache):
             return
         self._outage.reached()
 
+    def _group_key(self, group: str) -> bytes:
+        return (self._groups_namespace + group).encode()
+
     async def _unlink_prefix(self, prefix: str) -> int:
+        if key_group(prefix) == prefix:
+            removed: int = await self._delete_group(
+                keys=[self._group_key(prefix)], args=[_DELETE_BATCH]
+            )
+            return removed
         # SCAN, never KEYS: KEYS blocks Redis for the whole keyspace walk.
         pattern = (_glob_escape(self._namespace + prefix) + "*").encode()
         removed = 0
