@@ -6,18 +6,20 @@ import asyncio
 import contextlib
 import dataclasses
 import math
+import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 
 from gateway.errors import Conflict, IdempotencyConflict, InvalidInput, NotFound
 from gateway.store import AuditEntry, IdempotencyState, Link, PartnerRecord, Store
+from gateway.store._engine import CHECKPOINT_COMMITS, SqliteDatabase
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -509,6 +511,41 @@ async def test_close_lets_an_operation_in_flight_return_its_connection(store_url
     await store.close()
     assert task.done()
     await task
+
+
+def _audit_rows_in_the_database_file(path: Path, copy: Path) -> int:
+    """The audit rows the database file holds without its WAL: what checkpoints copied."""
+    shutil.copyfile(path, copy)
+    with contextlib.closing(sqlite3.connect(copy)) as alone:
+        count: int = alone.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    return count
+
+
+async def test_sqlite_checkpoints_run_on_the_stores_thread_not_in_commits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "brokergraph.db"
+    store = await Store.open(f"sqlite:///{path}")
+    database = store._engine
+    assert isinstance(database, SqliteDatabase)
+    try:
+        async with database.connect() as connection:
+            assert await connection.scalar(text("PRAGMA wal_autocheckpoint")) == 0
+        for _ in range(CHECKPOINT_COMMITS):
+            await store.append_audit(_audit("x"))
+        await wait_until(lambda: database.checkpoints == 1)  # due by the commits' count
+        assert _audit_rows_in_the_database_file(path, tmp_path / "copy.db") == 100
+        await store.append_audit(_audit("y"))
+        await wait_until(lambda: database.checkpoints == 2)  # due by the time since
+        assert _audit_rows_in_the_database_file(path, tmp_path / "copy.db") == 101
+    finally:
+        await store.close()
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 (the checkpointer sets no event: we observe)
+            await asyncio.sleep(0.01)
 
 
 async def test_unsupported_backend_is_refused() -> None:

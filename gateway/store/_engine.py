@@ -8,6 +8,11 @@
   store writes is durable before the caller answers anyone.  Only another *process*
   writing the same file can make a statement wait (the busy timeout), and then the
   loop waits with it.
+  In WAL mode the log is copied back into the database file (a checkpoint, with an
+  fsync) by a thread of the store's own, every :data:`CHECKPOINT_COMMITS` commits or
+  :data:`CHECKPOINT_SECONDS`: left to SQLite, a commit every ~1,000 pages ran it inline,
+  holding the event loop 13 to 15 ms (up to 53) on this project's machine: the p99 of
+  a placement's two transactions, 0.7 ms without it.
 * **PostgreSQL**: asyncpg behind SQLAlchemy's async pool, with no pre-ping (a round
   trip on every checkout); a connection found dead is discarded by the pool, and the
   operation that found it fails like any other database error.
@@ -29,6 +34,7 @@ import abc
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +63,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("gateway.store")
+
+#: A checkpoint after this many commits (a keyed placement commits twice, ~12 WAL pages:
+#: SQLite's own default, 1,000 pages, is ~80 placements) ...
+CHECKPOINT_COMMITS = 100
+#: ... or this long after the last one, whichever comes first.
+CHECKPOINT_SECONDS = 1.0
 
 # Plain URLs are accepted for convenience; PostgreSQL is always driven by asyncpg.
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -318,9 +332,11 @@ class SqliteDatabase(Database):
                     # and other processes (admin commands) read while we write.
                     cursor.execute("PRAGMA journal_mode=WAL")
                     cursor.execute("PRAGMA synchronous=NORMAL")
+                    cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
             finally:
                 cursor.close()
 
+        self._checkpointer = _Checkpointer(path) if path is not None else None
         self._connection: Connection | None = None
         # Not for parallelism (statements never yield the loop) but for the store's
         # transactions that await something between statements: they must not
@@ -336,12 +352,19 @@ class SqliteDatabase(Database):
             self._connection = self._engine.connect()
         return self._connection
 
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints the store's thread ran (0 for a database without a WAL)."""
+        return self._checkpointer.runs if self._checkpointer is not None else 0
+
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[StoreConnection]:
         async with self._lock:
             connection = self._open()
             with connection.begin():
                 yield _Inline(connection)
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[StoreConnection]:
@@ -358,10 +381,67 @@ class SqliteDatabase(Database):
         # Past the grace, closed under the transaction still running: it fails, uncommitted.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._lock.acquire(), grace_seconds)
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
         self._engine.dispose()
+
+
+class _Checkpointer:
+    """Checkpoints of a WAL database, on a thread with a connection of its own.
+
+    PASSIVE: copies what no reader still needs and never waits for, or blocks, the
+    store's connection; SQLite releases the GIL meanwhile, so the event loop runs on.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._commits = 0
+        self._due = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._closing = False
+        self.runs = 0
+
+    def committed(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._commits += 1
+        if self._commits >= CHECKPOINT_COMMITS:
+            self._due.set()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._due.wait(), CHECKPOINT_SECONDS)
+            self._due.clear()
+            if self._closing or not self._commits:
+                continue
+            self._commits = 0
+            try:
+                await asyncio.to_thread(self._checkpoint)
+            except sqlite3.Error as error:  # the next one tries again; the WAL grows meanwhile
+                logger.warning("store checkpoint failed: %s", error)
+            self.runs += 1
+
+    def _checkpoint(self) -> None:
+        if self._connection is None:
+            self._connection = sqlite3.connect(
+                self._path, timeout=_SQLITE_BUSY_SECONDS, check_same_thread=False
+            )
+        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def close(self) -> None:
+        """Stop; a checkpoint running finishes first (a thread cannot be cancelled)."""
+        self._closing = True
+        self._due.set()
+        if self._task is not None:
+            await self._task
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 class _Pooled(StoreConnection):
