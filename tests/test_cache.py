@@ -260,49 +260,51 @@ async def test_redis_keys_are_namespaced_and_expire_in_redis(
         await cache.close()
 
 
+GROUPS_NAMESPACE = "groups-test:"
+#: Where the group indexes of GROUPS_NAMESPACE live, and the index of account 42's deals.
+GROUP_INDEXES = "groups-test-groups:"
+DEALS_OF_42 = GROUP_INDEXES + "deals:qst:42:"
+
+
+@pytest.fixture
+async def grouped(redis_url: str, raw_redis: aioredis.Redis) -> AsyncIterator[RedisCache]:
+    """A Redis cache of its own namespace, emptied afterwards with its group indexes."""
+    cache = RedisCache(redis_url, secret=SECRET, namespace=GROUPS_NAMESPACE)
+    yield cache
+    await cache.delete_prefix("")
+    async for index in raw_redis.scan_iter(match=GROUP_INDEXES + "*"):
+        await raw_redis.unlink(index)
+    await cache.close()
+
+
 @pytest.mark.redis
 async def test_redis_deletes_a_group_from_its_index_without_a_scan(
-    redis_url: str, raw_redis: aioredis.Redis
+    grouped: RedisCache, raw_redis: aioredis.Redis
 ) -> None:
-    cache = RedisCache(redis_url, secret=SECRET, namespace="groups-test:")
-    try:
-        for n in range(600):  # more than one UNLINK batch
-            await cache.set(f"deals:qst:42:period-{n}", n, ttl=60)
-        await cache.set("deals:qst:7:period-0", "another account", ttl=60)
-        await cache.set("deals:qst:42", "fewer parts: no group", ttl=60)
-        assert await raw_redis.scard("groups-test-groups:deals:qst:42:") == 600
-        index_ttl = await raw_redis.pttl("groups-test-groups:deals:qst:42:")
-        assert 59_000 < index_ttl <= 60_000  # as long as its longest-lived entry
-        await raw_redis.config_resetstat()
-        assert await cache.delete_prefix("deals:qst:42:") == 600
-        stats = await raw_redis.info("commandstats")
-        assert "cmdstat_scan" not in stats
-        assert await raw_redis.exists("groups-test-groups:deals:qst:42:") == 0
-        assert await cache.get("deals:qst:42:period-0") is None
-        assert await cache.get("deals:qst:7:period-0") == "another account"
-        assert await cache.get("deals:qst:42") == "fewer parts: no group"
-    finally:
-        await cache.delete_prefix("")
-        await cache.close()
+    for n in range(600):  # more than one UNLINK batch
+        await grouped.set(f"deals:qst:42:period-{n}", n, ttl=60)
+    await grouped.set("deals:qst:7:period-0", "another account", ttl=60)
+    await grouped.set("deals:qst:42", "fewer parts: no group", ttl=60)
+    assert await raw_redis.scard(DEALS_OF_42) == 600
+    assert 59_000 < await raw_redis.pttl(DEALS_OF_42) <= 60_000  # its longest-lived entry's
+    await raw_redis.config_resetstat()
+    assert await grouped.delete_prefix("deals:qst:42:") == 600
+    assert "cmdstat_scan" not in await raw_redis.info("commandstats")
+    assert await raw_redis.exists(DEALS_OF_42) == 0
+    assert await grouped.get("deals:qst:42:period-0") is None
+    assert await grouped.get("deals:qst:7:period-0") == "another account"
+    assert await grouped.get("deals:qst:42") == "fewer parts: no group"
 
 
 @pytest.mark.redis
 async def test_redis_group_index_drops_the_names_of_expired_entries(
-    redis_url: str, raw_redis: aioredis.Redis
+    grouped: RedisCache, raw_redis: aioredis.Redis
 ) -> None:
-    cache = RedisCache(redis_url, secret=SECRET, namespace="groups-test:")
-    try:
-        for n in range(255):
-            await cache.set(f"deals:qst:42:short-{n}", n, ttl=1.5)
-        await asyncio.sleep(1.7)  # every one of them expired
-        await cache.set("deals:qst:42:long", "kept", ttl=60)  # the 256th name: a pruning
-        assert await raw_redis.smembers("groups-test-groups:deals:qst:42:") == {
-            b"groups-test:deals:qst:42:long"
-        }
-    finally:
-        await cache.delete_prefix("")
-        await raw_redis.delete("groups-test-groups:deals:qst:42:")
-        await cache.close()
+    for n in range(255):
+        await grouped.set(f"deals:qst:42:short-{n}", n, ttl=1.5)
+    await asyncio.sleep(1.7)  # every one of them expired
+    await grouped.set("deals:qst:42:long", "kept", ttl=60)  # the 256th name: a pruning
+    assert await raw_redis.smembers(DEALS_OF_42) == {b"groups-test:deals:qst:42:long"}
 
 
 def test_redis_cache_rejects_short_secret() -> None:
