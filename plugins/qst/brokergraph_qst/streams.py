@@ -77,7 +77,9 @@ _RANK: Mapping[OrderStatus, int] = {
     OrderStatus.EXPIRED: 3,
 }
 TERMINAL = 3
-#: Orders logged in a final state remembered (and recorded) per account, newest kept.
+#: Orders logged in a final state remembered (and recorded) per account, newest kept;
+#: the live state forgets an order when its id leaves this memory (a busy account's
+#: feed would otherwise keep every order it ever had, for the life of the process).
 MAX_FINISHED = 10_000
 
 
@@ -130,8 +132,13 @@ class AccountFeed:
         self.platform = platform
         self.account_id = account_id
         self.topic = topic_for(account_id)
-        #: order id -> its live state
+        #: order id -> its live state, in the order first seen: the resting orders and
+        #: at most MAX_FINISHED final ones (with those not logged yet)
         self.orders: dict[str, Order] = {}
+        #: order id -> how many orders were seen here before it (a mark, see
+        #: :meth:`orders_since`); ``_seen``: how many were, in all.
+        self._numbers: dict[str, int] = {}
+        self._seen = 0
         #: contract -> the latest net position
         self.positions: dict[str, Position] = {}
         self.account: Account | None = None
@@ -155,13 +162,24 @@ class AccountFeed:
 
     def order_count(self) -> int:
         """How many orders the account has had here: a mark for :meth:`orders_since`."""
-        return len(self.orders)
+        return self._seen
 
     def orders_since(self, count: int) -> set[str]:
-        """The ids of the orders first seen after ``order_count()`` was ``count`` (orders
-        are only ever added, in the order they were seen: a copy of every id per placement
-        cost a busy account time in proportion to its history)."""
-        return set(itertools.islice(self.orders, count, None))
+        """The ids of the orders first seen after ``order_count()`` was ``count``: the
+        newest of :attr:`orders` (kept in the order first seen), read from the end (a
+        copy of every id per placement cost a busy account time in proportion to its
+        history)."""
+        return set(
+            itertools.takewhile(
+                lambda order_id: self._numbers[order_id] >= count, reversed(self.orders)
+            )
+        )
+
+    def _remember(self, order: Order) -> None:
+        if order.id not in self.orders:
+            self._numbers[order.id] = self._seen
+            self._seen += 1
+        self.orders[order.id] = order
 
     def working(self) -> list[Order]:
         return [order for order in self.orders.values() if order.status in RESTING]
@@ -180,7 +198,7 @@ class AccountFeed:
     ) -> OrderEvent:
         """An event of the account, its state remembered as live; the log numbers it."""
         if order is not None:
-            self.orders[order.id] = order
+            self._remember(order)
         if position is not None:
             self.positions[position.symbol] = position
         if account is not None:
@@ -204,7 +222,7 @@ class AccountFeed:
         if previous is None and order.id in self._finished:
             # Logged final by the previous holder of the session (a seeded feed has
             # no live state of it): known, and a final state never changes.
-            self.orders[order.id] = order
+            self._remember(order)
             return None
         if not is_newer(previous, order):
             return None
@@ -235,7 +253,10 @@ class AccountFeed:
         self._logged.pop(order.id, None)
         self._finished[order.id] = None
         if len(self._finished) > MAX_FINISHED:  # oldest first (dict order)
-            del self._finished[next(iter(self._finished))]
+            forgotten = next(iter(self._finished))
+            del self._finished[forgotten]
+            if self.orders.pop(forgotten, None) is not None:
+                del self._numbers[forgotten]
 
     def seed(self, record: Mapping[str, Any], tail: Iterable[tuple[int, OrderEvent]]) -> None:
         """Take over the logged state of a previous holder of the session.
@@ -249,14 +270,14 @@ class AccountFeed:
         for sequence, data in record["orders"]:
             order = _order_of(data)
             self._logged[order.id] = (int(sequence), order)
-            self.orders[order.id] = order
+            self._remember(order)
         self._finished = dict.fromkeys(record.get("finished", ()))
         for data in record.get("positions", ()):
             position = _position_of(data)
             self._logged_positions[position.symbol] = self.positions[position.symbol] = position
         for sequence, event in tail:
             if event.order is not None:
-                self.orders[event.order.id] = event.order
+                self._remember(event.order)
             if event.position is not None:
                 self.positions[event.position.symbol] = event.position
             self.logged(sequence, event)
