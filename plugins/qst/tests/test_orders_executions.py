@@ -10,8 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
-from brokergraph_qst import streams
 from brokergraph_qst.sandbox import QstSandbox
 from brokergraph_qst.streams import AccountFeed, snapshot_of
 
@@ -172,45 +170,6 @@ def test_a_saved_record_keeps_the_executions_of_its_orders() -> None:
     (snapshot, *_) = snapshot_of("qst", "297999", record)
     assert snapshot.order == order
     assert snapshot.order is not None and snapshot.order.executions == (fill,)
-
-
-def test_a_feed_forgets_the_oldest_final_orders(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The live state keeps the resting orders and the newest MAX_FINISHED final ones: a
-    busy account's feed no longer holds every order it ever had."""
-    monkeypatch.setattr(streams, "MAX_FINISHED", 5)
-    feed = AccountFeed("qst", "297999")
-
-    def order(number: int, status: OrderStatus) -> Order:
-        return Order(
-            platform="qst",
-            id=str(115300 + number),
-            account_id="297999",
-            symbol="6EZ26",
-            side=OrderSide.BUY,
-            type=OrderType.LIMIT,
-            quantity=Decimal(1),
-            status=status,
-            price=Decimal("1.08"),
-        )
-
-    def apply(number: int, status: OrderStatus) -> None:
-        event = feed.apply_order(order(number, status))
-        assert event is not None
-        feed.logged(feed.order_count() * 2 + number, event)
-
-    apply(0, OrderStatus.WORKING)  # rests throughout
-    for number in range(1, 20):
-        apply(number, OrderStatus.WORKING)
-        apply(number, OrderStatus.FILLED)
-    assert sorted(feed.orders) == [str(115300 + n) for n in (0, 15, 16, 17, 18, 19)]
-    assert feed.order_count() == 20
-    assert feed.orders_since(18) == {"115318", "115319"}
-    assert [o.id for o in feed.working()] == ["115300"]
-    # A final order still remembered is not news again; one forgotten is a new order.
-    assert feed.apply_order(order(19, OrderStatus.FILLED)) is None
-    assert feed.apply_order(order(1, OrderStatus.WORKING)) is not None
-    assert feed.order_count() == 21
-    assert feed.orders_since(20) == {"115301"}
 
 
 INSTRUMENTS = """query($id: ID!, $symbols: [String!]) {

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from brokergraph_qst import wire
+from brokergraph_qst import streams, wire
 from brokergraph_qst.sandbox import QstSandbox
 from brokergraph_qst.session import AccountGate, QstSession, SessionConfig, SessionState
 from brokergraph_qst.streams import AccountFeed, follow_account, is_newer
@@ -314,6 +314,32 @@ def test_order_state_only_moves_forward() -> None:
     assert not is_newer(filled, working), "a stale book must not undo a fill"
     assert not is_newer(working, order("1", OrderStatus.WORKING)), "same state is no event"
     assert not is_newer(filled, order("1", OrderStatus.CANCELLED)), "terminal is final"
+
+
+def test_a_feed_forgets_the_oldest_final_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live state keeps the resting orders and the newest MAX_FINISHED final ones: a
+    busy account's feed no longer holds every order it ever had."""
+    monkeypatch.setattr(streams, "MAX_FINISHED", 5)
+    feed = AccountFeed("qst", "297999")
+
+    def apply(number: int, status: OrderStatus) -> None:
+        event = feed.apply_order(order(str(number), status))
+        assert event is not None
+        feed.logged(feed.order_count() * 2 + number, event)
+
+    apply(0, OrderStatus.WORKING)  # rests throughout
+    for number in range(1, 20):
+        apply(number, OrderStatus.WORKING)
+        apply(number, OrderStatus.CANCELLED)
+    assert sorted(feed.orders, key=int) == ["0", "15", "16", "17", "18", "19"]
+    assert feed.order_count() == 20
+    assert feed.orders_since(18) == {"18", "19"}
+    assert [o.id for o in feed.working()] == ["0"]
+    # A final order still remembered is not news again; one forgotten is a new order.
+    assert feed.apply_order(order("19", OrderStatus.CANCELLED)) is None
+    assert feed.apply_order(order("1", OrderStatus.WORKING)) is not None
+    assert feed.order_count() == 21
+    assert feed.orders_since(20) == {"1"}
 
 
 async def logged(log: InProcessEventLog, feed: AccountFeed, event: OrderEvent | None) -> None:
