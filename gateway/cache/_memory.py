@@ -28,7 +28,7 @@ class MemoryCache(Cache):
 
     ``delete_prefix`` of a ``kind:platform:id:`` prefix (what a write deletes) removes
     the keys filed under it, in time proportional to them; any other prefix walks every
-    key.  A walk per write cost a placement ~3 ms on a full cache of 10,000 entries —
+    key.  A walk per write cost a placement ~7 ms on a full cache of 10,000 entries —
     more than the placement itself — with the event loop held all along.
 
     Values are stored as-is, not copied: callers must not mutate what they cache.
